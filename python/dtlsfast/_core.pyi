@@ -1,0 +1,111 @@
+"""Type stubs for ``dtlsfast._core``, the Rust record-layer hot path.
+
+``dtlsfast.pure`` implements the same names with the same behaviour in Python;
+the differential tests hold the two to identical bytes and decisions.
+"""
+
+from typing import Final
+
+MAX_SEQUENCE_NUMBER: Final[int]
+"""2**48 - 1, the largest DTLS record sequence number (RFC 6347 §4.1)."""
+
+RECORD_HEADER_LENGTH: Final[int]
+"""13: type(1) version(2) epoch(2) sequence_number(6) length(2)."""
+
+HANDSHAKE_HEADER_LENGTH: Final[int]
+"""12: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3)."""
+
+AEAD_NAMES: Final[tuple[str, ...]]
+"""The AEAD names RecordCipher accepts."""
+
+def parse_records(datagram: bytes) -> list[tuple[int, int, int, int, bytes]]:
+    """Split a datagram into DTLS records (RFC 6347 §4.1).
+
+    Returns ``(content_type, version, epoch, sequence_number, fragment)`` for
+    every well-formed record; stops at the first malformed one and returns the
+    prefix. Never raises.
+    """
+
+def encode_record(
+    content_type: int, version: int, epoch: int, sequence_number: int, fragment: bytes
+) -> bytes:
+    """Build one record: the 13-byte header followed by ``fragment``.
+
+    Raises ValueError (ConfigurationError) for a field out of range.
+    """
+
+class RecordCipher:
+    """AEAD protection of DTLS records for one epoch and one direction
+    (RFC 6347 §4.1.2.1, RFC 5246 §6.2.3.3, RFC 5288, RFC 6655, RFC 7905)."""
+
+    def __init__(self, aead: str, key: bytes, iv: bytes) -> None: ...
+    @property
+    def aead(self) -> str: ...
+    @property
+    def overhead(self) -> int:
+        """Bytes a sealed record adds beyond header and plaintext:
+        explicit nonce plus tag (16 for CCM_8, 24 for CCM and GCM, 16 for ChaCha20)."""
+
+    def seal(
+        self,
+        content_type: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        plaintext: bytes,
+    ) -> bytes:
+        """Return the whole protected record, header included."""
+
+    def open(self, record: bytes) -> bytes | None:
+        """Open one whole record (header included). None if it is malformed or
+        does not authenticate; never raises for bad input."""
+
+    def open_parts(
+        self,
+        content_type: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        fragment: bytes,
+    ) -> bytes | None:
+        """Open a record already split by :func:`parse_records`."""
+
+class ReplayWindow:
+    """Sliding anti-replay window for one epoch (RFC 6347 §4.1.2.6)."""
+
+    def __init__(self, size: int = 64) -> None: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def highest(self) -> int | None:
+        """The highest sequence number accepted so far, None before the first."""
+
+    def check(self, sequence_number: int) -> bool:
+        """True if the record is new and not left of the window."""
+
+    def accept(self, sequence_number: int) -> None:
+        """Mark a record seen; call only after it authenticated."""
+
+class HandshakeReassembler:
+    """Handshake fragments in, whole messages out in message_seq order
+    (RFC 6347 §4.2.2, §4.2.3)."""
+
+    def __init__(
+        self,
+        max_message_size: int = 32768,
+        max_buffered_bytes: int = 65536,
+        next_seq: int = 0,
+    ) -> None: ...
+    @property
+    def next_seq(self) -> int: ...
+    @next_seq.setter
+    def next_seq(self, value: int) -> None: ...
+    @property
+    def buffered_bytes(self) -> int: ...
+    @property
+    def dropped(self) -> int:
+        """Fragments dropped because a bound was hit."""
+
+    def push(self, fragment: bytes) -> list[bytes]:
+        """Take one fragment (12-byte header + body); return the messages now
+        whole, each as an unfragmented message with its 12-byte header."""

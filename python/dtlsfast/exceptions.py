@@ -1,0 +1,64 @@
+"""Exceptions raised by dtlsfast, all under :class:`DtlsError`.
+
+The split follows h11: :class:`LocalProtocolError` means the caller misused the
+API, :class:`RemoteProtocolError` means the peer misbehaved. The Rust core
+(``dtlsfast._core``) imports these classes and raises them, so both
+implementations of every hot-path piece raise the same types.
+"""
+
+from __future__ import annotations
+
+
+class DtlsError(Exception):
+    """Base class of every error dtlsfast raises on purpose."""
+
+
+class ConfigurationError(DtlsError, ValueError):
+    """A parameter is out of range or inconsistent (a key of the wrong length,
+    an unknown cipher suite, a sequence number past 2**48 - 1)."""
+
+
+class LocalProtocolError(DtlsError):
+    """The caller did something the protocol state does not allow (sending
+    before the handshake completed, using a closed connection)."""
+
+
+class RemoteProtocolError(DtlsError):
+    """The peer sent something the protocol does not allow."""
+
+
+class DecodeError(RemoteProtocolError):
+    """A message could not be decoded: truncated, inconsistent or oversized.
+
+    In the handshake this maps to the ``decode_error`` alert (RFC 5246 §7.2.2).
+    """
+
+
+class HandshakeError(DtlsError):
+    """The handshake failed. ``alert`` is the TLS alert description that was
+    sent or received (RFC 5246 §7.2), or None when none was involved."""
+
+    def __init__(self, message: str, alert: int | None = None) -> None:
+        super().__init__(message)
+        self.alert = alert
+
+
+class HandshakeTimeoutError(HandshakeError):
+    """The peer did not answer within the retransmission budget
+    (RFC 6347 §4.2.4)."""
+
+
+class ConnectionClosedError(DtlsError):
+    """The connection is closed: by close_notify, by a fatal alert or locally."""
+
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectionClosedError",
+    "DecodeError",
+    "DtlsError",
+    "HandshakeError",
+    "HandshakeTimeoutError",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+]
