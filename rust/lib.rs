@@ -1,8 +1,18 @@
 //! dtlsfast._core: the DTLS record-layer hot path, assembled into a Python module.
+//!
+//! The engine modules (record, cipher, replay, reassembly) are plain Rust and
+//! tested with `cargo test`; `bindings` is the thin PyO3 layer over them.
 use pyo3::prelude::*;
+
+pub mod cipher;
+pub mod errors;
+pub mod reassembly;
+pub mod record;
+pub mod replay;
+
+mod bindings;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("MAX_SEQUENCE_NUMBER", (1u64 << 48) - 1)?;
-    Ok(())
+    bindings::register(m)
 }

@@ -4,7 +4,7 @@
 the differential tests hold the two to identical bytes and decisions.
 """
 
-from typing import Final
+from typing import Final, Self, final
 
 MAX_SEQUENCE_NUMBER: Final[int]
 """2**48 - 1, the largest DTLS record sequence number (RFC 6347 §4.1)."""
@@ -34,11 +34,12 @@ def encode_record(
     Raises ValueError (ConfigurationError) for a field out of range.
     """
 
+@final
 class RecordCipher:
     """AEAD protection of DTLS records for one epoch and one direction
     (RFC 6347 §4.1.2.1, RFC 5246 §6.2.3.3, RFC 5288, RFC 6655, RFC 7905)."""
 
-    def __init__(self, aead: str, key: bytes, iv: bytes) -> None: ...
+    def __new__(cls, aead: str, key: bytes, iv: bytes) -> Self: ...
     @property
     def aead(self) -> str: ...
     @property
@@ -70,10 +71,11 @@ class RecordCipher:
     ) -> bytes | None:
         """Open a record already split by :func:`parse_records`."""
 
+@final
 class ReplayWindow:
     """Sliding anti-replay window for one epoch (RFC 6347 §4.1.2.6)."""
 
-    def __init__(self, size: int = 64) -> None: ...
+    def __new__(cls, size: int = 64) -> Self: ...
     @property
     def size(self) -> int: ...
     @property
@@ -86,16 +88,17 @@ class ReplayWindow:
     def accept(self, sequence_number: int) -> None:
         """Mark a record seen; call only after it authenticated."""
 
+@final
 class HandshakeReassembler:
     """Handshake fragments in, whole messages out in message_seq order
     (RFC 6347 §4.2.2, §4.2.3)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         max_message_size: int = 32768,
         max_buffered_bytes: int = 65536,
         next_seq: int = 0,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def next_seq(self) -> int: ...
     @next_seq.setter

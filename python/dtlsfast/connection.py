@@ -1,0 +1,784 @@
+"""Sans-I/O DTLS 1.2 connection: datagrams in, datagrams and events out.
+
+RFC 6347 (DTLS 1.2) over RFC 5246 (TLS 1.2), with the PSK key exchange of
+RFC 4279, extended master secret (RFC 7627) and refused renegotiation
+(RFC 5746). In the style of aioquic: the caller passes the clock in and owns
+the socket; the connection never sleeps or reads a clock.
+
+The handshake is a table of ``(state, message type) -> handler``; a message
+not in the table for the current state is an ``unexpected_message``. Flights
+are kept whole for retransmission (§4.2.4) and re-sealed with new record
+sequence numbers each time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hmac
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from dtlsfast.backend import load_backend
+from dtlsfast.config import DtlsConfiguration
+from dtlsfast.events import (
+    AlertReceived,
+    ApplicationDataReceived,
+    ConnectionClosed,
+    Event,
+    HandshakeCompleted,
+)
+from dtlsfast.exceptions import (
+    ConnectionClosedError,
+    DecodeError,
+    DtlsError,
+    HandshakeError,
+    HandshakeTimeoutError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from dtlsfast.flight import FlightItem, pack_flight
+from dtlsfast.handshake import extensions as ext
+from dtlsfast.handshake.constants import (
+    DTLS_1_2,
+    AlertDescription,
+    AlertLevel,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+)
+from dtlsfast.handshake.messages import (
+    ClientHello,
+    ClientKeyExchangePsk,
+    Finished,
+    HelloVerifyRequest,
+    ServerHello,
+    ServerHelloDone,
+    ServerKeyExchangePsk,
+    decode_alert,
+    encode_alert,
+    encode_handshake,
+    find_extension,
+    parse_handshake_header,
+    split_handshake_fragments,
+)
+from dtlsfast.handshake.prf import (
+    extended_master_secret,
+    key_block,
+    master_secret,
+    psk_premaster_secret,
+    verify_data,
+)
+from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
+from dtlsfast.handshake.transcript import HandshakeTranscript
+from dtlsfast.record_layer import Record, RecordLayer
+
+#: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
+EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
+#: Largest record plaintext, RFC 5246 §6.2.1.
+MAX_PLAINTEXT = 16384
+#: A server may answer with HelloVerifyRequest more than once (a cookie secret
+#: rotated between the two hellos); a client stops following after this many.
+MAX_HELLO_VERIFY = 4
+#: Pending application data and events are bounded; past this the oldest
+#: application data is dropped and counted.
+MAX_EVENTS = 1024
+
+
+class State(enum.Enum):
+    """Handshake and connection states."""
+
+    CLIENT_START = "client_start"
+    CLIENT_WAIT_SERVER_HELLO = "client_wait_server_hello"
+    CLIENT_WAIT_SERVER_HELLO_DONE = "client_wait_server_hello_done"
+    CLIENT_WAIT_CHANGE_CIPHER_SPEC = "client_wait_change_cipher_spec"
+    CLIENT_WAIT_FINISHED = "client_wait_finished"
+    SERVER_LISTEN = "server_listen"
+    SERVER_WAIT_CLIENT_KEY_EXCHANGE = "server_wait_client_key_exchange"
+    SERVER_WAIT_CHANGE_CIPHER_SPEC = "server_wait_change_cipher_spec"
+    SERVER_WAIT_FINISHED = "server_wait_finished"
+    ESTABLISHED = "established"
+    CLOSED = "closed"
+
+
+_AWAITING_FINISHED = frozenset(
+    {
+        State.CLIENT_WAIT_CHANGE_CIPHER_SPEC,
+        State.CLIENT_WAIT_FINISHED,
+        State.SERVER_WAIT_CHANGE_CIPHER_SPEC,
+        State.SERVER_WAIT_FINISHED,
+    }
+)
+
+
+class _Abort(Exception):
+    """Internal: stop the handshake with a fatal alert."""
+
+    def __init__(self, alert: int, message: str) -> None:
+        super().__init__(message)
+        self.alert = alert
+
+
+Handler = Callable[["DtlsConnection", bytes, bytes], None]
+
+
+class DtlsConnection:
+    """One DTLS 1.2 association with one peer.
+
+    Drive it with :meth:`receive_datagram`, :meth:`handle_timer` and
+    :meth:`datagrams_to_send`; read what happened with :meth:`next_event`.
+    A client starts with :meth:`connect`; a server connection is created for
+    a ClientHello that passed the cookie exchange
+    (:class:`~dtlsfast.cookie_gate.CookieGate`) and fed that datagram.
+    """
+
+    def __init__(self, config: DtlsConfiguration, peer: Hashable = None) -> None:
+        self.config = config
+        self.peer = peer
+        self._backend = load_backend(config.backend)
+        self.records = RecordLayer(self._backend, config.replay_window)
+        self._reassembler: Any = self._backend.HandshakeReassembler(
+            max_message_size=config.max_handshake_message,
+            max_buffered_bytes=2 * config.max_handshake_message,
+        )
+        self.state = State.CLIENT_START if config.is_client else State.SERVER_LISTEN
+        self.counters: Counter[str] = Counter()
+        self._events: deque[Event] = deque()
+        self._out: list[bytes] = []
+        self._transcript = HandshakeTranscript()
+        self._send_seq = 0
+        # Retransmission (RFC 6347 §4.2.4).
+        self._flight: list[FlightItem] = []
+        self._flight_open: list[FlightItem] = []
+        self._timer_at: float | None = None
+        self._timeout = config.initial_timeout
+        self._retransmits = 0
+        self._peer_flight_last_seq: int | None = None
+        # Negotiated parameters.
+        self.cipher_suite: CipherSuite | None = None
+        self.psk_identity: bytes | None = None
+        self.extended_master_secret = False
+        self.peer_record_size_limit: int | None = None
+        self._client_random = b""
+        self._server_random = b""
+        self._master = b""
+        self._client_hello: ClientHello | None = None
+        self._hello_verify_count = 0
+        self._identity_hint: bytes | None = None
+        self._psk = b""
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def is_client(self) -> bool:
+        return self.config.is_client
+
+    @property
+    def established(self) -> bool:
+        return self.state is State.ESTABLISHED
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    @property
+    def drops(self) -> Counter[str]:
+        """Records dropped by the record layer, by reason (RFC 6347 §4.1.2.7)."""
+        return self.records.drops
+
+    def connect(self, now: float) -> None:
+        """Start the handshake (client only): queue the first ClientHello."""
+        if self.state is not State.CLIENT_START:
+            raise LocalProtocolError("connect() is for a new client connection only")
+        random = os.urandom(32)
+        self._client_random = random
+        extensions: list[tuple[int, bytes]] = [
+            (ExtensionType.EXTENDED_MASTER_SECRET, b""),
+            (ExtensionType.RENEGOTIATION_INFO, ext.encode_renegotiation_info()),
+        ]
+        if self.config.server_name and not _is_ip_literal(self.config.server_name):
+            extensions.insert(
+                0, (ExtensionType.SERVER_NAME, ext.encode_server_name(self.config.server_name))
+            )
+        self._client_hello = ClientHello(
+            client_version=DTLS_1_2,
+            random=random,
+            session_id=b"",
+            cookie=b"",
+            cipher_suites=[s.code for s in self.config.cipher_suites],
+            compression_methods=b"\x00",
+            extensions=extensions,
+        )
+        self.state = State.CLIENT_WAIT_SERVER_HELLO
+        self._transcript.reset()
+        self._queue_handshake(HandshakeType.CLIENT_HELLO, self._client_hello.encode())
+        self._send_flight(now, expect_reply=True)
+
+    def receive_datagram(self, data: bytes, now: float) -> None:
+        """Process one datagram from the peer."""
+        if self.state is State.CLOSED:
+            return
+        auth_failures = self.records.drops["bad_auth"]
+        try:
+            for record in self.records.receive(data):
+                self._handle_record(record, now)
+                if self.closed:
+                    return
+        except _Abort as abort:
+            self._fail(abort.alert, str(abort))
+        except DecodeError as exc:
+            self._fail(AlertDescription.DECODE_ERROR, f"malformed handshake message: {exc}")
+            return
+        if self.records.drops["bad_auth"] > auth_failures and self.state in _AWAITING_FINISHED:
+            # The first protected record of the handshake failed to open: the
+            # peer derived other keys, almost always from another PSK. RFC 6347
+            # §4.1.2.7 allows a fatal bad_record_mac here.
+            self._fail(
+                AlertDescription.BAD_RECORD_MAC,
+                "the peer's Finished failed authentication: the two sides use different keys "
+                "(check the PSK)",
+            )
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        """Everything queued for the peer since the last call."""
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` must next be called, or None."""
+        return self._timer_at
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit the last flight if its timer expired (RFC 6347 §4.2.4.1)."""
+        if self._timer_at is None or now < self._timer_at:
+            return
+        if self._retransmits >= self.config.max_retransmissions:
+            self._timer_at = None
+            self._close(
+                HandshakeTimeoutError(
+                    f"handshake timed out: no answer after {self._retransmits} retransmissions"
+                )
+            )
+            return
+        self._retransmits += 1
+        self.counters["retransmissions"] += 1
+        self._timeout = min(self._timeout * 2, self.config.max_timeout)
+        self._emit_flight()
+        self._timer_at = now + self._timeout
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one application_data record."""
+        if self.state is State.CLOSED:
+            raise ConnectionClosedError("the connection is closed; open a new one")
+        if self.state is not State.ESTABLISHED:
+            raise LocalProtocolError("the handshake has not completed; wait for it before send()")
+        limit = self.max_payload
+        if len(data) > limit:
+            raise LocalProtocolError(
+                f"{len(data)} bytes do not fit in one record here (at most {limit} with "
+                f"mtu={self.config.mtu}); split the data or raise the mtu"
+            )
+        self._out.append(self.records.seal(ContentType.APPLICATION_DATA, bytes(data)))
+
+    @property
+    def max_payload(self) -> int:
+        """Largest application payload one record (one datagram) can carry."""
+        limit = min(MAX_PLAINTEXT, self.config.mtu - self.records.write_overhead)
+        if self.peer_record_size_limit is not None:
+            limit = min(limit, self.peer_record_size_limit)
+        return limit
+
+    def close(self) -> None:
+        """Send close_notify and close (RFC 5246 §7.2.1)."""
+        if self.state is State.CLOSED:
+            return
+        self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+        self._close(None)
+
+    def abort(self) -> None:
+        """Close at once without telling the peer (as a reboot would)."""
+        self._close(None)
+
+    def next_event(self) -> Event | None:
+        """The next pending event, or None."""
+        return self._events.popleft() if self._events else None
+
+    # ----------------------------------------------------------- records
+
+    def _handle_record(self, record: Record, now: float) -> None:
+        ctype = record.content_type
+        if ctype == ContentType.HANDSHAKE:
+            if self.state is State.ESTABLISHED and record.epoch == 0:
+                # Unauthenticated: only good for spotting a retransmitted
+                # flight; anything malformed is dropped, never alerted.
+                try:
+                    self._handle_handshake_record(record, now)
+                except (DecodeError, _Abort):
+                    self.records.drops["malformed_handshake"] += 1
+                return
+            self._handle_handshake_record(record, now)
+        elif ctype == ContentType.CHANGE_CIPHER_SPEC:
+            self._handle_change_cipher_spec(record, now)
+        elif ctype == ContentType.ALERT:
+            self._handle_alert(record)
+        elif ctype == ContentType.APPLICATION_DATA:
+            if self.state is not State.ESTABLISHED or record.epoch == 0:
+                self.records.drops["unexpected_application_data"] += 1
+                return
+            if self._flight and not self.is_client:
+                # The client sent data in the new epoch, so it has our
+                # Finished: the last flight is no longer needed.
+                self._flight = []
+                self.records.forget_previous_epochs()
+            self._push_event(ApplicationDataReceived(record.payload))
+        else:
+            self.records.drops["unknown_content_type"] += 1
+
+    def _handle_handshake_record(self, record: Record, now: float) -> None:
+        retransmit = False
+        for piece in split_handshake_fragments(record.payload):
+            header = parse_handshake_header(piece)
+            if self.state is State.SERVER_LISTEN and header.msg_type == HandshakeType.CLIENT_HELLO:
+                self._reassembler.next_seq = header.message_seq
+                self._send_seq = header.message_seq
+                # Stay above the HelloVerifyRequest's record sequence number.
+                self.records.set_write_sequence(0, record.sequence_number)
+            if header.message_seq < self._reassembler.next_seq:
+                if header.message_seq == self._peer_flight_last_seq:
+                    retransmit = True
+                elif self.state is State.ESTABLISHED and record.epoch > 0:
+                    self._refuse_renegotiation(header.msg_type)
+                continue
+            if self.state is State.ESTABLISHED:
+                if record.epoch == 0:
+                    self.records.drops["unexpected_handshake"] += 1
+                else:
+                    self._refuse_renegotiation(header.msg_type)
+                continue
+            for message in self._reassembler.push(piece):
+                self._handle_message(bytes(message), record.epoch, now)
+                if self.state in (State.CLOSED, State.ESTABLISHED):
+                    break
+        if retransmit and self._flight:
+            # The peer repeated its last flight: ours was lost (§4.2.4).
+            self.counters["retransmissions"] += 1
+            self._emit_flight()
+
+    def _refuse_renegotiation(self, msg_type: int) -> None:
+        if msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
+            self.counters["renegotiation_refused"] += 1
+            self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
+
+    def _handle_message(self, message: bytes, epoch: int, now: float) -> None:
+        msg_type = message[0]
+        handler = _TRANSITIONS.get((self.state, msg_type))
+        if handler is None:
+            raise _Abort(
+                AlertDescription.UNEXPECTED_MESSAGE,
+                f"unexpected handshake message {msg_type} in state {self.state.value}",
+            )
+        if msg_type == HandshakeType.FINISHED and epoch != self.records.read_epoch:
+            raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "Finished outside the new epoch")
+        handler(self, message[12:], message)
+        if self._flight_open:
+            self._send_flight(now, expect_reply=self.state is not State.ESTABLISHED)
+
+    def _handle_change_cipher_spec(self, record: Record, now: float) -> None:
+        if record.payload != b"\x01":
+            raise _Abort(AlertDescription.DECODE_ERROR, "malformed ChangeCipherSpec")
+        if self.state not in (
+            State.CLIENT_WAIT_CHANGE_CIPHER_SPEC,
+            State.SERVER_WAIT_CHANGE_CIPHER_SPEC,
+        ):
+            # A retransmitted one, or one before its time: dropped (§4.1).
+            self.records.drops["unexpected_change_cipher_spec"] += 1
+            return
+        self.state = State.CLIENT_WAIT_FINISHED if self.is_client else State.SERVER_WAIT_FINISHED
+        for held in self.records.activate_read():
+            self._handle_record(held, now)
+            if self.state is State.CLOSED:
+                return
+
+    def _handle_alert(self, record: Record) -> None:
+        if record.epoch == 0 and self.state is State.ESTABLISHED:
+            # Unauthenticated once keys are in use: ignore (anyone can forge it).
+            self.records.drops["unauthenticated_alert"] += 1
+            return
+        try:
+            level, description = decode_alert(record.payload)
+        except DecodeError:
+            self.records.drops["malformed_alert"] += 1
+            return
+        self._push_event(AlertReceived(level, description))
+        if description == AlertDescription.CLOSE_NOTIFY:
+            self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+            self._close(None)
+        elif level == AlertLevel.FATAL:
+            name = _alert_name(description)
+            if self.state is State.ESTABLISHED:
+                self._close(RemoteProtocolError(f"peer sent fatal alert {name}"))
+            else:
+                self._close(
+                    HandshakeError(f"handshake failed: peer sent alert {name}", description)
+                )
+
+    # ------------------------------------------------------------ flights
+
+    def _queue_handshake(self, msg_type: int, body: bytes) -> bytes:
+        message = encode_handshake(msg_type, self._send_seq, body)
+        self._send_seq += 1
+        self._transcript.add(message)
+        self._flight_open.append(
+            FlightItem(self.records.write_epoch, ContentType.HANDSHAKE, message)
+        )
+        return message
+
+    def _queue_change_cipher_spec(self) -> None:
+        self._flight_open.append(
+            FlightItem(self.records.write_epoch, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+        )
+        self.records.activate_write()
+
+    def _send_flight(self, now: float, *, expect_reply: bool) -> None:
+        self._flight, self._flight_open = self._flight_open, []
+        self._timeout = self.config.initial_timeout
+        self._retransmits = 0
+        self._emit_flight()
+        self._timer_at = now + self._timeout if expect_reply else None
+
+    def _emit_flight(self) -> None:
+        self._out.extend(
+            pack_flight(
+                self._flight,
+                self.config.mtu,
+                self.records.overhead_for,
+                lambda ctype, payload, epoch: self.records.seal(ctype, payload, epoch),
+            )
+        )
+
+    def _send_alert(self, level: int, description: int) -> None:
+        # Past the last sequence number nothing can be sent, not even an alert.
+        with contextlib.suppress(DtlsError):
+            self._out.append(self.records.seal(ContentType.ALERT, encode_alert(level, description)))
+
+    def _fail(self, alert: int, message: str) -> None:
+        self._send_alert(AlertLevel.FATAL, alert)
+        self._close(HandshakeError(message, alert))
+
+    def _close(self, error: DtlsError | None) -> None:
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self._timer_at = None
+        self._flight = []
+        self._push_event(ConnectionClosed(error))
+
+    def _push_event(self, event: Event) -> None:
+        if len(self._events) >= MAX_EVENTS and isinstance(event, ApplicationDataReceived):
+            self.counters["application_data_dropped"] += 1
+            return
+        self._events.append(event)
+
+    def _complete(self) -> None:
+        assert self.cipher_suite is not None
+        self.state = State.ESTABLISHED
+        self._timer_at = None
+        self.counters["handshakes"] += 1
+        self._push_event(
+            HandshakeCompleted(
+                cipher_suite=self.cipher_suite.name,
+                psk_identity=self.psk_identity,
+                extended_master_secret=self.extended_master_secret,
+            )
+        )
+
+    # -------------------------------------------------------- key schedule
+
+    def _derive_keys(self) -> None:
+        suite = self.cipher_suite
+        assert suite is not None
+        if self.is_client:
+            assert self.config.psk is not None
+            psk = self.config.psk[1]
+        else:
+            psk = self._psk
+        premaster = psk_premaster_secret(psk)
+        if self.extended_master_secret:
+            session_hash = self._transcript.digest(suite.prf_hash)
+            self._master = extended_master_secret(suite.prf_hash, premaster, session_hash)
+        else:
+            self._master = master_secret(
+                suite.prf_hash, premaster, self._client_random, self._server_random
+            )
+        keys = key_block(suite, self._master, self._client_random, self._server_random)
+        if self.is_client:
+            self.records.install_pending(
+                suite.aead,
+                keys.server_write_key,
+                keys.server_write_iv,
+                keys.client_write_key,
+                keys.client_write_iv,
+            )
+        else:
+            self.records.install_pending(
+                suite.aead,
+                keys.client_write_key,
+                keys.client_write_iv,
+                keys.server_write_key,
+                keys.server_write_iv,
+            )
+        if self.config.keylog is not None:
+            # NSS key log format, written only when configured.
+            self.config.keylog.write(
+                f"CLIENT_RANDOM {self._client_random.hex()} {self._master.hex()}\n"
+            )
+            self.config.keylog.flush()
+
+    def _finished(self, label: bytes) -> bytes:
+        suite = self.cipher_suite
+        assert suite is not None
+        return verify_data(
+            suite.prf_hash,
+            self._master,
+            label,
+            self._transcript.digest(suite.prf_hash),
+            suite.verify_data_length,
+        )
+
+    def _check_peer_finished(self, body: bytes, label: bytes) -> None:
+        expected = self._finished(label)
+        received = Finished.decode(body).verify_data
+        if not hmac.compare_digest(expected, received):
+            raise _Abort(AlertDescription.DECRYPT_ERROR, "the peer's Finished does not verify")
+
+    # ------------------------------------------------------------- client
+
+    def _client_on_hello_verify_request(self, body: bytes, message: bytes) -> None:
+        hvr = HelloVerifyRequest.decode(body)
+        self._hello_verify_count += 1
+        if self._hello_verify_count > MAX_HELLO_VERIFY:
+            raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "too many HelloVerifyRequests")
+        if not hvr.cookie or len(hvr.cookie) > 255:
+            raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "HelloVerifyRequest cookie is empty")
+        assert self._client_hello is not None
+        self._client_hello.cookie = hvr.cookie
+        # The hello before the cookie and the HelloVerifyRequest are not part of
+        # the handshake hash (RFC 6347 §4.2.6).
+        self._transcript.reset()
+        self._peer_flight_last_seq = parse_handshake_header(message).message_seq
+        self._queue_handshake(HandshakeType.CLIENT_HELLO, self._client_hello.encode())
+
+    def _client_on_server_hello(self, body: bytes, message: bytes) -> None:
+        hello = ServerHello.decode(body)
+        if hello.server_version != DTLS_1_2:
+            raise _Abort(
+                AlertDescription.PROTOCOL_VERSION,
+                f"server chose version {hello.server_version:#06x}, only DTLS 1.2 is supported",
+            )
+        suite = SUITES_BY_CODE.get(hello.cipher_suite)
+        if suite is None or suite not in self.config.cipher_suites:
+            raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "server chose a suite not offered")
+        if hello.compression_method != 0:
+            raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "server chose compression")
+        offered = {t for t, _ in self._client_hello.extensions} if self._client_hello else set()
+        for ext_type, _data in hello.extensions:
+            if ext_type not in offered:
+                raise _Abort(
+                    AlertDescription.UNSUPPORTED_EXTENSION,
+                    f"server sent extension {ext_type} that was not offered",
+                )
+        reneg = find_extension(hello.extensions, ExtensionType.RENEGOTIATION_INFO)
+        if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
+            raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "bad renegotiation_info")
+        self.extended_master_secret = (
+            find_extension(hello.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is not None
+        )
+        if self.config.require_extended_master_secret and not self.extended_master_secret:
+            raise _Abort(
+                AlertDescription.HANDSHAKE_FAILURE,
+                "server does not support extended master secret (RFC 7627), which is required",
+            )
+        limit = find_extension(hello.extensions, ExtensionType.RECORD_SIZE_LIMIT)
+        if limit is not None:
+            self.peer_record_size_limit = ext.decode_record_size_limit(limit)
+        self.cipher_suite = suite
+        self._server_random = hello.random
+        self.state = State.CLIENT_WAIT_SERVER_HELLO_DONE
+
+    def _client_on_server_key_exchange(self, body: bytes, message: bytes) -> None:
+        self._identity_hint = ServerKeyExchangePsk.decode(body).identity_hint
+
+    def _client_on_server_hello_done(self, body: bytes, message: bytes) -> None:
+        ServerHelloDone.decode(body)
+        assert self.config.psk is not None
+        self._peer_flight_last_seq = parse_handshake_header(message).message_seq
+        self.psk_identity = self.config.psk[0]
+        self._queue_handshake(
+            HandshakeType.CLIENT_KEY_EXCHANGE, ClientKeyExchangePsk(self.psk_identity).encode()
+        )
+        self._derive_keys()
+        self._queue_change_cipher_spec()
+        self._queue_handshake(
+            HandshakeType.FINISHED, Finished(self._finished(b"client finished")).encode()
+        )
+        self.state = State.CLIENT_WAIT_CHANGE_CIPHER_SPEC
+
+    def _client_on_finished(self, body: bytes, message: bytes) -> None:
+        self._check_peer_finished(body, b"server finished")
+        self._transcript.add(message)
+        self._flight = []
+        self._complete()
+
+    # ------------------------------------------------------------- server
+
+    def _server_on_client_hello(self, body: bytes, message: bytes) -> None:
+        hello = ClientHello.decode(body)
+        self._peer_flight_last_seq = parse_handshake_header(message).message_seq
+        # DTLS versions count down: 0xFEFD (1.2) is below 0xFEFF (1.0).
+        if hello.client_version > DTLS_1_2:
+            raise _Abort(
+                AlertDescription.PROTOCOL_VERSION,
+                f"client offers {hello.client_version:#06x}; DTLS 1.2 is required",
+            )
+        if 0 not in hello.compression_methods:
+            raise _Abort(
+                AlertDescription.ILLEGAL_PARAMETER, "client does not offer null compression"
+            )
+        suite = self._choose_suite(hello.cipher_suites)
+        reneg = find_extension(hello.extensions, ExtensionType.RENEGOTIATION_INFO)
+        if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
+            raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "non-empty renegotiation_info")
+        secure_reneg = reneg is not None or EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+        self.extended_master_secret = (
+            find_extension(hello.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is not None
+        )
+        if self.config.require_extended_master_secret and not self.extended_master_secret:
+            raise _Abort(
+                AlertDescription.HANDSHAKE_FAILURE, "client does not offer extended master secret"
+            )
+        extensions: list[tuple[int, bytes]] = []
+        if secure_reneg:
+            extensions.append((ExtensionType.RENEGOTIATION_INFO, ext.encode_renegotiation_info()))
+        if self.extended_master_secret:
+            extensions.append((ExtensionType.EXTENDED_MASTER_SECRET, b""))
+        limit = find_extension(hello.extensions, ExtensionType.RECORD_SIZE_LIMIT)
+        if limit is not None:
+            self.peer_record_size_limit = ext.decode_record_size_limit(limit)
+            extensions.append(
+                (ExtensionType.RECORD_SIZE_LIMIT, ext.encode_record_size_limit(MAX_PLAINTEXT))
+            )
+        self.cipher_suite = suite
+        self._client_random = hello.random
+        self._server_random = os.urandom(32)
+        self._transcript.reset()
+        self._transcript.add(message)
+        server_hello = ServerHello(
+            server_version=DTLS_1_2,
+            random=self._server_random,
+            session_id=b"",
+            cipher_suite=suite.code,
+            compression_method=0,
+            extensions=extensions,
+        )
+        self._queue_handshake(HandshakeType.SERVER_HELLO, server_hello.encode())
+        if self.config.identity_hint is not None:
+            self._queue_handshake(
+                HandshakeType.SERVER_KEY_EXCHANGE,
+                ServerKeyExchangePsk(self.config.identity_hint).encode(),
+            )
+        self._queue_handshake(HandshakeType.SERVER_HELLO_DONE, ServerHelloDone().encode())
+        self.state = State.SERVER_WAIT_CLIENT_KEY_EXCHANGE
+
+    def _choose_suite(self, offered: list[int]) -> CipherSuite:
+        ours = self.config.cipher_suites
+        if self.config.prefer_client_order:
+            for code in offered:
+                suite = SUITES_BY_CODE.get(code)
+                if suite is not None and suite in ours:
+                    return suite
+        else:
+            offered_set = set(offered)
+            for suite in ours:
+                if suite.code in offered_set:
+                    return suite
+        raise _Abort(
+            AlertDescription.HANDSHAKE_FAILURE, "no cipher suite in common with the client"
+        )
+
+    def _server_on_client_key_exchange(self, body: bytes, message: bytes) -> None:
+        identity = ClientKeyExchangePsk.decode(body).identity
+        assert self.config.psk_lookup is not None
+        key = self.config.psk_lookup(identity)
+        if key is None:
+            self.counters["unknown_psk_identity"] += 1
+            raise _Abort(
+                AlertDescription.UNKNOWN_PSK_IDENTITY,
+                f"unknown PSK identity {identity[:64]!r}",
+            )
+        self._psk = key
+        self.psk_identity = identity
+        self._transcript.add(message)
+        self._derive_keys()
+        self.state = State.SERVER_WAIT_CHANGE_CIPHER_SPEC
+
+    def _server_on_finished(self, body: bytes, message: bytes) -> None:
+        self._check_peer_finished(body, b"client finished")
+        self._peer_flight_last_seq = parse_handshake_header(message).message_seq
+        self._transcript.add(message)
+        self._queue_change_cipher_spec()
+        self._queue_handshake(
+            HandshakeType.FINISHED, Finished(self._finished(b"server finished")).encode()
+        )
+        self._complete()
+
+
+def _transcript_adding(handler: Handler) -> Handler:
+    """Wrap a handler so the message joins the transcript before it runs."""
+
+    def wrapped(conn: DtlsConnection, body: bytes, message: bytes) -> None:
+        conn._transcript.add(message)
+        handler(conn, body, message)
+
+    return wrapped
+
+
+_TRANSITIONS: dict[tuple[State, int], Handler] = {
+    (State.CLIENT_WAIT_SERVER_HELLO, HandshakeType.HELLO_VERIFY_REQUEST): (
+        DtlsConnection._client_on_hello_verify_request
+    ),
+    (State.CLIENT_WAIT_SERVER_HELLO, HandshakeType.SERVER_HELLO): _transcript_adding(
+        DtlsConnection._client_on_server_hello
+    ),
+    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.SERVER_KEY_EXCHANGE): _transcript_adding(
+        DtlsConnection._client_on_server_key_exchange
+    ),
+    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.SERVER_HELLO_DONE): _transcript_adding(
+        DtlsConnection._client_on_server_hello_done
+    ),
+    (State.CLIENT_WAIT_FINISHED, HandshakeType.FINISHED): DtlsConnection._client_on_finished,
+    (State.SERVER_LISTEN, HandshakeType.CLIENT_HELLO): DtlsConnection._server_on_client_hello,
+    (
+        State.SERVER_WAIT_CLIENT_KEY_EXCHANGE,
+        HandshakeType.CLIENT_KEY_EXCHANGE,
+    ): DtlsConnection._server_on_client_key_exchange,
+    (State.SERVER_WAIT_FINISHED, HandshakeType.FINISHED): DtlsConnection._server_on_finished,
+}
+
+
+def _alert_name(description: int) -> str:
+    try:
+        return AlertDescription(description).name.lower()
+    except ValueError:
+        return str(description)
+
+
+def _is_ip_literal(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,129 @@
+"""Stateless DTLS cookies (RFC 6347 §4.2.1).
+
+A cookie is HMAC-SHA256 over the peer's address and the ClientHello fields the
+second hello must repeat (:meth:`ClientHello.cookie_input`), under a server
+secret that rotates. The previous secret is still accepted, so a cookie stays
+valid for between one and two rotation periods. The jar keeps no per-peer
+state: verifying needs only the peer address and the hello itself, which is
+what lets a server answer a flood of spoofed ClientHellos without allocating
+anything (RFC 6347 §4.2.1, DESIGN.md "Boundaries").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+
+from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.handshake.messages import ClientHello
+
+#: A peer as asyncio reports it: ``(host, port)`` for IPv4,
+#: ``(host, port, flowinfo, scope_id)`` for IPv6, or opaque bytes (a
+#: connection ID, a test's label...).
+Peer = tuple[str, int] | tuple[str, int, int, int] | bytes
+
+SECRET_LENGTH = 32
+MIN_COOKIE_LENGTH = 16
+MAX_COOKIE_LENGTH = hashlib.sha256().digest_size
+
+
+def peer_bytes(peer: Peer) -> bytes:
+    """The canonical bytes of a peer address that a cookie binds.
+
+    For a tuple, only host and port count (IPv6 flowinfo and scope_id are
+    ignored); a host that parses as an IP address is taken in packed form, so
+    ``"::1"`` and ``"0:0::1"`` agree. Bytes are taken as they are, in a
+    separate domain so they never collide with an address.
+    """
+    if isinstance(peer, bytes | bytearray | memoryview):
+        raw = bytes(peer)
+        return b"B" + len(raw).to_bytes(4, "big") + raw
+    host, port = str(peer[0]), int(peer[1])
+    try:
+        host_raw = ipaddress.ip_address(host.split("%", 1)[0]).packed
+        tag = b"I"
+    except ValueError:
+        host_raw = host.encode("utf-8", "surrogatepass")
+        tag = b"H"
+    return tag + len(host_raw).to_bytes(4, "big") + host_raw + (port & 0xFFFF).to_bytes(2, "big")
+
+
+class CookieJar:
+    """Makes and checks HelloVerifyRequest cookies; see the module docstring.
+
+    ``secret_lifetime`` is the rotation period in seconds; ``now`` is the clock
+    reading at creation (the caller's clock: the jar never reads one);
+    ``cookie_length`` is 16..32 bytes of truncated HMAC-SHA256.
+    """
+
+    def __init__(
+        self, secret_lifetime: float = 300.0, now: float = 0.0, cookie_length: int = 32
+    ) -> None:
+        if not secret_lifetime > 0:
+            raise ConfigurationError(
+                f"secret_lifetime must be a positive number of seconds, not {secret_lifetime!r}"
+            )
+        if not MIN_COOKIE_LENGTH <= cookie_length <= MAX_COOKIE_LENGTH:
+            raise ConfigurationError(
+                f"cookie_length must be {MIN_COOKIE_LENGTH}..{MAX_COOKIE_LENGTH}, "
+                f"not {cookie_length!r}"
+            )
+        self.secret_lifetime = float(secret_lifetime)
+        self.cookie_length = cookie_length
+        self._secret = os.urandom(SECRET_LENGTH)
+        self._previous: bytes | None = None
+        self._created = now
+        self.rotations = 0
+        """How many times the secret has rotated (for counters and tests)."""
+
+    def __repr__(self) -> str:
+        return (
+            f"CookieJar(secret_lifetime={self.secret_lifetime}, "
+            f"cookie_length={self.cookie_length}, rotations={self.rotations})"
+        )
+
+    def rotate(self, now: float) -> None:
+        """Rotate now: the current secret becomes the previous one."""
+        self._previous = self._secret
+        self._secret = os.urandom(SECRET_LENGTH)
+        self._created = now
+        self.rotations += 1
+
+    def _maybe_rotate(self, now: float) -> None:
+        elapsed = now - self._created
+        if elapsed < self.secret_lifetime:
+            return
+        self.rotate(now)
+        if elapsed >= 2 * self.secret_lifetime:
+            # Idle for two periods or more: the secret that just became
+            # "previous" would also have expired by now.
+            self.rotate(now)
+
+    def _cookie(self, secret: bytes, peer: Peer, client_hello: ClientHello) -> bytes:
+        mac = hmac.digest(secret, peer_bytes(peer) + client_hello.cookie_input(), "sha256")
+        return mac[: self.cookie_length]
+
+    def make(self, peer: Peer, client_hello: ClientHello, now: float) -> bytes:
+        """The cookie for ``client_hello`` from ``peer`` under the current secret."""
+        self._maybe_rotate(now)
+        return self._cookie(self._secret, peer, client_hello)
+
+    def verify(self, peer: Peer, client_hello: ClientHello, now: float) -> bool:
+        """Whether ``client_hello.cookie`` was made by :meth:`make` for this peer
+        and these hello fields, under the current or the previous secret.
+        Compared in constant time."""
+        self._maybe_rotate(now)
+        cookie = bytes(client_hello.cookie)
+        ok = hmac.compare_digest(cookie, self._cookie(self._secret, peer, client_hello))
+        if self._previous is not None:
+            # Always computed, so timing does not tell which secret matched.
+            ok_previous = hmac.compare_digest(
+                cookie, self._cookie(self._previous, peer, client_hello)
+            )
+            ok = ok or ok_previous
+        return ok and len(cookie) == self.cookie_length
+
+
+__all__ = ["CookieJar", "Peer", "peer_bytes"]

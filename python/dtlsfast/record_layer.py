@@ -1,0 +1,196 @@
+"""Per-connection record layer: epochs, AEAD state, sequence numbers, replay.
+
+RFC 6347 §4.1 (record layer, epochs), §4.1.2.6 (anti-replay) and §4.1.2.7
+(invalid records are dropped and counted, never raised). Header parsing and
+record protection run in the record core (Rust by default); this module only
+decides which epoch's state applies to a record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dtlsfast.exceptions import LocalProtocolError
+from dtlsfast.handshake.constants import DTLS_1_2
+
+#: Records of the next epoch that arrive before the ChangeCipherSpec that opens
+#: it (reordering) are held back, up to this many, instead of being lost.
+MAX_FUTURE_RECORDS = 8
+
+
+@dataclass
+class _ReadState:
+    cipher: Any | None  # RecordCipher of the backend, None for epoch 0
+    window: Any | None  # ReplayWindow, None for epoch 0 (see receive())
+
+
+@dataclass
+class _WriteState:
+    cipher: Any | None
+    next_sequence: int = 0
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record that passed the record layer: authenticated, not replayed."""
+
+    content_type: int
+    epoch: int
+    sequence_number: int
+    payload: bytes
+
+
+@dataclass
+class RecordLayer:
+    """The read and write states of one connection.
+
+    Epoch 0 records are plaintext and have no replay window: duplicates of
+    handshake records are harmless (the reassembler ignores old messages) and
+    retransmitted flights must still be seen, RFC 6347 §4.2.4.
+    """
+
+    backend: Any
+    replay_window_size: int = 64
+    version: int = DTLS_1_2
+    read_epoch: int = 0
+    write_epoch: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+    _read: dict[int, _ReadState] = field(default_factory=dict)
+    _write: dict[int, _WriteState] = field(default_factory=dict)
+    _future: list[tuple[int, int, int, int, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._read[0] = _ReadState(None, None)
+        self._write[0] = _WriteState(None)
+
+    # -- key installation -------------------------------------------------
+
+    def install_pending(
+        self, aead: str, read_key: bytes, read_iv: bytes, write_key: bytes, write_iv: bytes
+    ) -> None:
+        """Prepare the next epoch in both directions (keys from the key block)."""
+        self._read[self.read_epoch + 1] = _ReadState(
+            self.backend.RecordCipher(aead, read_key, read_iv),
+            self.backend.ReplayWindow(self.replay_window_size),
+        )
+        self._write[self.write_epoch + 1] = _WriteState(
+            self.backend.RecordCipher(aead, write_key, write_iv)
+        )
+
+    @property
+    def has_pending_read(self) -> bool:
+        return self.read_epoch + 1 in self._read
+
+    def activate_read(self) -> list[Record]:
+        """Switch reading to the next epoch (a ChangeCipherSpec arrived).
+
+        Returns the held-back records of that epoch, now opened.
+        """
+        if not self.has_pending_read:
+            raise LocalProtocolError("no pending read keys to activate")
+        self.read_epoch += 1
+        # The previous epoch stays readable so a retransmitted flight is still
+        # recognised; anything older goes.
+        for epoch in [e for e in self._read if e < self.read_epoch - 1]:
+            del self._read[epoch]
+        held, self._future = self._future, []
+        out: list[Record] = []
+        for content_type, version, epoch, seq, fragment in held:
+            rec = self._open_one(content_type, version, epoch, seq, fragment)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def activate_write(self) -> None:
+        """Switch writing to the next epoch (we sent a ChangeCipherSpec)."""
+        if self.write_epoch + 1 not in self._write:
+            raise LocalProtocolError("no pending write keys to activate")
+        self.write_epoch += 1
+
+    def forget_previous_epochs(self) -> None:
+        """Drop epoch 0 read state once the handshake can no longer need it."""
+        for epoch in [e for e in self._read if e < self.read_epoch]:
+            del self._read[epoch]
+        for epoch in [e for e in self._write if e < self.write_epoch]:
+            del self._write[epoch]
+
+    @property
+    def write_overhead(self) -> int:
+        """Bytes a record in the current write epoch adds to its payload."""
+        cipher = self._write[self.write_epoch].cipher
+        return 13 + (0 if cipher is None else int(cipher.overhead))
+
+    def overhead_for(self, epoch: int) -> int:
+        cipher = self._write[epoch].cipher
+        return 13 + (0 if cipher is None else int(cipher.overhead))
+
+    # -- output -------------------------------------------------------------
+
+    def seal(self, content_type: int, payload: bytes, epoch: int | None = None) -> bytes:
+        """Protect ``payload`` as one record in ``epoch`` (default: current)."""
+        if epoch is None:
+            epoch = self.write_epoch
+        state = self._write.get(epoch)
+        if state is None:
+            raise LocalProtocolError(f"no write state for epoch {epoch}")
+        seq = state.next_sequence
+        # seal/encode raise ConfigurationError past 2**48 - 1: the connection
+        # must be closed before then, RFC 6347 §4.1.
+        state.next_sequence = seq + 1
+        if state.cipher is None:
+            return bytes(
+                self.backend.encode_record(content_type, self.version, epoch, seq, payload)
+            )
+        return bytes(state.cipher.seal(content_type, self.version, epoch, seq, payload))
+
+    def set_write_sequence(self, epoch: int, sequence_number: int) -> None:
+        self._write[epoch].next_sequence = sequence_number
+
+    # -- input --------------------------------------------------------------
+
+    def receive(self, datagram: bytes) -> Iterator[Record]:
+        """Open the records of a datagram one by one; drop and count what fails.
+
+        A generator on purpose: handling one record may install the keys
+        the next record in the same datagram needs (ClientKeyExchange,
+        ChangeCipherSpec and Finished travel together).
+        """
+        parsed = self.backend.parse_records(datagram)
+        consumed = sum(13 + len(p[4]) for p in parsed)
+        if consumed != len(datagram):
+            self.drops["malformed"] += 1
+        for content_type, version, epoch, seq, fragment in parsed:
+            if version >> 8 != 0xFE:
+                self.drops["bad_version"] += 1
+                continue
+            if epoch == self.read_epoch + 1 and self.has_pending_read:
+                if len(self._future) < MAX_FUTURE_RECORDS:
+                    self._future.append((content_type, version, epoch, seq, fragment))
+                else:
+                    self.drops["future_epoch_overflow"] += 1
+                continue
+            rec = self._open_one(content_type, version, epoch, seq, fragment)
+            if rec is not None:
+                yield rec
+
+    def _open_one(
+        self, content_type: int, version: int, epoch: int, seq: int, fragment: bytes
+    ) -> Record | None:
+        state = self._read.get(epoch)
+        if state is None:
+            self.drops["bad_epoch"] += 1
+            return None
+        if state.cipher is None or state.window is None:
+            return Record(content_type, epoch, seq, fragment)
+        if not state.window.check(seq):
+            self.drops["replay"] += 1
+            return None
+        plaintext = state.cipher.open_parts(content_type, version, epoch, seq, fragment)
+        if plaintext is None:
+            self.drops["bad_auth"] += 1
+            return None
+        state.window.accept(seq)
+        return Record(content_type, epoch, seq, bytes(plaintext))

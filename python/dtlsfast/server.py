@@ -1,0 +1,396 @@
+"""asyncio DTLS server: one UDP socket, many peers, one handler per session.
+
+A thin driver of :class:`~dtlsfast.connection.DtlsConnection`. Datagrams from
+addresses without a connection go through the stateless
+:class:`~dtlsfast.cookie_gate.CookieGate` (RFC 6347 §4.2.1): no per-peer state
+exists before a ClientHello carries a valid cookie. A new ClientHello from an
+address that has a session (a rebooted device, RFC 6347 §4.2.8) starts a new
+handshake that replaces the old session once it completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any, cast
+
+from dtlsfast.backend import load_backend
+from dtlsfast.config import Backend, DtlsConfiguration, PskStore
+from dtlsfast.connection import DtlsConnection
+from dtlsfast.cookie_gate import CookieGate
+from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
+from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.handshake.cookies import CookieJar
+from dtlsfast.session import DtlsSession
+
+logger = logging.getLogger("dtlsfast.server")
+
+SessionHandler = Callable[[DtlsSession], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Bounds on what one server holds; hitting one drops and counts."""
+
+    max_handshakes: int = 1024
+    """Handshakes in progress (after a valid cookie) at once."""
+    max_sessions: int = 100_000
+    """Established sessions; past it the least recently active is evicted."""
+    idle_timeout: float = 600.0
+    """Seconds without a record from the peer before a session is closed."""
+    handshake_lifetime: float = 120.0
+    """Seconds a handshake may take in all, whatever its retransmissions."""
+
+
+@dataclass
+class _Peer:
+    conn: DtlsConnection
+    session: DtlsSession
+    started: float
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task[None] | None = None
+    replaces: _Peer | None = None
+    counted: bool = field(default=False)
+
+
+def _is_epoch0_client_hello(data: bytes) -> bool:
+    # type 22, epoch 0, handshake type 1 at offset 13.
+    return len(data) > 25 and data[0] == 22 and data[3] == 0 and data[4] == 0 and data[13] == 1
+
+
+class DtlsServer(asyncio.DatagramProtocol):
+    """The server endpoint returned by :func:`serve`."""
+
+    def __init__(
+        self,
+        handler: SessionHandler,
+        config: DtlsConfiguration,
+        limits: ServerLimits,
+        cookie_secret_lifetime: float,
+    ) -> None:
+        self._handler = handler
+        self.config = config
+        self.limits = limits
+        self._loop = asyncio.get_running_loop()
+        self._gate = CookieGate(
+            load_backend(config.backend),
+            CookieJar(secret_lifetime=cookie_secret_lifetime, now=self._loop.time()),
+        )
+        self._peers: dict[Any, _Peer] = {}
+        self._transport: asyncio.DatagramTransport | None = None
+        self._closed = self._loop.create_future()
+        self._counters: Counter[str] = Counter()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._established = 0
+
+    # -- public -----------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound UDP port (useful after binding port 0)."""
+        assert self._transport is not None
+        return int(self._transport.get_extra_info("sockname")[1])
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._transport is not None
+        sockname = self._transport.get_extra_info("sockname")
+        return (str(sockname[0]), int(sockname[1]))
+
+    @property
+    def sessions(self) -> list[DtlsSession]:
+        return [p.session for p in self._peers.values() if p.conn.established]
+
+    @property
+    def counters(self) -> Counter[str]:
+        """Handshakes, sessions, drops by reason, cookie exchange, retransmissions.
+
+        A snapshot; a counter never incremented reads 0.
+        """
+        out = Counter(self._counters)
+        for name, value in self._gate.counters.items():
+            out[f"cookie_{name}"] += value
+        for peer in self._peers.values():
+            for reason, value in peer.conn.drops.items():
+                out[f"dropped_{reason}"] += value
+            out["retransmissions"] += peer.conn.counters["retransmissions"]
+        out["sessions_open"] = sum(1 for p in self._peers.values() if p.conn.established)
+        out["handshakes_in_progress"] = sum(
+            1 for p in self._peers.values() if not p.conn.established
+        )
+        return out
+
+    def close(self) -> None:
+        """Send close_notify to every peer and close the socket."""
+        for addr, peer in list(self._peers.items()):
+            if peer.conn.established:
+                peer.conn.close()
+                self._flush(peer, addr)
+            self._forget(addr, peer)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> DtlsServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    # -- DatagramProtocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # CPython's datagram transports do not all subclass DatagramTransport.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+        self._schedule_sweep()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def error_received(self, exc: Exception) -> None:
+        self._counters["socket_errors"] += 1
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        now = self._loop.time()
+        peer = self._peers.get(addr)
+        if peer is not None and not (peer.conn.established and _is_epoch0_client_hello(data)):
+            self._feed(peer, addr, data, now)
+            return
+        if peer is None and not _is_epoch0_client_hello(data):
+            self._counters["dropped_no_session"] += 1
+            return
+        if len(self._peers) - self._established >= self.limits.max_handshakes:
+            self._counters["dropped_handshake_limit"] += 1
+            return
+        verdict = self._gate.check(data, addr, now)
+        if verdict.reply is not None and self._transport is not None:
+            self._transport.sendto(verdict.reply, addr)
+        if not verdict.accepted:
+            return
+        conn = DtlsConnection(self.config, peer=addr)
+        new = _Peer(conn, DtlsSession(conn, addr, lambda s: self._flush_addr(addr)), now)
+        if peer is not None:
+            # RFC 6347 §4.2.8: the cookie proves the address is reachable; the
+            # old session stays aside until the new handshake completes.
+            new.replaces = peer
+            self._cancel_timer(peer)
+        self._peers[addr] = new
+        assert verdict.hello_datagram is not None
+        self._feed(new, addr, verdict.hello_datagram, now)
+
+    # -- internals ---------------------------------------------------------
+
+    def _feed(self, peer: _Peer, addr: Any, data: bytes, now: float) -> None:
+        peer.conn.receive_datagram(data, now)
+        peer.session.last_activity = now
+        self._flush(peer, addr)
+
+    def _flush_addr(self, addr: Any) -> None:
+        peer = self._peers.get(addr)
+        if peer is not None:
+            self._flush(peer, addr)
+
+    def _flush(self, peer: _Peer, addr: Any) -> None:
+        conn = peer.conn
+        if self._transport is not None:
+            for datagram in conn.datagrams_to_send(self._loop.time()):
+                self._transport.sendto(datagram, addr)
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, ApplicationDataReceived):
+                peer.session._deliver(event.data)
+            elif isinstance(event, HandshakeCompleted):
+                self._on_established(peer, addr, event)
+            elif isinstance(event, ConnectionClosed):
+                self._on_closed(peer, addr, event)
+                return
+        self._arm_timer(peer, addr)
+
+    def _on_established(self, peer: _Peer, addr: Any, event: HandshakeCompleted) -> None:
+        self._counters["handshakes_completed"] += 1
+        self._established += 1
+        peer.counted = True
+        logger.info(
+            "session with %s established (%s, identity %r)",
+            _fmt(addr),
+            event.cipher_suite,
+            event.psk_identity,
+        )
+        if peer.replaces is not None:
+            old, peer.replaces = peer.replaces, None
+            self._counters["sessions_replaced"] += 1
+            old.session._mark_closed(None)
+            if old.counted:
+                old.counted = False
+                self._established -= 1
+            if old.task is not None:
+                old.task.cancel()
+        self._evict_if_full()
+        task = self._loop.create_task(self._run_handler(peer, addr))
+        peer.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_handler(self, peer: _Peer, addr: Any) -> None:
+        try:
+            await self._handler(peer.session)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._counters["handler_errors"] += 1
+            logger.exception("session handler for %s raised", _fmt(addr))
+        if not peer.session.closed and self._peers.get(addr) is peer:
+            await peer.session.close()
+
+    def _on_closed(self, peer: _Peer, addr: Any, event: ConnectionClosed) -> None:
+        if peer.conn.counters["handshakes"] == 0:
+            self._counters["handshakes_failed"] += 1
+            logger.info("handshake with %s failed: %s", _fmt(addr), event.error)
+        else:
+            logger.info(
+                "session with %s closed%s", _fmt(addr), f": {event.error}" * bool(event.error)
+            )
+        peer.session._mark_closed(event.error)
+        self._forget(addr, peer)
+        if peer.replaces is not None and self._peers.get(addr) is None:
+            # The replacement handshake failed: the old session goes on.
+            self._peers[addr] = peer.replaces
+
+    def _forget(self, addr: Any, peer: _Peer) -> None:
+        self._cancel_timer(peer)
+        if peer.counted:
+            peer.counted = False
+            self._established -= 1
+        for reason, value in peer.conn.drops.items():
+            self._counters[f"dropped_{reason}"] += value
+        self._counters["retransmissions"] += peer.conn.counters["retransmissions"]
+        peer.conn.drops.clear()
+        peer.conn.counters["retransmissions"] = 0
+        if self._peers.get(addr) is peer:
+            del self._peers[addr]
+
+    def _cancel_timer(self, peer: _Peer) -> None:
+        if peer.timer is not None:
+            peer.timer.cancel()
+            peer.timer = None
+
+    def _arm_timer(self, peer: _Peer, addr: Any) -> None:
+        self._cancel_timer(peer)
+        when = peer.conn.get_timer()
+        if when is not None:
+            peer.timer = self._loop.call_at(when, self._on_timer, peer, addr)
+
+    def _on_timer(self, peer: _Peer, addr: Any) -> None:
+        peer.timer = None
+        if self._peers.get(addr) is not peer:
+            return
+        peer.conn.handle_timer(self._loop.time())
+        self._flush(peer, addr)
+
+    def _evict_if_full(self) -> None:
+        excess = self._established - self.limits.max_sessions
+        if excess <= 0:
+            return
+        established = [
+            (p.session.last_activity, a, p) for a, p in self._peers.items() if p.conn.established
+        ]
+        established.sort(key=lambda item: item[0])
+        for _, addr, peer in established[:excess]:
+            self._counters["sessions_evicted"] += 1
+            peer.conn.close()
+            self._flush(peer, addr)
+            self._forget(addr, peer)
+
+    def _schedule_sweep(self) -> None:
+        interval = max(0.5, min(self.limits.idle_timeout, self.limits.handshake_lifetime) / 4)
+        self._sweeper = self._loop.call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        for addr, peer in list(self._peers.items()):
+            if peer.conn.established:
+                if now - peer.session.last_activity > self.limits.idle_timeout:
+                    self._counters["sessions_idle_closed"] += 1
+                    peer.conn.close()
+                    self._flush(peer, addr)
+                    self._forget(addr, peer)
+            elif now - peer.started > self.limits.handshake_lifetime:
+                self._counters["handshakes_expired"] += 1
+                self._counters["handshakes_failed"] += 1
+                peer.session._mark_closed(None)
+                self._forget(addr, peer)
+                if peer.replaces is not None:
+                    self._peers[addr] = peer.replaces
+        if self._transport is not None and not self._transport.is_closing():
+            self._schedule_sweep()
+
+
+def _fmt(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr)
+
+
+async def serve(
+    handler: SessionHandler,
+    host: str = "::",
+    port: int = 5684,
+    *,
+    psk_store: PskStore,
+    identity_hint: str | bytes | None = None,
+    ciphers: Iterable[str | int] | None = None,
+    prefer_client_order: bool = False,
+    mtu: int | None = None,
+    initial_timeout: float = 1.0,
+    max_timeout: float = 60.0,
+    max_retransmissions: int = 7,
+    limits: ServerLimits | None = None,
+    cookie_secret_lifetime: float = 300.0,
+    keylog: IO[str] | None = None,
+    backend: Backend = "rust",
+    reuse_port: bool | None = None,
+) -> DtlsServer:
+    """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
+    per established session and the session is closed when it returns.
+
+    ``psk_store`` maps identities (str or bytes) to keys, or is a callable
+    ``identity -> key | None``.
+    """
+    if not callable(handler):
+        raise ConfigurationError("handler must be an async function taking a DtlsSession")
+    kwargs: dict[str, Any] = {
+        "initial_timeout": initial_timeout,
+        "max_timeout": max_timeout,
+        "max_retransmissions": max_retransmissions,
+        "keylog": keylog,
+        "backend": backend,
+        "prefer_client_order": prefer_client_order,
+    }
+    if mtu is not None:
+        kwargs["mtu"] = mtu
+    config = DtlsConfiguration.server(
+        psk_store=psk_store, identity_hint=identity_hint, ciphers=ciphers, **kwargs
+    )
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_datagram_endpoint(
+        lambda: DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime),
+        local_addr=(host, port),
+        reuse_port=reuse_port,
+    )
+    return protocol
+
+
+__all__ = ["DtlsServer", "ServerLimits", "serve"]

@@ -1,0 +1,150 @@
+"""An established DTLS session as the application sees it: send, recv, close.
+
+Shared by the asyncio client (:func:`dtlsfast.connect`) and server
+(:func:`dtlsfast.serve`). Received application data waits in a bounded queue;
+when the application does not keep up, the oldest datagrams are dropped and
+counted, as UDP would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from dtlsfast.connection import DtlsConnection
+from dtlsfast.exceptions import ConnectionClosedError, DtlsError
+
+#: Received datagrams held for a slow reader before the oldest are dropped.
+RECV_QUEUE_LIMIT = 256
+
+
+class DtlsSession:
+    """One established association, driven by an endpoint.
+
+    ``send`` and ``recv`` are datagram-oriented: one ``send`` is one record,
+    one ``recv`` returns one record's payload.
+    """
+
+    def __init__(
+        self,
+        connection: DtlsConnection,
+        peer_address: Hashable,
+        flush: Callable[[DtlsSession], None],
+    ) -> None:
+        self._conn = connection
+        self.peer_address: Any = peer_address
+        self._flush = flush
+        self._queue: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: DtlsError | None = None
+        self._closed = False
+        self.dropped = 0
+        self.last_activity = 0.0
+
+    @property
+    def cipher_suite(self) -> str:
+        """IANA name of the negotiated cipher suite."""
+        suite = self._conn.cipher_suite
+        return suite.name if suite is not None else ""
+
+    @property
+    def psk_identity(self) -> bytes | None:
+        return self._conn.psk_identity
+
+    @property
+    def connection(self) -> DtlsConnection:
+        """The sans-I/O connection underneath (for counters and tests)."""
+        return self._conn
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def max_payload(self) -> int:
+        return self._conn.max_payload
+
+    async def send(self, data: bytes) -> None:
+        """Send one datagram of application data."""
+        self.send_nowait(data)
+
+    def send_nowait(self, data: bytes) -> None:
+        if self._closed:
+            raise ConnectionClosedError(
+                "the session is closed" + (f": {self._error}" if self._error else "")
+            )
+        self._conn.send(data)
+        self._flush(self)
+
+    async def recv(self) -> bytes:
+        """The next datagram of application data; raises ConnectionClosedError
+        once the session is closed and nothing is left."""
+        while not self._queue:
+            if self._closed:
+                raise ConnectionClosedError(
+                    "the session is closed" + (f": {self._error}" if self._error else "")
+                ) from self._error
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    async def close(self) -> None:
+        """Send close_notify and close the session."""
+        if self._closed:
+            return
+        self._conn.close()
+        self._flush(self)
+        self._mark_closed(None)
+
+    def abort(self) -> None:
+        """Close at once, sending nothing to the peer."""
+        if self._closed:
+            return
+        self._conn.abort()
+        self._flush(self)
+        self._mark_closed(None)
+
+    def __aiter__(self) -> DtlsSession:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.recv()
+        except ConnectionClosedError:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> DtlsSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- endpoint side -----------------------------------------------------
+
+    def _deliver(self, data: bytes) -> None:
+        if len(self._queue) >= RECV_QUEUE_LIMIT:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(data)
+        self._wake()
+
+    def _mark_closed(self, error: DtlsError | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<DtlsSession {self.peer_address!r} {self.cipher_suite} {state}>"

@@ -1,0 +1,338 @@
+//! The Python face of the engine: thin #[pyclass] / #[pyfunction] wrappers
+//! over record.rs, cipher.rs, replay.rs and reassembly.rs, as `_core.pyi`
+//! declares them. Exceptions live in Python (dtlsfast.exceptions) and are
+//! imported here; bytes go in as borrowed `&[u8]` and come out written in
+//! place with `PyBytes::new_with`.
+
+use pyo3::exceptions::PyOverflowError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::cipher::{RecordCipher as CoreCipher, AEAD_NAMES};
+use crate::errors::CoreError;
+use crate::reassembly::{HandshakeReassembler as CoreReassembler, HANDSHAKE_HEADER_LENGTH};
+use crate::record::{self, RecordFields, MAX_SEQUENCE_NUMBER, RECORD_HEADER_LENGTH};
+use crate::replay::ReplayWindow as CoreWindow;
+
+pyo3::import_exception!(dtlsfast.exceptions, ConfigurationError);
+pyo3::import_exception!(dtlsfast.exceptions, DecodeError);
+
+impl From<CoreError> for PyErr {
+    fn from(err: CoreError) -> PyErr {
+        match err {
+            CoreError::Configuration(m) => ConfigurationError::new_err(m),
+            CoreError::Decode(m) => DecodeError::new_err(m),
+        }
+    }
+}
+
+/// An integer argument as u64; a negative or huge int is a ConfigurationError
+/// (a ValueError) naming the accepted range, not PyO3's OverflowError.
+fn uint_arg(value: &Bound<'_, PyAny>, name: &str, max: u64) -> PyResult<u64> {
+    match value.extract::<u64>() {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => Err(
+            ConfigurationError::new_err(format!("{name} must be in 0..={max}, got {value}")),
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+fn window_size_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "size", crate::replay::MAX_WINDOW_SIZE as u64)
+}
+
+fn max_message_size_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "max_message_size", u64::MAX)
+}
+
+fn max_buffered_bytes_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "max_buffered_bytes", u64::MAX)
+}
+
+fn next_seq_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "next_seq", 0xFFFF)
+}
+
+fn record_fields(
+    content_type: &Bound<'_, PyAny>,
+    version: &Bound<'_, PyAny>,
+    epoch: &Bound<'_, PyAny>,
+    sequence_number: &Bound<'_, PyAny>,
+) -> PyResult<RecordFields> {
+    Ok(RecordFields::new(
+        uint_arg(content_type, "content_type", 0xFF)?,
+        uint_arg(version, "version", 0xFFFF)?,
+        uint_arg(epoch, "epoch", 0xFFFF)?,
+        uint_arg(sequence_number, "sequence_number", MAX_SEQUENCE_NUMBER)?,
+    )?)
+}
+
+/// Split a datagram into DTLS records (RFC 6347 §4.1).
+///
+/// Returns ``(content_type, version, epoch, sequence_number, fragment)`` for
+/// every well-formed record; stops at the first malformed one and returns the
+/// prefix. Never raises.
+#[pyfunction]
+fn parse_records<'py>(py: Python<'py>, datagram: &[u8]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for r in record::parse_records(datagram) {
+        let h = r.header;
+        list.append((
+            h.content_type,
+            h.version,
+            h.epoch,
+            h.sequence_number,
+            PyBytes::new(py, r.fragment),
+        ))?;
+    }
+    Ok(list)
+}
+
+/// Build one record: the 13-byte header followed by ``fragment``.
+///
+/// Raises ValueError (ConfigurationError) for a field out of range.
+#[pyfunction]
+fn encode_record<'py>(
+    py: Python<'py>,
+    content_type: &Bound<'py, PyAny>,
+    version: &Bound<'py, PyAny>,
+    epoch: &Bound<'py, PyAny>,
+    sequence_number: &Bound<'py, PyAny>,
+    fragment: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let fields = record_fields(content_type, version, epoch, sequence_number)?;
+    let length = RECORD_HEADER_LENGTH.saturating_add(fragment.len());
+    // Check the length before allocating the output.
+    fields.header(fragment.len())?;
+    PyBytes::new_with(py, length, |out| {
+        Ok(record::encode_record_into(&fields, fragment, out)?)
+    })
+}
+
+/// AEAD protection of DTLS records for one epoch and one direction
+/// (RFC 6347 §4.1.2.1, RFC 5246 §6.2.3.3, RFC 5288, RFC 6655, RFC 7905).
+#[pyclass(frozen, module = "dtlsfast._core", name = "RecordCipher")]
+pub struct PyRecordCipher {
+    inner: CoreCipher,
+}
+
+impl PyRecordCipher {
+    fn open_fields<'py>(
+        &self,
+        py: Python<'py>,
+        fields: &RecordFields,
+        fragment: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let Some(length) = self.inner.opened_length(fragment.len()) else {
+            return Ok(None);
+        };
+        let mut ok = false;
+        let bytes = PyBytes::new_with(py, length, |out| {
+            ok = self.inner.open_into(fields, fragment, out);
+            Ok(())
+        })?;
+        // On failure the buffer (zeroed by the AEAD) is simply released.
+        Ok(ok.then_some(bytes))
+    }
+}
+
+#[pymethods]
+impl PyRecordCipher {
+    #[new]
+    fn new(aead: &str, key: &[u8], iv: &[u8]) -> PyResult<Self> {
+        Ok(PyRecordCipher {
+            inner: CoreCipher::new(aead, key, iv)?,
+        })
+    }
+
+    #[getter]
+    fn aead(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    /// Bytes a sealed record adds beyond header and plaintext:
+    /// explicit nonce plus tag (16 for CCM_8, 24 for CCM and GCM, 16 for ChaCha20).
+    #[getter]
+    fn overhead(&self) -> usize {
+        self.inner.overhead()
+    }
+
+    /// Return the whole protected record, header included.
+    fn seal<'py>(
+        &self,
+        py: Python<'py>,
+        content_type: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+        epoch: &Bound<'py, PyAny>,
+        sequence_number: &Bound<'py, PyAny>,
+        plaintext: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let fields = record_fields(content_type, version, epoch, sequence_number)?;
+        let length = self.inner.sealed_length(plaintext.len())?;
+        PyBytes::new_with(py, length, |out| {
+            Ok(self.inner.seal_into(&fields, plaintext, out)?)
+        })
+    }
+
+    /// Open one whole record (header included). None if it is malformed or
+    /// does not authenticate; never raises for bad input.
+    fn open<'py>(&self, py: Python<'py>, record: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let Some(parsed) = record::parse_single_record(record) else {
+            return Ok(None);
+        };
+        self.open_fields(py, &parsed.header.fields(), parsed.fragment)
+    }
+
+    /// Open a record already split by :func:`parse_records`.
+    ///
+    /// None if the fragment does not authenticate; ConfigurationError if a
+    /// field is out of range (no parsed record can have such a field).
+    fn open_parts<'py>(
+        &self,
+        py: Python<'py>,
+        content_type: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+        epoch: &Bound<'py, PyAny>,
+        sequence_number: &Bound<'py, PyAny>,
+        fragment: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let fields = record_fields(content_type, version, epoch, sequence_number)?;
+        self.open_fields(py, &fields, fragment)
+    }
+
+    fn __repr__(&self) -> String {
+        // Never the key.
+        format!("<RecordCipher {}>", self.inner.name())
+    }
+}
+
+/// Sliding anti-replay window for one epoch (RFC 6347 §4.1.2.6).
+#[pyclass(module = "dtlsfast._core", name = "ReplayWindow")]
+pub struct PyReplayWindow {
+    inner: CoreWindow,
+}
+
+#[pymethods]
+impl PyReplayWindow {
+    #[new]
+    #[pyo3(signature = (size = 64))]
+    fn new(#[pyo3(from_py_with = window_size_arg)] size: u64) -> PyResult<Self> {
+        Ok(PyReplayWindow {
+            inner: CoreWindow::new(size)?,
+        })
+    }
+
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    /// The highest sequence number accepted so far, None before the first.
+    #[getter]
+    fn highest(&self) -> Option<u64> {
+        self.inner.highest()
+    }
+
+    /// True if the record is new and not left of the window.
+    fn check(&self, sequence_number: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match sequence_number.extract::<u64>() {
+            Ok(seq) => Ok(self.inner.check(seq)),
+            // Negative or past 2**64: certainly not an acceptable record.
+            Err(e) if e.is_instance_of::<PyOverflowError>(sequence_number.py()) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Mark a record seen; call only after it authenticated.
+    fn accept(&mut self, sequence_number: &Bound<'_, PyAny>) -> PyResult<()> {
+        let seq = uint_arg(sequence_number, "sequence_number", MAX_SEQUENCE_NUMBER)?;
+        Ok(self.inner.accept(seq)?)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ReplayWindow size={} highest={:?}>",
+            self.inner.size(),
+            self.inner.highest()
+        )
+    }
+}
+
+/// Handshake fragments in, whole messages out in message_seq order
+/// (RFC 6347 §4.2.2, §4.2.3).
+#[pyclass(module = "dtlsfast._core", name = "HandshakeReassembler")]
+pub struct PyHandshakeReassembler {
+    inner: CoreReassembler,
+}
+
+#[pymethods]
+impl PyHandshakeReassembler {
+    #[new]
+    #[pyo3(signature = (max_message_size = 32768, max_buffered_bytes = 65536, next_seq = 0))]
+    fn new(
+        #[pyo3(from_py_with = max_message_size_arg)] max_message_size: u64,
+        #[pyo3(from_py_with = max_buffered_bytes_arg)] max_buffered_bytes: u64,
+        #[pyo3(from_py_with = next_seq_arg)] next_seq: u64,
+    ) -> PyResult<Self> {
+        Ok(PyHandshakeReassembler {
+            inner: CoreReassembler::new(max_message_size, max_buffered_bytes, next_seq)?,
+        })
+    }
+
+    #[getter]
+    fn next_seq(&self) -> u32 {
+        self.inner.next_seq()
+    }
+
+    #[setter]
+    fn set_next_seq(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        Ok(self.inner.set_next_seq(next_seq_arg(value)?)?)
+    }
+
+    #[getter]
+    fn buffered_bytes(&self) -> u64 {
+        self.inner.buffered_bytes()
+    }
+
+    /// Fragments dropped because a bound was hit.
+    #[getter]
+    fn dropped(&self) -> u64 {
+        self.inner.dropped()
+    }
+
+    /// Take one fragment (12-byte header + body); return the messages now
+    /// whole, each as an unfragmented message with its 12-byte header.
+    fn push<'py>(&mut self, py: Python<'py>, fragment: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let messages = self.inner.push(fragment)?;
+        PyList::new(py, messages.iter().map(|m| PyBytes::new(py, m)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<HandshakeReassembler next_seq={} buffered_bytes={} dropped={}>",
+            self.inner.next_seq(),
+            self.inner.buffered_bytes(),
+            self.inner.dropped()
+        )
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // setattr rather than add/add_class/add_function: those also build a
+    // module `__all__`, which the stub (a private module) does not declare.
+    let py = m.py();
+    m.setattr("MAX_SEQUENCE_NUMBER", MAX_SEQUENCE_NUMBER)?;
+    m.setattr("RECORD_HEADER_LENGTH", RECORD_HEADER_LENGTH)?;
+    m.setattr("HANDSHAKE_HEADER_LENGTH", HANDSHAKE_HEADER_LENGTH)?;
+    m.setattr("AEAD_NAMES", PyTuple::new(py, AEAD_NAMES)?)?;
+    m.setattr("parse_records", wrap_pyfunction!(parse_records, m)?)?;
+    m.setattr("encode_record", wrap_pyfunction!(encode_record, m)?)?;
+    m.setattr("RecordCipher", py.get_type::<PyRecordCipher>())?;
+    m.setattr("ReplayWindow", py.get_type::<PyReplayWindow>())?;
+    m.setattr(
+        "HandshakeReassembler",
+        py.get_type::<PyHandshakeReassembler>(),
+    )?;
+    Ok(())
+}

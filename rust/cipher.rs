@@ -1,0 +1,701 @@
+//! AEAD record protection for one epoch and one direction: RFC 6347 §4.1.2.1
+//! with the TLS 1.2 AEAD construction of RFC 5246 §6.2.3.3, the nonces of
+//! RFC 5288 (GCM) / RFC 6655 (CCM, CCM_8) and RFC 7905 (ChaCha20-Poly1305).
+//!
+//! Wire form of a protected record:
+//!   header(13) || explicit_nonce(8, GCM/CCM only) || ciphertext || tag
+//! additional_data = epoch(2) || seq(6) || type(1) || version(2) || plaintext_length(2)
+//!
+//! The AEAD object (key schedule) is built once per `RecordCipher`; seal and
+//! open only assemble a 12-byte nonce and the 13-byte additional data on the
+//! stack, and write straight into the caller's output buffer.
+
+use aead::{consts::U12, inout::InOutBuf, AeadCore, AeadInOut, KeyInit, Nonce, Tag};
+use aes::Aes128;
+use aes_gcm::{Aes128Gcm, Aes256Gcm};
+use ccm::{consts::U16, consts::U8, Ccm};
+use chacha20poly1305::ChaCha20Poly1305;
+
+use crate::errors::{CoreError, CoreResult};
+use crate::record::{parse_single_record, RecordFields, MAX_FRAGMENT_LENGTH, RECORD_HEADER_LENGTH};
+
+type Aes128Ccm8 = Ccm<Aes128, U8, U12>;
+type Aes128Ccm16 = Ccm<Aes128, U16, U12>;
+
+/// The names `RecordCipher` accepts, in the order Python sees them.
+pub const AEAD_NAMES: [&str; 5] = [
+    "AES_128_CCM_8",
+    "AES_128_CCM",
+    "AES_128_GCM",
+    "AES_256_GCM",
+    "CHACHA20_POLY1305",
+];
+
+/// Length of the 13-byte TLS additional data.
+pub const ADDITIONAL_DATA_LENGTH: usize = 13;
+const NONCE_LENGTH: usize = 12;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AeadKind {
+    Aes128Ccm8,
+    Aes128Ccm,
+    Aes128Gcm,
+    Aes256Gcm,
+    ChaCha20Poly1305,
+}
+
+impl AeadKind {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "AES_128_CCM_8" => AeadKind::Aes128Ccm8,
+            "AES_128_CCM" => AeadKind::Aes128Ccm,
+            "AES_128_GCM" => AeadKind::Aes128Gcm,
+            "AES_256_GCM" => AeadKind::Aes256Gcm,
+            "CHACHA20_POLY1305" => AeadKind::ChaCha20Poly1305,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AeadKind::Aes128Ccm8 => "AES_128_CCM_8",
+            AeadKind::Aes128Ccm => "AES_128_CCM",
+            AeadKind::Aes128Gcm => "AES_128_GCM",
+            AeadKind::Aes256Gcm => "AES_256_GCM",
+            AeadKind::ChaCha20Poly1305 => "CHACHA20_POLY1305",
+        }
+    }
+
+    pub fn key_length(self) -> usize {
+        match self {
+            AeadKind::Aes256Gcm | AeadKind::ChaCha20Poly1305 => 32,
+            _ => 16,
+        }
+    }
+
+    /// The fixed IV from the key block: the 4-byte implicit salt for GCM and
+    /// CCM (RFC 5288 §3, RFC 6655 §3), the whole 12-byte IV for ChaCha20
+    /// (RFC 7905 §2).
+    pub fn iv_length(self) -> usize {
+        match self {
+            AeadKind::ChaCha20Poly1305 => 12,
+            _ => 4,
+        }
+    }
+
+    pub fn tag_length(self) -> usize {
+        match self {
+            AeadKind::Aes128Ccm8 => 8,
+            _ => 16,
+        }
+    }
+
+    /// Bytes of nonce carried on the wire before the ciphertext.
+    pub fn explicit_nonce_length(self) -> usize {
+        match self {
+            AeadKind::ChaCha20Poly1305 => 0,
+            _ => 8,
+        }
+    }
+
+    pub fn overhead(self) -> usize {
+        self.explicit_nonce_length() + self.tag_length()
+    }
+}
+
+/// The keyed AEAD. No Debug: it holds the key schedule.
+enum Engine {
+    Ccm8(Box<Aes128Ccm8>),
+    Ccm16(Box<Aes128Ccm16>),
+    Gcm128(Box<Aes128Gcm>),
+    Gcm256(Box<Aes256Gcm>),
+    ChaCha(Box<ChaCha20Poly1305>),
+}
+
+fn keyed<A: KeyInit>(key: &[u8]) -> CoreResult<Box<A>> {
+    A::new_from_slice(key)
+        .map(Box::new)
+        .map_err(|_| CoreError::config("invalid key length"))
+}
+
+/// Encrypt `plaintext` into `ciphertext` (same length) and write the tag.
+fn seal_raw<A>(
+    aead: &A,
+    nonce: &[u8; NONCE_LENGTH],
+    aad: &[u8],
+    plaintext: &[u8],
+    ciphertext: &mut [u8],
+    tag_out: &mut [u8],
+) -> Result<(), aead::Error>
+where
+    A: AeadInOut + AeadCore<NonceSize = U12>,
+{
+    let buffer = InOutBuf::new(plaintext, ciphertext).map_err(|_| aead::Error)?;
+    let tag = aead.encrypt_inout_detached(&Nonce::<A>::from(*nonce), aad, buffer)?;
+    if tag_out.len() != tag.len() {
+        return Err(aead::Error);
+    }
+    tag_out.copy_from_slice(&tag);
+    Ok(())
+}
+
+/// Authenticate and decrypt `ciphertext` into `plaintext` (same length).
+fn open_raw<A>(
+    aead: &A,
+    nonce: &[u8; NONCE_LENGTH],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+    plaintext: &mut [u8],
+) -> Result<(), aead::Error>
+where
+    A: AeadInOut + AeadCore<NonceSize = U12>,
+{
+    let tag = Tag::<A>::try_from(tag).map_err(|_| aead::Error)?;
+    let buffer = InOutBuf::new(ciphertext, plaintext).map_err(|_| aead::Error)?;
+    aead.decrypt_inout_detached(&Nonce::<A>::from(*nonce), aad, buffer, &tag)
+}
+
+impl Engine {
+    fn new(kind: AeadKind, key: &[u8]) -> CoreResult<Self> {
+        Ok(match kind {
+            AeadKind::Aes128Ccm8 => Engine::Ccm8(keyed(key)?),
+            AeadKind::Aes128Ccm => Engine::Ccm16(keyed(key)?),
+            AeadKind::Aes128Gcm => Engine::Gcm128(keyed(key)?),
+            AeadKind::Aes256Gcm => Engine::Gcm256(keyed(key)?),
+            AeadKind::ChaCha20Poly1305 => Engine::ChaCha(keyed(key)?),
+        })
+    }
+
+    fn seal(
+        &self,
+        nonce: &[u8; NONCE_LENGTH],
+        aad: &[u8],
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), aead::Error> {
+        match self {
+            Engine::Ccm8(a) => seal_raw(&**a, nonce, aad, plaintext, ciphertext, tag),
+            Engine::Ccm16(a) => seal_raw(&**a, nonce, aad, plaintext, ciphertext, tag),
+            Engine::Gcm128(a) => seal_raw(&**a, nonce, aad, plaintext, ciphertext, tag),
+            Engine::Gcm256(a) => seal_raw(&**a, nonce, aad, plaintext, ciphertext, tag),
+            Engine::ChaCha(a) => seal_raw(&**a, nonce, aad, plaintext, ciphertext, tag),
+        }
+    }
+
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LENGTH],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        plaintext: &mut [u8],
+    ) -> Result<(), aead::Error> {
+        match self {
+            Engine::Ccm8(a) => open_raw(&**a, nonce, aad, ciphertext, tag, plaintext),
+            Engine::Ccm16(a) => open_raw(&**a, nonce, aad, ciphertext, tag, plaintext),
+            Engine::Gcm128(a) => open_raw(&**a, nonce, aad, ciphertext, tag, plaintext),
+            Engine::Gcm256(a) => open_raw(&**a, nonce, aad, ciphertext, tag, plaintext),
+            Engine::ChaCha(a) => open_raw(&**a, nonce, aad, ciphertext, tag, plaintext),
+        }
+    }
+}
+
+/// epoch(2) || seq(6) || type(1) || version(2) || length(2) (RFC 5246 §6.2.3.3,
+/// with DTLS's epoch-prefixed sequence number, RFC 6347 §4.1.2.1).
+fn additional_data(fields: &RecordFields, plaintext_length: u16) -> [u8; ADDITIONAL_DATA_LENGTH] {
+    let [q0, q1, q2, q3, q4, q5, q6, q7] = fields.epoch_and_sequence();
+    let [v0, v1] = fields.version.to_be_bytes();
+    let [l0, l1] = plaintext_length.to_be_bytes();
+    [
+        q0,
+        q1,
+        q2,
+        q3,
+        q4,
+        q5,
+        q6,
+        q7,
+        fields.content_type,
+        v0,
+        v1,
+        l0,
+        l1,
+    ]
+}
+
+/// AEAD record protection for one epoch and direction. Stateless per call:
+/// the caller owns sequence numbers and the replay window.
+pub struct RecordCipher {
+    kind: AeadKind,
+    engine: Engine,
+    /// For GCM/CCM: salt(4) || 0^8, so that `iv XOR (0^4 || explicit)` is
+    /// `salt || explicit` (RFC 5288 §3); for ChaCha20 the 12-byte IV that
+    /// RFC 7905 §2 XORs with the padded sequence number. One formula for both.
+    iv: [u8; NONCE_LENGTH],
+}
+
+impl std::fmt::Debug for RecordCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordCipher")
+            .field("aead", &self.kind.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordCipher {
+    pub fn new(aead: &str, key: &[u8], iv: &[u8]) -> CoreResult<Self> {
+        let kind = AeadKind::from_name(aead).ok_or_else(|| {
+            CoreError::config(format!(
+                "unknown AEAD {aead:?}; expected one of {}",
+                AEAD_NAMES.join(", ")
+            ))
+        })?;
+        if key.len() != kind.key_length() {
+            return Err(CoreError::config(format!(
+                "{} needs a {}-byte key, got {} bytes",
+                kind.name(),
+                kind.key_length(),
+                key.len()
+            )));
+        }
+        if iv.len() != kind.iv_length() {
+            let what = match kind {
+                AeadKind::ChaCha20Poly1305 => "the fixed IV of RFC 7905",
+                _ => "the implicit salt of RFC 5288 / RFC 6655",
+            };
+            return Err(CoreError::config(format!(
+                "{} needs a {}-byte iv ({what}), got {} bytes",
+                kind.name(),
+                kind.iv_length(),
+                iv.len()
+            )));
+        }
+        let mut fixed = [0u8; NONCE_LENGTH];
+        fixed
+            .get_mut(..iv.len())
+            .ok_or_else(|| CoreError::config("iv too long"))?
+            .copy_from_slice(iv);
+        Ok(RecordCipher {
+            kind,
+            engine: Engine::new(kind, key)?,
+            iv: fixed,
+        })
+    }
+
+    pub fn kind(&self) -> AeadKind {
+        self.kind
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    pub fn overhead(&self) -> usize {
+        self.kind.overhead()
+    }
+
+    fn nonce(&self, epoch_and_sequence: [u8; 8]) -> [u8; NONCE_LENGTH] {
+        let mut nonce = self.iv;
+        for (n, s) in nonce.iter_mut().skip(4).zip(epoch_and_sequence) {
+            *n ^= s;
+        }
+        nonce
+    }
+
+    /// Total length of the record `seal` builds for a plaintext of this length.
+    pub fn sealed_length(&self, plaintext_length: usize) -> CoreResult<usize> {
+        let fragment = plaintext_length
+            .checked_add(self.overhead())
+            .filter(|&n| n <= MAX_FRAGMENT_LENGTH)
+            .ok_or_else(|| {
+                CoreError::config(format!(
+                    "plaintext of {plaintext_length} bytes does not fit one record: {} \
+                     with {} bytes of AEAD overhead is at most {} bytes",
+                    self.name(),
+                    self.overhead(),
+                    MAX_FRAGMENT_LENGTH - self.overhead()
+                ))
+            })?;
+        Ok(RECORD_HEADER_LENGTH + fragment)
+    }
+
+    /// Build the protected record into `out`, which must be exactly
+    /// `sealed_length(plaintext.len())` bytes.
+    pub fn seal_into(
+        &self,
+        fields: &RecordFields,
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> CoreResult<()> {
+        let total = self.sealed_length(plaintext.len())?;
+        if out.len() != total {
+            return Err(CoreError::config("output buffer has the wrong length"));
+        }
+        let header = fields.header(total - RECORD_HEADER_LENGTH)?;
+        // sealed_length bounded the plaintext below 2**16.
+        let plaintext_length =
+            u16::try_from(plaintext.len()).map_err(|_| CoreError::config("plaintext too long"))?;
+        let epoch_and_sequence = fields.epoch_and_sequence();
+        let nonce = self.nonce(epoch_and_sequence);
+        let aad = additional_data(fields, plaintext_length);
+
+        let explicit_length = self.kind.explicit_nonce_length();
+        let short = || CoreError::config("output buffer too short");
+        let (head, rest) = out
+            .split_at_mut_checked(RECORD_HEADER_LENGTH)
+            .ok_or_else(short)?;
+        let (explicit, rest) = rest
+            .split_at_mut_checked(explicit_length)
+            .ok_or_else(short)?;
+        let (ciphertext, tag) = rest
+            .split_at_mut_checked(plaintext.len())
+            .ok_or_else(short)?;
+        head.copy_from_slice(&header.to_bytes());
+        // The explicit nonce is the record's own epoch || seq (RFC 6655 §3
+        // recommends it; RFC 5288 allows any unique value).
+        explicit.copy_from_slice(
+            epoch_and_sequence
+                .get(..explicit_length)
+                .ok_or_else(short)?,
+        );
+        self.engine
+            .seal(&nonce, &aad, plaintext, ciphertext, tag)
+            .map_err(|_| CoreError::config("AEAD encryption failed"))
+    }
+
+    pub fn seal(&self, fields: &RecordFields, plaintext: &[u8]) -> CoreResult<Vec<u8>> {
+        let mut out = vec![0u8; self.sealed_length(plaintext.len())?];
+        self.seal_into(fields, plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    /// Plaintext length of a protected fragment, None if it is too short to
+    /// hold the explicit nonce and the tag, or too long for a record.
+    pub fn opened_length(&self, fragment_length: usize) -> Option<usize> {
+        fragment_length
+            .checked_sub(self.overhead())
+            .filter(|&n| n <= MAX_FRAGMENT_LENGTH)
+    }
+
+    /// Authenticate and decrypt `fragment` into `out`, which must be exactly
+    /// `opened_length(fragment.len())` bytes. False on any failure; `out` is
+    /// then garbage (zeroes or partial plaintext) and must be discarded.
+    ///
+    /// For GCM/CCM the nonce is built from the explicit nonce on the wire, not
+    /// from `fields`' epoch and sequence number: RFC 5288 lets the sender pick
+    /// any unique explicit nonce, and OpenSSL, GnuTLS and mbedTLS all read it
+    /// from the record. The additional data always uses `fields`.
+    pub fn open_into(&self, fields: &RecordFields, fragment: &[u8], out: &mut [u8]) -> bool {
+        let Some(plaintext_length) = self.opened_length(fragment.len()) else {
+            return false;
+        };
+        let Ok(aad_length) = u16::try_from(plaintext_length) else {
+            return false;
+        };
+        if out.len() != plaintext_length {
+            return false;
+        }
+        let explicit_length = self.kind.explicit_nonce_length();
+        let Some((explicit, rest)) = fragment.split_at_checked(explicit_length) else {
+            return false;
+        };
+        let Some((ciphertext, tag)) = rest.split_at_checked(plaintext_length) else {
+            return false;
+        };
+        let nonce = if explicit_length == 0 {
+            self.nonce(fields.epoch_and_sequence())
+        } else {
+            let Ok(explicit) = <[u8; 8]>::try_from(explicit) else {
+                return false;
+            };
+            self.nonce(explicit)
+        };
+        let aad = additional_data(fields, aad_length);
+        self.engine.open(&nonce, &aad, ciphertext, tag, out).is_ok()
+    }
+
+    pub fn open_parts(&self, fields: &RecordFields, fragment: &[u8]) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; self.opened_length(fragment.len())?];
+        self.open_into(fields, fragment, &mut out).then_some(out)
+    }
+
+    /// Open a buffer holding exactly one whole record, header included.
+    pub fn open(&self, record: &[u8]) -> Option<Vec<u8>> {
+        let record = parse_single_record(record)?;
+        self.open_parts(&record.header.fields(), record.fragment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn engine(kind: AeadKind, key: &[u8]) -> Engine {
+        Engine::new(kind, key).unwrap()
+    }
+
+    /// Run a published vector through the raw engine path (the one the
+    /// record path uses), both directions, plus a tampered tag.
+    fn kat(kind: AeadKind, key: &str, nonce: &str, aad: &str, pt: &str, ct: &str, tag: &str) {
+        let e = engine(kind, &hex(key));
+        let nonce: [u8; 12] = hex(nonce).try_into().unwrap();
+        let (aad, pt, ct, tag) = (hex(aad), hex(pt), hex(ct), hex(tag));
+        let mut got_ct = vec![0; pt.len()];
+        let mut got_tag = vec![0; kind.tag_length()];
+        e.seal(&nonce, &aad, &pt, &mut got_ct, &mut got_tag)
+            .unwrap();
+        assert_eq!(got_ct, ct);
+        assert_eq!(got_tag, tag);
+        let mut got_pt = vec![0; ct.len()];
+        e.open(&nonce, &aad, &ct, &tag, &mut got_pt).unwrap();
+        assert_eq!(got_pt, pt);
+        let mut bad = tag.clone();
+        bad[0] ^= 1;
+        assert!(e.open(&nonce, &aad, &ct, &bad, &mut got_pt).is_err());
+    }
+
+    #[test]
+    fn kat_aes_128_ccm_8_sp800_38c_example_3() {
+        // NIST SP 800-38C Appendix C.3 (Example 3): Tlen = 64, Nlen = 96.
+        kat(
+            AeadKind::Aes128Ccm8,
+            "404142434445464748494a4b4c4d4e4f",
+            "101112131415161718191a1b",
+            "000102030405060708090a0b0c0d0e0f10111213",
+            "202122232425262728292a2b2c2d2e2f3031323334353637",
+            "e3b201a9f5b71a7a9b1ceaeccd97e70b6176aad9a4428aa5",
+            "484392fbc1b09951",
+        );
+    }
+
+    #[test]
+    fn kat_aes_128_ccm_nist_cavp() {
+        // NIST CAVP CCM test data (VADT/VNT, AES-128, Tlen = 128, Nlen = 96),
+        // first vector of the 16-byte tag / 12-byte nonce set.
+        kat(
+            AeadKind::Aes128Ccm,
+            "005e8f4d8e0cbf4e1ceeb5d87a275848",
+            "0ec3ac452b547b9062aac8fa",
+            "2f1821aa57e5278ffd33c17d46615b77363149dbc98470413f6543a6b749f2ca",
+            "b6f345204526439daf84998f380dcfb4b4167c959c04ff65",
+            "9575e16f35da3c88a19c26a7b762044f4d7bbbafeff05d75",
+            "4829e2a7752fa3a14890972884b511d8",
+        );
+    }
+
+    #[test]
+    fn kat_aes_128_gcm_mcgrew_viega_test_case_4() {
+        // McGrew & Viega, "The Galois/Counter Mode of Operation", Test Case 4.
+        kat(
+            AeadKind::Aes128Gcm,
+            "feffe9928665731c6d6a8f9467308308",
+            "cafebabefacedbaddecaf888",
+            "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72
+             1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+            "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e
+             21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091",
+            "5bc94fbc3221a5db94fae95ae7121a47",
+        );
+    }
+
+    #[test]
+    fn kat_aes_256_gcm_mcgrew_viega_test_case_16() {
+        // McGrew & Viega, Test Case 16 (256-bit key, 96-bit IV, with AAD).
+        kat(
+            AeadKind::Aes256Gcm,
+            "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+            "cafebabefacedbaddecaf888",
+            "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72
+             1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+            "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa
+             8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+            "76fc6ece0f4e1768cddf8853bb2d551b",
+        );
+    }
+
+    #[test]
+    fn kat_chacha20_poly1305_rfc8439_2_8_2() {
+        // RFC 8439 §2.8.2 AEAD test vector.
+        let pt = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
+        let pt_hex: String = pt.iter().map(|b| format!("{b:02x}")).collect();
+        kat(
+            AeadKind::ChaCha20Poly1305,
+            "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f",
+            "070000004041424344454647",
+            "50515253c0c1c2c3c4c5c6c7",
+            &pt_hex,
+            "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6
+             3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36
+             92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc
+             3ff4def08e4b7a9de576d26586cec64b6116",
+            "1ae10b594f09e26a7e902ecbd0600691",
+        );
+    }
+
+    fn fields(ct: u64, v: u64, e: u64, s: u64) -> RecordFields {
+        RecordFields::new(ct, v, e, s).unwrap()
+    }
+
+    #[test]
+    fn record_layout_gcm_matches_rfc_5288_construction() {
+        // Build the record with RecordCipher, then check every byte of the
+        // layout by hand: nonce = salt || epoch || seq, AAD as RFC 5246 says.
+        let key = [0x11u8; 16];
+        let c = RecordCipher::new("AES_128_GCM", &key, &[0xA0, 0xA1, 0xA2, 0xA3]).unwrap();
+        let f = fields(23, 0xFEFD, 1, 0x0000_0000_0102);
+        let rec = c.seal(&f, b"ping").unwrap();
+        assert_eq!(rec.len(), 13 + 8 + 4 + 16);
+        assert_eq!(&rec[..13], &hex("17 fefd 0001 000000000102 001c")[..]);
+        assert_eq!(&rec[13..21], &hex("0001000000000102")[..]);
+        let e = engine(AeadKind::Aes128Gcm, &key);
+        let nonce: [u8; 12] = hex("a0a1a2a3 0001000000000102").try_into().unwrap();
+        let aad = hex("0001000000000102 17 fefd 0004");
+        let mut pt = [0u8; 4];
+        e.open(&nonce, &aad, &rec[21..25], &rec[25..], &mut pt)
+            .unwrap();
+        assert_eq!(&pt, b"ping");
+        assert_eq!(c.open(&rec).unwrap(), b"ping");
+    }
+
+    #[test]
+    fn record_layout_chacha_matches_rfc_7905_construction() {
+        let key = [0x22u8; 32];
+        let iv = hex("000102030405060708090a0b");
+        let c = RecordCipher::new("CHACHA20_POLY1305", &key, &iv).unwrap();
+        let f = fields(22, 0xFEFD, 2, 0x0000_0A0B_0C0D);
+        let rec = c.seal(&f, b"hello").unwrap();
+        assert_eq!(rec.len(), 13 + 5 + 16);
+        assert_eq!(&rec[..13], &hex("16 fefd 0002 00000a0b0c0d 0015")[..]);
+        let e = engine(AeadKind::ChaCha20Poly1305, &key);
+        // iv XOR (0^4 || 0002 00000a0b0c0d)
+        let nonce: [u8; 12] = hex("00010203 0407 0607 02020606").try_into().unwrap();
+        let aad = hex("000200000a0b0c0d 16 fefd 0005");
+        let mut pt = [0u8; 5];
+        e.open(&nonce, &aad, &rec[13..18], &rec[18..], &mut pt)
+            .unwrap();
+        assert_eq!(&pt, b"hello");
+    }
+
+    #[test]
+    fn round_trip_all_aeads_and_overhead() {
+        for (name, overhead) in AEAD_NAMES.iter().zip([16, 24, 24, 24, 16]) {
+            let kind = AeadKind::from_name(name).unwrap();
+            assert_eq!(kind.name(), *name);
+            let key = vec![7u8; kind.key_length()];
+            let iv = vec![9u8; kind.iv_length()];
+            let c = RecordCipher::new(name, &key, &iv).unwrap();
+            assert_eq!(c.overhead(), overhead);
+            assert!(!format!("{c:?}").contains("07"));
+            for len in [0usize, 1, 15, 16, 17, 64, 1200] {
+                let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let f = fields(23, 0xFEFD, 3, MAX_SEQ_FOR_TEST - len as u64);
+                let rec = c.seal(&f, &pt).unwrap();
+                assert_eq!(rec.len(), 13 + overhead + len);
+                assert_eq!(c.open(&rec).unwrap(), pt);
+                let parsed = parse_single_record(&rec).unwrap();
+                assert_eq!(c.open_parts(&f, parsed.fragment).unwrap(), pt);
+                // Any header field change breaks the additional data.
+                for pos in [0usize, 2, 4, 10] {
+                    let mut bad = rec.clone();
+                    bad[pos] ^= 1;
+                    assert!(c.open(&bad).is_none(), "{name} header byte {pos}");
+                }
+                // Any fragment byte change breaks authentication.
+                for pos in 13..rec.len() {
+                    let mut bad = rec.clone();
+                    bad[pos] ^= 0x80;
+                    assert!(c.open(&bad).is_none(), "{name} byte {pos}");
+                }
+                // Not exactly one record.
+                assert!(c.open(&rec[..rec.len() - 1]).is_none());
+                assert!(c.open(&[rec.clone(), vec![0]].concat()).is_none());
+                // Another key does not open it.
+                let other = RecordCipher::new(name, &vec![8u8; kind.key_length()], &iv).unwrap();
+                assert!(other.open(&rec).is_none());
+            }
+        }
+    }
+
+    const MAX_SEQ_FOR_TEST: u64 = crate::record::MAX_SEQUENCE_NUMBER;
+
+    #[test]
+    fn gcm_open_uses_explicit_nonce_from_the_wire() {
+        // A peer may choose an explicit nonce other than epoch || seq
+        // (RFC 5288 §3): the AAD still carries the header's epoch and seq.
+        let key = [3u8; 16];
+        let salt = [1u8, 2, 3, 4];
+        let c = RecordCipher::new("AES_128_CCM_8", &key, &salt).unwrap();
+        let f = fields(23, 0xFEFD, 1, 5);
+        let explicit = hex("0123456789abcdef");
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(&salt);
+        nonce[4..].copy_from_slice(&explicit);
+        let aad = hex("0001000000000005 17 fefd 0003");
+        let e = engine(AeadKind::Aes128Ccm8, &key);
+        let mut ct = [0u8; 3];
+        let mut tag = [0u8; 8];
+        e.seal(&nonce, &aad, b"abc", &mut ct, &mut tag).unwrap();
+        let fragment = [&explicit[..], &ct, &tag].concat();
+        assert_eq!(c.open_parts(&f, &fragment).unwrap(), b"abc");
+        assert!(c.open_parts(&fields(23, 0xFEFD, 1, 6), &fragment).is_none());
+    }
+
+    #[test]
+    fn short_and_oversized_inputs() {
+        for name in AEAD_NAMES {
+            let kind = AeadKind::from_name(name).unwrap();
+            let c = RecordCipher::new(
+                name,
+                &vec![0; kind.key_length()],
+                &vec![0; kind.iv_length()],
+            )
+            .unwrap();
+            let f = fields(23, 0xFEFD, 1, 1);
+            for len in 0..c.overhead() {
+                assert!(c.open_parts(&f, &vec![0; len]).is_none());
+            }
+            assert!(c.open_parts(&f, &vec![0; c.overhead()]).is_none());
+            assert!(c.open(&[]).is_none());
+            assert!(c.open(&[0; 13]).is_none());
+            let max = MAX_FRAGMENT_LENGTH - c.overhead();
+            assert!(c.seal(&f, &vec![0; max]).is_ok());
+            assert!(matches!(
+                c.seal(&f, &vec![0; max + 1]),
+                Err(CoreError::Configuration(_))
+            ));
+            assert!(c
+                .open_parts(&f, &vec![0; MAX_FRAGMENT_LENGTH + c.overhead() + 1])
+                .is_none());
+            let mut wrong = vec![0; 10];
+            assert!(c.seal_into(&f, b"x", &mut wrong).is_err());
+            assert!(!c.open_into(&f, &[0; 40], &mut wrong));
+        }
+    }
+
+    #[test]
+    fn configuration_errors() {
+        let err = RecordCipher::new("AES_128_CBC", &[0; 16], &[0; 4]).unwrap_err();
+        assert!(err.message().contains("AES_128_CCM_8"), "{err}");
+        let err = RecordCipher::new("AES_128_GCM", &[0; 32], &[0; 4]).unwrap_err();
+        assert!(err.message().contains("16-byte key"), "{err}");
+        let err = RecordCipher::new("AES_256_GCM", &[0; 16], &[0; 4]).unwrap_err();
+        assert!(err.message().contains("32-byte key"), "{err}");
+        let err = RecordCipher::new("AES_128_CCM_8", &[0; 16], &[0; 12]).unwrap_err();
+        assert!(err.message().contains("4-byte iv"), "{err}");
+        let err = RecordCipher::new("CHACHA20_POLY1305", &[0; 32], &[0; 4]).unwrap_err();
+        assert!(err.message().contains("12-byte iv"), "{err}");
+        assert!(matches!(err, CoreError::Configuration(_)));
+    }
+}

@@ -1,0 +1,167 @@
+"""The asyncio client and server on loopback: dtlsfast talking to itself."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import dtlsfast
+from dtlsfast import DtlsSession, HandshakeError
+from dtlsfast.exceptions import ConfigurationError, ConnectionClosedError
+
+PSK_STORE = {"CoAP": b"esp32c3_key"}
+
+
+async def echo(session: DtlsSession) -> None:
+    async for data in session:
+        await session.send(data.upper())
+
+
+async def test_connect_serve_echo() -> None:
+    async with await dtlsfast.serve(echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
+        session = await dtlsfast.connect(
+            "127.0.0.1", server.port, psk=("CoAP", "esp32c3_key"), handshake_timeout=10
+        )
+        assert session.cipher_suite == "TLS_PSK_WITH_AES_128_CCM_8"
+        assert session.peer_address[1] == server.port
+        for word in (b"one", b"two", b"three"):
+            await session.send(word)
+            assert await asyncio.wait_for(session.recv(), 5) == word.upper()
+        counters = server.counters
+        assert counters["handshakes_completed"] == 1
+        assert counters["sessions_open"] == 1
+        assert counters["cookie_hello_verify_sent"] == 1
+        await session.close()
+        with pytest.raises(ConnectionClosedError):
+            await session.send(b"closed")
+        for _ in range(50):
+            if server.counters["sessions_open"] == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert server.counters["sessions_open"] == 0
+
+
+async def test_many_clients_and_a_bad_one() -> None:
+    async with await dtlsfast.serve(echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
+        sessions = await asyncio.gather(
+            *(
+                dtlsfast.connect("127.0.0.1", server.port, psk=("CoAP", "esp32c3_key"))
+                for _ in range(20)
+            )
+        )
+        with pytest.raises(HandshakeError) as failure:
+            await dtlsfast.connect("127.0.0.1", server.port, psk=("CoAP", "not the key"))
+        assert "PSK" in str(failure.value) or failure.value.alert == 20
+        for i, session in enumerate(sessions):
+            await session.send(b"n%d" % i)
+        replies = await asyncio.gather(*(asyncio.wait_for(s.recv(), 5) for s in sessions))
+        assert replies == [b"N%d" % i for i in range(20)]
+        assert server.counters["handshakes_completed"] == 20
+        assert server.counters["handshakes_failed"] == 1
+        for session in sessions:
+            await session.close()
+
+
+async def test_handshake_timeout_against_silence() -> None:
+    # A UDP socket that never answers.
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        with pytest.raises(dtlsfast.HandshakeTimeoutError):
+            await dtlsfast.connect(
+                "127.0.0.1",
+                port,
+                psk=("CoAP", "esp32c3_key"),
+                initial_timeout=0.05,
+                max_retransmissions=2,
+            )
+    finally:
+        transport.close()
+
+
+async def test_handler_errors_do_not_stop_the_server() -> None:
+    async def broken(session: DtlsSession) -> None:
+        raise RuntimeError("handler bug")
+
+    async with await dtlsfast.serve(broken, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
+        for _ in range(2):
+            session = await dtlsfast.connect("127.0.0.1", server.port, psk=("CoAP", "esp32c3_key"))
+            with pytest.raises(ConnectionClosedError):
+                await asyncio.wait_for(session.recv(), 5)
+        assert server.counters["handler_errors"] == 2
+
+
+async def test_pure_backend_endpoint() -> None:
+    async with await dtlsfast.serve(
+        echo, "127.0.0.1", 0, psk_store=PSK_STORE, backend="pure"
+    ) as server:
+        session = await dtlsfast.connect(
+            "127.0.0.1", server.port, psk=("CoAP", "esp32c3_key"), backend="pure"
+        )
+        await session.send(b"pure")
+        assert await asyncio.wait_for(session.recv(), 5) == b"PURE"
+        await session.close()
+
+
+async def test_misuse_is_typed() -> None:
+    with pytest.raises(ConfigurationError, match="cipher"):
+        await dtlsfast.connect("127.0.0.1", 9, psk=("CoAP", "k"), ciphers=["NOT_A_SUITE"])
+    with pytest.raises(ConfigurationError, match="mtu"):
+        await dtlsfast.connect("127.0.0.1", 9, psk=("CoAP", "k"), mtu=10)
+
+
+async def test_rebooted_device_replaces_its_session() -> None:
+    async with await dtlsfast.serve(echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
+        first = await dtlsfast.connect("127.0.0.1", server.port, psk=("CoAP", "esp32c3_key"))
+        (old,) = server.sessions
+        port = old.peer_address[1]
+        # The device reboots: no close_notify, same address and port, and no
+        # memory of the session.
+        first.abort()
+        await asyncio.sleep(0.01)
+        second = await dtlsfast.connect(
+            "127.0.0.1",
+            server.port,
+            psk=("CoAP", "esp32c3_key"),
+            local_addr=("127.0.0.1", port),
+        )
+        await second.send(b"again")
+        assert await asyncio.wait_for(second.recv(), 5) == b"AGAIN"
+        assert server.counters["sessions_replaced"] == 1
+        assert server.counters["sessions_open"] == 1
+        assert old.closed
+        await second.close()
+
+
+async def test_idle_sessions_are_closed() -> None:
+    limits = dtlsfast.ServerLimits(idle_timeout=0.3)
+    async with await dtlsfast.serve(
+        echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
+    ) as server:
+        session = await dtlsfast.connect("127.0.0.1", server.port, psk=("CoAP", "esp32c3_key"))
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(session.recv(), 5)  # the server's close_notify
+        assert server.counters["sessions_idle_closed"] == 1
+        assert server.counters["sessions_open"] == 0
+
+
+async def test_session_cap_evicts_least_recently_active() -> None:
+    limits = dtlsfast.ServerLimits(max_sessions=3)
+    async with await dtlsfast.serve(
+        echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
+    ) as server:
+        sessions = []
+        for _ in range(5):
+            sessions.append(
+                await dtlsfast.connect("127.0.0.1", server.port, psk=("CoAP", "esp32c3_key"))
+            )
+        assert server.counters["sessions_open"] == 3
+        assert server.counters["sessions_evicted"] == 2
+        await sessions[-1].send(b"newest")
+        assert await asyncio.wait_for(sessions[-1].recv(), 5) == b"NEWEST"
+        for session in sessions:
+            await session.close()
