@@ -1,0 +1,261 @@
+"""The ``dtlsfast`` command: a CoAP/CoAPS server and client.
+
+``dtlsfast serve`` with no arguments reproduces the ESP-IDF CoAP+DTLS example
+(RFC 7252 with the DTLS profile of §9.1): plain CoAP on UDP 5683, CoAPS on 5684
+with PSK identity ``CoAP`` and key ``esp32c3_key``, and one observable
+resource, ``light``. ``dtlsfast get|put|post|delete|observe URI`` is a client
+in the spirit of libcoap's ``coap-client``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dtlsfast.exceptions import ConfigurationError, DtlsError
+
+log = logging.getLogger("dtlsfast.cli")
+
+DEFAULT_IDENTITY = "CoAP"
+DEFAULT_KEY = "esp32c3_key"
+CONTENT_FORMATS = {"text": 0, "text/plain": 0, "link": 40, "json": 50, "cbor": 60, "octet": 42}
+
+
+def _content_format(value: str) -> int:
+    if value in CONTENT_FORMATS:
+        return CONTENT_FORMATS[value]
+    try:
+        number = int(value, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"unknown content format {value!r}: give a number or one of "
+            + ", ".join(sorted(CONTENT_FORMATS))
+        ) from None
+    if not 0 <= number <= 0xFFFF:
+        raise argparse.ArgumentTypeError("a content format is a number from 0 to 65535")
+    return number
+
+
+def read_psk_file(path: Path) -> dict[bytes, bytes]:
+    """Read ``identity:key`` lines; a key starting with ``0x`` is hex.
+
+    Blank lines and lines starting with ``#`` are ignored.
+    """
+    store: dict[bytes, bytes] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the PSK file {path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        identity, sep, key = line.partition(":")
+        if not sep or not identity or not key:
+            raise ConfigurationError(
+                f"{path}:{number}: expected 'identity:key' (key in ASCII, or 0x followed by hex)"
+            )
+        if key.startswith("0x"):
+            try:
+                store[identity.encode()] = bytes.fromhex(key[2:])
+            except ValueError:
+                raise ConfigurationError(f"{path}:{number}: the key is not valid hex") from None
+        else:
+            store[identity.encode()] = key.encode()
+    if not store:
+        raise ConfigurationError(f"{path} holds no 'identity:key' line")
+    return store
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dtlsfast", description="CoAP and CoAP over DTLS 1.2: server and client."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the light server of the ESP-IDF example (coap 5683, coaps 5684)",
+        description="Serve CoAP on UDP and CoAPS (DTLS 1.2 with a pre-shared key). "
+        "The defaults reproduce the ESP-IDF CoAP+DTLS example.",
+    )
+    serve.add_argument("--bind", default="::", help="address to listen on (default: all)")
+    serve.add_argument("--port", type=int, default=5683, help="plain CoAP port; 0 disables")
+    serve.add_argument("--coaps-port", type=int, default=5684, help="CoAPS port; 0 disables")
+    serve.add_argument("--psk-identity", default=DEFAULT_IDENTITY, help="PSK identity (hint)")
+    serve.add_argument("--psk-key", default=DEFAULT_KEY, help="PSK key, ASCII")
+    serve.add_argument(
+        "--psk-file", type=Path, help="file of 'identity:key' lines (replaces --psk-key)"
+    )
+    serve.add_argument("--ciphers", help="IANA suite names, comma separated, in preference order")
+    serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    serve.add_argument("--keylog", type=Path, help="write an NSS key log (for Wireshark) here")
+
+    for method in ("get", "put", "post", "delete", "observe"):
+        cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
+        cmd.add_argument("uri", help="coap:// or coaps:// URI")
+        cmd.add_argument("-u", dest="identity", default=DEFAULT_IDENTITY, help="PSK identity")
+        cmd.add_argument("-k", dest="key", default=DEFAULT_KEY, help="PSK key, ASCII")
+        cmd.add_argument("-e", dest="payload", default=None, help="payload text")
+        cmd.add_argument("-f", dest="payload_file", type=Path, help="payload from a file")
+        cmd.add_argument("-t", dest="content_format", type=_content_format, help="content format")
+        cmd.add_argument("-A", dest="accept", type=_content_format, help="Accept option")
+        cmd.add_argument("-B", dest="timeout", type=float, default=30.0, help="give up after N s")
+        cmd.add_argument(
+            "-s", dest="duration", type=float, default=None, help="observe for N seconds"
+        )
+        cmd.add_argument("--ciphers", help="IANA suite names to offer, comma separated")
+        cmd.add_argument("-v", dest="verbose", action="store_true", help="print the response code")
+    return parser
+
+
+async def run_server(args: argparse.Namespace) -> int:
+    from dtlsfast.coap import CoapServer, LightResource
+    from dtlsfast.coap.dtls import listen_dtls
+
+    coap = CoapServer()
+    coap.add_resource("light", LightResource())
+    closers: list[Any] = []
+    ciphers = args.ciphers.split(",") if args.ciphers else None
+    keylog = open(args.keylog, "a", encoding="ascii") if args.keylog else None  # noqa: SIM115
+    try:
+        if args.port:
+            udp = await _bind(coap.listen_udp, args.bind, args.port)
+            closers.append(udp)
+            log.info("listening on coap://%s/ (plain CoAP)", _fmt(udp.address))
+        if args.coaps_port:
+            if args.psk_file:
+                store: dict[bytes, bytes] = read_psk_file(args.psk_file)
+            else:
+                store = {args.psk_identity.encode(): args.psk_key.encode()}
+            dtls = await _bind(
+                lambda host, port: listen_dtls(
+                    coap,
+                    host,
+                    port,
+                    psk_store=store,
+                    identity_hint=args.psk_identity,
+                    ciphers=ciphers,
+                    keylog=keylog,
+                ),
+                args.bind,
+                args.coaps_port,
+            )
+            closers.append(dtls)
+            log.info(
+                "listening on coaps://%s/ (DTLS 1.2, PSK identity hint %r, %d identities)",
+                _fmt(dtls.address),
+                args.psk_identity,
+                len(store),
+            )
+        log.info("serving /light (GET, PUT, observable); Ctrl-C to stop")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping: close_notify to every DTLS peer")
+    finally:
+        for closer in closers:
+            closer.close()
+        coap.close()
+        if keylog is not None:
+            keylog.close()
+    return 0
+
+
+async def _bind(listen: Any, host: str, port: int) -> Any:
+    """Listen on ``host``; for the default ``::`` fall back to IPv4 when the
+    machine has no IPv6."""
+    try:
+        return await listen(host, port)
+    except OSError:
+        if host != "::":
+            raise
+        return await listen("0.0.0.0", port)
+
+
+def _fmt(address: tuple[str, int]) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def run_client(args: argparse.Namespace) -> int:
+    from dtlsfast.coap import CoapClient
+    from dtlsfast.coap.dtls import coaps_transport_factory
+
+    ciphers = args.ciphers.split(",") if args.ciphers else None
+    factory = coaps_transport_factory((args.identity, args.key), ciphers=ciphers)
+    payload = b""
+    if args.payload_file is not None:
+        payload = args.payload_file.read_bytes()
+    elif args.payload is not None:
+        payload = args.payload.encode()
+    options: dict[str, Any] = {}
+    if args.content_format is not None:
+        options["content_format"] = args.content_format
+    if args.accept is not None:
+        options["accept"] = args.accept
+    async with CoapClient(transport_factories={"coaps": factory}) as client:
+        if args.command == "observe":
+            return await _observe(client, args, options)
+        method = getattr(client, args.command)
+        call = (
+            method(args.uri, payload, **options)
+            if args.command in ("put", "post")
+            else (method(args.uri, **options))
+        )
+        async with asyncio.timeout(args.timeout):
+            response = await call
+        _print_response(response, args.verbose)
+        return 0 if 2 <= response.code >> 5 <= 3 else 1
+
+
+async def _observe(client: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(args.duration):
+            async with client.observe(args.uri, **options) as observation:
+                async for notification in observation:
+                    _print_response(notification, args.verbose)
+    return 0
+
+
+def _print_response(response: Any, verbose: bool) -> None:
+    code = response.code
+    if verbose or not 2 <= code >> 5 <= 3:
+        print(f"{code >> 5}.{code & 0x1F:02d}", file=sys.stderr)
+    sys.stdout.write(response.payload.decode("utf-8", "replace"))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = getattr(args, "log_level", "warning")
+    logging.basicConfig(
+        level=getattr(logging, str(level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    runner = run_server if args.command == "serve" else run_client
+    try:
+        return asyncio.run(runner(args))
+    except KeyboardInterrupt:
+        return 130
+    except (DtlsError, OSError) as exc:
+        print(f"dtlsfast: {exc}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print(f"dtlsfast: no answer within {args.timeout} s", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

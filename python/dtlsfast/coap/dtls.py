@@ -1,0 +1,106 @@
+"""CoAP over DTLS ("coaps", RFC 7252 §9.1): the glue between the CoAP layer
+and the dtlsfast DTLS endpoints.
+
+On the server each established DTLS session is one CoAP peer: the session
+object itself is the peer key, so a device that reboots and handshakes again
+is a new peer, and everything CoAP kept for the old session (observations,
+deduplication) is dropped when that session ends. On the client,
+:func:`coaps_transport_factory` plugs a DTLS session in as the ``coaps``
+transport of :class:`~dtlsfast.coap.client.CoapClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from dtlsfast.client import connect
+from dtlsfast.coap.server import CoapServer
+from dtlsfast.coap.transport import ClientTransport, ClientTransportFactory
+from dtlsfast.config import PskStore
+from dtlsfast.exceptions import DtlsError
+from dtlsfast.server import DtlsServer, serve
+from dtlsfast.session import DtlsSession
+
+#: RFC 7252 §9.1.3.1: CoAP's DTLS profile mandates TLS_PSK_WITH_AES_128_CCM_8.
+COAPS_DEFAULT_PORT = 5684
+
+
+def _send_on_session(data: bytes, peer: Hashable) -> None:
+    if isinstance(peer, DtlsSession) and not peer.closed:
+        # A response to a session that closed meanwhile is dropped, as UDP would.
+        with contextlib.suppress(DtlsError):
+            peer.send_nowait(data)
+
+
+async def listen_dtls(
+    coap: CoapServer,
+    host: str = "::",
+    port: int = COAPS_DEFAULT_PORT,
+    *,
+    psk_store: PskStore,
+    identity_hint: str | bytes | None = None,
+    **dtls_options: Any,
+) -> DtlsServer:
+    """Serve ``coap`` over DTLS on ``host:port``; returns the DTLS server
+    (``.port``, ``.counters``, ``close()``). ``dtls_options`` go to
+    :func:`dtlsfast.serve` (ciphers, mtu, limits, keylog, backend...)."""
+    attachment = coap.attach(_send_on_session)
+
+    async def handler(session: DtlsSession) -> None:
+        try:
+            async for datagram in session:
+                attachment(datagram, session)
+        finally:
+            attachment.peer_gone(session)
+
+    return await serve(
+        handler,
+        host,
+        port,
+        psk_store=psk_store,
+        identity_hint=identity_hint,
+        **dtls_options,
+    )
+
+
+class _DtlsClientTransport:
+    """A DTLS session as a CoAP client transport."""
+
+    def __init__(self, session: DtlsSession, on_datagram: Callable[[bytes], None]) -> None:
+        self._session = session
+        self._reader = asyncio.get_running_loop().create_task(self._read(on_datagram))
+
+    async def _read(self, on_datagram: Callable[[bytes], None]) -> None:
+        async for datagram in self._session:
+            on_datagram(datagram)
+
+    def send(self, data: bytes) -> None:
+        self._session.send_nowait(data)
+
+    def close(self) -> None:
+        self._reader.cancel()
+        if not self._session.closed:
+            asyncio.get_running_loop().create_task(self._session.close())
+
+
+def coaps_transport_factory(
+    psk: tuple[str | bytes, str | bytes],
+    *,
+    ciphers: Iterable[str | int] | None = None,
+    **dtls_options: Any,
+) -> ClientTransportFactory:
+    """A ``coaps`` transport factory for :class:`CoapClient` with a PSK."""
+
+    async def factory(
+        scheme: str, host: str, port: int, on_datagram: Callable[[bytes], None]
+    ) -> ClientTransport:
+        session = await connect(host, port, psk=psk, ciphers=ciphers, **dtls_options)
+        return _DtlsClientTransport(session, on_datagram)
+
+    return factory
+
+
+__all__ = ["COAPS_DEFAULT_PORT", "coaps_transport_factory", "listen_dtls"]

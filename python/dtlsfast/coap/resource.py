@@ -1,0 +1,126 @@
+"""Resources served by :class:`~dtlsfast.coap.server.CoapServer` (RFC 7252 §5.8).
+
+Subclass :class:`Resource` and override the ``render_<method>`` coroutines it
+supports; a method left alone is answered with 4.05 Method Not Allowed
+(§5.8). :class:`FunctionResource` holds plain coroutine functions per method,
+as registered with ``@server.resource(path)`` on a function. Class attributes
+``rt``, ``if_``, ``ct``, ``title`` and ``observable`` become the resource's
+link attributes in ``/.well-known/core`` (RFC 6690 §3, RFC 7641 §6).
+:meth:`Resource.notify` tells every server the resource is registered with to
+send notifications to its observers (RFC 7641 §4.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import ClassVar
+
+from dtlsfast.coap.exchange import ErrorResponse, Request, Response
+from dtlsfast.coap.message import Code
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+METHOD_NAMES: Mapping[int, str] = {
+    Code.GET: "get",
+    Code.POST: "post",
+    Code.PUT: "put",
+    Code.DELETE: "delete",
+    Code.FETCH: "fetch",
+    Code.PATCH: "patch",
+    Code.IPATCH: "ipatch",
+}
+METHOD_CODES: Mapping[str, int] = {name: code for code, name in METHOD_NAMES.items()}
+
+
+class Resource:
+    """One resource. Override ``render_get`` and friends."""
+
+    #: Answer GET with Observe=0 by registering the client (RFC 7641).
+    observable: bool = False
+    #: Resource type and interface description (RFC 6690 §3.1, §3.2).
+    rt: str | None = None
+    if_: str | None = None
+    #: Content-Formats the resource produces, listed as ``ct`` (RFC 7252 §7.2.1).
+    ct: tuple[int, ...] | None = None
+    title: str | None = None
+    #: Listed in /.well-known/core.
+    visible: bool = True
+    #: Content-Formats accepted in request bodies; None accepts any. A body in
+    #: another format is answered with 4.15 before the handler runs.
+    accepted_formats: frozenset[int] | None = None
+
+    _RENDERERS: ClassVar[Mapping[int, str]] = {c: f"render_{n}" for c, n in METHOD_NAMES.items()}
+
+    def methods(self) -> frozenset[int]:
+        """Method codes this resource answers (the overridden ``render_*``)."""
+        cls = type(self)
+        return frozenset(
+            code
+            for code, attr in self._RENDERERS.items()
+            if getattr(cls, attr) is not getattr(Resource, attr)
+        )
+
+    async def render(self, request: Request) -> Response:
+        """Dispatch to ``render_<method>``."""
+        attr = self._RENDERERS.get(request.method)
+        if attr is None:
+            raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+        handler: Handler = getattr(self, attr)
+        return await handler(request)
+
+    async def render_get(self, request: Request) -> Response:
+        raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+
+    async def render_post(self, request: Request) -> Response:
+        raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+
+    async def render_put(self, request: Request) -> Response:
+        raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+
+    async def render_delete(self, request: Request) -> Response:
+        raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+
+    async def render_fetch(self, request: Request) -> Response:
+        raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+
+    async def render_patch(self, request: Request) -> Response:
+        raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+
+    async def render_ipatch(self, request: Request) -> Response:
+        raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+
+    # -- observe ---------------------------------------------------------
+
+    def bind_notifier(self, hook: Callable[[], None]) -> None:
+        """Called by a server when the resource is registered with it."""
+        hooks: list[Callable[[], None]] = self.__dict__.setdefault("_coap_notify_hooks", [])
+        hooks.append(hook)
+
+    def unbind_notifier(self, hook: Callable[[], None]) -> None:
+        hooks: list[Callable[[], None]] = self.__dict__.get("_coap_notify_hooks", [])
+        if hook in hooks:
+            hooks.remove(hook)
+
+    def notify(self) -> None:
+        """The state changed: notify the observers on every server (RFC 7641 §4.2)."""
+        for hook in list(self.__dict__.get("_coap_notify_hooks", ())):
+            hook()
+
+
+class FunctionResource(Resource):
+    """A resource made of one coroutine function per method."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[int, Handler] = {}
+
+    def methods(self) -> frozenset[int]:
+        return frozenset(self.handlers)
+
+    async def render(self, request: Request) -> Response:
+        handler = self.handlers.get(request.method)
+        if handler is None:
+            raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
+        return await handler(request)
+
+
+__all__ = ["METHOD_CODES", "METHOD_NAMES", "FunctionResource", "Handler", "Resource"]

@@ -1,0 +1,27 @@
+"""The pure-Python twin of ``dtlsfast._core``: same names, signatures and
+behaviour, on ``cryptography``'s AEAD classes.
+
+It is the executable specification of the Rust record core: the differential
+tests hold the two to identical bytes and decisions, and the benchmarks
+measure one against the other. ``backend="pure"`` runs a whole endpoint on it.
+"""
+
+from __future__ import annotations
+
+from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER
+from dtlsfast.pure.reassembly import HANDSHAKE_HEADER_LENGTH, HandshakeReassembler
+from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher
+from dtlsfast.pure.records import RECORD_HEADER_LENGTH, encode_record, parse_records
+from dtlsfast.pure.replay_window import ReplayWindow
+
+__all__ = [
+    "AEAD_NAMES",
+    "HANDSHAKE_HEADER_LENGTH",
+    "MAX_SEQUENCE_NUMBER",
+    "RECORD_HEADER_LENGTH",
+    "HandshakeReassembler",
+    "RecordCipher",
+    "ReplayWindow",
+    "encode_record",
+    "parse_records",
+]

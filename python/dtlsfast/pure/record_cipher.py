@@ -1,0 +1,150 @@
+"""AEAD record protection for one epoch and direction: the pure-Python twin
+of the Rust ``RecordCipher``, on ``cryptography``'s AEAD classes.
+
+RFC 6347 §4.1.2.1 with RFC 5246 §6.2.3.3: additional data is epoch,
+sequence number, type, version and plaintext length. AES-GCM (RFC 5288) and
+AES-CCM (RFC 6655) send an 8-byte explicit nonce (epoch and sequence number)
+after a 4-byte implicit salt; ChaCha20-Poly1305 (RFC 7905) XORs the 12-byte IV
+with the padded epoch and sequence number and sends no nonce. One AEAD object
+is built per cipher, never per record.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
+from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.pure._args import record_fields
+from dtlsfast.pure.records import (
+    MAX_FRAGMENT_LENGTH,
+    RECORD_HEADER_LENGTH,
+    header_bytes,
+    parse_records,
+)
+
+AeadObject = AESCCM | AESGCM | ChaCha20Poly1305
+
+#: name -> (key length, iv length, tag length, explicit nonce length, factory)
+_AEADS: dict[str, tuple[int, int, int, int, Callable[[bytes], AeadObject]]] = {
+    "AES_128_CCM_8": (16, 4, 8, 8, lambda key: AESCCM(key, tag_length=8)),
+    "AES_128_CCM": (16, 4, 16, 8, lambda key: AESCCM(key, tag_length=16)),
+    "AES_128_GCM": (16, 4, 16, 8, AESGCM),
+    "AES_256_GCM": (32, 4, 16, 8, AESGCM),
+    "CHACHA20_POLY1305": (32, 12, 16, 0, ChaCha20Poly1305),
+}
+AEAD_NAMES: tuple[str, ...] = tuple(_AEADS)
+
+_EPOCH_SEQ = struct.Struct(">HHI")  # epoch(2) || sequence_number(6)
+_TAIL = struct.Struct(">BHH")  # type(1) || version(2) || length(2)
+
+
+class RecordCipher:
+    """Seals and opens whole DTLS records for one epoch and direction."""
+
+    __slots__ = ("_aead", "_cipher", "_explicit", "_iv", "_iv_int", "_name", "_tag")
+
+    def __init__(self, aead: str, key: bytes, iv: bytes) -> None:
+        spec = _AEADS.get(aead)
+        if spec is None:
+            raise ConfigurationError(f"unknown AEAD {aead!r}; expected one of {', '.join(_AEADS)}")
+        key_length, iv_length, tag, explicit, factory = spec
+        if len(key) != key_length:
+            raise ConfigurationError(f"{aead} needs a {key_length}-byte key, got {len(key)} bytes")
+        if len(iv) != iv_length:
+            what = (
+                "the fixed IV of RFC 7905"
+                if explicit == 0
+                else "the implicit salt of RFC 5288 / RFC 6655"
+            )
+            raise ConfigurationError(
+                f"{aead} needs a {iv_length}-byte iv ({what}), got {len(iv)} bytes"
+            )
+        self._name = aead
+        self._cipher = factory(bytes(key))
+        self._iv = bytes(iv)
+        self._iv_int = int.from_bytes(self._iv, "big")
+        self._tag = tag
+        self._explicit = explicit
+        self._aead = aead
+
+    @property
+    def aead(self) -> str:
+        return self._name
+
+    @property
+    def overhead(self) -> int:
+        return self._explicit + self._tag
+
+    def __repr__(self) -> str:
+        return f"<RecordCipher {self._name}>"
+
+    def _nonce(self, epoch_seq: bytes) -> bytes:
+        if self._explicit:
+            return self._iv + epoch_seq
+        # RFC 7905 §2: the padded epoch || sequence_number XOR the IV.
+        return (self._iv_int ^ int.from_bytes(epoch_seq, "big")).to_bytes(12, "big")
+
+    def seal(
+        self,
+        content_type: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        plaintext: bytes,
+    ) -> bytes:
+        ctype, ver, ep, seq = record_fields(content_type, version, epoch, sequence_number)
+        length = len(plaintext) + self._explicit + self._tag
+        if length > MAX_FRAGMENT_LENGTH:
+            raise ConfigurationError(
+                f"plaintext of {len(plaintext)} bytes does not fit one record: {self._name} "
+                f"with {self.overhead} bytes of AEAD overhead is at most "
+                f"{MAX_FRAGMENT_LENGTH - self.overhead} bytes"
+            )
+        epoch_seq = _EPOCH_SEQ.pack(ep, seq >> 32, seq & 0xFFFFFFFF)
+        aad = epoch_seq + _TAIL.pack(ctype, ver, len(plaintext))
+        sealed = self._cipher.encrypt(self._nonce(epoch_seq), plaintext, aad)
+        header = header_bytes(ctype, ver, ep, seq, length)
+        if self._explicit:
+            return header + epoch_seq + sealed
+        return header + sealed
+
+    def open(self, record: bytes) -> bytes | None:
+        records = parse_records(record)
+        if len(records) != 1 or RECORD_HEADER_LENGTH + len(records[0][4]) != len(record):
+            return None
+        return self._open(*records[0])
+
+    def open_parts(
+        self,
+        content_type: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        fragment: bytes,
+    ) -> bytes | None:
+        fields = record_fields(content_type, version, epoch, sequence_number)
+        return self._open(*fields, fragment)
+
+    def _open(
+        self, ctype: int, version: int, epoch: int, seq: int, fragment: bytes
+    ) -> bytes | None:
+        plaintext_length = len(fragment) - self._explicit - self._tag
+        if plaintext_length < 0:
+            return None
+        epoch_seq = _EPOCH_SEQ.pack(epoch, seq >> 32, seq & 0xFFFFFFFF)
+        view = memoryview(fragment)
+        if self._explicit:
+            # The explicit nonce is taken from the wire, as other stacks do.
+            nonce = self._iv + bytes(view[: self._explicit])
+            view = view[self._explicit :]
+        else:
+            nonce = self._nonce(epoch_seq)
+        aad = epoch_seq + _TAIL.pack(ctype, version, plaintext_length)
+        try:
+            return self._cipher.decrypt(nonce, view, aad)
+        except InvalidTag:
+            return None

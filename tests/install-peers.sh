@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the third-party peers the interop tests talk to, from Debian's
+# packages: libcoap's clients and servers, OpenSSL and GnuTLS command-line
+# tools. Does nothing when they are already there.
+set -euo pipefail
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+missing=()
+for pair in coap-client-openssl:libcoap3-bin openssl:openssl gnutls-cli:gnutls-bin; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
