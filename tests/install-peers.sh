@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs the third-party peers the interop tests talk to, from Debian's
-# packages: libcoap's clients and servers, OpenSSL and GnuTLS command-line
-# tools. Does nothing when they are already there.
+# Installs what the interop tests need from Debian's packages: libcoap's
+# clients and servers, OpenSSL and GnuTLS command-line tools, and the
+# autotools that DTLSSocket (tinydtls, a pip test dependency) builds with.
+# Does nothing when they are already there.
 set -euo pipefail
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
 missing=()
-for pair in coap-client-openssl:libcoap3-bin openssl:openssl gnutls-cli:gnutls-bin; do
+for pair in coap-client-openssl:libcoap3-bin openssl:openssl gnutls-cli:gnutls-bin \
+    autoreconf:autoconf aclocal:automake libtoolize:libtool gcc:gcc make:make; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -184,6 +184,11 @@ class DtlsConnection:
         return self.state is State.CLOSED
 
     @property
+    def client_random(self) -> bytes:
+        """The ClientHello random of this handshake (empty before it)."""
+        return self._client_random
+
+    @property
     def drops(self) -> Counter[str]:
         """Records dropped by the record layer, by reason (RFC 6347 §4.1.2.7)."""
         return self.records.drops

@@ -167,27 +167,42 @@ class DtlsServer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         now = self._loop.time()
         peer = self._peers.get(addr)
-        if peer is not None and not (peer.conn.established and _is_epoch0_client_hello(data)):
+        hello = _is_epoch0_client_hello(data)
+        if peer is not None and not hello:
             self._feed(peer, addr, data, now)
             return
-        if peer is None and not _is_epoch0_client_hello(data):
+        if peer is None and not hello:
             self._counters["dropped_no_session"] += 1
             return
-        if len(self._peers) - self._established >= self.limits.max_handshakes:
+        if peer is None and len(self._peers) - self._established >= self.limits.max_handshakes:
             self._counters["dropped_handshake_limit"] += 1
             return
+        # Every epoch-0 ClientHello goes through the stateless cookie check,
+        # even from an address that has a connection: a rebooted device
+        # (RFC 6347 §4.2.8) or a client that restarted its handshake.
         verdict = self._gate.check(data, addr, now)
         if verdict.reply is not None and self._transport is not None:
             self._transport.sendto(verdict.reply, addr)
         if not verdict.accepted:
             return
+        assert verdict.client_hello is not None
+        if peer is not None and peer.conn.client_random == verdict.client_hello.random:
+            # The same handshake's hello again: a retransmission.
+            self._feed(peer, addr, data, now)
+            return
         conn = DtlsConnection(self.config, peer=addr)
         new = _Peer(conn, DtlsSession(conn, addr, lambda s: self._flush_addr(addr)), now)
-        if peer is not None:
-            # RFC 6347 §4.2.8: the cookie proves the address is reachable; the
-            # old session stays aside until the new handshake completes.
+        if peer is not None and peer.conn.established:
+            # The cookie proves the address is reachable; the old session
+            # stays aside until the new handshake completes.
             new.replaces = peer
             self._cancel_timer(peer)
+        elif peer is not None:
+            # An abandoned handshake from the same address: the new one wins.
+            self._counters["handshakes_restarted"] += 1
+            peer.session._mark_closed(None)
+            self._forget(addr, peer)
+            new.replaces = peer.replaces
         self._peers[addr] = new
         assert verdict.hello_datagram is not None
         self._feed(new, addr, verdict.hello_datagram, now)

@@ -165,3 +165,57 @@ async def test_session_cap_evicts_least_recently_active() -> None:
         assert await asyncio.wait_for(sessions[-1].recv(), 5) == b"NEWEST"
         for session in sessions:
             await session.close()
+
+
+async def test_restarted_handshake_replaces_the_abandoned_one() -> None:
+    from dtlsfast.config import DtlsConfiguration
+    from dtlsfast.connection import DtlsConnection, State
+
+    class Abandoning(asyncio.DatagramProtocol):
+        """A client that gets as far as the server's second flight, then
+        goes silent: the server holds a half-finished handshake."""
+
+        def __init__(self) -> None:
+            self.conn = DtlsConnection(DtlsConfiguration.client(psk=("CoAP", "esp32c3_key")))
+            self.transport: asyncio.DatagramTransport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+            self.conn.connect(0.0)
+            self.flush()
+
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            self.conn.receive_datagram(data, 0.0)
+            self.flush()
+
+        def flush(self) -> None:
+            out = self.conn.datagrams_to_send(0.0)
+            if self.conn.state is State.CLIENT_WAIT_SERVER_HELLO and self.transport:
+                for datagram in out:
+                    self.transport.sendto(datagram)
+
+    async with await dtlsfast.serve(echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            Abandoning, remote_addr=("127.0.0.1", server.port)
+        )
+        port = transport.get_extra_info("sockname")[1]
+        for _ in range(100):
+            if protocol.conn.state is State.CLIENT_WAIT_CHANGE_CIPHER_SPEC:
+                break
+            await asyncio.sleep(0.01)
+        assert server.counters["handshakes_in_progress"] == 1
+        transport.close()
+        await asyncio.sleep(0.05)
+        session = await dtlsfast.connect(
+            "127.0.0.1",
+            server.port,
+            psk=("CoAP", "esp32c3_key"),
+            local_addr=("127.0.0.1", port),
+            handshake_timeout=5,
+        )
+        await session.send(b"retry")
+        assert await asyncio.wait_for(session.recv(), 5) == b"RETRY"
+        assert server.counters["handshakes_restarted"] == 1
+        assert server.counters["handshakes_in_progress"] == 0
+        await session.close()
