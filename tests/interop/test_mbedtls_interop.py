@@ -1,0 +1,63 @@
+"""mbedTLS 2.28 (python-mbedtls), the stack ESP-IDF's CoAP example runs on,
+as a DTLS client of dtlsfast for every PSK suite."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from mbedtls import tls
+from peers import PSK_IDENTITY, PSK_KEY
+
+import dtlsfast
+from dtlsfast import DtlsSession
+
+pytestmark = pytest.mark.interop
+
+#: IANA name -> mbedTLS name
+SUITES = {
+    "TLS_PSK_WITH_AES_128_CCM_8": "TLS-PSK-WITH-AES-128-CCM-8",
+    "TLS_PSK_WITH_AES_128_CCM": "TLS-PSK-WITH-AES-128-CCM",
+    "TLS_PSK_WITH_AES_128_GCM_SHA256": "TLS-PSK-WITH-AES-128-GCM-SHA256",
+    "TLS_PSK_WITH_AES_256_GCM_SHA384": "TLS-PSK-WITH-AES-256-GCM-SHA384",
+    "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256": "TLS-PSK-WITH-CHACHA20-POLY1305-SHA256",
+}
+
+
+def mbedtls_exchange(port: int, cipher: str, payload: bytes) -> tuple[str, bytes]:
+    """A blocking mbedTLS DTLS client: handshake, send, receive one reply."""
+    config = tls.DTLSConfiguration(
+        pre_shared_key=(PSK_IDENTITY, PSK_KEY), ciphers=[cipher], validate_certificates=False
+    )
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = tls.ClientContext(config).wrap_socket(raw, server_hostname=None)
+    try:
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", port))
+        sock.do_handshake()
+        sock.send(payload)
+        reply = sock.recv(1500)
+        negotiated = sock.cipher()
+        return (negotiated[0] if isinstance(negotiated, tuple) else str(negotiated), reply)
+    finally:
+        sock.close()
+
+
+async def upper(session: DtlsSession) -> None:
+    async for data in session:
+        await session.send(data.upper())
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+async def test_mbedtls_client_against_server(suite: str) -> None:
+    async with await dtlsfast.serve(
+        upper, "127.0.0.1", 0, psk_store={PSK_IDENTITY: PSK_KEY}, identity_hint=PSK_IDENTITY
+    ) as server:
+        negotiated, reply = await asyncio.wait_for(
+            asyncio.to_thread(mbedtls_exchange, server.port, SUITES[suite], b"hello mbedtls"), 15
+        )
+        assert reply == b"HELLO MBEDTLS"
+        assert negotiated == SUITES[suite]
+        (session,) = server.sessions
+        assert session.cipher_suite == suite
