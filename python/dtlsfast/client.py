@@ -93,6 +93,7 @@ async def connect(
     psk: tuple[str | bytes, str | bytes],
     ciphers: Iterable[str | int] | None = None,
     mtu: int | None = None,
+    groups: Iterable[int] | None = None,
     server_name: str | None = None,
     initial_timeout: float = 1.0,
     max_timeout: float = 60.0,
@@ -103,6 +104,8 @@ async def connect(
     local_addr: tuple[str, int] | None = None,
 ) -> DtlsSession:
     """Open a DTLS 1.2 session to ``host:port`` with a pre-shared key.
+
+    ``groups`` limits the ECDHE groups offered (29 x25519, 23 secp256r1).
 
     ``psk`` is ``(identity, key)``; ``ciphers`` lists IANA suite names in
     preference order (default: CCM_8 first). Raises :class:`HandshakeError`
@@ -118,6 +121,8 @@ async def connect(
     }
     if mtu is not None:
         kwargs["mtu"] = mtu
+    if groups is not None:
+        kwargs["groups"] = tuple(groups)
     config = DtlsConfiguration.client(psk=psk, ciphers=ciphers, **kwargs)
     loop = asyncio.get_running_loop()
     conn = DtlsConnection(config, peer=(host, port))

@@ -11,7 +11,21 @@ from dataclasses import dataclass, field
 from typing import IO, Literal
 
 from dtlsfast.exceptions import ConfigurationError
-from dtlsfast.handshake.suites import DEFAULT_PSK_SUITES, CipherSuite, resolve_suites
+from dtlsfast.handshake.ecdhe import SUPPORTED_GROUPS
+from dtlsfast.handshake.suites import (
+    DEFAULT_PSK_SUITES,
+    SUITES_BY_CODE,
+    CipherSuite,
+    resolve_suites,
+)
+
+#: Plain PSK first with CCM_8 at the head (RFC 7252 §9.1.3.1), then ECDHE_PSK
+#: (RFC 5489, RFC 8442), which adds forward secrecy at the cost of an ECDH.
+DEFAULT_SUITES: tuple[CipherSuite, ...] = (
+    *DEFAULT_PSK_SUITES,
+    SUITES_BY_CODE[0xCCAC],  # TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256
+    SUITES_BY_CODE[0xD001],  # TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256
+)
 
 PskLookup = Callable[[bytes], bytes | None]
 """Server-side PSK store as a callable: identity in, key (or None) out."""
@@ -53,9 +67,12 @@ class DtlsConfiguration:
     """Server side: identity -> key."""
     identity_hint: bytes | None = None
     """Server side: PSK identity hint sent in ServerKeyExchange (RFC 4279 §2)."""
-    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_PSK_SUITES
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_SUITES
     """Offered (client) or accepted in preference order (server)."""
     prefer_client_order: bool = False
+    groups: tuple[int, ...] = SUPPORTED_GROUPS
+    """ECDHE groups (RFC 8422 NamedGroup) offered, or accepted in preference
+    order: x25519 (29) and secp256r1 (23)."""
     mtu: int = 1400
     initial_timeout: float = 1.0
     max_timeout: float = 60.0
@@ -81,6 +98,18 @@ class DtlsConfiguration:
             raise ConfigurationError("max_retransmissions must be 0 or more")
         if not self.cipher_suites:
             raise ConfigurationError("cipher_suites is empty: give at least one suite")
+        certificate_suites = [s.name for s in self.cipher_suites if s.key_exchange == "ECDHE_ECDSA"]
+        if certificate_suites:
+            raise ConfigurationError(
+                f"{', '.join(certificate_suites)} need certificates, which this version does "
+                "not support yet; use a PSK or ECDHE_PSK suite"
+            )
+        unknown_groups = [g for g in self.groups if g not in SUPPORTED_GROUPS]
+        if unknown_groups or not self.groups:
+            raise ConfigurationError(
+                f"groups must be a non-empty selection of {list(SUPPORTED_GROUPS)} "
+                "(x25519, secp256r1)"
+            )
         if self.backend not in ("rust", "pure"):
             raise ConfigurationError(f"backend must be 'rust' or 'pure', got {self.backend!r}")
         if self.is_client:
@@ -102,7 +131,7 @@ class DtlsConfiguration:
         return cls(
             is_client=True,
             psk=(_as_bytes(identity, "PSK identity"), _as_bytes(key, "PSK key")),
-            cipher_suites=resolve_suites(ciphers, DEFAULT_PSK_SUITES),
+            cipher_suites=resolve_suites(ciphers, DEFAULT_SUITES),
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -120,6 +149,6 @@ class DtlsConfiguration:
             is_client=False,
             psk_lookup=make_psk_lookup(psk_store),
             identity_hint=None if identity_hint is None else _as_bytes(identity_hint, "hint"),
-            cipher_suites=resolve_suites(ciphers, DEFAULT_PSK_SUITES),
+            cipher_suites=resolve_suites(ciphers, DEFAULT_SUITES),
             **kwargs,  # type: ignore[arg-type]
         )

@@ -49,6 +49,12 @@ from dtlsfast.handshake.constants import (
     ExtensionType,
     HandshakeType,
 )
+from dtlsfast.handshake.ecdhe import (
+    ClientKeyExchangeEcdhePsk,
+    KeyShare,
+    ServerKeyExchangeEcdhePsk,
+    choose_group,
+)
 from dtlsfast.handshake.messages import (
     ClientHello,
     ClientKeyExchangePsk,
@@ -168,6 +174,10 @@ class DtlsConnection:
         self._hello_verify_count = 0
         self._identity_hint: bytes | None = None
         self._psk = b""
+        # ECDHE_PSK (RFC 5489): our ephemeral key and the ECDH result.
+        self._key_share: KeyShare | None = None
+        self._ecdh_secret: bytes | None = None
+        self._client_groups: list[int] | None = None
 
     # ------------------------------------------------------------------ API
 
@@ -203,6 +213,11 @@ class DtlsConnection:
             (ExtensionType.EXTENDED_MASTER_SECRET, b""),
             (ExtensionType.RENEGOTIATION_INFO, ext.encode_renegotiation_info()),
         ]
+        if any(suite.uses_ecdhe for suite in self.config.cipher_suites):
+            extensions += [
+                (ExtensionType.SUPPORTED_GROUPS, ext.encode_supported_groups(self.config.groups)),
+                (ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()),
+            ]
         if self.config.server_name and not _is_ip_literal(self.config.server_name):
             extensions.insert(
                 0, (ExtensionType.SERVER_NAME, ext.encode_server_name(self.config.server_name))
@@ -509,7 +524,7 @@ class DtlsConnection:
             psk = self.config.psk[1]
         else:
             psk = self._psk
-        premaster = psk_premaster_secret(psk)
+        premaster = psk_premaster_secret(psk, self._ecdh_secret)
         if self.extended_master_secret:
             session_hash = self._transcript.digest(suite.prf_hash)
             self._master = extended_master_secret(suite.prf_hash, premaster, session_hash)
@@ -613,16 +628,45 @@ class DtlsConnection:
         self.state = State.CLIENT_WAIT_SERVER_HELLO_DONE
 
     def _client_on_server_key_exchange(self, body: bytes, message: bytes) -> None:
-        self._identity_hint = ServerKeyExchangePsk.decode(body).identity_hint
+        assert self.cipher_suite is not None
+        if self.cipher_suite.key_exchange != "ECDHE_PSK":
+            self._identity_hint = ServerKeyExchangePsk.decode(body).identity_hint
+            return
+        exchange = ServerKeyExchangeEcdhePsk.decode(body)
+        if exchange.group not in self.config.groups:
+            raise _Abort(
+                AlertDescription.ILLEGAL_PARAMETER,
+                f"server chose ECDHE group {exchange.group}, which was not offered",
+            )
+        self._identity_hint = exchange.identity_hint
+        self._key_share = KeyShare(exchange.group)
+        self._ecdh_secret = self._exchange(exchange.public)
+
+    def _exchange(self, peer_public: bytes) -> bytes:
+        assert self._key_share is not None
+        try:
+            return self._key_share.exchange(peer_public)
+        except RemoteProtocolError as exc:
+            raise _Abort(AlertDescription.ILLEGAL_PARAMETER, str(exc)) from None
 
     def _client_on_server_hello_done(self, body: bytes, message: bytes) -> None:
         ServerHelloDone.decode(body)
         assert self.config.psk is not None
         self._peer_flight_last_seq = parse_handshake_header(message).message_seq
         self.psk_identity = self.config.psk[0]
-        self._queue_handshake(
-            HandshakeType.CLIENT_KEY_EXCHANGE, ClientKeyExchangePsk(self.psk_identity).encode()
-        )
+        assert self.cipher_suite is not None
+        if self.cipher_suite.key_exchange == "ECDHE_PSK":
+            if self._key_share is None:
+                raise _Abort(
+                    AlertDescription.UNEXPECTED_MESSAGE,
+                    "ECDHE_PSK needs a ServerKeyExchange before ServerHelloDone",
+                )
+            exchange = ClientKeyExchangeEcdhePsk(self.psk_identity, self._key_share.public)
+            self._queue_handshake(HandshakeType.CLIENT_KEY_EXCHANGE, exchange.encode())
+        else:
+            self._queue_handshake(
+                HandshakeType.CLIENT_KEY_EXCHANGE, ClientKeyExchangePsk(self.psk_identity).encode()
+            )
         self._derive_keys()
         self._queue_change_cipher_spec()
         self._queue_handshake(
@@ -651,6 +695,8 @@ class DtlsConnection:
             raise _Abort(
                 AlertDescription.ILLEGAL_PARAMETER, "client does not offer null compression"
             )
+        groups = find_extension(hello.extensions, ExtensionType.SUPPORTED_GROUPS)
+        self._client_groups = None if groups is None else ext.decode_supported_groups(groups)
         suite = self._choose_suite(hello.cipher_suites)
         reneg = find_extension(hello.extensions, ExtensionType.RENEGOTIATION_INFO)
         if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
@@ -674,6 +720,12 @@ class DtlsConnection:
             extensions.append(
                 (ExtensionType.RECORD_SIZE_LIMIT, ext.encode_record_size_limit(MAX_PLAINTEXT))
             )
+        if (
+            suite.uses_ecdhe
+            and find_extension(hello.extensions, ExtensionType.EC_POINT_FORMATS) is not None
+        ):
+            # RFC 8422 §5.2: answer the client's ec_point_formats; uncompressed only.
+            extensions.append((ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()))
         self.cipher_suite = suite
         self._client_random = hello.random
         self._server_random = os.urandom(32)
@@ -688,7 +740,15 @@ class DtlsConnection:
             extensions=extensions,
         )
         self._queue_handshake(HandshakeType.SERVER_HELLO, server_hello.encode())
-        if self.config.identity_hint is not None:
+        if suite.key_exchange == "ECDHE_PSK":
+            group = choose_group(self._client_groups, self.config.groups)
+            assert group is not None  # _choose_suite only picks ECDHE with a group
+            self._key_share = KeyShare(group)
+            exchange = ServerKeyExchangeEcdhePsk(
+                self.config.identity_hint or b"", group, self._key_share.public
+            )
+            self._queue_handshake(HandshakeType.SERVER_KEY_EXCHANGE, exchange.encode())
+        elif self.config.identity_hint is not None:
             self._queue_handshake(
                 HandshakeType.SERVER_KEY_EXCHANGE,
                 ServerKeyExchangePsk(self.config.identity_hint).encode(),
@@ -697,7 +757,9 @@ class DtlsConnection:
         self.state = State.SERVER_WAIT_CLIENT_KEY_EXCHANGE
 
     def _choose_suite(self, offered: list[int]) -> CipherSuite:
-        ours = self.config.cipher_suites
+        # An ECDHE suite is only eligible with a group both sides support.
+        with_group = choose_group(self._client_groups, self.config.groups) is not None
+        ours = tuple(s for s in self.config.cipher_suites if with_group or not s.uses_ecdhe)
         if self.config.prefer_client_order:
             for code in offered:
                 suite = SUITES_BY_CODE.get(code)
@@ -713,7 +775,13 @@ class DtlsConnection:
         )
 
     def _server_on_client_key_exchange(self, body: bytes, message: bytes) -> None:
-        identity = ClientKeyExchangePsk.decode(body).identity
+        assert self.cipher_suite is not None
+        if self.cipher_suite.key_exchange == "ECDHE_PSK":
+            exchange = ClientKeyExchangeEcdhePsk.decode(body)
+            identity = exchange.identity
+            self._ecdh_secret = self._exchange(exchange.public)
+        else:
+            identity = ClientKeyExchangePsk.decode(body).identity
         assert self.config.psk_lookup is not None
         key = self.config.psk_lookup(identity)
         if key is None:

@@ -368,6 +368,7 @@ async def serve(
     identity_hint: str | bytes | None = None,
     ciphers: Iterable[str | int] | None = None,
     prefer_client_order: bool = False,
+    groups: Iterable[int] | None = None,
     mtu: int | None = None,
     initial_timeout: float = 1.0,
     max_timeout: float = 60.0,
@@ -396,6 +397,8 @@ async def serve(
     }
     if mtu is not None:
         kwargs["mtu"] = mtu
+    if groups is not None:
+        kwargs["groups"] = tuple(groups)
     config = DtlsConfiguration.server(
         psk_store=psk_store, identity_hint=identity_hint, ciphers=ciphers, **kwargs
     )

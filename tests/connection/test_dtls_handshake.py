@@ -15,6 +15,7 @@ from dtlsfast.events import (
     HandshakeCompleted,
 )
 from dtlsfast.exceptions import (
+    ConfigurationError,
     ConnectionClosedError,
     HandshakeError,
     HandshakeTimeoutError,
@@ -65,6 +66,52 @@ def test_handshake_and_data_each_suite(suite: str, backend: str) -> None:
     pair.transfer()
     assert ApplicationDataReceived(b"hello server") in pair.server_events
     assert ApplicationDataReceived(b"hello client") in pair.client_events
+
+
+ECDHE_PSK_SUITES = [
+    "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256",
+]
+
+
+@pytest.mark.parametrize("suite", ECDHE_PSK_SUITES)
+@pytest.mark.parametrize(
+    ("client_groups", "server_groups", "chosen"),
+    [
+        ((29, 23), (29, 23), 29),
+        ((23,), (29, 23), 23),
+        ((29, 23), (23, 29), 23),  # the server's preference wins
+        ((29,), (29,), 29),
+    ],
+)
+def test_ecdhe_psk_handshake(
+    suite: str, client_groups: tuple[int, ...], server_groups: tuple[int, ...], chosen: int
+) -> None:
+    pair = handshake(
+        client_config(ciphers=[suite], groups=client_groups),
+        server_config(groups=server_groups),
+    )
+    assert pair.established
+    assert _completed(pair.client_events).cipher_suite == suite
+    assert pair.server is not None and pair.server._key_share is not None
+    assert pair.server._key_share.group == chosen
+    pair.client.send(b"forward secret")
+    pair.transfer()
+    assert ApplicationDataReceived(b"forward secret") in pair.server_events
+
+
+def test_ecdhe_needs_a_common_group() -> None:
+    suites = [*ECDHE_PSK_SUITES, "TLS_PSK_WITH_AES_128_GCM_SHA256"]
+    pair = handshake(
+        client_config(ciphers=suites, groups=(29,)),
+        server_config(ciphers=suites, groups=(23,)),
+    )
+    assert _completed(pair.client_events).cipher_suite == "TLS_PSK_WITH_AES_128_GCM_SHA256"
+
+
+def test_certificate_suites_are_refused_with_advice() -> None:
+    with pytest.raises(ConfigurationError, match="need certificates"):
+        client_config(ciphers=["TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8"])
 
 
 def test_server_preference_ccm8_first() -> None:
