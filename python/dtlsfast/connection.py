@@ -406,15 +406,16 @@ class DtlsConnection:
             self._send_flight(now, expect_reply=self.state is not State.ESTABLISHED)
 
     def _handle_change_cipher_spec(self, record: Record, now: float) -> None:
-        if record.payload != b"\x01":
-            raise _Abort(AlertDescription.DECODE_ERROR, "malformed ChangeCipherSpec")
         if self.state not in (
             State.CLIENT_WAIT_CHANGE_CIPHER_SPEC,
             State.SERVER_WAIT_CHANGE_CIPHER_SPEC,
         ):
-            # A retransmitted one, or one before its time: dropped (§4.1).
+            # A retransmitted one, one before its time, or a forgery (epoch 0
+            # is unauthenticated): dropped before it is even parsed (§4.1).
             self.records.drops["unexpected_change_cipher_spec"] += 1
             return
+        if record.payload != b"\x01":
+            raise _Abort(AlertDescription.DECODE_ERROR, "malformed ChangeCipherSpec")
         self.state = State.CLIENT_WAIT_FINISHED if self.is_client else State.SERVER_WAIT_FINISHED
         for held in self.records.activate_read():
             self._handle_record(held, now)

@@ -1,0 +1,148 @@
+"""100,000 random and mutated datagrams at a running ``dtlsfast serve``.
+
+Afterwards a legitimate client is still served, the established session that
+lived through the blast still works, nothing was raised past the endpoint
+(the server's log has no traceback), and the server's memory stayed bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import dtlsfast
+from dtlsfast.coap import CoapClient
+from dtlsfast.coap.dtls import coaps_transport_factory
+from dtlsfast.config import DtlsConfiguration
+from dtlsfast.connection import DtlsConnection
+
+pytestmark = pytest.mark.interop
+
+DATAGRAMS = 100_000
+PSK = ("CoAP", "esp32c3_key")
+
+
+def _server_pid(wrapper: int) -> int:
+    """The server's PID: the child of the ``timeout`` wrapper."""
+    children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _udp_drops(ports: list[int]) -> int:
+    """Datagrams the kernel dropped for these local ports (/proc/net/udp)."""
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) in ports:
+            total += int(fields[-1])
+    return total
+
+
+def _seeds() -> list[bytes]:
+    """Real first datagrams to mutate: a ClientHello, CoAP requests."""
+    client = DtlsConnection(DtlsConfiguration.client(psk=PSK))
+    client.connect(0.0)
+    hello = client.datagrams_to_send(0.0)[0]
+    get_light = bytes.fromhex("4001123 4b56c69676874".replace(" ", ""))
+    observe = bytes.fromhex("4201abcd1234 60 556c69676874".replace(" ", ""))
+    return [hello, get_light, observe]
+
+
+def _blast(host: str, ports: list[int], count: int, seed: int) -> int:
+    rng = random.Random(seed)
+    seeds = _seeds()
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]
+    sent = 0
+    try:
+        for i in range(count):
+            kind = rng.random()
+            if kind < 0.4:
+                data = bytearray(rng.choice(seeds))
+                for _ in range(rng.randint(1, 6)):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+                if rng.random() < 0.3:
+                    data = data[: rng.randrange(1, len(data) + 1)]
+            elif kind < 0.7:
+                header = bytes([rng.choice([20, 21, 22, 23, 25])]) + b"\xfe\xfd"
+                data = bytearray(header + rng.randbytes(rng.randint(0, 120)))
+            else:
+                data = bytearray(rng.randbytes(rng.randint(0, 200)))
+            if i % 500 == 499:
+                time.sleep(0.004)  # pace: the point is what the server handles
+            sock = socks[i % len(socks)]
+            try:
+                sock.sendto(bytes(data), (host, rng.choice(ports)))
+                sent += 1
+            except OSError:
+                pass
+    finally:
+        for sock in socks:
+            sock.close()
+    return sent
+
+
+async def test_blast_at_dtlsfast_serve(tmp_path: Path) -> None:
+    from peers import free_udp_port_pair
+
+    port = free_udp_port_pair()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            "timeout", "120", sys.executable, "-m", "dtlsfast.cli", "serve",
+            "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+    try:
+        for _ in range(200):
+            if "serving /light" in log_path.read_text():
+                break
+            await asyncio.sleep(0.05)
+        survivor = await dtlsfast.connect("127.0.0.1", port + 1, psk=PSK, handshake_timeout=10)
+        server_pid = _server_pid(process.pid)
+        rss_before = _rss_kib(server_pid)
+        drops_before = _udp_drops([port, port + 1])
+        sent = await asyncio.to_thread(_blast, "127.0.0.1", [port, port + 1], DATAGRAMS, 7)
+        assert sent >= DATAGRAMS * 0.99
+        await asyncio.sleep(1.0)  # let the server drain its socket
+        rss_after = _rss_kib(server_pid)
+        handled = sent - (_udp_drops([port, port + 1]) - drops_before)
+        assert process.returncode is None, "the server died"
+
+        # The session that lived through the blast still carries CoAP.
+        survivor.send_nowait(bytes.fromhex("40017777b56c69676874"))
+        reply = await asyncio.wait_for(survivor.recv(), 10)
+        assert reply[1] == 0x45 and reply.endswith(b"off")  # 2.05 "off"
+        await survivor.close()
+        # And a new client is served.
+        factory = coaps_transport_factory(PSK)
+        async with CoapClient(transport_factories={"coaps": factory}) as client:
+            response = await asyncio.wait_for(client.get(f"coaps://127.0.0.1:{port + 1}/light"), 15)
+        assert response.payload == b"off"
+        growth = rss_after - rss_before
+        print(
+            f"{sent} datagrams fired, {handled} reached the server; "
+            f"server RSS {rss_before} -> {rss_after} KiB"
+        )
+        assert handled >= DATAGRAMS * 0.9
+        assert growth < 32 * 1024, f"server memory grew by {growth} KiB"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 10)
+    text = log_path.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    assert "Exception in callback" not in text, text[-3000:]
