@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from pathlib import Path
 from typing import IO, Any, cast
 
 from dtlsfast.config import Backend, DtlsConfiguration
@@ -90,10 +91,13 @@ async def connect(
     host: str,
     port: int,
     *,
-    psk: tuple[str | bytes, str | bytes],
+    psk: tuple[str | bytes, str | bytes] | None = None,
     ciphers: Iterable[str | int] | None = None,
     mtu: int | None = None,
     groups: Iterable[int] | None = None,
+    certfile: str | Path | None = None,
+    keyfile: str | Path | None = None,
+    cafile: str | Path | None = None,
     server_name: str | None = None,
     initial_timeout: float = 1.0,
     max_timeout: float = 60.0,
@@ -103,13 +107,16 @@ async def connect(
     backend: Backend = "rust",
     local_addr: tuple[str, int] | None = None,
 ) -> DtlsSession:
-    """Open a DTLS 1.2 session to ``host:port`` with a pre-shared key.
+    """Open a DTLS 1.2 session to ``host:port``.
 
-    ``groups`` limits the ECDHE groups offered (29 x25519, 23 secp256r1).
-
-    ``psk`` is ``(identity, key)``; ``ciphers`` lists IANA suite names in
-    preference order (default: CCM_8 first). Raises :class:`HandshakeError`
-    (or its subclass :class:`HandshakeTimeoutError`) when the handshake fails.
+    Credentials: ``psk=(identity, key)`` for the PSK suites, and/or
+    ``cafile`` (the roots the server's certificate must chain to) for the
+    ECDHE-ECDSA suites, with ``certfile``/``keyfile`` if the server asks for a
+    client certificate. ``server_name`` (default: ``host``) is what the
+    server's certificate must name. ``ciphers`` lists IANA suite names in
+    preference order (default: CCM_8 first); ``groups`` limits the ECDHE groups
+    offered (29 x25519, 23 secp256r1). Raises :class:`HandshakeError` (or its
+    subclass :class:`HandshakeTimeoutError`) when the handshake fails.
     """
     kwargs: dict[str, Any] = {
         "initial_timeout": initial_timeout,
@@ -123,7 +130,9 @@ async def connect(
         kwargs["mtu"] = mtu
     if groups is not None:
         kwargs["groups"] = tuple(groups)
-    config = DtlsConfiguration.client(psk=psk, ciphers=ciphers, **kwargs)
+    config = DtlsConfiguration.client(
+        psk=psk, ciphers=ciphers, certfile=certfile, keyfile=keyfile, cafile=cafile, **kwargs
+    )
     loop = asyncio.get_running_loop()
     conn = DtlsConnection(config, peer=(host, port))
     transport, protocol = await loop.create_datagram_endpoint(

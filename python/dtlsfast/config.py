@@ -8,10 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Literal
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from cryptography import x509
 
 from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.handshake.certificates import (
+    check_key_matches,
+    load_certificate_chain,
+    load_private_key,
+    load_trust_roots,
+)
 from dtlsfast.handshake.ecdhe import SUPPORTED_GROUPS
+from dtlsfast.handshake.signatures import SigningKey
 from dtlsfast.handshake.suites import (
     DEFAULT_PSK_SUITES,
     SUITES_BY_CODE,
@@ -26,6 +36,14 @@ DEFAULT_SUITES: tuple[CipherSuite, ...] = (
     SUITES_BY_CODE[0xCCAC],  # TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256
     SUITES_BY_CODE[0xD001],  # TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256
 )
+#: Certificate suites (RFC 8422, RFC 7251), CCM_8 first as CoAP's DTLS profile
+#: mandates (RFC 7252 §9.1.3.3).
+DEFAULT_CERTIFICATE_SUITES: tuple[CipherSuite, ...] = tuple(
+    SUITES_BY_CODE[code] for code in (0xC0AE, 0xC0AC, 0xC02B, 0xC02C, 0xCCA9)
+)
+
+ClientAuth = Literal["none", "optional", "required"]
+
 
 PskLookup = Callable[[bytes], bytes | None]
 """Server-side PSK store as a callable: identity in, key (or None) out."""
@@ -84,7 +102,19 @@ class DtlsConfiguration:
     keylog: IO[str] | None = None
     """Write NSS SSLKEYLOGFILE lines here, and only if set."""
     server_name: str | None = None
+    """Client side: the name the server's certificate must carry."""
+    certificate_chain: list[x509.Certificate] | None = None
+    """Our certificate chain, leaf first (server; client for client auth)."""
+    private_key: SigningKey | None = None
+    trust_roots: list[x509.Certificate] | None = None
+    """Roots that peer certificates must chain to."""
+    client_auth: ClientAuth = "none"
+    """Server side: ask for (optional) or demand (required) a client certificate."""
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def has_certificate(self) -> bool:
+        return self.certificate_chain is not None and self.private_key is not None
 
     def __post_init__(self) -> None:
         if not 256 <= self.mtu <= 65507:
@@ -96,14 +126,6 @@ class DtlsConfiguration:
             )
         if self.max_retransmissions < 0:
             raise ConfigurationError("max_retransmissions must be 0 or more")
-        if not self.cipher_suites:
-            raise ConfigurationError("cipher_suites is empty: give at least one suite")
-        certificate_suites = [s.name for s in self.cipher_suites if s.key_exchange == "ECDHE_ECDSA"]
-        if certificate_suites:
-            raise ConfigurationError(
-                f"{', '.join(certificate_suites)} need certificates, which this version does "
-                "not support yet; use a PSK or ECDHE_PSK suite"
-            )
         unknown_groups = [g for g in self.groups if g not in SUPPORTED_GROUPS]
         if unknown_groups or not self.groups:
             raise ConfigurationError(
@@ -112,26 +134,54 @@ class DtlsConfiguration:
             )
         if self.backend not in ("rust", "pure"):
             raise ConfigurationError(f"backend must be 'rust' or 'pure', got {self.backend!r}")
-        if self.is_client:
-            if self.psk is None:
-                raise ConfigurationError("a client needs psk=(identity, key)")
-        elif self.psk_lookup is None:
-            raise ConfigurationError("a server needs a psk_store (mapping or callable)")
+        if self.client_auth not in ("none", "optional", "required"):
+            raise ConfigurationError("client_auth must be 'none', 'optional' or 'required'")
+        if (self.certificate_chain is None) != (self.private_key is None):
+            raise ConfigurationError("give both certfile and keyfile, or neither")
+        has_psk = self.psk is not None if self.is_client else self.psk_lookup is not None
+        # A suite needs its credentials: PSK suites a PSK, certificate suites a
+        # certificate (server) or trust roots (client).
+        usable_certs = self.trust_roots is not None if self.is_client else self.has_certificate
+        self.cipher_suites = tuple(
+            s
+            for s in self.cipher_suites
+            if (s.uses_psk and has_psk) or (s.key_exchange == "ECDHE_ECDSA" and usable_certs)
+        )
+        if not self.cipher_suites:
+            if self.is_client:
+                raise ConfigurationError(
+                    "no usable cipher suite: give psk=(identity, key) for PSK suites, or "
+                    "cafile= (the roots the server's certificate chains to) for certificate "
+                    "suites"
+                )
+            raise ConfigurationError(
+                "no usable cipher suite: give psk_store= for PSK suites, or certfile= and "
+                "keyfile= for certificate suites"
+            )
+        if self.client_auth != "none" and not self.trust_roots:
+            raise ConfigurationError("client_auth needs cafile= to verify client certificates")
 
     @classmethod
     def client(
         cls,
         *,
-        psk: tuple[str | bytes, str | bytes],
+        psk: tuple[str | bytes, str | bytes] | None = None,
         ciphers: Iterable[str | int] | None = None,
+        certfile: str | Path | None = None,
+        keyfile: str | Path | None = None,
+        cafile: str | Path | None = None,
         **kwargs: object,
     ) -> DtlsConfiguration:
         """Build a client configuration from user-facing arguments."""
-        identity, key = psk
+        key_pair = None
+        if psk is not None:
+            identity, key = psk
+            key_pair = (_as_bytes(identity, "PSK identity"), _as_bytes(key, "PSK key"))
         return cls(
             is_client=True,
-            psk=(_as_bytes(identity, "PSK identity"), _as_bytes(key, "PSK key")),
-            cipher_suites=resolve_suites(ciphers, DEFAULT_SUITES),
+            psk=key_pair,
+            cipher_suites=resolve_suites(ciphers, DEFAULT_SUITES + DEFAULT_CERTIFICATE_SUITES),
+            **_certificate_kwargs(certfile, keyfile, cafile),
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -139,16 +189,38 @@ class DtlsConfiguration:
     def server(
         cls,
         *,
-        psk_store: PskStore,
+        psk_store: PskStore | None = None,
         identity_hint: str | bytes | None = None,
         ciphers: Iterable[str | int] | None = None,
+        certfile: str | Path | None = None,
+        keyfile: str | Path | None = None,
+        cafile: str | Path | None = None,
         **kwargs: object,
     ) -> DtlsConfiguration:
         """Build a server configuration from user-facing arguments."""
         return cls(
             is_client=False,
-            psk_lookup=make_psk_lookup(psk_store),
+            psk_lookup=None if psk_store is None else make_psk_lookup(psk_store),
             identity_hint=None if identity_hint is None else _as_bytes(identity_hint, "hint"),
-            cipher_suites=resolve_suites(ciphers, DEFAULT_SUITES),
+            cipher_suites=resolve_suites(ciphers, DEFAULT_SUITES + DEFAULT_CERTIFICATE_SUITES),
+            **_certificate_kwargs(certfile, keyfile, cafile),
             **kwargs,  # type: ignore[arg-type]
         )
+
+
+def _certificate_kwargs(
+    certfile: str | Path | None, keyfile: str | Path | None, cafile: str | Path | None
+) -> dict[str, Any]:
+    """Load PEM files named the ``ssl`` module's way into configuration fields."""
+    out: dict[str, Any] = {}
+    if certfile is not None or keyfile is not None:
+        if certfile is None or keyfile is None:
+            raise ConfigurationError("give both certfile and keyfile, or neither")
+        chain = load_certificate_chain(certfile)
+        key = load_private_key(keyfile)
+        check_key_matches(chain[0], key)
+        out["certificate_chain"] = chain
+        out["private_key"] = key
+    if cafile is not None:
+        out["trust_roots"] = load_trust_roots(cafile)
+    return out

@@ -14,12 +14,15 @@ sequence numbers each time.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import enum
 import hmac
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Hashable
 from typing import Any
+
+from cryptography import x509
 
 from dtlsfast.backend import load_backend
 from dtlsfast.config import DtlsConfiguration
@@ -41,6 +44,15 @@ from dtlsfast.exceptions import (
 )
 from dtlsfast.flight import FlightItem, pack_flight
 from dtlsfast.handshake import extensions as ext
+from dtlsfast.handshake.certificates import (
+    ECDSA_SIGN,
+    CertificateMessage,
+    CertificateRequest,
+    CertificateVerify,
+    ServerKeyExchangeEcdhe,
+    certificate_public_key,
+    parse_certificate_chain,
+)
 from dtlsfast.handshake.constants import (
     DTLS_1_2,
     AlertDescription,
@@ -77,8 +89,10 @@ from dtlsfast.handshake.prf import (
     psk_premaster_secret,
     verify_data,
 )
+from dtlsfast.handshake.signatures import OFFERED_SCHEMES, choose_scheme, sign, verify
 from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
 from dtlsfast.handshake.transcript import HandshakeTranscript
+from dtlsfast.handshake.verification import verify_chain
 from dtlsfast.record_layer import Record, RecordLayer
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
@@ -103,6 +117,7 @@ class State(enum.Enum):
     CLIENT_WAIT_FINISHED = "client_wait_finished"
     SERVER_LISTEN = "server_listen"
     SERVER_WAIT_CLIENT_KEY_EXCHANGE = "server_wait_client_key_exchange"
+    SERVER_WAIT_CERTIFICATE_VERIFY = "server_wait_certificate_verify"
     SERVER_WAIT_CHANGE_CIPHER_SPEC = "server_wait_change_cipher_spec"
     SERVER_WAIT_FINISHED = "server_wait_finished"
     ESTABLISHED = "established"
@@ -178,6 +193,13 @@ class DtlsConnection:
         self._key_share: KeyShare | None = None
         self._ecdh_secret: bytes | None = None
         self._client_groups: list[int] | None = None
+        # ECDHE_ECDSA (RFC 8422): certificates and signatures.
+        self.peer_certificates: list[x509.Certificate] | None = None
+        """The peer's verified certificate chain, leaf first, if it sent one."""
+        self._peer_schemes: list[int] | None = None
+        self._certificate_requested = False
+        self._client_certificate_seen = False
+        self._server_key_exchange_seen = False
 
     # ------------------------------------------------------------------ API
 
@@ -218,6 +240,13 @@ class DtlsConnection:
                 (ExtensionType.SUPPORTED_GROUPS, ext.encode_supported_groups(self.config.groups)),
                 (ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()),
             ]
+        if any(suite.key_exchange == "ECDHE_ECDSA" for suite in self.config.cipher_suites):
+            extensions.append(
+                (
+                    ExtensionType.SIGNATURE_ALGORITHMS,
+                    ext.encode_signature_algorithms(OFFERED_SCHEMES),
+                )
+            )
         if self.config.server_name and not _is_ip_literal(self.config.server_name):
             extensions.insert(
                 0, (ExtensionType.SERVER_NAME, ext.encode_server_name(self.config.server_name))
@@ -520,12 +549,16 @@ class DtlsConnection:
     def _derive_keys(self) -> None:
         suite = self.cipher_suite
         assert suite is not None
-        if self.is_client:
-            assert self.config.psk is not None
-            psk = self.config.psk[1]
+        if suite.key_exchange == "ECDHE_ECDSA":
+            assert self._ecdh_secret is not None
+            premaster = self._ecdh_secret  # RFC 8422 §5.10
         else:
-            psk = self._psk
-        premaster = psk_premaster_secret(psk, self._ecdh_secret)
+            if self.is_client:
+                assert self.config.psk is not None
+                psk = self.config.psk[1]
+            else:
+                psk = self._psk
+            premaster = psk_premaster_secret(psk, self._ecdh_secret)
         if self.extended_master_secret:
             session_hash = self._transcript.digest(suite.prf_hash)
             self._master = extended_master_secret(suite.prf_hash, premaster, session_hash)
@@ -630,6 +663,10 @@ class DtlsConnection:
 
     def _client_on_server_key_exchange(self, body: bytes, message: bytes) -> None:
         assert self.cipher_suite is not None
+        self._server_key_exchange_seen = True
+        if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
+            self._client_on_signed_key_exchange(body)
+            return
         if self.cipher_suite.key_exchange != "ECDHE_PSK":
             self._identity_hint = ServerKeyExchangePsk.decode(body).identity_hint
             return
@@ -652,10 +689,13 @@ class DtlsConnection:
 
     def _client_on_server_hello_done(self, body: bytes, message: bytes) -> None:
         ServerHelloDone.decode(body)
-        assert self.config.psk is not None
         self._peer_flight_last_seq = parse_handshake_header(message).message_seq
-        self.psk_identity = self.config.psk[0]
         assert self.cipher_suite is not None
+        if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
+            self._client_send_certificate_flight()
+            return
+        assert self.config.psk is not None
+        self.psk_identity = self.config.psk[0]
         if self.cipher_suite.key_exchange == "ECDHE_PSK":
             if self._key_share is None:
                 raise _Abort(
@@ -669,11 +709,103 @@ class DtlsConnection:
                 HandshakeType.CLIENT_KEY_EXCHANGE, ClientKeyExchangePsk(self.psk_identity).encode()
             )
         self._derive_keys()
+        self._client_finish_flight()
+
+    def _client_finish_flight(self) -> None:
         self._queue_change_cipher_spec()
         self._queue_handshake(
             HandshakeType.FINISHED, Finished(self._finished(b"client finished")).encode()
         )
         self.state = State.CLIENT_WAIT_CHANGE_CIPHER_SPEC
+
+    # -- client, certificate suites (RFC 8422 §5, RFC 5246 §7.4.2-7.4.8) --
+
+    def _client_on_certificate(self, body: bytes, message: bytes) -> None:
+        assert self.cipher_suite is not None
+        if self.cipher_suite.key_exchange != "ECDHE_ECDSA" or self.peer_certificates is not None:
+            raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected Certificate")
+        chain = self._verified_chain(CertificateMessage.decode(body).chain, "server")
+        if not chain:
+            raise _Abort(AlertDescription.BAD_CERTIFICATE, "the server sent no certificate")
+        self.peer_certificates = chain
+
+    def _verified_chain(self, der_chain: list[bytes], purpose: str) -> list[x509.Certificate]:
+        """Parse and verify a peer chain against our roots (RFC 5280)."""
+        if not der_chain:
+            return []
+        try:
+            chain = parse_certificate_chain(der_chain)
+            assert self.config.trust_roots is not None
+            verify_chain(
+                chain,
+                self.config.trust_roots,
+                server_name=self.config.server_name if purpose == "server" else None,
+                now=datetime.datetime.now(datetime.UTC),
+                purpose="server" if purpose == "server" else "client",
+            )
+        except HandshakeError as exc:
+            raise _Abort(exc.alert or AlertDescription.BAD_CERTIFICATE, str(exc)) from None
+        return chain
+
+    def _client_on_signed_key_exchange(self, body: bytes) -> None:
+        if self.peer_certificates is None:
+            raise _Abort(
+                AlertDescription.UNEXPECTED_MESSAGE, "ServerKeyExchange before Certificate"
+            )
+        exchange = ServerKeyExchangeEcdhe.decode(body)
+        if exchange.group not in self.config.groups:
+            raise _Abort(
+                AlertDescription.ILLEGAL_PARAMETER,
+                f"server chose ECDHE group {exchange.group}, which was not offered",
+            )
+        try:
+            verify(
+                certificate_public_key(self.peer_certificates[0]),
+                exchange.scheme,
+                exchange.signed_data(self._client_random, self._server_random),
+                exchange.signature,
+            )
+        except HandshakeError as exc:
+            raise _Abort(exc.alert or AlertDescription.DECRYPT_ERROR, str(exc)) from None
+        self._key_share = KeyShare(exchange.group)
+        self._ecdh_secret = self._exchange(exchange.public)
+
+    def _client_on_certificate_request(self, body: bytes, message: bytes) -> None:
+        if not self._server_key_exchange_seen or self._certificate_requested:
+            raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected CertificateRequest")
+        request = CertificateRequest.decode(body)
+        self._certificate_requested = True
+        self._peer_schemes = list(request.signature_algorithms)
+
+    def _client_send_certificate_flight(self) -> None:
+        if self._key_share is None:
+            raise _Abort(
+                AlertDescription.UNEXPECTED_MESSAGE,
+                "a certificate suite needs a ServerKeyExchange before ServerHelloDone",
+            )
+        send_certificate = self._certificate_requested and self.config.has_certificate
+        if self._certificate_requested:
+            chain = self.config.certificate_chain if send_certificate else []
+            self._queue_handshake(
+                HandshakeType.CERTIFICATE,
+                CertificateMessage.from_certificates(chain or []).encode(),
+            )
+        public = self._key_share.public
+        self._queue_handshake(HandshakeType.CLIENT_KEY_EXCHANGE, bytes([len(public)]) + public)
+        # The extended master secret's session hash ends at ClientKeyExchange.
+        self._derive_keys()
+        if send_certificate:
+            key = self.config.private_key
+            assert key is not None
+            try:
+                scheme = choose_scheme(key, self._peer_schemes)
+            except HandshakeError as exc:
+                raise _Abort(exc.alert or AlertDescription.HANDSHAKE_FAILURE, str(exc)) from None
+            signature = sign(key, scheme, self._transcript.data())
+            self._queue_handshake(
+                HandshakeType.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode()
+            )
+        self._client_finish_flight()
 
     def _client_on_finished(self, body: bytes, message: bytes) -> None:
         self._check_peer_finished(body, b"server finished")
@@ -698,6 +830,8 @@ class DtlsConnection:
             )
         groups = find_extension(hello.extensions, ExtensionType.SUPPORTED_GROUPS)
         self._client_groups = None if groups is None else ext.decode_supported_groups(groups)
+        schemes = find_extension(hello.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
+        self._peer_schemes = None if schemes is None else ext.decode_signature_algorithms(schemes)
         suite = self._choose_suite(hello.cipher_suites)
         reneg = find_extension(hello.extensions, ExtensionType.RENEGOTIATION_INFO)
         if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
@@ -741,7 +875,9 @@ class DtlsConnection:
             extensions=extensions,
         )
         self._queue_handshake(HandshakeType.SERVER_HELLO, server_hello.encode())
-        if suite.key_exchange == "ECDHE_PSK":
+        if suite.key_exchange == "ECDHE_ECDSA":
+            self._server_queue_certificate_messages()
+        elif suite.key_exchange == "ECDHE_PSK":
             group = choose_group(self._client_groups, self.config.groups)
             assert group is not None  # _choose_suite only picks ECDHE with a group
             self._key_share = KeyShare(group)
@@ -757,10 +893,48 @@ class DtlsConnection:
         self._queue_handshake(HandshakeType.SERVER_HELLO_DONE, ServerHelloDone().encode())
         self.state = State.SERVER_WAIT_CLIENT_KEY_EXCHANGE
 
+    def _server_queue_certificate_messages(self) -> None:
+        chain, key = self.config.certificate_chain, self.config.private_key
+        assert chain is not None and key is not None
+        self._queue_handshake(
+            HandshakeType.CERTIFICATE, CertificateMessage.from_certificates(chain).encode()
+        )
+        group = choose_group(self._client_groups, self.config.groups)
+        assert group is not None  # _choose_suite checked
+        self._key_share = KeyShare(group)
+        scheme = choose_scheme(key, self._peer_schemes)
+        unsigned = ServerKeyExchangeEcdhe(group, self._key_share.public, scheme, b"")
+        signature = sign(
+            key, scheme, unsigned.signed_data(self._client_random, self._server_random)
+        )
+        exchange = ServerKeyExchangeEcdhe(group, self._key_share.public, scheme, signature)
+        self._queue_handshake(HandshakeType.SERVER_KEY_EXCHANGE, exchange.encode())
+        if self.config.client_auth != "none":
+            assert self.config.trust_roots is not None
+            request = CertificateRequest(bytes([ECDSA_SIGN]), list(OFFERED_SCHEMES), [])
+            self._queue_handshake(HandshakeType.CERTIFICATE_REQUEST, request.encode())
+            self._certificate_requested = True
+
+    def _can_sign(self) -> bool:
+        key = self.config.private_key
+        if key is None:
+            return False
+        try:
+            choose_scheme(key, self._peer_schemes)
+        except HandshakeError:
+            return False
+        return True
+
     def _choose_suite(self, offered: list[int]) -> CipherSuite:
-        # An ECDHE suite is only eligible with a group both sides support.
+        # An ECDHE suite is only eligible with a group both sides support, a
+        # certificate suite only with a signature the client accepts.
         with_group = choose_group(self._client_groups, self.config.groups) is not None
-        ours = tuple(s for s in self.config.cipher_suites if with_group or not s.uses_ecdhe)
+        can_sign = self._can_sign()
+        ours = tuple(
+            s
+            for s in self.config.cipher_suites
+            if (with_group or not s.uses_ecdhe) and (can_sign or s.key_exchange != "ECDHE_ECDSA")
+        )
         if self.config.prefer_client_order:
             for code in offered:
                 suite = SUITES_BY_CODE.get(code)
@@ -775,8 +949,54 @@ class DtlsConnection:
             AlertDescription.HANDSHAKE_FAILURE, "no cipher suite in common with the client"
         )
 
+    def _server_on_client_certificate(self, body: bytes, message: bytes) -> None:
+        if not self._certificate_requested or self._client_certificate_seen:
+            raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected client Certificate")
+        self._client_certificate_seen = True
+        chain = self._verified_chain(CertificateMessage.decode(body).chain, "client")
+        if not chain and self.config.client_auth == "required":
+            raise _Abort(
+                AlertDescription.HANDSHAKE_FAILURE, "a client certificate is required but none came"
+            )
+        self.peer_certificates = chain or None
+        self._transcript.add(message)
+
+    def _server_on_certificate_verify(self, body: bytes, message: bytes) -> None:
+        assert self.peer_certificates
+        check = CertificateVerify.decode(body)
+        try:
+            verify(
+                certificate_public_key(self.peer_certificates[0]),
+                check.scheme,
+                self._transcript.data(),
+                check.signature,
+            )
+        except HandshakeError as exc:
+            raise _Abort(exc.alert or AlertDescription.DECRYPT_ERROR, str(exc)) from None
+        self._transcript.add(message)
+        self.state = State.SERVER_WAIT_CHANGE_CIPHER_SPEC
+
+    def _server_on_certificate_key_exchange(self, body: bytes, message: bytes) -> None:
+        if self._certificate_requested and not self._client_certificate_seen:
+            raise _Abort(
+                AlertDescription.UNEXPECTED_MESSAGE, "ClientKeyExchange before the Certificate"
+            )
+        if not body or body[0] != len(body) - 1:
+            raise DecodeError("ClientKeyExchange ECPoint length does not match")
+        self._ecdh_secret = self._exchange(body[1:])
+        self._transcript.add(message)
+        self._derive_keys()
+        self.state = (
+            State.SERVER_WAIT_CERTIFICATE_VERIFY
+            if self.peer_certificates
+            else State.SERVER_WAIT_CHANGE_CIPHER_SPEC
+        )
+
     def _server_on_client_key_exchange(self, body: bytes, message: bytes) -> None:
         assert self.cipher_suite is not None
+        if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
+            self._server_on_certificate_key_exchange(body, message)
+            return
         if self.cipher_suite.key_exchange == "ECDHE_PSK":
             exchange = ClientKeyExchangeEcdhePsk.decode(body)
             identity = exchange.identity
@@ -827,6 +1047,18 @@ _TRANSITIONS: dict[tuple[State, int], Handler] = {
     ),
     (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.SERVER_KEY_EXCHANGE): _transcript_adding(
         DtlsConnection._client_on_server_key_exchange
+    ),
+    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.CERTIFICATE): _transcript_adding(
+        DtlsConnection._client_on_certificate
+    ),
+    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.CERTIFICATE_REQUEST): _transcript_adding(
+        DtlsConnection._client_on_certificate_request
+    ),
+    (State.SERVER_WAIT_CLIENT_KEY_EXCHANGE, HandshakeType.CERTIFICATE): (
+        DtlsConnection._server_on_client_certificate
+    ),
+    (State.SERVER_WAIT_CERTIFICATE_VERIFY, HandshakeType.CERTIFICATE_VERIFY): (
+        DtlsConnection._server_on_certificate_verify
     ),
     (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.SERVER_HELLO_DONE): _transcript_adding(
         DtlsConnection._client_on_server_hello_done

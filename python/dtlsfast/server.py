@@ -15,10 +15,11 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, cast
 
 from dtlsfast.backend import load_backend
-from dtlsfast.config import Backend, DtlsConfiguration, PskStore
+from dtlsfast.config import Backend, ClientAuth, DtlsConfiguration, PskStore
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
@@ -364,11 +365,15 @@ async def serve(
     host: str = "::",
     port: int = 5684,
     *,
-    psk_store: PskStore,
+    psk_store: PskStore | None = None,
     identity_hint: str | bytes | None = None,
     ciphers: Iterable[str | int] | None = None,
     prefer_client_order: bool = False,
     groups: Iterable[int] | None = None,
+    certfile: str | Path | None = None,
+    keyfile: str | Path | None = None,
+    cafile: str | Path | None = None,
+    client_auth: ClientAuth = "none",
     mtu: int | None = None,
     initial_timeout: float = 1.0,
     max_timeout: float = 60.0,
@@ -382,8 +387,11 @@ async def serve(
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
 
-    ``psk_store`` maps identities (str or bytes) to keys, or is a callable
-    ``identity -> key | None``.
+    Credentials: ``psk_store`` maps identities (str or bytes) to keys, or is a
+    callable ``identity -> key | None``; ``certfile`` and ``keyfile`` (PEM,
+    chain leaf first, P-256/P-384 key) enable the ECDHE-ECDSA suites, and
+    ``cafile`` with ``client_auth`` ("optional" or "required") asks clients
+    for certificates that chain to those roots.
     """
     if not callable(handler):
         raise ConfigurationError("handler must be an async function taking a DtlsSession")
@@ -400,7 +408,14 @@ async def serve(
     if groups is not None:
         kwargs["groups"] = tuple(groups)
     config = DtlsConfiguration.server(
-        psk_store=psk_store, identity_hint=identity_hint, ciphers=ciphers, **kwargs
+        psk_store=psk_store,
+        identity_hint=identity_hint,
+        ciphers=ciphers,
+        certfile=certfile,
+        keyfile=keyfile,
+        cafile=cafile,
+        client_auth=client_auth,
+        **kwargs,
     )
     loop = asyncio.get_running_loop()
     _, protocol = await loop.create_datagram_endpoint(
