@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--psk-file", type=Path, help="file of 'identity:key' lines (replaces --psk-key)"
     )
+    serve.add_argument("--cert", type=Path, help="certificate chain (PEM, leaf first)")
+    serve.add_argument("--key", type=Path, help="private key of --cert (PEM, P-256 or P-384)")
+    serve.add_argument(
+        "--ca", type=Path, help="CA certificates (PEM): require client certificates from them"
+    )
     serve.add_argument("--ciphers", help="IANA suite names, comma separated, in preference order")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.add_argument("--keylog", type=Path, help="write an NSS key log (for Wireshark) here")
@@ -112,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
             "-s", dest="duration", type=float, default=None, help="observe for N seconds"
         )
         cmd.add_argument("--ciphers", help="IANA suite names to offer, comma separated")
+        cmd.add_argument("-R", dest="ca", type=Path, help="CA certificates (PEM) to trust")
+        cmd.add_argument("-c", dest="cert", type=Path, help="client certificate (PEM)")
+        cmd.add_argument("-j", dest="keyfile", type=Path, help="client private key (PEM)")
         cmd.add_argument("-v", dest="verbose", action="store_true", help="print the response code")
     return parser
 
@@ -144,16 +152,23 @@ async def run_server(args: argparse.Namespace) -> int:
                     identity_hint=args.psk_identity,
                     ciphers=ciphers,
                     keylog=keylog,
+                    certfile=args.cert,
+                    keyfile=args.key,
+                    cafile=args.ca,
+                    client_auth="required" if args.ca else "none",
                 ),
                 args.bind,
                 args.coaps_port,
             )
             closers.append(dtls)
             log.info(
-                "listening on coaps://%s/ (DTLS 1.2, PSK identity hint %r, %d identities)",
+                "listening on coaps://%s/ (DTLS 1.2, PSK identity hint %r, %d identities%s)",
                 _fmt(dtls.address),
                 args.psk_identity,
                 len(store),
+                f", certificate {args.cert}" + (", client certificates required" * bool(args.ca))
+                if args.cert
+                else "",
             )
         log.info("serving /light (GET, PUT, observable); Ctrl-C to stop")
         stop = asyncio.Event()
@@ -192,7 +207,13 @@ async def run_client(args: argparse.Namespace) -> int:
     from dtlsfast.coap.dtls import coaps_transport_factory
 
     ciphers = args.ciphers.split(",") if args.ciphers else None
-    factory = coaps_transport_factory((args.identity, args.key), ciphers=ciphers)
+    factory = coaps_transport_factory(
+        (args.identity, args.key),
+        ciphers=ciphers,
+        cafile=args.ca,
+        certfile=args.cert,
+        keyfile=args.keyfile,
+    )
     payload = b""
     if args.payload_file is not None:
         payload = args.payload_file.read_bytes()

@@ -56,3 +56,42 @@ async def test_serve_light_and_stop(tmp_path: Path, stop: signal.Signals) -> Non
     assert "session with 127.0.0.1" in text
     assert "stopping: close_notify to every DTLS peer" in text
     assert "Traceback" not in text
+
+
+async def test_serve_with_certificates(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "connection"))
+    from pki import Pki
+
+    pki = Pki(tmp_path)
+    server = pki.issue("light-server", ips=("127.0.0.1",))
+    device = pki.issue("device-3")
+    port = free_udp_port_pair()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            "timeout", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
+            "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
+            "--cert", str(server.certfile), "--key", str(server.keyfile), "--ca", str(pki.cafile),
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+    try:
+        await _wait_for(log_path, "serving /light")
+        secure = f"coaps://127.0.0.1:{port + 1}/light"
+        with_cert = await run_coap_client(
+            secure,
+            variant="openssl",
+            psk=False,
+            extra=("-c", str(device.certfile), "-j", str(device.keyfile), "-C", str(pki.cafile)),
+        )
+        assert with_cert.payload == b"off", with_cert.describe()
+        with_psk = await run_coap_client(secure, variant="openssl")
+        assert with_psk.payload == b"off", with_psk.describe()
+        os.kill(process.pid, signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = log_path.read_text()
+    assert "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8" in text
+    assert "TLS_PSK_WITH_AES_128_CCM_8" in text

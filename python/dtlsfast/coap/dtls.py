@@ -40,7 +40,7 @@ async def listen_dtls(
     host: str = "::",
     port: int = COAPS_DEFAULT_PORT,
     *,
-    psk_store: PskStore,
+    psk_store: PskStore | None = None,
     identity_hint: str | bytes | None = None,
     **dtls_options: Any,
 ) -> DtlsServer:
@@ -87,12 +87,16 @@ class _DtlsClientTransport:
 
 
 def coaps_transport_factory(
-    psk: tuple[str | bytes, str | bytes],
+    psk: tuple[str | bytes, str | bytes] | None = None,
     *,
     ciphers: Iterable[str | int] | None = None,
     **dtls_options: Any,
 ) -> ClientTransportFactory:
-    """A ``coaps`` transport factory for :class:`CoapClient` with a PSK."""
+    """A ``coaps`` transport factory for :class:`CoapClient`.
+
+    ``psk=(identity, key)`` and/or certificate options (``cafile``,
+    ``certfile``, ``keyfile``, ``server_name``) go to :func:`dtlsfast.connect`.
+    """
 
     async def factory(
         scheme: str, host: str, port: int, on_datagram: Callable[[bytes], None]
