@@ -1,4 +1,5 @@
-"""Full PSK handshakes per second in memory, cookie exchange included.
+"""Full handshakes per second in memory, cookie exchange included: PSK,
+ECDHE-PSK and ECDHE-ECDSA (certificate chain verified on every handshake).
 
 Beside each handshake benchmark, the record-layer work that one handshake
 does (cipher construction, sealing and opening its protected records) is
@@ -18,14 +19,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "connection"))
 
 from dtls_pair import client_config, server_config
+from pki import Pki
 
 from dtlsfast.backend import load_backend
+from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.handshake.cookies import CookieJar
 
 IMPLS = {"rust": "rust", "python": "pure"}
-SUITES = ["TLS_PSK_WITH_AES_128_CCM_8", "TLS_PSK_WITH_AES_128_GCM_SHA256"]
+SUITES = [
+    "TLS_PSK_WITH_AES_128_CCM_8",
+    "TLS_PSK_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+]
 
 
 def run_handshake(client_cfg: Any, server_cfg: Any, gate: CookieGate) -> DtlsConnection:
@@ -70,10 +78,20 @@ def record_work(backend: Any, aead: str, key_len: int, iv_len: int) -> None:
 
 @pytest.mark.parametrize("suite", SUITES)
 @pytest.mark.parametrize("impl", list(IMPLS))
-def test_psk_handshake(benchmark: Any, impl: str, suite: str) -> None:
+def test_full_handshake(benchmark: Any, impl: str, suite: str, tmp_path: Path) -> None:
     backend_name = IMPLS[impl]
-    client_cfg = client_config(ciphers=[suite], backend=backend_name)
-    server_cfg = server_config(ciphers=[suite], backend=backend_name)
+    if "ECDSA" in suite:
+        pki = Pki(tmp_path)
+        creds = pki.issue("server.example", dns=("server.example",))
+        client_cfg = DtlsConfiguration.client(
+            cafile=pki.cafile, ciphers=[suite], server_name="server.example", backend=backend_name
+        )
+        server_cfg = DtlsConfiguration.server(
+            certfile=creds.certfile, keyfile=creds.keyfile, ciphers=[suite], backend=backend_name
+        )
+    else:
+        client_cfg = client_config(ciphers=[suite], backend=backend_name)
+        server_cfg = server_config(ciphers=[suite], backend=backend_name)
     gate = CookieGate(load_backend(backend_name), CookieJar(now=0.0))
     benchmark.group = f"handshake-{suite}"
     client = benchmark(run_handshake, client_cfg, server_cfg, gate)
