@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from peers import GnuTlsServer, OpenSslServer, run_openssl_client
+from peers import GnuTlsServer, OpenSslServer, run_gnutls_client, run_openssl_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "connection"))
 from pki import Pki
@@ -154,3 +154,22 @@ async def test_client_against_gnutls_server(pki: Pki) -> None:
         await session.send(b"gnutls certs\n")
         assert await asyncio.wait_for(session.recv(), 5) == b"gnutls certs\n"
         await session.close()
+
+
+async def test_gnutls_client_against_server(pki: Pki) -> None:
+    creds = pki.issue("server.example", ips=("127.0.0.1",))
+    async with await dtlsfast.serve(
+        echo, "127.0.0.1", 0, certfile=creds.certfile, keyfile=creds.keyfile
+    ) as server:
+        result = await run_gnutls_client(
+            server.port,
+            priority="NORMAL:-VERS-ALL:+VERS-DTLS1.2:-KX-ALL:+ECDHE-ECDSA",
+            psk=False,
+            data=b"ping\n",
+            expect=b"echo:ping",
+            extra_args=("--x509cafile", str(pki.cafile)),
+        )
+        assert result.handshake_ok, result.describe()
+        assert b"echo:ping" in result.stdout, result.describe()
+        assert "The certificate is trusted" in result.out, result.describe()
+        assert "(ECDSA-SHA256)" in result.out, result.describe()

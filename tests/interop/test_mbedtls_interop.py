@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 from mbedtls import tls
@@ -12,6 +14,9 @@ from peers import PSK_IDENTITY, PSK_KEY
 
 import dtlsfast
 from dtlsfast import DtlsSession
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "connection"))
+from pki import Pki
 
 pytestmark = pytest.mark.interop
 
@@ -61,3 +66,47 @@ async def test_mbedtls_client_against_server(suite: str) -> None:
         assert negotiated == SUITES[suite]
         (session,) = server.sessions
         assert session.cipher_suite == suite
+
+
+def mbedtls_certificate_exchange(port: int, cafile: str, cipher: str) -> tuple[str, bytes]:
+    """mbedTLS verifying our certificate chain and name, then one exchange."""
+    from mbedtls import x509 as mbedtls_x509
+
+    config = tls.DTLSConfiguration(
+        trust_store=tls.TrustStore([mbedtls_x509.CRT.from_file(cafile)]),
+        ciphers=[cipher],
+        validate_certificates=True,
+    )
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = tls.ClientContext(config).wrap_socket(raw, server_hostname="server.example")
+    try:
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", port))
+        sock.do_handshake()
+        sock.send(b"device with a certificate")
+        reply = sock.recv(1500)
+        negotiated = sock.cipher()
+        return (negotiated[0] if isinstance(negotiated, tuple) else str(negotiated), reply)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize(
+    "cipher",
+    [
+        "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8",
+        "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256",
+        "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256",
+    ],
+)
+async def test_mbedtls_certificate_client_against_server(cipher: str, tmp_path: Path) -> None:
+    pki = Pki(tmp_path)
+    creds = pki.issue("server.example", dns=("server.example",))
+    async with await dtlsfast.serve(
+        upper, "127.0.0.1", 0, certfile=creds.certfile, keyfile=creds.keyfile
+    ) as server:
+        negotiated, reply = await asyncio.wait_for(
+            asyncio.to_thread(mbedtls_certificate_exchange, server.port, str(pki.cafile), cipher),
+            15,
+        )
+        assert (negotiated, reply) == (cipher, b"DEVICE WITH A CERTIFICATE")
