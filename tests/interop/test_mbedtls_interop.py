@@ -1,12 +1,17 @@
-"""mbedTLS 2.28 (python-mbedtls), the stack ESP-IDF's CoAP example runs on,
-as a DTLS client of dtlsfast for every PSK suite."""
+"""mbedTLS 2.28 (python-mbedtls), the stack ESP-IDF's CoAP example runs on:
+as a DTLS client of the dtlsfast server (PSK, ECDHE-PSK, certificates), and
+as a DTLS server for the dtlsfast client (the device-as-server case of the
+ESP-IDF example)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mbedtls import tls
@@ -110,3 +115,79 @@ async def test_mbedtls_certificate_client_against_server(cipher: str, tmp_path: 
             15,
         )
         assert (negotiated, reply) == (cipher, b"DEVICE WITH A CERTIFICATE")
+
+
+def _mbedtls_server_once(config: tls.DTLSConfiguration, ready: Callable[[int], None]) -> str:
+    """An mbedTLS DTLS server for one session: the cookie exchange, then it
+    upper-cases one datagram back. Returns the negotiated suite."""
+    sock = tls.ServerContext(config).wrap_socket(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # accept() rebinds
+    sock.bind(("127.0.0.1", 0))
+    opened: list[Any] = [sock]
+    try:
+        ready(sock.getsockname()[1])
+        hello, addr = sock.accept()
+        opened.append(hello)
+        hello.setcookieparam(addr[0].encode("ascii"))
+        with contextlib.suppress(tls.HelloVerifyRequest):
+            hello.do_handshake()
+        conn, addr = hello.accept()
+        opened.append(conn)
+        conn.setcookieparam(addr[0].encode("ascii"))
+        conn.do_handshake()
+        conn.send(conn.recv(4096).upper())
+        negotiated = conn.cipher()
+        return negotiated[0] if isinstance(negotiated, tuple) else str(negotiated)
+    finally:
+        for each in reversed(opened):
+            with contextlib.suppress(Exception):
+                each.close()
+
+
+async def _against_mbedtls_server(config: tls.DTLSConfiguration, **connect: Any) -> str:
+    loop = asyncio.get_running_loop()
+    port: asyncio.Future[int] = loop.create_future()
+    server = asyncio.create_task(
+        asyncio.to_thread(
+            _mbedtls_server_once, config, lambda p: loop.call_soon_threadsafe(port.set_result, p)
+        )
+    )
+    session = await dtlsfast.connect(
+        "127.0.0.1", await asyncio.wait_for(port, 5), handshake_timeout=10, **connect
+    )
+    await session.send(b"to the device")
+    assert await asyncio.wait_for(session.recv(), 5) == b"TO THE DEVICE"
+    negotiated = await asyncio.wait_for(server, 10)
+    await session.close()
+    return negotiated
+
+
+@pytest.mark.parametrize(
+    "cipher",
+    ["TLS-PSK-WITH-AES-128-CCM-8", "TLS-ECDHE-PSK-WITH-CHACHA20-POLY1305-SHA256"],
+)
+async def test_client_against_mbedtls_server_psk(cipher: str) -> None:
+    config = tls.DTLSConfiguration(
+        pre_shared_key_store={PSK_IDENTITY: PSK_KEY}, ciphers=[cipher], validate_certificates=False
+    )
+    assert await _against_mbedtls_server(config, psk=(PSK_IDENTITY, PSK_KEY)) == cipher
+
+
+async def test_client_against_mbedtls_server_certificate(tmp_path: Path) -> None:
+    from mbedtls import pk
+    from mbedtls import x509 as mbedtls_x509
+
+    pki = Pki(tmp_path)
+    creds = pki.issue("device.example", dns=("device.example",))
+    config = tls.DTLSConfiguration(
+        certificate_chain=(
+            (mbedtls_x509.CRT.from_file(str(creds.certfile)),),
+            pk.ECC.from_file(str(creds.keyfile)),
+        ),
+        ciphers=["TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8"],
+        validate_certificates=False,
+    )
+    negotiated = await _against_mbedtls_server(
+        config, cafile=pki.cafile, server_name="device.example"
+    )
+    assert negotiated == "TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8"
