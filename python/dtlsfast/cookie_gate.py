@@ -4,7 +4,8 @@ RFC 6347 §4.2.1. A server answers a ClientHello without a valid cookie with a
 HelloVerifyRequest and keeps nothing; only a ClientHello carrying a cookie
 that verifies (HMAC over the peer address and the ClientHello, see
 :mod:`dtlsfast.handshake.cookies`) may create a connection. The reply is never
-larger than the datagram it answers, so the exchange cannot amplify.
+larger than what it answers (the datagram, or for a fragmented ClientHello
+the datagrams that carried its fragments), so the exchange cannot amplify.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 from dtlsfast.exceptions import DecodeError
 from dtlsfast.handshake.constants import DTLS_1_0, ContentType, HandshakeType
@@ -53,7 +55,7 @@ class CookieGate:
     backend: ModuleType
     jar: CookieJar = field(default_factory=CookieJar)
     counters: Counter[str] = field(default_factory=Counter)
-    _fragments: OrderedDict[Hashable, object] = field(default_factory=OrderedDict)
+    _fragments: OrderedDict[Hashable, _PartialHello] = field(default_factory=OrderedDict)
 
     def check(self, datagram: bytes, peer: Hashable, now: float) -> GateVerdict:
         """Decide on a datagram from ``peer`` that has no connection yet."""
@@ -85,10 +87,12 @@ class CookieGate:
             self.counters["oversize_client_hello"] += 1
             return GateVerdict(False)
         hello_datagram = datagram
+        received = len(datagram)
         if header.fragment_offset != 0 or header.fragment_length != header.length:
-            message = self._reassemble(piece, peer, header.message_seq)
-            if message is None:
+            reassembled = self._reassemble(piece, peer, header.message_seq, len(datagram))
+            if reassembled is None:
                 return None
+            message, received = reassembled
             # The connection reparses the hello; hand it one unfragmented record.
             hello_datagram = bytes(
                 self.backend.encode_record(ContentType.HANDSHAKE, DTLS_1_0, 0, record_seq, message)
@@ -110,15 +114,19 @@ class CookieGate:
         reply = bytes(
             self.backend.encode_record(ContentType.HANDSHAKE, DTLS_1_0, 0, record_seq, message)
         )
-        if len(reply) > len(datagram):
+        if len(reply) > received:
             self.counters["amplification_refused"] += 1
             return GateVerdict(False)
         return GateVerdict(False, reply=reply)
 
-    def _reassemble(self, piece: bytes, peer: Hashable, message_seq: int) -> bytes | None:
+    def _reassemble(
+        self, piece: bytes, peer: Hashable, message_seq: int, size: int
+    ) -> tuple[bytes, int] | None:
+        """Buffer a fragment; the whole ClientHello and the bytes of every
+        datagram that carried part of it, once complete."""
         key = (peer, message_seq)
-        reassembler = self._fragments.get(key)
-        if reassembler is None:
+        partial = self._fragments.get(key)
+        if partial is None:
             if len(self._fragments) >= MAX_FRAGMENTED_HELLOS:
                 self._fragments.popitem(last=False)
                 self.counters["fragment_pool_evicted"] += 1
@@ -127,17 +135,27 @@ class CookieGate:
                 max_buffered_bytes=MAX_CLIENT_HELLO,
                 next_seq=message_seq,
             )
-            self._fragments[key] = reassembler
+            partial = self._fragments[key] = _PartialHello(reassembler)
+        partial.received = min(partial.received + size, 2 * MAX_CLIENT_HELLO)
         try:
-            whole = reassembler.push(piece)  # type: ignore[attr-defined]
+            whole = partial.reassembler.push(piece)
         except DecodeError:
             self._fragments.pop(key, None)
             self.counters["malformed"] += 1
             return None
         if not whole:
+            self.counters["fragments_buffered"] += 1
             return None
         self._fragments.pop(key, None)
-        return bytes(whole[0])
+        return bytes(whole[0]), partial.received
+
+
+@dataclass
+class _PartialHello:
+    """A ClientHello being reassembled, and the datagram bytes it arrived in."""
+
+    reassembler: Any
+    received: int = 0
 
 
 def _peer_key(peer: Hashable) -> tuple[str, int] | bytes:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+from dtlsfast.auth_filter import AuthFailureFilter
 from dtlsfast.backend import load_backend
 from dtlsfast.config import Backend, ClientAuth, DtlsConfiguration, PskStore
 from dtlsfast.connection import DtlsConnection
@@ -44,6 +45,11 @@ class ServerLimits:
     """Seconds without a record from the peer before a session is closed."""
     handshake_lifetime: float = 120.0
     """Seconds a handshake may take in all, whatever its retransmissions."""
+    auth_failure_burst: int = 32
+    """Records failing authentication tolerated at once from one peer."""
+    auth_failure_rate: float = 8.0
+    """Failures per second tolerated in the long run; past these a peer's
+    datagrams are dropped unopened (see :mod:`dtlsfast.auth_filter`)."""
 
 
 @dataclass
@@ -55,6 +61,8 @@ class _Peer:
     task: asyncio.Task[None] | None = None
     replaces: _Peer | None = None
     counted: bool = field(default=False)
+    auth_filter: AuthFailureFilter | None = None
+    """Created at the peer's first authentication failure."""
 
 
 def _is_epoch0_client_hello(data: bytes) -> bool:
@@ -170,7 +178,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         peer = self._peers.get(addr)
         hello = _is_epoch0_client_hello(data)
         if peer is not None and not hello:
-            self._feed(peer, addr, data, now)
+            self._feed_checked(peer, addr, data, now)
             return
         if peer is None and not hello:
             self._counters["dropped_no_session"] += 1
@@ -214,6 +222,22 @@ class DtlsServer(asyncio.DatagramProtocol):
         peer.conn.receive_datagram(data, now)
         peer.session.last_activity = now
         self._flush(peer, addr)
+
+    def _feed_checked(self, peer: _Peer, addr: Any, data: bytes, now: float) -> None:
+        """Feed a datagram through the peer's MAC-error filter."""
+        guard = peer.auth_filter
+        if guard is not None and not guard.allows(now):
+            self._counters["dropped_auth_throttled"] += 1
+            return
+        failures = peer.conn.drops["bad_auth"]
+        self._feed(peer, addr, data, now)
+        failures = peer.conn.drops["bad_auth"] - failures
+        if failures > 0:
+            if guard is None:
+                limits = self.limits
+                guard = AuthFailureFilter(limits.auth_failure_burst, limits.auth_failure_rate, now)
+                peer.auth_filter = guard
+            guard.charge(failures, now)
 
     def _flush_addr(self, addr: Any) -> None:
         peer = self._peers.get(addr)

@@ -801,12 +801,16 @@ async def run_peer(
     expect: bytes | None = None,
     timeout: float = 10,
     cwd: str | Path | None = None,
+    repeat_every: float | None = None,
 ) -> tuple[int | None, bytes, bytes, float, bool]:
     """Run ``argv`` under ``timeout``; return (rc, stdout, stderr, duration, timed_out).
 
     With ``stdin_data`` (even ``b""``), stdin is a pipe: the data is written,
     then stdin stays open until ``expect`` shows up on stdout or ``linger``
     seconds pass, whichever is first, and is closed then (peers exit on EOF).
+    With ``repeat_every``, ``stdin_data`` is written again every that many
+    seconds while stdin is held open (a datagram peer sends each write as its
+    own record: on a lossy link one of them gets through).
     Without it, stdin is /dev/null. The process is killed by PID if it
     outlives ``timeout`` (plus a small margin) or if the caller is cancelled.
     """
@@ -833,7 +837,9 @@ async def run_peer(
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 proc.stdin.write(stdin_data or b"")
                 await proc.stdin.drain()
-                await _hold_stdin(proc, out, out_seen, expect, linger)
+                await _hold_stdin(
+                    proc, out, out_seen, expect, linger, stdin_data or b"", repeat_every
+                )
             proc.stdin.close()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 await proc.stdin.wait_closed()
@@ -878,14 +884,24 @@ async def _hold_stdin(
     out_seen: asyncio.Event,
     expect: bytes | None,
     linger: float,
+    data: bytes = b"",
+    repeat_every: float | None = None,
 ) -> None:
     deadline = time.monotonic() + linger
+    next_write = None if repeat_every is None else time.monotonic() + repeat_every
     while proc.returncode is None:
         if expect is not None and expect in out:
             return
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
+        remaining = deadline - now
         if remaining <= 0:
             return
+        if next_write is not None and repeat_every is not None and proc.stdin is not None:
+            if now >= next_write:
+                proc.stdin.write(data)
+                await proc.stdin.drain()
+                next_write = now + repeat_every
+            remaining = min(remaining, max(0.0, next_write - now))
         out_seen.clear()
         waiter = asyncio.ensure_future(out_seen.wait())
         exited = asyncio.ensure_future(proc.wait())
@@ -938,12 +954,14 @@ async def run_openssl_client(
     extra_args: Sequence[str] = (),
     timeout: float = 10,
     host: str = LOCALHOST,
+    repeat_every: float | None = None,
 ) -> CompletedPeer:
     """``openssl s_client -dtls1_2`` with the seed PSK; sends ``data``, then waits.
 
     ``cipher`` takes an IANA name from :data:`SUITES` or an openssl cipher list.
     stdin stays open until ``expect`` arrives or ``linger`` seconds pass; on
     EOF s_client sends close_notify and exits (about 0.5 s later).
+    ``repeat_every``: send ``data`` again every that many seconds meanwhile.
     ``-nocommands`` keeps lines starting with Q/R/k/K from being commands.
     """
     argv = [require_binary("openssl"), "s_client", "-dtls1_2", "-nocommands"]
@@ -954,7 +972,12 @@ async def run_openssl_client(
         argv += ["-mtu", str(mtu)]
     argv += list(extra_args)
     rc, out, err, duration, timed_out = await run_peer(
-        argv, stdin_data=data, linger=linger, expect=expect, timeout=timeout
+        argv,
+        stdin_data=data,
+        linger=linger,
+        expect=expect,
+        timeout=timeout,
+        repeat_every=repeat_every,
     )
     result = CompletedPeer(argv, rc, out, err, duration, timed_out)
     _parse_openssl_client(result)

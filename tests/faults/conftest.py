@@ -1,0 +1,26 @@
+"""Fault tests: the interop harness (tests/interop/peers.py) is importable as ``peers``,
+and no peer process may outlive a test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_INTEROP = str(Path(__file__).resolve().parent.parent / "interop")
+if _INTEROP not in sys.path:
+    sys.path.insert(0, _INTEROP)
+
+from peers import live_started_processes, reap_started_processes  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_fault_peers() -> Iterator[None]:
+    """Peers started during a test are gone when it ends (killed by PID otherwise)."""
+    before = set(live_started_processes())
+    yield
+    alive = {p: w for p, w in live_started_processes().items() if p not in before}
+    reap_started_processes(alive)
+    assert not alive, f"peer processes still running after the test: {alive}"

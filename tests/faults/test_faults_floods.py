@@ -1,0 +1,490 @@
+"""Floods at a running dtlsfast server, each with a figure.
+
+(a) ClientHellos without cookies from thousands of source ports leave no
+per-peer state and bounded memory; (b) the HelloVerifyRequest never
+amplifies; (c) half-finished handshakes are capped and expire; (d) a peer
+sending records that fail authentication is throttled while others are
+served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+import dtlsfast
+from dtlsfast import DtlsSession
+from dtlsfast.backend import load_backend
+from dtlsfast.config import DtlsConfiguration
+from dtlsfast.connection import DtlsConnection, State
+from dtlsfast.cookie_gate import MAX_FRAGMENTED_HELLOS
+from dtlsfast.handshake.constants import DTLS_1_0, DTLS_1_2, HandshakeType
+from dtlsfast.handshake.messages import ClientHello, encode_handshake
+from dtlsfast.server import DtlsServer, ServerLimits
+
+PSK_STORE = {"CoAP": b"esp32c3_key"}
+PSK = ("CoAP", "esp32c3_key")
+BACKEND = load_backend("rust")
+
+FLOOD_HELLOS = 5000
+FLOOD_BATCH = 100
+FRAGMENT_FLOOD = 1000
+
+
+async def _echo(session: DtlsSession) -> None:
+    async for data in session:
+        await session.send(data.upper())
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[DtlsServer]:
+    async with await dtlsfast.serve(_echo, "127.0.0.1", 0, psk_store=PSK_STORE) as srv:
+        yield srv
+
+
+async def _wait_for(predicate: Callable[[], bool], within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
+
+
+async def _echo_round_trip(session: DtlsSession, data: bytes) -> bytes:
+    await session.send(data)
+    return await asyncio.wait_for(session.recv(), 5)
+
+
+# -- crafting ClientHellos -------------------------------------------------------
+
+
+def _hello_message(
+    *,
+    session_id: bytes = b"",
+    cookie: bytes = b"",
+    suites: int = 1,
+    extensions_bytes: int = 0,
+    message_seq: int = 0,
+) -> bytes:
+    """A ClientHello handshake message; ``extensions_bytes`` of padding (0x0015) if > 0."""
+    hello = ClientHello(
+        client_version=DTLS_1_2,
+        random=os.urandom(32),
+        session_id=session_id,
+        cookie=cookie,
+        cipher_suites=[0xC0A8 + i for i in range(suites)],
+    )
+    body = hello.encode()
+    if extensions_bytes:
+        pad = max(0, extensions_bytes - 4)
+        ext = b"\x00\x15" + pad.to_bytes(2, "big") + bytes(pad)
+        body += len(ext).to_bytes(2, "big") + ext
+    return encode_handshake(HandshakeType.CLIENT_HELLO, message_seq, body)
+
+
+def _record(payload: bytes, seq: int = 0, epoch: int = 0, content_type: int = 22) -> bytes:
+    return bytes(BACKEND.encode_record(content_type, DTLS_1_0, epoch, seq, payload))
+
+
+def _fragments(message: bytes, cut: int) -> list[bytes]:
+    """The handshake ``message`` as two fragments: body[:cut] and body[cut:]."""
+    header, body = message[:12], message[12:]
+    msg_type, length, seq = header[0], header[1:4], header[4:6]
+    out = []
+    for offset, piece in ((0, body[:cut]), (cut, body[cut:])):
+        out.append(
+            bytes([msg_type])
+            + length
+            + seq
+            + offset.to_bytes(3, "big")
+            + len(piece).to_bytes(3, "big")
+            + piece
+        )
+    return out
+
+
+def _real_client_hello() -> bytes:
+    conn = DtlsConnection(DtlsConfiguration.client(psk=PSK))
+    conn.connect(0.0)
+    (datagram,) = conn.datagrams_to_send(0.0)
+    return datagram
+
+
+# -- (a) cookie-less hellos from thousands of source ports -----------------------
+
+
+async def _send_from_many_ports(
+    server: DtlsServer,
+    datagram: bytes,
+    count: int,
+    seen: Callable[[], int],
+    ports: set[int] | None = None,
+) -> tuple[int, int]:
+    """Send ``datagram`` once from each of ``count`` fresh sockets, in batches; wait
+    until ``seen()`` (a server count) rose by each batch; return (replies, max reply size).
+
+    The source ports used go into ``ports`` (the kernel reuses closed ones)."""
+    replies = largest = 0
+    for start in range(0, count, FLOOD_BATCH):
+        n = min(FLOOD_BATCH, count - start)
+        target = seen() + n
+        socks = []
+        try:
+            for _ in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.setblocking(False)
+                s.bind(("127.0.0.1", 0))
+                if ports is not None:
+                    ports.add(s.getsockname()[1])
+                s.sendto(datagram, server.address)
+            assert await _wait_for(lambda t=target: seen() >= t), (
+                f"the server saw {seen()} of {target}: {server.counters}"
+            )
+            await asyncio.sleep(0)  # replies are sent synchronously; let them land
+            for s in socks:
+                try:
+                    reply = s.recv(4096)
+                except BlockingIOError:
+                    continue
+                replies += 1
+                largest = max(largest, len(reply))
+        finally:
+            for s in socks:
+                s.close()
+    return replies, largest
+
+
+def _hvr_sent(server: DtlsServer) -> Callable[[], int]:
+    return lambda: server._gate.counters["hello_verify_sent"]
+
+
+async def test_cookieless_hello_flood_leaves_no_state(server: DtlsServer) -> None:
+    hello = _real_client_hello()
+    await _send_from_many_ports(server, hello, FLOOD_BATCH, _hvr_sent(server))  # warm-up
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        started = time.monotonic()
+        replies, largest = await _send_from_many_ports(
+            server, hello, FLOOD_HELLOS, _hvr_sent(server)
+        )
+        elapsed = time.monotonic() - started
+        gc.collect()
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    counters = server.counters
+    per_hello = (after - before) / FLOOD_HELLOS
+    print(
+        f"\n[flood] {FLOOD_HELLOS} cookie-less ClientHellos ({len(hello)} B) from "
+        f"{FLOOD_HELLOS} ports in {elapsed:.1f} s: {replies} HelloVerifyRequests "
+        f"(largest {largest} B), retained {after - before} B = {per_hello:.2f} B/hello, "
+        f"peak {peak - before} B above start; peers={len(server._peers)} "
+        f"in_progress={counters['handshakes_in_progress']}"
+    )
+    assert replies == FLOOD_HELLOS
+    assert largest <= len(hello)
+    assert counters["cookie_hello_verify_sent"] == FLOOD_HELLOS + FLOOD_BATCH
+    assert counters["handshakes_in_progress"] == 0
+    assert counters["sessions_open"] == 0
+    assert len(server._peers) == 0
+    assert len(server._gate._fragments) == 0
+    # Nothing per peer is kept: what remains is noise (counters, caches), not O(N).
+    assert after - before < 64 * 1024, f"{per_hello:.1f} B retained per hello"
+    # The server still serves a legitimate client afterwards.
+    session = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
+    assert await _echo_round_trip(session, b"after the flood") == b"AFTER THE FLOOD"
+    await session.close()
+
+
+async def test_fragmented_hello_flood_is_bounded(server: DtlsServer) -> None:
+    """First fragments that never complete fill only the gate's small shared pool."""
+    first, _ = _fragments(_hello_message(extensions_bytes=200), 100)
+    datagram = _record(first)
+    gate = server._gate
+
+    def buffered() -> int:
+        return gate.counters["fragments_buffered"]
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ports: set[int] = set()
+        replies, _ = await _send_from_many_ports(server, datagram, FRAGMENT_FLOOD, buffered, ports)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    print(
+        f"\n[flood] {FRAGMENT_FLOOD} first fragments of ClientHellos ({len(datagram)} B) from "
+        f"{FRAGMENT_FLOOD} ports: pool holds {len(gate._fragments)} "
+        f"(max {MAX_FRAGMENTED_HELLOS}), evicted {gate.counters['fragment_pool_evicted']}, "
+        f"retained {after - before} B for the full pool"
+    )
+    assert replies == 0
+    assert len(gate._fragments) == MAX_FRAGMENTED_HELLOS
+    assert gate.counters["fragments_buffered"] == FRAGMENT_FLOOD
+    # One pool entry per source address; a port the kernel reused is the same
+    # peer again if its entry is still in the pool.
+    evicted = gate.counters["fragment_pool_evicted"]
+    assert len(ports) - MAX_FRAGMENTED_HELLOS <= evicted <= FRAGMENT_FLOOD - MAX_FRAGMENTED_HELLOS
+    assert server.counters["handshakes_in_progress"] == 0 and len(server._peers) == 0
+    # The pool's bound, not the flood's size, bounds memory (under ~3 KiB per entry).
+    assert after - before < MAX_FRAGMENTED_HELLOS * 3 * 1024
+
+
+# -- (b) no amplification --------------------------------------------------------
+
+
+async def _reply_to(server: DtlsServer, datagram: bytes) -> bytes | None:
+    """Send ``datagram`` from a fresh port; the reply, or None once the gate decided."""
+    gate = server._gate
+    decided = sum(gate.counters.values()) + len(gate._fragments)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setblocking(False)
+        s.bind(("127.0.0.1", 0))
+        s.sendto(datagram, server.address)
+        assert await _wait_for(lambda: sum(gate.counters.values()) + len(gate._fragments) > decided)
+        await asyncio.sleep(0)
+        try:
+            return s.recv(4096)
+        except BlockingIOError:
+            return None
+
+
+def _amplification_cases() -> list[tuple[str, bytes]]:
+    cases: list[tuple[str, bytes]] = [("real dtlsfast ClientHello", _real_client_hello())]
+    for sid in (0, 1, 8, 16, 32):
+        for suites in (1, 2, 4, 16):
+            cases.append(
+                (
+                    f"minimal sid={sid} suites={suites}",
+                    _record(_hello_message(session_id=bytes(sid), suites=suites)),
+                )
+            )
+    for ext in (4, 16, 64, 256, 1024, 3000):
+        cases.append((f"padded extensions={ext}", _record(_hello_message(extensions_bytes=ext))))
+    for cookie in (1, 16, 31, 32, 33, 255):
+        cases.append((f"wrong cookie of {cookie} B", _record(_hello_message(cookie=bytes(cookie)))))
+    return cases
+
+
+async def test_hello_verify_request_never_amplifies(server: DtlsServer) -> None:
+    rows = []
+    for name, datagram in _amplification_cases():
+        reply = await _reply_to(server, datagram)
+        rows.append((name, len(datagram), None if reply is None else len(reply)))
+    answered = [(n, q, r) for n, q, r in rows if r is not None]
+    worst = max(r / q for _, q, r in answered)
+    print(
+        f"\n[amplification] {len(rows)} ClientHellos of {min(q for _, q, _ in rows)}.."
+        f"{max(q for _, q, _ in rows)} B: {len(answered)} answered, worst reply/request "
+        f"ratio {worst:.3f}; refused {server._gate.counters['amplification_refused']}"
+    )
+    for name, q, r in rows:
+        print(f"  {name:32} request {q:5} B  reply {r if r is not None else '-':>5} B")
+    assert all(r <= q for _, q, r in answered), rows
+    assert len(answered) == len(rows), "every well-formed ClientHello gets an answer"
+
+
+async def test_fragmented_hello_with_a_small_last_fragment(server: DtlsServer) -> None:
+    """The amplification budget of a fragmented ClientHello is every datagram it
+    came in: a last fragment smaller than the HelloVerifyRequest still gets one."""
+    message = _hello_message(extensions_bytes=60)
+    first, last = _fragments(message, len(message) - 12 - 2)
+    small = _record(last, seq=1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setblocking(False)
+        s.bind(("127.0.0.1", 0))
+        s.sendto(_record(first), server.address)
+        s.sendto(small, server.address)
+        assert await _wait_for(lambda: server._gate.counters["hello_verify_sent"] == 1)
+        await asyncio.sleep(0)
+        reply = s.recv(4096)
+    assert len(reply) > len(small), "the test needs a last fragment smaller than the reply"
+    assert len(reply) <= len(_record(first)) + len(small)
+    assert server._gate.counters["amplification_refused"] == 0
+    assert len(server._gate._fragments) == 0
+
+
+# -- (c) half-finished handshakes are capped and expire ---------------------------
+
+
+class _SocketClient:
+    """A sans-I/O client connection driven over a plain UDP socket."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.bind(("127.0.0.1", 0))
+        self.conn = DtlsConnection(DtlsConfiguration.client(psk=PSK))
+        self.loop = asyncio.get_running_loop()
+
+    def flush(self) -> int:
+        sent = 0
+        for datagram in self.conn.datagrams_to_send(self.loop.time()):
+            self.sock.sendto(datagram, self.server)
+            sent += 1
+        return sent
+
+    async def receive(self, timeout: float = 2.0) -> bytes | None:
+        try:
+            return await asyncio.wait_for(self.loop.sock_recv(self.sock, 4096), timeout)
+        except TimeoutError:
+            return None
+
+    async def send_cookie_hello(self) -> bool:
+        """ClientHello, HelloVerifyRequest, ClientHello with the cookie; then stop."""
+        self.conn.connect(self.loop.time())
+        self.flush()
+        reply = await self.receive(0.3)
+        if reply is None:
+            return False
+        self.conn.receive_datagram(reply, self.loop.time())
+        return self.flush() > 0
+
+    async def handshake(self) -> None:
+        self.conn.connect(self.loop.time())
+        deadline = self.loop.time() + 10
+        while self.conn.state is not State.ESTABLISHED:
+            assert self.loop.time() < deadline, "handshake over the socket timed out"
+            self.flush()
+            data = await self.receive(0.2)
+            if data is not None:
+                self.conn.receive_datagram(data, self.loop.time())
+            else:
+                self.conn.handle_timer(self.loop.time())
+        while self.conn.next_event() is not None:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_half_finished_handshakes_are_capped_and_expire() -> None:
+    limits = ServerLimits(max_handshakes=64, handshake_lifetime=5.0)
+    clients = 300
+    async with await dtlsfast.serve(
+        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
+    ) as server:
+        started = time.monotonic()
+        sockets = [_SocketClient(server.address) for _ in range(clients)]
+        tracemalloc.start()
+        try:
+            stalled = []
+            for start in range(0, clients, 50):  # batches the socket buffer holds
+                batch = sockets[start : start + 50]
+                stalled += await asyncio.gather(*(c.send_cookie_hello() for c in batch))
+            # Every first ClientHello got a HelloVerifyRequest or, once the cap
+            # was reached, was dropped; every cookie ClientHello past the cap too.
+            assert await _wait_for(
+                lambda: (
+                    server.counters["dropped_handshake_limit"] == clients - limits.max_handshakes
+                )
+            ), server.counters
+            counters = server.counters
+            gc.collect()
+            full = tracemalloc.get_traced_memory()[0]
+            assert await _wait_for(
+                lambda: server.counters["handshakes_expired"] == limits.max_handshakes, within=10
+            )
+            expired_after = time.monotonic() - started
+            gc.collect()
+            # The clients are still alive: what was freed is the server's state.
+            held = full - tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+            for c in sockets:
+                c.close()
+        after = server.counters
+        print(
+            f"\n[flood] {clients} clients stop after the cookie exchange, cap "
+            f"{limits.max_handshakes}: {sum(stalled)} got a HelloVerifyRequest, in progress "
+            f"{counters['handshakes_in_progress']}, refused at the cap "
+            f"{counters['dropped_handshake_limit']}, held {held} B "
+            f"({held // limits.max_handshakes} B per half-finished handshake); all "
+            f"{after['handshakes_expired']} expired {expired_after:.1f} s after the start"
+        )
+        assert sum(stalled) >= limits.max_handshakes
+        assert counters["handshakes_in_progress"] == limits.max_handshakes
+        assert counters["dropped_handshake_limit"] == clients - limits.max_handshakes
+        assert after["handshakes_in_progress"] == 0 and len(server._peers) == 0
+        assert after["handshakes_failed"] == limits.max_handshakes
+        # Once they expired, the server has room again.
+        session = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
+        assert await _echo_round_trip(session, b"room again") == b"ROOM AGAIN"
+        await session.close()
+
+
+# -- (d) a MAC-error filter throttles forged records ------------------------------
+
+FORGED_RECORDS = 20_000
+
+
+async def test_forged_records_are_throttled_while_others_are_served(server: DtlsServer) -> None:
+    victim = _SocketClient(server.address)
+    bystander = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
+    try:
+        await victim.handshake()
+        limits = server.limits
+        counters = server.counters
+        before_bad, before_throttled = counters["dropped_bad_auth"], 0
+        payload = os.urandom(48)
+        started = time.monotonic()
+        round_trips = 0
+
+        def judged() -> int:
+            c = server.counters
+            return c["dropped_bad_auth"] + c["dropped_auth_throttled"] - before_bad
+
+        for seq in range(FORGED_RECORDS):
+            victim.sock.sendto(
+                _record(payload, seq=1_000 + seq, epoch=1, content_type=23), server.address
+            )
+            if seq % FLOOD_BATCH == FLOOD_BATCH - 1:
+                # Let the server drain its socket (the kernel buffer holds a few hundred).
+                assert await _wait_for(lambda s=seq: judged() > s - FLOOD_BATCH // 2)
+            if seq % 1000 == 999:
+                # Another peer is served meanwhile.
+                got = await _echo_round_trip(bystander, b"still here %d" % seq)
+                assert got == b"STILL HERE %d" % seq
+                round_trips += 1
+        assert await _wait_for(lambda: judged() >= FORGED_RECORDS * 0.95, within=10)
+        elapsed = time.monotonic() - started
+        counters = server.counters
+        opened = counters["dropped_bad_auth"] - before_bad
+        throttled = counters["dropped_auth_throttled"] - before_throttled
+        budget = limits.auth_failure_burst + limits.auth_failure_rate * elapsed
+        print(
+            f"\n[flood] {FORGED_RECORDS} forged records from an established session's address "
+            f"in {elapsed:.1f} s: {opened} tried and failed authentication (budget "
+            f"{budget:.0f}), {throttled} dropped unopened; {round_trips} echo round trips of "
+            f"another peer served meanwhile; sessions open {counters['sessions_open']}"
+        )
+        assert opened <= budget + 1
+        assert throttled >= FORGED_RECORDS * 0.95 - opened
+        assert counters["sessions_open"] == 2, "the forger cannot close the session"
+        # Once a token is back, the genuine peer is served again.
+        await asyncio.sleep(1.5 / limits.auth_failure_rate)
+        victim.conn.send(b"genuine")
+        victim.flush()
+        reply = await victim.receive()
+        assert reply is not None
+        victim.conn.receive_datagram(reply, victim.loop.time())
+        event = victim.conn.next_event()
+        assert getattr(event, "data", None) == b"GENUINE"
+    finally:
+        victim.close()
+        await bystander.close()
