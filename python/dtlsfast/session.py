@@ -42,6 +42,8 @@ class DtlsSession:
         self._closed = False
         self.dropped = 0
         self.last_activity = 0.0
+        self._receiver: Callable[[bytes], None] | None = None
+        self._close_waiters: list[asyncio.Future[None]] = []
 
     @property
     def cipher_suite(self) -> str:
@@ -110,6 +112,27 @@ class DtlsSession:
         self._flush(self)
         self._mark_closed(None)
 
+    def set_receiver(self, receiver: Callable[[bytes], None] | None) -> None:
+        """Have each datagram of application data handed to ``receiver(data)``
+        as it is decrypted, instead of queued for :meth:`recv`.
+
+        For protocol layers that work on datagrams (CoAP): it saves a task
+        switch per datagram. What was queued before is handed over first.
+        ``receiver`` must not block; an exception it raises propagates to the
+        endpoint's datagram callback. ``None`` goes back to queueing.
+        """
+        self._receiver = receiver
+        while receiver is not None and self._queue:
+            receiver(self._queue.popleft())
+
+    async def wait_closed(self) -> None:
+        """Return once the session is closed (by either side or by the endpoint)."""
+        if self._closed:
+            return
+        closed = asyncio.get_running_loop().create_future()
+        self._close_waiters.append(closed)
+        await closed
+
     def __aiter__(self) -> DtlsSession:
         return self
 
@@ -128,6 +151,9 @@ class DtlsSession:
     # -- endpoint side -----------------------------------------------------
 
     def _deliver(self, data: bytes) -> None:
+        if self._receiver is not None:
+            self._receiver(data)
+            return
         if len(self._queue) >= RECV_QUEUE_LIMIT:
             self._queue.popleft()
             self.dropped += 1
@@ -140,6 +166,10 @@ class DtlsSession:
         self._closed = True
         self._error = error
         self._wake()
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

@@ -312,16 +312,43 @@ async def test_separate_response_and_retransmission() -> None:
 async def test_separate_response_times_out() -> None:
     h = Harness()
     slow = Slow()
-    slow.release.set()
     h.server.add_resource("slow", slow)
     h.request(Code.GET, "slow")
-    h.clock.advance(0.5)  # empty ACK before the task even ran
+    h.clock.advance(0.5)  # the handler still waits: an empty ACK
+    slow.release.set()
     await h.settle()
     sent = h.take()
     assert [m.type for m in sent] == [ACK, CON]
     h.clock.advance(1000)
     assert len(h.take()) == 4  # MAX_RETRANSMIT
     assert h.server.counters["con_timeouts"] == 1
+
+
+async def test_a_handler_that_does_not_wait_answers_piggybacked() -> None:
+    """The handler's first step runs at once: no task, no separate response."""
+    h = Harness()
+    slow = Slow()
+    slow.release.set()
+    h.server.add_resource("slow", slow)
+    h.request(Code.GET, "slow")
+    [reply] = h.take()  # before the event loop ran at all
+    assert reply.type is ACK and reply.payload == b"late"
+    h.clock.advance(1000)
+    assert h.take() == []
+    assert h.server.counters["separate_responses"] == 0
+
+
+async def test_a_waiting_handler_is_cancelled_on_close() -> None:
+    h = Harness()
+    slow = Slow()
+    h.server.add_resource("slow", slow)
+    h.request(Code.GET, "slow")
+    await h.settle()
+    assert len(h.server._tasks) == 1
+    h.server.close()
+    await h.server.wait_closed()
+    assert h.server._tasks == set()
+    assert h.take() == []
 
 
 async def test_non_request_no_separate_ack() -> None:

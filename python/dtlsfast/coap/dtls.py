@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Hashable, Iterable
+from functools import partial
 from typing import Any
 
 from dtlsfast.client import connect
@@ -50,9 +51,11 @@ async def listen_dtls(
     attachment = coap.attach(_send_on_session)
 
     async def handler(session: DtlsSession) -> None:
+        # Datagrams go straight from the DTLS endpoint's callback to the CoAP
+        # layer: no task switch per request.
         try:
-            async for datagram in session:
-                attachment(datagram, session)
+            session.set_receiver(partial(attachment, peer=session))
+            await session.wait_closed()
         finally:
             attachment.peer_gone(session)
 

@@ -54,13 +54,14 @@ import itertools
 import logging
 import random
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar, cast
 
 from dtlsfast.coap.block import BlockOption, block_slice, size_to_szx
 from dtlsfast.coap.clock import Clock, LoopClock, TimerHandle
+from dtlsfast.coap.eager import finish, is_pending, start_eagerly
 from dtlsfast.coap.errors import BlockOptionError, CoapDecodeError
 from dtlsfast.coap.exchange import ErrorResponse, Request, Response
 from dtlsfast.coap.linkformat import well_known_core
@@ -544,11 +545,18 @@ class CoapServer:
             busy.options.append((OptionNumber.MAX_AGE, encode_uint(1)))
             self._respond(ex, busy)
             return
+        # Most handlers answer at once: run the first step here and answer
+        # piggybacked, with no task and no separate-response timer.
+        render = self._render(resource, request)
+        response, waiting_on = start_eagerly(render)
+        if not is_pending(response):
+            self._respond(ex, response)
+            return
         if msg.type is MessageType.CON:
             ex.timer = self._clock.call_later(
                 self.config.separate_response_after, partial(self._send_empty_ack, ex)
             )
-        self._spawn(self._run_handler(ex, resource, request))
+        self._spawn(self._finish_handler(ex, render, waiting_on))
 
     def _prepare(self, ex: _Exchange, now: float) -> tuple[Resource, Request] | None:
         """Checks before the handler runs; raises ErrorResponse to answer early.
@@ -679,8 +687,10 @@ class CoapServer:
             return Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
         return response
 
-    async def _run_handler(self, ex: _Exchange, resource: Resource, request: Request) -> None:
-        response = await self._render(resource, request)
+    async def _finish_handler(
+        self, ex: _Exchange, render: Coroutine[Any, Any, Response], waiting_on: Any
+    ) -> None:
+        response = await finish(render, waiting_on)
         if not self._closed:
             self._respond(ex, response)
 
