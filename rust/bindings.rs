@@ -28,7 +28,7 @@ impl From<CoreError> for PyErr {
 
 /// An integer argument as u64; a negative or huge int is a ConfigurationError
 /// (a ValueError) naming the accepted range, not PyO3's OverflowError.
-fn uint_arg(value: &Bound<'_, PyAny>, name: &str, max: u64) -> PyResult<u64> {
+pub(crate) fn uint_arg(value: &Bound<'_, PyAny>, name: &str, max: u64) -> PyResult<u64> {
     match value.extract::<u64>() {
         Ok(v) => Ok(v),
         Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => Err(
@@ -54,7 +54,7 @@ fn next_seq_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
     uint_arg(value, "next_seq", 0xFFFF)
 }
 
-fn record_fields(
+pub(crate) fn record_fields(
     content_type: &Bound<'_, PyAny>,
     version: &Bound<'_, PyAny>,
     epoch: &Bound<'_, PyAny>,
@@ -114,7 +114,7 @@ fn encode_record<'py>(
 /// (RFC 6347 §4.1.2.1, RFC 5246 §6.2.3.3, RFC 5288, RFC 6655, RFC 7905).
 #[pyclass(frozen, module = "dtlsfast._core", name = "RecordCipher")]
 pub struct PyRecordCipher {
-    inner: CoreCipher,
+    pub(crate) inner: CoreCipher,
 }
 
 impl PyRecordCipher {
@@ -210,7 +210,7 @@ impl PyRecordCipher {
 /// Sliding anti-replay window for one epoch (RFC 6347 §4.1.2.6).
 #[pyclass(module = "dtlsfast._core", name = "ReplayWindow")]
 pub struct PyReplayWindow {
-    inner: CoreWindow,
+    pub(crate) inner: CoreWindow,
 }
 
 #[pymethods]

@@ -103,7 +103,9 @@ impl AeadKind {
     }
 }
 
-/// The keyed AEAD. No Debug: it holds the key schedule.
+/// The keyed AEAD. No Debug: it holds the key schedule. Clone copies the key
+/// schedule (the session table takes its own copy of a connection's state).
+#[derive(Clone)]
 enum Engine {
     Ccm8(Box<Aes128Ccm8>),
     Ccm16(Box<Aes128Ccm16>),
@@ -227,6 +229,7 @@ fn additional_data(fields: &RecordFields, plaintext_length: u16) -> [u8; ADDITIO
 
 /// AEAD record protection for one epoch and direction. Stateless per call:
 /// the caller owns sequence numbers and the replay window.
+#[derive(Clone)]
 pub struct RecordCipher {
     kind: AeadKind,
     engine: Engine,
@@ -286,6 +289,17 @@ impl RecordCipher {
 
     pub fn kind(&self) -> AeadKind {
         self.kind
+    }
+
+    /// Bytes of the boxed key schedule (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.engine {
+            Engine::Ccm8(_) => std::mem::size_of::<Aes128Ccm8>(),
+            Engine::Ccm16(_) => std::mem::size_of::<Aes128Ccm16>(),
+            Engine::Gcm128(_) => std::mem::size_of::<Aes128Gcm>(),
+            Engine::Gcm256(_) => std::mem::size_of::<Aes256Gcm>(),
+            Engine::ChaCha(_) => std::mem::size_of::<ChaCha20Poly1305>(),
+        }
     }
 
     pub fn name(&self) -> &'static str {

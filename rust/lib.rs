@@ -9,10 +9,13 @@ pub mod errors;
 pub mod reassembly;
 pub mod record;
 pub mod replay;
+pub mod session_table;
 
 mod bindings;
+mod table_bindings;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    bindings::register(m)
+    bindings::register(m)?;
+    table_bindings::register(m)
 }

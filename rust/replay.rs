@@ -53,6 +53,11 @@ impl ReplayWindow {
         self.highest
     }
 
+    /// Bytes of the bitmap on the heap (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.words)
+    }
+
     fn slot(&self, seq: u64) -> (usize, u64) {
         let n = self.words.len() as u64;
         // The remainder is < words.len(), so it fits usize.

@@ -4,6 +4,7 @@
 the differential tests hold the two to identical bytes and decisions.
 """
 
+from collections.abc import Iterable
 from typing import Final, Self, final
 
 MAX_SEQUENCE_NUMBER: Final[int]
@@ -112,3 +113,70 @@ class HandshakeReassembler:
     def push(self, fragment: bytes) -> list[bytes]:
         """Take one fragment (12-byte header + body); return the messages now
         whole, each as an unfragmented message with its 12-byte header."""
+
+@final
+class SessionTable:
+    """Established sessions' record state for the fast path (DESIGN.md)."""
+
+    def __new__(cls, capacity: int = 100_000) -> Self: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def session_footprint(self) -> int:
+        """Approximate bytes per installed session (state, key schedules, window)."""
+
+    def __len__(self) -> int: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def install(
+        self,
+        session_id: int,
+        read_cipher: RecordCipher,
+        read_epoch: int,
+        window: ReplayWindow,
+        write_cipher: RecordCipher,
+        write_epoch: int,
+        next_write_sequence: int,
+        version: int = 0xFEFD,
+    ) -> None:
+        """Take over a session's current epochs: copies of the ciphers and of the
+        window, and the next write sequence number. From then on open and seal
+        that session's records through the table only."""
+
+    def remove(self, session_id: int) -> bool:
+        """Forget a session (its keys go with it); False if it was not there."""
+
+    def next_write_sequence(self, session_id: int) -> int | None:
+        """The sequence number the next sealed record gets; None if unknown."""
+
+    def open_record(
+        self,
+        session_id: int,
+        content_type: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        fragment: bytes,
+    ) -> bytes | str | None:
+        """Open one record for Python's record layer: the plaintext, "replay" or
+        "bad_auth"; None if the session is unknown or the epoch is not the
+        table's current read epoch."""
+
+    def open_datagram(
+        self, session_id: int, datagram: bytes
+    ) -> tuple[list[bytes], int, int] | None:
+        """The fast path for one datagram: ``(plaintexts, replayed, bad_auth)``
+        if every record is application data of the current read epoch, else
+        None (hand the datagram to Python; nothing was consumed)."""
+
+    def open_batch(
+        self, batch: Iterable[tuple[int, bytes]]
+    ) -> list[tuple[list[bytes], int, int] | None]:
+        """:meth:`open_datagram` over ``[(session_id, datagram), ...]`` with the
+        GIL released for the AEAD work; one result per item, in order."""
+
+    def seal(self, session_id: int, content_type: int, plaintext: bytes) -> bytes:
+        """Seal one record in the session's current write epoch."""
+
+    def seal_batch(self, batch: Iterable[tuple[int, bytes]]) -> list[bytes | None]:
+        """Seal application data for ``[(session_id, plaintext), ...]`` with the
+        GIL released; None for an item whose session is unknown or exhausted."""

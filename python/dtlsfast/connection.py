@@ -290,6 +290,25 @@ class DtlsConnection:
                 "(check the PSK)",
             )
 
+    @property
+    def settled(self) -> bool:
+        """Established, with the handshake's last flight and the previous
+        epochs gone: the record state may move to a session table."""
+        return (
+            self.state is State.ESTABLISHED
+            and not self._flight
+            and self._timer_at is None
+            and self.records.single_epoch
+        )
+
+    def attach_session_table(self, table: Any, session_id: int) -> None:
+        """Move the record state of a settled connection into ``table`` (the
+        backend's SessionTable) under ``session_id``; see
+        :meth:`RecordLayer.attach_table`."""
+        if not self.settled:
+            raise LocalProtocolError("only a settled connection can join the session table")
+        self.records.attach_table(table, session_id)
+
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Everything queued for the peer since the last call."""
         out, self._out = self._out, []

@@ -61,6 +61,8 @@ class RecordLayer:
     _read: dict[int, _ReadState] = field(default_factory=dict)
     _write: dict[int, _WriteState] = field(default_factory=dict)
     _future: list[tuple[int, int, int, int, bytes]] = field(default_factory=list)
+    _table: Any | None = None
+    _table_id: int = 0
 
     def __post_init__(self) -> None:
         self._read[0] = _ReadState(None, None)
@@ -118,6 +120,39 @@ class RecordLayer:
             del self._write[epoch]
 
     @property
+    def single_epoch(self) -> bool:
+        """Only the current epochs are left (previous ones forgotten)."""
+        return len(self._read) == 1 and len(self._write) == 1 and not self.has_pending_read
+
+    @property
+    def table_attached(self) -> bool:
+        return self._table is not None
+
+    def attach_table(self, table: Any, session_id: int) -> None:
+        """Hand the current read and write epochs to a session table (the
+        fast path): from now on their records are opened and sealed through
+        it, so each record is judged once and sequence numbers stay one
+        series. The previous epochs must be gone (see
+        :meth:`forget_previous_epochs`) and the epochs must not change again.
+        """
+        read, write = self._read[self.read_epoch], self._write[self.write_epoch]
+        if read.cipher is None or write.cipher is None or read.window is None:
+            raise LocalProtocolError("only protected epochs can go to the session table")
+        table.install(
+            session_id,
+            read.cipher,
+            self.read_epoch,
+            read.window,
+            write.cipher,
+            self.write_epoch,
+            write.next_sequence,
+            self.version,
+        )
+        self._table, self._table_id = table, session_id
+        # The table's copy is the only window and counter from now on.
+        read.window = None
+
+    @property
     def write_overhead(self) -> int:
         """Bytes a record in the current write epoch adds to its payload."""
         cipher = self._write[self.write_epoch].cipher
@@ -136,6 +171,8 @@ class RecordLayer:
         state = self._write.get(epoch)
         if state is None:
             raise LocalProtocolError(f"no write state for epoch {epoch}")
+        if self._table is not None and epoch == self.write_epoch:
+            return bytes(self._table.seal(self._table_id, content_type, payload))
         seq = state.next_sequence
         # seal/encode raise ConfigurationError past 2**48 - 1: the connection
         # must be closed before then, RFC 6347 §4.1.
@@ -147,6 +184,8 @@ class RecordLayer:
         return bytes(state.cipher.seal(content_type, self.version, epoch, seq, payload))
 
     def set_write_sequence(self, epoch: int, sequence_number: int) -> None:
+        if self._table is not None and epoch == self.write_epoch:
+            raise LocalProtocolError("the session table owns this epoch's sequence numbers")
         self._write[epoch].next_sequence = sequence_number
 
     # -- input --------------------------------------------------------------
@@ -183,6 +222,17 @@ class RecordLayer:
         if state is None:
             self.drops["bad_epoch"] += 1
             return None
+        if self._table is not None and epoch == self.read_epoch:
+            result = self._table.open_record(
+                self._table_id, content_type, version, epoch, seq, fragment
+            )
+            if isinstance(result, str):
+                self.drops[result] += 1
+                return None
+            if result is None:  # the table no longer has the session
+                self.drops["bad_epoch"] += 1
+                return None
+            return Record(content_type, epoch, seq, bytes(result))
         if state.cipher is None or state.window is None:
             return Record(content_type, epoch, seq, fragment)
         if not state.window.check(seq):

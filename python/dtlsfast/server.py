@@ -11,6 +11,7 @@ handshake that replaces the old session once it completes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -63,6 +64,8 @@ class _Peer:
     counted: bool = field(default=False)
     auth_filter: AuthFailureFilter | None = None
     """Created at the peer's first authentication failure."""
+    table_id: int | None = None
+    """The session's id in the server's session table, once it joined it."""
 
 
 def _is_epoch0_client_hello(data: bytes) -> bool:
@@ -84,8 +87,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         self.config = config
         self.limits = limits
         self._loop = asyncio.get_running_loop()
+        backend = load_backend(config.backend)
         self._gate = CookieGate(
-            load_backend(config.backend),
+            backend,
             CookieJar(secret_lifetime=cookie_secret_lifetime, now=self._loop.time()),
         )
         self._peers: dict[Any, _Peer] = {}
@@ -95,6 +99,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._sweeper: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._established = 0
+        # Established sessions' record state (the fast path, DESIGN.md).
+        self._table = backend.SessionTable(limits.max_sessions)
+        self._table_ids = itertools.count(1)
 
     # -- public -----------------------------------------------------------
 
@@ -128,6 +135,7 @@ class DtlsServer(asyncio.DatagramProtocol):
                 out[f"dropped_{reason}"] += value
             out["retransmissions"] += peer.conn.counters["retransmissions"]
         out["sessions_open"] = sum(1 for p in self._peers.values() if p.conn.established)
+        out["sessions_in_table"] = len(self._table)
         out["handshakes_in_progress"] = sum(
             1 for p in self._peers.values() if not p.conn.established
         )
@@ -219,9 +227,44 @@ class DtlsServer(asyncio.DatagramProtocol):
     # -- internals ---------------------------------------------------------
 
     def _feed(self, peer: _Peer, addr: Any, data: bytes, now: float) -> None:
+        if peer.table_id is not None and self._feed_fast(peer, data, now):
+            return
         peer.conn.receive_datagram(data, now)
         peer.session.last_activity = now
         self._flush(peer, addr)
+        if peer.table_id is None and peer.conn.settled and self._peers.get(addr) is peer:
+            self._join_table(peer)
+
+    def _feed_fast(self, peer: _Peer, data: bytes, now: float) -> bool:
+        """Application data of an established session, opened by the session
+        table; False if the datagram needs the connection (alerts, handshake,
+        anything unexpected)."""
+        result = self._table.open_datagram(peer.table_id, data)
+        if result is None:
+            return False
+        plaintexts, replayed, bad_auth = result
+        session = peer.session
+        session.last_activity = now
+        if replayed:
+            peer.conn.drops["replay"] += replayed
+        if bad_auth:
+            peer.conn.drops["bad_auth"] += bad_auth
+        for plaintext in plaintexts:
+            session._deliver(plaintext)
+        return True
+
+    def _join_table(self, peer: _Peer) -> None:
+        if len(self._table) >= self._table.capacity:
+            self._counters["session_table_full"] += 1
+            return
+        table_id = next(self._table_ids)
+        peer.conn.attach_session_table(self._table, table_id)
+        peer.table_id = table_id
+
+    def _leave_table(self, peer: _Peer) -> None:
+        if peer.table_id is not None:
+            self._table.remove(peer.table_id)
+            peer.table_id = None
 
     def _feed_checked(self, peer: _Peer, addr: Any, data: bytes, now: float) -> None:
         """Feed a datagram through the peer's MAC-error filter."""
@@ -273,6 +316,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             old, peer.replaces = peer.replaces, None
             self._counters["sessions_replaced"] += 1
             old.session._mark_closed(None)
+            self._leave_table(old)
             if old.counted:
                 old.counted = False
                 self._established -= 1
@@ -311,6 +355,7 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _forget(self, addr: Any, peer: _Peer) -> None:
         self._cancel_timer(peer)
+        self._leave_table(peer)
         if peer.counted:
             peer.counted = False
             self._established -= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -219,3 +220,54 @@ async def test_restarted_handshake_replaces_the_abandoned_one() -> None:
         assert server.counters["handshakes_restarted"] == 1
         assert server.counters["handshakes_in_progress"] == 0
         await session.close()
+
+
+async def test_established_sessions_move_to_the_session_table() -> None:
+    """After the first application data the record state lives in the
+    server's session table: replays are still dropped, alerts still reach
+    the connection, and the entry goes when the session does."""
+    from dtlsfast.config import DtlsConfiguration
+    from dtlsfast.connection import DtlsConnection, State
+    from dtlsfast.events import ApplicationDataReceived
+
+    async with await dtlsfast.serve(echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
+        loop = asyncio.get_running_loop()
+        conn = DtlsConnection(DtlsConfiguration.client(psk=("CoAP", "esp32c3_key")))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.connect(("127.0.0.1", server.port))
+
+            def flush() -> list[bytes]:
+                out = conn.datagrams_to_send(loop.time())
+                for datagram in out:
+                    sock.send(datagram)
+                return out
+
+            async def receive() -> bytes:
+                return await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+
+            conn.connect(loop.time())
+            while conn.state is not State.ESTABLISHED:
+                flush()
+                conn.receive_datagram(await receive(), loop.time())
+            flush()
+            while conn.next_event() is not None:
+                pass
+            for n in range(3):
+                conn.send(b"ping %d" % n)
+                (record,) = flush()
+                conn.receive_datagram(await receive(), loop.time())
+                event = conn.next_event()
+                assert isinstance(event, ApplicationDataReceived)
+                assert event.data == b"PING %d" % n
+            assert server.counters["sessions_in_table"] == 1
+            sock.send(record)  # a replay of the last request
+            await asyncio.sleep(0.05)
+            assert server.counters["dropped_replay"] == 1
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(loop.sock_recv(sock, 4096), 0.1)
+            conn.close()  # close_notify: handed back by the table to the connection
+            flush()
+            await asyncio.sleep(0.05)
+            assert server.counters["sessions_open"] == 0
+            assert server.counters["sessions_in_table"] == 0

@@ -13,6 +13,7 @@ from dtlsfast.pure.reassembly import HANDSHAKE_HEADER_LENGTH, HandshakeReassembl
 from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher
 from dtlsfast.pure.records import RECORD_HEADER_LENGTH, encode_record, parse_records
 from dtlsfast.pure.replay_window import ReplayWindow
+from dtlsfast.pure.session_table import SessionTable
 
 __all__ = [
     "AEAD_NAMES",
@@ -22,6 +23,7 @@ __all__ = [
     "HandshakeReassembler",
     "RecordCipher",
     "ReplayWindow",
+    "SessionTable",
     "encode_record",
     "parse_records",
 ]

@@ -1,0 +1,194 @@
+"""The session table of the fast path: the pure-Python twin of the Rust
+``SessionTable`` (rust/session_table.rs).
+
+Established sessions' record state keyed by a session id: the current read
+epoch's cipher and replay window (RFC 6347 §4.1.2.6), the current write
+epoch's cipher and next sequence number (§4.1). A datagram whose records are
+all application data of the current read epoch is judged here; anything else
+is handed back whole (None). Batches have no GIL to release here; they exist
+so that the two implementations are interchangeable.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER, record_fields, uint
+from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
+
+APPLICATION_DATA = 23
+_U64 = (1 << 64) - 1
+
+
+@dataclass
+class _Session:
+    read: Any
+    read_epoch: int
+    window: Any
+    write: Any
+    write_epoch: int
+    next_write_sequence: int
+    version: int
+
+
+def _batch(batch: Iterable[object]) -> list[tuple[int, bytes]]:
+    items = []
+    for item in batch:
+        if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[1], bytes):
+            raise ConfigurationError("batch items must be (session_id, bytes) tuples")
+        items.append((uint(item[0], "session_id", _U64), item[1]))
+    return items
+
+
+class SessionTable:
+    """Established sessions' record state for the fast path (DESIGN.md)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = uint(capacity, "capacity", 0xFFFFFFFF)
+        if self._capacity == 0:
+            raise ConfigurationError("capacity must be at least 1")
+        self._sessions: dict[int, _Session] = {}
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def session_footprint(self) -> int:
+        """Approximate bytes per installed session (the state object only)."""
+        for session in self._sessions.values():
+            return sys.getsizeof(session) + sys.getsizeof(session.__dict__)
+        return 0
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __contains__(self, session_id: object) -> bool:
+        return isinstance(session_id, int) and session_id in self._sessions
+
+    def install(
+        self,
+        session_id: int,
+        read_cipher: Any,
+        read_epoch: int,
+        window: Any,
+        write_cipher: Any,
+        write_epoch: int,
+        next_write_sequence: int,
+        version: int = 0xFEFD,
+    ) -> None:
+        """Take over a session's current epochs (the window is copied; the
+        ciphers are stateless, so they are shared)."""
+        sid = uint(session_id, "session_id", _U64)
+        session = _Session(
+            read_cipher,
+            uint(read_epoch, "read_epoch", 0xFFFF),
+            copy.deepcopy(window),
+            write_cipher,
+            uint(write_epoch, "write_epoch", 0xFFFF),
+            uint(next_write_sequence, "next_write_sequence", MAX_SEQUENCE_NUMBER),
+            uint(version, "version", 0xFFFF),
+        )
+        if sid not in self._sessions and len(self._sessions) >= self._capacity:
+            raise ConfigurationError(
+                f"the session table is full ({self._capacity} sessions): remove one before "
+                "installing another"
+            )
+        self._sessions[sid] = session
+
+    def remove(self, session_id: int) -> bool:
+        return self._sessions.pop(uint(session_id, "session_id", _U64), None) is not None
+
+    def next_write_sequence(self, session_id: int) -> int | None:
+        session = self._sessions.get(uint(session_id, "session_id", _U64))
+        return None if session is None else session.next_write_sequence
+
+    def open_record(
+        self,
+        session_id: int,
+        content_type: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        fragment: bytes,
+    ) -> bytes | str | None:
+        sid = uint(session_id, "session_id", _U64)
+        fields = record_fields(content_type, version, epoch, sequence_number)
+        session = self._sessions.get(sid)
+        if session is None or fields[2] != session.read_epoch:
+            return None
+        return self._open(session, *fields, fragment)
+
+    def open_datagram(
+        self, session_id: int, datagram: bytes
+    ) -> tuple[list[bytes], int, int] | None:
+        session = self._sessions.get(uint(session_id, "session_id", _U64))
+        if session is None:
+            return None
+        records = parse_records(datagram)
+        if not records or sum(RECORD_HEADER_LENGTH + len(r[4]) for r in records) != len(datagram):
+            return None
+        for ctype, version, epoch, _seq, _fragment in records:
+            if ctype != APPLICATION_DATA or epoch != session.read_epoch or version >> 8 != 0xFE:
+                return None
+        plaintexts: list[bytes] = []
+        replayed = bad_auth = 0
+        for record in records:
+            result = self._open(session, *record)
+            if isinstance(result, bytes):
+                plaintexts.append(result)
+            elif result == "replay":
+                replayed += 1
+            else:
+                bad_auth += 1
+        return plaintexts, replayed, bad_auth
+
+    def open_batch(self, batch: Iterable[object]) -> list[tuple[list[bytes], int, int] | None]:
+        return [self.open_datagram(sid, data) for sid, data in _batch(batch)]
+
+    def seal(self, session_id: int, content_type: int, plaintext: bytes) -> bytes:
+        sid = uint(session_id, "session_id", _U64)
+        ctype = uint(content_type, "content_type", 0xFF)
+        session = self._sessions.get(sid)
+        if session is None:
+            raise ConfigurationError(f"no session {sid} in the table")
+        seq = session.next_write_sequence
+        if seq > MAX_SEQUENCE_NUMBER:
+            raise ConfigurationError("the write sequence number is exhausted: close the session")
+        sealed = bytes(
+            session.write.seal(ctype, session.version, session.write_epoch, seq, plaintext)
+        )
+        session.next_write_sequence = seq + 1
+        return sealed
+
+    def seal_batch(self, batch: Iterable[object]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for sid, plaintext in _batch(batch):
+            try:
+                out.append(self.seal(sid, APPLICATION_DATA, plaintext))
+            except ConfigurationError:
+                out.append(None)
+        return out
+
+    @staticmethod
+    def _open(
+        session: _Session, ctype: int, version: int, epoch: int, seq: int, fragment: bytes
+    ) -> bytes | str:
+        if not session.window.check(seq):
+            return "replay"
+        plaintext = session.read.open_parts(ctype, version, epoch, seq, fragment)
+        if plaintext is None:
+            return "bad_auth"
+        session.window.accept(seq)
+        return bytes(plaintext)
+
+    def __repr__(self) -> str:
+        return f"<SessionTable {len(self._sessions)} of {self._capacity} sessions>"
+
+
+__all__ = ["SessionTable"]

@@ -1,0 +1,266 @@
+//! The Python face of the session table (session_table.rs): install and
+//! remove sessions, open and seal records one at a time for Python's record
+//! layer, and in batches with the GIL released for the server's fast path.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+
+use crate::bindings::{
+    record_fields, uint_arg, ConfigurationError, PyRecordCipher, PyReplayWindow,
+};
+use crate::record::MAX_SEQUENCE_NUMBER;
+use crate::session_table::{
+    FastDatagram, RecordOutcome, SessionTable as CoreTable, TableSession, APPLICATION_DATA,
+};
+
+/// Established sessions' record state for the fast path (DESIGN.md).
+#[pyclass(module = "dtlsfast._core", name = "SessionTable")]
+pub struct PySessionTable {
+    inner: CoreTable,
+}
+
+fn session_id_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "session_id", u64::MAX)
+}
+
+fn capacity_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "capacity", u32::MAX as u64)
+}
+
+fn version_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "version", 0xFFFF)
+}
+
+fn fast_result<'py>(py: Python<'py>, fast: FastDatagram) -> PyResult<Bound<'py, PyTuple>> {
+    let plaintexts = PyList::empty(py);
+    for p in &fast.plaintexts {
+        plaintexts.append(PyBytes::new(py, p))?;
+    }
+    PyTuple::new(
+        py,
+        [
+            plaintexts.into_any(),
+            fast.replayed.into_pyobject(py)?.into_any(),
+            fast.bad_auth.into_pyobject(py)?.into_any(),
+        ],
+    )
+}
+
+/// `(session_id, bytes)` pairs of a batch, borrowed for the GIL-free pass.
+fn borrow_batch<'a, 'py>(items: &'a [(u64, Bound<'py, PyBytes>)]) -> Vec<(u64, &'a [u8])> {
+    items.iter().map(|(id, b)| (*id, b.as_bytes())).collect()
+}
+
+fn extract_batch<'py>(batch: &Bound<'py, PyAny>) -> PyResult<Vec<(u64, Bound<'py, PyBytes>)>> {
+    let mut items = Vec::new();
+    for item in batch.try_iter()? {
+        let item = item?;
+        let pair = item.cast::<PyTuple>().map_err(|_| {
+            ConfigurationError::new_err("batch items must be (session_id, bytes) tuples")
+        })?;
+        if pair.len() != 2 {
+            return Err(ConfigurationError::new_err(
+                "batch items must be (session_id, bytes) tuples",
+            ));
+        }
+        let id = session_id_arg(&pair.get_item(0)?)?;
+        let data = pair.get_item(1)?.cast_into::<PyBytes>().map_err(|_| {
+            ConfigurationError::new_err("batch items must be (session_id, bytes) tuples")
+        })?;
+        items.push((id, data));
+    }
+    Ok(items)
+}
+
+#[pymethods]
+impl PySessionTable {
+    #[new]
+    #[pyo3(signature = (capacity = 100_000))]
+    fn new(#[pyo3(from_py_with = capacity_arg)] capacity: u64) -> PyResult<Self> {
+        Ok(PySessionTable {
+            inner: CoreTable::new(capacity as usize)?,
+        })
+    }
+
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// Approximate bytes per installed session (state, key schedules, window).
+    #[getter]
+    fn session_footprint(&self) -> usize {
+        self.inner.session_footprint()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __contains__(&self, session_id: &Bound<'_, PyAny>) -> bool {
+        session_id
+            .extract::<u64>()
+            .is_ok_and(|id| self.inner.contains(id))
+    }
+
+    /// Take over a session's current epochs: copies of the ciphers and of the
+    /// window, and the next write sequence number. From then on open and seal
+    /// that session's records through the table only.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (session_id, read_cipher, read_epoch, window, write_cipher, write_epoch, next_write_sequence, version = 0xFEFD))]
+    fn install(
+        &mut self,
+        session_id: &Bound<'_, PyAny>,
+        read_cipher: PyRef<'_, PyRecordCipher>,
+        read_epoch: &Bound<'_, PyAny>,
+        window: PyRef<'_, PyReplayWindow>,
+        write_cipher: PyRef<'_, PyRecordCipher>,
+        write_epoch: &Bound<'_, PyAny>,
+        next_write_sequence: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = version_arg)] version: u64,
+    ) -> PyResult<()> {
+        let session = TableSession {
+            read: read_cipher.inner.clone(),
+            read_epoch: uint_arg(read_epoch, "read_epoch", 0xFFFF)? as u16,
+            window: window.inner.clone(),
+            write: write_cipher.inner.clone(),
+            write_epoch: uint_arg(write_epoch, "write_epoch", 0xFFFF)? as u16,
+            next_write_sequence: uint_arg(
+                next_write_sequence,
+                "next_write_sequence",
+                MAX_SEQUENCE_NUMBER,
+            )?,
+            version: version as u16,
+        };
+        Ok(self.inner.install(session_id_arg(session_id)?, session)?)
+    }
+
+    /// Forget a session (its keys go with it); False if it was not there.
+    fn remove(&mut self, session_id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.inner.remove(session_id_arg(session_id)?))
+    }
+
+    /// The sequence number the next sealed record gets; None if unknown.
+    fn next_write_sequence(&self, session_id: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+        let id = session_id_arg(session_id)?;
+        Ok(self.inner.get(id).map(|s| s.next_write_sequence))
+    }
+
+    /// Open one record for Python's record layer: the plaintext, "replay" or
+    /// "bad_auth"; None if the session is unknown or the epoch is not the
+    /// table's current read epoch.
+    #[allow(clippy::too_many_arguments)]
+    fn open_record<'py>(
+        &mut self,
+        py: Python<'py>,
+        session_id: &Bound<'py, PyAny>,
+        content_type: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+        epoch: &Bound<'py, PyAny>,
+        sequence_number: &Bound<'py, PyAny>,
+        fragment: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let id = session_id_arg(session_id)?;
+        let fields = record_fields(content_type, version, epoch, sequence_number)?;
+        Ok(match self.inner.open_record(id, &fields, fragment) {
+            None => None,
+            Some(RecordOutcome::Opened(p)) => Some(PyBytes::new(py, &p).into_any()),
+            Some(RecordOutcome::Replayed) => Some(PyString::new(py, "replay").into_any()),
+            Some(RecordOutcome::BadAuth) => Some(PyString::new(py, "bad_auth").into_any()),
+        })
+    }
+
+    /// The fast path for one datagram: ``(plaintexts, replayed, bad_auth)``
+    /// if every record is application data of the current read epoch, else
+    /// None (hand the datagram to Python; nothing was consumed).
+    fn open_datagram<'py>(
+        &mut self,
+        py: Python<'py>,
+        session_id: &Bound<'py, PyAny>,
+        datagram: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let id = session_id_arg(session_id)?;
+        match self.inner.open_datagram(id, datagram) {
+            Some(fast) => Ok(Some(fast_result(py, fast)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// :meth:`open_datagram` over ``[(session_id, datagram), ...]`` with the
+    /// GIL released for the AEAD work; one result per item, in order.
+    fn open_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        batch: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let items = extract_batch(batch)?;
+        let borrowed = borrow_batch(&items);
+        let table = &mut self.inner;
+        let results: Vec<Option<FastDatagram>> = py.detach(|| {
+            borrowed
+                .iter()
+                .map(|(id, datagram)| table.open_datagram(*id, datagram))
+                .collect()
+        });
+        let out = PyList::empty(py);
+        for result in results {
+            match result {
+                Some(fast) => out.append(fast_result(py, fast)?)?,
+                None => out.append(py.None())?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seal one record in the session's current write epoch.
+    fn seal<'py>(
+        &mut self,
+        py: Python<'py>,
+        session_id: &Bound<'py, PyAny>,
+        content_type: &Bound<'py, PyAny>,
+        plaintext: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let id = session_id_arg(session_id)?;
+        let content_type = uint_arg(content_type, "content_type", 0xFF)? as u8;
+        let sealed = self.inner.seal(id, content_type, plaintext)?;
+        Ok(PyBytes::new(py, &sealed))
+    }
+
+    /// Seal application data for ``[(session_id, plaintext), ...]`` with the
+    /// GIL released; None for an item whose session is unknown or exhausted.
+    fn seal_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        batch: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let items = extract_batch(batch)?;
+        let borrowed = borrow_batch(&items);
+        let table = &mut self.inner;
+        let results: Vec<Option<Vec<u8>>> = py.detach(|| {
+            borrowed
+                .iter()
+                .map(|(id, plaintext)| table.seal(*id, APPLICATION_DATA, plaintext).ok())
+                .collect()
+        });
+        let out = PyList::empty(py);
+        for result in results {
+            match result {
+                Some(record) => out.append(PyBytes::new(py, &record))?,
+                None => out.append(py.None())?,
+            }
+        }
+        Ok(out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<SessionTable {} of {} sessions>",
+            self.inner.len(),
+            self.inner.capacity()
+        )
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.setattr("SessionTable", m.py().get_type::<PySessionTable>())
+}
