@@ -285,6 +285,7 @@ class DtlsConnection:
                 )
             own_types = self.config.own_certificate_types
             if CertificateType.RAW_PUBLIC_KEY in own_types:
+                self._offered_client_types = list(own_types)
                 extensions.append(
                     (ExtensionType.CLIENT_CERTIFICATE_TYPE, encode_certificate_types(own_types))
                 )
@@ -723,7 +724,7 @@ class DtlsConnection:
         chosen = find_extension(extensions, ExtensionType.CLIENT_CERTIFICATE_TYPE)
         if chosen is not None:
             client_type = decode_certificate_type(chosen)
-            if client_type not in self.config.own_certificate_types:
+            if client_type not in (self._offered_client_types or ()):
                 raise _Abort(
                     AlertDescription.ILLEGAL_PARAMETER,
                     f"the server asks for a client {_type_name(client_type)}, "
@@ -880,12 +881,12 @@ class DtlsConnection:
             )
         raw = self._client_certificate_type == CertificateType.RAW_PUBLIC_KEY
         send_certificate = self._certificate_requested and (
-            raw or self.config.has_certificate  # raw: only offered with a key
+            self.config.private_key is not None if raw else self.config.has_certificate
         )
         if self._certificate_requested:
             if raw:
-                assert self.config.private_key is not None
-                body = encode_raw_public_key_certificate(self.config.private_key)
+                key = self.config.private_key
+                body = b"\x00\x00\x00" if key is None else encode_raw_public_key_certificate(key)
             else:
                 chain = self.config.certificate_chain if send_certificate else []
                 body = CertificateMessage.from_certificates(chain or []).encode()
@@ -1113,7 +1114,16 @@ class DtlsConnection:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected client Certificate")
         self._client_certificate_seen = True
         if self._client_certificate_type == CertificateType.RAW_PUBLIC_KEY:
-            self._accept_raw_public_key(decode_raw_public_key_certificate(body), "client")
+            if body == b"\x00\x00\x00":
+                # No key at all (RFC 7250 §3 has no empty form, but some
+                # clients send one): treated as an empty certificate list.
+                if self.config.client_auth == "required":
+                    raise _Abort(
+                        AlertDescription.HANDSHAKE_FAILURE,
+                        "a client raw public key is required but none came",
+                    )
+            else:
+                self._accept_raw_public_key(decode_raw_public_key_certificate(body), "client")
             self._transcript.add(message)
             return
         chain = self._verified_chain(CertificateMessage.decode(body).chain, "client")

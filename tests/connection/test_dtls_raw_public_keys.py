@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from dtls_pair import Network, handshake
+from dtls_pair import Network, Pair, handshake
 from pki import Pki
 
 from dtlsfast import DtlsError
@@ -349,3 +349,48 @@ def test_more_configuration_errors(keys: dict[str, tuple[Path, bytes]], tmp_path
 def test_extension_types_are_the_iana_ones() -> None:
     assert ExtensionType.CLIENT_CERTIFICATE_TYPE == 19
     assert ExtensionType.SERVER_CERTIFICATE_TYPE == 20
+
+
+@pytest.mark.parametrize("client_auth", ["optional", "required"])
+def test_client_sending_an_empty_raw_key(
+    keys: dict[str, tuple[Path, bytes]], client_auth: str
+) -> None:
+    """An empty RawPublicKey Certificate is no key: fine only when optional."""
+    (server_key, server_spki), (client_key, client_spki) = keys["server"], keys["client"]
+    client = DtlsConfiguration.client(
+        keyfile=client_key, raw_public_key=True, trusted_public_keys=[server_spki]
+    )
+    server = DtlsConfiguration.server(
+        keyfile=server_key,
+        raw_public_key=True,
+        trusted_public_keys=[client_spki],
+        client_auth=client_auth,  # type: ignore[arg-type]
+    )
+    pair = Pair(client, server)
+    pair.start()
+    client.private_key = None  # offered RawPublicKey, then has no key to send
+    pair.run()
+    if client_auth == "optional":
+        assert pair.established
+        assert pair.server is not None and pair.server.peer_public_key is None
+    else:
+        error = _error(pair.server_events)
+        assert error.alert == AlertDescription.HANDSHAKE_FAILURE
+        assert "raw public key is required" in str(error)
+
+
+def test_client_refuses_a_type_it_cannot_verify(
+    keys: dict[str, tuple[Path, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that answers X.509 to a client offering only raw keys."""
+    from dtlsfast import connection
+
+    creds = Pki(tmp_path).issue("server.example")
+    monkeypatch.setattr(connection, "decode_certificate_types", lambda data: [0])
+    client = DtlsConfiguration.client(trusted_public_keys=[keys["server"][1]])
+    server = DtlsConfiguration.server(certfile=creds.certfile, keyfile=creds.keyfile)
+    pair = handshake(client, server)
+    error = _error(pair.client_events)
+    assert error.alert == AlertDescription.UNSUPPORTED_CERTIFICATE
+    assert "cafile=" in str(error)
+    assert pair.client.peer_certificates is None
