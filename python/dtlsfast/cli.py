@@ -306,11 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(runner(args))
     except KeyboardInterrupt:
         return 130
+    except TimeoutError:  # before OSError, its base class
+        print(f"dtlsfast: no answer within {getattr(args, 'timeout', '?')} s", file=sys.stderr)
+        return 2
     except (DtlsError, OSError) as exc:
         print(f"dtlsfast: {exc}", file=sys.stderr)
-        return 2
-    except TimeoutError:
-        print(f"dtlsfast: no answer within {args.timeout} s", file=sys.stderr)
         return 2
 
 
