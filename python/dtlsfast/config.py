@@ -227,7 +227,12 @@ class DtlsConfiguration:
                 "public half is presented to the peer"
             )
         if self.trusted_public_keys is not None:
-            if isinstance(self.trusted_public_keys, bytes | bytearray | memoryview | str):
+            if isinstance(self.trusted_public_keys, str | Path):
+                raise ConfigurationError(
+                    "trusted_public_keys takes keys, not a file name: pass the file as "
+                    "trusted_keys_file="
+                )
+            if isinstance(self.trusted_public_keys, bytes | bytearray | memoryview):
                 raise ConfigurationError(
                     "trusted_public_keys takes a collection of keys, not one key: "
                     "wrap it in a list, e.g. trusted_public_keys=[spki_der]"

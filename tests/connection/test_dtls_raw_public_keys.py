@@ -313,6 +313,8 @@ def test_trusted_keys_in_every_form(keys: dict[str, tuple[Path, bytes]], tmp_pat
         ({"raw_public_key": True}, "needs keyfile="),
         ({"trusted_public_keys": []}, "trusted_public_keys is empty"),
         ({"trusted_public_keys": b"\x30\x00"}, "not one key"),
+        ({"trusted_public_keys": "server.pub"}, "trusted_keys_file="),
+        ({"trusted_public_keys": Path("server.pub")}, "trusted_keys_file="),
         ({"trusted_public_keys": [b"not a key"]}, "not a DER or PEM SubjectPublicKeyInfo"),
     ],
 )
