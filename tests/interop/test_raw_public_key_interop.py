@@ -251,8 +251,14 @@ async def test_coap_client_gnutls_against_dtlsfast_serve(
         assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:
         if process.returncode is None:
-            process.kill()
-            await process.wait()
+            # SIGTERM first: `timeout` forwards it; SIGKILL on the wrapper alone
+            # would orphan the server.
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
     text = log_path.read_text()
     assert "raw public key" in text
     assert "TLS_ECDHE_ECDSA_" in text
