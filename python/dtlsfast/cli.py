@@ -99,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--ca", type=Path, help="CA certificates (PEM): require client certificates from them"
     )
+    serve.add_argument(
+        "--rpk",
+        type=Path,
+        help="raw public key (RFC 7250): PEM private key (libcoap's -M file works) "
+        "presented without a certificate",
+    )
+    serve.add_argument(
+        "--rpk-trust",
+        type=Path,
+        help="PEM public keys of clients to accept (RFC 7250): require client raw public keys",
+    )
     serve.add_argument("--ciphers", help="IANA suite names, comma separated, in preference order")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.add_argument("--keylog", type=Path, help="write an NSS key log (for Wireshark) here")
@@ -106,8 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     for method in ("get", "put", "post", "delete", "observe"):
         cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
         cmd.add_argument("uri", help="coap:// or coaps:// URI")
-        cmd.add_argument("-u", dest="identity", default=DEFAULT_IDENTITY, help="PSK identity")
-        cmd.add_argument("-k", dest="key", default=DEFAULT_KEY, help="PSK key, ASCII")
+        cmd.add_argument(
+            "-u",
+            dest="identity",
+            help=f"PSK identity (default {DEFAULT_IDENTITY}; with -M/--rpk-trust, no PSK "
+            "unless -u or -k is given)",
+        )
+        cmd.add_argument("-k", dest="key", help=f"PSK key, ASCII (default {DEFAULT_KEY})")
         cmd.add_argument("-e", dest="payload", default=None, help="payload text")
         cmd.add_argument("-f", dest="payload_file", type=Path, help="payload from a file")
         cmd.add_argument("-t", dest="content_format", type=_content_format, help="content format")
@@ -120,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("-R", dest="ca", type=Path, help="CA certificates (PEM) to trust")
         cmd.add_argument("-c", dest="cert", type=Path, help="client certificate (PEM)")
         cmd.add_argument("-j", dest="keyfile", type=Path, help="client private key (PEM)")
+        cmd.add_argument(
+            "-M", dest="rpk", type=Path, help="client raw public key: PEM private key (RFC 7250)"
+        )
+        cmd.add_argument(
+            "--rpk-trust", type=Path, help="PEM public keys of servers to accept (RFC 7250)"
+        )
         cmd.add_argument("-v", dest="verbose", action="store_true", help="print the response code")
     return parser
 
@@ -132,6 +154,8 @@ async def run_server(args: argparse.Namespace) -> int:
     coap.add_resource("light", LightResource())
     closers: list[Any] = []
     ciphers = args.ciphers.split(",") if args.ciphers else None
+    if args.rpk and (args.cert or args.key):
+        raise ConfigurationError("give --cert/--key (X.509) or --rpk (raw public key), not both")
     keylog = open(args.keylog, "a", encoding="ascii") if args.keylog else None  # noqa: SIM115
     try:
         if args.port:
@@ -153,9 +177,11 @@ async def run_server(args: argparse.Namespace) -> int:
                     ciphers=ciphers,
                     keylog=keylog,
                     certfile=args.cert,
-                    keyfile=args.key,
+                    keyfile=args.rpk or args.key,
+                    raw_public_key=args.rpk is not None,
                     cafile=args.ca,
-                    client_auth="required" if args.ca else "none",
+                    trusted_keys_file=args.rpk_trust,
+                    client_auth="required" if args.ca or args.rpk_trust else "none",
                 ),
                 args.bind,
                 args.coaps_port,
@@ -166,9 +192,10 @@ async def run_server(args: argparse.Namespace) -> int:
                 _fmt(dtls.address),
                 args.psk_identity,
                 len(store),
-                f", certificate {args.cert}" + (", client certificates required" * bool(args.ca))
-                if args.cert
-                else "",
+                (f", certificate {args.cert}" if args.cert else "")
+                + (f", raw public key {args.rpk}" if args.rpk else "")
+                + (", client certificates required" * bool(args.ca))
+                + (", client raw public keys required" * bool(args.rpk_trust)),
             )
         log.info("serving /light (GET, PUT, observable); Ctrl-C to stop")
         stop = asyncio.Event()
@@ -207,12 +234,21 @@ async def run_client(args: argparse.Namespace) -> int:
     from dtlsfast.coap.dtls import coaps_transport_factory
 
     ciphers = args.ciphers.split(",") if args.ciphers else None
+    if args.rpk and (args.cert or args.keyfile):
+        raise ConfigurationError("give -c/-j (X.509) or -M (raw public key), not both")
+    # Like libcoap's coap-client: raw public keys replace the default PSK (a
+    # server without PSK credentials may still pick an offered PSK suite).
+    psk = None
+    if args.identity is not None or args.key is not None or not (args.rpk or args.rpk_trust):
+        psk = (args.identity or DEFAULT_IDENTITY, args.key or DEFAULT_KEY)
     factory = coaps_transport_factory(
-        (args.identity, args.key),
+        psk,
         ciphers=ciphers,
         cafile=args.ca,
         certfile=args.cert,
-        keyfile=args.keyfile,
+        keyfile=args.rpk or args.keyfile,
+        raw_public_key=args.rpk is not None,
+        trusted_keys_file=args.rpk_trust,
     )
     payload = b""
     if args.payload_file is not None:
@@ -270,11 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(runner(args))
     except KeyboardInterrupt:
         return 130
+    except TimeoutError:  # before OSError, its base class
+        print(f"dtlsfast: no answer within {getattr(args, 'timeout', '?')} s", file=sys.stderr)
+        return 2
     except (DtlsError, OSError) as exc:
         print(f"dtlsfast: {exc}", file=sys.stderr)
-        return 2
-    except TimeoutError:
-        print(f"dtlsfast: no answer within {args.timeout} s", file=sys.stderr)
         return 2
 
 

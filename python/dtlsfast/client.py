@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, cast
 
-from dtlsfast.config import Backend, DtlsConfiguration
+from dtlsfast.config import Backend, DtlsConfiguration, TrustedKey
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConnectionClosedError, HandshakeError
@@ -98,6 +98,9 @@ async def connect(
     certfile: str | Path | None = None,
     keyfile: str | Path | None = None,
     cafile: str | Path | None = None,
+    raw_public_key: bool = False,
+    trusted_public_keys: Iterable[TrustedKey] | None = None,
+    trusted_keys_file: str | Path | None = None,
     server_name: str | None = None,
     initial_timeout: float = 1.0,
     max_timeout: float = 60.0,
@@ -112,7 +115,11 @@ async def connect(
     Credentials: ``psk=(identity, key)`` for the PSK suites, and/or
     ``cafile`` (the roots the server's certificate must chain to) for the
     ECDHE-ECDSA suites, with ``certfile``/``keyfile`` if the server asks for a
-    client certificate. ``server_name`` (default: ``host``) is what the
+    client certificate. Raw public keys (RFC 7250): ``trusted_public_keys``
+    (DER SubjectPublicKeyInfo bytes or key objects) and/or
+    ``trusted_keys_file`` (PEM public keys) are the server keys to accept;
+    ``keyfile`` with ``raw_public_key=True`` is the client's own key, sent
+    without a certificate. ``server_name`` (default: ``host``) is what the
     server's certificate must name. ``ciphers`` lists IANA suite names in
     preference order (default: CCM_8 first); ``groups`` limits the ECDHE groups
     offered (29 x25519, 23 secp256r1). Raises :class:`HandshakeError` (or its
@@ -125,13 +132,22 @@ async def connect(
         "keylog": keylog,
         "backend": backend,
         "server_name": server_name if server_name is not None else host,
+        "raw_public_key": raw_public_key,
     }
+    if trusted_public_keys is not None:
+        kwargs["trusted_public_keys"] = trusted_public_keys
     if mtu is not None:
         kwargs["mtu"] = mtu
     if groups is not None:
         kwargs["groups"] = tuple(groups)
     config = DtlsConfiguration.client(
-        psk=psk, ciphers=ciphers, certfile=certfile, keyfile=keyfile, cafile=cafile, **kwargs
+        psk=psk,
+        ciphers=ciphers,
+        certfile=certfile,
+        keyfile=keyfile,
+        cafile=cafile,
+        trusted_keys_file=trusted_keys_file,
+        **kwargs,
     )
     loop = asyncio.get_running_loop()
     conn = DtlsConnection(config, peer=(host, port))

@@ -1,7 +1,9 @@
 """Configuration of a DTLS endpoint: role, credentials, suites, MTU and timers.
 
 Defaults follow RFC 6347 §4.2.4 (1 s initial retransmission timer doubling to
-60 s) and RFC 7252 §9.1 (TLS_PSK_WITH_AES_128_CCM_8 first).
+60 s) and RFC 7252 §9.1 (TLS_PSK_WITH_AES_128_CCM_8 first). Raw public keys
+(RFC 7250): ``raw_public_key=True`` presents the bare key of ``private_key``,
+and ``trusted_public_keys`` is the set of peer keys accepted.
 """
 
 from __future__ import annotations
@@ -9,19 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 from cryptography import x509
 
 from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.handshake.cert_types import CertificateType
 from dtlsfast.handshake.certificates import (
     check_key_matches,
     load_certificate_chain,
     load_private_key,
+    load_public_keys,
     load_trust_roots,
+    normalize_public_key,
 )
 from dtlsfast.handshake.ecdhe import SUPPORTED_GROUPS
-from dtlsfast.handshake.signatures import SigningKey
+from dtlsfast.handshake.signatures import SigningKey, VerifyingKey
 from dtlsfast.handshake.suites import (
     DEFAULT_PSK_SUITES,
     SUITES_BY_CODE,
@@ -43,6 +48,10 @@ DEFAULT_CERTIFICATE_SUITES: tuple[CipherSuite, ...] = tuple(
 )
 
 ClientAuth = Literal["none", "optional", "required"]
+
+TrustedKey = bytes | bytearray | memoryview | VerifyingKey | SigningKey
+"""A trusted raw public key: its DER (or PEM) SubjectPublicKeyInfo, or a key
+object from ``cryptography`` (EC P-256/P-384/P-521 or Ed25519)."""
 
 
 PskLookup = Callable[[bytes], bytes | None]
@@ -110,11 +119,43 @@ class DtlsConfiguration:
     """Roots that peer certificates must chain to."""
     client_auth: ClientAuth = "none"
     """Server side: ask for (optional) or demand (required) a client certificate."""
+    raw_public_key: bool = False
+    """Present ``private_key`` as a raw public key (RFC 7250) rather than (or,
+    with ``certificate_chain`` too, in preference to) a certificate."""
+    trusted_public_keys: Iterable[TrustedKey] | None = None
+    """Raw public keys (RFC 7250) a peer may authenticate with; normalised to
+    a frozenset of DER SubjectPublicKeyInfo bytes."""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def has_certificate(self) -> bool:
         return self.certificate_chain is not None and self.private_key is not None
+
+    @property
+    def own_certificate_types(self) -> tuple[CertificateType, ...]:
+        """What we can authenticate with, in preference order (RFC 7250 §4.1)."""
+        types: list[CertificateType] = []
+        if self.raw_public_key and self.private_key is not None:
+            types.append(CertificateType.RAW_PUBLIC_KEY)
+        if self.has_certificate:
+            types.append(CertificateType.X509)
+        return tuple(types)
+
+    @property
+    def trusted_key_set(self) -> frozenset[bytes]:
+        """``trusted_public_keys`` as DER SubjectPublicKeyInfo (empty if unset)."""
+        return cast(frozenset[bytes], self.trusted_public_keys or frozenset())
+
+    @property
+    def peer_certificate_types(self) -> tuple[CertificateType, ...]:
+        """What we can verify a peer with, in preference order: raw public
+        keys against ``trusted_public_keys``, X.509 against ``trust_roots``."""
+        types: list[CertificateType] = []
+        if self.trusted_public_keys:
+            types.append(CertificateType.RAW_PUBLIC_KEY)
+        if self.trust_roots is not None:
+            types.append(CertificateType.X509)
+        return tuple(types)
 
     def __post_init__(self) -> None:
         if not 256 <= self.mtu <= 65507:
@@ -136,12 +177,16 @@ class DtlsConfiguration:
             raise ConfigurationError(f"backend must be 'rust' or 'pure', got {self.backend!r}")
         if self.client_auth not in ("none", "optional", "required"):
             raise ConfigurationError("client_auth must be 'none', 'optional' or 'required'")
-        if (self.certificate_chain is None) != (self.private_key is None):
-            raise ConfigurationError("give both certfile and keyfile, or neither")
+        self._check_raw_public_keys()
         has_psk = self.psk is not None if self.is_client else self.psk_lookup is not None
         # A suite needs its credentials: PSK suites a PSK, certificate suites a
-        # certificate (server) or trust roots (client).
-        usable_certs = self.trust_roots is not None if self.is_client else self.has_certificate
+        # certificate or raw public key (server) or something to verify the
+        # server with (client).
+        usable_certs = (
+            bool(self.peer_certificate_types)
+            if self.is_client
+            else bool(self.own_certificate_types)
+        )
         self.cipher_suites = tuple(
             s
             for s in self.cipher_suites
@@ -151,15 +196,57 @@ class DtlsConfiguration:
             if self.is_client:
                 raise ConfigurationError(
                     "no usable cipher suite: give psk=(identity, key) for PSK suites, or "
-                    "cafile= (the roots the server's certificate chains to) for certificate "
-                    "suites"
+                    "cafile= (the roots the server's certificate chains to) or "
+                    "trusted_public_keys= (the server's raw public key) for certificate suites"
                 )
             raise ConfigurationError(
                 "no usable cipher suite: give psk_store= for PSK suites, or certfile= and "
-                "keyfile= for certificate suites"
+                "keyfile= (or keyfile= with raw_public_key=True) for certificate suites"
             )
-        if self.client_auth != "none" and not self.trust_roots:
-            raise ConfigurationError("client_auth needs cafile= to verify client certificates")
+        if self.client_auth != "none" and not self.peer_certificate_types:
+            raise ConfigurationError(
+                "client_auth needs cafile= to verify client certificates, or "
+                "trusted_public_keys= for clients' raw public keys"
+            )
+
+    def _check_raw_public_keys(self) -> None:
+        if self.certificate_chain is not None and self.private_key is None:
+            raise ConfigurationError("give both certfile and keyfile, or neither")
+        if (
+            self.private_key is not None
+            and self.certificate_chain is None
+            and not self.raw_public_key
+        ):
+            raise ConfigurationError(
+                "a keyfile without a certfile: give the certificate too, or set "
+                "raw_public_key=True to authenticate with the bare key (RFC 7250)"
+            )
+        if self.raw_public_key and self.private_key is None:
+            raise ConfigurationError(
+                "raw_public_key=True needs keyfile= (or private_key=): the private key whose "
+                "public half is presented to the peer"
+            )
+        if self.trusted_public_keys is not None:
+            if isinstance(self.trusted_public_keys, str | Path):
+                raise ConfigurationError(
+                    "trusted_public_keys takes keys, not a file name: pass the file as "
+                    "trusted_keys_file="
+                )
+            if isinstance(self.trusted_public_keys, bytes | bytearray | memoryview):
+                raise ConfigurationError(
+                    "trusted_public_keys takes a collection of keys, not one key: "
+                    "wrap it in a list, e.g. trusted_public_keys=[spki_der]"
+                )
+            keys = frozenset(
+                normalize_public_key(key, f"trusted public key {index}")
+                for index, key in enumerate(self.trusted_public_keys)
+            )
+            if not keys:
+                raise ConfigurationError(
+                    "trusted_public_keys is empty: give at least one peer public key "
+                    "(DER SubjectPublicKeyInfo, PEM, or key object), or leave it None"
+                )
+            self.trusted_public_keys = keys
 
     @classmethod
     def client(
@@ -170,9 +257,14 @@ class DtlsConfiguration:
         certfile: str | Path | None = None,
         keyfile: str | Path | None = None,
         cafile: str | Path | None = None,
+        trusted_keys_file: str | Path | None = None,
         **kwargs: object,
     ) -> DtlsConfiguration:
-        """Build a client configuration from user-facing arguments."""
+        """Build a client configuration from user-facing arguments.
+
+        ``keyfile`` with ``raw_public_key=True`` (and no ``certfile``) is a raw
+        public key (RFC 7250); ``trusted_keys_file`` (PEM public keys) or
+        ``trusted_public_keys`` name the server keys to accept."""
         key_pair = None
         if psk is not None:
             identity, key = psk
@@ -181,7 +273,7 @@ class DtlsConfiguration:
             is_client=True,
             psk=key_pair,
             cipher_suites=resolve_suites(ciphers, DEFAULT_SUITES + DEFAULT_CERTIFICATE_SUITES),
-            **_certificate_kwargs(certfile, keyfile, cafile),
+            **_certificate_kwargs(certfile, keyfile, cafile, trusted_keys_file, kwargs),
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -195,32 +287,49 @@ class DtlsConfiguration:
         certfile: str | Path | None = None,
         keyfile: str | Path | None = None,
         cafile: str | Path | None = None,
+        trusted_keys_file: str | Path | None = None,
         **kwargs: object,
     ) -> DtlsConfiguration:
-        """Build a server configuration from user-facing arguments."""
+        """Build a server configuration from user-facing arguments (raw public
+        keys as in :meth:`client`; they authenticate clients with ``client_auth``)."""
         return cls(
             is_client=False,
             psk_lookup=None if psk_store is None else make_psk_lookup(psk_store),
             identity_hint=None if identity_hint is None else _as_bytes(identity_hint, "hint"),
             cipher_suites=resolve_suites(ciphers, DEFAULT_SUITES + DEFAULT_CERTIFICATE_SUITES),
-            **_certificate_kwargs(certfile, keyfile, cafile),
+            **_certificate_kwargs(certfile, keyfile, cafile, trusted_keys_file, kwargs),
             **kwargs,  # type: ignore[arg-type]
         )
 
 
 def _certificate_kwargs(
-    certfile: str | Path | None, keyfile: str | Path | None, cafile: str | Path | None
+    certfile: str | Path | None,
+    keyfile: str | Path | None,
+    cafile: str | Path | None,
+    trusted_keys_file: str | Path | None,
+    kwargs: dict[str, object],
 ) -> dict[str, Any]:
-    """Load PEM files named the ``ssl`` module's way into configuration fields."""
+    """Load PEM files named the ``ssl`` module's way into configuration fields
+    (popping from ``kwargs`` what they extend)."""
     out: dict[str, Any] = {}
-    if certfile is not None or keyfile is not None:
-        if certfile is None or keyfile is None:
-            raise ConfigurationError("give both certfile and keyfile, or neither")
-        chain = load_certificate_chain(certfile)
+    raw = bool(kwargs.get("raw_public_key", False))
+    if certfile is not None and keyfile is None:
+        raise ConfigurationError("give both certfile and keyfile, or neither")
+    if keyfile is not None and certfile is None and not raw:
+        raise ConfigurationError(
+            "keyfile without certfile: give the certificate too, or raw_public_key=True "
+            "to authenticate with the bare key (RFC 7250)"
+        )
+    if keyfile is not None:
         key = load_private_key(keyfile)
-        check_key_matches(chain[0], key)
-        out["certificate_chain"] = chain
+        if certfile is not None:
+            chain = load_certificate_chain(certfile)
+            check_key_matches(chain[0], key)
+            out["certificate_chain"] = chain
         out["private_key"] = key
     if cafile is not None:
         out["trust_roots"] = load_trust_roots(cafile)
+    if trusted_keys_file is not None:
+        given = kwargs.pop("trusted_public_keys", None) or ()
+        out["trusted_public_keys"] = [*given, *load_public_keys(trusted_keys_file)]  # type: ignore[misc]
     return out

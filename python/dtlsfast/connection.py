@@ -2,8 +2,10 @@
 
 RFC 6347 (DTLS 1.2) over RFC 5246 (TLS 1.2), with the PSK key exchange of
 RFC 4279, extended master secret (RFC 7627) and refused renegotiation
-(RFC 5746). In the style of aioquic: the caller passes the clock in and owns
-the socket; the connection never sleeps or reads a clock.
+(RFC 5746); ECDHE_ECDSA (RFC 8422) authenticates with X.509 certificates or
+raw public keys (RFC 7250 §4: the certificate type extensions). In the style
+of aioquic: the caller passes the clock in and owns the socket; the
+connection never sleeps or reads a clock.
 
 The handshake is a table of ``(state, message type) -> handler``; a message
 not in the table for the current state is an ``unexpected_message``. Flights
@@ -19,7 +21,7 @@ import enum
 import hmac
 import os
 from collections import Counter, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -44,6 +46,14 @@ from dtlsfast.exceptions import (
 )
 from dtlsfast.flight import FlightItem, pack_flight
 from dtlsfast.handshake import extensions as ext
+from dtlsfast.handshake.cert_types import (
+    CertificateType,
+    choose_certificate_type,
+    decode_certificate_type,
+    decode_certificate_types,
+    encode_certificate_type,
+    encode_certificate_types,
+)
 from dtlsfast.handshake.certificates import (
     ECDSA_SIGN,
     CertificateMessage,
@@ -51,6 +61,9 @@ from dtlsfast.handshake.certificates import (
     CertificateVerify,
     ServerKeyExchangeEcdhe,
     certificate_public_key,
+    decode_raw_public_key_certificate,
+    encode_raw_public_key_certificate,
+    load_spki,
     parse_certificate_chain,
 )
 from dtlsfast.handshake.constants import (
@@ -89,10 +102,16 @@ from dtlsfast.handshake.prf import (
     psk_premaster_secret,
     verify_data,
 )
-from dtlsfast.handshake.signatures import OFFERED_SCHEMES, choose_scheme, sign, verify
+from dtlsfast.handshake.signatures import (
+    OFFERED_SCHEMES,
+    VerifyingKey,
+    choose_scheme,
+    sign,
+    verify,
+)
 from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
 from dtlsfast.handshake.transcript import HandshakeTranscript
-from dtlsfast.handshake.verification import verify_chain
+from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
@@ -196,6 +215,17 @@ class DtlsConnection:
         # ECDHE_ECDSA (RFC 8422): certificates and signatures.
         self.peer_certificates: list[x509.Certificate] | None = None
         """The peer's verified certificate chain, leaf first, if it sent one."""
+        self.peer_public_key: VerifyingKey | None = None
+        """The peer's authenticated public key: the leaf's key, or its raw
+        public key (RFC 7250) when that is the negotiated certificate type."""
+        self.peer_certificate_type: CertificateType | None = None
+        """X509 or RAW_PUBLIC_KEY, once the peer presented a key."""
+        # RFC 7250 §4: the certificate types negotiated in the hellos (X.509
+        # unless the extensions say otherwise).
+        self._server_certificate_type = CertificateType.X509
+        self._client_certificate_type = CertificateType.X509
+        self._offered_server_types: list[int] | None = None
+        self._offered_client_types: list[int] | None = None
         self._peer_schemes: list[int] | None = None
         self._certificate_requested = False
         self._client_certificate_seen = False
@@ -247,6 +277,18 @@ class DtlsConnection:
                     ext.encode_signature_algorithms(OFFERED_SCHEMES),
                 )
             )
+            # RFC 7250 §4.1: offer other types than X.509 only when we have them.
+            peer_types = self.config.peer_certificate_types
+            if peer_types != (CertificateType.X509,):
+                extensions.append(
+                    (ExtensionType.SERVER_CERTIFICATE_TYPE, encode_certificate_types(peer_types))
+                )
+            own_types = self.config.own_certificate_types
+            if CertificateType.RAW_PUBLIC_KEY in own_types:
+                self._offered_client_types = list(own_types)
+                extensions.append(
+                    (ExtensionType.CLIENT_CERTIFICATE_TYPE, encode_certificate_types(own_types))
+                )
         if self.config.server_name and not _is_ip_literal(self.config.server_name):
             extensions.insert(
                 0, (ExtensionType.SERVER_NAME, ext.encode_server_name(self.config.server_name))
@@ -676,9 +718,38 @@ class DtlsConnection:
         limit = find_extension(hello.extensions, ExtensionType.RECORD_SIZE_LIMIT)
         if limit is not None:
             self.peer_record_size_limit = ext.decode_record_size_limit(limit)
+        if suite.key_exchange == "ECDHE_ECDSA":
+            self._client_check_certificate_types(hello.extensions)
         self.cipher_suite = suite
         self._server_random = hello.random
         self.state = State.CLIENT_WAIT_SERVER_HELLO_DONE
+
+    def _client_check_certificate_types(self, extensions: list[tuple[int, bytes]]) -> None:
+        """The types the server chose (RFC 7250 §4.2), from what we offered."""
+        chosen = find_extension(extensions, ExtensionType.SERVER_CERTIFICATE_TYPE)
+        server_type = CertificateType.X509 if chosen is None else decode_certificate_type(chosen)
+        if server_type not in self.config.peer_certificate_types:
+            kind = _type_name(server_type)
+            raise _Abort(
+                AlertDescription.UNSUPPORTED_CERTIFICATE,
+                f"the server authenticates with {kind}, which this client cannot verify: "
+                + (
+                    "give cafile= (trust roots)"
+                    if server_type == CertificateType.X509
+                    else "give trusted_public_keys="
+                ),
+            )
+        self._server_certificate_type = CertificateType(server_type)
+        chosen = find_extension(extensions, ExtensionType.CLIENT_CERTIFICATE_TYPE)
+        if chosen is not None:
+            client_type = decode_certificate_type(chosen)
+            if client_type not in (self._offered_client_types or ()):
+                raise _Abort(
+                    AlertDescription.ILLEGAL_PARAMETER,
+                    f"the server asks for a client {_type_name(client_type)}, "
+                    "which was not offered",
+                )
+            self._client_certificate_type = CertificateType(client_type)
 
     def _client_on_server_key_exchange(self, body: bytes, message: bytes) -> None:
         assert self.cipher_suite is not None
@@ -741,12 +812,37 @@ class DtlsConnection:
 
     def _client_on_certificate(self, body: bytes, message: bytes) -> None:
         assert self.cipher_suite is not None
-        if self.cipher_suite.key_exchange != "ECDHE_ECDSA" or self.peer_certificates is not None:
+        if self.cipher_suite.key_exchange != "ECDHE_ECDSA" or self.peer_public_key is not None:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected Certificate")
+        if self._server_certificate_type == CertificateType.RAW_PUBLIC_KEY:
+            self._accept_raw_public_key(decode_raw_public_key_certificate(body), "server")
+            return
         chain = self._verified_chain(CertificateMessage.decode(body).chain, "server")
         if not chain:
             raise _Abort(AlertDescription.BAD_CERTIFICATE, "the server sent no certificate")
+        self._accept_chain(chain)
+
+    def _accept_chain(self, chain: list[x509.Certificate]) -> None:
+        try:
+            self.peer_public_key = certificate_public_key(chain[0])
+        except HandshakeError as exc:
+            raise _Abort(exc.alert or AlertDescription.UNSUPPORTED_CERTIFICATE, str(exc)) from None
         self.peer_certificates = chain
+        self.peer_certificate_type = CertificateType.X509
+
+    def _accept_raw_public_key(self, spki: bytes, role: str) -> None:
+        """RFC 7250 §3: the key is authentic only if it is one we trust."""
+        try:
+            verify_raw_public_key(spki, self.config.trusted_key_set)
+            self.peer_public_key = load_spki(spki)
+        except HandshakeError as exc:
+            self.counters["untrusted_raw_public_key"] += 1
+            raise _Abort(
+                exc.alert or AlertDescription.BAD_CERTIFICATE,
+                f"{role} authentication failed: {exc}; add the key to trusted_public_keys "
+                "if it is the right peer",
+            ) from None
+        self.peer_certificate_type = CertificateType.RAW_PUBLIC_KEY
 
     def _verified_chain(self, der_chain: list[bytes], purpose: str) -> list[x509.Certificate]:
         """Parse and verify a peer chain against our roots (RFC 5280)."""
@@ -767,7 +863,7 @@ class DtlsConnection:
         return chain
 
     def _client_on_signed_key_exchange(self, body: bytes) -> None:
-        if self.peer_certificates is None:
+        if self.peer_public_key is None:
             raise _Abort(
                 AlertDescription.UNEXPECTED_MESSAGE, "ServerKeyExchange before Certificate"
             )
@@ -779,7 +875,7 @@ class DtlsConnection:
             )
         try:
             verify(
-                certificate_public_key(self.peer_certificates[0]),
+                self.peer_public_key,
                 exchange.scheme,
                 exchange.signed_data(self._client_random, self._server_random),
                 exchange.signature,
@@ -802,13 +898,18 @@ class DtlsConnection:
                 AlertDescription.UNEXPECTED_MESSAGE,
                 "a certificate suite needs a ServerKeyExchange before ServerHelloDone",
             )
-        send_certificate = self._certificate_requested and self.config.has_certificate
+        raw = self._client_certificate_type == CertificateType.RAW_PUBLIC_KEY
+        send_certificate = self._certificate_requested and (
+            self.config.private_key is not None if raw else self.config.has_certificate
+        )
         if self._certificate_requested:
-            chain = self.config.certificate_chain if send_certificate else []
-            self._queue_handshake(
-                HandshakeType.CERTIFICATE,
-                CertificateMessage.from_certificates(chain or []).encode(),
-            )
+            if raw:
+                key = self.config.private_key
+                body = b"\x00\x00\x00" if key is None else encode_raw_public_key_certificate(key)
+            else:
+                chain = self.config.certificate_chain if send_certificate else []
+                body = CertificateMessage.from_certificates(chain or []).encode()
+            self._queue_handshake(HandshakeType.CERTIFICATE, body)
         public = self._key_share.public
         self._queue_handshake(HandshakeType.CLIENT_KEY_EXCHANGE, bytes([len(public)]) + public)
         # The extended master secret's session hash ends at ClientKeyExchange.
@@ -851,6 +952,10 @@ class DtlsConnection:
         self._client_groups = None if groups is None else ext.decode_supported_groups(groups)
         schemes = find_extension(hello.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
         self._peer_schemes = None if schemes is None else ext.decode_signature_algorithms(schemes)
+        types = find_extension(hello.extensions, ExtensionType.SERVER_CERTIFICATE_TYPE)
+        self._offered_server_types = None if types is None else decode_certificate_types(types)
+        types = find_extension(hello.extensions, ExtensionType.CLIENT_CERTIFICATE_TYPE)
+        self._offered_client_types = None if types is None else decode_certificate_types(types)
         suite = self._choose_suite(hello.cipher_suites)
         reneg = find_extension(hello.extensions, ExtensionType.RENEGOTIATION_INFO)
         if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
@@ -880,6 +985,8 @@ class DtlsConnection:
         ):
             # RFC 8422 §5.2: answer the client's ec_point_formats; uncompressed only.
             extensions.append((ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()))
+        if suite.key_exchange == "ECDHE_ECDSA":
+            extensions += self._server_choose_certificate_types()
         self.cipher_suite = suite
         self._client_random = hello.random
         self._server_random = os.urandom(32)
@@ -912,12 +1019,50 @@ class DtlsConnection:
         self._queue_handshake(HandshakeType.SERVER_HELLO_DONE, ServerHelloDone().encode())
         self.state = State.SERVER_WAIT_CLIENT_KEY_EXCHANGE
 
-    def _server_queue_certificate_messages(self) -> None:
-        chain, key = self.config.certificate_chain, self.config.private_key
-        assert chain is not None and key is not None
-        self._queue_handshake(
-            HandshakeType.CERTIFICATE, CertificateMessage.from_certificates(chain).encode()
+    def _server_choose_certificate_types(self) -> list[tuple[int, bytes]]:
+        """RFC 7250 §4.2: pick both types; echo each extension the client sent
+        (client_certificate_type only along with a CertificateRequest)."""
+        extensions: list[tuple[int, bytes]] = []
+        server_type = choose_certificate_type(
+            self._offered_server_types, self.config.own_certificate_types
         )
+        assert server_type is not None  # _choose_suite checked
+        self._server_certificate_type = CertificateType(server_type)
+        if self._offered_server_types is not None:
+            extensions.append(
+                (ExtensionType.SERVER_CERTIFICATE_TYPE, encode_certificate_type(server_type))
+            )
+        if self.config.client_auth == "none":
+            return extensions
+        client_type = choose_certificate_type(
+            self._offered_client_types, self.config.peer_certificate_types
+        )
+        if client_type is None:
+            if self.config.client_auth == "required":
+                raise _Abort(
+                    AlertDescription.UNSUPPORTED_CERTIFICATE,
+                    "client authentication is required, but the client offers certificate "
+                    f"types {_type_names(self._offered_client_types)} and this server "
+                    f"verifies {_type_names(self.config.peer_certificate_types)}",
+                )
+            return extensions  # optional: do without the client's credentials
+        self._client_certificate_type = CertificateType(client_type)
+        self._certificate_requested = True
+        if self._offered_client_types is not None:
+            extensions.append(
+                (ExtensionType.CLIENT_CERTIFICATE_TYPE, encode_certificate_type(client_type))
+            )
+        return extensions
+
+    def _server_queue_certificate_messages(self) -> None:
+        key = self.config.private_key
+        assert key is not None
+        if self._server_certificate_type == CertificateType.RAW_PUBLIC_KEY:
+            body = encode_raw_public_key_certificate(key)
+        else:
+            assert self.config.certificate_chain is not None
+            body = CertificateMessage.from_certificates(self.config.certificate_chain).encode()
+        self._queue_handshake(HandshakeType.CERTIFICATE, body)
         group = choose_group(self._client_groups, self.config.groups)
         assert group is not None  # _choose_suite checked
         self._key_share = KeyShare(group)
@@ -928,11 +1073,9 @@ class DtlsConnection:
         )
         exchange = ServerKeyExchangeEcdhe(group, self._key_share.public, scheme, signature)
         self._queue_handshake(HandshakeType.SERVER_KEY_EXCHANGE, exchange.encode())
-        if self.config.client_auth != "none":
-            assert self.config.trust_roots is not None
+        if self._certificate_requested:
             request = CertificateRequest(bytes([ECDSA_SIGN]), list(OFFERED_SCHEMES), [])
             self._queue_handshake(HandshakeType.CERTIFICATE_REQUEST, request.encode())
-            self._certificate_requested = True
 
     def _can_sign(self) -> bool:
         key = self.config.private_key
@@ -949,10 +1092,15 @@ class DtlsConnection:
         # certificate suite only with a signature the client accepts.
         with_group = choose_group(self._client_groups, self.config.groups) is not None
         can_sign = self._can_sign()
+        with_type = (
+            choose_certificate_type(self._offered_server_types, self.config.own_certificate_types)
+            is not None
+        )
         ours = tuple(
             s
             for s in self.config.cipher_suites
-            if (with_group or not s.uses_ecdhe) and (can_sign or s.key_exchange != "ECDHE_ECDSA")
+            if (with_group or not s.uses_ecdhe)
+            and ((can_sign and with_type) or s.key_exchange != "ECDHE_ECDSA")
         )
         if self.config.prefer_client_order:
             for code in offered:
@@ -964,6 +1112,18 @@ class DtlsConnection:
             for suite in ours:
                 if suite.code in offered_set:
                     return suite
+        offered_set = set(offered)
+        if not with_type and any(
+            s.key_exchange == "ECDHE_ECDSA" and s.code in offered_set
+            for s in self.config.cipher_suites
+        ):
+            # RFC 7250 §4.2: a common suite, but no certificate type in common.
+            raise _Abort(
+                AlertDescription.UNSUPPORTED_CERTIFICATE,
+                "the client accepts server certificate types "
+                f"{_type_names(self._offered_server_types)}, but this server authenticates "
+                f"with {_type_names(self.config.own_certificate_types)}",
+            )
         raise _Abort(
             AlertDescription.HANDSHAKE_FAILURE, "no cipher suite in common with the client"
         )
@@ -972,20 +1132,34 @@ class DtlsConnection:
         if not self._certificate_requested or self._client_certificate_seen:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected client Certificate")
         self._client_certificate_seen = True
+        if self._client_certificate_type == CertificateType.RAW_PUBLIC_KEY:
+            if body == b"\x00\x00\x00":
+                # No key at all (RFC 7250 §3 has no empty form, but some
+                # clients send one): treated as an empty certificate list.
+                if self.config.client_auth == "required":
+                    raise _Abort(
+                        AlertDescription.HANDSHAKE_FAILURE,
+                        "a client raw public key is required but none came",
+                    )
+            else:
+                self._accept_raw_public_key(decode_raw_public_key_certificate(body), "client")
+            self._transcript.add(message)
+            return
         chain = self._verified_chain(CertificateMessage.decode(body).chain, "client")
         if not chain and self.config.client_auth == "required":
             raise _Abort(
                 AlertDescription.HANDSHAKE_FAILURE, "a client certificate is required but none came"
             )
-        self.peer_certificates = chain or None
+        if chain:
+            self._accept_chain(chain)
         self._transcript.add(message)
 
     def _server_on_certificate_verify(self, body: bytes, message: bytes) -> None:
-        assert self.peer_certificates
+        assert self.peer_public_key is not None
         check = CertificateVerify.decode(body)
         try:
             verify(
-                certificate_public_key(self.peer_certificates[0]),
+                self.peer_public_key,
                 check.scheme,
                 self._transcript.data(),
                 check.signature,
@@ -1007,7 +1181,7 @@ class DtlsConnection:
         self._derive_keys()
         self.state = (
             State.SERVER_WAIT_CERTIFICATE_VERIFY
-            if self.peer_certificates
+            if self.peer_public_key is not None
             else State.SERVER_WAIT_CHANGE_CIPHER_SPEC
         )
 
@@ -1097,6 +1271,23 @@ def _alert_name(description: int) -> str:
         return AlertDescription(description).name.lower()
     except ValueError:
         return str(description)
+
+
+def _type_name(certificate_type: int) -> str:
+    if certificate_type == CertificateType.X509:
+        return "an X.509 certificate"
+    if certificate_type == CertificateType.RAW_PUBLIC_KEY:
+        return "a raw public key"
+    return f"certificate type {certificate_type}"
+
+
+def _type_names(types: Sequence[int] | None) -> str:
+    """Readable list; None is the absent extension, X.509 only (RFC 7250 §4.1)."""
+    names: dict[int, str] = {
+        CertificateType.X509: "X.509",
+        CertificateType.RAW_PUBLIC_KEY: "RawPublicKey",
+    }
+    return "[" + ", ".join(names.get(t, str(t)) for t in (types or [0])) + "]"
 
 
 def _is_ip_literal(name: str) -> bool:

@@ -21,7 +21,7 @@ from typing import IO, Any, cast
 
 from dtlsfast.auth_filter import AuthFailureFilter
 from dtlsfast.backend import load_backend
-from dtlsfast.config import Backend, ClientAuth, DtlsConfiguration, PskStore
+from dtlsfast.config import Backend, ClientAuth, DtlsConfiguration, PskStore, TrustedKey
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
@@ -443,6 +443,9 @@ async def serve(
     keyfile: str | Path | None = None,
     cafile: str | Path | None = None,
     client_auth: ClientAuth = "none",
+    raw_public_key: bool = False,
+    trusted_public_keys: Iterable[TrustedKey] | None = None,
+    trusted_keys_file: str | Path | None = None,
     mtu: int | None = None,
     initial_timeout: float = 1.0,
     max_timeout: float = 60.0,
@@ -460,7 +463,10 @@ async def serve(
     callable ``identity -> key | None``; ``certfile`` and ``keyfile`` (PEM,
     chain leaf first, P-256/P-384 key) enable the ECDHE-ECDSA suites, and
     ``cafile`` with ``client_auth`` ("optional" or "required") asks clients
-    for certificates that chain to those roots.
+    for certificates that chain to those roots. Raw public keys (RFC 7250):
+    ``keyfile`` with ``raw_public_key=True`` (no ``certfile`` needed) is
+    presented as a bare key; ``trusted_public_keys`` / ``trusted_keys_file``
+    with ``client_auth`` accept clients' raw public keys.
     """
     if not callable(handler):
         raise ConfigurationError("handler must be an async function taking a DtlsSession")
@@ -471,7 +477,10 @@ async def serve(
         "keylog": keylog,
         "backend": backend,
         "prefer_client_order": prefer_client_order,
+        "raw_public_key": raw_public_key,
     }
+    if trusted_public_keys is not None:
+        kwargs["trusted_public_keys"] = trusted_public_keys
     if mtu is not None:
         kwargs["mtu"] = mtu
     if groups is not None:
@@ -483,6 +492,7 @@ async def serve(
         certfile=certfile,
         keyfile=keyfile,
         cafile=cafile,
+        trusted_keys_file=trusted_keys_file,
         client_auth=client_auth,
         **kwargs,
     )

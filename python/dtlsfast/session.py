@@ -13,8 +13,11 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from cryptography import x509
+
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.exceptions import ConnectionClosedError, DtlsError
+from dtlsfast.handshake.signatures import VerifyingKey
 
 #: Received datagrams held for a slow reader before the oldest are dropped.
 RECV_QUEUE_LIMIT = 256
@@ -54,6 +57,17 @@ class DtlsSession:
     @property
     def psk_identity(self) -> bytes | None:
         return self._conn.psk_identity
+
+    @property
+    def peer_certificates(self) -> list[x509.Certificate] | None:
+        """The peer's verified certificate chain, leaf first, if it sent one."""
+        return self._conn.peer_certificates
+
+    @property
+    def peer_public_key(self) -> VerifyingKey | None:
+        """The peer's authenticated public key: its raw public key (RFC 7250)
+        or its certificate's key; None for PSK sessions."""
+        return self._conn.peer_public_key
 
     @property
     def connection(self) -> DtlsConnection:

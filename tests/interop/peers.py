@@ -656,6 +656,47 @@ class GnuTlsServer(PeerServer):
         return "bind() failed" in self.errors() or "Address already in use" in self.errors()
 
 
+#: gnutls priority for ECDHE-ECDSA in DTLS 1.2 with raw public keys (RFC 7250)
+#: allowed for both the server's and the client's certificate
+GNUTLS_RPK_PRIORITY = (
+    "NORMAL:-VERS-ALL:+VERS-DTLS1.2:-KX-ALL:+ECDHE-ECDSA:+CTYPE-SRV-RAWPK:+CTYPE-CLI-RAWPK"
+)
+
+
+@dataclass(frozen=True)
+class RawKeyFiles:
+    """A P-256 key pair written the way each peer takes a raw public key."""
+
+    keyfile: Path  #: PKCS#8 PEM: gnutls ``--rawpkkeyfile``, dtlsfast ``keyfile``
+    pubfile: Path  #: SPKI PEM: gnutls ``--rawpkfile``, dtlsfast ``trusted_keys_file``
+    libcoap: Path  #: SEC1 ``EC PRIVATE KEY`` PEM: libcoap ``-M``
+    spki: bytes  #: DER SubjectPublicKeyInfo
+
+
+def make_raw_key(directory: Path, name: str) -> RawKeyFiles:
+    """Generate a key pair in ``directory`` (``name.key``, ``name.pub``, ``name.rpk.pem``)."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key()
+    files = RawKeyFiles(
+        directory / f"{name}.key",
+        directory / f"{name}.pub",
+        directory / f"{name}.rpk.pem",
+        public.public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo),
+    )
+    plain = ser.NoEncryption()
+    files.keyfile.write_bytes(key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, plain))
+    files.pubfile.write_bytes(
+        public.public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
+    )
+    files.libcoap.write_bytes(
+        key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.TraditionalOpenSSL, plain)
+    )
+    return files
+
+
 def coap_ping(port: int, host: str = LOCALHOST, timeout: float = 0.2) -> bool:
     """Send a CoAP ping (empty CON) to plain coap on ``port``; True on a matching RST."""
     mid = int.from_bytes(os.urandom(2), "big")

@@ -20,6 +20,7 @@ public key: one SubjectPublicKeyInfo).
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,58 @@ def public_key_spki(key: SigningKey | VerifyingKey) -> bytes:
     return public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+_PUBLIC_KEY_PEM = re.compile(
+    rb"-----BEGIN PUBLIC KEY-----\r?\n.*?-----END PUBLIC KEY-----", re.DOTALL
+)
+
+
+def normalize_public_key(key: object, what: str = "public key") -> bytes:
+    """The DER SubjectPublicKeyInfo of a key given as DER or PEM bytes, or as
+    a ``cryptography`` key object (of its public half for a private key).
+    ConfigurationError unless it is an EC (P-256, P-384, P-521) or Ed25519
+    key, the kinds the ECDHE_ECDSA suites verify (RFC 8422 §5.1.3)."""
+    if isinstance(key, bytes | bytearray | memoryview):
+        data = bytes(key)
+        try:
+            if data.lstrip().startswith(b"-----BEGIN"):
+                public: object = serialization.load_pem_public_key(data)
+            else:
+                public = serialization.load_der_public_key(data)
+        except Exception as exc:  # ValueError, UnsupportedAlgorithm
+            raise ConfigurationError(
+                f"{what} is not a DER or PEM SubjectPublicKeyInfo: {exc}; give the bytes of "
+                "key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)"
+            ) from None
+    elif isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        public = key.public_key()
+    else:
+        public = key
+    try:
+        usable = _usable_key(public, what)
+    except HandshakeError as exc:
+        raise ConfigurationError(f"{exc}; use an EC (P-256, P-384) or Ed25519 key") from None
+    return public_key_spki(usable)
+
+
+def load_public_keys(path: str | Path) -> list[bytes]:
+    """The DER SubjectPublicKeyInfo of every ``PUBLIC KEY`` PEM block in
+    ``path`` (other blocks, such as a private key next to its public key as
+    libcoap's ``-M`` file has them, are skipped), or of a DER file."""
+    data = _read(path, "public key file")
+    if b"-----BEGIN" not in data:
+        return [normalize_public_key(data, f"public key file {str(path)!r}")]
+    blocks = _PUBLIC_KEY_PEM.findall(data)
+    if not blocks:
+        raise ConfigurationError(
+            f"public key file {str(path)!r} holds no '-----BEGIN PUBLIC KEY-----' block; "
+            "write one with `openssl pkey -in key.pem -pubout`"
+        )
+    return [
+        normalize_public_key(block, f"public key {index} of {str(path)!r}")
+        for index, block in enumerate(blocks)
+    ]
 
 
 def check_key_matches(certificate: x509.Certificate, key: SigningKey) -> None:
@@ -419,8 +472,10 @@ __all__ = [
     "encode_raw_public_key_certificate",
     "load_certificate_chain",
     "load_private_key",
+    "load_public_keys",
     "load_spki",
     "load_trust_roots",
+    "normalize_public_key",
     "parse_certificate_chain",
     "public_key_spki",
 ]
