@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from dtlsfast.backend import load_backend
-from dtlsfast.config import Backend, ClientAuth, DtlsConfiguration, PskStore
+from dtlsfast.config import (
+    Backend,
+    ClientAuth,
+    DtlsConfiguration,
+    PskStore,
+    connection_id_length_for,
+)
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
@@ -383,6 +389,8 @@ async def serve(
     keylog: IO[str] | None = None,
     backend: Backend = "rust",
     reuse_port: bool | None = None,
+    connection_id: bool = False,
+    connection_id_length: int | None = None,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -392,6 +400,11 @@ async def serve(
     chain leaf first, P-256/P-384 key) enable the ECDHE-ECDSA suites, and
     ``cafile`` with ``client_auth`` ("optional" or "required") asks clients
     for certificates that chain to those roots.
+
+    ``connection_id=True`` agrees to connection IDs (RFC 9146) with clients
+    that offer them: each session gets a random CID, unique on this server, of
+    ``connection_id_length`` bytes (default 8), and follows its client from
+    address to address.
     """
     if not callable(handler):
         raise ConfigurationError("handler must be an async function taking a DtlsSession")
@@ -402,6 +415,9 @@ async def serve(
         "keylog": keylog,
         "backend": backend,
         "prefer_client_order": prefer_client_order,
+        "connection_id_length": connection_id_length_for(
+            connection_id, connection_id_length, is_client=False
+        ),
     }
     if mtu is not None:
         kwargs["mtu"] = mtu
