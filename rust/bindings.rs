@@ -282,11 +282,11 @@ impl PyRecordCipher {
         cid: &[u8],
         fragment: &[u8],
     ) -> PyResult<Option<(u8, Bound<'py, PyBytes>)>> {
-        let fields = record_fields(
-            &CID_CONTENT_TYPE.into_pyobject(py)?.into_any(),
-            version,
-            epoch,
-            sequence_number,
+        let fields = RecordFields::new(
+            u64::from(CID_CONTENT_TYPE),
+            uint_arg(version, "version", 0xFFFF)?,
+            uint_arg(epoch, "epoch", 0xFFFF)?,
+            uint_arg(sequence_number, "sequence_number", MAX_SEQUENCE_NUMBER)?,
         )?;
         if cid.len() > MAX_CID_LENGTH {
             return Ok(None);

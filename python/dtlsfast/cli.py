@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ciphers", help="IANA suite names, comma separated, in preference order")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.add_argument("--keylog", type=Path, help="write an NSS key log (for Wireshark) here")
+    serve.add_argument(
+        "--connection-id",
+        action="store_true",
+        help="agree to connection IDs (RFC 9146): sessions survive client address changes",
+    )
 
     for method in ("get", "put", "post", "delete", "observe"):
         cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
@@ -121,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("-c", dest="cert", type=Path, help="client certificate (PEM)")
         cmd.add_argument("-j", dest="keyfile", type=Path, help="client private key (PEM)")
         cmd.add_argument("-v", dest="verbose", action="store_true", help="print the response code")
+        cmd.add_argument(
+            "--connection-id",
+            action="store_true",
+            help="offer a connection ID (RFC 9146) so a NAT rebinding keeps the session",
+        )
     return parser
 
 
@@ -156,6 +166,7 @@ async def run_server(args: argparse.Namespace) -> int:
                     keyfile=args.key,
                     cafile=args.ca,
                     client_auth="required" if args.ca else "none",
+                    connection_id=args.connection_id,
                 ),
                 args.bind,
                 args.coaps_port,
@@ -213,6 +224,7 @@ async def run_client(args: argparse.Namespace) -> int:
         cafile=args.ca,
         certfile=args.cert,
         keyfile=args.keyfile,
+        connection_id=args.connection_id,
     )
     payload = b""
     if args.payload_file is not None:

@@ -10,6 +10,7 @@ address does not move the session (RFC 9146 §6).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ from lossy_proxy import UP, LossyProxy
 
 import dtlsfast
 from dtlsfast import DtlsServer, DtlsSession
+from dtlsfast.cli import build_parser, run_client
 from dtlsfast.coap.client import CoapClient
 from dtlsfast.coap.dtls import coaps_transport_factory, listen_dtls
 from dtlsfast.coap.light import LightResource
@@ -264,3 +266,26 @@ async def test_cid_table_holds_only_live_cid_sessions(echo_server: DtlsServer) -
 async def test_connection_id_length_needs_connection_id() -> None:
     with pytest.raises(ConfigurationError, match="connection_id=True"):
         await dtlsfast.connect("127.0.0.1", 9, psk=PSK, connection_id_length=4)
+
+
+async def test_command_line_client_offers_connection_id(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    coap = CoapServer()
+    coap.add_resource("light", LightResource(on=True))
+    dtls = await listen_dtls(coap, "127.0.0.1", 0, psk_store=PSK_STORE, connection_id=True)
+    try:
+        uri = f"coaps://127.0.0.1:{dtls.port}/light"
+        for extra in ([], ["--connection-id"]):
+            args = build_parser().parse_args(["get", uri, "-B", str(WAIT), *extra])
+            with caplog.at_level(logging.INFO, logger="dtlsfast.server"):
+                assert await run_client(args) == 0
+            assert capsys.readouterr().out == "on\n"
+        established = [r.getMessage() for r in caplog.records if "established" in r.getMessage()]
+        assert len(established) == 2
+        assert "connection ID" not in established[0]
+        assert "connection ID" in established[1]
+    finally:
+        dtls.close()
+        await dtls.wait_closed()
+        coap.close()
