@@ -8,7 +8,7 @@ import pytest
 from dtls_pair import Network, Pair, client_config, handshake, server_config
 
 from dtlsfast import _core
-from dtlsfast.events import ApplicationDataReceived
+from dtlsfast.events import ApplicationDataReceived, ConnectionClosed
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.handshake.constants import ExtensionType
 from dtlsfast.handshake.messages import ClientHello, find_extension
@@ -66,6 +66,16 @@ def test_server_cid_only_client_sends_zero_length(backend: str) -> None:
     )
     assert TLS12_CID not in {t for t, _ in record_types(pair.to_client, 0)}
     assert not pair.server.drops and not pair.client.drops
+
+
+def test_client_cid_with_a_zero_length_server_cid() -> None:
+    pair = handshake(client_config(connection_id_length=5), server_config(connection_id_length=0))
+    assert pair.established and pair.server is not None
+    assert pair.server.peer_connection_id == pair.client.connection_id
+    assert pair.client.peer_connection_id == b""
+    exchange(pair)
+    assert {t for t, e in record_types(pair.to_client, 5) if e >= 1} == {TLS12_CID}
+    assert TLS12_CID not in {t for t, _ in record_types(pair.to_server, 0)}
 
 
 def test_cids_in_both_directions() -> None:
@@ -164,6 +174,24 @@ def test_cid_record_to_a_peer_without_cid_is_dropped() -> None:
     pair.inject_to_server(bytes([TLS12_CID]) + datagram[1:])
     pair.transfer()
     assert pair.server.drops["bad_cid"] == 1
+
+
+def test_malformed_connection_id_extension_is_a_decode_error() -> None:
+    pair = Pair(client_config(connection_id_length=2), server_config(connection_id_length=8))
+    pair.start()
+    hello = pair.client._client_hello
+    assert hello is not None
+    # The ClientHello sent again with the cookie carries a bad length prefix.
+    hello.extensions = [
+        (t, b"\x05ab" if t == ExtensionType.CONNECTION_ID else d) for t, d in hello.extensions
+    ]
+    pair.run()
+    assert not pair.established
+    assert pair.server is not None and pair.server.closed
+    assert any(
+        isinstance(e, ConnectionClosed) and "connection_id" in str(e.error)
+        for e in pair.server_events
+    )
 
 
 @pytest.mark.parametrize("length", [-1, 256, True, 2.0])

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_core_differential import AEADS, same
 
+from dtlsfast import _core, pure
 from dtlsfast.exceptions import ConfigurationError
 
 SETTINGS = settings(max_examples=250, deadline=None)
@@ -160,6 +161,18 @@ def test_seal_cid_and_open_cid_agree(
 @given(st.binary(max_size=300), st.integers(-1, 260))
 def test_parse_records_cid_garbage(data: bytes, cid_length: int) -> None:
     same(lambda m: m.parse_records_cid(data, cid_length))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from([22, 23, 25]), st.binary(max_size=30)), max_size=5))
+def test_cid_length_zero_parses_like_rfc_6347(records: list[tuple[int, bytes]]) -> None:
+    # With a zero-length CID every record, type 25 included, has the plain
+    # 13-byte header: parse_records_cid(d, 0) is parse_records(d) plus b"".
+    datagram = b"".join(_core.encode_record(t, 0xFEFD, 1, i, f) for i, (t, f) in enumerate(records))
+    for m in (_core, pure):
+        with_cid = m.parse_records_cid(datagram, 0)
+        assert [(*r[:4], r[5]) for r in with_cid] == m.parse_records(datagram)
+        assert all(r[4] == b"" for r in with_cid)
 
 
 @SETTINGS
