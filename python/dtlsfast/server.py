@@ -136,7 +136,7 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     @property
     def sessions(self) -> list[DtlsSession]:
-        return [p.session for p in self._peers.values() if p.conn.established]
+        return [p.session for p in self._live() if p.conn.established]
 
     @property
     def counters(self) -> Counter[str]:
@@ -152,20 +152,19 @@ class DtlsServer(asyncio.DatagramProtocol):
         out = Counter(self._counters)
         for name, value in self._gate.counters.items():
             out[f"cookie_{name}"] += value
-        for peer in self._peers.values():
+        live = self._live()
+        for peer in live:
             for reason, value in peer.conn.drops.items():
                 out[f"dropped_{reason}"] += value
             out["retransmissions"] += peer.conn.counters["retransmissions"]
-        out["sessions_open"] = sum(1 for p in self._peers.values() if p.conn.established)
-        out["handshakes_in_progress"] = sum(
-            1 for p in self._peers.values() if not p.conn.established
-        )
+        out["sessions_open"] = sum(1 for p in live if p.conn.established)
+        out["handshakes_in_progress"] = sum(1 for p in live if not p.conn.established)
         out["connection_ids"] = len(self._by_cid)
         return out
 
     def close(self) -> None:
         """Send close_notify to every peer and close the socket."""
-        for peer in list(self._peers.values()):
+        for peer in self._live():
             if peer.conn.established:
                 peer.conn.close()
                 self._flush(peer)
@@ -252,6 +251,14 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._peers[addr] = new
         assert verdict.hello_datagram is not None
         self._feed(new, verdict.hello_datagram, now)
+
+    def _live(self) -> list[_Peer]:
+        """Every handshake and session: those with an address entry, and those
+        with a CID whose address entry was taken by another client."""
+        live = {id(p): p for p in self._peers.values()}
+        for peer in self._by_cid.values():
+            live.setdefault(id(peer), peer)
+        return list(live.values())
 
     # -- connection IDs (RFC 9146) -------------------------------------------
 
@@ -442,7 +449,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         excess = self._established - self.limits.max_sessions
         if excess <= 0:
             return
-        established = [p for p in self._peers.values() if p.conn.established]
+        established = [p for p in self._live() if p.conn.established]
         established.sort(key=lambda p: p.session.last_activity)
         for peer in established[:excess]:
             self._counters["sessions_evicted"] += 1
@@ -456,7 +463,7 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _sweep(self) -> None:
         now = self._loop.time()
-        for peer in list(self._peers.values()):
+        for peer in self._live():
             if peer.conn.established:
                 if now - peer.session.last_activity > self.limits.idle_timeout:
                     self._counters["sessions_idle_closed"] += 1

@@ -289,3 +289,52 @@ async def test_command_line_client_offers_connection_id(
         dtls.close()
         await dtls.wait_closed()
         coap.close()
+
+
+async def test_a_move_onto_a_taken_address_keeps_the_tables_consistent(
+    echo_server: DtlsServer,
+) -> None:
+    # Client A (with CID) shows up from the address of client B: B's NAT
+    # binding went to A. B without a CID can no longer be reached and is
+    # closed; C with a CID only loses its address entry and gets it back with
+    # its next record.
+    server = echo_server
+    a, b, c = [
+        await dtlsfast.connect(
+            "127.0.0.1", server.port, psk=PSK, connection_id=cid, handshake_timeout=WAIT
+        )
+        for cid in (True, False, True)
+    ]
+    for session in (a, b, c):
+        await round_trip(session, b"hello")
+    by_address = {s.peer_address: s for s in server.sessions}
+    server_a, server_b, server_c = (by_address[_local(s)] for s in (a, b, c))
+
+    loop = asyncio.get_running_loop()
+    a.connection.send(b"from b's address")
+    (record,) = a.connection.datagrams_to_send(loop.time())
+    server.datagram_received(record, server_b.peer_address)
+    assert server_a.peer_address == _local(b)
+    assert server_b.closed
+    assert server.counters["sessions_displaced"] == 1
+    assert sorted(map(id, server.sessions)) == sorted(map(id, [server_a, server_c]))
+
+    c.connection.send(b"from a's address")
+    (record,) = c.connection.datagrams_to_send(loop.time())
+    server.datagram_received(record, _local(b))  # onto A's new address: A has a CID
+    assert server_c.peer_address == _local(b) and not server_a.closed
+    assert server.counters["sessions_displaced"] == 1
+    # Without an address entry A is still a session: counted, swept, closed.
+    assert server_a in server.sessions and server.counters["sessions_open"] == 2
+    # A speaks from its own socket again: it gets an address entry back.
+    await round_trip(a, b"home again")
+    assert server_a.peer_address == _local(a)
+    assert server.counters["cid_address_updates"] == 3
+    assert {s.peer_address for s in server.sessions} == {_local(a), _local(b)}
+    for session in (a, b, c):
+        await session.close()
+
+
+def _local(session: DtlsSession) -> Any:
+    """The client's own address, as the server sees it."""
+    return session._flush.__self__.transport.get_extra_info("sockname")[:2]  # type: ignore[attr-defined]
