@@ -11,7 +11,9 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use crate::cipher::{RecordCipher as CoreCipher, AEAD_NAMES};
 use crate::errors::CoreError;
 use crate::reassembly::{HandshakeReassembler as CoreReassembler, HANDSHAKE_HEADER_LENGTH};
-use crate::record::{self, RecordFields, MAX_SEQUENCE_NUMBER, RECORD_HEADER_LENGTH};
+use crate::record::{
+    self, RecordFields, CID_CONTENT_TYPE, MAX_CID_LENGTH, MAX_SEQUENCE_NUMBER, RECORD_HEADER_LENGTH,
+};
 use crate::replay::ReplayWindow as CoreWindow;
 
 pyo3::import_exception!(dtlsfast.exceptions, ConfigurationError);
@@ -50,6 +52,14 @@ fn max_buffered_bytes_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
     uint_arg(value, "max_buffered_bytes", u64::MAX)
 }
 
+fn cid_length_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "cid_length", MAX_CID_LENGTH as u64)
+}
+
+fn padding_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "padding", 0xFFFF)
+}
+
 fn next_seq_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
     uint_arg(value, "next_seq", 0xFFFF)
 }
@@ -83,6 +93,36 @@ fn parse_records<'py>(py: Python<'py>, datagram: &[u8]) -> PyResult<Bound<'py, P
             h.version,
             h.epoch,
             h.sequence_number,
+            PyBytes::new(py, r.fragment),
+        ))?;
+    }
+    Ok(list)
+}
+
+/// Split a datagram into DTLS records, tls12_cid ones included (RFC 9146 §4).
+///
+/// Records of type 25 carry a CID of ``cid_length`` bytes (the receiver's own
+/// CID length) before the length field. Returns ``(content_type, version,
+/// epoch, sequence_number, cid, fragment)``, ``cid`` empty for other types;
+/// stops at the first malformed record. Raises ConfigurationError only for a
+/// ``cid_length`` outside 0..=255.
+#[pyfunction]
+fn parse_records_cid<'py>(
+    py: Python<'py>,
+    datagram: &[u8],
+    #[pyo3(from_py_with = cid_length_arg)] cid_length: u64,
+) -> PyResult<Bound<'py, PyList>> {
+    let cid_length = usize::try_from(cid_length)
+        .map_err(|_| ConfigurationError::new_err("cid_length out of range"))?;
+    let list = PyList::empty(py);
+    for r in record::parse_records_cid(datagram, cid_length)? {
+        let h = r.header;
+        list.append((
+            h.content_type,
+            h.version,
+            h.epoch,
+            h.sequence_number,
+            PyBytes::new(py, r.cid),
             PyBytes::new(py, r.fragment),
         ))?;
     }
@@ -199,6 +239,62 @@ impl PyRecordCipher {
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let fields = record_fields(content_type, version, epoch, sequence_number)?;
         self.open_fields(py, &fields, fragment)
+    }
+
+    /// Return a whole tls12_cid record (RFC 9146 §4, §5) carrying ``cid``:
+    /// ``content_type`` is the real type, sealed with the content and
+    /// ``padding`` zero bytes in the DTLSInnerPlaintext.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (content_type, version, epoch, sequence_number, cid, plaintext, padding = 0))]
+    fn seal_cid<'py>(
+        &self,
+        py: Python<'py>,
+        content_type: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+        epoch: &Bound<'py, PyAny>,
+        sequence_number: &Bound<'py, PyAny>,
+        cid: &[u8],
+        plaintext: &[u8],
+        #[pyo3(from_py_with = padding_arg)] padding: u64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let fields = record_fields(content_type, version, epoch, sequence_number)?;
+        let padding = usize::try_from(padding)
+            .map_err(|_| ConfigurationError::new_err("padding out of range"))?;
+        let length = self
+            .inner
+            .sealed_cid_length(cid.len(), plaintext.len(), padding)?;
+        PyBytes::new_with(py, length, |out| {
+            Ok(self
+                .inner
+                .seal_cid_into(&fields, cid, plaintext, padding, out)?)
+        })
+    }
+
+    /// Open the fragment of a tls12_cid record split by
+    /// :func:`parse_records_cid`: ``(real_type, content)``, or None if it does
+    /// not authenticate or its inner plaintext has no content type.
+    fn open_cid<'py>(
+        &self,
+        py: Python<'py>,
+        version: &Bound<'py, PyAny>,
+        epoch: &Bound<'py, PyAny>,
+        sequence_number: &Bound<'py, PyAny>,
+        cid: &[u8],
+        fragment: &[u8],
+    ) -> PyResult<Option<(u8, Bound<'py, PyBytes>)>> {
+        let fields = RecordFields::new(
+            u64::from(CID_CONTENT_TYPE),
+            uint_arg(version, "version", 0xFFFF)?,
+            uint_arg(epoch, "epoch", 0xFFFF)?,
+            uint_arg(sequence_number, "sequence_number", MAX_SEQUENCE_NUMBER)?,
+        )?;
+        if cid.len() > MAX_CID_LENGTH {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .open_cid(&fields, cid, fragment)
+            .map(|(content_type, content)| (content_type, PyBytes::new(py, &content))))
     }
 
     fn __repr__(&self) -> String {
@@ -326,7 +422,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.setattr("RECORD_HEADER_LENGTH", RECORD_HEADER_LENGTH)?;
     m.setattr("HANDSHAKE_HEADER_LENGTH", HANDSHAKE_HEADER_LENGTH)?;
     m.setattr("AEAD_NAMES", PyTuple::new(py, AEAD_NAMES)?)?;
+    m.setattr("MAX_CID_LENGTH", MAX_CID_LENGTH)?;
+    m.setattr("CID_CONTENT_TYPE", CID_CONTENT_TYPE)?;
     m.setattr("parse_records", wrap_pyfunction!(parse_records, m)?)?;
+    m.setattr("parse_records_cid", wrap_pyfunction!(parse_records_cid, m)?)?;
     m.setattr("encode_record", wrap_pyfunction!(encode_record, m)?)?;
     m.setattr("RecordCipher", py.get_type::<PyRecordCipher>())?;
     m.setattr("ReplayWindow", py.get_type::<PyReplayWindow>())?;

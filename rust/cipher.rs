@@ -6,6 +6,13 @@
 //!   header(13) || explicit_nonce(8, GCM/CCM only) || ciphertext || tag
 //! additional_data = epoch(2) || seq(6) || type(1) || version(2) || plaintext_length(2)
 //!
+//! With a connection ID (RFC 9146 §5) the record is
+//!   tls12_cid header(13 + cid) || explicit_nonce || AEAD(DTLSInnerPlaintext) || tag
+//! DTLSInnerPlaintext = content || real_type(1) || zeros(padding)
+//! additional_data = 0xff x 8 || 25 || cid_length || 25 || version(2) || epoch(2)
+//!                   || seq(6) || cid || length_of_DTLSInnerPlaintext(2)
+//! The nonce is built as without a CID, from the real epoch and sequence number.
+//!
 //! The AEAD object (key schedule) is built once per `RecordCipher`; seal and
 //! open only assemble a 12-byte nonce and the 13-byte additional data on the
 //! stack, and write straight into the caller's output buffer.
@@ -17,7 +24,10 @@ use ccm::{consts::U16, consts::U8, Ccm};
 use chacha20poly1305::ChaCha20Poly1305;
 
 use crate::errors::{CoreError, CoreResult};
-use crate::record::{parse_single_record, RecordFields, MAX_FRAGMENT_LENGTH, RECORD_HEADER_LENGTH};
+use crate::record::{
+    check_cid_length, parse_single_record, write_cid_header, RecordFields, CID_CONTENT_TYPE,
+    MAX_CID_LENGTH, MAX_FRAGMENT_LENGTH, RECORD_HEADER_LENGTH,
+};
 
 type Aes128Ccm8 = Ccm<Aes128, U8, U12>;
 type Aes128Ccm16 = Ccm<Aes128, U16, U12>;
@@ -225,6 +235,53 @@ fn additional_data(fields: &RecordFields, plaintext_length: u16) -> [u8; ADDITIO
         l0,
         l1,
     ]
+}
+
+/// The fixed part of the RFC 9146 §5 additional data: everything but the CID.
+pub const CID_ADDITIONAL_DATA_FIXED: usize = 23;
+const CID_ADDITIONAL_DATA_MAX: usize = CID_ADDITIONAL_DATA_FIXED + MAX_CID_LENGTH;
+
+/// RFC 9146 §5 additional data, written into a stack buffer; returns the
+/// buffer and the used length. `cid` is at most 255 bytes (checked).
+fn cid_additional_data(
+    fields: &RecordFields,
+    cid: &[u8],
+    inner_length: u16,
+) -> Option<([u8; CID_ADDITIONAL_DATA_MAX], usize)> {
+    let cid_length = u8::try_from(cid.len()).ok()?;
+    let mut aad = [0u8; CID_ADDITIONAL_DATA_MAX];
+    let used = CID_ADDITIONAL_DATA_FIXED + cid.len();
+    let (fixed, rest) = aad.split_at_mut_checked(21)?;
+    let [v0, v1] = fields.version.to_be_bytes();
+    let [q0, q1, q2, q3, q4, q5, q6, q7] = fields.epoch_and_sequence();
+    fixed.copy_from_slice(&[
+        0xFF, // seq_num_placeholder (8 bytes of 0xff)
+        0xFF,
+        0xFF,
+        0xFF,
+        0xFF,
+        0xFF,
+        0xFF,
+        0xFF,
+        CID_CONTENT_TYPE, // tls12_cid
+        cid_length,
+        CID_CONTENT_TYPE, // tls12_cid
+        v0,
+        v1,
+        q0, // epoch(2) || sequence_number(6)
+        q1,
+        q2,
+        q3,
+        q4,
+        q5,
+        q6,
+        q7,
+    ]);
+    let (cid_out, rest) = rest.split_at_mut_checked(cid.len())?;
+    cid_out.copy_from_slice(cid);
+    rest.get_mut(..2)?
+        .copy_from_slice(&inner_length.to_be_bytes());
+    Some((aad, used))
 }
 
 /// AEAD record protection for one epoch and direction. Stateless per call:
@@ -439,6 +496,126 @@ impl RecordCipher {
     pub fn open(&self, record: &[u8]) -> Option<Vec<u8>> {
         let record = parse_single_record(record)?;
         self.open_parts(&record.header.fields(), record.fragment)
+    }
+
+    /// Total length of the tls12_cid record `seal_cid` builds (RFC 9146 §4):
+    /// header with CID, then the protected DTLSInnerPlaintext.
+    pub fn sealed_cid_length(
+        &self,
+        cid_length: usize,
+        plaintext_length: usize,
+        padding: usize,
+    ) -> CoreResult<usize> {
+        check_cid_length(cid_length)?;
+        let too_long = || {
+            CoreError::config(format!(
+                "plaintext of {plaintext_length} bytes with {padding} bytes of padding does not \
+                 fit one record: the DTLSInnerPlaintext adds 1 byte and {} {} bytes of AEAD \
+                 overhead, at most {MAX_FRAGMENT_LENGTH} in all",
+                self.name(),
+                self.overhead()
+            ))
+        };
+        let fragment = plaintext_length
+            .checked_add(1)
+            .and_then(|n| n.checked_add(padding))
+            .and_then(|n| n.checked_add(self.overhead()))
+            .filter(|&n| n <= MAX_FRAGMENT_LENGTH)
+            .ok_or_else(too_long)?;
+        Ok(RECORD_HEADER_LENGTH + cid_length + fragment)
+    }
+
+    /// Build a tls12_cid record (RFC 9146 §4, §5) into `out`, exactly
+    /// `sealed_cid_length(cid.len(), plaintext.len(), padding)` bytes.
+    /// `fields.content_type` is the real type, carried inside the
+    /// DTLSInnerPlaintext; the header says tls12_cid.
+    pub fn seal_cid_into(
+        &self,
+        fields: &RecordFields,
+        cid: &[u8],
+        plaintext: &[u8],
+        padding: usize,
+        out: &mut [u8],
+    ) -> CoreResult<()> {
+        let total = self.sealed_cid_length(cid.len(), plaintext.len(), padding)?;
+        if out.len() != total {
+            return Err(CoreError::config("output buffer has the wrong length"));
+        }
+        let header_length = RECORD_HEADER_LENGTH + cid.len();
+        let mut inner = Vec::with_capacity(plaintext.len() + 1 + padding);
+        inner.extend_from_slice(plaintext);
+        inner.push(fields.content_type);
+        inner.resize(plaintext.len() + 1 + padding, 0);
+        let inner_length =
+            u16::try_from(inner.len()).map_err(|_| CoreError::config("plaintext too long"))?;
+        let (aad, aad_length) = cid_additional_data(fields, cid, inner_length)
+            .ok_or_else(|| CoreError::config("connection ID too long"))?;
+        let aad = aad
+            .get(..aad_length)
+            .ok_or_else(|| CoreError::config("connection ID too long"))?;
+        let epoch_and_sequence = fields.epoch_and_sequence();
+        let nonce = self.nonce(epoch_and_sequence);
+
+        let explicit_length = self.kind.explicit_nonce_length();
+        let short = || CoreError::config("output buffer too short");
+        let (head, rest) = out.split_at_mut_checked(header_length).ok_or_else(short)?;
+        write_cid_header(fields, cid, total - header_length, head)?;
+        let (explicit, rest) = rest
+            .split_at_mut_checked(explicit_length)
+            .ok_or_else(short)?;
+        let (ciphertext, tag) = rest.split_at_mut_checked(inner.len()).ok_or_else(short)?;
+        explicit.copy_from_slice(
+            epoch_and_sequence
+                .get(..explicit_length)
+                .ok_or_else(short)?,
+        );
+        self.engine
+            .seal(&nonce, aad, &inner, ciphertext, tag)
+            .map_err(|_| CoreError::config("AEAD encryption failed"))
+    }
+
+    pub fn seal_cid(
+        &self,
+        fields: &RecordFields,
+        cid: &[u8],
+        plaintext: &[u8],
+        padding: usize,
+    ) -> CoreResult<Vec<u8>> {
+        let mut out = vec![0u8; self.sealed_cid_length(cid.len(), plaintext.len(), padding)?];
+        self.seal_cid_into(fields, cid, plaintext, padding, &mut out)?;
+        Ok(out)
+    }
+
+    /// Authenticate and decrypt the fragment of a tls12_cid record (RFC 9146
+    /// §5) and unwrap its DTLSInnerPlaintext: the real content type and the
+    /// content, padding removed. None on any failure, including an inner
+    /// plaintext of zeros only (no real type). `fields.content_type` is not
+    /// used: the additional data names tls12_cid.
+    pub fn open_cid(
+        &self,
+        fields: &RecordFields,
+        cid: &[u8],
+        fragment: &[u8],
+    ) -> Option<(u8, Vec<u8>)> {
+        let inner_length = self.opened_length(fragment.len())?;
+        let (aad, aad_length) =
+            cid_additional_data(fields, cid, u16::try_from(inner_length).ok()?)?;
+        let aad = aad.get(..aad_length)?;
+        let (explicit, rest) = fragment.split_at_checked(self.kind.explicit_nonce_length())?;
+        let (ciphertext, tag) = rest.split_at_checked(inner_length)?;
+        let nonce = if explicit.is_empty() {
+            self.nonce(fields.epoch_and_sequence())
+        } else {
+            self.nonce(<[u8; 8]>::try_from(explicit).ok()?)
+        };
+        let mut inner = vec![0u8; inner_length];
+        self.engine
+            .open(&nonce, aad, ciphertext, tag, &mut inner)
+            .ok()?;
+        let type_at = inner.iter().rposition(|&b| b != 0)?;
+        let content_type = *inner.get(type_at)?;
+        inner.truncate(type_at);
+        Some((content_type, inner))
     }
 }
 
@@ -695,6 +872,100 @@ mod tests {
             let mut wrong = vec![0; 10];
             assert!(c.seal_into(&f, b"x", &mut wrong).is_err());
             assert!(!c.open_into(&f, &[0; 40], &mut wrong));
+        }
+    }
+
+    #[test]
+    fn cid_record_matches_rfc_9146_construction() {
+        // Every byte checked by hand: header with CID (RFC 9146 §4), the
+        // additional data of §5, and the DTLSInnerPlaintext.
+        let key = [0x44u8; 16];
+        let salt = [0xB0, 0xB1, 0xB2, 0xB3];
+        let c = RecordCipher::new("AES_128_CCM_8", &key, &salt).unwrap();
+        let f = fields(23, 0xFEFD, 1, 0x0000_0000_0203);
+        let cid = hex("c0ffee");
+        let rec = c.seal_cid(&f, &cid, b"hi", 2).unwrap();
+        // inner = "hi" || 0x17 || 00 00 (5 bytes); fragment = 8 + 5 + 8.
+        assert_eq!(rec.len(), 13 + 3 + 8 + 5 + 8);
+        assert_eq!(
+            &rec[..16],
+            &hex("19 fefd 0001 000000000203 c0ffee 0015")[..]
+        );
+        assert_eq!(&rec[16..24], &hex("0001000000000203")[..]);
+        let aad = hex("ffffffffffffffff 19 03 19 fefd 0001 000000000203 c0ffee 0005");
+        assert_eq!(aad.len(), CID_ADDITIONAL_DATA_FIXED + 3);
+        let nonce: [u8; 12] = hex("b0b1b2b3 0001000000000203").try_into().unwrap();
+        let e = engine(AeadKind::Aes128Ccm8, &key);
+        let mut inner = [0u8; 5];
+        e.open(&nonce, &aad, &rec[24..29], &rec[29..], &mut inner)
+            .unwrap();
+        assert_eq!(&inner, b"hi\x17\x00\x00");
+        assert_eq!(
+            c.open_cid(&f, &cid, &rec[16..]).unwrap(),
+            (23, b"hi".to_vec())
+        );
+        // The CID is authenticated; so are epoch, sequence number and version.
+        assert!(c.open_cid(&f, &hex("c0ffef"), &rec[16..]).is_none());
+        assert!(c.open_cid(&f, &hex("c0ff"), &rec[16..]).is_none());
+        assert!(c
+            .open_cid(&fields(23, 0xFEFD, 1, 0x204), &cid, &rec[16..])
+            .is_none());
+        assert!(c
+            .open_cid(&fields(23, 0xFEFF, 1, 0x203), &cid, &rec[16..])
+            .is_none());
+        // The plain (RFC 6347) additional data does not open it.
+        assert!(c.open_parts(&f, &rec[16..]).is_none());
+        // The pre-RFC draft layout (seq, tls12_cid, version, cid, cid_length,
+        // length) does not open it either.
+        let draft = hex("0001000000000203 19 fefd c0ffee 03 0005");
+        assert!(e
+            .open(&nonce, &draft, &rec[24..29], &rec[29..], &mut inner)
+            .is_err());
+    }
+
+    #[test]
+    fn cid_round_trip_all_aeads() {
+        for name in AEAD_NAMES {
+            let kind = AeadKind::from_name(name).unwrap();
+            let c = RecordCipher::new(
+                name,
+                &vec![5u8; kind.key_length()],
+                &vec![6u8; kind.iv_length()],
+            )
+            .unwrap();
+            for cid_len in [0usize, 1, 8, 255] {
+                let cid = vec![0xAB; cid_len];
+                for (len, padding) in [(0usize, 0usize), (1, 0), (17, 3), (300, 0)] {
+                    let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                    let f = fields(22, 0xFEFD, 2, 99);
+                    let rec = c.seal_cid(&f, &cid, &pt, padding).unwrap();
+                    assert_eq!(
+                        rec.len(),
+                        c.sealed_cid_length(cid_len, len, padding).unwrap()
+                    );
+                    let frag = &rec[13 + cid_len..];
+                    assert_eq!(c.open_cid(&f, &cid, frag).unwrap(), (22, pt.clone()));
+                    for pos in 0..frag.len() {
+                        let mut bad = frag.to_vec();
+                        bad[pos] ^= 0x01;
+                        assert!(c.open_cid(&f, &cid, &bad).is_none(), "{name} {pos}");
+                    }
+                }
+            }
+            // An inner plaintext of zeros only has no real type: dropped.
+            let f = fields(0, 0xFEFD, 2, 1);
+            let rec = c.seal_cid(&f, b"x", b"", 4).unwrap();
+            assert!(c.open_cid(&f, b"x", &rec[14..]).is_none());
+            // Too short, too long, and bad CID lengths never panic.
+            assert!(c.open_cid(&f, b"x", &[]).is_none());
+            assert!(c.open_cid(&f, &[0; 256], &rec[14..]).is_none());
+            assert!(c.seal_cid(&f, &[0; 256], b"", 0).is_err());
+            let max = MAX_FRAGMENT_LENGTH - c.overhead() - 1;
+            assert!(c.seal_cid(&f, b"x", &vec![0; max], 0).is_ok());
+            assert!(c.seal_cid(&f, b"x", &vec![0; max], 1).is_err());
+            assert!(c.seal_cid(&f, b"x", b"", usize::MAX).is_err());
+            let mut wrong = vec![0; 3];
+            assert!(c.seal_cid_into(&f, b"x", b"", 0, &mut wrong).is_err());
         }
     }
 

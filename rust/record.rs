@@ -1,6 +1,11 @@
 //! DTLS record header codec (RFC 6347 §4.1): the 13-byte header
 //! type(1) version(2) epoch(2) sequence_number(6) length(2), and splitting a
 //! datagram into the records it carries (RFC 6347 §4.1.1: several per datagram).
+//!
+//! Records of type tls12_cid (25, RFC 9146 §4) carry the connection ID between
+//! the sequence number and the length: type(1) version(2) epoch(2)
+//! sequence_number(6) cid(cid_length) length(2). The CID length is not on the
+//! wire: the receiver parses with the length of its own CID.
 
 use crate::errors::{CoreError, CoreResult};
 
@@ -10,6 +15,20 @@ pub const RECORD_HEADER_LENGTH: usize = 13;
 pub const MAX_SEQUENCE_NUMBER: u64 = (1 << 48) - 1;
 /// The length field is 16 bits.
 pub const MAX_FRAGMENT_LENGTH: usize = 0xFFFF;
+/// ContentType tls12_cid (RFC 9146 §4).
+pub const CID_CONTENT_TYPE: u8 = 25;
+/// `opaque cid<0..2^8-1>` (RFC 9146 §3).
+pub const MAX_CID_LENGTH: usize = 255;
+
+/// Range check of a CID length or a CID given by the caller.
+pub fn check_cid_length(length: usize) -> CoreResult<usize> {
+    if length > MAX_CID_LENGTH {
+        return Err(CoreError::config(format!(
+            "a connection ID is at most {MAX_CID_LENGTH} bytes (RFC 9146 §3), got {length}"
+        )));
+    }
+    Ok(length)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -143,6 +162,8 @@ impl RecordHeader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {
     pub header: RecordHeader,
+    /// The connection ID of a tls12_cid record; empty for every other type.
+    pub cid: &'a [u8],
     pub fragment: &'a [u8],
 }
 
@@ -152,6 +173,8 @@ pub struct Record<'a> {
 #[derive(Clone, Debug)]
 pub struct Records<'a> {
     rest: &'a [u8],
+    /// Length of the CID in tls12_cid records (the receiver's own CID length).
+    cid_length: usize,
 }
 
 impl<'a> Records<'a> {
@@ -165,18 +188,91 @@ impl<'a> Iterator for Records<'a> {
     type Item = Record<'a>;
 
     fn next(&mut self) -> Option<Record<'a>> {
-        let header = RecordHeader::parse(self.rest)?;
-        let body = self.rest.get(RECORD_HEADER_LENGTH..)?;
+        let (header, cid, body) = if self.rest.first() == Some(&CID_CONTENT_TYPE) {
+            parse_cid_header(self.rest, self.cid_length)?
+        } else {
+            let header = RecordHeader::parse(self.rest)?;
+            (header, &[][..], self.rest.get(RECORD_HEADER_LENGTH..)?)
+        };
         let length = usize::from(header.length);
         let fragment = body.get(..length)?;
         let rest = body.get(length..)?;
         self.rest = rest;
-        Some(Record { header, fragment })
+        Some(Record {
+            header,
+            cid,
+            fragment,
+        })
     }
 }
 
+/// type(1) version(2) epoch(2) seq(6): the part before the CID.
+const CID_HEADER_PREFIX: usize = 11;
+
+/// Parse a tls12_cid header (RFC 9146 §4) with a CID of `cid_length` bytes:
+/// the header (its `length` is the fragment length), the CID, and the bytes
+/// after the header. None if the header is truncated.
+fn parse_cid_header(input: &[u8], cid_length: usize) -> Option<(RecordHeader, &[u8], &[u8])> {
+    let (prefix, rest) = input.split_at_checked(CID_HEADER_PREFIX)?;
+    let (cid, rest) = rest.split_at_checked(cid_length)?;
+    let (length, body) = rest.split_at_checked(2)?;
+    let [content_type, v0, v1, e0, e1, s0, s1, s2, s3, s4, s5] =
+        <[u8; CID_HEADER_PREFIX]>::try_from(prefix).ok()?;
+    let length = u16::from_be_bytes(<[u8; 2]>::try_from(length).ok()?);
+    let header = RecordHeader {
+        content_type,
+        version: u16::from_be_bytes([v0, v1]),
+        epoch: u16::from_be_bytes([e0, e1]),
+        sequence_number: u64::from_be_bytes([0, 0, s0, s1, s2, s3, s4, s5]),
+        length,
+    };
+    Some((header, cid, body))
+}
+
 pub fn parse_records(datagram: &[u8]) -> Records<'_> {
-    Records { rest: datagram }
+    Records {
+        rest: datagram,
+        cid_length: 0,
+    }
+}
+
+/// Split a datagram whose tls12_cid records carry `cid_length`-byte CIDs
+/// (RFC 9146 §4). Records of other types parse as in [`parse_records`].
+pub fn parse_records_cid(datagram: &[u8], cid_length: usize) -> CoreResult<Records<'_>> {
+    Ok(Records {
+        rest: datagram,
+        cid_length: check_cid_length(cid_length)?,
+    })
+}
+
+/// Write a tls12_cid header (RFC 9146 §4) into `out`, which must be exactly
+/// `RECORD_HEADER_LENGTH + cid.len()` bytes; `fields.content_type` is ignored
+/// (the outer type is always tls12_cid).
+pub fn write_cid_header(
+    fields: &RecordFields,
+    cid: &[u8],
+    fragment_length: usize,
+    out: &mut [u8],
+) -> CoreResult<()> {
+    check_cid_length(cid.len())?;
+    let header = RecordHeader {
+        content_type: CID_CONTENT_TYPE,
+        ..fields.header(fragment_length)?
+    }
+    .to_bytes();
+    let wrong = || CoreError::config("output buffer has the wrong length");
+    let (prefix, rest) = out
+        .split_at_mut_checked(CID_HEADER_PREFIX)
+        .ok_or_else(wrong)?;
+    let (cid_out, length_out) = rest.split_at_mut_checked(cid.len()).ok_or_else(wrong)?;
+    let (header_prefix, header_length) = header.split_at(CID_HEADER_PREFIX);
+    if length_out.len() != header_length.len() {
+        return Err(wrong());
+    }
+    prefix.copy_from_slice(header_prefix);
+    cid_out.copy_from_slice(cid);
+    length_out.copy_from_slice(header_length);
+    Ok(())
 }
 
 /// Parse a buffer that must hold exactly one record.
@@ -294,6 +390,48 @@ mod tests {
         assert_eq!(it.remaining().len(), b.len());
         assert!(parse_records(&[]).next().is_none());
         assert!(RecordHeader::parse(&[0; 12]).is_none());
+    }
+
+    #[test]
+    fn cid_records_parse_with_the_receivers_cid_length() {
+        // Built by hand from RFC 9146 §4: type 25, version, epoch, seq, cid, length.
+        let cid_record = [
+            &[25u8, 0xFE, 0xFD, 0x00, 0x01, 0, 0, 0, 0, 0, 7][..],
+            &[0xC1, 0xC2, 0xC3],
+            &[0, 2],
+            b"xy",
+        ]
+        .concat();
+        let plain = encode_record(&fields(23, 0xFEFD, 1, 8), b"abc").unwrap();
+        let dgram = [cid_record.clone(), plain.clone()].concat();
+        let all: Vec<_> = parse_records_cid(&dgram, 3).unwrap().collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].header.content_type, 25);
+        assert_eq!(all[0].header.epoch, 1);
+        assert_eq!(all[0].header.sequence_number, 7);
+        assert_eq!(all[0].cid, [0xC1, 0xC2, 0xC3]);
+        assert_eq!(all[0].fragment, b"xy");
+        assert_eq!(all[1].cid, b"");
+        assert_eq!(all[1].fragment, b"abc");
+        // With another CID length the boundaries differ; nothing panics.
+        for n in 0..=MAX_CID_LENGTH {
+            let total: usize = parse_records_cid(&dgram, n)
+                .unwrap()
+                .map(|r| RECORD_HEADER_LENGTH + r.cid.len() + r.fragment.len())
+                .sum();
+            assert!(total <= dgram.len());
+        }
+        for cut in 0..cid_record.len() {
+            assert!(parse_records_cid(&cid_record[..cut], 3)
+                .unwrap()
+                .next()
+                .is_none());
+        }
+        assert!(parse_records_cid(&dgram, 256).is_err());
+        let mut out = vec![0; 16];
+        write_cid_header(&fields(23, 0xFEFD, 1, 7), &[0xC1, 0xC2, 0xC3], 2, &mut out).unwrap();
+        assert_eq!(out, cid_record[..16]);
+        assert!(write_cid_header(&fields(23, 0xFEFD, 1, 7), &[1], 2, &mut out).is_err());
     }
 
     #[test]

@@ -16,6 +16,12 @@ RECORD_HEADER_LENGTH: Final[int]
 HANDSHAKE_HEADER_LENGTH: Final[int]
 """12: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3)."""
 
+MAX_CID_LENGTH: Final[int]
+"""255: a connection ID is ``opaque cid<0..2^8-1>`` (RFC 9146 §3)."""
+
+CID_CONTENT_TYPE: Final[int]
+"""25: ContentType tls12_cid, the outer type of records with a CID (RFC 9146 §4)."""
+
 AEAD_NAMES: Final[tuple[str, ...]]
 """The AEAD names RecordCipher accepts."""
 
@@ -25,6 +31,18 @@ def parse_records(datagram: bytes) -> list[tuple[int, int, int, int, bytes]]:
     Returns ``(content_type, version, epoch, sequence_number, fragment)`` for
     every well-formed record; stops at the first malformed one and returns the
     prefix. Never raises.
+    """
+
+def parse_records_cid(
+    datagram: bytes, cid_length: int
+) -> list[tuple[int, int, int, int, bytes, bytes]]:
+    """Split a datagram into DTLS records, tls12_cid ones included (RFC 9146 §4).
+
+    Records of type 25 carry a CID of ``cid_length`` bytes (the receiver's own
+    CID length) before the length field. Returns ``(content_type, version,
+    epoch, sequence_number, cid, fragment)``, ``cid`` empty for other types;
+    stops at the first malformed record. Raises ConfigurationError only for a
+    ``cid_length`` outside 0..=255.
     """
 
 def encode_record(
@@ -71,6 +89,32 @@ class RecordCipher:
         fragment: bytes,
     ) -> bytes | None:
         """Open a record already split by :func:`parse_records`."""
+
+    def seal_cid(
+        self,
+        content_type: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        cid: bytes,
+        plaintext: bytes,
+        padding: int = 0,
+    ) -> bytes:
+        """Return a whole tls12_cid record (RFC 9146 §4, §5) carrying ``cid``:
+        ``content_type`` is the real type, sealed with the content and
+        ``padding`` zero bytes in the DTLSInnerPlaintext."""
+
+    def open_cid(
+        self,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        cid: bytes,
+        fragment: bytes,
+    ) -> tuple[int, bytes] | None:
+        """Open the fragment of a tls12_cid record split by
+        :func:`parse_records_cid`: ``(real_type, content)``, or None if it does
+        not authenticate or its inner plaintext has no content type."""
 
 @final
 class ReplayWindow:

@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ciphers", help="IANA suite names, comma separated, in preference order")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.add_argument("--keylog", type=Path, help="write an NSS key log (for Wireshark) here")
+    serve.add_argument(
+        "--connection-id",
+        action="store_true",
+        help="agree to connection IDs (RFC 9146): sessions survive client address changes",
+    )
 
     for method in ("get", "put", "post", "delete", "observe"):
         cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
@@ -143,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--rpk-trust", type=Path, help="PEM public keys of servers to accept (RFC 7250)"
         )
         cmd.add_argument("-v", dest="verbose", action="store_true", help="print the response code")
+        cmd.add_argument(
+            "--connection-id",
+            action="store_true",
+            help="offer a connection ID (RFC 9146) so a NAT rebinding keeps the session",
+        )
     return parser
 
 
@@ -182,6 +192,7 @@ async def run_server(args: argparse.Namespace) -> int:
                     cafile=args.ca,
                     trusted_keys_file=args.rpk_trust,
                     client_auth="required" if args.ca or args.rpk_trust else "none",
+                    connection_id=args.connection_id,
                 ),
                 args.bind,
                 args.coaps_port,
@@ -249,6 +260,7 @@ async def run_client(args: argparse.Namespace) -> int:
         keyfile=args.rpk or args.keyfile,
         raw_public_key=args.rpk is not None,
         trusted_keys_file=args.rpk_trust,
+        connection_id=args.connection_id,
     )
     payload = b""
     if args.payload_file is not None:

@@ -12,7 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, cast
 
-from dtlsfast.config import Backend, DtlsConfiguration, TrustedKey
+from dtlsfast.config import (
+    Backend,
+    DtlsConfiguration,
+    TrustedKey,
+    connection_id_length_for,
+)
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConnectionClosedError, HandshakeError
@@ -109,6 +114,8 @@ async def connect(
     keylog: IO[str] | None = None,
     backend: Backend = "rust",
     local_addr: tuple[str, int] | None = None,
+    connection_id: bool = False,
+    connection_id_length: int | None = None,
 ) -> DtlsSession:
     """Open a DTLS 1.2 session to ``host:port``.
 
@@ -124,6 +131,11 @@ async def connect(
     preference order (default: CCM_8 first); ``groups`` limits the ECDHE groups
     offered (29 x25519, 23 secp256r1). Raises :class:`HandshakeError` (or its
     subclass :class:`HandshakeTimeoutError`) when the handshake fails.
+
+    ``connection_id=True`` offers a connection ID (RFC 9146) so the session
+    survives a change of our address (a NAT rebinding) if the server agrees;
+    the client asks for a zero-length CID of its own unless
+    ``connection_id_length`` says otherwise.
     """
     kwargs: dict[str, Any] = {
         "initial_timeout": initial_timeout,
@@ -133,6 +145,9 @@ async def connect(
         "backend": backend,
         "server_name": server_name if server_name is not None else host,
         "raw_public_key": raw_public_key,
+        "connection_id_length": connection_id_length_for(
+            connection_id, connection_id_length, is_client=True
+        ),
     }
     if trusted_public_keys is not None:
         kwargs["trusted_public_keys"] = trusted_public_keys

@@ -61,6 +61,28 @@ PskStore = Mapping[bytes, bytes] | Mapping[str, bytes] | PskLookup
 
 Backend = Literal["rust", "pure"]
 
+#: CID length a server chooses when connection IDs are enabled (RFC 9146):
+#: 8 random bytes keep collisions negligible for any realistic session count.
+DEFAULT_SERVER_CID_LENGTH = 8
+#: A client usually needs no CID of its own (its address is the one that
+#: changes): it sends an empty one, which lets the server's CID be used.
+DEFAULT_CLIENT_CID_LENGTH = 0
+
+
+def connection_id_length_for(enabled: bool, length: int | None, *, is_client: bool) -> int | None:
+    """The ``connection_id_length`` configuration value for the
+    ``connection_id``/``connection_id_length`` keyword arguments of connect and serve."""
+    if not enabled:
+        if length is not None:
+            raise ConfigurationError(
+                "connection_id_length is set but connection_id is False; "
+                "pass connection_id=True to negotiate a connection ID (RFC 9146)"
+            )
+        return None
+    if length is None:
+        return DEFAULT_CLIENT_CID_LENGTH if is_client else DEFAULT_SERVER_CID_LENGTH
+    return length
+
 
 def _as_bytes(value: str | bytes, what: str) -> bytes:
     if isinstance(value, bytes):
@@ -125,6 +147,11 @@ class DtlsConfiguration:
     trusted_public_keys: Iterable[TrustedKey] | None = None
     """Raw public keys (RFC 7250) a peer may authenticate with; normalised to
     a frozenset of DER SubjectPublicKeyInfo bytes."""
+    connection_id_length: int | None = None
+    """Connection ID (RFC 9146): None does not negotiate one; otherwise the
+    length of the random CID we ask the peer to send (0 to 255; 0 asks for
+    none but lets the peer have one). Used only if both sides send the
+    extension."""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -202,6 +229,15 @@ class DtlsConfiguration:
             raise ConfigurationError(
                 "no usable cipher suite: give psk_store= for PSK suites, or certfile= and "
                 "keyfile= (or keyfile= with raw_public_key=True) for certificate suites"
+            )
+        if self.connection_id_length is not None and (
+            isinstance(self.connection_id_length, bool)
+            or not isinstance(self.connection_id_length, int)
+            or not 0 <= self.connection_id_length <= 255
+        ):
+            raise ConfigurationError(
+                "connection_id_length must be None or an int from 0 to 255 (RFC 9146 §3), "
+                f"got {self.connection_id_length!r}"
             )
         if self.client_auth != "none" and not self.peer_certificate_types:
             raise ConfigurationError(

@@ -36,6 +36,7 @@ from dtlsfast.events import (
     HandshakeCompleted,
 )
 from dtlsfast.exceptions import (
+    ConfigurationError,
     ConnectionClosedError,
     DecodeError,
     DtlsError,
@@ -174,9 +175,29 @@ class DtlsConnection:
     (:class:`~dtlsfast.cookie_gate.CookieGate`) and fed that datagram.
     """
 
-    def __init__(self, config: DtlsConfiguration, peer: Hashable = None) -> None:
+    def __init__(
+        self,
+        config: DtlsConfiguration,
+        peer: Hashable = None,
+        *,
+        connection_id: bytes | None = None,
+    ) -> None:
+        """``connection_id`` is the CID to offer (RFC 9146 §3), for a server
+        that keeps its CIDs unique; by default a random one of
+        ``config.connection_id_length`` bytes, or none if that is None."""
         self.config = config
         self.peer = peer
+        if connection_id is None and config.connection_id_length is not None:
+            connection_id = os.urandom(config.connection_id_length)
+        if connection_id is not None and len(connection_id) > ext.MAX_CONNECTION_ID_LENGTH:
+            raise ConfigurationError(
+                f"connection_id is {len(connection_id)} bytes; RFC 9146 §3 allows 0 to 255"
+            )
+        self._offered_cid = connection_id
+        self.connection_id: bytes | None = None
+        """The CID the peer puts on records to us, once negotiated (RFC 9146)."""
+        self.peer_connection_id: bytes | None = None
+        """The CID we put on records to the peer, once negotiated (RFC 9146)."""
         self._backend = load_backend(config.backend)
         self.records = RecordLayer(self._backend, config.replay_window)
         self._reassembler: Any = self._backend.HandshakeReassembler(
@@ -289,6 +310,10 @@ class DtlsConnection:
                 extensions.append(
                     (ExtensionType.CLIENT_CERTIFICATE_TYPE, encode_certificate_types(own_types))
                 )
+        if self._offered_cid is not None:
+            extensions.append(
+                (ExtensionType.CONNECTION_ID, ext.encode_connection_id(self._offered_cid))
+            )
         if self.config.server_name and not _is_ip_literal(self.config.server_name):
             extensions.insert(
                 0, (ExtensionType.SERVER_NAME, ext.encode_server_name(self.config.server_name))
@@ -335,12 +360,14 @@ class DtlsConnection:
     @property
     def settled(self) -> bool:
         """Established, with the handshake's last flight and the previous
-        epochs gone: the record state may move to a session table."""
+        epochs gone, and no connection ID: the record state may move to a
+        session table."""
         return (
             self.state is State.ESTABLISHED
             and not self._flight
             and self._timer_at is None
             and self.records.single_epoch
+            and not self.records.uses_connection_ids
         )
 
     def attach_session_table(self, table: Any, session_id: int) -> None:
@@ -605,6 +632,15 @@ class DtlsConnection:
             )
         )
 
+    def _use_connection_ids(self, local: bytes, peer: bytes) -> None:
+        """Both sides sent connection_id (RFC 9146 §3): from epoch 1 on, records
+        to us carry ``local`` and records we send carry ``peer`` (an empty one
+        keeps the RFC 6347 format in that direction)."""
+        self.connection_id = local
+        self.peer_connection_id = peer
+        self.records.local_cid = local
+        self.records.peer_cid = peer
+
     # -------------------------------------------------------- key schedule
 
     def _derive_keys(self) -> None:
@@ -720,6 +756,10 @@ class DtlsConnection:
             self.peer_record_size_limit = ext.decode_record_size_limit(limit)
         if suite.key_exchange == "ECDHE_ECDSA":
             self._client_check_certificate_types(hello.extensions)
+        cid = find_extension(hello.extensions, ExtensionType.CONNECTION_ID)
+        if cid is not None and self._offered_cid is not None:
+            # Only an offered extension gets here (checked above).
+            self._use_connection_ids(self._offered_cid, ext.decode_connection_id(cid))
         self.cipher_suite = suite
         self._server_random = hello.random
         self.state = State.CLIENT_WAIT_SERVER_HELLO_DONE
@@ -987,6 +1027,13 @@ class DtlsConnection:
             extensions.append((ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()))
         if suite.key_exchange == "ECDHE_ECDSA":
             extensions += self._server_choose_certificate_types()
+        cid = find_extension(hello.extensions, ExtensionType.CONNECTION_ID)
+        if cid is not None and self._offered_cid is not None:
+            # RFC 9146 §3: answered only when offered, and only if we want CIDs.
+            self._use_connection_ids(self._offered_cid, ext.decode_connection_id(cid))
+            extensions.append(
+                (ExtensionType.CONNECTION_ID, ext.encode_connection_id(self._offered_cid))
+            )
         self.cipher_suite = suite
         self._client_random = hello.random
         self._server_random = os.urandom(32)

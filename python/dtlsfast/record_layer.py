@@ -4,6 +4,12 @@ RFC 6347 §4.1 (record layer, epochs), §4.1.2.6 (anti-replay) and §4.1.2.7
 (invalid records are dropped and counted, never raised). Header parsing and
 record protection run in the record core (Rust by default); this module only
 decides which epoch's state applies to a record.
+
+Connection IDs (RFC 9146): once negotiated, every record from epoch 1 on is a
+tls12_cid record carrying the CID its receiver chose. ``local_cid`` is the CID
+we receive (records without it are dropped from epoch 1 on), ``peer_cid`` the
+one we send; an empty CID means the plain RFC 6347 record format in that
+direction. Both are fixed per epoch when its keys are installed.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from typing import Any
 from dtlsfast.exceptions import LocalProtocolError
 from dtlsfast.handshake.constants import DTLS_1_2
 
+#: ContentType tls12_cid (RFC 9146 §4).
+TLS12_CID = 25
+
 #: Records of the next epoch that arrive before the ChangeCipherSpec that opens
 #: it (reordering) are held back, up to this many, instead of being lost.
 MAX_FUTURE_RECORDS = 8
@@ -25,12 +34,14 @@ MAX_FUTURE_RECORDS = 8
 class _ReadState:
     cipher: Any | None  # RecordCipher of the backend, None for epoch 0
     window: Any | None  # ReplayWindow, None for epoch 0 (see receive())
+    cid: bytes = b""  # the CID records of this epoch must carry (RFC 9146)
 
 
 @dataclass
 class _WriteState:
     cipher: Any | None
     next_sequence: int = 0
+    cid: bytes = b""  # the CID records of this epoch carry (RFC 9146)
 
 
 @dataclass(frozen=True)
@@ -58,9 +69,17 @@ class RecordLayer:
     read_epoch: int = 0
     write_epoch: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    local_cid: bytes = b""
+    """The CID we receive, for epochs installed from now on (RFC 9146 §3)."""
+    peer_cid: bytes = b""
+    """The CID we send, for epochs installed from now on."""
+    newest: tuple[int, int] = (-1, -1)
+    """(epoch, sequence_number) of the newest authenticated record so far."""
+    advances: int = 0
+    """Authenticated records that were newer than every one before (RFC 9146 §6)."""
     _read: dict[int, _ReadState] = field(default_factory=dict)
     _write: dict[int, _WriteState] = field(default_factory=dict)
-    _future: list[tuple[int, int, int, int, bytes]] = field(default_factory=list)
+    _future: list[tuple[int, int, int, int, bytes, bytes]] = field(default_factory=list)
     _table: Any | None = None
     _table_id: int = 0
 
@@ -77,9 +96,10 @@ class RecordLayer:
         self._read[self.read_epoch + 1] = _ReadState(
             self.backend.RecordCipher(aead, read_key, read_iv),
             self.backend.ReplayWindow(self.replay_window_size),
+            self.local_cid,
         )
         self._write[self.write_epoch + 1] = _WriteState(
-            self.backend.RecordCipher(aead, write_key, write_iv)
+            self.backend.RecordCipher(aead, write_key, write_iv), cid=self.peer_cid
         )
 
     @property
@@ -100,8 +120,8 @@ class RecordLayer:
             del self._read[epoch]
         held, self._future = self._future, []
         out: list[Record] = []
-        for content_type, version, epoch, seq, fragment in held:
-            rec = self._open_one(content_type, version, epoch, seq, fragment)
+        for content_type, version, epoch, seq, cid, fragment in held:
+            rec = self._open_one(content_type, version, epoch, seq, cid, fragment)
             if rec is not None:
                 out.append(rec)
         return out
@@ -128,6 +148,11 @@ class RecordLayer:
     def table_attached(self) -> bool:
         return self._table is not None
 
+    @property
+    def uses_connection_ids(self) -> bool:
+        """A CID is in use in either direction of the current epochs."""
+        return bool(self._read[self.read_epoch].cid or self._write[self.write_epoch].cid)
+
     def attach_table(self, table: Any, session_id: int) -> None:
         """Hand the current read and write epochs to a session table (the
         fast path): from now on their records are opened and sealed through
@@ -138,6 +163,8 @@ class RecordLayer:
         read, write = self._read[self.read_epoch], self._write[self.write_epoch]
         if read.cipher is None or write.cipher is None or read.window is None:
             raise LocalProtocolError("only protected epochs can go to the session table")
+        if read.cid or write.cid:
+            raise LocalProtocolError("connection ID records do not go through the session table")
         table.install(
             session_id,
             read.cipher,
@@ -155,12 +182,15 @@ class RecordLayer:
     @property
     def write_overhead(self) -> int:
         """Bytes a record in the current write epoch adds to its payload."""
-        cipher = self._write[self.write_epoch].cipher
-        return 13 + (0 if cipher is None else int(cipher.overhead))
+        return self.overhead_for(self.write_epoch)
 
     def overhead_for(self, epoch: int) -> int:
-        cipher = self._write[epoch].cipher
-        return 13 + (0 if cipher is None else int(cipher.overhead))
+        state = self._write[epoch]
+        if state.cipher is None:
+            return 13
+        # A CID in the header and the real type in the DTLSInnerPlaintext.
+        cid = len(state.cid) + 1 if state.cid else 0
+        return 13 + int(state.cipher.overhead) + cid
 
     # -- output -------------------------------------------------------------
 
@@ -181,6 +211,10 @@ class RecordLayer:
             return bytes(
                 self.backend.encode_record(content_type, self.version, epoch, seq, payload)
             )
+        if state.cid:
+            return bytes(
+                state.cipher.seal_cid(content_type, self.version, epoch, seq, state.cid, payload)
+            )
         return bytes(state.cipher.seal(content_type, self.version, epoch, seq, payload))
 
     def set_write_sequence(self, epoch: int, sequence_number: int) -> None:
@@ -197,30 +231,43 @@ class RecordLayer:
         the next record in the same datagram needs (ClientKeyExchange,
         ChangeCipherSpec and Finished travel together).
         """
-        parsed = self.backend.parse_records(datagram)
-        consumed = sum(13 + len(p[4]) for p in parsed)
+        # tls12_cid headers are parsed with the length of our own CID
+        # (RFC 9146 §4); without one, a type 25 record has an empty CID and is
+        # dropped below.
+        parsed = self.backend.parse_records_cid(datagram, len(self.local_cid))
+        consumed = sum(13 + len(p[4]) + len(p[5]) for p in parsed)
         if consumed != len(datagram):
             self.drops["malformed"] += 1
-        for content_type, version, epoch, seq, fragment in parsed:
+        for content_type, version, epoch, seq, cid, fragment in parsed:
             if version >> 8 != 0xFE:
                 self.drops["bad_version"] += 1
                 continue
             if epoch == self.read_epoch + 1 and self.has_pending_read:
                 if len(self._future) < MAX_FUTURE_RECORDS:
-                    self._future.append((content_type, version, epoch, seq, fragment))
+                    self._future.append((content_type, version, epoch, seq, cid, fragment))
                 else:
                     self.drops["future_epoch_overflow"] += 1
                 continue
-            rec = self._open_one(content_type, version, epoch, seq, fragment)
+            rec = self._open_one(content_type, version, epoch, seq, cid, fragment)
             if rec is not None:
                 yield rec
 
     def _open_one(
-        self, content_type: int, version: int, epoch: int, seq: int, fragment: bytes
+        self, content_type: int, version: int, epoch: int, seq: int, cid: bytes, fragment: bytes
     ) -> Record | None:
         state = self._read.get(epoch)
         if state is None:
             self.drops["bad_epoch"] += 1
+            return None
+        if state.cipher is None:
+            if content_type == TLS12_CID:
+                self.drops["bad_cid"] += 1  # no CID record is ever plaintext
+                return None
+            return Record(content_type, epoch, seq, fragment)
+        if (content_type == TLS12_CID) != bool(state.cid) or cid != state.cid:
+            # A CID we did not negotiate, another CID, or a record without the
+            # CID this epoch requires (RFC 9146 §4).
+            self.drops["bad_cid"] += 1
             return None
         if self._table is not None and epoch == self.read_epoch:
             result = self._table.open_record(
@@ -233,14 +280,22 @@ class RecordLayer:
                 self.drops["bad_epoch"] += 1
                 return None
             return Record(content_type, epoch, seq, bytes(result))
-        if state.cipher is None or state.window is None:
-            return Record(content_type, epoch, seq, fragment)
-        if not state.window.check(seq):
+        if state.window is None or not state.window.check(seq):
             self.drops["replay"] += 1
             return None
-        plaintext = state.cipher.open_parts(content_type, version, epoch, seq, fragment)
-        if plaintext is None:
-            self.drops["bad_auth"] += 1
-            return None
+        if state.cid:
+            opened = state.cipher.open_cid(version, epoch, seq, cid, fragment)
+            if opened is None:
+                self.drops["bad_auth"] += 1
+                return None
+            content_type, plaintext = opened
+        else:
+            plaintext = state.cipher.open_parts(content_type, version, epoch, seq, fragment)
+            if plaintext is None:
+                self.drops["bad_auth"] += 1
+                return None
         state.window.accept(seq)
+        if (epoch, seq) > self.newest:
+            self.newest = (epoch, seq)
+            self.advances += 1
         return Record(content_type, epoch, seq, bytes(plaintext))

@@ -6,6 +6,14 @@ addresses without a connection go through the stateless
 exists before a ClientHello carries a valid cookie. A new ClientHello from an
 address that has a session (a rebooted device, RFC 6347 §4.2.8) starts a new
 handshake that replaces the old session once it completes.
+
+With connection IDs (RFC 9146) each session gets a random CID, unique on this
+server; records of type tls12_cid are demultiplexed by CID whatever their
+source address, and a session's address moves only on a record that
+authenticates and is newer than every record before it (RFC 9146 §6), so a
+replayed, older or forged record from elsewhere does not redirect it.
+Everything sent to a session (CoAP responses and notifications included) goes
+to its current address.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,7 +30,14 @@ from typing import IO, Any, cast
 
 from dtlsfast.auth_filter import AuthFailureFilter
 from dtlsfast.backend import load_backend
-from dtlsfast.config import Backend, ClientAuth, DtlsConfiguration, PskStore, TrustedKey
+from dtlsfast.config import (
+    Backend,
+    ClientAuth,
+    DtlsConfiguration,
+    PskStore,
+    TrustedKey,
+    connection_id_length_for,
+)
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
@@ -53,19 +69,32 @@ class ServerLimits:
     datagrams are dropped unopened (see :mod:`dtlsfast.auth_filter`)."""
 
 
+#: Attempts at drawing a CID not in use before giving up on one for a handshake.
+CID_DRAWS = 16
+
+
 @dataclass
 class _Peer:
     conn: DtlsConnection
     session: DtlsSession
     started: float
+    addr: Any
+    """The peer's current address: where everything for it is sent."""
+    cid: bytes = b""
+    """Our CID for this peer, registered in the server's CID table (RFC 9146)."""
     timer: asyncio.TimerHandle | None = None
     task: asyncio.Task[None] | None = None
     replaces: _Peer | None = None
     counted: bool = field(default=False)
+    forgotten: bool = field(default=False)
     auth_filter: AuthFailureFilter | None = None
     """Created at the peer's first authentication failure."""
     table_id: int | None = None
     """The session's id in the server's session table, once it joined it."""
+
+
+#: The first byte of a datagram that starts with a tls12_cid record (RFC 9146 §4).
+_TLS12_CID = b"\x19"
 
 
 def _is_epoch0_client_hello(data: bytes) -> bool:
@@ -93,6 +122,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             CookieJar(secret_lifetime=cookie_secret_lifetime, now=self._loop.time()),
         )
         self._peers: dict[Any, _Peer] = {}
+        #: CID -> peer (RFC 9146), one entry per handshake or session at most,
+        #: so bounded like ``_peers``.
+        self._by_cid: dict[bytes, _Peer] = {}
+        self._cid_length = config.connection_id_length
         self._transport: asyncio.DatagramTransport | None = None
         self._closed = self._loop.create_future()
         self._counters: Counter[str] = Counter()
@@ -119,35 +152,40 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     @property
     def sessions(self) -> list[DtlsSession]:
-        return [p.session for p in self._peers.values() if p.conn.established]
+        return [p.session for p in self._live() if p.conn.established]
 
     @property
     def counters(self) -> Counter[str]:
         """Handshakes, sessions, drops by reason, cookie exchange, retransmissions.
+
+        With connection IDs: ``connection_ids`` (CIDs in use),
+        ``cid_address_updates`` (sessions moved to a new address),
+        ``cid_address_kept`` (records from another address that did not move
+        their session), ``dropped_unknown_cid``, ``dropped_bad_cid``.
 
         A snapshot; a counter never incremented reads 0.
         """
         out = Counter(self._counters)
         for name, value in self._gate.counters.items():
             out[f"cookie_{name}"] += value
-        for peer in self._peers.values():
+        live = self._live()
+        for peer in live:
             for reason, value in peer.conn.drops.items():
                 out[f"dropped_{reason}"] += value
             out["retransmissions"] += peer.conn.counters["retransmissions"]
-        out["sessions_open"] = sum(1 for p in self._peers.values() if p.conn.established)
+        out["sessions_open"] = sum(1 for p in live if p.conn.established)
+        out["handshakes_in_progress"] = sum(1 for p in live if not p.conn.established)
+        out["connection_ids"] = len(self._by_cid)
         out["sessions_in_table"] = len(self._table)
-        out["handshakes_in_progress"] = sum(
-            1 for p in self._peers.values() if not p.conn.established
-        )
         return out
 
     def close(self) -> None:
         """Send close_notify to every peer and close the socket."""
-        for addr, peer in list(self._peers.items()):
+        for peer in self._live():
             if peer.conn.established:
                 peer.conn.close()
-                self._flush(peer, addr)
-            self._forget(addr, peer)
+                self._flush(peer)
+            self._forget(peer)
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._transport is not None:
@@ -183,10 +221,13 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         now = self._loop.time()
+        if self._cid_length and data[:1] == _TLS12_CID:
+            self._cid_datagram_received(data, addr, now)
+            return
         peer = self._peers.get(addr)
         hello = _is_epoch0_client_hello(data)
         if peer is not None and not hello:
-            self._feed_checked(peer, addr, data, now)
+            self._feed_checked(peer, data, now)
             return
         if peer is None and not hello:
             self._counters["dropped_no_session"] += 1
@@ -205,10 +246,14 @@ class DtlsServer(asyncio.DatagramProtocol):
         assert verdict.client_hello is not None
         if peer is not None and peer.conn.client_random == verdict.client_hello.random:
             # The same handshake's hello again: a retransmission.
-            self._feed(peer, addr, data, now)
+            self._feed(peer, data, now)
             return
-        conn = DtlsConnection(self.config, peer=addr)
-        new = _Peer(conn, DtlsSession(conn, addr, lambda s: self._flush_addr(addr)), now)
+        cid = self._new_cid()
+        conn = DtlsConnection(self.config, peer=addr, connection_id=cid)
+        session = DtlsSession(conn, addr, lambda s: self._flush_session(new))
+        new = _Peer(conn, session, now, addr, cid or b"")
+        if new.cid:
+            self._by_cid[new.cid] = new
         if peer is not None and peer.conn.established:
             # The cookie proves the address is reachable; the old session
             # stays aside until the new handshake completes.
@@ -218,22 +263,105 @@ class DtlsServer(asyncio.DatagramProtocol):
             # An abandoned handshake from the same address: the new one wins.
             self._counters["handshakes_restarted"] += 1
             peer.session._mark_closed(None)
-            self._forget(addr, peer)
+            self._forget(peer)
             new.replaces = peer.replaces
         self._peers[addr] = new
         assert verdict.hello_datagram is not None
-        self._feed(new, addr, verdict.hello_datagram, now)
+        self._feed(new, verdict.hello_datagram, now)
+
+    def _live(self) -> list[_Peer]:
+        """Every handshake and session: those with an address entry, and those
+        with a CID whose address entry was taken by another client."""
+        live = {id(p): p for p in self._peers.values()}
+        for peer in self._by_cid.values():
+            live.setdefault(id(peer), peer)
+        return list(live.values())
+
+    # -- connection IDs (RFC 9146) -------------------------------------------
+
+    def _new_cid(self) -> bytes | None:
+        """A random CID not in use on this server; None (no CID offered) if
+        ``CID_DRAWS`` draws all collide, which only a tiny CID length allows."""
+        if self._cid_length is None or self._cid_length == 0:
+            return None if self._cid_length is None else b""
+        for _ in range(CID_DRAWS):
+            cid = os.urandom(self._cid_length)
+            if cid not in self._by_cid:
+                return cid
+        self._counters["cid_exhausted"] += 1
+        return None
+
+    def _release_cid(self, peer: _Peer) -> None:
+        if peer.cid and self._by_cid.get(peer.cid) is peer:
+            del self._by_cid[peer.cid]
+        peer.cid = b""
+
+    def _cid_datagram_received(self, data: bytes, addr: Any, now: float) -> None:
+        """A datagram starting with a tls12_cid record: to the session its CID
+        names, whatever the source address (RFC 9146 §6)."""
+        assert self._cid_length is not None
+        peer = self._by_cid.get(data[11 : 11 + self._cid_length])
+        if peer is None:
+            self._counters["dropped_unknown_cid"] += 1
+            return
+        if addr == peer.addr:
+            self._feed_checked(peer, data, now)
+            return
+        if self._throttled(peer, now):
+            return
+        records = peer.conn.records
+        newest_before = records.advances
+        failures = peer.conn.drops["bad_auth"]
+        peer.conn.receive_datagram(data, now)
+        self._charge(peer, failures, now)
+        if records.advances > newest_before and not peer.conn.closed and not peer.forgotten:
+            # Authenticated and newer than anything before: the peer moved.
+            self._move(peer, addr)
+            peer.session.last_activity = now
+        else:
+            self._counters["cid_address_kept"] += 1
+        self._flush(peer)
+
+    def _move(self, peer: _Peer, addr: Any) -> None:
+        """Make ``addr`` the peer's address, keeping the address table consistent."""
+        occupant = self._peers.get(addr)
+        if occupant is not None and occupant is not peer:
+            self._displace(occupant)
+        if self._peers.get(peer.addr) is peer:
+            del self._peers[peer.addr]
+        logger.info("session with %s moved to %s", _fmt(peer.addr), _fmt(addr))
+        self._counters["cid_address_updates"] += 1
+        peer.addr = addr
+        peer.session.peer_address = addr
+        self._peers[addr] = peer
+
+    def _displace(self, occupant: _Peer) -> None:
+        """Another session's client now has ``occupant``'s address. A peer with
+        a CID only loses its address entry (it is still found by CID and gets
+        one again with its next newer record); without a CID it cannot be
+        reached any more and is closed, silently."""
+        if occupant.conn.connection_id:
+            del self._peers[occupant.addr]
+            return
+        self._counters["sessions_displaced"] += 1
+        for gone in (occupant, occupant.replaces):
+            if gone is not None:
+                gone.session._mark_closed(None)
+                self._forget(gone)
+        occupant.replaces = None
 
     # -- internals ---------------------------------------------------------
 
-    def _feed(self, peer: _Peer, addr: Any, data: bytes, now: float) -> None:
+    def _feed(self, peer: _Peer, data: bytes, now: float) -> None:
         if peer.table_id is not None and self._feed_fast(peer, data, now):
             return
         peer.conn.receive_datagram(data, now)
         peer.session.last_activity = now
-        self._flush(peer, addr)
-        if peer.table_id is None and peer.conn.settled and self._peers.get(addr) is peer:
+        self._flush(peer)
+        if peer.table_id is None and not peer.forgotten and peer.conn.settled:
             self._join_table(peer)
+
+    # -- the session table (fast path) ----------------------------------------
 
     def _feed_fast(self, peer: _Peer, data: bytes, now: float) -> bool:
         """Application data of an established session, opened by the session
@@ -266,96 +394,115 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._table.remove(peer.table_id)
             peer.table_id = None
 
-    def _feed_checked(self, peer: _Peer, addr: Any, data: bytes, now: float) -> None:
+    # -- the MAC-error filter (dtlsfast.auth_filter) ---------------------------
+
+    def _feed_checked(self, peer: _Peer, data: bytes, now: float) -> None:
         """Feed a datagram through the peer's MAC-error filter."""
+        if self._throttled(peer, now):
+            return
+        failures = peer.conn.drops["bad_auth"]
+        self._feed(peer, data, now)
+        self._charge(peer, failures, now)
+
+    def _throttled(self, peer: _Peer, now: float) -> bool:
         guard = peer.auth_filter
         if guard is not None and not guard.allows(now):
             self._counters["dropped_auth_throttled"] += 1
+            return True
+        return False
+
+    def _charge(self, peer: _Peer, failures_before: int, now: float) -> None:
+        failures = peer.conn.drops["bad_auth"] - failures_before
+        if failures <= 0:
             return
-        failures = peer.conn.drops["bad_auth"]
-        self._feed(peer, addr, data, now)
-        failures = peer.conn.drops["bad_auth"] - failures
-        if failures > 0:
-            if guard is None:
-                limits = self.limits
-                guard = AuthFailureFilter(limits.auth_failure_burst, limits.auth_failure_rate, now)
-                peer.auth_filter = guard
-            guard.charge(failures, now)
+        guard = peer.auth_filter
+        if guard is None:
+            limits = self.limits
+            guard = AuthFailureFilter(limits.auth_failure_burst, limits.auth_failure_rate, now)
+            peer.auth_filter = guard
+        guard.charge(failures, now)
 
-    def _flush_addr(self, addr: Any) -> None:
-        peer = self._peers.get(addr)
-        if peer is not None:
-            self._flush(peer, addr)
+    def _flush_session(self, peer: _Peer) -> None:
+        if not peer.forgotten:
+            self._flush(peer)
 
-    def _flush(self, peer: _Peer, addr: Any) -> None:
+    def _flush(self, peer: _Peer) -> None:
         conn = peer.conn
         if self._transport is not None:
             for datagram in conn.datagrams_to_send(self._loop.time()):
-                self._transport.sendto(datagram, addr)
+                self._transport.sendto(datagram, peer.addr)
         while (event := conn.next_event()) is not None:
             if isinstance(event, ApplicationDataReceived):
                 peer.session._deliver(event.data)
             elif isinstance(event, HandshakeCompleted):
-                self._on_established(peer, addr, event)
+                self._on_established(peer, event)
             elif isinstance(event, ConnectionClosed):
-                self._on_closed(peer, addr, event)
+                self._on_closed(peer, event)
                 return
-        self._arm_timer(peer, addr)
+        self._arm_timer(peer)
 
-    def _on_established(self, peer: _Peer, addr: Any, event: HandshakeCompleted) -> None:
+    def _on_established(self, peer: _Peer, event: HandshakeCompleted) -> None:
         self._counters["handshakes_completed"] += 1
         self._established += 1
         peer.counted = True
         logger.info(
-            "session with %s established (%s, identity %r)",
-            _fmt(addr),
+            "session with %s established (%s, identity %r%s)",
+            _fmt(peer.addr),
             event.cipher_suite,
             event.psk_identity,
+            ", connection ID" * bool(peer.conn.connection_id),
         )
+        if peer.cid and peer.conn.connection_id != peer.cid:
+            self._release_cid(peer)  # the client did not offer connection_id
         if peer.replaces is not None:
             old, peer.replaces = peer.replaces, None
             self._counters["sessions_replaced"] += 1
             old.session._mark_closed(None)
-            self._leave_table(old)
-            if old.counted:
-                old.counted = False
-                self._established -= 1
+            self._forget(old)
             if old.task is not None:
                 old.task.cancel()
         self._evict_if_full()
-        task = self._loop.create_task(self._run_handler(peer, addr))
+        task = self._loop.create_task(self._run_handler(peer))
         peer.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_handler(self, peer: _Peer, addr: Any) -> None:
+    async def _run_handler(self, peer: _Peer) -> None:
         try:
             await self._handler(peer.session)
         except asyncio.CancelledError:
             raise
         except Exception:
             self._counters["handler_errors"] += 1
-            logger.exception("session handler for %s raised", _fmt(addr))
-        if not peer.session.closed and self._peers.get(addr) is peer:
+            logger.exception("session handler for %s raised", _fmt(peer.addr))
+        if not peer.session.closed and self._peers.get(peer.addr) is peer:
             await peer.session.close()
 
-    def _on_closed(self, peer: _Peer, addr: Any, event: ConnectionClosed) -> None:
+    def _on_closed(self, peer: _Peer, event: ConnectionClosed) -> None:
         if peer.conn.counters["handshakes"] == 0:
             self._counters["handshakes_failed"] += 1
-            logger.info("handshake with %s failed: %s", _fmt(addr), event.error)
+            logger.info("handshake with %s failed: %s", _fmt(peer.addr), event.error)
         else:
             logger.info(
-                "session with %s closed%s", _fmt(addr), f": {event.error}" * bool(event.error)
+                "session with %s closed%s",
+                _fmt(peer.addr),
+                f": {event.error}" * bool(event.error),
             )
         peer.session._mark_closed(event.error)
-        self._forget(addr, peer)
-        if peer.replaces is not None and self._peers.get(addr) is None:
-            # The replacement handshake failed: the old session goes on.
-            self._peers[addr] = peer.replaces
+        self._forget(peer)
+        self._restore_replaced(peer)
 
-    def _forget(self, addr: Any, peer: _Peer) -> None:
-        self._cancel_timer(peer)
+    def _restore_replaced(self, peer: _Peer) -> None:
+        """The replacement handshake failed: the old session goes on."""
+        old = peer.replaces
+        if old is not None and not old.forgotten and self._peers.get(old.addr) is None:
+            self._peers[old.addr] = old
+
+    def _forget(self, peer: _Peer) -> None:
+        peer.forgotten = True
+        self._release_cid(peer)
         self._leave_table(peer)
+        self._cancel_timer(peer)
         if peer.counted:
             peer.counted = False
             self._established -= 1
@@ -364,40 +511,38 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._counters["retransmissions"] += peer.conn.counters["retransmissions"]
         peer.conn.drops.clear()
         peer.conn.counters["retransmissions"] = 0
-        if self._peers.get(addr) is peer:
-            del self._peers[addr]
+        if self._peers.get(peer.addr) is peer:
+            del self._peers[peer.addr]
 
     def _cancel_timer(self, peer: _Peer) -> None:
         if peer.timer is not None:
             peer.timer.cancel()
             peer.timer = None
 
-    def _arm_timer(self, peer: _Peer, addr: Any) -> None:
+    def _arm_timer(self, peer: _Peer) -> None:
         self._cancel_timer(peer)
         when = peer.conn.get_timer()
         if when is not None:
-            peer.timer = self._loop.call_at(when, self._on_timer, peer, addr)
+            peer.timer = self._loop.call_at(when, self._on_timer, peer)
 
-    def _on_timer(self, peer: _Peer, addr: Any) -> None:
+    def _on_timer(self, peer: _Peer) -> None:
         peer.timer = None
-        if self._peers.get(addr) is not peer:
+        if self._peers.get(peer.addr) is not peer:
             return
         peer.conn.handle_timer(self._loop.time())
-        self._flush(peer, addr)
+        self._flush(peer)
 
     def _evict_if_full(self) -> None:
         excess = self._established - self.limits.max_sessions
         if excess <= 0:
             return
-        established = [
-            (p.session.last_activity, a, p) for a, p in self._peers.items() if p.conn.established
-        ]
-        established.sort(key=lambda item: item[0])
-        for _, addr, peer in established[:excess]:
+        established = [p for p in self._live() if p.conn.established]
+        established.sort(key=lambda p: p.session.last_activity)
+        for peer in established[:excess]:
             self._counters["sessions_evicted"] += 1
             peer.conn.close()
-            self._flush(peer, addr)
-            self._forget(addr, peer)
+            self._flush(peer)
+            self._forget(peer)
 
     def _schedule_sweep(self) -> None:
         interval = max(0.5, min(self.limits.idle_timeout, self.limits.handshake_lifetime) / 4)
@@ -405,20 +550,19 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _sweep(self) -> None:
         now = self._loop.time()
-        for addr, peer in list(self._peers.items()):
+        for peer in self._live():
             if peer.conn.established:
                 if now - peer.session.last_activity > self.limits.idle_timeout:
                     self._counters["sessions_idle_closed"] += 1
                     peer.conn.close()
-                    self._flush(peer, addr)
-                    self._forget(addr, peer)
+                    self._flush(peer)
+                    self._forget(peer)
             elif now - peer.started > self.limits.handshake_lifetime:
                 self._counters["handshakes_expired"] += 1
                 self._counters["handshakes_failed"] += 1
                 peer.session._mark_closed(None)
-                self._forget(addr, peer)
-                if peer.replaces is not None:
-                    self._peers[addr] = peer.replaces
+                self._forget(peer)
+                self._restore_replaced(peer)
         if self._transport is not None and not self._transport.is_closing():
             self._schedule_sweep()
 
@@ -455,6 +599,8 @@ async def serve(
     keylog: IO[str] | None = None,
     backend: Backend = "rust",
     reuse_port: bool | None = None,
+    connection_id: bool = False,
+    connection_id_length: int | None = None,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -467,6 +613,11 @@ async def serve(
     ``keyfile`` with ``raw_public_key=True`` (no ``certfile`` needed) is
     presented as a bare key; ``trusted_public_keys`` / ``trusted_keys_file``
     with ``client_auth`` accept clients' raw public keys.
+
+    ``connection_id=True`` agrees to connection IDs (RFC 9146) with clients
+    that offer them: each session gets a random CID, unique on this server, of
+    ``connection_id_length`` bytes (default 8), and follows its client from
+    address to address.
     """
     if not callable(handler):
         raise ConfigurationError("handler must be an async function taking a DtlsSession")
@@ -478,11 +629,14 @@ async def serve(
         "backend": backend,
         "prefer_client_order": prefer_client_order,
         "raw_public_key": raw_public_key,
+        "connection_id_length": connection_id_length_for(
+            connection_id, connection_id_length, is_client=False
+        ),
     }
-    if trusted_public_keys is not None:
-        kwargs["trusted_public_keys"] = trusted_public_keys
     if mtu is not None:
         kwargs["mtu"] = mtu
+    if trusted_public_keys is not None:
+        kwargs["trusted_public_keys"] = trusted_public_keys
     if groups is not None:
         kwargs["groups"] = tuple(groups)
     config = DtlsConfiguration.server(
@@ -492,8 +646,8 @@ async def serve(
         certfile=certfile,
         keyfile=keyfile,
         cafile=cafile,
-        trusted_keys_file=trusted_keys_file,
         client_auth=client_auth,
+        trusted_keys_file=trusted_keys_file,
         **kwargs,
     )
     loop = asyncio.get_running_loop()

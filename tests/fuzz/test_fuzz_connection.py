@@ -128,3 +128,51 @@ def test_established_sessions_survive_garbage(batch: list[bytes]) -> None:
     pair.client.send(b"still here")
     pair.transfer()
     assert pair.server_events[-1].data == b"still here"  # type: ignore[attr-defined]
+
+
+def _cid_record(epoch: int, seq: int, cid: bytes, body: bytes) -> bytes:
+    """A tls12_cid record (RFC 9146 §4): the CID sits before the length."""
+    return (
+        bytes([25, 0xFE, 0xFD])
+        + epoch.to_bytes(2, "big")
+        + seq.to_bytes(6, "big")
+        + cid
+        + len(body).to_bytes(2, "big")
+        + body
+    )
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.integers(0, 20),
+            st.one_of(st.none(), st.binary(max_size=10)),  # None: the receiver's real CID
+            st.binary(max_size=80),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(datagrams, max_size=4),
+)
+def test_established_cid_sessions_survive_garbage(
+    forged: list[tuple[int, int, bytes | None, bytes]], batch: list[bytes]
+) -> None:
+    pair = handshake(client_config(connection_id_length=3), server_config(connection_id_length=8))
+    assert pair.server is not None
+    for conn, cid in (
+        (pair.server, pair.server.connection_id),
+        (pair.client, pair.client.connection_id),
+    ):
+        assert cid is not None
+        for epoch, seq, other, body in forged:
+            conn.receive_datagram(
+                _cid_record(epoch, seq, cid if other is None else other, body), pair.now
+            )
+        for datagram in batch:
+            conn.receive_datagram(datagram, pair.now)
+    assert pair.server.established and pair.client.established
+    pair.client.send(b"still here")
+    pair.transfer()
+    assert pair.server_events[-1].data == b"still here"  # type: ignore[attr-defined]

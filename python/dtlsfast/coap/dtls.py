@@ -4,7 +4,10 @@ and the dtlsfast DTLS endpoints.
 On the server each established DTLS session is one CoAP peer: the session
 object itself is the peer key, so a device that reboots and handshakes again
 is a new peer, and everything CoAP kept for the old session (observations,
-deduplication) is dropped when that session ends. On the client,
+deduplication) is dropped when that session ends. Responses and Observe
+notifications go through the session, hence to its current address: with
+connection IDs (RFC 9146, ``connection_id=True``) an observation keeps working
+after the device's NAT binding changes. On the client,
 :func:`coaps_transport_factory` plugs a DTLS session in as the ``coaps``
 transport of :class:`~dtlsfast.coap.client.CoapClient`.
 """

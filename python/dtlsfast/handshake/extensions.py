@@ -241,6 +241,9 @@ def is_ip_literal(host: str) -> bool:
 
 # ------------------------------------------------------------- connection_id
 
+#: ``opaque cid<0..2^8-1>`` (RFC 9146 §3).
+MAX_CONNECTION_ID_LENGTH = 255
+
 
 def encode_connection_id(cid: bytes) -> bytes:
     """ConnectionId cid<0..2^8-1> (RFC 9146 §3)."""
@@ -253,6 +256,7 @@ def decode_connection_id(data: bytes) -> bytes:
 
 
 __all__ = [
+    "MAX_CONNECTION_ID_LENGTH",
     "MAX_RECORD_SIZE_LIMIT",
     "MIN_RECORD_SIZE_LIMIT",
     "decode_connection_id",

@@ -11,13 +11,22 @@ from __future__ import annotations
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER
 from dtlsfast.pure.reassembly import HANDSHAKE_HEADER_LENGTH, HandshakeReassembler
 from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher
-from dtlsfast.pure.records import RECORD_HEADER_LENGTH, encode_record, parse_records
+from dtlsfast.pure.records import (
+    CID_CONTENT_TYPE,
+    MAX_CID_LENGTH,
+    RECORD_HEADER_LENGTH,
+    encode_record,
+    parse_records,
+    parse_records_cid,
+)
 from dtlsfast.pure.replay_window import ReplayWindow
 from dtlsfast.pure.session_table import SessionTable
 
 __all__ = [
     "AEAD_NAMES",
+    "CID_CONTENT_TYPE",
     "HANDSHAKE_HEADER_LENGTH",
+    "MAX_CID_LENGTH",
     "MAX_SEQUENCE_NUMBER",
     "RECORD_HEADER_LENGTH",
     "HandshakeReassembler",
@@ -26,4 +35,5 @@ __all__ = [
     "SessionTable",
     "encode_record",
     "parse_records",
+    "parse_records_cid",
 ]

@@ -7,6 +7,11 @@ AES-CCM (RFC 6655) send an 8-byte explicit nonce (epoch and sequence number)
 after a 4-byte implicit salt; ChaCha20-Poly1305 (RFC 7905) XORs the 12-byte IV
 with the padded epoch and sequence number and sends no nonce. One AEAD object
 is built per cipher, never per record.
+
+With a connection ID (RFC 9146 §5) the record type is tls12_cid, the content
+travels in a DTLSInnerPlaintext (content || real type || zero padding) and the
+additional data is 8 bytes of 0xff || 25 || cid_length || 25 || version ||
+epoch || sequence_number || cid || length of the DTLSInnerPlaintext.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
 from dtlsfast.exceptions import ConfigurationError
-from dtlsfast.pure._args import record_fields
+from dtlsfast.pure._args import record_fields, uint
 from dtlsfast.pure.records import (
+    CID_CONTENT_TYPE,
+    MAX_CID_LENGTH,
     MAX_FRAGMENT_LENGTH,
     RECORD_HEADER_LENGTH,
+    cid_header_bytes,
     header_bytes,
     parse_records,
 )
@@ -40,6 +48,21 @@ AEAD_NAMES: tuple[str, ...] = tuple(_AEADS)
 
 _EPOCH_SEQ = struct.Struct(">HHI")  # epoch(2) || sequence_number(6)
 _TAIL = struct.Struct(">BHH")  # type(1) || version(2) || length(2)
+#: RFC 9146 §5: seq_num_placeholder(8) || tls12_cid || cid_length || tls12_cid || version
+_CID_AAD_HEAD = struct.Struct(">8sBBBH")
+_SEQ_NUM_PLACEHOLDER = b"\xff" * 8
+
+
+def cid_additional_data(version: int, epoch_seq: bytes, cid: bytes, inner_length: int) -> bytes:
+    """The additional data of a tls12_cid record (RFC 9146 §5)."""
+    return (
+        _CID_AAD_HEAD.pack(
+            _SEQ_NUM_PLACEHOLDER, CID_CONTENT_TYPE, len(cid), CID_CONTENT_TYPE, version
+        )
+        + epoch_seq
+        + cid
+        + inner_length.to_bytes(2, "big")
+    )
 
 
 class RecordCipher:
@@ -148,3 +171,66 @@ class RecordCipher:
             return self._cipher.decrypt(nonce, view, aad)
         except InvalidTag:
             return None
+
+    def seal_cid(
+        self,
+        content_type: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        cid: bytes,
+        plaintext: bytes,
+        padding: int = 0,
+    ) -> bytes:
+        """A whole tls12_cid record (RFC 9146 §4, §5) carrying ``cid``."""
+        padding = uint(padding, "padding", 0xFFFF)
+        ctype, ver, ep, seq = record_fields(content_type, version, epoch, sequence_number)
+        if len(cid) > MAX_CID_LENGTH:
+            raise ConfigurationError(
+                f"a connection ID is at most {MAX_CID_LENGTH} bytes (RFC 9146 §3), got {len(cid)}"
+            )
+        inner = bytes(plaintext) + bytes([ctype]) + bytes(padding)
+        length = len(inner) + self._explicit + self._tag
+        if length > MAX_FRAGMENT_LENGTH:
+            raise ConfigurationError(
+                f"plaintext of {len(plaintext)} bytes with {padding} bytes of padding does not "
+                f"fit one record: the DTLSInnerPlaintext adds 1 byte and {self._name} "
+                f"{self.overhead} bytes of AEAD overhead, at most {MAX_FRAGMENT_LENGTH} in all"
+            )
+        epoch_seq = _EPOCH_SEQ.pack(ep, seq >> 32, seq & 0xFFFFFFFF)
+        aad = cid_additional_data(ver, epoch_seq, bytes(cid), len(inner))
+        sealed = self._cipher.encrypt(self._nonce(epoch_seq), inner, aad)
+        header = cid_header_bytes(ver, ep, seq, bytes(cid), length)
+        if self._explicit:
+            return header + epoch_seq + sealed
+        return header + sealed
+
+    def open_cid(
+        self,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        cid: bytes,
+        fragment: bytes,
+    ) -> tuple[int, bytes] | None:
+        """``(real_type, content)`` of a tls12_cid record's fragment, or None."""
+        _, ver, ep, seq = record_fields(CID_CONTENT_TYPE, version, epoch, sequence_number)
+        inner_length = len(fragment) - self._explicit - self._tag
+        if inner_length < 0 or inner_length > MAX_FRAGMENT_LENGTH or len(cid) > MAX_CID_LENGTH:
+            return None
+        epoch_seq = _EPOCH_SEQ.pack(ep, seq >> 32, seq & 0xFFFFFFFF)
+        view = memoryview(fragment)
+        if self._explicit:
+            nonce = self._iv + bytes(view[: self._explicit])
+            view = view[self._explicit :]
+        else:
+            nonce = self._nonce(epoch_seq)
+        aad = cid_additional_data(ver, epoch_seq, bytes(cid), inner_length)
+        try:
+            inner = self._cipher.decrypt(nonce, view, aad)
+        except InvalidTag:
+            return None
+        stripped = inner.rstrip(b"\x00")
+        if not stripped:
+            return None
+        return stripped[-1], stripped[:-1]
