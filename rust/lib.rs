@@ -4,6 +4,7 @@
 //! tested with `cargo test`; `bindings` is the thin PyO3 layer over them.
 use pyo3::prelude::*;
 
+pub mod batch_io;
 pub mod cipher;
 pub mod errors;
 pub mod reassembly;
@@ -12,10 +13,12 @@ pub mod replay;
 pub mod session_table;
 
 mod bindings;
+mod io_bindings;
 mod table_bindings;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::register(m)?;
-    table_bindings::register(m)
+    table_bindings::register(m)?;
+    io_bindings::register(m)
 }

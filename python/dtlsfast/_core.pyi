@@ -224,3 +224,19 @@ class SessionTable:
     def seal_batch(self, batch: Iterable[tuple[int, bytes]]) -> list[bytes | None]:
         """Seal application data for ``[(session_id, plaintext), ...]`` with the
         GIL released; None for an item whose session is unknown or exhausted."""
+
+@final
+class BatchSocket:
+    """Batched datagram I/O on a non-blocking UDP socket's file descriptor:
+    recvmmsg/sendmmsg on Linux, the GIL released for the system calls."""
+
+    def __new__(cls, fd: int, batch: int = 64, buffer_size: int = 2048) -> Self: ...
+    @property
+    def truncated(self) -> int:
+        """Datagrams dropped because they were longer than ``buffer_size``."""
+
+    def recv(self) -> list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]]:
+        """Up to ``batch`` waiting datagrams as ``(data, address)``; [] if none."""
+
+    def send(self, items: Iterable[tuple[bytes, tuple[object, ...]]]) -> int:
+        """Send ``[(data, address), ...]``; returns how many the socket took now."""

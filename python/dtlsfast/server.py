@@ -25,11 +25,13 @@ import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, cast
 
 from dtlsfast.auth_filter import AuthFailureFilter
 from dtlsfast.backend import load_backend
+from dtlsfast.batch_transport import open_batch_transport
 from dtlsfast.config import (
     Backend,
     ClientAuth,
@@ -388,9 +390,20 @@ class DtlsServer(asyncio.DatagramProtocol):
         table_id = next(self._table_ids)
         peer.conn.attach_session_table(self._table, table_id)
         peer.table_id = table_id
+        peer.session._fast_send = partial(self._send_fast, peer, peer.conn.max_payload)
+
+    def _send_fast(self, peer: _Peer, max_payload: int, data: bytes) -> None:
+        """Application data of a session in the table: sealed by the table
+        and sent, without the connection's queue and timers."""
+        if len(data) > max_payload or self._transport is None:
+            peer.conn.send(data)  # raises the connection's error for the size
+            self._flush(peer)
+            return
+        self._transport.sendto(self._table.seal(peer.table_id, 23, data), peer.addr)
 
     def _leave_table(self, peer: _Peer) -> None:
         if peer.table_id is not None:
+            peer.session._fast_send = None
             self._table.remove(peer.table_id)
             peer.table_id = None
 
@@ -601,6 +614,7 @@ async def serve(
     reuse_port: bool | None = None,
     connection_id: bool = False,
     connection_id_length: int | None = None,
+    batch_io: bool | None = None,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -618,6 +632,10 @@ async def serve(
     that offer them: each session gets a random CID, unique on this server, of
     ``connection_id_length`` bytes (default 8), and follows its client from
     address to address.
+
+    ``batch_io``: read and write datagrams in batches with recvmmsg/sendmmsg
+    (:mod:`dtlsfast.batch_transport`); None (the default) uses them where
+    available (Linux), True insists, False keeps asyncio's transport.
     """
     if not callable(handler):
         raise ConfigurationError("handler must be an async function taking a DtlsSession")
@@ -650,11 +668,22 @@ async def serve(
         trusted_keys_file=trusted_keys_file,
         **kwargs,
     )
+
+    def make_server() -> DtlsServer:
+        return DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime)
+
+    if batch_io or batch_io is None:
+        server = make_server()
+        if await open_batch_transport(server, host, port, reuse_port=reuse_port) is not None:
+            return server
+        if batch_io:
+            raise ConfigurationError(
+                "batch_io=True needs recvmmsg/sendmmsg (Linux); leave batch_io=None to fall "
+                "back to asyncio's transport"
+            )
     loop = asyncio.get_running_loop()
     _, protocol = await loop.create_datagram_endpoint(
-        lambda: DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime),
-        local_addr=(host, port),
-        reuse_port=reuse_port,
+        make_server, local_addr=(host, port), reuse_port=reuse_port
     )
     return protocol
 

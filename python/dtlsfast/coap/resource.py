@@ -12,6 +12,7 @@ send notifications to its observers (RFC 7641 §4.2).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import ClassVar
 
@@ -30,6 +31,10 @@ METHOD_NAMES: Mapping[int, str] = {
     Code.IPATCH: "ipatch",
 }
 METHOD_CODES: Mapping[str, int] = {name: code for code, name in METHOD_NAMES.items()}
+
+
+#: methods() per resource class: what a class overrides does not change.
+_METHODS_BY_CLASS: weakref.WeakKeyDictionary[type, frozenset[int]] = weakref.WeakKeyDictionary()
 
 
 class Resource:
@@ -54,11 +59,14 @@ class Resource:
     def methods(self) -> frozenset[int]:
         """Method codes this resource answers (the overridden ``render_*``)."""
         cls = type(self)
-        return frozenset(
-            code
-            for code, attr in self._RENDERERS.items()
-            if getattr(cls, attr) is not getattr(Resource, attr)
-        )
+        known = _METHODS_BY_CLASS.get(cls)
+        if known is None:
+            known = _METHODS_BY_CLASS[cls] = frozenset(
+                code
+                for code, attr in self._RENDERERS.items()
+                if getattr(cls, attr) is not getattr(Resource, attr)
+            )
+        return known
 
     async def render(self, request: Request) -> Response:
         """Dispatch to ``render_<method>``."""

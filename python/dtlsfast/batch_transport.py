@@ -1,0 +1,215 @@
+"""A datagram transport on recvmmsg/sendmmsg for the server (Linux).
+
+asyncio's datagram transport makes one system call and one event-loop
+callback per datagram. :class:`BatchDatagramTransport` reads up to ``batch``
+datagrams with one recvmmsg(2) (in the Rust core, the GIL released), hands
+them to the protocol in one call, and sends everything the protocol answered
+meanwhile with one sendmmsg(2). Outside a batch, ``sendto`` sends at once.
+What the socket does not take now waits, bounded, until it is writable.
+
+It implements what the DTLS server uses of :class:`asyncio.DatagramTransport`;
+:func:`open_batch_transport` returns None where batch I/O is unavailable, and
+the server then uses asyncio's transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections import deque
+from typing import Any, Protocol
+
+#: Datagrams read per recvmmsg call, and calls per wake-up of the loop (so one
+#: busy socket cannot starve timers and other sockets).
+BATCH = 64
+BATCHES_PER_WAKEUP = 8
+#: Largest datagram read; DTLS over IPv4/IPv6 paths rarely exceeds 1,500.
+BUFFER_SIZE = 4096
+#: Datagrams waiting for a writable socket before the oldest are dropped.
+MAX_PENDING = 8192
+#: Receive buffer asked for (the kernel caps it at net.core.rmem_max).
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+class BatchProtocol(Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+    def error_received(self, exc: Exception) -> None: ...
+    def datagram_received(self, data: bytes, addr: Any) -> None: ...
+
+
+class BatchDatagramTransport(asyncio.DatagramTransport):
+    """Batched reads and writes on one non-blocking UDP socket."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol: BatchProtocol,
+        io: Any,
+    ) -> None:
+        super().__init__()
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._io = io
+        self._pending: deque[tuple[bytes, Any]] = deque()
+        self._in_batch = False
+        self._writing = False
+        self._closing = False
+        self.dropped = 0
+        """Datagrams dropped because the socket did not take them in time."""
+        receive_many = getattr(protocol, "datagrams_received", None)
+        self._deliver = receive_many if callable(receive_many) else self._one_by_one
+
+    def _start(self) -> None:
+        self._loop.add_reader(self._fd, self._read_ready)
+        self._protocol.connection_made(self)
+
+    # -- reading -------------------------------------------------------------
+
+    def _one_by_one(self, items: list[tuple[bytes, Any]]) -> None:
+        for data, addr in items:
+            self._protocol.datagram_received(data, addr)
+
+    def _read_ready(self) -> None:
+        for _ in range(BATCHES_PER_WAKEUP):
+            if self._closing:
+                return
+            try:
+                items = self._io.recv()
+            except OSError as exc:
+                self._protocol.error_received(exc)
+                return
+            if not items:
+                return
+            self._in_batch = True
+            try:
+                self._deliver(items)
+            finally:
+                self._in_batch = False
+                self._flush()
+
+    # -- writing -------------------------------------------------------------
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        if self._closing:
+            return
+        if len(self._pending) >= MAX_PENDING:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append((bytes(data), addr))
+        if not self._in_batch and not self._writing:
+            self._flush()
+
+    def _flush(self) -> None:
+        while self._pending:
+            try:
+                sent = self._io.send(list(self._pending))
+            except OSError as exc:
+                # The first datagram failed outright (an ICMP error surfacing,
+                # an unreachable address): it is lost, as UDP would lose it.
+                self._pending.popleft()
+                self._protocol.error_received(exc)
+                continue
+            for _ in range(sent):
+                self._pending.popleft()
+            if not sent:
+                break
+        if self._pending and not self._writing and not self._closing:
+            self._writing = True
+            self._loop.add_writer(self._fd, self._write_ready)
+
+    def _write_ready(self) -> None:
+        self._writing = False
+        self._loop.remove_writer(self._fd)
+        self._flush()
+
+    def get_write_buffer_size(self) -> int:
+        return sum(len(d) for d, _ in self._pending)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "sockname":
+            return self._sock.getsockname()
+        if name == "socket":
+            return self._sock
+        if name == "peername":
+            return None
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        with contextlib.suppress(OSError):
+            self._flush()  # close_notify alerts the protocol queued on close
+        self._closing = True
+        self._loop.remove_reader(self._fd)
+        if self._writing:
+            self._loop.remove_writer(self._fd)
+        self._pending.clear()
+        self._loop.call_soon(self._finish_close)
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self.close()
+
+    def _finish_close(self) -> None:
+        try:
+            self._protocol.connection_lost(None)
+        finally:
+            self._sock.close()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[return-value]
+
+
+def batch_io_available() -> bool:
+    """Whether this platform and build have recvmmsg/sendmmsg."""
+    if not sys.platform.startswith("linux"):
+        return False
+    from dtlsfast import _core
+
+    return hasattr(_core, "BatchSocket")
+
+
+async def open_batch_transport(
+    protocol: BatchProtocol, host: str, port: int, *, reuse_port: bool | None = None
+) -> BatchDatagramTransport | None:
+    """Bind a UDP socket on ``host:port`` and serve it in batches; None where
+    batch I/O is unavailable (the caller falls back to asyncio's transport)."""
+    if not batch_io_available():
+        return None
+    from dtlsfast import _core
+
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.setblocking(False)
+        sock.bind(address)
+        io = _core.BatchSocket(sock.fileno(), BATCH, BUFFER_SIZE)
+    except BaseException:
+        sock.close()
+        raise
+    transport = BatchDatagramTransport(loop, sock, protocol, io)
+    transport._start()
+    return transport
+
+
+__all__ = ["BatchDatagramTransport", "batch_io_available", "open_batch_transport"]

@@ -1,0 +1,115 @@
+//! The Python face of batch_io.rs: `BatchSocket(fd, batch, buffer_size)`
+//! with `recv()` and `send(items)`, the system calls made with the GIL
+//! released. Addresses are the `socket` module's tuples: `(host, port)` for
+//! IPv4 and `(host, port, flowinfo, scope_id)` for IPv6.
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::batch_io::BatchSocket;
+use crate::bindings::ConfigurationError;
+
+#[pyclass(module = "dtlsfast._core", name = "BatchSocket")]
+pub struct PyBatchSocket {
+    inner: BatchSocket,
+}
+
+fn address_tuple<'py>(py: Python<'py>, addr: &SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
+    match addr {
+        SocketAddr::V4(a) => (a.ip().to_string(), a.port()).into_pyobject(py),
+        SocketAddr::V6(a) => {
+            (a.ip().to_string(), a.port(), a.flowinfo(), a.scope_id()).into_pyobject(py)
+        }
+    }
+}
+
+fn parse_address(addr: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
+    let bad = || {
+        ConfigurationError::new_err(format!(
+            "expected an address tuple (host, port[, flowinfo, scope_id]) with a numeric host, \
+             got {addr}"
+        ))
+    };
+    let tuple = addr.cast::<PyTuple>().map_err(|_| bad())?;
+    if tuple.len() < 2 {
+        return Err(bad());
+    }
+    let host: String = tuple.get_item(0)?.extract().map_err(|_| bad())?;
+    let port: u16 = tuple.get_item(1)?.extract().map_err(|_| bad())?;
+    let host = host.split('%').next().unwrap_or_default();
+    let ip: IpAddr = host.parse().map_err(|_| bad())?;
+    Ok(match ip {
+        IpAddr::V4(_) => SocketAddr::new(ip, port),
+        IpAddr::V6(v6) => {
+            let flowinfo: u32 = match tuple.get_item(2) {
+                Ok(v) => v.extract().map_err(|_| bad())?,
+                Err(_) => 0,
+            };
+            let scope_id: u32 = match tuple.get_item(3) {
+                Ok(v) => v.extract().map_err(|_| bad())?,
+                Err(_) => 0,
+            };
+            SocketAddr::V6(SocketAddrV6::new(v6, port, flowinfo, scope_id))
+        }
+    })
+}
+
+#[pymethods]
+impl PyBatchSocket {
+    /// Borrow the non-blocking UDP socket `fd` (the caller keeps it open for
+    /// this object's lifetime). OSError where recvmmsg/sendmmsg do not exist.
+    #[new]
+    #[pyo3(signature = (fd, batch = 64, buffer_size = 2048))]
+    fn new(fd: i32, batch: usize, buffer_size: usize) -> PyResult<Self> {
+        Ok(PyBatchSocket {
+            inner: BatchSocket::new(fd, batch, buffer_size)?,
+        })
+    }
+
+    /// Datagrams dropped because they were longer than `buffer_size`.
+    #[getter]
+    fn truncated(&self) -> u64 {
+        self.inner.truncated()
+    }
+
+    /// Up to `batch` waiting datagrams as `(data, address)`; [] if none.
+    fn recv<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let inner = &mut self.inner;
+        let received = py.detach(|| inner.recv())?;
+        let out = PyList::empty(py);
+        for (data, addr) in &received {
+            out.append((PyBytes::new(py, data), address_tuple(py, addr)?))?;
+        }
+        Ok(out)
+    }
+
+    /// Send `[(data, address), ...]`; returns how many the socket took now.
+    fn send(&mut self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let mut owned: Vec<(Bound<'_, PyBytes>, SocketAddr)> = Vec::new();
+        for item in items.try_iter()? {
+            let item = item?;
+            let pair = item.cast::<PyTuple>().map_err(|_| {
+                ConfigurationError::new_err("items must be (bytes, address) tuples")
+            })?;
+            if pair.len() != 2 {
+                return Err(ConfigurationError::new_err(
+                    "items must be (bytes, address) tuples",
+                ));
+            }
+            let data = pair.get_item(0)?.cast_into::<PyBytes>().map_err(|_| {
+                ConfigurationError::new_err("items must be (bytes, address) tuples")
+            })?;
+            owned.push((data, parse_address(&pair.get_item(1)?)?));
+        }
+        let borrowed: Vec<(&[u8], SocketAddr)> =
+            owned.iter().map(|(d, a)| (d.as_bytes(), *a)).collect();
+        let inner = &mut self.inner;
+        Ok(py.detach(|| inner.send(&borrowed))?)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.setattr("BatchSocket", m.py().get_type::<PyBatchSocket>())
+}

@@ -1,0 +1,93 @@
+"""Batched datagram I/O (recvmmsg/sendmmsg, dtlsfast.batch_transport) and the
+server on it: the same behaviour as on asyncio's transport."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+import dtlsfast
+from dtlsfast import DtlsSession, _core
+from dtlsfast.batch_transport import batch_io_available
+from dtlsfast.exceptions import ConfigurationError
+
+PSK_STORE = {"CoAP": b"esp32c3_key"}
+PSK = ("CoAP", "esp32c3_key")
+
+pytestmark = pytest.mark.skipif(not batch_io_available(), reason="recvmmsg is Linux only")
+
+
+def _pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socket(family, socket.SOCK_DGRAM), socket.socket(family, socket.SOCK_DGRAM)
+    for s in (a, b):
+        s.bind((host, 0))
+        s.setblocking(False)
+    return a, b
+
+
+@pytest.mark.parametrize(
+    ("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+)
+def test_batch_socket_round_trip_keeps_order_and_addresses(family: int, host: str) -> None:
+    a, b = _pair(family, host)
+    with a, b:
+        out, into = _core.BatchSocket(a.fileno(), 8), _core.BatchSocket(b.fileno(), 8)
+        payloads = [bytes([i]) * (i + 1) for i in range(20)]
+        assert out.send([(p, b.getsockname()) for p in payloads]) == 20
+        got: list[tuple[bytes, tuple[object, ...]]] = []
+        while batch := into.recv():
+            assert len(batch) <= 8
+            got += batch
+        assert [data for data, _ in got] == payloads
+        assert {addr for _, addr in got} == {a.getsockname()}
+        assert into.recv() == []
+
+
+def test_batch_socket_counts_oversized_and_refuses_bad_input() -> None:
+    a, b = _pair(socket.AF_INET, "127.0.0.1")
+    with a, b:
+        into = _core.BatchSocket(b.fileno(), 4, 64)
+        a.sendto(b"x" * 100, b.getsockname())
+        a.sendto(b"y" * 10, b.getsockname())
+        got = []
+        for _ in range(100):
+            got += into.recv()
+            if got:
+                break
+        assert [d for d, _ in got] == [b"y" * 10] and into.truncated == 1
+        with pytest.raises(ConfigurationError, match="address"):
+            into.send([(b"x", ("not an address", 1))])
+        with pytest.raises(ConfigurationError):
+            into.send([("text", ("127.0.0.1", 1))])
+        with pytest.raises(OSError):
+            _core.BatchSocket(b.fileno(), 0)
+
+
+async def _echo(session: DtlsSession) -> None:
+    async for data in session:
+        await session.send(data.upper())
+
+
+@pytest.mark.parametrize("batch_io", [True, False])
+async def test_many_clients_on_either_transport(batch_io: bool) -> None:
+    async with await dtlsfast.serve(
+        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, batch_io=batch_io
+    ) as server:
+        assert (type(server._transport).__name__ == "BatchDatagramTransport") is batch_io
+        sessions = await asyncio.gather(
+            *(dtlsfast.connect("127.0.0.1", server.port, psk=PSK) for _ in range(30))
+        )
+
+        async def chat(session: DtlsSession, n: int) -> None:
+            for i in range(20):
+                await session.send(b"m%d.%d" % (n, i))
+                assert await asyncio.wait_for(session.recv(), 5) == b"M%d.%d" % (n, i)
+
+        await asyncio.gather(*(chat(s, n) for n, s in enumerate(sessions)))
+        assert server.counters["sessions_in_table"] == 30
+        server.close()  # close_notify to all 30 goes out before the socket closes
+        for session in sessions:
+            with pytest.raises(dtlsfast.ConnectionClosedError):
+                await asyncio.wait_for(session.recv(), 5)
