@@ -20,7 +20,7 @@ import datetime
 import enum
 import hmac
 import os
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -175,6 +175,56 @@ class DtlsConnection:
     (:class:`~dtlsfast.cookie_gate.CookieGate`) and fed that datagram.
     """
 
+    # Slots, not a __dict__: a gateway holds one connection per session, and
+    # a dict of this many attributes costs about a kilobyte more.
+    __slots__ = (
+        "_backend",
+        "_certificate_requested",
+        "_client_certificate_seen",
+        "_client_certificate_type",
+        "_client_groups",
+        "_client_hello",
+        "_client_random",
+        "_ecdh_secret",
+        "_events",
+        "_flight",
+        "_flight_open",
+        "_hello_verify_count",
+        "_identity_hint",
+        "_key_share",
+        "_master",
+        "_offered_cid",
+        "_offered_client_types",
+        "_offered_server_types",
+        "_out",
+        "_peer_flight_last_seq",
+        "_peer_schemes",
+        "_psk",
+        "_reassembler",
+        "_retransmits",
+        "_send_seq",
+        "_server_certificate_type",
+        "_server_key_exchange_seen",
+        "_server_random",
+        "_timeout",
+        "_timer_at",
+        "_transcript",
+        "cipher_suite",
+        "config",
+        "connection_id",
+        "counters",
+        "extended_master_secret",
+        "peer",
+        "peer_certificate_type",
+        "peer_certificates",
+        "peer_connection_id",
+        "peer_public_key",
+        "peer_record_size_limit",
+        "psk_identity",
+        "records",
+        "state",
+    )
+
     def __init__(
         self,
         config: DtlsConfiguration,
@@ -206,7 +256,9 @@ class DtlsConnection:
         )
         self.state = State.CLIENT_START if config.is_client else State.SERVER_LISTEN
         self.counters: Counter[str] = Counter()
-        self._events: deque[Event] = deque()
+        # A list, not a deque: events are drained at once, and a deque costs
+        # ~600 bytes per connection even when empty.
+        self._events: list[Event] = []
         self._out: list[bytes] = []
         self._transcript = HandshakeTranscript()
         self._send_seq = 0
@@ -377,6 +429,19 @@ class DtlsConnection:
         if not self.settled:
             raise LocalProtocolError("only a settled connection can join the session table")
         self.records.attach_table(table, session_id)
+        self._release_handshake_state()
+
+    def _release_handshake_state(self) -> None:
+        """Forget what only the handshake needed (renegotiation is refused, so
+        it never runs again): the transcript, the hello, the ephemeral key and
+        the secrets, which should not outlive their use anyway."""
+        self._transcript.reset()
+        self._client_hello = None
+        self._key_share = None
+        self._ecdh_secret = None
+        self._master = b""
+        self._psk = b""
+        self._flight_open = []
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Everything queued for the peer since the last call."""
@@ -440,7 +505,7 @@ class DtlsConnection:
 
     def next_event(self) -> Event | None:
         """The next pending event, or None."""
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     # ----------------------------------------------------------- records
 

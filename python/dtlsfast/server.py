@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast, runtime_checkable
 
 from dtlsfast.auth_filter import AuthFailureFilter
 from dtlsfast.backend import load_backend
@@ -50,6 +50,16 @@ from dtlsfast.session import DtlsSession
 logger = logging.getLogger("dtlsfast.server")
 
 SessionHandler = Callable[[DtlsSession], Awaitable[None]]
+
+
+@runtime_checkable
+class SessionListener(Protocol):
+    """The task-free alternative to a session handler: ``session_opened`` is
+    called synchronously for each established session. It typically calls
+    :meth:`DtlsSession.set_receiver` and :meth:`DtlsSession.set_close_callback`
+    (what the CoAP layer does: a datagram protocol needs no task per peer)."""
+
+    def session_opened(self, session: DtlsSession) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def __init__(
         self,
-        handler: SessionHandler,
+        handler: SessionHandler | SessionListener,
         config: DtlsConfiguration,
         limits: ServerLimits,
         cookie_secret_lifetime: float,
@@ -475,6 +485,9 @@ class DtlsServer(asyncio.DatagramProtocol):
             if old.task is not None:
                 old.task.cancel()
         self._evict_if_full()
+        if isinstance(self._handler, SessionListener):
+            self._handler.session_opened(peer.session)
+            return
         task = self._loop.create_task(self._run_handler(peer))
         peer.task = task
         self._tasks.add(task)
@@ -482,6 +495,7 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     async def _run_handler(self, peer: _Peer) -> None:
         try:
+            assert not isinstance(self._handler, SessionListener)
             await self._handler(peer.session)
         except asyncio.CancelledError:
             raise
@@ -587,7 +601,7 @@ def _fmt(addr: Any) -> str:
 
 
 async def serve(
-    handler: SessionHandler,
+    handler: SessionHandler | SessionListener,
     host: str = "::",
     port: int = 5684,
     *,
@@ -637,8 +651,10 @@ async def serve(
     (:mod:`dtlsfast.batch_transport`); None (the default) uses them where
     available (Linux), True insists, False keeps asyncio's transport.
     """
-    if not callable(handler):
-        raise ConfigurationError("handler must be an async function taking a DtlsSession")
+    if not callable(handler) and not isinstance(handler, SessionListener):
+        raise ConfigurationError(
+            "handler must be an async function taking a DtlsSession, or a SessionListener"
+        )
     kwargs: dict[str, Any] = {
         "initial_timeout": initial_timeout,
         "max_timeout": max_timeout,
@@ -688,4 +704,4 @@ async def serve(
     return protocol
 
 
-__all__ = ["DtlsServer", "ServerLimits", "serve"]
+__all__ = ["DtlsServer", "ServerLimits", "SessionListener", "serve"]

@@ -39,13 +39,14 @@ class DtlsSession:
         self._conn = connection
         self.peer_address: Any = peer_address
         self._flush = flush
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[bytes] | None = None  # created on first use
         self._waiter: asyncio.Future[None] | None = None
         self._error: DtlsError | None = None
         self._closed = False
         self.dropped = 0
         self.last_activity = 0.0
         self._receiver: Callable[[bytes], None] | None = None
+        self._on_close: Callable[[DtlsSession], None] | None = None
         #: Set by a server whose session table holds this session's keys:
         #: seals and sends one datagram, bypassing the connection.
         self._fast_send: Callable[[bytes], None] | None = None
@@ -114,6 +115,7 @@ class DtlsSession:
                 await self._waiter
             finally:
                 self._waiter = None
+        assert self._queue is not None
         return self._queue.popleft()
 
     async def close(self) -> None:
@@ -145,6 +147,14 @@ class DtlsSession:
         while receiver is not None and self._queue:
             receiver(self._queue.popleft())
 
+    def set_close_callback(self, callback: Callable[[DtlsSession], None] | None) -> None:
+        """Call ``callback(session)`` once when the session closes, however it
+        closes (it runs at once if the session is already closed)."""
+        if self._closed and callback is not None:
+            callback(self)
+            return
+        self._on_close = callback
+
     async def wait_closed(self) -> None:
         """Return once the session is closed (by either side or by the endpoint)."""
         if self._closed:
@@ -174,7 +184,9 @@ class DtlsSession:
         if self._receiver is not None:
             self._receiver(data)
             return
-        if len(self._queue) >= RECV_QUEUE_LIMIT:
+        if self._queue is None:
+            self._queue = deque()
+        elif len(self._queue) >= RECV_QUEUE_LIMIT:
             self._queue.popleft()
             self.dropped += 1
         self._queue.append(data)
@@ -190,6 +202,9 @@ class DtlsSession:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close(self)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

@@ -7,7 +7,7 @@ import io
 import pytest
 from dtls_pair import PSK, Network, Pair, client_config, handshake, server_config
 
-from dtlsfast.connection import State
+from dtlsfast.connection import DtlsConnection, State
 from dtlsfast.events import (
     AlertReceived,
     ApplicationDataReceived,
@@ -385,22 +385,22 @@ def test_garbage_never_raises(backend: str) -> None:
     assert pair.server.established and pair.client.established
 
 
-def test_client_hello_record_version_dtls10_is_accepted() -> None:
+def test_client_hello_record_version_dtls10_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     # Many clients (OpenSSL among them) send their first ClientHello in a
     # record marked DTLS 1.0; the record version of epoch 0 is not protected.
     pair = Pair(client_config(), server_config())
-    original = pair.client.datagrams_to_send
+    original = DtlsConnection.datagrams_to_send
     first = True
 
-    def relabel(now: float) -> list[bytes]:
+    def relabel(self: DtlsConnection, now: float) -> list[bytes]:
         nonlocal first
-        out = original(now)
-        if first and out:
+        out = original(self, now)
+        if self is pair.client and first and out:
             out = [b"\x16\xfe\xff" + out[0][3:], *out[1:]]
             first = False
         return out
 
-    pair.client.datagrams_to_send = relabel  # type: ignore[method-assign]
+    monkeypatch.setattr(DtlsConnection, "datagrams_to_send", relabel)
     pair.start()
     assert pair.to_server[0][1:3] == b"\xfe\xff"
     pair.run()

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any
 
 from dtlsfast.client import connect
-from dtlsfast.coap.server import CoapServer
+from dtlsfast.coap.server import Attachment, CoapServer
 from dtlsfast.coap.transport import ClientTransport, ClientTransportFactory
 from dtlsfast.config import PskStore
 from dtlsfast.exceptions import DtlsError
@@ -39,6 +39,18 @@ def _send_on_session(data: bytes, peer: Hashable) -> None:
             peer.send_nowait(data)
 
 
+class _CoapSessions:
+    """Each established session feeds the CoAP server from the DTLS
+    endpoint's callback: no task per session, no task switch per request."""
+
+    def __init__(self, attachment: Attachment) -> None:
+        self._attachment = attachment
+
+    def session_opened(self, session: DtlsSession) -> None:
+        session.set_receiver(partial(self._attachment, peer=session))
+        session.set_close_callback(self._attachment.peer_gone)
+
+
 async def listen_dtls(
     coap: CoapServer,
     host: str = "::",
@@ -51,19 +63,8 @@ async def listen_dtls(
     """Serve ``coap`` over DTLS on ``host:port``; returns the DTLS server
     (``.port``, ``.counters``, ``close()``). ``dtls_options`` go to
     :func:`dtlsfast.serve` (ciphers, mtu, limits, keylog, backend...)."""
-    attachment = coap.attach(_send_on_session)
-
-    async def handler(session: DtlsSession) -> None:
-        # Datagrams go straight from the DTLS endpoint's callback to the CoAP
-        # layer: no task switch per request.
-        try:
-            session.set_receiver(partial(attachment, peer=session))
-            await session.wait_closed()
-        finally:
-            attachment.peer_gone(session)
-
     return await serve(
-        handler,
+        _CoapSessions(coap.attach(_send_on_session)),
         host,
         port,
         psk_store=psk_store,
