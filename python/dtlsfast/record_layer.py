@@ -30,21 +30,41 @@ TLS12_CID = 25
 MAX_FUTURE_RECORDS = 8
 
 
-@dataclass
+class _HeldByTable:
+    """Stands in for an epoch's cipher once the session table holds the keys:
+    the connection only needs to know the record overhead."""
+
+    __slots__ = ("overhead",)
+
+    def __init__(self, overhead: int) -> None:
+        self.overhead = overhead
+
+
+_HELD: dict[int, _HeldByTable] = {}
+
+
+def _held_by_table(overhead: int) -> _HeldByTable:
+    held = _HELD.get(overhead)
+    if held is None:
+        held = _HELD[overhead] = _HeldByTable(overhead)
+    return held
+
+
+@dataclass(slots=True)
 class _ReadState:
     cipher: Any | None  # RecordCipher of the backend, None for epoch 0
     window: Any | None  # ReplayWindow, None for epoch 0 (see receive())
     cid: bytes = b""  # the CID records of this epoch must carry (RFC 9146)
 
 
-@dataclass
+@dataclass(slots=True)
 class _WriteState:
     cipher: Any | None
     next_sequence: int = 0
     cid: bytes = b""  # the CID records of this epoch carry (RFC 9146)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One record that passed the record layer: authenticated, not replayed."""
 
@@ -54,7 +74,7 @@ class Record:
     payload: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordLayer:
     """The read and write states of one connection.
 
@@ -176,8 +196,10 @@ class RecordLayer:
             self.version,
         )
         self._table, self._table_id = table, session_id
-        # The table's copy is the only window and counter from now on.
+        # The table's copies are the only keys, window and counter from now on.
         read.window = None
+        read.cipher = _held_by_table(int(read.cipher.overhead))
+        write.cipher = _held_by_table(int(write.cipher.overhead))
 
     @property
     def write_overhead(self) -> int:

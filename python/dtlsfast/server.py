@@ -25,7 +25,6 @@ import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import IO, Any, Protocol, cast, runtime_checkable
 
@@ -85,13 +84,14 @@ class ServerLimits:
 CID_DRAWS = 16
 
 
-@dataclass
+@dataclass(slots=True)
 class _Peer:
+    server: DtlsServer
     conn: DtlsConnection
-    session: DtlsSession
     started: float
     addr: Any
     """The peer's current address: where everything for it is sent."""
+    session: DtlsSession = field(init=False)
     cid: bytes = b""
     """Our CID for this peer, registered in the server's CID table (RFC 9146)."""
     timer: asyncio.TimerHandle | None = None
@@ -103,6 +103,15 @@ class _Peer:
     """Created at the peer's first authentication failure."""
     table_id: int | None = None
     """The session's id in the server's session table, once it joined it."""
+    max_payload: int = 0
+    """Set with ``table_id``: the largest payload :meth:`send_fast` takes."""
+
+    def send_fast(self, data: bytes) -> None:
+        self.server._send_fast(self, data)
+
+    def flush(self, session: DtlsSession) -> None:
+        """The session's flush callback (a bound method: no closure per peer)."""
+        self.server._flush_session(self)
 
 
 #: The first byte of a datagram that starts with a tls12_cid record (RFC 9146 §4).
@@ -262,8 +271,8 @@ class DtlsServer(asyncio.DatagramProtocol):
             return
         cid = self._new_cid()
         conn = DtlsConnection(self.config, peer=addr, connection_id=cid)
-        session = DtlsSession(conn, addr, lambda s: self._flush_session(new))
-        new = _Peer(conn, session, now, addr, cid or b"")
+        new = _Peer(self, conn, now, addr, cid or b"")
+        new.session = DtlsSession(conn, addr, new.flush)
         if new.cid:
             self._by_cid[new.cid] = new
         if peer is not None and peer.conn.established:
@@ -400,12 +409,13 @@ class DtlsServer(asyncio.DatagramProtocol):
         table_id = next(self._table_ids)
         peer.conn.attach_session_table(self._table, table_id)
         peer.table_id = table_id
-        peer.session._fast_send = partial(self._send_fast, peer, peer.conn.max_payload)
+        peer.max_payload = peer.conn.max_payload
+        peer.session._fast_send = peer.send_fast
 
-    def _send_fast(self, peer: _Peer, max_payload: int, data: bytes) -> None:
+    def _send_fast(self, peer: _Peer, data: bytes) -> None:
         """Application data of a session in the table: sealed by the table
         and sent, without the connection's queue and timers."""
-        if len(data) > max_payload or self._transport is None:
+        if len(data) > peer.max_payload or self._transport is None:
             peer.conn.send(data)  # raises the connection's error for the size
             self._flush(peer)
             return

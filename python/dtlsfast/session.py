@@ -30,6 +30,24 @@ class DtlsSession:
     one ``recv`` returns one record's payload.
     """
 
+    # Slots: a gateway keeps one session object per peer.
+    __slots__ = (
+        "__weakref__",
+        "_close_waiters",
+        "_closed",
+        "_conn",
+        "_error",
+        "_fast_send",
+        "_flush",
+        "_on_close",
+        "_queue",
+        "_receiver",
+        "_waiter",
+        "dropped",
+        "last_activity",
+        "peer_address",
+    )
+
     def __init__(
         self,
         connection: DtlsConnection,
@@ -45,12 +63,12 @@ class DtlsSession:
         self._closed = False
         self.dropped = 0
         self.last_activity = 0.0
-        self._receiver: Callable[[bytes], None] | None = None
+        self._receiver: Callable[[bytes, DtlsSession], None] | None = None
         self._on_close: Callable[[DtlsSession], None] | None = None
         #: Set by a server whose session table holds this session's keys:
         #: seals and sends one datagram, bypassing the connection.
         self._fast_send: Callable[[bytes], None] | None = None
-        self._close_waiters: list[asyncio.Future[None]] = []
+        self._close_waiters: list[asyncio.Future[None]] | None = None
 
     @property
     def cipher_suite(self) -> str:
@@ -134,8 +152,8 @@ class DtlsSession:
         self._flush(self)
         self._mark_closed(None)
 
-    def set_receiver(self, receiver: Callable[[bytes], None] | None) -> None:
-        """Have each datagram of application data handed to ``receiver(data)``
+    def set_receiver(self, receiver: Callable[[bytes, DtlsSession], None] | None) -> None:
+        """Have each datagram of application data handed to ``receiver(data, session)``
         as it is decrypted, instead of queued for :meth:`recv`.
 
         For protocol layers that work on datagrams (CoAP): it saves a task
@@ -145,7 +163,7 @@ class DtlsSession:
         """
         self._receiver = receiver
         while receiver is not None and self._queue:
-            receiver(self._queue.popleft())
+            receiver(self._queue.popleft(), self)
 
     def set_close_callback(self, callback: Callable[[DtlsSession], None] | None) -> None:
         """Call ``callback(session)`` once when the session closes, however it
@@ -160,6 +178,8 @@ class DtlsSession:
         if self._closed:
             return
         closed = asyncio.get_running_loop().create_future()
+        if self._close_waiters is None:
+            self._close_waiters = []
         self._close_waiters.append(closed)
         await closed
 
@@ -182,7 +202,7 @@ class DtlsSession:
 
     def _deliver(self, data: bytes) -> None:
         if self._receiver is not None:
-            self._receiver(data)
+            self._receiver(data, self)
             return
         if self._queue is None:
             self._queue = deque()
@@ -198,7 +218,7 @@ class DtlsSession:
         self._closed = True
         self._error = error
         self._wake()
-        waiters, self._close_waiters = self._close_waiters, []
+        waiters, self._close_waiters = self._close_waiters or [], None
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Hashable, Iterable
-from functools import partial
 from typing import Any
 
 from dtlsfast.client import connect
@@ -47,7 +46,8 @@ class _CoapSessions:
         self._attachment = attachment
 
     def session_opened(self, session: DtlsSession) -> None:
-        session.set_receiver(partial(self._attachment, peer=session))
+        # One shared callable for every session: it is called as (data, session).
+        session.set_receiver(self._attachment)
         session.set_close_callback(self._attachment.peer_gone)
 
 

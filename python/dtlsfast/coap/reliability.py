@@ -202,7 +202,9 @@ class DedupCache:
         self._total = total
         self._counters = counters
         self._all: OrderedDict[tuple[Hashable, int], DedupEntry] = OrderedDict()
-        self._by_remote: dict[Hashable, OrderedDict[int, DedupEntry]] = {}
+        # Plain dicts per remote (insertion-ordered, and half the size of an
+        # OrderedDict): a gateway keeps one per peer.
+        self._by_remote: dict[Hashable, dict[int, DedupEntry]] = {}
 
     def __len__(self) -> int:
         return len(self._all)
@@ -221,9 +223,10 @@ class DedupCache:
         self._drop(remote, message_id)
         per = self._by_remote.get(remote)
         if per is None:
-            per = self._by_remote[remote] = OrderedDict()
+            per = self._by_remote[remote] = {}
         elif len(per) >= self._per_remote:
-            old_mid, _ = per.popitem(last=False)
+            old_mid = next(iter(per))
+            del per[old_mid]
             del self._all[(remote, old_mid)]
             self._counters["dedup_evicted"] += 1
         if len(self._all) >= self._total:
