@@ -282,7 +282,7 @@ class _Session(asyncio.DatagramProtocol):
                 if not self.handshake.done():
                     self.handshake.set_result(None)
             elif isinstance(event, ConnectionClosed):
-                self._parse = None
+                self._parse = self._wstate = None
                 if not self.handshake.done():
                     self.handshake.set_exception(
                         event.error or HandshakeError("closed during the handshake")
@@ -322,8 +322,8 @@ class _Session(asyncio.DatagramProtocol):
             transport.sendto(data)
             return
         state = self._wstate
-        if state is None or not self.conn.established:
-            return
+        if state is None:
+            return  # not established yet, or closed by the peer
         seq = state.next_sequence
         state.next_sequence = seq + 1
         transport.sendto(self._wcipher.seal(_APPLICATION_DATA, 0xFEFD, self._wepoch, seq, data))
@@ -475,6 +475,26 @@ def _percentile(ordered: array[float], fraction: float) -> float:
     return ordered[index] * 1000.0
 
 
+async def _close_paced(sessions: list[_Session], batch: int) -> None:
+    """Close every session (close_notify for DTLS), ``batch`` at a time.
+
+    A thousand close_notify records at once overflow a server's socket buffer;
+    a session the server never hears closing lingers there, and a later run
+    that gets the same source port finds a stale session and no handshake.
+    """
+    remaining = list(sessions)
+    try:
+        while remaining:
+            for session in remaining[:batch]:
+                session.close()
+            del remaining[:batch]
+            if remaining:
+                await asyncio.sleep(0.002)
+    finally:
+        for session in remaining:
+            session.close()
+
+
 async def _resolve(host: str, port: int) -> tuple[Any, ...]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
@@ -618,10 +638,7 @@ async def run_load(
     finally:
         run.running = False
         unanswered = sum(len(s.pending) for s in established)
-        for session in established:
-            session.close()
-        # Let the close_notify datagrams leave before the sockets go.
-        await asyncio.sleep(0)
+        await _close_paced(established, handshake_concurrency)
 
     ordered = array("d", sorted(stats.latencies))
     count = len(ordered)
