@@ -337,6 +337,11 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
 
     interactive = sys.stderr.isatty() and not args.json and not args.no_progress
+    # Ctrl-C (or SIGTERM) ends the run early and still reports it.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     result = await run_load(
         args.uri,
         sessions=args.sessions,
@@ -352,6 +357,7 @@ async def run_bench(args: argparse.Namespace) -> int:
         handshake_timeout=args.handshake_timeout,
         request_timeout=args.timeout,
         progress=show if interactive else None,
+        stop=stop,
     )
     if args.json:
         print(result.to_json(), flush=True)

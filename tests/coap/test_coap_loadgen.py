@@ -128,6 +128,20 @@ async def test_error_responses_are_counted(seed: Seed) -> None:
     assert result.error_responses == result.requests == result.errors
 
 
+async def test_stop_ends_the_run_early(seed: Seed) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.3, stop.set)
+    result = await run_load(seed.uri(), sessions=2, duration=30, stop=stop)
+    assert result.interrupted
+    assert result.duration < 5
+    assert result.requests > 0 and result.errors == 0
+    # Stopped during the handshakes: nothing is left open, nothing raised.
+    stop = asyncio.Event()
+    stop.set()
+    result = await run_load(seed.uri(), sessions=2, duration=30, stop=stop)
+    assert result.interrupted and result.requests == 0
+
+
 async def test_wrong_psk_is_reported_not_raised(seed: Seed) -> None:
     result = await run_load(seed.uri(), sessions=3, duration=0.3, key="not-the-key")
     assert result.sessions_established == 0

@@ -35,6 +35,7 @@ for 247 s (rather than a bounded number per peer) would see duplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import socket
@@ -83,6 +84,7 @@ class LoadResult:
     handshake_failures: int
     handshake_seconds: float
     """Wall time of the handshake phase (all sessions, bounded concurrency)."""
+    handshakes_per_second: float
     duration: float
     """Wall time of the load phase."""
     window: int
@@ -107,6 +109,8 @@ class LoadResult:
     unanswered: int
     """Requests still in flight when the run ended (not errors)."""
     cipher_suite: str
+    interrupted: bool
+    """The run was stopped early (``stop`` was set)."""
     handshake_failure_reasons: dict[str, int] = field(default_factory=dict)
     response_codes: dict[str, int] = field(default_factory=dict)
 
@@ -122,9 +126,10 @@ class LoadResult:
     def summary(self) -> str:
         """Human-readable report, several lines."""
         lines = [
-            f"{self.method} {self.uri}",
+            f"{self.method} {self.uri}" + (" (stopped early)" * self.interrupted),
             f"  sessions    {self.sessions_established}/{self.sessions} established "
-            f"in {self.handshake_seconds:.2f} s, {self.handshake_failures} failed"
+            f"in {self.handshake_seconds:.2f} s ({self.handshakes_per_second:,.0f}/s), "
+            f"{self.handshake_failures} failed"
             + (f" ({self.cipher_suite})" if self.cipher_suite else ""),
         ]
         for reason, count in self.handshake_failure_reasons.items():
@@ -520,6 +525,7 @@ async def run_load(
     request_timeout: float = 10.0,
     progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 1.0,
+    stop: asyncio.Event | None = None,
 ) -> LoadResult:
     """Load ``uri`` (coap:// or coaps://) and report what was measured.
 
@@ -528,8 +534,10 @@ async def run_load(
     is counted, not fatal. Phase two keeps ``window`` CON requests in flight
     on every established session for ``duration`` s. ``ciphers`` lists IANA
     suite names to offer (default: the client's PSK suites, CCM_8 first).
-    Raises :class:`ConfigurationError` for bad arguments (an unknown suite,
-    an unknown method) before sending anything.
+    Setting ``stop`` ends the run early (Ctrl-C in ``dtlsfast bench``); the
+    result covers the time run so far. Raises :class:`ConfigurationError` for
+    bad arguments (an unknown suite, an unknown method) before sending
+    anything.
     """
     target = parse_uri(uri)
     code = _METHODS.get(method.upper())
@@ -577,6 +585,9 @@ async def run_load(
                 session.pump()
                 async with asyncio.timeout(handshake_timeout):
                     await session.handshake
+            except asyncio.CancelledError:
+                session.close()
+                raise
             except Exception as exc:
                 reason = (
                     f"no handshake within {handshake_timeout} s"
@@ -592,7 +603,17 @@ async def run_load(
             established.append(session)
 
     started = time.perf_counter()
-    await asyncio.gather(*(open_session() for _ in range(sessions)))
+    opening = asyncio.gather(*(open_session() for _ in range(sessions)))
+    if stop is None:
+        await opening
+    else:
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((opening, stopped), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
     handshake_seconds = time.perf_counter() - started
     suite = ""
     if established and established[0].conn is not None:
@@ -604,7 +625,7 @@ async def run_load(
     load_started = time.perf_counter()
     elapsed = 0.0
     try:
-        if established:
+        if established and not (stop is not None and stop.is_set()):
             run.running = True
             for session in established:
                 for _ in range(window):
@@ -614,7 +635,7 @@ async def run_load(
             last_requests = 0
             while True:
                 now = time.perf_counter()
-                if now >= end:
+                if now >= end or (stop is not None and stop.is_set()):
                     break
                 for session in established:
                     session.check_retransmissions(now)
@@ -649,6 +670,9 @@ async def run_load(
         sessions_established=len(established),
         handshake_failures=sessions - len(established),
         handshake_seconds=round(handshake_seconds, 6),
+        handshakes_per_second=round(len(established) / handshake_seconds, 3)
+        if handshake_seconds > 0
+        else 0.0,
         duration=round(elapsed, 6),
         window=window,
         requests=stats.requests,
@@ -667,6 +691,7 @@ async def run_load(
         transport_errors=stats.transport_errors,
         unanswered=unanswered,
         cipher_suite=suite,
+        interrupted=stop is not None and stop.is_set(),
         handshake_failure_reasons=dict(failures),
         response_codes={f"{c >> 5}.{c & 0x1F:02d}": n for c, n in sorted(stats.codes.items())},
     )
