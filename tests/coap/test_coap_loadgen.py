@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from array import array
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -119,6 +120,32 @@ async def test_plain_coap(seed: Seed) -> None:
     assert result.cipher_suite == ""
     assert result.requests > 0 and result.errors == 0
     check_consistent(result)
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_ipv6() -> None:
+    coap = CoapServer()
+    coap.add_resource("light", LightResource())
+    udp = await coap.listen_udp("::1", 0)
+    dtls = await listen_dtls(coap, "::1", 0, psk_store=PSK, identity_hint="CoAP")
+    try:
+        for uri in (f"coaps://[::1]:{dtls.port}/light", f"coap://[::1]:{udp.port}/light"):
+            result = await run_load(uri, sessions=2, duration=0.3)
+            assert result.sessions_established == 2, result.summary()
+            assert result.requests > 0 and result.errors == 0, result.summary()
+    finally:
+        dtls.close()
+        await dtls.wait_closed()
+        coap.close()
 
 
 async def test_error_responses_are_counted(seed: Seed) -> None:

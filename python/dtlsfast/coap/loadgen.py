@@ -500,12 +500,13 @@ async def _close_paced(sessions: list[_Session], batch: int) -> None:
             session.close()
 
 
-async def _resolve(host: str, port: int) -> tuple[Any, ...]:
+async def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
+    """The first address of ``host`` (an IPv6 one is a 4-tuple) and its family."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     if not infos:
         raise OSError(f"cannot resolve {host}")
-    return tuple(infos[0][4])
+    return int(infos[0][0]), tuple(infos[0][4])
 
 
 async def run_load(
@@ -557,7 +558,7 @@ async def run_load(
         # Still validate the names, so that a typo is not silently ignored.
         DtlsConfiguration.client(psk=(identity, key), ciphers=ciphers)
     load_backend("rust")
-    address = await _resolve(target.host, target.port)
+    family, address = await _resolve(target.host, target.port)
     run = _Run(int(code), _request_tail(target.options, payload, content_format), request_timeout)
     loop = asyncio.get_running_loop()
 
@@ -571,7 +572,7 @@ async def run_load(
             conn = DtlsConnection(config, peer=address) if config is not None else None
             try:
                 _, proto = await loop.create_datagram_endpoint(
-                    lambda: _Session(run, conn), remote_addr=address
+                    lambda: _Session(run, conn), remote_addr=address[:2], family=family
                 )
             except OSError as exc:
                 failures[f"socket: {exc}"] += 1
@@ -612,8 +613,8 @@ async def run_load(
         stopped.cancel()
         if not opening.done():
             opening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await opening
+        with contextlib.suppress(asyncio.CancelledError):
+            await opening
     handshake_seconds = time.perf_counter() - started
     suite = ""
     if established and established[0].conn is not None:
