@@ -169,6 +169,16 @@ async def test_stop_ends_the_run_early(seed: Seed) -> None:
     assert result.interrupted and result.requests == 0
 
 
+async def test_sessions_closed_by_the_server(seed: Seed) -> None:
+    asyncio.get_running_loop().call_later(0.4, seed.dtls.close)
+    result = await run_load(seed.uri(), sessions=3, window=2, duration=1.0)
+    assert result.sessions_established == 3
+    assert result.sessions_lost == 3
+    assert result.requests > 0
+    assert result.unanswered == 0
+    assert result.errors == result.transport_errors <= 6
+
+
 async def test_wrong_psk_is_reported_not_raised(seed: Seed) -> None:
     result = await run_load(seed.uri(), sessions=3, duration=0.3, key="not-the-key")
     assert result.sessions_established == 0

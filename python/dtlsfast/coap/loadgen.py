@@ -27,7 +27,8 @@ neither answered nor errors.
 Latency is measured from the first transmission to the response
 (``time.perf_counter``), retransmissions included.
 
-Message IDs wrap after 65536 requests per session, well inside RFC 7252's
+Each request is one exchange: of a block-wise (RFC 7959) body only the first
+block is fetched. Message IDs wrap after 65536 requests per session, well inside RFC 7252's
 EXCHANGE_LIFETIME at benchmark rates: a server that keeps every message ID
 for 247 s (rather than a bounded number per peer) would see duplicates.
 """
@@ -108,6 +109,16 @@ class LoadResult:
     """ICMP errors reported by the socket (port unreachable and the like)."""
     unanswered: int
     """Requests still in flight when the run ended (not errors)."""
+    sessions_lost: int
+    """Sessions the server closed during the run (close_notify or an alert);
+    their requests in flight count as ``transport_errors``."""
+    handshake_retransmissions: int
+    """DTLS flights the established sessions sent again during their
+    handshakes (RFC 6347 §4.2.4)."""
+    generator_cpu_percent: float
+    """CPU time of this process during the load phase, in percent of the
+    phase's wall time (100 is one core). Near 100, the generator, not the
+    server, sets the pace. It counts every thread, and an in-process server."""
     cipher_suite: str
     interrupted: bool
     """The run was stopped early (``stop`` was set)."""
@@ -142,7 +153,10 @@ class LoadResult:
             f"  errors      {self.request_errors} requests (timeouts {self.timeouts}, "
             f"resets {self.resets}, 4.xx/5.xx {self.error_responses}, "
             f"ICMP {self.transport_errors}); "
-            f"retransmissions {self.retransmissions}; unanswered at the end {self.unanswered}",
+            f"retransmissions {self.retransmissions}; unanswered at the end {self.unanswered}"
+            + (f"; sessions closed by the server {self.sessions_lost}" * bool(self.sessions_lost)),
+            f"  generator   {self.generator_cpu_percent:.0f}% CPU during the load "
+            "(near 100: the generator, not the server, sets the pace)",
             "  codes       "
             + ", ".join(f"{code} x {n}" for code, n in sorted(self.response_codes.items())),
         ]
@@ -170,6 +184,7 @@ class _Stats:
         "requests",
         "resets",
         "retransmissions",
+        "sessions_lost",
         "timeouts",
         "transport_errors",
     )
@@ -182,6 +197,7 @@ class _Stats:
         self.timeouts = 0
         self.transport_errors = 0
         self.retransmissions = 0
+        self.sessions_lost = 0
         self.codes: Counter[int] = Counter()
 
     @property
@@ -206,6 +222,7 @@ class _Session(asyncio.DatagramProtocol):
         if conn is None:
             self.handshake.set_result(None)  # plain CoAP: nothing to wait for
         self.deferred = 0
+        self.dead = False
         self.pending: dict[bytes, list[Any]] = {}
         self.next_check = float("inf")
         self.mid = random.getrandbits(16)
@@ -231,7 +248,7 @@ class _Session(asyncio.DatagramProtocol):
                 HandshakeError(f"{type(exc).__name__}: {exc} (is a server listening there?)")
             )
             return
-        if self.run.running:
+        if self.run.running and not self.dead:
             self.stats.transport_errors += 1
             if self.pending:
                 # Blame the oldest request: UDP cannot say which one it was.
@@ -288,6 +305,8 @@ class _Session(asyncio.DatagramProtocol):
                     self.handshake.set_result(None)
             elif isinstance(event, ConnectionClosed):
                 self._parse = self._wstate = None
+                if self.handshake.done():
+                    self._lost()
                 if not self.handshake.done():
                     self.handshake.set_exception(
                         event.error or HandshakeError("closed during the handshake")
@@ -335,9 +354,21 @@ class _Session(asyncio.DatagramProtocol):
 
     # -- CoAP -------------------------------------------------------------
 
+    def _lost(self) -> None:
+        """The server closed the session (close_notify or a fatal alert):
+        its requests in flight fail and it sends no more."""
+        if self.dead:
+            return
+        self.dead = True
+        stats = self.stats
+        stats.sessions_lost += 1
+        if self.run.running:
+            stats.transport_errors += len(self.pending)
+        self.pending.clear()
+
     def send_request(self) -> None:
         run = self.run
-        if not run.running:
+        if not run.running or self.dead:
             return
         mid = self.mid = (self.mid + 1) & 0xFFFF
         token = self.token = (self.token + 1) & 0xFFFFFFFF
@@ -623,8 +654,12 @@ async def run_load(
 
     # -- phase two: load -------------------------------------------------------
     stats = run.stats
+    handshake_retransmissions = sum(
+        s.conn.counters["retransmissions"] for s in established if s.conn is not None
+    )
     load_started = time.perf_counter()
-    elapsed = 0.0
+    cpu_started = time.process_time()
+    elapsed = cpu = 0.0
     try:
         if established and not (stop is not None and stop.is_set()):
             run.running = True
@@ -657,6 +692,7 @@ async def run_load(
                     next_report += progress_interval
                 await asyncio.sleep(min(TICK, end - now))
         elapsed = time.perf_counter() - load_started
+        cpu = time.process_time() - cpu_started
     finally:
         run.running = False
         unanswered = sum(len(s.pending) for s in established)
@@ -691,6 +727,9 @@ async def run_load(
         error_responses=stats.error_responses,
         transport_errors=stats.transport_errors,
         unanswered=unanswered,
+        sessions_lost=stats.sessions_lost,
+        handshake_retransmissions=handshake_retransmissions,
+        generator_cpu_percent=round(cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
         cipher_suite=suite,
         interrupted=stop is not None and stop.is_set(),
         handshake_failure_reasons=dict(failures),
