@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
-from array import array
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -206,10 +206,14 @@ async def test_coaps_server_down() -> None:
 
 async def test_coap_server_down_counts_errors() -> None:
     port = await _closed_port()
-    result = await run_load(f"coap://127.0.0.1:{port}/light", sessions=2, duration=0.5)
+    result = await run_load(
+        f"coap://127.0.0.1:{port}/light", sessions=2, duration=1.0, request_timeout=0.4
+    )
     assert result.requests == 0
-    assert result.transport_errors > 0
-    assert result.errors == result.request_errors == result.transport_errors
+    # ICMP port unreachable, unless the kernel's ICMP rate limit swallowed it:
+    # then the requests time out.
+    assert result.errors > 0
+    assert result.errors == result.request_errors == result.transport_errors + result.timeouts
 
 
 async def test_unknown_suite_is_a_clear_error() -> None:
@@ -236,11 +240,14 @@ def test_cli_rejects_bad_numbers(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_percentiles_nearest_rank() -> None:
-    values = array("d", [i / 1000 for i in range(1, 101)])  # 1..100 ms
-    assert loadgen._percentile(values, 0.5) == pytest.approx(50)
-    assert loadgen._percentile(values, 0.99) == pytest.approx(99)
-    assert loadgen._percentile(values, 1.0) == pytest.approx(100)
-    assert loadgen._percentile(array("d"), 0.5) == 0
+    stats = loadgen._Stats()
+    for value in range(1, 101):  # 1..100 ms, bucketed as on_coap does
+        stats.buckets[int(math.log(value * 1000) * loadgen._PER_LOG)] += 1
+    for fraction, expected in ((0.5, 50), (0.9, 90), (0.99, 99), (1.0, 100)):
+        got = loadgen._percentile(stats.buckets, fraction, 0.1)
+        assert got == pytest.approx(expected, rel=5e-4)
+    assert loadgen._percentile(stats.buckets, 1.0, 0.0995) == pytest.approx(99.5)
+    assert loadgen._percentile([0] * loadgen._BUCKETS, 0.5, 0.0) == 0
 
 
 def test_request_tail_matches_the_message_codec() -> None:
@@ -316,7 +323,7 @@ async def test_lost_requests_are_retransmitted(fast_timers: None) -> None:
     assert result.requests > 0 and result.errors == 0
     assert result.retransmissions >= result.requests
     # Latency counts from the first transmission: at least one ACK_TIMEOUT.
-    assert result.p50_ms >= 50
+    assert result.p50_ms >= 49
 
 
 async def test_unanswered_requests_time_out(fast_timers: None) -> None:
@@ -345,6 +352,7 @@ async def test_separate_responses_are_acknowledged() -> None:
     server, uri = await scripted(separate)
     try:
         result = await run_load(uri, duration=0.3)
+        await asyncio.sleep(0.05)  # the last ACK may still be on its way
     finally:
         server.transport.close()
     assert result.requests > 0 and result.errors == 0
