@@ -126,40 +126,55 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="load a CoAP/CoAPS server: requests per second, latency percentiles",
-        description="Open SESSIONS sessions (DTLS with a PSK for coaps://, plain UDP for "
-        "coap://), each from its own UDP port, keep WINDOW confirmable requests in flight on "
-        "each for DURATION seconds, and report requests per second, latency percentiles, "
+        description="Open --sessions sessions (DTLS with a PSK for coaps://, plain UDP for "
+        "coap://), each from its own UDP port, keep --window confirmable requests in flight on "
+        "each for --duration seconds, and report requests per second, latency percentiles, "
         "errors and retransmissions. A progress line goes to stderr about once a second when "
         "stderr is a terminal (not with --json or --no-progress).",
     )
     bench.add_argument("uri", help="coap:// or coaps:// URI")
-    bench.add_argument("--sessions", type=_positive_int, default=1, help="sessions (default 1)")
     bench.add_argument(
-        "--window", type=_positive_int, default=1, help="requests in flight per session (1)"
+        "--sessions", metavar="N", type=_positive_int, default=1, help="sessions (default 1)"
     )
     bench.add_argument(
-        "--duration", type=_positive_float, default=10.0, help="seconds of load (default 10)"
+        "--window",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="requests in flight per session (default 1)",
+    )
+    bench.add_argument(
+        "--duration",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=10.0,
+        help="seconds of load (default 10)",
     )
     bench.add_argument("-m", dest="method", default="get", help="get, put, post or delete")
     bench.add_argument("-e", dest="payload", default=None, help="payload text")
     bench.add_argument("-t", dest="content_format", type=_content_format, help="content format")
     bench.add_argument("-u", dest="identity", default=DEFAULT_IDENTITY, help="PSK identity")
     bench.add_argument("-k", dest="key", default=DEFAULT_KEY, help="PSK key, ASCII")
-    bench.add_argument("--ciphers", help="IANA suite names to offer, comma separated")
+    bench.add_argument(
+        "--ciphers", metavar="NAMES", help="IANA suite names to offer, comma separated"
+    )
     bench.add_argument(
         "--handshake-concurrency",
+        metavar="N",
         type=_positive_int,
         default=32,
         help="handshakes in progress at once (default 32)",
     )
     bench.add_argument(
         "--handshake-timeout",
+        metavar="SECONDS",
         type=_positive_float,
         default=10.0,
         help="give a handshake up after N s (default 10)",
     )
     bench.add_argument(
         "--timeout",
+        metavar="SECONDS",
         type=_positive_float,
         default=10.0,
         help="give a request up after N s, retransmissions included (default 10)",
