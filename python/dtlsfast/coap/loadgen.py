@@ -318,7 +318,7 @@ class _Session(asyncio.DatagramProtocol):
                 self._parse = self._wstate = None
                 if self.handshake.done():
                     self._lost()
-                if not self.handshake.done():
+                else:
                     self.handshake.set_exception(
                         event.error or HandshakeError("closed during the handshake")
                     )
@@ -393,8 +393,8 @@ class _Session(asyncio.DatagramProtocol):
         self.send_plain(datagram)
 
     def on_coap(self, data: bytes) -> None:
-        if len(data) < 4:
-            return
+        if len(data) < 4 or not self.run.running:
+            return  # after the end, responses count for nothing
         b0 = data[0]
         mtype = (b0 >> 4) & 3
         code = data[1]
