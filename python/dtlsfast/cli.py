@@ -4,7 +4,8 @@
 (RFC 7252 with the DTLS profile of §9.1): plain CoAP on UDP 5683, CoAPS on 5684
 with PSK identity ``CoAP`` and key ``esp32c3_key``, and one observable
 resource, ``light``. ``dtlsfast get|put|post|delete|observe URI`` is a client
-in the spirit of libcoap's ``coap-client``.
+in the spirit of libcoap's ``coap-client``. ``dtlsfast bench URI`` is a load
+generator for any CoAP or CoAPS server (:mod:`dtlsfast.coap.loadgen`).
 """
 
 from __future__ import annotations
@@ -153,7 +154,88 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="offer a connection ID (RFC 9146) so a NAT rebinding keeps the session",
         )
+
+    bench = sub.add_parser(
+        "bench",
+        help="load a CoAP/CoAPS server: requests per second, latency percentiles",
+        description="Open --sessions sessions (DTLS with a PSK for coaps://, plain UDP for "
+        "coap://), each from its own UDP port, keep --window confirmable requests in flight on "
+        "each for --duration seconds, and report requests per second, latency percentiles, "
+        "errors and retransmissions. A progress line goes to stderr about once a second when "
+        "stderr is a terminal (not with --json or --no-progress).",
+    )
+    bench.add_argument("uri", help="coap:// or coaps:// URI")
+    bench.add_argument(
+        "--sessions", metavar="N", type=_positive_int, default=1, help="sessions (default 1)"
+    )
+    bench.add_argument(
+        "--window",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="requests in flight per session (default 1)",
+    )
+    bench.add_argument(
+        "--duration",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=10.0,
+        help="seconds of load (default 10)",
+    )
+    bench.add_argument("-m", dest="method", default="get", help="get, put, post or delete")
+    bench.add_argument("-e", dest="payload", default=None, help="payload text")
+    bench.add_argument("-t", dest="content_format", type=_content_format, help="content format")
+    bench.add_argument("-u", dest="identity", default=DEFAULT_IDENTITY, help="PSK identity")
+    bench.add_argument("-k", dest="key", default=DEFAULT_KEY, help="PSK key, ASCII")
+    bench.add_argument(
+        "--ciphers", metavar="NAMES", help="IANA suite names to offer, comma separated"
+    )
+    bench.add_argument(
+        "--handshake-concurrency",
+        metavar="N",
+        type=_positive_int,
+        default=32,
+        help="handshakes in progress at once (default 32)",
+    )
+    bench.add_argument(
+        "--handshake-timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=10.0,
+        help="give a handshake up after N s (default 10)",
+    )
+    bench.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=10.0,
+        help="give a request up after N s, retransmissions included (default 10)",
+    )
+    bench.add_argument(
+        "--json", action="store_true", help="print one JSON object on stdout, nothing else"
+    )
+    bench.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     return parser
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return number
 
 
 async def run_server(args: argparse.Namespace) -> int:
@@ -305,6 +387,52 @@ def _print_response(response: Any, verbose: bool) -> None:
     sys.stdout.flush()
 
 
+async def run_bench(args: argparse.Namespace) -> int:
+    from dtlsfast.coap.loadgen import Progress, run_load
+
+    def show(p: Progress) -> None:
+        print(
+            f"{p.elapsed:6.1f} s  {p.requests:>10,} requests  {p.requests_per_second:>9,.0f}/s  "
+            f"errors {p.errors:,}  retransmissions {p.retransmissions:,}  "
+            f"in flight {p.in_flight:,}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    interactive = sys.stderr.isatty() and not args.json and not args.no_progress
+    # Ctrl-C (or SIGTERM) ends the run early and still reports it.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    result = await run_load(
+        args.uri,
+        sessions=args.sessions,
+        window=args.window,
+        duration=args.duration,
+        method=args.method,
+        payload=args.payload.encode() if args.payload is not None else b"",
+        content_format=args.content_format,
+        identity=args.identity,
+        key=args.key,
+        ciphers=args.ciphers.split(",") if args.ciphers else None,
+        handshake_concurrency=args.handshake_concurrency,
+        handshake_timeout=args.handshake_timeout,
+        request_timeout=args.timeout,
+        progress=show if interactive else None,
+        stop=stop,
+    )
+    if args.json:
+        print(result.to_json(), flush=True)
+    else:
+        print(result.summary(), flush=True)
+    if not result.sessions_established:
+        if not args.json:
+            print("dtlsfast: no session could be established", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -313,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, str(level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    runner = run_server if args.command == "serve" else run_client
+    runner = {"serve": run_server, "bench": run_bench}.get(args.command, run_client)
     try:
         return asyncio.run(runner(args))
     except KeyboardInterrupt:

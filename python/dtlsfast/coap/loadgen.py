@@ -1,0 +1,765 @@
+"""A CoAP/CoAPS load generator: many sessions, a window of requests each.
+
+:func:`run_load` opens ``sessions`` DTLS sessions (PSK) to any CoAPS server,
+or plain UDP sockets for ``coap://``, each on its own UDP source port, and
+keeps ``window`` Confirmable requests in flight on each for ``duration``
+seconds; it returns a :class:`LoadResult` with the request rate, latency
+percentiles, errors and retransmissions. ``dtlsfast bench`` is its command
+line.
+
+The generator is built to cost little CPU per request so that it measures the
+server, not itself: one ``DatagramProtocol`` per session and no task per
+request; requests are pre-encoded (only the header changes); established
+sessions seal and open application records straight through the record
+core's cipher objects (the sans-I/O :class:`DtlsConnection` runs the
+handshake and gets every record the fast path does not understand: alerts,
+retransmitted handshake flights); one ticker per run drives the CoAP
+retransmissions (RFC 7252 §4.2: ACK_TIMEOUT 2 s, random factor 1.5,
+doubling, MAX_RETRANSMIT 4).
+
+Counting: ``requests`` are requests that got a response (any code) within
+the run; ``request_errors`` are requests answered with 4.xx/5.xx, reset,
+given up (``request_timeout`` or MAX_RETRANSMIT exhausted), or hit by an ICMP
+error (the replacement of such a request waits for the next tick, 0.1 s, so
+that a refused port is not a busy loop); ``errors`` adds the failed
+handshakes. Requests still in flight when the run ends are ``unanswered``,
+neither answered nor errors.
+Latency is measured from the first transmission to the response
+(``time.perf_counter``), retransmissions included, and kept in a histogram
+with 0.1 % wide buckets: percentiles are exact to 0.05 %, the maximum and the
+mean exactly, and memory does not grow with the run.
+
+Each request is one exchange: of a block-wise (RFC 7959) body only the first
+block is fetched. Message IDs wrap after 65536 requests per session, well inside RFC 7252's
+EXCHANGE_LIFETIME at benchmark rates: a server that keeps every message ID
+for 247 s (rather than a bounded number per peer) would see duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import socket
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+from dtlsfast.backend import load_backend
+from dtlsfast.coap.message import PAYLOAD_MARKER, Code, OptionNumber, encode_uint
+from dtlsfast.coap.uri import parse_uri
+from dtlsfast.config import DtlsConfiguration
+from dtlsfast.connection import DtlsConnection
+from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
+from dtlsfast.exceptions import ConfigurationError, HandshakeError
+
+#: RFC 7252 §4.8 transmission parameters.
+ACK_TIMEOUT = 2.0
+ACK_RANDOM_FACTOR = 1.5
+MAX_RETRANSMIT = 4
+#: How often the ticker looks for requests due for retransmission.
+TICK = 0.1
+#: Latencies go into a histogram of buckets 0.1 % wide from 1 µs to 10,000 s,
+#: so that memory stays bounded however long the run (about 23,000 counters).
+_PER_LOG = 1 / math.log(1.001)
+_BUCKETS = int(math.log(1e10) * _PER_LOG) + 1
+_TOP = _BUCKETS - 1
+_log = math.log
+#: Distinct handshake failure reasons kept in the result.
+MAX_FAILURE_REASONS = 8
+
+_APPLICATION_DATA = 23
+_METHODS = {"GET": Code.GET, "POST": Code.POST, "PUT": Code.PUT, "DELETE": Code.DELETE}
+_HEADER = struct.Struct("!BBHI")  # ver/type/tkl, code, message ID, 4-byte token
+_CON_TKL4 = 0x44
+_ACK = 2
+_RST = 3
+
+
+@dataclass
+class LoadResult:
+    """What one run measured. Times are seconds unless the name says ms."""
+
+    uri: str
+    method: str
+    sessions: int
+    """Sessions asked for."""
+    sessions_established: int
+    handshake_failures: int
+    handshake_seconds: float
+    """Wall time of the handshake phase (all sessions, bounded concurrency)."""
+    handshakes_per_second: float
+    duration: float
+    """Wall time of the load phase."""
+    window: int
+    requests: int
+    """Requests that got a response, whatever its code."""
+    errors: int
+    """Everything that failed: handshakes and requests (``request_errors``)."""
+    request_errors: int
+    requests_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    retransmissions: int
+    timeouts: int
+    resets: int
+    error_responses: int
+    """Responses with a 4.xx or 5.xx code (also counted in ``requests``)."""
+    transport_errors: int
+    """ICMP errors reported by the socket (port unreachable and the like)."""
+    unanswered: int
+    """Requests still in flight when the run ended (not errors)."""
+    sessions_lost: int
+    """Sessions the server closed during the run (close_notify or an alert);
+    their requests in flight count as ``transport_errors``."""
+    handshake_retransmissions: int
+    """DTLS flights the established sessions sent again during their
+    handshakes (RFC 6347 §4.2.4)."""
+    generator_cpu_percent: float
+    """CPU time of this process during the load phase, in percent of the
+    phase's wall time (100 is one core). Near 100, the generator, not the
+    server, sets the pace. It counts every thread, and an in-process server."""
+    cipher_suite: str
+    interrupted: bool
+    """The run was stopped early (``stop`` was set)."""
+    handshake_failure_reasons: dict[str, int] = field(default_factory=dict)
+    response_codes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """One JSON object on one line."""
+        import json
+
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+    def summary(self) -> str:
+        """Human-readable report, several lines."""
+        lines = [
+            f"{self.method} {self.uri}" + (" (stopped early)" * self.interrupted),
+            f"  sessions    {self.sessions_established}/{self.sessions} established "
+            f"in {self.handshake_seconds:.2f} s ({self.handshakes_per_second:,.0f}/s), "
+            f"{self.handshake_failures} failed"
+            + (f" ({self.cipher_suite})" if self.cipher_suite else ""),
+        ]
+        for reason, count in self.handshake_failure_reasons.items():
+            lines.append(f"    {count} x {reason}")
+        lines += [
+            f"  requests    {self.requests} in {self.duration:.2f} s, window {self.window}: "
+            f"{self.requests_per_second:,.0f} req/s",
+            f"  latency ms  p50 {self.p50_ms:.3f}  p90 {self.p90_ms:.3f}  "
+            f"p99 {self.p99_ms:.3f}  max {self.max_ms:.3f}  mean {self.mean_ms:.3f}",
+            f"  errors      {self.request_errors} requests (timeouts {self.timeouts}, "
+            f"resets {self.resets}, 4.xx/5.xx {self.error_responses}, "
+            f"ICMP {self.transport_errors}); "
+            f"retransmissions {self.retransmissions}; unanswered at the end {self.unanswered}"
+            + (f"; sessions closed by the server {self.sessions_lost}" * bool(self.sessions_lost)),
+            f"  generator   {self.generator_cpu_percent:.0f}% CPU during the load "
+            "(near 100: the generator, not the server, sets the pace)",
+            "  codes       "
+            + ", ".join(f"{code} x {n}" for code, n in sorted(self.response_codes.items())),
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class Progress:
+    """A snapshot handed to the ``progress`` callback about once a second."""
+
+    elapsed: float
+    requests: int
+    errors: int
+    retransmissions: int
+    in_flight: int
+    requests_per_second: float
+    """Over the last interval."""
+
+
+class _Stats:
+    __slots__ = (
+        "buckets",
+        "codes",
+        "error_responses",
+        "latency_max",
+        "latency_sum",
+        "requests",
+        "resets",
+        "retransmissions",
+        "sessions_lost",
+        "timeouts",
+        "transport_errors",
+    )
+
+    def __init__(self) -> None:
+        self.buckets = [0] * _BUCKETS
+        self.latency_sum = 0.0
+        self.latency_max = 0.0
+        self.requests = 0
+        self.error_responses = 0
+        self.resets = 0
+        self.timeouts = 0
+        self.transport_errors = 0
+        self.retransmissions = 0
+        self.sessions_lost = 0
+        self.codes: Counter[int] = Counter()
+
+    @property
+    def errors(self) -> int:
+        return self.error_responses + self.resets + self.timeouts + self.transport_errors
+
+
+class _Session(asyncio.DatagramProtocol):
+    """One UDP socket, optionally one DTLS connection, ``window`` requests in flight.
+
+    A pending request is a list ``[message_id, first_sent, deadline, timeout,
+    retransmissions, datagram, acked]`` keyed by its 4-byte token.
+    """
+
+    def __init__(self, run: _Run, conn: DtlsConnection | None) -> None:
+        self.run = run
+        self.stats = run.stats
+        self.conn = conn
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.handshake: asyncio.Future[None] = self.loop.create_future()
+        if conn is None:
+            self.handshake.set_result(None)  # plain CoAP: nothing to wait for
+        self.deferred = 0
+        self.dead = False
+        self.pending: dict[bytes, list[Any]] = {}
+        self.next_check = float("inf")
+        self.mid = random.getrandbits(16)
+        self.token = random.getrandbits(32)
+        self._timer: asyncio.TimerHandle | None = None
+        # Fast path state, set once the handshake completed.
+        self._wcipher: Any = None
+        self._wstate: Any = None
+        self._wepoch = 0
+        self._rcipher: Any = None
+        self._rwindow: Any = None
+        self._repoch = -1
+        self._parse: Callable[[bytes], list[tuple[int, int, int, int, bytes]]] | None = None
+
+    # -- asyncio ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.handshake.done() and self.conn is not None:
+            self.handshake.set_exception(
+                HandshakeError(f"{type(exc).__name__}: {exc} (is a server listening there?)")
+            )
+            return
+        if self.run.running and not self.dead:
+            self.stats.transport_errors += 1
+            if self.pending:
+                # Blame the oldest request: UDP cannot say which one it was.
+                # Its replacement waits for the next tick, so that a refused
+                # port does not turn into a busy loop.
+                del self.pending[next(iter(self.pending))]
+                self.deferred += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self.handshake.done():
+            self.handshake.set_exception(HandshakeError("the socket closed"))
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        parse = self._parse
+        if parse is not None:
+            records = parse(data)
+            if len(records) == 1:
+                ctype, version, epoch, seq, fragment = records[0]
+                if ctype == _APPLICATION_DATA and epoch == self._repoch:
+                    window = self._rwindow
+                    if not window.check(seq):
+                        return
+                    plain = self._rcipher.open_parts(ctype, version, epoch, seq, fragment)
+                    if plain is None:
+                        return
+                    window.accept(seq)
+                    self.on_coap(plain)
+                    return
+        conn = self.conn
+        if conn is None:
+            self.on_coap(data)
+            return
+        conn.receive_datagram(data, self.loop.time())
+        self.pump()
+
+    # -- DTLS -------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Send what the connection queued, handle its events, re-arm its timer."""
+        conn = self.conn
+        assert conn is not None
+        transport = self.transport
+        for datagram in conn.datagrams_to_send(self.loop.time()):
+            if transport is not None:
+                transport.sendto(datagram)
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, ApplicationDataReceived):
+                self.on_coap(event.data)
+            elif isinstance(event, HandshakeCompleted):
+                self._enable_fast_path(conn)
+                if not self.handshake.done():
+                    self.handshake.set_result(None)
+            elif isinstance(event, ConnectionClosed):
+                self._parse = self._wstate = None
+                if self.handshake.done():
+                    self._lost()
+                else:
+                    self.handshake.set_exception(
+                        event.error or HandshakeError("closed during the handshake")
+                    )
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = conn.get_timer()
+        if when is not None:
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.conn is not None:
+            self.conn.handle_timer(self.loop.time())
+            self.pump()
+
+    def _enable_fast_path(self, conn: DtlsConnection) -> None:
+        # The record layer's own state objects: sequence numbers and the
+        # replay window stay shared with the connection, which still handles
+        # everything else (alerts, close_notify, retransmitted flights).
+        records = conn.records
+        self._wepoch = records.write_epoch
+        self._wstate = records._write[self._wepoch]
+        self._wcipher = self._wstate.cipher
+        self._repoch = records.read_epoch
+        read = records._read[self._repoch]
+        self._rcipher, self._rwindow = read.cipher, read.window
+        self._parse = records.backend.parse_records
+
+    def send_plain(self, data: bytes) -> None:
+        """Send one CoAP datagram, sealed when the session is DTLS."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self.conn is None:
+            transport.sendto(data)
+            return
+        state = self._wstate
+        if state is None:
+            return  # not established yet, or closed by the peer
+        seq = state.next_sequence
+        state.next_sequence = seq + 1
+        transport.sendto(self._wcipher.seal(_APPLICATION_DATA, 0xFEFD, self._wepoch, seq, data))
+
+    # -- CoAP -------------------------------------------------------------
+
+    def _lost(self) -> None:
+        """The server closed the session (close_notify or a fatal alert):
+        its requests in flight fail and it sends no more."""
+        if self.dead:
+            return
+        self.dead = True
+        stats = self.stats
+        stats.sessions_lost += 1
+        if self.run.running:
+            stats.transport_errors += len(self.pending)
+        self.pending.clear()
+
+    def send_request(self) -> None:
+        run = self.run
+        if not run.running or self.dead:
+            return
+        mid = self.mid = (self.mid + 1) & 0xFFFF
+        token = self.token = (self.token + 1) & 0xFFFFFFFF
+        datagram = _HEADER.pack(_CON_TKL4, run.code, mid, token) + run.tail
+        now = time.perf_counter()
+        timeout = random.uniform(ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR)
+        deadline = now + timeout
+        self.pending[datagram[4:8]] = [mid, now, deadline, timeout, 0, datagram, False]
+        if deadline < self.next_check:
+            self.next_check = deadline
+        self.send_plain(datagram)
+
+    def on_coap(self, data: bytes) -> None:
+        if len(data) < 4 or not self.run.running:
+            return  # after the end, responses count for nothing
+        b0 = data[0]
+        mtype = (b0 >> 4) & 3
+        code = data[1]
+        if code == 0:
+            # Empty ACK (a separate response follows) or RST.
+            if mtype in (_ACK, _RST):
+                mid = (data[2] << 8) | data[3]
+                for token, entry in self.pending.items():
+                    if entry[0] == mid:
+                        if mtype == _ACK:
+                            entry[6] = True
+                        else:
+                            del self.pending[token]
+                            self.stats.resets += 1
+                            self.send_request()
+                        break
+            return
+        tkl = b0 & 0x0F
+        if mtype == 0:
+            # A separate response in a CON: acknowledge it.
+            self.send_plain(bytes((0x60, 0, data[2], data[3])))
+        found = self.pending.pop(data[4 : 4 + tkl], None) if tkl == 4 else None
+        if found is None:
+            return  # late, duplicate or not ours
+        stats = self.stats
+        latency = time.perf_counter() - found[1]
+        stats.latency_sum += latency
+        if latency > stats.latency_max:
+            stats.latency_max = latency
+        micros = latency * 1e6
+        stats.buckets[min(int(_log(micros) * _PER_LOG), _TOP) if micros > 1.0 else 0] += 1
+        stats.requests += 1
+        stats.codes[code] += 1
+        if code >= 0x80:
+            stats.error_responses += 1
+        self.send_request()
+
+    def check_retransmissions(self, now: float) -> None:
+        """Retransmit requests whose timer expired; give up on exhausted ones."""
+        while self.deferred:
+            self.deferred -= 1
+            self.send_request()
+        if now < self.next_check:
+            return
+        stats = self.stats
+        limit = self.run.request_timeout
+        next_check = float("inf")
+        expired: list[bytes] = []
+        for token, entry in self.pending.items():
+            if now - entry[1] >= limit:
+                expired.append(token)
+                continue
+            deadline = entry[2]
+            if now >= deadline and not entry[6]:
+                if entry[4] >= MAX_RETRANSMIT:
+                    expired.append(token)
+                    continue
+                entry[4] += 1
+                entry[3] *= 2
+                deadline = entry[2] = now + entry[3]
+                stats.retransmissions += 1
+                self.send_plain(entry[5])
+            elif entry[6]:
+                deadline = entry[1] + limit
+            next_check = min(next_check, deadline, entry[1] + limit)
+        self.next_check = next_check
+        for token in expired:
+            del self.pending[token]
+            stats.timeouts += 1
+            self.send_request()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conn = self.conn
+        if conn is not None and not conn.closed and self.transport is not None:
+            conn.close()  # close_notify, so that the server frees the session
+            for datagram in conn.datagrams_to_send(self.loop.time()):
+                self.transport.sendto(datagram)
+        if self.transport is not None:
+            self.transport.close()
+
+
+@dataclass
+class _Run:
+    code: int
+    tail: bytes
+    request_timeout: float
+    stats: _Stats = field(default_factory=_Stats)
+    running: bool = False
+
+
+def _request_tail(uri_options: list[tuple[int, bytes]], payload: bytes, fmt: int | None) -> bytes:
+    """Options and payload of the request: everything after the token."""
+    options = list(uri_options)
+    if fmt is not None:
+        options.append((OptionNumber.CONTENT_FORMAT, encode_uint(fmt)))
+    options.sort(key=lambda item: item[0])
+    out = bytearray()
+    last = 0
+    for number, value in options:
+        delta, length = number - last, len(value)
+        head = 0
+        ext = bytearray()
+        for shift, n in ((4, delta), (0, length)):
+            if n < 13:
+                head |= n << shift
+            elif n < 269:
+                head |= 13 << shift
+                ext.append(n - 13)
+            else:
+                head |= 14 << shift
+                ext += (n - 269).to_bytes(2, "big")
+        out.append(head)
+        out += ext
+        out += value
+        last = number
+    if payload:
+        out.append(PAYLOAD_MARKER)
+        out += payload
+    return bytes(out)
+
+
+def _percentile(buckets: list[int], fraction: float, largest: float) -> float:
+    """The nearest-rank percentile in ms: the bucket holding the smallest
+    latency with at least ``fraction`` of all at or below it, at its geometric
+    middle (within 0.05 %), never above ``largest`` (seconds)."""
+    total = sum(buckets)
+    if not total:
+        return 0.0
+    rank = max(1, math.ceil(fraction * total))
+    seen = 0
+    for index, count in enumerate(buckets):
+        seen += count
+        if seen >= rank:
+            middle = math.exp((index + 0.5) / _PER_LOG) / 1e6 if index else 1e-6
+            return min(middle, largest) * 1000.0
+    return largest * 1000.0
+
+
+async def _close_paced(sessions: list[_Session], batch: int) -> None:
+    """Close every session (close_notify for DTLS), ``batch`` at a time.
+
+    A thousand close_notify records at once overflow a server's socket buffer;
+    a session the server never hears closing lingers there, and a later run
+    that gets the same source port finds a stale session and no handshake.
+    """
+    remaining = list(sessions)
+    try:
+        while remaining:
+            for session in remaining[:batch]:
+                session.close()
+            del remaining[:batch]
+            if remaining:
+                await asyncio.sleep(0.002)
+    finally:
+        for session in remaining:
+            session.close()
+
+
+async def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
+    """The first address of ``host`` (an IPv6 one is a 4-tuple) and its family."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"cannot resolve {host}")
+    return int(infos[0][0]), tuple(infos[0][4])
+
+
+async def run_load(
+    uri: str,
+    *,
+    sessions: int = 1,
+    window: int = 1,
+    duration: float = 10.0,
+    method: str = "GET",
+    payload: bytes = b"",
+    content_format: int | None = None,
+    identity: str | bytes = "CoAP",
+    key: str | bytes = "esp32c3_key",
+    ciphers: Iterable[str | int] | None = None,
+    handshake_concurrency: int = 32,
+    handshake_timeout: float = 10.0,
+    request_timeout: float = 10.0,
+    progress: Callable[[Progress], None] | None = None,
+    progress_interval: float = 1.0,
+    stop: asyncio.Event | None = None,
+) -> LoadResult:
+    """Load ``uri`` (coap:// or coaps://) and report what was measured.
+
+    Phase one opens the sessions, at most ``handshake_concurrency`` handshakes
+    at a time, each given up after ``handshake_timeout`` s; a failed session
+    is counted, not fatal. Phase two keeps ``window`` CON requests in flight
+    on every established session for ``duration`` s. ``ciphers`` lists IANA
+    suite names to offer (default: the client's PSK suites, CCM_8 first).
+    Setting ``stop`` ends the run early (Ctrl-C in ``dtlsfast bench``); the
+    result covers the time run so far. Raises :class:`ConfigurationError` for
+    bad arguments (an unknown suite, an unknown method) before sending
+    anything.
+    """
+    target = parse_uri(uri)
+    code = _METHODS.get(method.upper())
+    if code is None:
+        raise ConfigurationError(f"unknown method {method!r}: use one of {', '.join(_METHODS)}")
+    if sessions < 1 or window < 1 or handshake_concurrency < 1:
+        raise ConfigurationError("sessions, window and handshake concurrency must be at least 1")
+    if duration <= 0 or handshake_timeout <= 0 or request_timeout <= 0:
+        raise ConfigurationError("duration and timeouts must be positive")
+    secure = target.scheme == "coaps"
+    config: DtlsConfiguration | None = None
+    if secure:
+        config = DtlsConfiguration.client(
+            psk=(identity, key), ciphers=ciphers, server_name=target.host
+        )
+    elif ciphers is not None:
+        # Still validate the names, so that a typo is not silently ignored.
+        DtlsConfiguration.client(psk=(identity, key), ciphers=ciphers)
+    load_backend("rust")
+    family, address = await _resolve(target.host, target.port)
+    run = _Run(int(code), _request_tail(target.options, payload, content_format), request_timeout)
+    loop = asyncio.get_running_loop()
+
+    # -- phase one: sessions -------------------------------------------------
+    failures: Counter[str] = Counter()
+    established: list[_Session] = []
+    limiter = asyncio.Semaphore(handshake_concurrency)
+
+    async def open_session() -> None:
+        async with limiter:
+            conn = DtlsConnection(config, peer=address) if config is not None else None
+            try:
+                _, proto = await loop.create_datagram_endpoint(
+                    lambda: _Session(run, conn), remote_addr=address[:2], family=family
+                )
+            except OSError as exc:
+                failures[f"socket: {exc}"] += 1
+                return
+            session = proto
+            if conn is None:
+                established.append(session)
+                return
+            try:
+                conn.connect(loop.time())
+                session.pump()
+                async with asyncio.timeout(handshake_timeout):
+                    await session.handshake
+            except asyncio.CancelledError:
+                session.close()
+                raise
+            except Exception as exc:
+                reason = (
+                    f"no handshake within {handshake_timeout} s"
+                    if isinstance(exc, TimeoutError)
+                    else f"{type(exc).__name__}: {exc}"
+                )
+                if reason in failures or len(failures) < MAX_FAILURE_REASONS:
+                    failures[reason] += 1
+                else:
+                    failures["other"] += 1
+                session.close()
+                return
+            established.append(session)
+
+    started = time.perf_counter()
+    opening = asyncio.gather(*(open_session() for _ in range(sessions)))
+    if stop is None:
+        await opening
+    else:
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((opening, stopped), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not opening.done():
+            opening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await opening
+    handshake_seconds = time.perf_counter() - started
+    suite = ""
+    if established and established[0].conn is not None:
+        negotiated = established[0].conn.cipher_suite
+        suite = negotiated.name if negotiated is not None else ""
+
+    # -- phase two: load -------------------------------------------------------
+    stats = run.stats
+    handshake_retransmissions = sum(
+        s.conn.counters["retransmissions"] for s in established if s.conn is not None
+    )
+    load_started = time.perf_counter()
+    cpu_started = time.process_time()
+    elapsed = cpu = 0.0
+    try:
+        if established and not (stop is not None and stop.is_set()):
+            run.running = True
+            for session in established:
+                for _ in range(window):
+                    session.send_request()
+            end = load_started + duration
+            next_report = load_started + progress_interval
+            last_requests = 0
+            while True:
+                now = time.perf_counter()
+                if now >= end or (stop is not None and stop.is_set()):
+                    break
+                for session in established:
+                    session.check_retransmissions(now)
+                if progress is not None and now >= next_report:
+                    in_flight = sum(len(s.pending) for s in established)
+                    progress(
+                        Progress(
+                            elapsed=now - load_started,
+                            requests=stats.requests,
+                            errors=stats.errors,
+                            retransmissions=stats.retransmissions,
+                            in_flight=in_flight,
+                            requests_per_second=(stats.requests - last_requests)
+                            / progress_interval,
+                        )
+                    )
+                    last_requests = stats.requests
+                    next_report += progress_interval
+                await asyncio.sleep(min(TICK, end - now))
+        elapsed = time.perf_counter() - load_started
+        cpu = time.process_time() - cpu_started
+    finally:
+        run.running = False
+        unanswered = sum(len(s.pending) for s in established)
+        await _close_paced(established, handshake_concurrency)
+
+    count = stats.requests
+    largest = stats.latency_max
+    return LoadResult(
+        uri=uri,
+        method=method.upper(),
+        sessions=sessions,
+        sessions_established=len(established),
+        handshake_failures=sessions - len(established),
+        handshake_seconds=round(handshake_seconds, 6),
+        handshakes_per_second=round(len(established) / handshake_seconds, 3)
+        if handshake_seconds > 0
+        else 0.0,
+        duration=round(elapsed, 6),
+        window=window,
+        requests=stats.requests,
+        errors=stats.errors + sessions - len(established),
+        request_errors=stats.errors,
+        requests_per_second=round(stats.requests / elapsed, 3) if elapsed > 0 else 0.0,
+        p50_ms=round(_percentile(stats.buckets, 0.50, largest), 4),
+        p90_ms=round(_percentile(stats.buckets, 0.90, largest), 4),
+        p99_ms=round(_percentile(stats.buckets, 0.99, largest), 4),
+        max_ms=round(largest * 1000.0, 4),
+        mean_ms=round(stats.latency_sum / count * 1000.0, 4) if count else 0.0,
+        retransmissions=stats.retransmissions,
+        timeouts=stats.timeouts,
+        resets=stats.resets,
+        error_responses=stats.error_responses,
+        transport_errors=stats.transport_errors,
+        unanswered=unanswered,
+        sessions_lost=stats.sessions_lost,
+        handshake_retransmissions=handshake_retransmissions,
+        generator_cpu_percent=round(cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
+        cipher_suite=suite,
+        interrupted=stop is not None and stop.is_set(),
+        handshake_failure_reasons=dict(failures),
+        response_codes={f"{c >> 5}.{c & 0x1F:02d}": n for c, n in sorted(stats.codes.items())},
+    )
+
+
+__all__ = ["LoadResult", "Progress", "run_load"]

@@ -1,0 +1,381 @@
+"""The load generator (``dtlsfast.coap.loadgen``, ``dtlsfast bench``) against
+in-process servers: dtlsfast's CoAPS and CoAP servers, servers that are
+down or have another key, and scripted UDP servers that lose requests,
+answer separately or never answer. No assertion on speed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from dtlsfast.cli import main
+from dtlsfast.coap import CoapServer, LightResource, loadgen
+from dtlsfast.coap.dtls import listen_dtls
+from dtlsfast.coap.loadgen import LoadResult, Progress, run_load
+from dtlsfast.coap.transport import UdpServerTransport
+from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.server import DtlsServer
+
+PSK = {b"CoAP": b"esp32c3_key"}
+JSON_KEYS = {
+    "requests",
+    "errors",
+    "requests_per_second",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "sessions",
+    "sessions_established",
+    "handshake_failures",
+    "handshake_seconds",
+    "retransmissions",
+    "duration",
+    "method",
+    "uri",
+}
+
+
+@dataclass
+class Seed:
+    coap: CoapServer
+    light: LightResource
+    udp: UdpServerTransport
+    dtls: DtlsServer
+
+    def uri(self, path: str = "light", *, secure: bool = True) -> str:
+        if secure:
+            return f"coaps://127.0.0.1:{self.dtls.port}/{path}"
+        return f"coap://127.0.0.1:{self.udp.port}/{path}"
+
+
+@pytest.fixture
+async def seed() -> AsyncIterator[Seed]:
+    coap = CoapServer()
+    light = LightResource()
+    coap.add_resource("light", light)
+    udp = await coap.listen_udp("127.0.0.1", 0)
+    dtls = await listen_dtls(coap, "127.0.0.1", 0, psk_store=PSK, identity_hint="CoAP")
+    try:
+        yield Seed(coap, light, udp, dtls)
+    finally:
+        dtls.close()
+        await dtls.wait_closed()
+        coap.close()
+
+
+def check_consistent(result: LoadResult) -> None:
+    assert result.p50_ms <= result.p90_ms <= result.p99_ms <= result.max_ms
+    assert sum(result.response_codes.values()) == result.requests
+    payload = json.loads(result.to_json())
+    assert payload.keys() >= JSON_KEYS
+
+
+async def test_coaps_sessions_and_window(seed: Seed) -> None:
+    seen: list[Progress] = []
+    result = await run_load(
+        seed.uri(), sessions=4, window=4, duration=1.0, progress=seen.append, progress_interval=0.2
+    )
+    assert result.sessions_established == 4
+    assert result.handshake_failures == 0
+    assert result.cipher_suite == "TLS_PSK_WITH_AES_128_CCM_8"
+    assert result.requests > 0
+    assert result.errors == 0
+    assert result.response_codes == {"2.05": result.requests}
+    assert result.p50_ms > 0
+    assert result.unanswered <= 16
+    check_consistent(result)
+    assert seen and seen[-1].requests <= result.requests
+    # Every session had its own source port: the server saw four peers.
+    assert seed.dtls.counters["handshakes_completed"] == 4
+
+
+async def test_coaps_put_with_payload_and_chosen_suite(seed: Seed) -> None:
+    result = await run_load(
+        seed.uri(),
+        sessions=2,
+        window=2,
+        duration=0.5,
+        method="put",
+        payload=b"on",
+        ciphers=["TLS_PSK_WITH_AES_128_GCM_SHA256"],
+    )
+    assert result.cipher_suite == "TLS_PSK_WITH_AES_128_GCM_SHA256"
+    assert result.method == "PUT"
+    assert result.requests > 0 and result.errors == 0
+    assert result.response_codes == {"2.04": result.requests}
+    assert seed.light.on
+
+
+async def test_plain_coap(seed: Seed) -> None:
+    result = await run_load(seed.uri(secure=False), sessions=3, window=2, duration=0.5)
+    assert result.sessions_established == 3
+    assert result.cipher_suite == ""
+    assert result.requests > 0 and result.errors == 0
+    check_consistent(result)
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_ipv6() -> None:
+    coap = CoapServer()
+    coap.add_resource("light", LightResource())
+    udp = await coap.listen_udp("::1", 0)
+    dtls = await listen_dtls(coap, "::1", 0, psk_store=PSK, identity_hint="CoAP")
+    try:
+        for uri in (f"coaps://[::1]:{dtls.port}/light", f"coap://[::1]:{udp.port}/light"):
+            result = await run_load(uri, sessions=2, duration=0.3)
+            assert result.sessions_established == 2, result.summary()
+            assert result.requests > 0 and result.errors == 0, result.summary()
+    finally:
+        dtls.close()
+        await dtls.wait_closed()
+        coap.close()
+
+
+async def test_error_responses_are_counted(seed: Seed) -> None:
+    result = await run_load(seed.uri("nothing-here"), duration=0.3)
+    assert result.requests > 0
+    assert result.response_codes == {"4.04": result.requests}
+    assert result.error_responses == result.requests == result.errors
+
+
+async def test_stop_ends_the_run_early(seed: Seed) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.3, stop.set)
+    result = await run_load(seed.uri(), sessions=2, duration=30, stop=stop)
+    assert result.interrupted
+    assert result.duration < 5
+    assert result.requests > 0 and result.errors == 0
+    # Stopped during the handshakes: nothing is left open, nothing raised.
+    stop = asyncio.Event()
+    stop.set()
+    result = await run_load(seed.uri(), sessions=2, duration=30, stop=stop)
+    assert result.interrupted and result.requests == 0
+
+
+async def test_sessions_closed_by_the_server(seed: Seed) -> None:
+    asyncio.get_running_loop().call_later(0.4, seed.dtls.close)
+    result = await run_load(seed.uri(), sessions=3, window=2, duration=1.0)
+    assert result.sessions_established == 3
+    assert result.sessions_lost == 3
+    assert result.requests > 0
+    assert result.unanswered == 0
+    assert result.errors == result.transport_errors <= 6
+
+
+async def test_wrong_psk_is_reported_not_raised(seed: Seed) -> None:
+    result = await run_load(seed.uri(), sessions=3, duration=0.3, key="not-the-key")
+    assert result.sessions_established == 0
+    assert result.handshake_failures == 3
+    assert result.errors == 3
+    assert result.requests == 0
+    [reason] = result.handshake_failure_reasons
+    assert "bad_record_mac" in reason
+    check_consistent(result)
+
+
+async def test_wrong_identity_is_reported(seed: Seed) -> None:
+    result = await run_load(seed.uri(), sessions=2, duration=0.3, identity="nobody")
+    assert result.handshake_failures == 2 and result.errors == 2
+
+
+async def test_coaps_server_down() -> None:
+    port = await _closed_port()
+    result = await run_load(
+        f"coaps://127.0.0.1:{port}/light", sessions=2, duration=0.3, handshake_timeout=3
+    )
+    assert result.sessions_established == 0
+    assert result.handshake_failures == 2 and result.errors == 2
+
+
+async def test_coap_server_down_counts_errors() -> None:
+    port = await _closed_port()
+    result = await run_load(
+        f"coap://127.0.0.1:{port}/light", sessions=2, duration=1.0, request_timeout=0.4
+    )
+    assert result.requests == 0
+    # ICMP port unreachable, unless the kernel's ICMP rate limit swallowed it:
+    # then the requests time out.
+    assert result.errors > 0
+    assert result.errors == result.request_errors == result.transport_errors + result.timeouts
+
+
+async def test_unknown_suite_is_a_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="unknown cipher suite 'TLS_NOPE'"):
+        await run_load("coaps://127.0.0.1:9/light", ciphers=["TLS_NOPE"])
+    with pytest.raises(ConfigurationError, match="unknown cipher suite"):
+        await run_load("coap://127.0.0.1:9/light", ciphers=["TLS_NOPE"])
+    with pytest.raises(ConfigurationError, match="unknown method"):
+        await run_load("coap://127.0.0.1:9/light", method="FETCHX")
+
+
+def test_cli_unknown_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "coaps://127.0.0.1:9/light", "--ciphers", "TLS_PSK_WITH_AES_128_CCM_9"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown cipher suite 'TLS_PSK_WITH_AES_128_CCM_9'" in err
+    assert "TLS_PSK_WITH_AES_128_CCM_8" in err  # the message lists the known ones
+
+
+def test_cli_rejects_bad_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "coap://127.0.0.1:9/", "--sessions", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_percentiles_nearest_rank() -> None:
+    stats = loadgen._Stats()
+    for value in range(1, 101):  # 1..100 ms, bucketed as on_coap does
+        stats.buckets[int(math.log(value * 1000) * loadgen._PER_LOG)] += 1
+    for fraction, expected in ((0.5, 50), (0.9, 90), (0.99, 99), (1.0, 100)):
+        got = loadgen._percentile(stats.buckets, fraction, 0.1)
+        assert got == pytest.approx(expected, rel=5e-4)
+    assert loadgen._percentile(stats.buckets, 1.0, 0.0995) == pytest.approx(99.5)
+    assert loadgen._percentile([0] * loadgen._BUCKETS, 0.5, 0.0) == 0
+
+
+def test_request_tail_matches_the_message_codec() -> None:
+    from dtlsfast.coap.message import Code, Message, MessageType, OptionNumber
+    from dtlsfast.coap.uri import parse_uri
+
+    uri = parse_uri("coap://example.net/a/very-long-path-segment-of-twenty?q=1")
+    tail = loadgen._request_tail(uri.options, b"on", 0)
+    header = loadgen._HEADER.pack(0x44, Code.PUT, 7, 0x01020304)
+    decoded = Message.decode(header + tail)
+    assert decoded.type is MessageType.CON and decoded.code == Code.PUT
+    assert decoded.message_id == 7 and decoded.token == bytes([1, 2, 3, 4])
+    assert decoded.uri_path == ["a", "very-long-path-segment-of-twenty"]
+    assert decoded.get_option(OptionNumber.URI_HOST) == b"example.net"
+    assert decoded.content_format == 0 and decoded.payload == b"on"
+
+
+# -- scripted plain CoAP servers ---------------------------------------------
+
+
+class Scripted(asyncio.DatagramProtocol):
+    """Answers CoAP requests through ``script(request, send)``."""
+
+    def __init__(self, script: Callable[[bytes, Callable[[bytes], None]], None]) -> None:
+        self.script = script
+        self.transport: Any = None
+        self.received: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.append(data)
+        self.script(data, lambda out: self.transport.sendto(out, addr))
+
+
+async def scripted(
+    script: Callable[[bytes, Callable[[bytes], None]], None],
+) -> tuple[Scripted, str]:
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(
+        lambda: Scripted(script), local_addr=("127.0.0.1", 0)
+    )
+    return proto, f"coap://127.0.0.1:{transport.get_extra_info('sockname')[1]}/x"
+
+
+def piggybacked(request: bytes, code: int = 0x45) -> bytes:
+    tkl = request[0] & 0x0F
+    return bytes((0x60 | tkl, code)) + request[2 : 4 + tkl] + b"\xffok"
+
+
+@pytest.fixture
+def fast_timers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shrink RFC 7252's 2 s ACK_TIMEOUT so that retransmissions fit in a short test."""
+    monkeypatch.setattr(loadgen, "ACK_TIMEOUT", 0.05)
+    monkeypatch.setattr(loadgen, "TICK", 0.01)
+
+
+async def test_lost_requests_are_retransmitted(fast_timers: None) -> None:
+    seen: set[bytes] = set()
+
+    def drop_first_copy(request: bytes, send: Callable[[bytes], None]) -> None:
+        if request[2:4] in seen:
+            send(piggybacked(request))
+        else:
+            seen.add(request[2:4])
+
+    server, uri = await scripted(drop_first_copy)
+    try:
+        result = await run_load(uri, sessions=2, window=2, duration=0.6)
+    finally:
+        server.transport.close()
+    assert result.requests > 0 and result.errors == 0
+    assert result.retransmissions >= result.requests
+    # Latency counts from the first transmission: at least one ACK_TIMEOUT.
+    assert result.p50_ms >= 49
+
+
+async def test_unanswered_requests_time_out(fast_timers: None) -> None:
+    server, uri = await scripted(lambda request, send: None)
+    try:
+        result = await run_load(uri, sessions=1, window=3, duration=0.8, request_timeout=0.3)
+    finally:
+        server.transport.close()
+    assert result.requests == 0
+    assert result.timeouts >= 3 and result.errors == result.timeouts
+    assert result.retransmissions > 0
+
+
+async def test_separate_responses_are_acknowledged() -> None:
+    acks: list[bytes] = []
+
+    def separate(request: bytes, send: Callable[[bytes], None]) -> None:
+        if request[1] == 0:  # our empty ACK of a separate response
+            acks.append(request)
+            return
+        tkl = request[0] & 0x0F
+        send(bytes((0x60, 0)) + request[2:4])  # empty ACK
+        mid = (int.from_bytes(request[2:4], "big") + 0x8000) & 0xFFFF
+        send(bytes((0x40 | tkl, 0x45)) + mid.to_bytes(2, "big") + request[4 : 4 + tkl])
+
+    server, uri = await scripted(separate)
+    try:
+        result = await run_load(uri, duration=0.3)
+        await asyncio.sleep(0.05)  # the last ACK may still be on its way
+    finally:
+        server.transport.close()
+    assert result.requests > 0 and result.errors == 0
+    assert len(acks) >= result.requests
+
+
+async def test_reset_is_an_error() -> None:
+    def reset(request: bytes, send: Callable[[bytes], None]) -> None:
+        send(bytes((0x70, 0)) + request[2:4])
+
+    server, uri = await scripted(reset)
+    try:
+        result = await run_load(uri, duration=0.2)
+    finally:
+        server.transport.close()
+    assert result.requests == 0 and result.resets > 0 and result.errors == result.resets
+
+
+async def _closed_port() -> int:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    port: int = transport.get_extra_info("sockname")[1]
+    transport.close()
+    return port

@@ -1,0 +1,183 @@
+"""``dtlsfast bench`` as a user runs it: a process printing JSON, against
+``dtlsfast serve`` and against libcoap's example server (``coap-server-openssl``)
+over coaps and coap. No assertion on speed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peers import CoapServerPeer, free_udp_port_pair
+
+from dtlsfast.coap.loadgen import run_load
+
+pytestmark = pytest.mark.interop
+
+KEYS = (
+    "requests",
+    "errors",
+    "requests_per_second",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "sessions",
+    "handshake_failures",
+    "handshake_seconds",
+    "retransmissions",
+    "duration",
+    "method",
+    "uri",
+)
+
+
+async def bench(*args: str, limit: float = 60) -> tuple[int, dict[str, Any], str]:
+    """Run ``dtlsfast bench --json ARGS``; return the exit code, the JSON and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        "timeout", str(limit), sys.executable, "-m", "dtlsfast.cli", "bench", "--json", *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), limit + 5)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = out.decode()
+    assert len(text.splitlines()) == 1, f"not one line of JSON on stdout:\n{text}\n{err!r}"
+    result = json.loads(text)
+    assert all(key in result for key in KEYS), result
+    return process.returncode or 0, result, err.decode(errors="replace")
+
+
+@pytest.fixture
+async def dtlsfast_serve(tmp_path: Path) -> AsyncIterator[int]:
+    """``dtlsfast serve`` on free ports; yields the plain CoAP port (CoAPS is the next).
+
+    ``timeout --foreground``: without it, ``timeout`` passes SIGTERM on twice
+    (to the server and to its process group), and the second one sometimes
+    lands after the server's handler is gone (exit -15, about 1 run in 8).
+    """
+    port = free_udp_port_pair()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            "timeout", "--foreground", "90", sys.executable, "-m", "dtlsfast.cli", "serve",
+            "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+    try:
+        for _ in range(200):
+            if "serving /light" in log_path.read_text():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"dtlsfast serve did not start:\n{log_path.read_text()}")
+        yield port
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "Traceback" not in log_path.read_text()
+
+
+async def test_bench_json_against_dtlsfast_serve(dtlsfast_serve: int) -> None:
+    uri = f"coaps://127.0.0.1:{dtlsfast_serve + 1}/light"
+    code, result, err = await bench(uri, "--sessions", "4", "--window", "4", "--duration", "1")
+    assert code == 0, err
+    assert err == ""  # no progress lines with --json
+    assert result["uri"] == uri and result["method"] == "GET"
+    assert result["sessions"] == result["sessions_established"] == 4
+    assert result["requests"] > 0 and result["errors"] == 0
+    assert result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+async def test_bench_plain_put_against_dtlsfast_serve(dtlsfast_serve: int) -> None:
+    uri = f"coap://127.0.0.1:{dtlsfast_serve}/light"
+    code, result, err = await bench(uri, "-m", "put", "-e", "on", "--duration", "0.5")
+    assert code == 0, err
+    assert result["requests"] > 0 and result["errors"] == 0
+    assert result["response_codes"] == {"2.04": result["requests"]}
+
+
+async def test_bench_wrong_key_exits_1_with_json(dtlsfast_serve: int) -> None:
+    uri = f"coaps://127.0.0.1:{dtlsfast_serve + 1}/light"
+    code, result, _ = await bench(uri, "-k", "wrong", "--sessions", "2", "--duration", "0.5")
+    assert code == 1
+    assert result["handshake_failures"] == 2 and result["errors"] == 2
+    assert result["requests"] == 0
+
+
+async def test_bench_human_report(dtlsfast_serve: int) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "timeout", "60", sys.executable, "-m", "dtlsfast.cli", "bench",
+        f"coaps://127.0.0.1:{dtlsfast_serve + 1}/light", "--duration", "0.5",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 65)
+    assert process.returncode == 0, err
+    text = out.decode()
+    assert "req/s" in text and "p99" in text and "TLS_PSK_WITH_AES_128_CCM_8" in text
+    assert err == b""  # stderr is not a terminal here: no progress lines
+
+
+@pytest.fixture
+async def libcoap() -> AsyncIterator[CoapServerPeer]:
+    async with CoapServerPeer(variant="openssl") as server:
+        yield server
+
+
+async def test_bench_libcoap_coaps_time(libcoap: CoapServerPeer) -> None:
+    code, result, err = await bench(
+        libcoap.uri("time"), "--sessions", "3", "--window", "2", "--duration", "1"
+    )
+    assert code == 0, f"{err}\n{libcoap.describe()}"
+    assert result["sessions_established"] == 3
+    assert result["requests"] > 0 and result["errors"] == 0, result
+    assert set(result["response_codes"]) == {"2.05"}
+
+
+@pytest.mark.parametrize(
+    "cipher",
+    [
+        "TLS_PSK_WITH_AES_128_CCM_8",
+        "TLS_PSK_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256",
+    ],
+)
+async def test_bench_libcoap_suites(libcoap: CoapServerPeer, cipher: str) -> None:
+    result = await run_load(
+        libcoap.uri("time"), sessions=2, window=2, duration=0.5, ciphers=[cipher]
+    )
+    assert result.cipher_suite == cipher
+    assert result.requests > 0 and result.errors == 0, result.summary()
+
+
+async def test_bench_libcoap_put_creates_light(libcoap: CoapServerPeer) -> None:
+    # coap-server -d 10: the first PUT creates /light (2.01), the rest change it (2.04).
+    result = await run_load(
+        libcoap.uri("light"), sessions=2, window=2, duration=0.5, method="PUT", payload=b"on"
+    )
+    assert result.requests > 0 and result.errors == 0, result.summary()
+    assert set(result.response_codes) <= {"2.01", "2.04"}
+    plain = await run_load(libcoap.uri("light", secure=False), duration=0.5)
+    assert plain.requests > 0 and plain.errors == 0, plain.summary()
+    assert set(plain.response_codes) == {"2.05"}
+
+
+async def test_bench_libcoap_wrong_key(libcoap: CoapServerPeer) -> None:
+    result = await run_load(
+        libcoap.uri("time"), sessions=2, duration=0.3, key="wrong", handshake_timeout=2
+    )
+    assert result.sessions_established == 0
+    assert result.handshake_failures == 2 and result.errors == 2
