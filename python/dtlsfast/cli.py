@@ -297,6 +297,11 @@ async def run_server(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("stopping: close_notify to every DTLS peer")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # A second signal while stopping (``timeout`` sends one to the
+            # process group too) must not cut the clean shutdown short.
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
     finally:
         for closer in closers:
             closer.close()

@@ -26,13 +26,26 @@ async def _wait_for(path: Path, text: str, timeout: float = 10.0) -> str:
     raise AssertionError(f"{text!r} not in the server log:\n{content}")
 
 
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM first (``timeout`` forwards it, so the server cannot be orphaned),
+    then SIGKILL if it is still there."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), 5)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 async def test_serve_light_and_stop(tmp_path: Path, stop: signal.Signals) -> None:
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            "timeout", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
+            "timeout", "--foreground", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
             "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
         )  # fmt: skip
@@ -49,9 +62,7 @@ async def test_serve_light_and_stop(tmp_path: Path, stop: signal.Signals) -> Non
         os.kill(process.pid, stop)
         assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await _stop(process)
     text = log_path.read_text()
     assert "session with 127.0.0.1" in text
     assert "stopping: close_notify to every DTLS peer" in text
@@ -69,7 +80,7 @@ async def test_serve_with_certificates(tmp_path: Path) -> None:
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            "timeout", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
+            "timeout", "--foreground", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
             "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
             "--cert", str(server.certfile), "--key", str(server.keyfile), "--ca", str(pki.cafile),
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
@@ -89,9 +100,7 @@ async def test_serve_with_certificates(tmp_path: Path) -> None:
         os.kill(process.pid, signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await _stop(process)
     text = log_path.read_text()
     assert "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8" in text
     assert "TLS_PSK_WITH_AES_128_CCM_8" in text
