@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -114,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ciphers", help="IANA suite names, comma separated, in preference order")
     serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
     serve.add_argument("--keylog", type=Path, help="write an NSS key log (for Wireshark) here")
+    serve.add_argument(
+        "--backend",
+        choices=("rust", "pure"),
+        default="rust",
+        help="record core: the Rust fast path (default) or pure Python (for comparison)",
+    )
     serve.add_argument(
         "--connection-id",
         action="store_true",
@@ -275,6 +282,7 @@ async def run_server(args: argparse.Namespace) -> int:
                     trusted_keys_file=args.rpk_trust,
                     client_auth="required" if args.ca or args.rpk_trust else "none",
                     connection_id=args.connection_id,
+                    backend=args.backend,
                 ),
                 args.bind,
                 args.coaps_port,
@@ -295,6 +303,7 @@ async def run_server(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, _log_counters, closers, coap)
         await stop.wait()
         log.info("stopping: close_notify to every DTLS peer")
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -309,6 +318,17 @@ async def run_server(args: argparse.Namespace) -> int:
         if keylog is not None:
             keylog.close()
     return 0
+
+
+def _log_counters(endpoints: list[Any], coap: Any) -> None:
+    """SIGUSR1: one log line of JSON with the DTLS and CoAP counters."""
+    counters: dict[str, int] = {}
+    for endpoint in endpoints:
+        for name, value in getattr(endpoint, "counters", {}).items():
+            counters[f"dtls_{name}"] = counters.get(f"dtls_{name}", 0) + value
+    for name, value in coap.counters.items():
+        counters[f"coap_{name}"] = value
+    log.warning("counters %s", json.dumps(counters, sort_keys=True))
 
 
 async def _bind(listen: Any, host: str, port: int) -> Any:

@@ -198,6 +198,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["handshakes_in_progress"] = sum(1 for p in live if not p.conn.established)
         out["connection_ids"] = len(self._by_cid)
         out["sessions_in_table"] = len(self._table)
+        out["session_table_bytes"] = len(self._table) * self._table.session_footprint
         return out
 
     def close(self) -> None:
@@ -658,8 +659,9 @@ async def serve(
     address to address.
 
     ``batch_io``: read and write datagrams in batches with recvmmsg/sendmmsg
-    (:mod:`dtlsfast.batch_transport`); None (the default) uses them where
-    available (Linux), True insists, False keeps asyncio's transport.
+    (:mod:`dtlsfast.batch_transport`, in the Rust core); None (the default)
+    uses them where available (Linux) with the Rust backend, True insists,
+    False keeps asyncio's transport.
     """
     if not callable(handler) and not isinstance(handler, SessionListener):
         raise ConfigurationError(
@@ -698,7 +700,7 @@ async def serve(
     def make_server() -> DtlsServer:
         return DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime)
 
-    if batch_io or batch_io is None:
+    if batch_io or (batch_io is None and backend == "rust"):
         server = make_server()
         if await open_batch_transport(server, host, port, reuse_port=reuse_port) is not None:
             return server
