@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 pub mod batch_io;
 pub mod cipher;
+pub mod coap_answer;
 pub mod errors;
 pub mod reassembly;
 pub mod record;

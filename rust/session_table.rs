@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use crate::cipher::RecordCipher;
+use crate::coap_answer::CoapAnswers;
 use crate::errors::{CoreError, CoreResult};
 use crate::record::{self, check_sequence_number, RecordFields, MAX_SEQUENCE_NUMBER};
 use crate::replay::ReplayWindow;
@@ -45,10 +46,13 @@ pub enum RecordOutcome {
 /// What the fast path did with a datagram.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct FastDatagram {
-    /// Plaintexts of the records that authenticated, in order.
+    /// Plaintexts of the records that authenticated, in order (those not
+    /// answered from the published CoAP responses).
     pub plaintexts: Vec<Vec<u8>>,
     pub replayed: u32,
     pub bad_auth: u32,
+    /// Sealed records answering CoAP requests from published responses.
+    pub replies: Vec<Vec<u8>>,
 }
 
 /// Sessions by id, at most `capacity` of them.
@@ -56,6 +60,8 @@ pub struct FastDatagram {
 pub struct SessionTable {
     sessions: HashMap<u64, TableSession>,
     capacity: usize,
+    /// CoAP responses Python published (see coap_answer.rs).
+    pub answers: CoapAnswers,
 }
 
 impl SessionTable {
@@ -66,6 +72,7 @@ impl SessionTable {
         Ok(SessionTable {
             sessions: HashMap::new(),
             capacity,
+            answers: CoapAnswers::default(),
         })
     }
 
@@ -126,7 +133,10 @@ impl SessionTable {
     /// application data of the current read epoch (then all were judged
     /// here), None to hand the whole datagram to Python untouched.
     pub fn open_datagram(&mut self, id: u64, datagram: &[u8]) -> Option<FastDatagram> {
-        let session = self.sessions.get_mut(&id)?;
+        let SessionTable {
+            sessions, answers, ..
+        } = self;
+        let session = sessions.get_mut(&id)?;
         let mut records = record::parse_records(datagram);
         let mut count = 0usize;
         for r in records.by_ref() {
@@ -145,7 +155,15 @@ impl SessionTable {
         let mut out = FastDatagram::default();
         for r in record::parse_records(datagram) {
             match open_in(session, &r.header.fields(), r.fragment) {
-                RecordOutcome::Opened(plaintext) => out.plaintexts.push(plaintext),
+                RecordOutcome::Opened(plaintext) => {
+                    let sealed = answers
+                        .answer(&plaintext)
+                        .and_then(|reply| seal_in(session, APPLICATION_DATA, &reply).ok());
+                    match sealed {
+                        Some(reply) => out.replies.push(reply),
+                        None => out.plaintexts.push(plaintext),
+                    }
+                }
                 RecordOutcome::Replayed => out.replayed = out.replayed.saturating_add(1),
                 RecordOutcome::BadAuth => out.bad_auth = out.bad_auth.saturating_add(1),
             }
@@ -160,21 +178,7 @@ impl SessionTable {
             .sessions
             .get_mut(&id)
             .ok_or_else(|| CoreError::config(format!("no session {id} in the table")))?;
-        let seq = session.next_write_sequence;
-        if seq > MAX_SEQUENCE_NUMBER {
-            return Err(CoreError::config(
-                "the write sequence number is exhausted: close the session",
-            ));
-        }
-        let fields = RecordFields {
-            content_type,
-            version: session.version,
-            epoch: session.write_epoch,
-            sequence_number: seq,
-        };
-        let sealed = session.write.seal(&fields, plaintext)?;
-        session.next_write_sequence = seq + 1;
-        Ok(sealed)
+        seal_in(session, content_type, plaintext)
     }
 
     /// Approximate bytes one installed session takes: its slot in the hash
@@ -195,6 +199,24 @@ impl TableSession {
     fn heap_bytes(&self) -> usize {
         self.read.heap_bytes() + self.write.heap_bytes() + self.window.heap_bytes()
     }
+}
+
+fn seal_in(session: &mut TableSession, content_type: u8, plaintext: &[u8]) -> CoreResult<Vec<u8>> {
+    let seq = session.next_write_sequence;
+    if seq > MAX_SEQUENCE_NUMBER {
+        return Err(CoreError::config(
+            "the write sequence number is exhausted: close the session",
+        ));
+    }
+    let fields = RecordFields {
+        content_type,
+        version: session.version,
+        epoch: session.write_epoch,
+        sequence_number: seq,
+    };
+    let sealed = session.write.seal(&fields, plaintext)?;
+    session.next_write_sequence = seq + 1;
+    Ok(sealed)
 }
 
 fn open_in(session: &mut TableSession, fields: &RecordFields, fragment: &[u8]) -> RecordOutcome {

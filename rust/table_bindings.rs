@@ -36,12 +36,17 @@ fn fast_result<'py>(py: Python<'py>, fast: FastDatagram) -> PyResult<Bound<'py, 
     for p in &fast.plaintexts {
         plaintexts.append(PyBytes::new(py, p))?;
     }
+    let replies = PyList::empty(py);
+    for r in &fast.replies {
+        replies.append(PyBytes::new(py, r))?;
+    }
     PyTuple::new(
         py,
         [
             plaintexts.into_any(),
             fast.replayed.into_pyobject(py)?.into_any(),
             fast.bad_auth.into_pyobject(py)?.into_any(),
+            replies.into_any(),
         ],
     )
 }
@@ -91,6 +96,19 @@ impl PySessionTable {
     #[getter]
     fn session_footprint(&self) -> usize {
         self.inner.session_footprint()
+    }
+
+    /// CoAP requests answered from published responses so far.
+    #[getter]
+    fn coap_answered(&self) -> u64 {
+        self.inner.answers.answered()
+    }
+
+    /// Publish the encoded response (code byte, options, payload marker and
+    /// payload) that answers a Confirmable GET of ``path`` ("light",
+    /// "a/b") whose only options are its Uri-Path segments; None withdraws it.
+    fn publish(&mut self, path: &[u8], response: Option<&[u8]>) -> PyResult<()> {
+        Ok(self.inner.answers.publish(path, response)?)
     }
 
     fn __len__(&self) -> usize {
@@ -170,9 +188,10 @@ impl PySessionTable {
         })
     }
 
-    /// The fast path for one datagram: ``(plaintexts, replayed, bad_auth)``
-    /// if every record is application data of the current read epoch, else
-    /// None (hand the datagram to Python; nothing was consumed).
+    /// The fast path for one datagram: ``(plaintexts, replayed, bad_auth,
+    /// replies)`` if every record is application data of the current read
+    /// epoch, else None (hand the datagram to Python; nothing was consumed).
+    /// ``replies`` are sealed records answering published CoAP GETs.
     fn open_datagram<'py>(
         &mut self,
         py: Python<'py>,

@@ -169,6 +169,15 @@ class SessionTable:
     def session_footprint(self) -> int:
         """Approximate bytes per installed session (state, key schedules, window)."""
 
+    @property
+    def coap_answered(self) -> int:
+        """CoAP requests answered from published responses so far."""
+
+    def publish(self, path: bytes, response: bytes | None) -> None:
+        """Publish the encoded response (code byte, options, payload marker and
+        payload) that answers a Confirmable GET of ``path`` ("light",
+        "a/b") whose only options are its Uri-Path segments; None withdraws it."""
+
     def __len__(self) -> int: ...
     def __contains__(self, key: object, /) -> bool: ...
     def install(
@@ -207,14 +216,15 @@ class SessionTable:
 
     def open_datagram(
         self, session_id: int, datagram: bytes
-    ) -> tuple[list[bytes], int, int] | None:
-        """The fast path for one datagram: ``(plaintexts, replayed, bad_auth)``
-        if every record is application data of the current read epoch, else
-        None (hand the datagram to Python; nothing was consumed)."""
+    ) -> tuple[list[bytes], int, int, list[bytes]] | None:
+        """The fast path for one datagram: ``(plaintexts, replayed, bad_auth,
+        replies)`` if every record is application data of the current read
+        epoch, else None (hand the datagram to Python; nothing was consumed).
+        ``replies`` are sealed records answering published CoAP GETs."""
 
     def open_batch(
         self, batch: Iterable[tuple[int, bytes]]
-    ) -> list[tuple[list[bytes], int, int] | None]:
+    ) -> list[tuple[list[bytes], int, int, list[bytes]] | None]:
         """:meth:`open_datagram` over ``[(session_id, datagram), ...]`` with the
         GIL released for the AEAD work; one result per item, in order."""
 

@@ -199,6 +199,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["connection_ids"] = len(self._by_cid)
         out["sessions_in_table"] = len(self._table)
         out["session_table_bytes"] = len(self._table) * self._table.session_footprint
+        out["coap_answered_in_table"] = self._table.coap_answered
         return out
 
     def close(self) -> None:
@@ -392,16 +393,25 @@ class DtlsServer(asyncio.DatagramProtocol):
         result = self._table.open_datagram(peer.table_id, data)
         if result is None:
             return False
-        plaintexts, replayed, bad_auth = result
+        plaintexts, replayed, bad_auth, replies = result
         session = peer.session
         session.last_activity = now
         if replayed:
             peer.conn.drops["replay"] += replayed
         if bad_auth:
             peer.conn.drops["bad_auth"] += bad_auth
+        if replies and self._transport is not None:
+            for reply in replies:
+                self._transport.sendto(reply, peer.addr)
         for plaintext in plaintexts:
             session._deliver(plaintext)
         return True
+
+    def publish_response(self, path: str, response: bytes | None) -> None:
+        """Have the session table answer a plain Confirmable GET of ``path``
+        with ``response`` (code byte, options and payload, as the CoAP layer
+        encodes them; None withdraws it). See :mod:`dtlsfast.coap.published`."""
+        self._table.publish(path.encode(), response)
 
     def _join_table(self, peer: _Peer) -> None:
         if len(self._table) >= self._table.capacity:

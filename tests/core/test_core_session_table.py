@@ -44,11 +44,11 @@ def test_seal_uses_the_next_sequence_number(core: ModuleType) -> None:
 def test_the_fast_path_opens_counts_and_hands_back(core: ModuleType) -> None:
     table = _table(core)
     a, b = table.seal(1, APPLICATION_DATA, b"a"), table.seal(1, APPLICATION_DATA, b"b")
-    assert table.open_datagram(1, a + b) == ([b"a", b"b"], 0, 0)
-    assert table.open_datagram(1, a) == ([], 1, 0)  # replayed
+    assert table.open_datagram(1, a + b) == ([b"a", b"b"], 0, 0, [])
+    assert table.open_datagram(1, a) == ([], 1, 0, [])  # replayed
     forged = bytearray(table.seal(1, APPLICATION_DATA, b"c"))
     forged[-1] ^= 0x80
-    assert table.open_datagram(1, bytes(forged)) == ([], 0, 1)
+    assert table.open_datagram(1, bytes(forged)) == ([], 0, 1, [])
     alert = table.seal(1, ALERT, b"\x01\x00")
     assert table.open_datagram(1, alert) is None  # Python's business
     assert table.open_datagram(1, table.seal(1, APPLICATION_DATA, b"d") + alert) is None
@@ -68,7 +68,7 @@ def test_batches_match_single_calls(core: ModuleType) -> None:
     sealed = table.seal_batch([(1, b"x"), (9, b"y"), (1, b"z")])
     assert sealed[1] is None and sealed[0] is not None and sealed[2] is not None
     opened = table.open_batch([(1, sealed[0]), (1, sealed[0]), (7, sealed[2]), (1, sealed[2])])
-    assert opened == [([b"x"], 0, 0), ([], 1, 0), None, ([b"z"], 0, 0)]
+    assert opened == [([b"x"], 0, 0, []), ([], 1, 0, []), None, ([b"z"], 0, 0, [])]
     with pytest.raises(ConfigurationError):
         table.open_batch([(1, "not bytes")])
     with pytest.raises(ConfigurationError):

@@ -58,12 +58,18 @@ async def listen_dtls(
     *,
     psk_store: PskStore | None = None,
     identity_hint: str | bytes | None = None,
+    answer_in_core: bool = True,
     **dtls_options: Any,
 ) -> DtlsServer:
     """Serve ``coap`` over DTLS on ``host:port``; returns the DTLS server
     (``.port``, ``.counters``, ``close()``). ``dtls_options`` go to
-    :func:`dtlsfast.serve` (ciphers, mtu, limits, keylog, backend...)."""
-    return await serve(
+    :func:`dtlsfast.serve` (ciphers, mtu, limits, keylog, backend...).
+
+    With ``answer_in_core`` (the default), resources that publish a
+    representation (:meth:`Resource.published_representation`, e.g. ``light``)
+    have their plain Confirmable GETs answered by the session table without
+    entering Python; everything else goes through ``coap`` as usual."""
+    server = await serve(
         _CoapSessions(coap.attach(_send_on_session)),
         host,
         port,
@@ -71,6 +77,9 @@ async def listen_dtls(
         identity_hint=identity_hint,
         **dtls_options,
     )
+    if answer_in_core:
+        coap.add_publisher(server.publish_response)
+    return server
 
 
 class _DtlsClientTransport:

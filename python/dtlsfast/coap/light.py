@@ -44,6 +44,10 @@ class LightResource(Resource):
             return Response(Code.CONTENT, body, ContentFormat.JSON)
         raise ErrorResponse(Code.NOT_ACCEPTABLE, "text/plain (0) or application/json (50)")
 
+    def published_representation(self) -> Response:
+        """The plain GET's answer: every change goes through :meth:`notify`."""
+        return Response(Code.CONTENT, b"on" if self.on else b"off", ContentFormat.TEXT_PLAIN)
+
     async def render_put(self, request: Request) -> Response:
         cf = request.content_format
         if cf is not None and cf not in _FORMATS:

@@ -126,6 +126,9 @@ class LoadResult:
     """CPU time of this process during the load phase, in percent of the
     phase's wall time (100 is one core). Near 100, the generator, not the
     server, sets the pace. It counts every thread, and an in-process server."""
+    load_started_at: float
+    """Wall-clock time (``time.time()``) the load phase began, so that an
+    observer can measure the server over exactly that phase."""
     cipher_suite: str
     interrupted: bool
     """The run was stopped early (``stop`` was set)."""
@@ -683,6 +686,7 @@ async def run_load(
         s.conn.counters["retransmissions"] for s in established if s.conn is not None
     )
     load_started = time.perf_counter()
+    load_started_at = time.time()
     cpu_started = time.process_time()
     elapsed = cpu = 0.0
     try:
@@ -755,6 +759,7 @@ async def run_load(
         sessions_lost=stats.sessions_lost,
         handshake_retransmissions=handshake_retransmissions,
         generator_cpu_percent=round(cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
+        load_started_at=round(load_started_at, 6),
         cipher_suite=suite,
         interrupted=stop is not None and stop.is_set(),
         handshake_failure_reasons=dict(failures),

@@ -97,6 +97,15 @@ class Resource:
     async def render_ipatch(self, request: Request) -> Response:
         raise ErrorResponse(Code.METHOD_NOT_ALLOWED)
 
+    def published_representation(self) -> Response | None:
+        """What a plain GET (no Accept, no query, no Observe, no payload)
+        answers, when that does not depend on the request; None (the default)
+        always runs :meth:`render_get`. A server may answer such GETs without
+        calling the handler (a DTLS endpoint does so in its Rust core), so a
+        resource that returns one must call :meth:`notify` whenever it
+        changes."""
+        return None
+
     # -- observe ---------------------------------------------------------
 
     def bind_notifier(self, hook: Callable[[], None]) -> None:

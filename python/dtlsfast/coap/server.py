@@ -242,6 +242,7 @@ class CoapServer:
         self.counters: Counter[str] = Counter()
         self._resources: dict[str, Resource] = {}
         self._hooks: dict[str, Callable[[], None]] = {}
+        self._publishers: list[Callable[[str, bytes | None], None]] = []
         self._senders: dict[int, Send] = {}
         self._attachment_ids = itertools.count(1)
         self._listeners: list[UdpServerTransport] = []
@@ -296,6 +297,7 @@ class CoapServer:
         resource.bind_notifier(hook)
         self._hooks[path] = hook
         self._resources[path] = resource
+        self._republish(path)
         return resource
 
     def remove_resource(self, path: str) -> None:
@@ -305,6 +307,7 @@ class CoapServer:
         if resource is None:
             return
         resource.unbind_notifier(self._hooks.pop(path))
+        self._republish(path)
         self.notify(path)
 
     def resource(
@@ -792,12 +795,51 @@ class CoapServer:
 
     # -- observe ---------------------------------------------------------
 
+    # -- published responses (answered below Python) ---------------------
+
+    def add_publisher(self, publish: Callable[[str, bytes | None], None]) -> None:
+        """Let a transport answer plain GETs itself (the DTLS endpoint's
+        session table does, in Rust): ``publish(path, response)`` gets the
+        encoded response of every resource with a
+        :meth:`Resource.published_representation`, again whenever the
+        resource notifies a change, and None when it is withdrawn."""
+        self._publishers.append(publish)
+        for path in self._resources:
+            self._republish(path)
+
+    def remove_publisher(self, publish: Callable[[str, bytes | None], None]) -> None:
+        if publish in self._publishers:
+            self._publishers.remove(publish)
+
+    def _republish(self, path: str) -> None:
+        if not self._publishers:
+            return
+        response = None if self._closed else self._published_response(path)
+        for publish in self._publishers:
+            publish(path, response)
+
+    def _published_response(self, path: str) -> bytes | None:
+        """Code, options and payload of the piggybacked answer to a plain GET
+        of ``path``, exactly as :meth:`_respond` would encode them."""
+        resource = self._resources.get(path)
+        if resource is None:
+            return None
+        response = resource.published_representation()
+        if response is None or not response.is_success:
+            return None
+        if len(response.payload) > 1 << (self._szx + 4):
+            return None  # block-wise: Python's business
+        msg = Message(MessageType.ACK, response.code, 0, b"", response.all_options())
+        msg.payload = response.payload
+        return msg.encode()[1:2] + msg.encode()[4:]
+
     def notify(self, path: str) -> None:
         """Send the current state of ``path`` to its observers (RFC 7641 §4.2).
 
         Calls while a round of notifications is running coalesce into one
         more round, so observers always end with the latest state."""
         path = _normalize(path)
+        self._republish(path)
         if self._closed or not self._observers.for_path(path):
             return
         state = self._notify_states.get(path)

@@ -19,6 +19,7 @@ from typing import Any
 
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER, record_fields, uint
+from dtlsfast.pure.coap_answer import CoapAnswers
 from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
 
 APPLICATION_DATA = 23
@@ -53,6 +54,16 @@ class SessionTable:
         if self._capacity == 0:
             raise ConfigurationError("capacity must be at least 1")
         self._sessions: dict[int, _Session] = {}
+        self._answers = CoapAnswers()
+
+    @property
+    def coap_answered(self) -> int:
+        """CoAP requests answered from published responses so far."""
+        return self._answers.answered
+
+    def publish(self, path: bytes, response: bytes | None) -> None:
+        """Publish (or with None withdraw) the response to a plain GET of ``path``."""
+        self._answers.publish(path, response)
 
     @property
     def capacity(self) -> int:
@@ -126,7 +137,7 @@ class SessionTable:
 
     def open_datagram(
         self, session_id: int, datagram: bytes
-    ) -> tuple[list[bytes], int, int] | None:
+    ) -> tuple[list[bytes], int, int, list[bytes]] | None:
         session = self._sessions.get(uint(session_id, "session_id", _U64))
         if session is None:
             return None
@@ -137,18 +148,28 @@ class SessionTable:
             if ctype != APPLICATION_DATA or epoch != session.read_epoch or version >> 8 != 0xFE:
                 return None
         plaintexts: list[bytes] = []
+        replies: list[bytes] = []
         replayed = bad_auth = 0
         for record in records:
             result = self._open(session, *record)
             if isinstance(result, bytes):
+                reply = self._answers.answer(result)
+                if reply is not None:
+                    try:
+                        replies.append(self._seal(session, APPLICATION_DATA, reply))
+                        continue
+                    except ConfigurationError:
+                        pass
                 plaintexts.append(result)
             elif result == "replay":
                 replayed += 1
             else:
                 bad_auth += 1
-        return plaintexts, replayed, bad_auth
+        return plaintexts, replayed, bad_auth, replies
 
-    def open_batch(self, batch: Iterable[object]) -> list[tuple[list[bytes], int, int] | None]:
+    def open_batch(
+        self, batch: Iterable[object]
+    ) -> list[tuple[list[bytes], int, int, list[bytes]] | None]:
         return [self.open_datagram(sid, data) for sid, data in _batch(batch)]
 
     def seal(self, session_id: int, content_type: int, plaintext: bytes) -> bytes:
@@ -157,6 +178,10 @@ class SessionTable:
         session = self._sessions.get(sid)
         if session is None:
             raise ConfigurationError(f"no session {sid} in the table")
+        return self._seal(session, ctype, plaintext)
+
+    @staticmethod
+    def _seal(session: _Session, ctype: int, plaintext: bytes) -> bytes:
         seq = session.next_write_sequence
         if seq > MAX_SEQUENCE_NUMBER:
             raise ConfigurationError("the write sequence number is exhausted: close the session")
