@@ -13,10 +13,13 @@ use crate::bindings::ConfigurationError;
 
 #[pyclass(module = "dtlsfast._core", name = "BatchSocket")]
 pub struct PyBatchSocket {
-    inner: BatchSocket,
+    pub(crate) inner: BatchSocket,
 }
 
-fn address_tuple<'py>(py: Python<'py>, addr: &SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
+pub(crate) fn address_tuple<'py>(
+    py: Python<'py>,
+    addr: &SocketAddr,
+) -> PyResult<Bound<'py, PyTuple>> {
     match addr {
         SocketAddr::V4(a) => (a.ip().to_string(), a.port()).into_pyobject(py),
         SocketAddr::V6(a) => {
@@ -25,7 +28,7 @@ fn address_tuple<'py>(py: Python<'py>, addr: &SocketAddr) -> PyResult<Bound<'py,
     }
 }
 
-fn parse_address(addr: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
+pub(crate) fn parse_address(addr: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
     let bad = || {
         ConfigurationError::new_err(format!(
             "expected an address tuple (host, port[, flowinfo, scope_id]) with a numeric host, \

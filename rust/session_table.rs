@@ -13,6 +13,7 @@
 //! [`SessionTable::open_record`] so the window stays one.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use crate::cipher::RecordCipher;
 use crate::coap_answer::CoapAnswers;
@@ -33,6 +34,63 @@ pub struct TableSession {
     pub write_epoch: u16,
     pub next_write_sequence: u64,
     pub version: u16,
+    /// The peer's address once bound (the demultiplexer's key).
+    pub address: Option<SocketAddr>,
+    /// When a datagram of this session was last opened by [`SessionTable::serve`].
+    pub last_active: f64,
+    /// MAC-error filter: authentication failures still tolerated now.
+    pub auth_tokens: f32,
+    pub auth_updated: f64,
+}
+
+impl TableSession {
+    /// A session as the handshake leaves it (no address bound yet).
+    pub fn new(
+        read: RecordCipher,
+        read_epoch: u16,
+        window: ReplayWindow,
+        write: RecordCipher,
+        write_epoch: u16,
+        next_write_sequence: u64,
+        version: u16,
+    ) -> Self {
+        TableSession {
+            read,
+            read_epoch,
+            window,
+            write,
+            write_epoch,
+            next_write_sequence,
+            version,
+            address: None,
+            last_active: 0.0,
+            auth_tokens: f32::MAX,
+            auth_updated: 0.0,
+        }
+    }
+}
+
+/// What [`SessionTable::serve`] did with a batch of received datagrams.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// Datagrams in the batch.
+    pub received: usize,
+    /// Datagrams Python must see, with their source: unknown addresses,
+    /// handshakes, alerts, anything the fast path does not take.
+    pub to_python: Vec<(Vec<u8>, SocketAddr)>,
+    /// Application data for Python, by the session's address.
+    pub delivered: Vec<(SocketAddr, Vec<u8>)>,
+    /// Sealed answers to send (published CoAP responses).
+    pub replies: Vec<(Vec<u8>, SocketAddr)>,
+}
+
+/// Totals over every session, removed ones included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableCounters {
+    pub replayed: u64,
+    pub bad_auth: u64,
+    pub throttled: u64,
+    pub opened: u64,
 }
 
 /// What opening one record did.
@@ -59,7 +117,12 @@ pub struct FastDatagram {
 #[derive(Debug)]
 pub struct SessionTable {
     sessions: HashMap<u64, TableSession>,
+    by_address: HashMap<SocketAddr, u64>,
     capacity: usize,
+    /// MAC-error filter of the fast path: burst and refill rate per session.
+    auth_burst: f32,
+    auth_rate: f32,
+    pub counters: TableCounters,
     /// CoAP responses Python published (see coap_answer.rs).
     pub answers: CoapAnswers,
 }
@@ -71,7 +134,11 @@ impl SessionTable {
         }
         Ok(SessionTable {
             sessions: HashMap::new(),
+            by_address: HashMap::new(),
             capacity,
+            auth_burst: 32.0,
+            auth_rate: 8.0,
+            counters: TableCounters::default(),
             answers: CoapAnswers::default(),
         })
     }
@@ -107,7 +174,109 @@ impl SessionTable {
     }
 
     pub fn remove(&mut self, id: u64) -> bool {
-        self.sessions.remove(&id).is_some()
+        match self.sessions.remove(&id) {
+            Some(session) => {
+                if let Some(addr) = session.address {
+                    if self.by_address.get(&addr) == Some(&id) {
+                        self.by_address.remove(&addr);
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Route datagrams from `addr` to session `id` in [`serve`](Self::serve)
+    /// (an address held by another session moves to this one).
+    pub fn bind_address(&mut self, id: u64, addr: SocketAddr, now: f64) -> CoreResult<()> {
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or_else(|| CoreError::config(format!("no session {id} in the table")))?;
+        if let Some(old) = session.address.replace(addr) {
+            if self.by_address.get(&old) == Some(&id) {
+                self.by_address.remove(&old);
+            }
+        }
+        session.last_active = now;
+        session.auth_tokens = self.auth_burst;
+        session.auth_updated = now;
+        if let Some(previous) = self.by_address.insert(addr, id) {
+            if previous != id {
+                if let Some(other) = self.sessions.get_mut(&previous) {
+                    other.address = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The MAC-error filter's bucket for sessions bound from now on.
+    pub fn set_auth_filter(&mut self, burst: f32, rate: f32) -> CoreResult<()> {
+        if !(burst >= 1.0 && rate >= 0.0 && burst.is_finite() && rate.is_finite()) {
+            return Err(CoreError::config(
+                "the MAC-error filter needs burst >= 1 and a finite rate >= 0",
+            ));
+        }
+        self.auth_burst = burst;
+        self.auth_rate = rate;
+        Ok(())
+    }
+
+    /// The fast path for a batch of received datagrams (DESIGN.md): each
+    /// from a bound address is opened by its session (its published CoAP
+    /// GETs answered); the rest, and whatever a session cannot take, goes to
+    /// Python untouched.
+    pub fn serve(&mut self, received: Vec<(Vec<u8>, SocketAddr)>, now: f64) -> Served {
+        let mut out = Served {
+            received: received.len(),
+            ..Served::default()
+        };
+        for (data, addr) in received {
+            let Some(&id) = self.by_address.get(&addr) else {
+                out.to_python.push((data, addr));
+                continue;
+            };
+            if !self.auth_allows(id, now) {
+                self.counters.throttled += 1;
+                continue;
+            }
+            let Some(fast) = self.open_datagram(id, &data) else {
+                out.to_python.push((data, addr));
+                continue;
+            };
+            self.counters.opened += 1;
+            self.counters.replayed += u64::from(fast.replayed);
+            self.counters.bad_auth += u64::from(fast.bad_auth);
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.last_active = now;
+                if fast.bad_auth > 0 {
+                    session.auth_tokens = (session.auth_tokens - fast.bad_auth as f32).max(0.0);
+                }
+            }
+            out.replies
+                .extend(fast.replies.into_iter().map(|reply| (reply, addr)));
+            out.delivered.extend(
+                fast.plaintexts
+                    .into_iter()
+                    .map(|plaintext| (addr, plaintext)),
+            );
+        }
+        out
+    }
+
+    fn auth_allows(&mut self, id: u64, now: f64) -> bool {
+        let (burst, rate) = (self.auth_burst, self.auth_rate);
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return true;
+        };
+        let elapsed = now - session.auth_updated;
+        if elapsed > 0.0 {
+            session.auth_tokens = (session.auth_tokens + (elapsed as f32) * rate).min(burst);
+            session.auth_updated = now;
+        }
+        session.auth_tokens >= 1.0
     }
 
     pub fn get(&self, id: u64) -> Option<&TableSession> {
@@ -245,15 +414,15 @@ mod tests {
 
     fn session(next_write_sequence: u64) -> TableSession {
         let cipher = RecordCipher::new("AES_128_CCM_8", &KEY, &IV).unwrap();
-        TableSession {
-            read: cipher.clone(),
-            read_epoch: 1,
-            window: ReplayWindow::new(64).unwrap(),
-            write: cipher,
-            write_epoch: 1,
+        TableSession::new(
+            cipher.clone(),
+            1,
+            ReplayWindow::new(64).unwrap(),
+            cipher,
+            1,
             next_write_sequence,
-            version: 0xFEFD,
-        }
+            0xFEFD,
+        )
     }
 
     fn table() -> SessionTable {
@@ -337,5 +506,46 @@ mod tests {
         assert!(t.seal(1, APPLICATION_DATA, b"last").is_ok());
         assert!(t.seal(1, APPLICATION_DATA, b"one too many").is_err());
         assert!(t.install(2, session(MAX_SEQUENCE_NUMBER + 1)).is_err());
+    }
+
+    #[test]
+    fn serve_demultiplexes_by_address_and_throttles_forgers() {
+        let mut t = table();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let stranger: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+        t.set_auth_filter(2.0, 1.0).unwrap();
+        t.bind_address(1, peer, 10.0).unwrap();
+        let good = t.seal(1, APPLICATION_DATA, b"hi").unwrap();
+        let alert = t.seal(1, 21, b"\x01\x00").unwrap();
+        let mut forged = t.seal(1, APPLICATION_DATA, b"x").unwrap();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let served = t.serve(
+            vec![
+                (good.clone(), peer),
+                (good.clone(), stranger),
+                (alert.clone(), peer),
+                (forged.clone(), peer),
+                (forged.clone(), peer),
+                (forged.clone(), peer), // the bucket (2) is empty: dropped unopened
+            ],
+            11.0,
+        );
+        assert_eq!(served.delivered, vec![(peer, b"hi".to_vec())]);
+        assert_eq!(
+            served.to_python,
+            vec![(good.clone(), stranger), (alert, peer)]
+        );
+        assert_eq!(t.counters.bad_auth, 2);
+        assert_eq!(t.counters.throttled, 1);
+        assert_eq!(t.get(1).unwrap().last_active, 11.0);
+        // A second later one token is back.
+        let served = t.serve(vec![(forged, peer)], 12.0);
+        assert!(served.delivered.is_empty() && served.to_python.is_empty());
+        assert_eq!((t.counters.bad_auth, t.counters.throttled), (3, 1));
+        // Removing the session frees its address.
+        assert!(t.remove(1));
+        let served = t.serve(vec![(good.clone(), peer)], 13.0);
+        assert_eq!(served.to_python, vec![(good, peer)]);
     }
 }

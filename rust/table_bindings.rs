@@ -3,14 +3,15 @@
 //! layer, and in batches with the GIL released for the server's fast path.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bindings::{
     record_fields, uint_arg, ConfigurationError, PyRecordCipher, PyReplayWindow,
 };
+use crate::io_bindings::{address_tuple, parse_address, PyBatchSocket};
 use crate::record::MAX_SEQUENCE_NUMBER;
 use crate::session_table::{
-    FastDatagram, RecordOutcome, SessionTable as CoreTable, TableSession, APPLICATION_DATA,
+    FastDatagram, RecordOutcome, Served, SessionTable as CoreTable, TableSession, APPLICATION_DATA,
 };
 
 /// Established sessions' record state for the fast path (DESIGN.md).
@@ -46,6 +47,36 @@ fn fast_result<'py>(py: Python<'py>, fast: FastDatagram) -> PyResult<Bound<'py, 
             plaintexts.into_any(),
             fast.replayed.into_pyobject(py)?.into_any(),
             fast.bad_auth.into_pyobject(py)?.into_any(),
+            replies.into_any(),
+        ],
+    )
+}
+
+/// ``(received, to_python, delivered, replies)`` of a served batch, the
+/// first `skip` replies left out (those the socket already took).
+fn served_tuple<'py>(
+    py: Python<'py>,
+    served: &Served,
+    skip: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let to_python = PyList::empty(py);
+    for (data, addr) in &served.to_python {
+        to_python.append((PyBytes::new(py, data), address_tuple(py, addr)?))?;
+    }
+    let delivered = PyList::empty(py);
+    for (addr, plaintext) in &served.delivered {
+        delivered.append((address_tuple(py, addr)?, PyBytes::new(py, plaintext)))?;
+    }
+    let replies = PyList::empty(py);
+    for (data, addr) in served.replies.iter().skip(skip) {
+        replies.append((PyBytes::new(py, data), address_tuple(py, addr)?))?;
+    }
+    PyTuple::new(
+        py,
+        [
+            served.received.into_pyobject(py)?.into_any(),
+            to_python.into_any(),
+            delivered.into_any(),
             replies.into_any(),
         ],
     )
@@ -111,6 +142,103 @@ impl PySessionTable {
         Ok(self.inner.answers.publish(path, response)?)
     }
 
+    /// Route datagrams from ``address`` (a socket-module address tuple) to
+    /// the session in :meth:`serve_batch`; ``now`` starts its activity clock.
+    fn bind_address(
+        &mut self,
+        session_id: &Bound<'_, PyAny>,
+        address: &Bound<'_, PyAny>,
+        now: f64,
+    ) -> PyResult<()> {
+        let id = session_id_arg(session_id)?;
+        Ok(self.inner.bind_address(id, parse_address(address)?, now)?)
+    }
+
+    /// The fast path's MAC-error filter: ``burst`` authentication failures
+    /// at once, ``rate`` per second after that, per session; past them a
+    /// session's datagrams are dropped unopened (counted as throttled).
+    fn set_auth_filter(&mut self, burst: f32, rate: f32) -> PyResult<()> {
+        Ok(self.inner.set_auth_filter(burst, rate)?)
+    }
+
+    /// When :meth:`serve_batch` last opened a datagram of the session.
+    fn last_active(&self, session_id: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let id = session_id_arg(session_id)?;
+        Ok(self.inner.get(id).map(|s| s.last_active))
+    }
+
+    /// Totals of :meth:`serve_batch` over all sessions, removed ones included:
+    /// ``{"opened", "replayed", "bad_auth", "throttled"}``.
+    #[getter]
+    fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.inner.counters;
+        let out = PyDict::new(py);
+        out.set_item("opened", c.opened)?;
+        out.set_item("replayed", c.replayed)?;
+        out.set_item("bad_auth", c.bad_auth)?;
+        out.set_item("throttled", c.throttled)?;
+        Ok(out)
+    }
+
+    /// One batch of the fast path, the GIL released throughout: receive up to
+    /// a batch of datagrams from ``sock`` (a :class:`BatchSocket`), open those
+    /// of bound sessions, send the answers to published CoAP GETs, and return
+    /// ``(received, to_python, delivered, unsent)``: how many datagrams came,
+    /// those Python must handle as ``(data, address)``, application data as
+    /// ``(address, plaintext)``, and answers the socket did not take now as
+    /// ``(data, address)``.
+    fn serve_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        mut sock: PyRefMut<'py, PyBatchSocket>,
+        now: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let table = &mut self.inner;
+        let io = &mut sock.inner;
+        let (served, sent) = py.detach(|| -> std::io::Result<_> {
+            let received = io.recv()?;
+            let served = table.serve(received, now);
+            let outgoing: Vec<(&[u8], std::net::SocketAddr)> =
+                served.replies.iter().map(|(d, a)| (&d[..], *a)).collect();
+            let sent = if outgoing.is_empty() {
+                0
+            } else {
+                io.send(&outgoing).unwrap_or(0)
+            };
+            Ok((served, sent))
+        })?;
+        served_tuple(py, &served, sent)
+    }
+
+    /// The logic of :meth:`serve_batch` without the socket (for tests and
+    /// other transports): ``batch`` is ``[(data, address), ...]``; returns
+    /// ``(received, to_python, delivered, replies)``.
+    fn serve<'py>(
+        &mut self,
+        py: Python<'py>,
+        batch: &Bound<'py, PyAny>,
+        now: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut received = Vec::new();
+        for item in batch.try_iter()? {
+            let item = item?;
+            let pair = item.cast::<PyTuple>().map_err(|_| {
+                ConfigurationError::new_err("batch items must be (bytes, address) tuples")
+            })?;
+            if pair.len() != 2 {
+                return Err(ConfigurationError::new_err(
+                    "batch items must be (bytes, address) tuples",
+                ));
+            }
+            let data = pair.get_item(0)?.cast_into::<PyBytes>().map_err(|_| {
+                ConfigurationError::new_err("batch items must be (bytes, address) tuples")
+            })?;
+            received.push((data.as_bytes().to_vec(), parse_address(&pair.get_item(1)?)?));
+        }
+        let served = self.inner.serve(received, now);
+        served_tuple(py, &served, 0)
+    }
+
     fn __len__(&self) -> usize {
         self.inner.len()
     }
@@ -137,19 +265,19 @@ impl PySessionTable {
         next_write_sequence: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = version_arg)] version: u64,
     ) -> PyResult<()> {
-        let session = TableSession {
-            read: read_cipher.inner.clone(),
-            read_epoch: uint_arg(read_epoch, "read_epoch", 0xFFFF)? as u16,
-            window: window.inner.clone(),
-            write: write_cipher.inner.clone(),
-            write_epoch: uint_arg(write_epoch, "write_epoch", 0xFFFF)? as u16,
-            next_write_sequence: uint_arg(
+        let session = TableSession::new(
+            read_cipher.inner.clone(),
+            uint_arg(read_epoch, "read_epoch", 0xFFFF)? as u16,
+            window.inner.clone(),
+            write_cipher.inner.clone(),
+            uint_arg(write_epoch, "write_epoch", 0xFFFF)? as u16,
+            uint_arg(
                 next_write_sequence,
                 "next_write_sequence",
                 MAX_SEQUENCE_NUMBER,
             )?,
-            version: version as u16,
-        };
+            version as u16,
+        );
         Ok(self.inner.install(session_id_arg(session_id)?, session)?)
     }
 

@@ -235,6 +235,51 @@ class SessionTable:
         """Seal application data for ``[(session_id, plaintext), ...]`` with the
         GIL released; None for an item whose session is unknown or exhausted."""
 
+    def bind_address(self, session_id: int, address: tuple[object, ...], now: float) -> None:
+        """Route datagrams from ``address`` (a socket-module address tuple) to
+        the session in :meth:`serve_batch`; ``now`` starts its activity clock."""
+
+    def set_auth_filter(self, burst: float, rate: float) -> None:
+        """The fast path's MAC-error filter: ``burst`` authentication failures
+        at once, ``rate`` per second after that, per session; past them a
+        session's datagrams are dropped unopened (counted as throttled)."""
+
+    def last_active(self, session_id: int) -> float | None:
+        """When :meth:`serve_batch` last opened a datagram of the session."""
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Totals of :meth:`serve_batch` over all sessions, removed ones included:
+        ``{"opened", "replayed", "bad_auth", "throttled"}``."""
+
+    def serve(
+        self, batch: Iterable[tuple[bytes, tuple[object, ...]]], now: float
+    ) -> tuple[
+        int,
+        list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
+        list[tuple[tuple[str, int] | tuple[str, int, int, int], bytes]],
+        list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
+    ]:
+        """The logic of :meth:`serve_batch` without the socket (for tests and
+        other transports): ``batch`` is ``[(data, address), ...]``; returns
+        ``(received, to_python, delivered, replies)``."""
+
+    def serve_batch(
+        self, sock: BatchSocket, now: float
+    ) -> tuple[
+        int,
+        list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
+        list[tuple[tuple[str, int] | tuple[str, int, int, int], bytes]],
+        list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
+    ]:
+        """One batch of the fast path, the GIL released throughout: receive up to
+        a batch of datagrams from ``sock`` (a :class:`BatchSocket`), open those
+        of bound sessions, send the answers to published CoAP GETs, and return
+        ``(received, to_python, delivered, unsent)``: how many datagrams came,
+        those Python must handle as ``(data, address)``, application data as
+        ``(address, plaintext)``, and answers the socket did not take now as
+        ``(data, address)``."""
+
 @final
 class BatchSocket:
     """Batched datagram I/O on a non-blocking UDP socket's file descriptor:

@@ -3,8 +3,9 @@
 asyncio's datagram transport makes one system call and one event-loop
 callback per datagram. :class:`BatchDatagramTransport` reads up to ``batch``
 datagrams with one recvmmsg(2) (in the Rust core, the GIL released), hands
-them to the protocol in one call, and sends everything the protocol answered
-meanwhile with one sendmmsg(2). Outside a batch, ``sendto`` sends at once.
+them to the protocol (a protocol with ``serve_batch(io)`` reads them itself:
+the DTLS server demultiplexes the batch in Rust), and sends everything the
+protocol answered meanwhile with one sendmmsg(2). Outside a batch, ``sendto`` sends at once.
 What the socket does not take now waits, bounded, until it is writable.
 
 It implements what the DTLS server uses of :class:`asyncio.DatagramTransport`;
@@ -34,6 +35,8 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class BatchProtocol(Protocol):
+    """What the transport needs of its protocol (``serve_batch`` is optional)."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
     def connection_lost(self, exc: Exception | None) -> None: ...
     def error_received(self, exc: Exception) -> None: ...
@@ -62,8 +65,8 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         self._closing = False
         self.dropped = 0
         """Datagrams dropped because the socket did not take them in time."""
-        receive_many = getattr(protocol, "datagrams_received", None)
-        self._deliver = receive_many if callable(receive_many) else self._one_by_one
+        serve_batch = getattr(protocol, "serve_batch", None)
+        self._serve_batch = serve_batch if callable(serve_batch) else self._one_by_one
 
     def _start(self) -> None:
         self._loop.add_reader(self._fd, self._read_ready)
@@ -71,27 +74,29 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
 
     # -- reading -------------------------------------------------------------
 
-    def _one_by_one(self, items: list[tuple[bytes, Any]]) -> None:
+    def _one_by_one(self, io: Any) -> bool:
+        items = io.recv()
         for data, addr in items:
             self._protocol.datagram_received(data, addr)
+        return bool(items)
 
     def _read_ready(self) -> None:
         for _ in range(BATCHES_PER_WAKEUP):
             if self._closing:
                 return
+            self._in_batch = True
             try:
-                items = self._io.recv()
+                # A protocol with serve_batch(io) reads the batch itself (the
+                # DTLS server demultiplexes it in Rust); others get datagrams.
+                more = self._serve_batch(self._io)
             except OSError as exc:
                 self._protocol.error_received(exc)
                 return
-            if not items:
-                return
-            self._in_batch = True
-            try:
-                self._deliver(items)
             finally:
                 self._in_batch = False
                 self._flush()
+            if not more:
+                return
 
     # -- writing -------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from typing import IO, Any, Protocol, cast, runtime_checkable
 
 from dtlsfast.auth_filter import AuthFailureFilter
 from dtlsfast.backend import load_backend
-from dtlsfast.batch_transport import open_batch_transport
+from dtlsfast.batch_transport import BatchDatagramTransport, open_batch_transport
 from dtlsfast.config import (
     Backend,
     ClientAuth,
@@ -155,7 +155,10 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._established = 0
         # Established sessions' record state (the fast path, DESIGN.md).
         self._table = backend.SessionTable(limits.max_sessions)
+        if hasattr(self._table, "set_auth_filter"):
+            self._table.set_auth_filter(limits.auth_failure_burst, limits.auth_failure_rate)
         self._table_ids = itertools.count(1)
+        self._batched = False
 
     # -- public -----------------------------------------------------------
 
@@ -200,6 +203,11 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["sessions_in_table"] = len(self._table)
         out["session_table_bytes"] = len(self._table) * self._table.session_footprint
         out["coap_answered_in_table"] = self._table.coap_answered
+        totals = getattr(self._table, "totals", None)
+        if totals:
+            out["dropped_replay"] += totals["replayed"]
+            out["dropped_bad_auth"] += totals["bad_auth"]
+            out["dropped_auth_throttled"] += totals["throttled"]
         return out
 
     def close(self) -> None:
@@ -233,6 +241,9 @@ class DtlsServer(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # CPython's datagram transports do not all subclass DatagramTransport.
         self._transport = cast(asyncio.DatagramTransport, transport)
+        self._batched = isinstance(transport, BatchDatagramTransport) and hasattr(
+            self._table, "serve_batch"
+        )
         self._schedule_sweep()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -407,6 +418,36 @@ class DtlsServer(asyncio.DatagramProtocol):
             session._deliver(plaintext)
         return True
 
+    def serve_batch(self, io: Any) -> bool:
+        """One batch from the batched transport, demultiplexed in Rust:
+        sessions in the table are opened (and published CoAP GETs answered)
+        there; Python sees their application data and every other datagram.
+        False when the socket had nothing."""
+        if not self._batched:
+            items = io.recv()
+            for data, addr in items:
+                self.datagram_received(data, addr)
+            return bool(items)
+        received, to_python, delivered, unsent = self._table.serve_batch(io, self._loop.time())
+        for data, addr in to_python:
+            self.datagram_received(data, addr)
+        peers = self._peers
+        for addr, plaintext in delivered:
+            peer = peers.get(addr)
+            if peer is not None and peer.table_id is not None:
+                peer.session._deliver(plaintext)
+        if unsent and self._transport is not None:
+            for data, addr in unsent:
+                self._transport.sendto(data, addr)
+        return bool(received)
+
+    def _refresh_activity(self, peer: _Peer) -> None:
+        """The Rust demultiplexer keeps the activity time of table sessions."""
+        if peer.table_id is not None and self._batched:
+            active = self._table.last_active(peer.table_id)
+            if active is not None and active > peer.session.last_activity:
+                peer.session.last_activity = active
+
     def publish_response(self, path: str, response: bytes | None) -> None:
         """Have the session table answer a plain Confirmable GET of ``path``
         with ``response`` (code byte, options and payload, as the CoAP layer
@@ -420,6 +461,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         table_id = next(self._table_ids)
         peer.conn.attach_session_table(self._table, table_id)
         peer.table_id = table_id
+        if self._batched:
+            # From now on the Rust core demultiplexes this peer's datagrams.
+            self._table.bind_address(table_id, peer.addr, self._loop.time())
         peer.max_payload = peer.conn.max_payload
         peer.session._fast_send = peer.send_fast
 
@@ -585,6 +629,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         if excess <= 0:
             return
         established = [p for p in self._live() if p.conn.established]
+        for peer in established:
+            self._refresh_activity(peer)
         established.sort(key=lambda p: p.session.last_activity)
         for peer in established[:excess]:
             self._counters["sessions_evicted"] += 1
@@ -600,6 +646,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         now = self._loop.time()
         for peer in self._live():
             if peer.conn.established:
+                self._refresh_activity(peer)
                 if now - peer.session.last_activity > self.limits.idle_timeout:
                     self._counters["sessions_idle_closed"] += 1
                     peer.conn.close()

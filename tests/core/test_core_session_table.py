@@ -160,3 +160,82 @@ def _run(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[Any]:
 @given(operations)
 def test_rust_and_pure_tables_agree(ops: list[tuple[Any, ...]]) -> None:
     assert _run(_core, ops) == _run(pure, ops)
+
+
+# -- the demultiplexer (serve) ---------------------------------------------------
+
+PEER, OTHER, STRANGER = ("127.0.0.1", 5000), ("127.0.0.1", 5001), ("10.0.0.9", 7)
+
+datagram_kinds = st.lists(
+    st.tuples(
+        st.sampled_from(["data", "get", "alert", "forged", "replay", "garbage"]),
+        st.sampled_from([PEER, OTHER, STRANGER]),
+        st.sampled_from([1, 2]),
+    ),
+    max_size=30,
+)
+
+
+def _serve_run(core: ModuleType, kinds: list[tuple[str, tuple[str, int], int]]) -> list[Any]:
+    table = core.SessionTable(4)
+    cipher = core.RecordCipher("AES_128_CCM_8", KEY, IV)
+    for sid in (1, 2):
+        table.install(sid, cipher, 1, core.ReplayWindow(64), cipher, 1, 1)
+    table.set_auth_filter(3, 2.0)
+    table.bind_address(1, PEER, 0.0)
+    table.bind_address(2, OTHER, 0.0)
+    table.publish(b"light", b"\x45\xc0\xffoff")
+    get = bytes([0x40, 0x01, 0x00, 0x07, 0xB5]) + b"light"
+    sent: list[bytes] = []
+    batch: list[tuple[bytes, tuple[str, int]]] = []
+    out: list[Any] = []
+    for n, (kind, addr, sid) in enumerate(kinds):
+        if kind == "data":
+            record = table.seal(sid, APPLICATION_DATA, b"d%d" % n)
+        elif kind == "get":
+            record = table.seal(sid, APPLICATION_DATA, get)
+        elif kind == "alert":
+            record = table.seal(sid, ALERT, b"\x01\x00")
+        elif kind == "forged":
+            record = bytearray(table.seal(sid, APPLICATION_DATA, b"f"))
+            record[-1] ^= 1
+            record = bytes(record)
+        elif kind == "replay" and sent:
+            record = sent[n % len(sent)]
+        else:
+            record = bytes([n % 256]) * (n % 20)
+        sent.append(record)
+        batch.append((record, addr))
+        if n % 7 == 6:
+            out.append(table.serve(batch, n / 3))
+            batch = []
+    out.append(table.serve(batch, 100.0))
+    out.append((table.totals, table.last_active(1), table.last_active(2), table.coap_answered))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(datagram_kinds)
+def test_rust_and_pure_demultiplex_alike(kinds: list[tuple[str, tuple[str, int], int]]) -> None:
+    assert _serve_run(_core, kinds) == _serve_run(pure, kinds)
+
+
+@pytest.mark.parametrize("core", BACKENDS)
+def test_serve_routes_by_address(core: ModuleType) -> None:
+    table = _table(core)
+    table.bind_address(1, PEER, 5.0)
+    data = table.seal(1, APPLICATION_DATA, b"hello")
+    alert = table.seal(1, ALERT, b"\x01\x00")
+    received, to_python, delivered, replies = table.serve(
+        [(data, PEER), (data, STRANGER), (alert, PEER)], 6.0
+    )
+    assert received == 3 and replies == []
+    assert delivered == [(PEER, b"hello")]
+    assert to_python == [(data, STRANGER), (alert, PEER)]
+    assert table.last_active(1) == 6.0 and table.totals["opened"] == 1
+    table.remove(1)
+    assert table.serve([(data, PEER)], 7.0)[1] == [(data, PEER)]
+    with pytest.raises(ConfigurationError, match="address"):
+        table.serve([(data, ("not-an-ip", 1))], 8.0)
+    with pytest.raises(ConfigurationError):
+        table.set_auth_filter(0, 1)

@@ -12,6 +12,8 @@ so that the two implementations are interchangeable.
 from __future__ import annotations
 
 import copy
+import ipaddress
+import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +37,34 @@ class _Session:
     write_epoch: int
     next_write_sequence: int
     version: int
+    address: tuple[object, ...] | None = None
+    last_active: float = 0.0
+    auth_tokens: float = 0.0
+    auth_updated: float = 0.0
+
+
+def _address(address: object) -> tuple[object, ...]:
+    """An address as the Rust core returns it: (host, port) for IPv4,
+    (host, port, flowinfo, scope_id) for IPv6."""
+    if not isinstance(address, tuple) or len(address) < 2:
+        raise ConfigurationError(
+            "expected an address tuple (host, port[, flowinfo, scope_id]) with a numeric host, "
+            f"got {address!r}"
+        )
+    host = str(address[0]).split("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigurationError(
+            "expected an address tuple (host, port[, flowinfo, scope_id]) with a numeric host, "
+            f"got {address!r}"
+        ) from None
+    port = int(address[1])
+    if ip.version == 4:
+        return (str(ip), port)
+    flow = int(address[2]) if len(address) > 2 else 0
+    scope = int(address[3]) if len(address) > 3 else 0
+    return (str(ip), port, flow, scope)
 
 
 def _batch(batch: Iterable[object]) -> list[tuple[int, bytes]]:
@@ -55,6 +85,87 @@ class SessionTable:
             raise ConfigurationError("capacity must be at least 1")
         self._sessions: dict[int, _Session] = {}
         self._answers = CoapAnswers()
+        self._by_address: dict[tuple[object, ...], int] = {}
+        self._auth_burst, self._auth_rate = 32.0, 8.0
+        self._totals = {"opened": 0, "replayed": 0, "bad_auth": 0, "throttled": 0}
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Totals of :meth:`serve` over all sessions, removed ones included."""
+        return dict(self._totals)
+
+    def bind_address(self, session_id: int, address: tuple[object, ...], now: float) -> None:
+        """Route datagrams from ``address`` to the session in :meth:`serve`."""
+        sid = uint(session_id, "session_id", _U64)
+        session = self._sessions.get(sid)
+        if session is None:
+            raise ConfigurationError(f"no session {sid} in the table")
+        key = _address(address)
+        if session.address is not None and self._by_address.get(session.address) == sid:
+            del self._by_address[session.address]
+        session.address, session.last_active = key, float(now)
+        session.auth_tokens, session.auth_updated = self._auth_burst, float(now)
+        previous = self._by_address.get(key)
+        if previous is not None and previous != sid and previous in self._sessions:
+            self._sessions[previous].address = None
+        self._by_address[key] = sid
+
+    def set_auth_filter(self, burst: float, rate: float) -> None:
+        if not (burst >= 1 and rate >= 0 and math.isfinite(burst) and math.isfinite(rate)):
+            raise ConfigurationError("the MAC-error filter needs burst >= 1 and a finite rate >= 0")
+        self._auth_burst, self._auth_rate = float(burst), float(rate)
+
+    def last_active(self, session_id: int) -> float | None:
+        session = self._sessions.get(uint(session_id, "session_id", _U64))
+        return None if session is None else session.last_active
+
+    def serve(
+        self, batch: Iterable[object], now: float
+    ) -> tuple[
+        int,
+        list[tuple[bytes, tuple[object, ...]]],
+        list[tuple[tuple[object, ...], bytes]],
+        list[tuple[bytes, tuple[object, ...]]],
+    ]:
+        """The fast path for a batch of ``(data, address)``: datagrams from a
+        bound address are opened by their session; the rest goes to Python."""
+        items = []
+        for item in batch:
+            if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], bytes):
+                raise ConfigurationError("batch items must be (bytes, address) tuples")
+            items.append((item[0], _address(item[1])))
+        to_python: list[tuple[bytes, tuple[object, ...]]] = []
+        delivered: list[tuple[tuple[object, ...], bytes]] = []
+        replies: list[tuple[bytes, tuple[object, ...]]] = []
+        for data, addr in items:
+            sid = self._by_address.get(addr)
+            if sid is None:
+                to_python.append((data, addr))
+                continue
+            session = self._sessions[sid]
+            elapsed = now - session.auth_updated
+            if elapsed > 0:
+                session.auth_tokens = min(
+                    self._auth_burst, session.auth_tokens + elapsed * self._auth_rate
+                )
+                session.auth_updated = now
+            if session.auth_tokens < 1:
+                self._totals["throttled"] += 1
+                continue
+            fast = self.open_datagram(sid, data)
+            if fast is None:
+                to_python.append((data, addr))
+                continue
+            plaintexts, replayed, bad_auth, answers = fast
+            self._totals["opened"] += 1
+            self._totals["replayed"] += replayed
+            self._totals["bad_auth"] += bad_auth
+            session.last_active = now
+            if bad_auth:
+                session.auth_tokens = max(0.0, session.auth_tokens - bad_auth)
+            replies += [(reply, addr) for reply in answers]
+            delivered += [(addr, plaintext) for plaintext in plaintexts]
+        return len(items), to_python, delivered, replies
 
     @property
     def coap_answered(self) -> int:
@@ -113,7 +224,13 @@ class SessionTable:
         self._sessions[sid] = session
 
     def remove(self, session_id: int) -> bool:
-        return self._sessions.pop(uint(session_id, "session_id", _U64), None) is not None
+        sid = uint(session_id, "session_id", _U64)
+        session = self._sessions.pop(sid, None)
+        if session is None:
+            return False
+        if session.address is not None and self._by_address.get(session.address) == sid:
+            del self._by_address[session.address]
+        return True
 
     def next_write_sequence(self, session_id: int) -> int | None:
         session = self._sessions.get(uint(session_id, "session_id", _U64))
