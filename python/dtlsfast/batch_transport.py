@@ -74,11 +74,11 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
 
     # -- reading -------------------------------------------------------------
 
-    def _one_by_one(self, io: Any) -> bool:
+    def _one_by_one(self, io: Any) -> int:
         items = io.recv()
         for data, addr in items:
             self._protocol.datagram_received(data, addr)
-        return bool(items)
+        return len(items)
 
     def _read_ready(self) -> None:
         for _ in range(BATCHES_PER_WAKEUP):
@@ -88,15 +88,15 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             try:
                 # A protocol with serve_batch(io) reads the batch itself (the
                 # DTLS server demultiplexes it in Rust); others get datagrams.
-                more = self._serve_batch(self._io)
+                received = self._serve_batch(self._io)
             except OSError as exc:
                 self._protocol.error_received(exc)
                 return
             finally:
                 self._in_batch = False
                 self._flush()
-            if not more:
-                return
+            if received < BATCH:
+                return  # the socket was drained: no need to ask again
 
     # -- writing -------------------------------------------------------------
 

@@ -165,6 +165,19 @@ class _Abort(Exception):
 Handler = Callable[["DtlsConnection", bytes, bytes], None]
 
 
+class _SettledReassembler:
+    """Stands in for the handshake reassembler once a connection is settled:
+    no handshake message is ever reassembled again (renegotiation is refused)."""
+
+    __slots__ = ("next_seq",)
+
+    def __init__(self, next_seq: int) -> None:
+        self.next_seq = next_seq
+
+    def push(self, fragment: bytes) -> list[bytes]:
+        return []
+
+
 class DtlsConnection:
     """One DTLS 1.2 association with one peer.
 
@@ -442,6 +455,14 @@ class DtlsConnection:
         self._master = b""
         self._psk = b""
         self._flight_open = []
+        self._server_random = b""
+        self._client_groups = None
+        self._peer_schemes = None
+        self._offered_client_types = None
+        self._offered_server_types = None
+        # Established, only the next expected message_seq is still looked at
+        # (to spot renegotiation attempts and retransmitted flights).
+        self._reassembler = _SettledReassembler(self._reassembler.next_seq)
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Everything queued for the peer since the last call."""

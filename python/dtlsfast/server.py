@@ -418,16 +418,16 @@ class DtlsServer(asyncio.DatagramProtocol):
             session._deliver(plaintext)
         return True
 
-    def serve_batch(self, io: Any) -> bool:
+    def serve_batch(self, io: Any) -> int:
         """One batch from the batched transport, demultiplexed in Rust:
         sessions in the table are opened (and published CoAP GETs answered)
         there; Python sees their application data and every other datagram.
-        False when the socket had nothing."""
+        Returns how many datagrams the batch had."""
         if not self._batched:
             items = io.recv()
             for data, addr in items:
                 self.datagram_received(data, addr)
-            return bool(items)
+            return len(items)
         received, to_python, delivered, unsent = self._table.serve_batch(io, self._loop.time())
         for data, addr in to_python:
             self.datagram_received(data, addr)
@@ -439,7 +439,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         if unsent and self._transport is not None:
             for data, addr in unsent:
                 self._transport.sendto(data, addr)
-        return bool(received)
+        return int(received)
 
     def _refresh_activity(self, peer: _Peer) -> None:
         """The Rust demultiplexer keeps the activity time of table sessions."""
