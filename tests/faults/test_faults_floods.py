@@ -369,6 +369,17 @@ class _SocketClient:
         while self.conn.next_event() is not None:
             pass
 
+    async def echo(self, data: bytes) -> bytes | None:
+        """Send application data; the payload of the answer (the server echoes)."""
+        self.conn.send(data)
+        self.flush()
+        reply = await self.receive()
+        if reply is None:
+            return None
+        self.conn.receive_datagram(reply, self.loop.time())
+        event = self.conn.next_event()
+        return getattr(event, "data", None)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -433,11 +444,19 @@ async def test_half_finished_handshakes_are_capped_and_expire() -> None:
 FORGED_RECORDS = 20_000
 
 
-async def test_forged_records_are_throttled_while_others_are_served(server: DtlsServer) -> None:
+@pytest.mark.parametrize("in_table", [False, True], ids=["python-path", "rust-path"])
+async def test_forged_records_are_throttled_while_others_are_served(
+    server: DtlsServer, in_table: bool
+) -> None:
+    """Before its first application data a session's records are judged in
+    Python; after it, in the Rust session table. Both throttle forgers."""
     victim = _SocketClient(server.address)
     bystander = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
     try:
         await victim.handshake()
+        if in_table:
+            assert await victim.echo(b"join") == b"JOIN"
+            assert server.counters["sessions_in_table"] == 1
         limits = server.limits
         counters = server.counters
         before_bad, before_throttled = counters["dropped_bad_auth"], 0
@@ -468,7 +487,8 @@ async def test_forged_records_are_throttled_while_others_are_served(server: Dtls
         throttled = counters["dropped_auth_throttled"] - before_throttled
         budget = limits.auth_failure_burst + limits.auth_failure_rate * elapsed
         print(
-            f"\n[flood] {FORGED_RECORDS} forged records from an established session's address "
+            f"\n[flood] {FORGED_RECORDS} forged records ({'Rust' if in_table else 'Python'} path) "
+            "from an established session's address "
             f"in {elapsed:.1f} s: {opened} tried and failed authentication (budget "
             f"{budget:.0f}), {throttled} dropped unopened; {round_trips} echo round trips of "
             f"another peer served meanwhile; sessions open {counters['sessions_open']}"
@@ -478,13 +498,7 @@ async def test_forged_records_are_throttled_while_others_are_served(server: Dtls
         assert counters["sessions_open"] == 2, "the forger cannot close the session"
         # Once a token is back, the genuine peer is served again.
         await asyncio.sleep(1.5 / limits.auth_failure_rate)
-        victim.conn.send(b"genuine")
-        victim.flush()
-        reply = await victim.receive()
-        assert reply is not None
-        victim.conn.receive_datagram(reply, victim.loop.time())
-        event = victim.conn.next_event()
-        assert getattr(event, "data", None) == b"GENUINE"
+        assert await victim.echo(b"genuine") == b"GENUINE"
     finally:
         victim.close()
         await bystander.close()
