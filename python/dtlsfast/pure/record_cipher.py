@@ -129,11 +129,8 @@ class RecordCipher:
             )
         epoch_seq = _EPOCH_SEQ.pack(ep, seq >> 32, seq & 0xFFFFFFFF)
         aad = epoch_seq + _TAIL.pack(ctype, ver, len(plaintext))
-        sealed = self._cipher.encrypt(self._nonce(epoch_seq), plaintext, aad)
         header = header_bytes(ctype, ver, ep, seq, length)
-        if self._explicit:
-            return header + epoch_seq + sealed
-        return header + sealed
+        return self._protected(header, epoch_seq, plaintext, aad)
 
     def open(self, record: bytes) -> bytes | None:
         records = parse_records(record)
@@ -152,6 +149,21 @@ class RecordCipher:
         fields = record_fields(content_type, version, epoch, sequence_number)
         return self._open(*fields, fragment)
 
+    def _received_nonce(self, epoch_seq: bytes, fragment: bytes) -> tuple[bytes, memoryview]:
+        """The nonce of a received fragment and the ciphertext after it. The
+        explicit nonce (GCM, CCM) is taken from the wire, as other stacks do."""
+        view = memoryview(fragment)
+        if self._explicit:
+            return self._iv + bytes(view[: self._explicit]), view[self._explicit :]
+        return self._nonce(epoch_seq), view
+
+    def _protected(self, header: bytes, epoch_seq: bytes, inner: bytes, aad: bytes) -> bytes:
+        """The whole record: header, explicit nonce (GCM, CCM) and ciphertext."""
+        sealed = self._cipher.encrypt(self._nonce(epoch_seq), inner, aad)
+        if self._explicit:
+            return header + epoch_seq + sealed
+        return header + sealed
+
     def _open(
         self, ctype: int, version: int, epoch: int, seq: int, fragment: bytes
     ) -> bytes | None:
@@ -159,13 +171,7 @@ class RecordCipher:
         if plaintext_length < 0:
             return None
         epoch_seq = _EPOCH_SEQ.pack(epoch, seq >> 32, seq & 0xFFFFFFFF)
-        view = memoryview(fragment)
-        if self._explicit:
-            # The explicit nonce is taken from the wire, as other stacks do.
-            nonce = self._iv + bytes(view[: self._explicit])
-            view = view[self._explicit :]
-        else:
-            nonce = self._nonce(epoch_seq)
+        nonce, view = self._received_nonce(epoch_seq, fragment)
         aad = epoch_seq + _TAIL.pack(ctype, version, plaintext_length)
         try:
             return self._cipher.decrypt(nonce, view, aad)
@@ -199,11 +205,8 @@ class RecordCipher:
             )
         epoch_seq = _EPOCH_SEQ.pack(ep, seq >> 32, seq & 0xFFFFFFFF)
         aad = cid_additional_data(ver, epoch_seq, bytes(cid), len(inner))
-        sealed = self._cipher.encrypt(self._nonce(epoch_seq), inner, aad)
         header = cid_header_bytes(ver, ep, seq, bytes(cid), length)
-        if self._explicit:
-            return header + epoch_seq + sealed
-        return header + sealed
+        return self._protected(header, epoch_seq, inner, aad)
 
     def open_cid(
         self,
@@ -219,12 +222,7 @@ class RecordCipher:
         if inner_length < 0 or inner_length > MAX_FRAGMENT_LENGTH or len(cid) > MAX_CID_LENGTH:
             return None
         epoch_seq = _EPOCH_SEQ.pack(ep, seq >> 32, seq & 0xFFFFFFFF)
-        view = memoryview(fragment)
-        if self._explicit:
-            nonce = self._iv + bytes(view[: self._explicit])
-            view = view[self._explicit :]
-        else:
-            nonce = self._nonce(epoch_seq)
+        nonce, view = self._received_nonce(epoch_seq, fragment)
         aad = cid_additional_data(ver, epoch_seq, bytes(cid), inner_length)
         try:
             inner = self._cipher.decrypt(nonce, view, aad)
