@@ -59,6 +59,28 @@ pub(crate) fn parse_address(addr: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
     })
 }
 
+/// `[(data, address), ...]` from Python: the bytes (borrowed, not copied)
+/// and the parsed addresses. Anything else is a ConfigurationError.
+pub(crate) fn extract_datagrams<'py>(
+    items: &Bound<'py, PyAny>,
+) -> PyResult<Vec<(Bound<'py, PyBytes>, SocketAddr)>> {
+    let shape = || ConfigurationError::new_err("items must be (bytes, address) tuples");
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let item = item?;
+        let pair = item.cast::<PyTuple>().map_err(|_| shape())?;
+        if pair.len() != 2 {
+            return Err(shape());
+        }
+        let data = pair
+            .get_item(0)?
+            .cast_into::<PyBytes>()
+            .map_err(|_| shape())?;
+        out.push((data, parse_address(&pair.get_item(1)?)?));
+    }
+    Ok(out)
+}
+
 #[pymethods]
 impl PyBatchSocket {
     /// Borrow the non-blocking UDP socket `fd` (the caller keeps it open for
@@ -90,22 +112,7 @@ impl PyBatchSocket {
 
     /// Send `[(data, address), ...]`; returns how many the socket took now.
     fn send(&mut self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let mut owned: Vec<(Bound<'_, PyBytes>, SocketAddr)> = Vec::new();
-        for item in items.try_iter()? {
-            let item = item?;
-            let pair = item.cast::<PyTuple>().map_err(|_| {
-                ConfigurationError::new_err("items must be (bytes, address) tuples")
-            })?;
-            if pair.len() != 2 {
-                return Err(ConfigurationError::new_err(
-                    "items must be (bytes, address) tuples",
-                ));
-            }
-            let data = pair.get_item(0)?.cast_into::<PyBytes>().map_err(|_| {
-                ConfigurationError::new_err("items must be (bytes, address) tuples")
-            })?;
-            owned.push((data, parse_address(&pair.get_item(1)?)?));
-        }
+        let owned = extract_datagrams(items)?;
         let borrowed: Vec<(&[u8], SocketAddr)> =
             owned.iter().map(|(d, a)| (d.as_bytes(), *a)).collect();
         let inner = &mut self.inner;

@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::bindings::{
     record_fields, uint_arg, ConfigurationError, PyRecordCipher, PyReplayWindow,
 };
-use crate::io_bindings::{address_tuple, parse_address, PyBatchSocket};
+use crate::io_bindings::{address_tuple, extract_datagrams, parse_address, PyBatchSocket};
 use crate::record::MAX_SEQUENCE_NUMBER;
 use crate::session_table::{
     FastDatagram, RecordOutcome, Served, SessionTable as CoreTable, TableSession, APPLICATION_DATA,
@@ -219,22 +219,10 @@ impl PySessionTable {
         batch: &Bound<'py, PyAny>,
         now: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let mut received = Vec::new();
-        for item in batch.try_iter()? {
-            let item = item?;
-            let pair = item.cast::<PyTuple>().map_err(|_| {
-                ConfigurationError::new_err("batch items must be (bytes, address) tuples")
-            })?;
-            if pair.len() != 2 {
-                return Err(ConfigurationError::new_err(
-                    "batch items must be (bytes, address) tuples",
-                ));
-            }
-            let data = pair.get_item(0)?.cast_into::<PyBytes>().map_err(|_| {
-                ConfigurationError::new_err("batch items must be (bytes, address) tuples")
-            })?;
-            received.push((data.as_bytes().to_vec(), parse_address(&pair.get_item(1)?)?));
-        }
+        let received = extract_datagrams(batch)?
+            .into_iter()
+            .map(|(data, addr)| (data.as_bytes().to_vec(), addr))
+            .collect();
         let served = self.inner.serve(received, now);
         served_tuple(py, &served, 0)
     }

@@ -132,7 +132,7 @@ class SessionTable:
         items = []
         for item in batch:
             if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], bytes):
-                raise ConfigurationError("batch items must be (bytes, address) tuples")
+                raise ConfigurationError("items must be (bytes, address) tuples")
             items.append((item[0], _address(item[1])))
         to_python: list[tuple[bytes, tuple[object, ...]]] = []
         delivered: list[tuple[tuple[object, ...], bytes]] = []
