@@ -155,8 +155,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._established = 0
         # Established sessions' record state (the fast path, DESIGN.md).
         self._table = backend.SessionTable(limits.max_sessions)
-        if hasattr(self._table, "set_auth_filter"):
-            self._table.set_auth_filter(limits.auth_failure_burst, limits.auth_failure_rate)
+        self._table.set_auth_filter(limits.auth_failure_burst, limits.auth_failure_rate)
         self._table_ids = itertools.count(1)
         self._batched = False
 
@@ -203,11 +202,10 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["sessions_in_table"] = len(self._table)
         out["session_table_bytes"] = len(self._table) * self._table.session_footprint
         out["coap_answered_in_table"] = self._table.coap_answered
-        totals = getattr(self._table, "totals", None)
-        if totals:
-            out["dropped_replay"] += totals["replayed"]
-            out["dropped_bad_auth"] += totals["bad_auth"]
-            out["dropped_auth_throttled"] += totals["throttled"]
+        totals = self._table.totals
+        out["dropped_replay"] += totals["replayed"]
+        out["dropped_bad_auth"] += totals["bad_auth"]
+        out["dropped_auth_throttled"] += totals["throttled"]
         return out
 
     def close(self) -> None:
@@ -387,7 +385,9 @@ class DtlsServer(asyncio.DatagramProtocol):
     # -- internals ---------------------------------------------------------
 
     def _feed(self, peer: _Peer, data: bytes, now: float) -> None:
-        if peer.table_id is not None and self._feed_fast(peer, data, now):
+        # Batched, the Rust demultiplexer already offered the datagram to the
+        # table (serve_batch) and handed it here because the table declined.
+        if peer.table_id is not None and not self._batched and self._feed_fast(peer, data, now):
             return
         peer.conn.receive_datagram(data, now)
         peer.session.last_activity = now

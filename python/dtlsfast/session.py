@@ -33,7 +33,6 @@ class DtlsSession:
     # Slots: a gateway keeps one session object per peer.
     __slots__ = (
         "__weakref__",
-        "_close_waiters",
         "_closed",
         "_conn",
         "_error",
@@ -68,7 +67,6 @@ class DtlsSession:
         #: Set by a server whose session table holds this session's keys:
         #: seals and sends one datagram, bypassing the connection.
         self._fast_send: Callable[[bytes], None] | None = None
-        self._close_waiters: list[asyncio.Future[None]] | None = None
 
     @property
     def cipher_suite(self) -> str:
@@ -173,16 +171,6 @@ class DtlsSession:
             return
         self._on_close = callback
 
-    async def wait_closed(self) -> None:
-        """Return once the session is closed (by either side or by the endpoint)."""
-        if self._closed:
-            return
-        closed = asyncio.get_running_loop().create_future()
-        if self._close_waiters is None:
-            self._close_waiters = []
-        self._close_waiters.append(closed)
-        await closed
-
     def __aiter__(self) -> DtlsSession:
         return self
 
@@ -218,10 +206,6 @@ class DtlsSession:
         self._closed = True
         self._error = error
         self._wake()
-        waiters, self._close_waiters = self._close_waiters or [], None
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close(self)

@@ -831,7 +831,8 @@ class CoapServer:
             return None  # block-wise: Python's business
         msg = Message(MessageType.ACK, response.code, 0, b"", response.all_options())
         msg.payload = response.payload
-        return msg.encode()[1:2] + msg.encode()[4:]
+        encoded = msg.encode()
+        return encoded[1:2] + encoded[4:]
 
     def notify(self, path: str) -> None:
         """Send the current state of ``path`` to its observers (RFC 7641 §4.2).
