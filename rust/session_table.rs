@@ -350,17 +350,19 @@ impl SessionTable {
         seal_in(session, content_type, plaintext)
     }
 
-    /// Approximate bytes one installed session takes: its slot in the hash
-    /// table (key, state, control byte, at the table's 7/8 load factor), the
-    /// key schedules and the window. For the memory benchmark.
+    /// Approximate bytes one installed session takes: its slots in the two
+    /// hash tables (by id and by address; key, value, control byte, at the
+    /// tables' 7/8 load factor), the key schedules and the window. For the
+    /// memory benchmark.
     pub fn session_footprint(&self) -> usize {
         let slot = std::mem::size_of::<(u64, TableSession)>() + 1;
+        let address_slot = std::mem::size_of::<(SocketAddr, u64)>() + 1;
         let heap = self
             .sessions
             .values()
             .next()
             .map_or(0, TableSession::heap_bytes);
-        slot * 8 / 7 + heap
+        (slot + address_slot) * 8 / 7 + heap
     }
 }
 

@@ -54,7 +54,16 @@ class _ClientProtocol(asyncio.DatagramProtocol):
         if not self.handshake.done():
             self.handshake.set_exception(ConnectionClosedError("the socket closed"))
 
-    def pump(self, _session: DtlsSession | None = None) -> None:
+    # The session's endpoint (dtlsfast.session.SessionEndpoint).
+
+    def send(self, session: DtlsSession, data: bytes) -> None:
+        self.conn.send(data)
+        self.pump()
+
+    def flush(self, session: DtlsSession) -> None:
+        self.pump()
+
+    def pump(self) -> None:
         """Send what the connection queued, deliver its events, re-arm the timer."""
         now = self.loop.time()
         if self.transport is not None:
@@ -171,7 +180,7 @@ async def connect(
     )
     # The session exists from the start so that data arriving in the same
     # datagram as the server's Finished is not lost.
-    protocol.session = DtlsSession(conn, (host, port), protocol.pump)
+    protocol.session = DtlsSession(conn, (host, port), protocol)
     try:
         conn.connect(loop.time())
         protocol.pump()

@@ -29,6 +29,7 @@ from cryptography import x509
 from dtlsfast.backend import load_backend
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.events import (
+    MAX_EVENTS,
     AlertReceived,
     ApplicationDataReceived,
     ConnectionClosed,
@@ -74,6 +75,7 @@ from dtlsfast.handshake.constants import (
     ContentType,
     ExtensionType,
     HandshakeType,
+    alert_name,
 )
 from dtlsfast.handshake.ecdhe import (
     ClientKeyExchangeEcdhePsk,
@@ -114,6 +116,7 @@ from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
 from dtlsfast.handshake.transcript import HandshakeTranscript
 from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
+from dtlsfast.settled_connection import SettledConnection
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -122,9 +125,6 @@ MAX_PLAINTEXT = 16384
 #: A server may answer with HelloVerifyRequest more than once (a cookie secret
 #: rotated between the two hellos); a client stops following after this many.
 MAX_HELLO_VERIFY = 4
-#: Pending application data and events are bounded; past this the oldest
-#: application data is dropped and counted.
-MAX_EVENTS = 1024
 
 
 class State(enum.Enum):
@@ -163,19 +163,6 @@ class _Abort(Exception):
 
 
 Handler = Callable[["DtlsConnection", bytes, bytes], None]
-
-
-class _SettledReassembler:
-    """Stands in for the handshake reassembler once a connection is settled:
-    no handshake message is ever reassembled again (renegotiation is refused)."""
-
-    __slots__ = ("next_seq",)
-
-    def __init__(self, next_seq: int) -> None:
-        self.next_seq = next_seq
-
-    def push(self, fragment: bytes) -> list[bytes]:
-        return []
 
 
 class DtlsConnection:
@@ -341,6 +328,15 @@ class DtlsConnection:
         """Records dropped by the record layer, by reason (RFC 6347 §4.1.2.7)."""
         return self.records.drops
 
+    def count_drop(self, reason: str, count: int = 1) -> None:
+        """Count records an endpoint dropped on this connection's behalf."""
+        self.records.drops[reason] += count
+
+    def clear_counts(self) -> None:
+        """Forget the drops and retransmissions (the endpoint took them over)."""
+        self.records.drops.clear()
+        self.counters["retransmissions"] = 0
+
     def connect(self, now: float) -> None:
         """Start the handshake (client only): queue the first ClientHello."""
         if self.state is not State.CLIENT_START:
@@ -435,34 +431,32 @@ class DtlsConnection:
             and not self.records.uses_connection_ids
         )
 
-    def attach_session_table(self, table: Any, session_id: int) -> None:
-        """Move the record state of a settled connection into ``table`` (the
-        backend's SessionTable) under ``session_id``; see
-        :meth:`RecordLayer.attach_table`."""
-        if not self.settled:
-            raise LocalProtocolError("only a settled connection can join the session table")
-        self.records.attach_table(table, session_id)
-        self._release_handshake_state()
-
-    def _release_handshake_state(self) -> None:
-        """Forget what only the handshake needed (renegotiation is refused, so
-        it never runs again): the transcript, the hello, the ephemeral key and
-        the secrets, which should not outlive their use anyway."""
-        self._transcript.reset()
-        self._client_hello = None
-        self._key_share = None
-        self._ecdh_secret = None
-        self._master = b""
-        self._psk = b""
-        self._flight_open = []
-        self._server_random = b""
-        self._client_groups = None
-        self._peer_schemes = None
-        self._offered_client_types = None
-        self._offered_server_types = None
-        # Established, only the next expected message_seq is still looked at
-        # (to spot renegotiation attempts and retransmitted flights).
-        self._reassembler = _SettledReassembler(self._reassembler.next_seq)
+    def settle_into(self, table: Any, session_id: int) -> SettledConnection:
+        """Move the record state of a settled server connection into ``table``
+        (the backend's SessionTable) under ``session_id`` and return the slim
+        connection that carries on in its place (:mod:`dtlsfast.settled_connection`).
+        This connection must not be used afterwards."""
+        if not self.settled or self.is_client:
+            raise LocalProtocolError("only a settled server connection can join the session table")
+        self.records.install_in_table(table, session_id)
+        self.state = State.CLOSED  # its keys, window and sequence numbers moved
+        return SettledConnection(
+            table,
+            session_id,
+            config=self.config,
+            peer=self.peer,
+            read_epoch=self.records.read_epoch,
+            next_message_seq=self._reassembler.next_seq,
+            peer_last_message_seq=self._peer_flight_last_seq,
+            max_payload=self.max_payload,
+            cipher_suite=self.cipher_suite,
+            client_random=self._client_random,
+            psk_identity=self.psk_identity,
+            extended_master_secret=self.extended_master_secret,
+            peer_certificates=self.peer_certificates,
+            peer_public_key=self.peer_public_key,
+            peer_certificate_type=self.peer_certificate_type,
+        )
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Everything queued for the peer since the last call."""
@@ -640,7 +634,7 @@ class DtlsConnection:
             self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
             self._close(None)
         elif level == AlertLevel.FATAL:
-            name = _alert_name(description)
+            name = alert_name(description)
             if self.state is State.ESTABLISHED:
                 self._close(RemoteProtocolError(f"peer sent fatal alert {name}"))
             else:
@@ -1397,13 +1391,6 @@ _TRANSITIONS: dict[tuple[State, int], Handler] = {
     ): DtlsConnection._server_on_client_key_exchange,
     (State.SERVER_WAIT_FINISHED, HandshakeType.FINISHED): DtlsConnection._server_on_finished,
 }
-
-
-def _alert_name(description: int) -> str:
-    try:
-        return AlertDescription(description).name.lower()
-    except ValueError:
-        return str(description)
 
 
 def _type_name(certificate_type: int) -> str:

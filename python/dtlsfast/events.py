@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 from dtlsfast.exceptions import DtlsError
 
+#: Pending application data and events of one connection are bounded; past
+#: this the newest application data is dropped and counted.
+MAX_EVENTS = 1024
+
 
 @dataclass(frozen=True)
 class Event:

@@ -30,26 +30,6 @@ TLS12_CID = 25
 MAX_FUTURE_RECORDS = 8
 
 
-class _HeldByTable:
-    """Stands in for an epoch's cipher once the session table holds the keys:
-    the connection only needs to know the record overhead."""
-
-    __slots__ = ("overhead",)
-
-    def __init__(self, overhead: int) -> None:
-        self.overhead = overhead
-
-
-_HELD: dict[int, _HeldByTable] = {}
-
-
-def _held_by_table(overhead: int) -> _HeldByTable:
-    held = _HELD.get(overhead)
-    if held is None:
-        held = _HELD[overhead] = _HeldByTable(overhead)
-    return held
-
-
 @dataclass(slots=True)
 class _ReadState:
     cipher: Any | None  # RecordCipher of the backend, None for epoch 0
@@ -100,8 +80,6 @@ class RecordLayer:
     _read: dict[int, _ReadState] = field(default_factory=dict)
     _write: dict[int, _WriteState] = field(default_factory=dict)
     _future: list[tuple[int, int, int, int, bytes, bytes]] = field(default_factory=list)
-    _table: Any | None = None
-    _table_id: int = 0
 
     def __post_init__(self) -> None:
         self._read[0] = _ReadState(None, None)
@@ -165,21 +143,17 @@ class RecordLayer:
         return len(self._read) == 1 and len(self._write) == 1 and not self.has_pending_read
 
     @property
-    def table_attached(self) -> bool:
-        return self._table is not None
-
-    @property
     def uses_connection_ids(self) -> bool:
         """A CID is in use in either direction of the current epochs."""
         return bool(self._read[self.read_epoch].cid or self._write[self.write_epoch].cid)
 
-    def attach_table(self, table: Any, session_id: int) -> None:
-        """Hand the current read and write epochs to a session table (the
-        fast path): from now on their records are opened and sealed through
-        it, so each record is judged once and sequence numbers stay one
-        series. The previous epochs must be gone (see
-        :meth:`forget_previous_epochs`) and the epochs must not change again.
-        """
+    def install_in_table(self, table: Any, session_id: int) -> None:
+        """Copy the current read and write epochs into a session table (the
+        fast path) under ``session_id``: keys, replay window and next write
+        sequence number. The previous epochs must be gone (see
+        :meth:`forget_previous_epochs`); this layer must not be used for those
+        epochs afterwards, or records would be judged twice and sequence
+        numbers reused."""
         read, write = self._read[self.read_epoch], self._write[self.write_epoch]
         if read.cipher is None or write.cipher is None or read.window is None:
             raise LocalProtocolError("only protected epochs can go to the session table")
@@ -195,11 +169,6 @@ class RecordLayer:
             write.next_sequence,
             self.version,
         )
-        self._table, self._table_id = table, session_id
-        # The table's copies are the only keys, window and counter from now on.
-        read.window = None
-        read.cipher = _held_by_table(int(read.cipher.overhead))
-        write.cipher = _held_by_table(int(write.cipher.overhead))
 
     @property
     def write_overhead(self) -> int:
@@ -223,8 +192,6 @@ class RecordLayer:
         state = self._write.get(epoch)
         if state is None:
             raise LocalProtocolError(f"no write state for epoch {epoch}")
-        if self._table is not None and epoch == self.write_epoch:
-            return bytes(self._table.seal(self._table_id, content_type, payload))
         seq = state.next_sequence
         # seal/encode raise ConfigurationError past 2**48 - 1: the connection
         # must be closed before then, RFC 6347 §4.1.
@@ -240,8 +207,6 @@ class RecordLayer:
         return bytes(state.cipher.seal(content_type, self.version, epoch, seq, payload))
 
     def set_write_sequence(self, epoch: int, sequence_number: int) -> None:
-        if self._table is not None and epoch == self.write_epoch:
-            raise LocalProtocolError("the session table owns this epoch's sequence numbers")
         self._write[epoch].next_sequence = sequence_number
 
     # -- input --------------------------------------------------------------
@@ -291,17 +256,6 @@ class RecordLayer:
             # CID this epoch requires (RFC 9146 §4).
             self.drops["bad_cid"] += 1
             return None
-        if self._table is not None and epoch == self.read_epoch:
-            result = self._table.open_record(
-                self._table_id, content_type, version, epoch, seq, fragment
-            )
-            if isinstance(result, str):
-                self.drops[result] += 1
-                return None
-            if result is None:  # the table no longer has the session
-                self.drops["bad_epoch"] += 1
-                return None
-            return Record(content_type, epoch, seq, bytes(result))
         if state.window is None or not state.window.check(seq):
             self.drops["replay"] += 1
             return None

@@ -45,6 +45,7 @@ from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, Handshake
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.handshake.cookies import CookieJar
 from dtlsfast.session import DtlsSession
+from dtlsfast.settled_connection import SettledConnection
 
 logger = logging.getLogger("dtlsfast.server")
 
@@ -87,7 +88,8 @@ CID_DRAWS = 16
 @dataclass(slots=True)
 class _Peer:
     server: DtlsServer
-    conn: DtlsConnection
+    conn: DtlsConnection | SettledConnection
+    """The full connection; once the session joins the table, the slim one."""
     started: float
     addr: Any
     """The peer's current address: where everything for it is sent."""
@@ -103,14 +105,14 @@ class _Peer:
     """Created at the peer's first authentication failure."""
     table_id: int | None = None
     """The session's id in the server's session table, once it joined it."""
-    max_payload: int = 0
-    """Set with ``table_id``: the largest payload :meth:`send_fast` takes."""
 
-    def send_fast(self, data: bytes) -> None:
-        self.server._send_fast(self, data)
+    # The session's endpoint (dtlsfast.session.SessionEndpoint): the peer
+    # itself, so that a session costs no bound method or closure.
+
+    def send(self, session: DtlsSession, data: bytes) -> None:
+        self.server._send(self, data)
 
     def flush(self, session: DtlsSession) -> None:
-        """The session's flush callback (a bound method: no closure per peer)."""
         self.server._flush_session(self)
 
 
@@ -283,7 +285,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         cid = self._new_cid()
         conn = DtlsConnection(self.config, peer=addr, connection_id=cid)
         new = _Peer(self, conn, now, addr, cid or b"")
-        new.session = DtlsSession(conn, addr, new.flush)
+        new.session = DtlsSession(conn, addr, new)
         if new.cid:
             self._by_cid[new.cid] = new
         if peer is not None and peer.conn.established:
@@ -341,7 +343,9 @@ class DtlsServer(asyncio.DatagramProtocol):
             return
         if self._throttled(peer, now):
             return
-        records = peer.conn.records
+        conn = peer.conn
+        assert isinstance(conn, DtlsConnection)  # CID sessions never settle into the table
+        records = conn.records
         newest_before = records.advances
         failures = peer.conn.drops["bad_auth"]
         peer.conn.receive_datagram(data, now)
@@ -408,9 +412,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         session = peer.session
         session.last_activity = now
         if replayed:
-            peer.conn.drops["replay"] += replayed
+            peer.conn.count_drop("replay", replayed)
         if bad_auth:
-            peer.conn.drops["bad_auth"] += bad_auth
+            peer.conn.count_drop("bad_auth", bad_auth)
         if replies and self._transport is not None:
             for reply in replies:
                 self._transport.sendto(reply, peer.addr)
@@ -459,26 +463,33 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._counters["session_table_full"] += 1
             return
         table_id = next(self._table_ids)
-        peer.conn.attach_session_table(self._table, table_id)
+        full = peer.conn
+        assert isinstance(full, DtlsConnection)
+        self._take_counts(full)
+        # The slim connection carries on; the handshake's state goes with `full`.
+        peer.conn = peer.session._conn = full.settle_into(self._table, table_id)
         peer.table_id = table_id
         if self._batched:
             # From now on the Rust core demultiplexes this peer's datagrams.
             self._table.bind_address(table_id, peer.addr, self._loop.time())
-        peer.max_payload = peer.conn.max_payload
-        peer.session._fast_send = peer.send_fast
 
-    def _send_fast(self, peer: _Peer, data: bytes) -> None:
-        """Application data of a session in the table: sealed by the table
-        and sent, without the connection's queue and timers."""
-        if len(data) > peer.max_payload or self._transport is None:
-            peer.conn.send(data)  # raises the connection's error for the size
-            self._flush(peer)
+    def _send(self, peer: _Peer, data: bytes) -> None:
+        """Application data from the session: a session in the table has it
+        sealed by the table and sent at once, without a queue; others go
+        through their connection."""
+        conn = peer.conn
+        if (
+            peer.table_id is not None
+            and len(data) <= conn.max_payload
+            and self._transport is not None
+        ):
+            self._transport.sendto(self._table.seal(peer.table_id, 23, data), peer.addr)
             return
-        self._transport.sendto(self._table.seal(peer.table_id, 23, data), peer.addr)
+        conn.send(data)  # raises the connection's error (size, closed...)
+        self._flush_session(peer)
 
     def _leave_table(self, peer: _Peer) -> None:
         if peer.table_id is not None:
-            peer.session._fast_send = None
             self._table.remove(peer.table_id)
             peer.table_id = None
 
@@ -598,13 +609,16 @@ class DtlsServer(asyncio.DatagramProtocol):
         if peer.counted:
             peer.counted = False
             self._established -= 1
-        for reason, value in peer.conn.drops.items():
-            self._counters[f"dropped_{reason}"] += value
-        self._counters["retransmissions"] += peer.conn.counters["retransmissions"]
-        peer.conn.drops.clear()
-        peer.conn.counters["retransmissions"] = 0
+        self._take_counts(peer.conn)
         if self._peers.get(peer.addr) is peer:
             del self._peers[peer.addr]
+
+    def _take_counts(self, conn: DtlsConnection | SettledConnection) -> None:
+        """Move a connection's drops and retransmissions into the server's counters."""
+        for reason, value in conn.drops.items():
+            self._counters[f"dropped_{reason}"] += value
+        self._counters["retransmissions"] += conn.counters["retransmissions"]
+        conn.clear_counts()
 
     def _cancel_timer(self, peer: _Peer) -> None:
         if peer.timer is not None:

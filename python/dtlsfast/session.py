@@ -11,16 +11,29 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.exceptions import ConnectionClosedError, DtlsError
 from dtlsfast.handshake.signatures import VerifyingKey
+from dtlsfast.settled_connection import SettledConnection
 
 #: Received datagrams held for a slow reader before the oldest are dropped.
 RECV_QUEUE_LIMIT = 256
+
+
+class SessionEndpoint(Protocol):
+    """What drives a session: the client's protocol, or the server's record of
+    one peer. An object with methods rather than callbacks, so that a session
+    costs no bound method or closure (a gateway holds 100,000)."""
+
+    def send(self, session: DtlsSession, data: bytes, /) -> None:
+        """Send one record of application data (raise the connection's error)."""
+
+    def flush(self, session: DtlsSession, /) -> None:
+        """Send what the connection queued and deliver its events."""
 
 
 class DtlsSession:
@@ -35,9 +48,8 @@ class DtlsSession:
         "__weakref__",
         "_closed",
         "_conn",
+        "_endpoint",
         "_error",
-        "_fast_send",
-        "_flush",
         "_on_close",
         "_queue",
         "_receiver",
@@ -49,13 +61,15 @@ class DtlsSession:
 
     def __init__(
         self,
-        connection: DtlsConnection,
+        connection: DtlsConnection | SettledConnection,
         peer_address: Hashable,
-        flush: Callable[[DtlsSession], None],
+        endpoint: SessionEndpoint,
     ) -> None:
+        #: The endpoint swaps in a SettledConnection once the session table
+        #: holds the session's keys (a server's established session).
         self._conn = connection
         self.peer_address: Any = peer_address
-        self._flush = flush
+        self._endpoint = endpoint
         self._queue: deque[bytes] | None = None  # created on first use
         self._waiter: asyncio.Future[None] | None = None
         self._error: DtlsError | None = None
@@ -64,9 +78,6 @@ class DtlsSession:
         self.last_activity = 0.0
         self._receiver: Callable[[bytes, DtlsSession], None] | None = None
         self._on_close: Callable[[DtlsSession], None] | None = None
-        #: Set by a server whose session table holds this session's keys:
-        #: seals and sends one datagram, bypassing the connection.
-        self._fast_send: Callable[[bytes], None] | None = None
 
     @property
     def cipher_suite(self) -> str:
@@ -90,8 +101,10 @@ class DtlsSession:
         return self._conn.peer_public_key
 
     @property
-    def connection(self) -> DtlsConnection:
-        """The sans-I/O connection underneath (for counters and tests)."""
+    def connection(self) -> DtlsConnection | SettledConnection:
+        """The sans-I/O connection underneath (for counters and tests): on a
+        server, the slim :class:`SettledConnection` once the session table
+        holds the session's record state."""
         return self._conn
 
     @property
@@ -111,11 +124,7 @@ class DtlsSession:
             raise ConnectionClosedError(
                 "the session is closed" + (f": {self._error}" if self._error else "")
             )
-        if self._fast_send is not None:
-            self._fast_send(data)
-            return
-        self._conn.send(data)
-        self._flush(self)
+        self._endpoint.send(self, data)
 
     async def recv(self) -> bytes:
         """The next datagram of application data; raises ConnectionClosedError
@@ -139,7 +148,7 @@ class DtlsSession:
         if self._closed:
             return
         self._conn.close()
-        self._flush(self)
+        self._endpoint.flush(self)
         self._mark_closed(None)
 
     def abort(self) -> None:
@@ -147,7 +156,7 @@ class DtlsSession:
         if self._closed:
             return
         self._conn.abort()
-        self._flush(self)
+        self._endpoint.flush(self)
         self._mark_closed(None)
 
     def set_receiver(self, receiver: Callable[[bytes, DtlsSession], None] | None) -> None:

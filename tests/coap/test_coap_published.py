@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 import pytest
-from coap_harness import Harness
+from coap_harness import PEER, Harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,9 +32,13 @@ def _published(server: CoapServer) -> dict[str, bytes | None]:
 
 @pytest.mark.parametrize("on", [False, True])
 async def test_the_published_answer_is_what_the_server_sends(on: bool) -> None:
+    # The handler's answer, from a server with no publisher (which would
+    # answer from the published bytes itself).
     h = Harness()
     h.server.add_resource("light", LightResource(on=on))
-    published = _published(h.server)
+    publishing = CoapServer()
+    publishing.add_resource("light", LightResource(on=on))
+    published = _published(publishing)
     answers = CoapAnswers()
     answers.publish(b"light", published["light"])
     for token in (b"", b"\x01", bytes(range(8))):
@@ -61,6 +65,38 @@ async def test_the_published_bytes_follow_the_resource() -> None:
     big.published_representation = lambda: None  # type: ignore[method-assign]
     h.server.add_resource("dark", big)
     assert published["dark"] is None
+
+
+async def test_published_gets_reaching_python_keep_no_exchange_state() -> None:
+    # Before a session joins the table its GETs reach Python: they are
+    # answered from the same published bytes, and, the representation being
+    # idempotent (RFC 7252 §4.5), without a deduplication entry.
+    h = Harness()
+    h.server.add_resource("light", LightResource())
+    published = _published(h.server)
+    answers = CoapAnswers()
+    answers.publish(b"light", published["light"])
+    request = h.request(Code.GET, "light", token=b"\x07")
+    await h.settle()
+    h.receive(request.encode(), PEER)  # a retransmission
+    await h.settle()
+    first, again = h.raw
+    assert first == again == answers.answer(request.encode())
+    assert h.server.counters["published_answered"] == 2
+    assert h.server.stats["dedup_entries"] == 0
+    h.raw.clear()
+    h.take()
+    # Anything else is deduplicated and handled as before.
+    put = await h.exchange(Code.PUT, "light", payload=b"on")
+    assert put.code == Code.CHANGED and h.server.stats["dedup_entries"] == 1
+    json_reply = await h.exchange(Code.GET, "light", options=[(OptionNumber.ACCEPT, 50)])
+    assert json_reply.payload == b'{"on": true}' and h.server.stats["dedup_entries"] == 2
+    assert h.server.counters["published_answered"] == 2
+    # Without a publisher, plain GETs are deduplicated like everything else.
+    plain = Harness()
+    plain.server.add_resource("light", LightResource())
+    assert (await plain.exchange(Code.GET, "light")).payload == b"off"
+    assert plain.server.stats["dedup_entries"] == 1
 
 
 requests = st.one_of(

@@ -337,4 +337,4 @@ async def test_a_move_onto_a_taken_address_keeps_the_tables_consistent(
 
 def _local(session: DtlsSession) -> Any:
     """The client's own address, as the server sees it."""
-    return session._flush.__self__.transport.get_extra_info("sockname")[:2]  # type: ignore[attr-defined]
+    return session._endpoint.transport.get_extra_info("sockname")[:2]  # type: ignore[attr-defined]

@@ -44,11 +44,12 @@ class _CoapSessions:
 
     def __init__(self, attachment: Attachment) -> None:
         self._attachment = attachment
+        self._gone = attachment.peer_gone  # one bound method for every session
 
     def session_opened(self, session: DtlsSession) -> None:
-        # One shared callable for every session: it is called as (data, session).
+        # Shared callables for every session: called as (data, session) and (session).
         session.set_receiver(self._attachment)
-        session.set_close_callback(self._attachment.peer_gone)
+        session.set_close_callback(self._gone)
 
 
 async def listen_dtls(

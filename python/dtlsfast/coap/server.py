@@ -83,6 +83,7 @@ from dtlsfast.coap.reliability import DedupCache, MessageIdAllocator, Outcome, R
 from dtlsfast.coap.resource import METHOD_CODES, FunctionResource, Handler, Resource
 from dtlsfast.coap.transport import UdpServerTransport
 from dtlsfast.exceptions import ConfigurationError, DtlsError
+from dtlsfast.pure.coap_answer import CoapAnswers
 
 log = logging.getLogger("dtlsfast.coap")
 
@@ -243,6 +244,9 @@ class CoapServer:
         self._resources: dict[str, Resource] = {}
         self._hooks: dict[str, Callable[[], None]] = {}
         self._publishers: list[Callable[[str, bytes | None], None]] = []
+        #: The published answers themselves, once there is a publisher: GETs
+        #: that reach Python are answered as the session table answers them.
+        self._answers: CoapAnswers | None = None
         self._senders: dict[int, Send] = {}
         self._attachment_ids = itertools.count(1)
         self._listeners: list[UdpServerTransport] = []
@@ -479,6 +483,15 @@ class CoapServer:
         if self._closed:
             return
         self.counters["received"] += 1
+        if self._answers is not None and (answer := self._answers.answer(data)) is not None:
+            # A plain GET of a published representation, answered exactly as
+            # the DTLS session table answers it (coap_answer.rs) for sessions
+            # that joined it: the representation is idempotent by contract,
+            # so, as RFC 7252 §4.5 allows, its GETs are not deduplicated and a
+            # gateway keeps no exchange state for them.
+            self.counters["published_answered"] += 1
+            self._send(remote, answer)
+            return
         try:
             msg = Message.decode(data)
         except CoapDecodeError as exc:
@@ -804,17 +817,26 @@ class CoapServer:
         :meth:`Resource.published_representation`, again whenever the
         resource notifies a change, and None when it is withdrawn."""
         self._publishers.append(publish)
+        if self._answers is None:
+            self._answers = CoapAnswers()
         for path in self._resources:
             self._republish(path)
 
     def remove_publisher(self, publish: Callable[[str, bytes | None], None]) -> None:
         if publish in self._publishers:
             self._publishers.remove(publish)
+        if not self._publishers:
+            self._answers = None
 
     def _republish(self, path: str) -> None:
         if not self._publishers:
             return
         response = None if self._closed else self._published_response(path)
+        if self._answers is not None:
+            try:
+                self._answers.publish(path.encode(), response)
+            except ConfigurationError:
+                self._answers.publish(path.encode(), None)  # past the limits: not answered early
         for publish in self._publishers:
             publish(path, response)
 

@@ -131,6 +131,14 @@ class AlertDescription(IntEnum):
     no_application_protocol = 120
 
 
+def alert_name(description: int) -> str:
+    """The RFC spelling of an alert description (its number if unknown)."""
+    try:
+        return AlertDescription(description).name.lower()
+    except ValueError:
+        return str(description)
+
+
 class ExtensionType(IntEnum):
     """Hello extension types (IANA "TLS ExtensionType Values"). Lower-case
     RFC spellings are aliases."""
@@ -206,4 +214,5 @@ __all__ = [
     "HandshakeType",
     "NamedGroup",
     "SignatureScheme",
+    "alert_name",
 ]

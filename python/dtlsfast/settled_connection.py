@@ -1,0 +1,340 @@
+"""An established server connection whose record state lives in the session table.
+
+Once a connection is settled (established, its last flight implicitly
+acknowledged by the peer's application data, RFC 6347 §4.2.4, only the
+current epoch left and no connection ID), everything
+:class:`~dtlsfast.connection.DtlsConnection` holds for the handshake is dead
+weight: renegotiation is refused, so no handshake runs on it again. The server
+swaps the connection for this object, a few slots, with the keys, the replay
+window and the write sequence in the session table (DESIGN.md's fast path), so
+that 100,000 established sessions fit in little memory.
+
+It keeps what an established association still owes its peer: records are
+opened and sealed through the table and an invalid one is dropped and counted
+(RFC 6347 §4.1.2.7); a close_notify is answered with one and closes, a fatal
+alert closes (RFC 5246 §7.2); a ClientHello or HelloRequest is refused with a
+warning no_renegotiation (RFC 5746 §4.2); a repeat of the peer's last flight is
+ignored (ours was acknowledged long ago). Its interface is the part of
+DtlsConnection the endpoints use once the handshake is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+
+from dtlsfast.backend import load_backend
+from dtlsfast.events import (
+    MAX_EVENTS,
+    AlertReceived,
+    ApplicationDataReceived,
+    ConnectionClosed,
+    Event,
+)
+from dtlsfast.exceptions import (
+    ConnectionClosedError,
+    DecodeError,
+    DtlsError,
+    HandshakeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from dtlsfast.handshake.constants import (
+    AlertDescription,
+    AlertLevel,
+    ContentType,
+    HandshakeType,
+    alert_name,
+)
+from dtlsfast.handshake.messages import (
+    decode_alert,
+    encode_alert,
+    parse_handshake_header,
+    split_handshake_fragments,
+)
+from dtlsfast.record_layer import TLS12_CID
+
+if TYPE_CHECKING:
+    from dtlsfast.config import DtlsConfiguration
+    from dtlsfast.handshake.cert_types import CertificateType
+    from dtlsfast.handshake.signatures import VerifyingKey
+    from dtlsfast.handshake.suites import CipherSuite
+
+#: Read when nothing was counted: no Counter per session until one is needed.
+_NOTHING: Mapping[str, int] = MappingProxyType(Counter())
+
+
+class SettledConnection:
+    """The slim stand-in for a settled server connection (see the module)."""
+
+    __slots__ = (
+        "_counters",
+        "_drops",
+        "_events",
+        "_last_peer_seq",
+        "_next_seq",
+        "_out",
+        "_table",
+        "_table_id",
+        "cipher_suite",
+        "client_random",
+        "closed",
+        "config",
+        "extended_master_secret",
+        "max_payload",
+        "peer",
+        "peer_certificate_type",
+        "peer_certificates",
+        "peer_public_key",
+        "psk_identity",
+        "read_epoch",
+    )
+
+    def __init__(
+        self,
+        table: Any,
+        table_id: int,
+        *,
+        config: DtlsConfiguration,
+        peer: Any,
+        read_epoch: int,
+        next_message_seq: int,
+        peer_last_message_seq: int | None,
+        max_payload: int,
+        cipher_suite: CipherSuite | None,
+        client_random: bytes,
+        psk_identity: bytes | None,
+        extended_master_secret: bool,
+        peer_certificates: list[x509.Certificate] | None,
+        peer_public_key: VerifyingKey | None,
+        peer_certificate_type: CertificateType | None,
+    ) -> None:
+        self._table = table
+        self._table_id = table_id
+        self.config = config
+        self.peer = peer
+        self.read_epoch = read_epoch
+        self._next_seq = next_message_seq
+        self._last_peer_seq = peer_last_message_seq
+        self.max_payload = max_payload
+        self.cipher_suite = cipher_suite
+        self.client_random = client_random
+        self.psk_identity = psk_identity
+        self.extended_master_secret = extended_master_secret
+        self.peer_certificates = peer_certificates
+        self.peer_public_key = peer_public_key
+        self.peer_certificate_type = peer_certificate_type
+        self.closed = False
+        self._out: list[bytes] | None = None
+        self._events: list[Event] | None = None
+        self._drops: Counter[str] | None = None
+        self._counters: Counter[str] | None = None
+
+    # -- what the endpoints read --------------------------------------------
+
+    @property
+    def established(self) -> bool:
+        return not self.closed
+
+    @property
+    def settled(self) -> bool:
+        return not self.closed
+
+    @property
+    def is_client(self) -> bool:
+        return False
+
+    @property
+    def connection_id(self) -> bytes | None:
+        """Sessions with a connection ID stay on the full connection."""
+        return None
+
+    @property
+    def peer_connection_id(self) -> bytes | None:
+        return None
+
+    @property
+    def drops(self) -> Mapping[str, int]:
+        """Records dropped since the session settled, by reason (read-only;
+        :meth:`count_drop` adds)."""
+        return self._drops if self._drops is not None else _NOTHING
+
+    @property
+    def counters(self) -> Mapping[str, int]:
+        """``handshakes`` (1: this session's), ``renegotiation_refused``."""
+        if self._counters is None:
+            return _ESTABLISHED
+        return self._counters
+
+    def count_drop(self, reason: str, count: int = 1) -> None:
+        if self._drops is None:
+            self._drops = Counter()
+        self._drops[reason] += count
+
+    def clear_counts(self) -> None:
+        """Forget the drops and retransmissions (the endpoint took them over)."""
+        self._drops = None
+
+    # -- the sans-I/O interface ---------------------------------------------
+
+    def receive_datagram(self, data: bytes, now: float) -> None:
+        """Open the datagram's records through the session table and act on them."""
+        if self.closed:
+            return
+        parsed = load_backend(self.config.backend).parse_records(data)
+        if sum(13 + len(record[4]) for record in parsed) != len(data):
+            self.count_drop("malformed")
+        for content_type, version, epoch, seq, fragment in parsed:
+            if version >> 8 != 0xFE:
+                self.count_drop("bad_version")
+                continue
+            if epoch != self.read_epoch:
+                self.count_drop("bad_epoch")  # the handshake's epochs are gone
+                continue
+            if content_type == TLS12_CID:
+                self.count_drop("bad_cid")  # no connection ID was negotiated
+                continue
+            opened = self._table.open_record(
+                self._table_id, content_type, version, epoch, seq, fragment
+            )
+            if isinstance(opened, str):
+                self.count_drop(opened)  # "replay" or "bad_auth"
+                continue
+            if opened is None:
+                self.count_drop("bad_epoch")  # the table no longer has the session
+                continue
+            self._handle_record(content_type, bytes(opened))
+            if self.closed:
+                return
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        out, self._out = self._out, None
+        return out if out is not None else []
+
+    def get_timer(self) -> float | None:
+        return None  # no flight is ever retransmitted again
+
+    def handle_timer(self, now: float) -> None:
+        return None
+
+    def next_event(self) -> Event | None:
+        events = self._events
+        if not events:
+            return None
+        event = events.pop(0)
+        if not events:
+            self._events = None
+        return event
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one application_data record."""
+        if self.closed:
+            raise ConnectionClosedError("the connection is closed; open a new one")
+        if len(data) > self.max_payload:
+            raise LocalProtocolError(
+                f"{len(data)} bytes do not fit in one record here (at most {self.max_payload} "
+                f"with mtu={self.config.mtu}); split the data or raise the mtu"
+            )
+        self._queue(self._table.seal(self._table_id, ContentType.APPLICATION_DATA, bytes(data)))
+
+    def close(self) -> None:
+        """Send close_notify and close (RFC 5246 §7.2.1)."""
+        if self.closed:
+            return
+        self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+        self._close(None)
+
+    def abort(self) -> None:
+        """Close at once without telling the peer."""
+        self._close(None)
+
+    # -- records ------------------------------------------------------------
+
+    def _handle_record(self, content_type: int, payload: bytes) -> None:
+        if content_type == ContentType.APPLICATION_DATA:
+            events = self._events
+            if events is not None and len(events) >= MAX_EVENTS:
+                self._count("application_data_dropped")
+                return
+            self._push(ApplicationDataReceived(payload))
+        elif content_type == ContentType.ALERT:
+            self._handle_alert(payload)
+        elif content_type == ContentType.HANDSHAKE:
+            try:
+                self._handle_handshake(payload)
+            except DecodeError as exc:
+                self._send_alert(AlertLevel.FATAL, AlertDescription.DECODE_ERROR)
+                self._close(
+                    HandshakeError(
+                        f"malformed handshake message: {exc}", AlertDescription.DECODE_ERROR
+                    )
+                )
+        elif content_type == ContentType.CHANGE_CIPHER_SPEC:
+            self.count_drop("unexpected_change_cipher_spec")
+        else:
+            self.count_drop("unknown_content_type")
+
+    def _handle_handshake(self, payload: bytes) -> None:
+        for piece in split_handshake_fragments(payload):
+            header = parse_handshake_header(piece)
+            if header.message_seq < self._next_seq and header.message_seq == self._last_peer_seq:
+                continue  # the peer's last flight again: ours was acknowledged long ago
+            if header.msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
+                self._count("renegotiation_refused")
+                self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
+
+    def _handle_alert(self, payload: bytes) -> None:
+        try:
+            level, description = decode_alert(payload)
+        except DecodeError:
+            self.count_drop("malformed_alert")
+            return
+        self._push(AlertReceived(level, description))
+        if description == AlertDescription.CLOSE_NOTIFY:
+            self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+            self._close(None)
+        elif level == AlertLevel.FATAL:
+            self._close(RemoteProtocolError(f"peer sent fatal alert {alert_name(description)}"))
+
+    # -- output and events --------------------------------------------------
+
+    def _queue(self, datagram: bytes) -> None:
+        if self._out is None:
+            self._out = [datagram]
+        else:
+            self._out.append(datagram)
+
+    def _send_alert(self, level: int, description: int) -> None:
+        # Past the last sequence number nothing can be sent, not even an alert.
+        with contextlib.suppress(DtlsError):
+            self._queue(
+                self._table.seal(
+                    self._table_id, ContentType.ALERT, encode_alert(level, description)
+                )
+            )
+
+    def _push(self, event: Event) -> None:
+        if self._events is None:
+            self._events = [event]
+        else:
+            self._events.append(event)
+
+    def _count(self, name: str) -> None:
+        if self._counters is None:
+            self._counters = Counter(handshakes=1)
+        self._counters[name] += 1
+
+    def _close(self, error: DtlsError | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._push(ConnectionClosed(error))
+
+
+#: The counters of a session that counted nothing since it settled.
+_ESTABLISHED: Mapping[str, int] = MappingProxyType(Counter(handshakes=1))
