@@ -52,6 +52,26 @@ def _udp_drops(ports: list[int]) -> int:
     return total
 
 
+def _rx_queued(ports: list[int]) -> int:
+    """Bytes waiting in the receive queues of these local ports (/proc/net/udp)."""
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) in ports:
+            total += int(fields[4].split(":")[1], 16)
+    return total
+
+
+def _wait_drained(ports: list[int], within: float) -> bool:
+    """Wait until the server has read (nearly) everything sent so far."""
+    deadline = time.monotonic() + within
+    while _rx_queued(ports) > 16 * 1024:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
 def _seeds() -> list[bytes]:
     """Real first datagrams to mutate: a ClientHello, CoAP requests."""
     client = DtlsConnection(DtlsConfiguration.client(psk=PSK))
@@ -81,8 +101,11 @@ def _blast(host: str, ports: list[int], count: int, seed: int) -> int:
                 data = bytearray(header + rng.randbytes(rng.randint(0, 120)))
             else:
                 data = bytearray(rng.randbytes(rng.randint(0, 200)))
-            if i % 500 == 499:
-                time.sleep(0.004)  # pace: the point is what the server handles
+            if i % 200 == 199 and not _wait_drained(ports, 10.0):
+                # Paced by the server itself, so that what is measured is what
+                # it handles, not how fast this machine is: a server that
+                # stops reading ends the blast short, and the test fails.
+                break
             sock = socks[i % len(socks)]
             try:
                 sock.sendto(bytes(data), (host, rng.choice(ports)))
@@ -137,7 +160,7 @@ async def test_blast_at_dtlsfast_serve(tmp_path: Path) -> None:
             f"{sent} datagrams fired, {handled} reached the server; "
             f"server RSS {rss_before} -> {rss_after} KiB"
         )
-        assert handled >= DATAGRAMS * 0.9
+        assert handled >= DATAGRAMS * 0.98
         assert growth < 32 * 1024, f"server memory grew by {growth} KiB"
     finally:
         if process.returncode is None:
