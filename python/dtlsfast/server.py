@@ -69,7 +69,12 @@ class ServerLimits:
     max_handshakes: int = 1024
     """Handshakes in progress (after a valid cookie) at once."""
     max_sessions: int = 100_000
-    """Established sessions; past it the least recently active is evicted."""
+    """Established sessions; past it the least recently active are evicted."""
+    eviction_batch: float = 1 / 256
+    """At the cap, evict this share of ``max_sessions`` more than needed (390
+    at 100,000; none below 256), so that a full server looks for its least
+    recently active sessions once per batch of newcomers rather than once per
+    newcomer: the look is O(sessions), too slow to repeat per handshake."""
     idle_timeout: float = 600.0
     """Seconds without a record from the peer before a session is closed."""
     handshake_lifetime: float = 120.0
@@ -79,6 +84,13 @@ class ServerLimits:
     auth_failure_rate: float = 8.0
     """Failures per second tolerated in the long run; past these a peer's
     datagrams are dropped unopened (see :mod:`dtlsfast.auth_filter`)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.eviction_batch < 1.0:
+            raise ConfigurationError(
+                f"eviction_batch is a share of max_sessions from 0 to below 1, "
+                f"not {self.eviction_batch}"
+            )
 
 
 #: Attempts at drawing a CID not in use before giving up on one for a handshake.
@@ -639,9 +651,11 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._flush(peer)
 
     def _evict_if_full(self) -> None:
-        excess = self._established - self.limits.max_sessions
+        limits = self.limits
+        excess = self._established - limits.max_sessions
         if excess <= 0:
             return
+        excess += int(limits.max_sessions * limits.eviction_batch)
         established = [p for p in self._live() if p.conn.established]
         for peer in established:
             self._refresh_activity(peer)

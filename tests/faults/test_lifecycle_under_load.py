@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import pytest
 
 import dtlsfast
-from dtlsfast import ConnectionClosedError, DtlsSession
+from dtlsfast import ConfigurationError, ConnectionClosedError, DtlsSession
 from dtlsfast.backend import load_backend
 from dtlsfast.handshake.constants import DTLS_1_2
 from dtlsfast.server import DtlsServer, ServerLimits
@@ -180,6 +180,33 @@ async def test_eviction_at_the_cap_takes_the_least_recently_active() -> None:
                 pass
             assert reply == b"ALIVE"
         await _close_all([*first, *newcomers])
+
+
+async def test_a_full_server_evicts_in_batches() -> None:
+    # At 512 sessions the batch is 512 / 256 = 2 more than needed: the first
+    # newcomer evicts three, the next two find room.
+    cap = 512
+    async with _server(ServerLimits(max_sessions=cap)) as server:
+        first = await _connect_many(server, cap)
+        chatter = _Chatter(first[3:], every=0.5)  # all but the oldest three talk
+        try:
+            await asyncio.sleep(0.3)
+            newcomers = [*await _connect_many(server, 1)]
+            evicted = await asyncio.gather(*(_closed_by_peer(s, 2) for s in first[:3]))
+            assert all(evicted)
+            assert server.counters["sessions_evicted"] == 3
+            newcomers += await _connect_many(server, 2)
+            counters = server.counters
+        finally:
+            await chatter.stop()
+        assert counters["sessions_evicted"] == 3
+        assert counters["sessions_open"] == cap
+        await _close_all([*first, *newcomers])
+
+
+def test_the_eviction_batch_is_a_share() -> None:
+    with pytest.raises(ConfigurationError, match="share of max_sessions"):
+        ServerLimits(eviction_batch=1.5)
 
 
 def _record(
