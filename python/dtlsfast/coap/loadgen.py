@@ -51,7 +51,7 @@ from typing import Any, cast
 
 from dtlsfast.backend import load_backend
 from dtlsfast.coap.message import PAYLOAD_MARKER, Code, OptionNumber, encode_uint
-from dtlsfast.coap.uri import parse_uri
+from dtlsfast.coap.uri import CoapUri, parse_uri
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
@@ -568,6 +568,75 @@ async def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
     return int(infos[0][0]), tuple(infos[0][4])
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The arguments of one run, as given."""
+
+    uri: str
+    sessions: int
+    window: int
+    duration: float
+    method: str
+    payload: bytes
+    content_format: int | None
+    identity: str | bytes
+    key: str | bytes
+    ciphers: tuple[str | int, ...] | None
+    handshake_concurrency: int
+    handshake_timeout: float
+    request_timeout: float
+
+
+@dataclass
+class _Outcome:
+    """What the generator measured, before it becomes a :class:`LoadResult`."""
+
+    stats: _Stats
+    established: int
+    failures: Counter[str]
+    handshake_seconds: float
+    handshake_retransmissions: int
+    elapsed: float
+    """Wall time of the load phase."""
+    cpu: float
+    """CPU seconds of the process during the load phase."""
+    unanswered: int
+    load_started_at: float
+    suite: str
+    interrupted: bool
+
+
+def _count_failure(failures: Counter[str], reason: str, count: int = 1) -> None:
+    """Count a failed handshake, keeping at most MAX_FAILURE_REASONS reasons."""
+    if reason in failures or len(failures) < MAX_FAILURE_REASONS:
+        failures[reason] += count
+    else:
+        failures["other"] += count
+
+
+def _prepare(plan: _Plan) -> tuple[CoapUri, int, DtlsConfiguration | None]:
+    """Check the arguments: the target, the method's code and the client
+    configuration (None for coap://). Raises :class:`ConfigurationError`."""
+    target = parse_uri(plan.uri)
+    code = _METHODS.get(plan.method.upper())
+    if code is None:
+        raise ConfigurationError(
+            f"unknown method {plan.method!r}: use one of {', '.join(_METHODS)}"
+        )
+    if plan.sessions < 1 or plan.window < 1 or plan.handshake_concurrency < 1:
+        raise ConfigurationError("sessions, window and handshake concurrency must be at least 1")
+    if plan.duration <= 0 or plan.handshake_timeout <= 0 or plan.request_timeout <= 0:
+        raise ConfigurationError("duration and timeouts must be positive")
+    psk = (plan.identity, plan.key)
+    config: DtlsConfiguration | None = None
+    if target.scheme == "coaps":
+        config = DtlsConfiguration.client(psk=psk, ciphers=plan.ciphers, server_name=target.host)
+    elif plan.ciphers is not None:
+        # Still validate the names, so that a typo is not silently ignored.
+        DtlsConfiguration.client(psk=psk, ciphers=plan.ciphers)
+    return target, int(code), config
+
+
 async def run_load(
     uri: str,
     *,
@@ -598,33 +667,45 @@ async def run_load(
     result covers the time run so far. Raises :class:`ConfigurationError` for
     bad arguments (an unknown suite, an unknown method) before sending
     anything.
+
     """
-    target = parse_uri(uri)
-    code = _METHODS.get(method.upper())
-    if code is None:
-        raise ConfigurationError(f"unknown method {method!r}: use one of {', '.join(_METHODS)}")
-    if sessions < 1 or window < 1 or handshake_concurrency < 1:
-        raise ConfigurationError("sessions, window and handshake concurrency must be at least 1")
-    if duration <= 0 or handshake_timeout <= 0 or request_timeout <= 0:
-        raise ConfigurationError("duration and timeouts must be positive")
-    secure = target.scheme == "coaps"
-    config: DtlsConfiguration | None = None
-    if secure:
-        config = DtlsConfiguration.client(
-            psk=(identity, key), ciphers=ciphers, server_name=target.host
-        )
-    elif ciphers is not None:
-        # Still validate the names, so that a typo is not silently ignored.
-        DtlsConfiguration.client(psk=(identity, key), ciphers=ciphers)
+    plan = _Plan(
+        uri=uri,
+        sessions=sessions,
+        window=window,
+        duration=duration,
+        method=method,
+        payload=payload,
+        content_format=content_format,
+        identity=identity,
+        key=key,
+        ciphers=tuple(ciphers) if ciphers is not None else None,
+        handshake_concurrency=handshake_concurrency,
+        handshake_timeout=handshake_timeout,
+        request_timeout=request_timeout,
+    )
+    return _result(plan, await _generate(plan, progress, progress_interval, stop))
+
+
+async def _generate(
+    plan: _Plan,
+    progress: Callable[[Progress], None] | None,
+    progress_interval: float,
+    stop: asyncio.Event | None,
+) -> _Outcome:
+    """The generator itself, in this process: both phases of :func:`run_load`."""
+    target, code, config = _prepare(plan)
     load_backend("rust")
     family, address = await _resolve(target.host, target.port)
-    run = _Run(int(code), _request_tail(target.options, payload, content_format), request_timeout)
+    tail = _request_tail(target.options, plan.payload, plan.content_format)
+    run = _Run(code, tail, plan.request_timeout)
+    handshake_timeout = plan.handshake_timeout
     loop = asyncio.get_running_loop()
 
     # -- phase one: sessions -------------------------------------------------
     failures: Counter[str] = Counter()
     established: list[_Session] = []
-    limiter = asyncio.Semaphore(handshake_concurrency)
+    limiter = asyncio.Semaphore(plan.handshake_concurrency)
 
     async def open_session() -> None:
         async with limiter:
@@ -654,16 +735,13 @@ async def run_load(
                     if isinstance(exc, TimeoutError)
                     else f"{type(exc).__name__}: {exc}"
                 )
-                if reason in failures or len(failures) < MAX_FAILURE_REASONS:
-                    failures[reason] += 1
-                else:
-                    failures["other"] += 1
+                _count_failure(failures, reason)
                 session.close()
                 return
             established.append(session)
 
     started = time.perf_counter()
-    opening = asyncio.gather(*(open_session() for _ in range(sessions)))
+    opening = asyncio.gather(*(open_session() for _ in range(plan.sessions)))
     if stop is None:
         await opening
     else:
@@ -693,9 +771,9 @@ async def run_load(
         if established and not (stop is not None and stop.is_set()):
             run.running = True
             for session in established:
-                for _ in range(window):
+                for _ in range(plan.window):
                     session.send_request()
-            end = load_started + duration
+            end = load_started + plan.duration
             next_report = load_started + progress_interval
             last_requests = 0
             while True:
@@ -725,24 +803,46 @@ async def run_load(
     finally:
         run.running = False
         unanswered = sum(len(s.pending) for s in established)
-        await _close_paced(established, handshake_concurrency)
+        await _close_paced(established, plan.handshake_concurrency)
 
+    return _Outcome(
+        stats=stats,
+        established=len(established),
+        failures=failures,
+        handshake_seconds=handshake_seconds,
+        handshake_retransmissions=handshake_retransmissions,
+        elapsed=elapsed,
+        cpu=cpu,
+        unanswered=unanswered,
+        load_started_at=load_started_at,
+        suite=suite,
+        interrupted=stop is not None and stop.is_set(),
+    )
+
+
+def _result(plan: _Plan, outcome: _Outcome) -> LoadResult:
+    """The report of a run, from what the generator measured."""
+    stats = outcome.stats
+    sessions = plan.sessions
+    established = outcome.established
+    handshake_seconds = outcome.handshake_seconds
+    elapsed = outcome.elapsed
     count = stats.requests
     largest = stats.latency_max
     return LoadResult(
-        uri=uri,
-        method=method.upper(),
+        uri=plan.uri,
+        method=plan.method.upper(),
         sessions=sessions,
-        sessions_established=len(established),
-        handshake_failures=sessions - len(established),
+        sessions_established=established,
+        handshake_failures=sessions - established,
         handshake_seconds=round(handshake_seconds, 6),
-        handshakes_per_second=round(len(established) / handshake_seconds, 3)
+        handshakes_per_second=round(established / handshake_seconds, 3)
         if handshake_seconds > 0
         else 0.0,
         duration=round(elapsed, 6),
-        window=window,
+        window=plan.window,
         requests=stats.requests,
-        errors=stats.errors + sessions - len(established),
+        errors=stats.errors + sessions - established,
         request_errors=stats.errors,
         requests_per_second=round(stats.requests / elapsed, 3) if elapsed > 0 else 0.0,
         p50_ms=round(_percentile(stats.buckets, 0.50, largest), 4),
@@ -755,14 +855,14 @@ async def run_load(
         resets=stats.resets,
         error_responses=stats.error_responses,
         transport_errors=stats.transport_errors,
-        unanswered=unanswered,
+        unanswered=outcome.unanswered,
         sessions_lost=stats.sessions_lost,
-        handshake_retransmissions=handshake_retransmissions,
-        generator_cpu_percent=round(cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
-        load_started_at=round(load_started_at, 6),
-        cipher_suite=suite,
-        interrupted=stop is not None and stop.is_set(),
-        handshake_failure_reasons=dict(failures),
+        handshake_retransmissions=outcome.handshake_retransmissions,
+        generator_cpu_percent=round(outcome.cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
+        load_started_at=round(outcome.load_started_at, 6),
+        cipher_suite=outcome.suite,
+        interrupted=outcome.interrupted,
+        handshake_failure_reasons=dict(outcome.failures),
         response_codes={f"{c >> 5}.{c & 0x1F:02d}": n for c, n in sorted(stats.codes.items())},
     )
 
