@@ -219,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="give a request up after N s, retransmissions included (default 10)",
     )
     bench.add_argument(
+        "--processes",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="generator processes: split the sessions over N processes, so that the "
+        "generator does not set the pace (default 1; at most --sessions)",
+    )
+    bench.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout, nothing else"
     )
     bench.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
@@ -446,6 +454,7 @@ async def run_bench(args: argparse.Namespace) -> int:
         request_timeout=args.timeout,
         progress=show if interactive else None,
         stop=stop,
+        processes=args.processes,
     )
     if args.json:
         print(result.to_json(), flush=True)

@@ -6,8 +6,15 @@ answer separately or never answer. No assertion on speed."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -227,6 +234,9 @@ def test_cli_rejects_bad_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["bench", "coap://127.0.0.1:9/", "--sessions", "0"])
     assert "must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "coap://127.0.0.1:9/", "--processes", "0"])
+    assert "--processes: must be at least 1" in capsys.readouterr().err
 
 
 def test_percentiles_nearest_rank() -> None:
@@ -253,6 +263,167 @@ def test_request_tail_matches_the_message_codec() -> None:
     assert decoded.uri_path == ["a", "very-long-path-segment-of-twenty"]
     assert decoded.get_option(OptionNumber.URI_HOST) == b"example.net"
     assert decoded.content_format == 0 and decoded.payload == b"on"
+
+
+# -- several generator processes ----------------------------------------------
+
+
+async def test_processes_split_the_sessions_and_merge(
+    seed: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parent merges what the processes send back: keep a copy.
+    merged: list[list[loadgen._Outcome]] = []
+    merge = loadgen._merge
+
+    def keep(outcomes: list[loadgen._Outcome], start_at: float | None) -> loadgen._Outcome:
+        merged.append(list(outcomes))
+        return merge(outcomes, start_at)
+
+    monkeypatch.setattr(loadgen, "_merge", keep)
+    seen: list[Progress] = []
+    result = await run_load(
+        seed.uri(),
+        sessions=4,
+        window=2,
+        duration=1.0,
+        processes=2,
+        progress=seen.append,
+        progress_interval=0.2,
+    )
+    assert result.sessions_established == 4 and result.handshake_failures == 0
+    assert result.cipher_suite == "TLS_PSK_WITH_AES_128_CCM_8"
+    assert result.requests > 0 and result.errors == 0
+    assert result.response_codes == {"2.05": result.requests}
+    check_consistent(result)
+    assert seed.dtls.counters["handshakes_completed"] == 4
+    [outcomes] = merged
+    assert [outcome.established for outcome in outcomes] == [2, 2]
+    # One histogram over all the requests, and the counts add up.
+    assert result.requests == sum(o.stats.requests for o in outcomes) > 0
+    assert all(o.stats.requests > 0 for o in outcomes)
+    assert result.requests == sum(sum(o.stats.buckets) for o in outcomes)
+    assert result.max_ms == round(max(o.stats.latency_max for o in outcomes) * 1000, 4)
+    # One load window: the same start, the same length.
+    [started_at] = {o.load_started_at for o in outcomes}
+    assert result.load_started_at == round(started_at, 6)
+    assert all(1.0 <= o.elapsed < 1.5 for o in outcomes)
+    assert result.duration == round(max(o.elapsed for o in outcomes), 6)
+    # The generator's CPU share is the sum over the processes (over the same
+    # window: the processes' ends differ by a tick at most).
+    shares = [o.cpu / o.elapsed * 100 for o in outcomes]
+    assert all(share > 0 for share in shares)
+    assert result.generator_cpu_percent == pytest.approx(sum(shares), rel=0.1, abs=0.2)
+    assert result.generator_cpu_percent == round(
+        sum(o.cpu for o in outcomes) / max(o.elapsed for o in outcomes) * 100, 1
+    )
+    assert "in 2 processes (near 200" in result.summary()
+    assert seen and seen[-1].requests > 0
+    assert all(later.requests >= p.requests for p, later in itertools.pairwise(seen))
+
+
+def test_merge_adds_up() -> None:
+    outcomes = []
+    for latencies, reasons in (([1, 2, 3], "abcdefg"), ([4, 5, 6, 7, 8, 9, 10], "ghijk")):
+        stats = loadgen._Stats()
+        for value in latencies:  # ms, bucketed as on_coap does
+            stats.buckets[int(math.log(value * 1000) * loadgen._PER_LOG)] += 1
+            stats.latency_sum += value / 1000
+            stats.latency_max = max(stats.latency_max, value / 1000)
+            stats.requests += 1
+            stats.codes[0x45] += 1
+        outcomes.append(
+            loadgen._Outcome(
+                stats=stats,
+                established=1,
+                failures=Counter(reasons),
+                handshake_seconds=0.5 * len(outcomes) + 0.1,
+                handshake_retransmissions=1,
+                elapsed=1.0,
+                cpu=0.5,
+                unanswered=1,
+                load_started_at=100.0 + len(outcomes),
+                suite="",
+                interrupted=False,
+            )
+        )
+    merged = loadgen._merge(outcomes, 99.0)
+    assert merged.stats.requests == 10 and merged.stats.codes == {0x45: 10}
+    assert merged.stats.latency_max == 0.010 and merged.stats.latency_sum == pytest.approx(0.055)
+    assert loadgen._percentile(merged.stats.buckets, 0.5, 0.010) == pytest.approx(5, rel=5e-4)
+    assert loadgen._percentile(merged.stats.buckets, 0.9, 0.010) == pytest.approx(9, rel=5e-4)
+    assert (merged.established, merged.cpu, merged.elapsed) == (2, 1.0, 1.0)
+    assert merged.handshake_seconds == 0.6 and merged.load_started_at == 99.0
+    # Reasons stay bounded: the first eight, the rest as "other".
+    assert merged.failures == {**dict.fromkeys("abcdefh", 1), "g": 2, "other": 3}
+
+
+async def test_processes_through_the_cli(seed: Seed) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dtlsfast.cli", "bench", seed.uri(), "--processes", "2",
+        "--sessions", "3", "--duration", "0.5", "--json",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    [line] = out.decode().splitlines()
+    result = json.loads(line)
+    assert result.keys() >= JSON_KEYS
+    assert result["sessions_established"] == 3 and result["errors"] == 0
+    assert result["requests"] == result["response_codes"]["2.05"] > 0
+    assert seed.dtls.counters["handshakes_completed"] == 3
+
+
+async def test_processes_below_one_are_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="processes must be at least 1, not 0: give 1"):
+        await run_load("coap://127.0.0.1:9/light", processes=0)
+    # More processes than sessions: one a session, here one, in this process.
+    result = await run_load(f"coap://127.0.0.1:{await _closed_port()}/x", duration=0.2, processes=4)
+    assert result.sessions_established == 1 and "processes" not in result.summary()
+
+
+async def test_stop_ends_a_multi_process_run_early(seed: Seed) -> None:
+    stop = asyncio.Event()
+
+    def stop_once_answered(progress: Progress) -> None:
+        if progress.requests:
+            stop.set()
+
+    result = await run_load(
+        seed.uri(),
+        sessions=2,
+        duration=30,
+        processes=2,
+        stop=stop,
+        progress=stop_once_answered,
+        progress_interval=0.1,
+    )
+    assert result.interrupted
+    assert result.duration < 5
+    assert result.sessions_established == 2
+    assert result.requests > 0 and result.errors == 0
+    # Stopped before the processes started: they still report, nothing raised.
+    stop = asyncio.Event()
+    stop.set()
+    result = await run_load(seed.uri(), sessions=2, duration=30, processes=2, stop=stop)
+    assert result.interrupted and result.requests == 0
+
+
+async def test_a_dead_generator_process_is_an_error(seed: Seed) -> None:
+    def kill_one(progress: Progress) -> None:
+        children = multiprocessing.active_children()
+        if children:
+            os.kill(children[0].pid or 0, signal.SIGKILL)
+
+    started = time.monotonic()
+    with pytest.raises(loadgen.GeneratorProcessError, match=r"killed by signal 9 before"):
+        await run_load(
+            seed.uri(), sessions=2, duration=30, processes=2, progress=kill_one,
+            progress_interval=0.1,
+        )  # fmt: skip
+    assert time.monotonic() - started < 10
+    assert not multiprocessing.active_children()
 
 
 # -- scripted plain CoAP servers ---------------------------------------------

@@ -40,22 +40,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import multiprocessing
+import multiprocessing.process
+import pickle
 import random
+import signal
 import socket
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import InitVar, asdict, dataclass, field, replace
+from multiprocessing.connection import Connection
 from typing import Any, cast
 
 from dtlsfast.backend import load_backend
 from dtlsfast.coap.message import PAYLOAD_MARKER, Code, OptionNumber, encode_uint
-from dtlsfast.coap.uri import parse_uri
+from dtlsfast.coap.uri import CoapUri, parse_uri
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
-from dtlsfast.exceptions import ConfigurationError, HandshakeError
+from dtlsfast.exceptions import ConfigurationError, DtlsError, HandshakeError
 
 #: RFC 7252 §4.8 transmission parameters.
 ACK_TIMEOUT = 2.0
@@ -125,7 +130,10 @@ class LoadResult:
     generator_cpu_percent: float
     """CPU time of this process during the load phase, in percent of the
     phase's wall time (100 is one core). Near 100, the generator, not the
-    server, sets the pace. It counts every thread, and an in-process server."""
+    server, sets the pace. It counts every thread, and an in-process server.
+    With ``processes`` > 1 it is the sum over the generator processes (200 is
+    two cores busy; the pace is the generator's near 100 times the processes),
+    and the parent process, which only gathers their reports, is not counted."""
     load_started_at: float
     """Wall-clock time (``time.time()``) the load phase began, so that an
     observer can measure the server over exactly that phase."""
@@ -134,6 +142,12 @@ class LoadResult:
     """The run was stopped early (``stop`` was set)."""
     handshake_failure_reasons: dict[str, int] = field(default_factory=dict)
     response_codes: dict[str, int] = field(default_factory=dict)
+    processes: InitVar[int] = 1
+    """Generator processes (``run_load(processes=...)``): only for
+    :meth:`summary`, not a field of the JSON object."""
+
+    def __post_init__(self, processes: int) -> None:
+        self._processes = processes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +180,12 @@ class LoadResult:
             f"retransmissions {self.retransmissions}; unanswered at the end {self.unanswered}"
             + (f"; sessions closed by the server {self.sessions_lost}" * bool(self.sessions_lost)),
             f"  generator   {self.generator_cpu_percent:.0f}% CPU during the load "
-            "(near 100: the generator, not the server, sets the pace)",
+            + (
+                f"in {self._processes} processes (near {100 * self._processes}: "
+                if self._processes > 1
+                else "(near 100: "
+            )
+            + "the generator, not the server, sets the pace)",
             "  codes       "
             + ", ".join(f"{code} x {n}" for code, n in sorted(self.response_codes.items())),
         ]
@@ -217,6 +236,20 @@ class _Stats:
     @property
     def errors(self) -> int:
         return self.error_responses + self.resets + self.timeouts + self.transport_errors
+
+    def add(self, other: _Stats) -> None:
+        """Add another generator process's counts and latency histogram."""
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.latency_sum += other.latency_sum
+        self.latency_max = max(self.latency_max, other.latency_max)
+        self.requests += other.requests
+        self.error_responses += other.error_responses
+        self.resets += other.resets
+        self.timeouts += other.timeouts
+        self.transport_errors += other.transport_errors
+        self.retransmissions += other.retransmissions
+        self.sessions_lost += other.sessions_lost
+        self.codes.update(other.codes)
 
 
 class _Session(asyncio.DatagramProtocol):
@@ -568,6 +601,85 @@ async def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
     return int(infos[0][0]), tuple(infos[0][4])
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The arguments of one run (or of one generator process's share of it),
+    as given: picklable, so that a spawned process gets them as they are."""
+
+    uri: str
+    sessions: int
+    window: int
+    duration: float
+    method: str
+    payload: bytes
+    content_format: int | None
+    identity: str | bytes
+    key: str | bytes
+    ciphers: tuple[str | int, ...] | None
+    handshake_concurrency: int
+    handshake_timeout: float
+    request_timeout: float
+
+
+@dataclass
+class _Outcome:
+    """What one generator process measured, before it becomes a
+    :class:`LoadResult`: raw counts and the latency histogram, so that the
+    outcomes of several processes add up exactly (:func:`_merge`)."""
+
+    stats: _Stats
+    established: int
+    failures: Counter[str]
+    handshake_seconds: float
+    handshake_retransmissions: int
+    elapsed: float
+    """Wall time of the load phase."""
+    cpu: float
+    """CPU seconds of the process during the load phase."""
+    unanswered: int
+    load_started_at: float
+    suite: str
+    interrupted: bool
+
+
+#: A generator process's rendezvous with the others: called with "handshakes"
+#: before the handshake phase and "load" before the load phase, it returns
+#: once every process is there, with the common start of the load phase
+#: (``time.time()``), or None when the run is being stopped.
+_Gate = Callable[[str], Awaitable[float | None]]
+
+
+def _count_failure(failures: Counter[str], reason: str, count: int = 1) -> None:
+    """Count a failed handshake, keeping at most MAX_FAILURE_REASONS reasons."""
+    if reason in failures or len(failures) < MAX_FAILURE_REASONS:
+        failures[reason] += count
+    else:
+        failures["other"] += count
+
+
+def _prepare(plan: _Plan) -> tuple[CoapUri, int, DtlsConfiguration | None]:
+    """Check the arguments: the target, the method's code and the client
+    configuration (None for coap://). Raises :class:`ConfigurationError`."""
+    target = parse_uri(plan.uri)
+    code = _METHODS.get(plan.method.upper())
+    if code is None:
+        raise ConfigurationError(
+            f"unknown method {plan.method!r}: use one of {', '.join(_METHODS)}"
+        )
+    if plan.sessions < 1 or plan.window < 1 or plan.handshake_concurrency < 1:
+        raise ConfigurationError("sessions, window and handshake concurrency must be at least 1")
+    if plan.duration <= 0 or plan.handshake_timeout <= 0 or plan.request_timeout <= 0:
+        raise ConfigurationError("duration and timeouts must be positive")
+    psk = (plan.identity, plan.key)
+    config: DtlsConfiguration | None = None
+    if target.scheme == "coaps":
+        config = DtlsConfiguration.client(psk=psk, ciphers=plan.ciphers, server_name=target.host)
+    elif plan.ciphers is not None:
+        # Still validate the names, so that a typo is not silently ignored.
+        DtlsConfiguration.client(psk=psk, ciphers=plan.ciphers)
+    return target, int(code), config
+
+
 async def run_load(
     uri: str,
     *,
@@ -586,6 +698,7 @@ async def run_load(
     progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 1.0,
     stop: asyncio.Event | None = None,
+    processes: int = 1,
 ) -> LoadResult:
     """Load ``uri`` (coap:// or coaps://) and report what was measured.
 
@@ -598,33 +711,68 @@ async def run_load(
     result covers the time run so far. Raises :class:`ConfigurationError` for
     bad arguments (an unknown suite, an unknown method) before sending
     anything.
+
+    ``processes`` above 1 (at most ``sessions`` are used) splits the sessions,
+    and the handshake concurrency (at least one each), over that many
+    generator processes, so that the generator is not what sets the pace:
+    see :func:`_run_processes`. The result is one :class:`LoadResult` over
+    all of them. They are started with multiprocessing's "spawn" method: a
+    script that calls this needs the ``if __name__ == "__main__":`` guard.
+    With 1 (the default) everything runs in this process, on this event loop.
     """
-    target = parse_uri(uri)
-    code = _METHODS.get(method.upper())
-    if code is None:
-        raise ConfigurationError(f"unknown method {method!r}: use one of {', '.join(_METHODS)}")
-    if sessions < 1 or window < 1 or handshake_concurrency < 1:
-        raise ConfigurationError("sessions, window and handshake concurrency must be at least 1")
-    if duration <= 0 or handshake_timeout <= 0 or request_timeout <= 0:
-        raise ConfigurationError("duration and timeouts must be positive")
-    secure = target.scheme == "coaps"
-    config: DtlsConfiguration | None = None
-    if secure:
-        config = DtlsConfiguration.client(
-            psk=(identity, key), ciphers=ciphers, server_name=target.host
-        )
-    elif ciphers is not None:
-        # Still validate the names, so that a typo is not silently ignored.
-        DtlsConfiguration.client(psk=(identity, key), ciphers=ciphers)
+    plan = _Plan(
+        uri=uri,
+        sessions=sessions,
+        window=window,
+        duration=duration,
+        method=method,
+        payload=payload,
+        content_format=content_format,
+        identity=identity,
+        key=key,
+        ciphers=tuple(ciphers) if ciphers is not None else None,
+        handshake_concurrency=handshake_concurrency,
+        handshake_timeout=handshake_timeout,
+        request_timeout=request_timeout,
+    )
+    if processes != 1:
+        _prepare(plan)  # the same checks, before any process starts
+        if processes < 1:
+            raise ConfigurationError(
+                f"processes must be at least 1, not {processes}: give 1 to run the "
+                "generator in this process, or N to split the sessions over N processes"
+            )
+        if min(processes, sessions) > 1:
+            return await _run_processes(
+                plan, min(processes, sessions), progress, progress_interval, stop
+            )
+    return _result(plan, await _generate(plan, progress, progress_interval, stop))
+
+
+async def _generate(
+    plan: _Plan,
+    progress: Callable[[Progress], None] | None,
+    progress_interval: float,
+    stop: asyncio.Event | None,
+    gate: _Gate | None = None,
+) -> _Outcome:
+    """The generator itself, in this process: both phases of :func:`run_load`.
+
+    ``gate`` (generator processes only) is awaited before each phase, and
+    its answer is the common start of the load phase.
+    """
+    target, code, config = _prepare(plan)
     load_backend("rust")
     family, address = await _resolve(target.host, target.port)
-    run = _Run(int(code), _request_tail(target.options, payload, content_format), request_timeout)
+    tail = _request_tail(target.options, plan.payload, plan.content_format)
+    run = _Run(code, tail, plan.request_timeout)
+    handshake_timeout = plan.handshake_timeout
     loop = asyncio.get_running_loop()
 
     # -- phase one: sessions -------------------------------------------------
     failures: Counter[str] = Counter()
     established: list[_Session] = []
-    limiter = asyncio.Semaphore(handshake_concurrency)
+    limiter = asyncio.Semaphore(plan.handshake_concurrency)
 
     async def open_session() -> None:
         async with limiter:
@@ -654,16 +802,15 @@ async def run_load(
                     if isinstance(exc, TimeoutError)
                     else f"{type(exc).__name__}: {exc}"
                 )
-                if reason in failures or len(failures) < MAX_FAILURE_REASONS:
-                    failures[reason] += 1
-                else:
-                    failures["other"] += 1
+                _count_failure(failures, reason)
                 session.close()
                 return
             established.append(session)
 
+    if gate is not None:
+        await gate("handshakes")
     started = time.perf_counter()
-    opening = asyncio.gather(*(open_session() for _ in range(sessions)))
+    opening = asyncio.gather(*(open_session() for _ in range(plan.sessions)))
     if stop is None:
         await opening
     else:
@@ -685,17 +832,22 @@ async def run_load(
     handshake_retransmissions = sum(
         s.conn.counters["retransmissions"] for s in established if s.conn is not None
     )
+    start_at = await gate("load") if gate is not None else None
     load_started = time.perf_counter()
     load_started_at = time.time()
+    if start_at is not None:
+        # The common start, a moment ago: every process ends at the same time.
+        load_started -= load_started_at - start_at
+        load_started_at = start_at
     cpu_started = time.process_time()
     elapsed = cpu = 0.0
     try:
         if established and not (stop is not None and stop.is_set()):
             run.running = True
             for session in established:
-                for _ in range(window):
+                for _ in range(plan.window):
                     session.send_request()
-            end = load_started + duration
+            end = load_started + plan.duration
             next_report = load_started + progress_interval
             last_requests = 0
             while True:
@@ -725,24 +877,47 @@ async def run_load(
     finally:
         run.running = False
         unanswered = sum(len(s.pending) for s in established)
-        await _close_paced(established, handshake_concurrency)
+        await _close_paced(established, plan.handshake_concurrency)
 
+    return _Outcome(
+        stats=stats,
+        established=len(established),
+        failures=failures,
+        handshake_seconds=handshake_seconds,
+        handshake_retransmissions=handshake_retransmissions,
+        elapsed=elapsed,
+        cpu=cpu,
+        unanswered=unanswered,
+        load_started_at=load_started_at,
+        suite=suite,
+        interrupted=stop is not None and stop.is_set(),
+    )
+
+
+def _result(plan: _Plan, outcome: _Outcome, processes: int = 1) -> LoadResult:
+    """The report of a run: ``outcome`` is one process's, or the merged
+    outcome of ``processes`` generator processes."""
+    stats = outcome.stats
+    sessions = plan.sessions
+    established = outcome.established
+    handshake_seconds = outcome.handshake_seconds
+    elapsed = outcome.elapsed
     count = stats.requests
     largest = stats.latency_max
     return LoadResult(
-        uri=uri,
-        method=method.upper(),
+        uri=plan.uri,
+        method=plan.method.upper(),
         sessions=sessions,
-        sessions_established=len(established),
-        handshake_failures=sessions - len(established),
+        sessions_established=established,
+        handshake_failures=sessions - established,
         handshake_seconds=round(handshake_seconds, 6),
-        handshakes_per_second=round(len(established) / handshake_seconds, 3)
+        handshakes_per_second=round(established / handshake_seconds, 3)
         if handshake_seconds > 0
         else 0.0,
         duration=round(elapsed, 6),
-        window=window,
+        window=plan.window,
         requests=stats.requests,
-        errors=stats.errors + sessions - len(established),
+        errors=stats.errors + sessions - established,
         request_errors=stats.errors,
         requests_per_second=round(stats.requests / elapsed, 3) if elapsed > 0 else 0.0,
         p50_ms=round(_percentile(stats.buckets, 0.50, largest), 4),
@@ -755,16 +930,354 @@ async def run_load(
         resets=stats.resets,
         error_responses=stats.error_responses,
         transport_errors=stats.transport_errors,
-        unanswered=unanswered,
+        unanswered=outcome.unanswered,
         sessions_lost=stats.sessions_lost,
-        handshake_retransmissions=handshake_retransmissions,
-        generator_cpu_percent=round(cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
-        load_started_at=round(load_started_at, 6),
-        cipher_suite=suite,
-        interrupted=stop is not None and stop.is_set(),
-        handshake_failure_reasons=dict(failures),
+        handshake_retransmissions=outcome.handshake_retransmissions,
+        generator_cpu_percent=round(outcome.cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
+        load_started_at=round(outcome.load_started_at, 6),
+        cipher_suite=outcome.suite,
+        interrupted=outcome.interrupted,
+        handshake_failure_reasons=dict(outcome.failures),
         response_codes={f"{c >> 5}.{c & 0x1F:02d}": n for c, n in sorted(stats.codes.items())},
+        processes=processes,
     )
 
 
-__all__ = ["LoadResult", "Progress", "run_load"]
+# -- several generator processes ---------------------------------------------------
+
+#: How long a spawned generator process may take to start (a fresh
+#: interpreter importing dtlsfast) and report for its handshakes.
+STARTUP_TIMEOUT = 60.0
+#: Slack on every other wait for the generator processes: the handshake
+#: phase's worst case, the load phase's duration.
+_WAIT_SLACK = 60.0
+#: How long stopped generator processes get to close their sessions and exit.
+_EXIT_TIMEOUT = 10.0
+_PHASES = ("handshakes", "load")
+_EXIT_HINT = (
+    ": its error output says why (a script that calls run_load with processes > 1"
+    " needs the `if __name__ == '__main__':` guard, as every multiprocessing program)"
+)
+
+
+class GeneratorProcessError(DtlsError):
+    """A generator process of a ``processes`` > 1 run died, or did not report in time."""
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` shares that differ by at most one, each at least 1."""
+    return [max(1, total // parts + (index < total % parts)) for index in range(parts)]
+
+
+def _merge(outcomes: Sequence[_Outcome], start_at: float | None) -> _Outcome:
+    """One outcome for the whole run from the generator processes' outcomes.
+
+    Counts and latency histograms add up, so the percentiles are those of
+    all the requests; CPU seconds add up too, so the CPU percentage is the
+    sum over the processes. The processes started each phase together: a
+    phase lasted as long as its longest process's. ``start_at`` is the common
+    start of the load phase, None when the run stopped before it.
+    """
+    stats = _Stats()
+    failures: Counter[str] = Counter()
+    for outcome in outcomes:
+        stats.add(outcome.stats)
+        for reason, count in outcome.failures.items():
+            _count_failure(failures, reason, count)
+    started = [o.load_started_at for o in outcomes]
+    return _Outcome(
+        stats=stats,
+        established=sum(o.established for o in outcomes),
+        failures=failures,
+        handshake_seconds=max((o.handshake_seconds for o in outcomes), default=0.0),
+        handshake_retransmissions=sum(o.handshake_retransmissions for o in outcomes),
+        elapsed=max((o.elapsed for o in outcomes), default=0.0),
+        cpu=sum(o.cpu for o in outcomes),
+        unanswered=sum(o.unanswered for o in outcomes),
+        load_started_at=start_at if start_at is not None else min(started, default=time.time()),
+        suite=next((o.suite for o in outcomes if o.suite), ""),
+        interrupted=any(o.interrupted for o in outcomes),
+    )
+
+
+class _Workers:
+    """The generator processes of one run, seen from the parent: a pipe to
+    each, read by the event loop (``add_reader``), so that the parent never
+    blocks its loop (which may be running the server under test)."""
+
+    def __init__(self, plans: Sequence[_Plan], progress_interval: float | None) -> None:
+        self.plans = plans
+        self.progress_interval = progress_interval
+        self.loop = asyncio.get_running_loop()
+        self.inbox: asyncio.Queue[tuple[int, tuple[Any, ...] | None]] = asyncio.Queue()
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.pipes: list[Connection] = []
+        #: The latest (requests, errors, retransmissions, in flight) of each.
+        self.counts: list[tuple[int, ...]] = [(0, 0, 0, 0)] * len(plans)
+
+    def start(self) -> None:
+        """Start one process a plan, with the "spawn" method: a fresh
+        interpreter, never a fork of this process and its running loop."""
+        context = multiprocessing.get_context("spawn")
+        for index, plan in enumerate(self.plans):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=_worker,
+                args=(theirs, plan, self.progress_interval),
+                name=f"dtlsfast-bench-{index + 1}",
+                daemon=True,
+            )
+            self.pipes.append(ours)
+            try:
+                process.start()
+            finally:
+                theirs.close()  # the child has its own copy: its exit is our EOF
+            self.processes.append(process)
+            self.loop.add_reader(ours.fileno(), self._readable, index)
+
+    def _readable(self, index: int) -> None:
+        pipe = self.pipes[index]
+        try:
+            while pipe.poll():
+                self.inbox.put_nowait((index, pipe.recv()))
+        except (EOFError, OSError):
+            self.loop.remove_reader(pipe.fileno())
+            self.inbox.put_nowait((index, None))  # the process is gone
+        except Exception as exc:  # a message that does not unpickle here
+            error = GeneratorProcessError(f"generator process {index + 1} sent {exc!r}")
+            self.inbox.put_nowait((index, ("error", error)))
+
+    def send(self, index: int, message: tuple[Any, ...]) -> None:
+        """Send a message to one process, if it still listens."""
+        with contextlib.suppress(OSError):
+            self.pipes[index].send(message)
+
+    def send_all(self, message: tuple[Any, ...]) -> None:
+        for index in range(len(self.pipes)):
+            self.send(index, message)
+
+    async def exit_code(self, index: int, within: float = 1.0) -> int | None:
+        """The process's exit status, waiting up to ``within`` s; None if it still runs."""
+        process = self.processes[index]
+        deadline = self.loop.time() + within
+        while process.exitcode is None and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return process.exitcode
+
+    async def close(self) -> None:
+        """Stop the processes, give them ``_EXIT_TIMEOUT`` s to close their
+        sessions and exit (still reading their pipes), kill the rest."""
+        self.send_all(("stop",))
+        deadline = self.loop.time() + _EXIT_TIMEOUT
+        for index, process in enumerate(self.processes):
+            if await self.exit_code(index, deadline - self.loop.time()) is None:
+                process.kill()
+                process.join(_EXIT_TIMEOUT)
+        for pipe in self.pipes:
+            self.loop.remove_reader(pipe.fileno())
+            pipe.close()
+
+
+async def _run_processes(
+    plan: _Plan,
+    count: int,
+    progress: Callable[[Progress], None] | None,
+    progress_interval: float,
+    stop: asyncio.Event | None,
+) -> LoadResult:
+    """Run ``plan`` on ``count`` generator processes; merge what they measured.
+
+    Each process runs :func:`_generate` on its share of the sessions and of
+    the handshake concurrency. They start their handshakes together, wait for
+    each other, and start the load phase together at one ``time.time()``,
+    which every one ends ``duration`` s later: one wall-clock window. They
+    send back their raw outcomes (:func:`_merge`) and, for ``progress``, their
+    counts every 0.2 s at most. ``stop`` is passed on to them. A process that
+    dies, or does not report in time, raises :class:`GeneratorProcessError`
+    after the others were stopped, unless the run was being stopped: then
+    its sessions count as failed handshakes.
+    """
+    plans = [
+        replace(plan, sessions=sessions, handshake_concurrency=concurrency)
+        for sessions, concurrency in zip(
+            _split(plan.sessions, count), _split(plan.handshake_concurrency, count), strict=True
+        )
+    ]
+    workers = _Workers(plans, min(progress_interval, 0.2) if progress is not None else None)
+    loop = asyncio.get_running_loop()
+    outcomes: dict[int, _Outcome] = {}
+    ready: dict[str, set[int]] = {phase: set() for phase in _PHASES}
+    released: dict[str, float] = {}
+    waves = -(-max(p.sessions for p in plans) // min(p.handshake_concurrency for p in plans))
+    limits = {
+        "handshakes": (STARTUP_TIMEOUT, "start"),
+        "load": (waves * plan.handshake_timeout + _WAIT_SLACK, "open their sessions"),
+        "end": (plan.duration + _WAIT_SLACK, "report their results"),
+    }
+    limit, doing = limits["handshakes"]
+    deadline = loop.time() + limit
+    tasks: list[asyncio.Future[None]] = []
+    if stop is not None:
+        tasks.append(asyncio.ensure_future(_pass_stop_on(stop, workers)))
+    try:
+        workers.start()
+        while len(outcomes) < count:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    index, message = await workers.inbox.get()
+            except TimeoutError:
+                raise GeneratorProcessError(
+                    f"the generator processes did not {doing} within {limit:.0f} s"
+                ) from None
+            if message is None:
+                if index not in outcomes:
+                    code = await workers.exit_code(index)
+                    why = f"generator process {index + 1} of {count} " + (
+                        f"was killed by signal {-code}"
+                        if code is not None and code < 0
+                        else f"exited with code {code}"
+                    )
+                    if stop is None or not stop.is_set():
+                        hint = "" if code is None or code < 0 else _EXIT_HINT
+                        raise GeneratorProcessError(f"{why} before it reported{hint}")
+                    outcomes[index] = _lost(why, plans[index].sessions)
+            elif message[0] == "ready":
+                ready[message[1]].add(index)
+            elif message[0] == "progress":
+                workers.counts[index] = message[1:]
+            elif message[0] == "result":
+                outcomes[index] = message[1]
+            else:  # "error": what the process raised, raised here
+                raise message[1]
+            for phase, following in zip(_PHASES, ("load", "end"), strict=True):
+                if phase in released or any(
+                    i not in ready[phase] and i not in outcomes for i in range(count)
+                ):
+                    continue
+                released[phase] = time.time()
+                workers.send_all(("go", phase, released[phase]))
+                limit, doing = limits[following]
+                deadline = loop.time() + limit
+                if phase == "load" and progress is not None:
+                    report = _report_progress(progress, progress_interval, workers, plan.duration)
+                    tasks.append(asyncio.ensure_future(report))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await workers.close()
+    merged = _merge([outcomes[index] for index in range(count)], released.get("load"))
+    merged.interrupted = merged.interrupted or (stop is not None and stop.is_set())
+    return _result(plan, merged, count)
+
+
+def _lost(why: str, sessions: int) -> _Outcome:
+    """The outcome of a generator process that exited without one while the
+    run was being stopped (Ctrl-C while it started): its sessions failed."""
+    return _Outcome(
+        stats=_Stats(),
+        established=0,
+        failures=Counter({why: sessions}),
+        handshake_seconds=0.0,
+        handshake_retransmissions=0,
+        elapsed=0.0,
+        cpu=0.0,
+        unanswered=0,
+        load_started_at=time.time(),
+        suite="",
+        interrupted=True,
+    )
+
+
+async def _pass_stop_on(stop: asyncio.Event, workers: _Workers) -> None:
+    await stop.wait()
+    workers.send_all(("stop",))
+
+
+async def _report_progress(
+    progress: Callable[[Progress], None], interval: float, workers: _Workers, duration: float
+) -> None:
+    """Call ``progress`` every ``interval`` s of the load phase with the sum
+    of the counts the processes last sent."""
+    started = time.perf_counter()
+    next_report = started + interval
+    last_requests = 0
+    while next_report < started + duration:
+        await asyncio.sleep(next_report - time.perf_counter())
+        totals = [sum(column) for column in zip(*workers.counts, strict=True)]
+        requests, errors, retransmissions, in_flight = totals
+        progress(
+            Progress(
+                elapsed=time.perf_counter() - started,
+                requests=requests,
+                errors=errors,
+                retransmissions=retransmissions,
+                in_flight=in_flight,
+                requests_per_second=(requests - last_requests) / interval,
+            )
+        )
+        last_requests = requests
+        next_report += interval
+
+
+def _worker(pipe: Connection, plan: _Plan, progress_interval: float | None) -> None:
+    """A generator process (``processes`` > 1): run ``plan`` between the
+    parent's go signals, send back the outcome, or what went wrong."""
+    # Ctrl-C reaches the whole process group; the parent passes it on as a
+    # stop message, so that every process still reports what it measured.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        outcome = asyncio.run(_worker_run(pipe, plan, progress_interval))
+    except Exception as exc:
+        error: Exception = exc
+        try:
+            pickle.dumps(error)
+        except Exception:
+            error = GeneratorProcessError(f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):
+            pipe.send(("error", error))
+        raise SystemExit(1) from None
+    with contextlib.suppress(OSError):
+        pipe.send(("result", outcome))
+
+
+async def _worker_run(pipe: Connection, plan: _Plan, progress_interval: float | None) -> _Outcome:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    go: dict[str, asyncio.Future[float]] = {phase: loop.create_future() for phase in _PHASES}
+
+    def readable() -> None:
+        try:
+            while pipe.poll():
+                message = pipe.recv()
+                if message[0] == "go" and not go[message[1]].done():
+                    go[message[1]].set_result(message[2])
+                elif message[0] == "stop":
+                    stop.set()
+        except (EOFError, OSError):
+            loop.remove_reader(pipe.fileno())
+            stop.set()  # the parent is gone
+
+    async def gate(phase: str) -> float | None:
+        if stop.is_set():
+            return None
+        pipe.send(("ready", phase))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((go[phase], stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        return go[phase].result() if go[phase].done() else None
+
+    def report(p: Progress) -> None:
+        with contextlib.suppress(OSError):
+            pipe.send(("progress", p.requests, p.errors, p.retransmissions, p.in_flight))
+
+    loop.add_reader(pipe.fileno(), readable)
+    try:
+        return await _generate(
+            plan, report if progress_interval else None, progress_interval or 1.0, stop, gate
+        )
+    finally:
+        loop.remove_reader(pipe.fileno())
+
+
+__all__ = ["GeneratorProcessError", "LoadResult", "Progress", "run_load"]
