@@ -1,14 +1,14 @@
 """The gateway benchmark: dtlsfast against the C and pure-Python servers,
 side by side, in one run on one machine.
 
-    python benches/gateway.py [--duration 10] [--window 1] [--generator-processes 2]
-                              [--json out.json] [--markdown out.md]
+    python benches/gateway.py [--duration 10] [--window 1] [--generator-processes N]
+                              [--no-pin] [--json out.json] [--markdown out.md]
 
 1. **CoAPS throughput.** GET /light (a 3-byte resource) from 1, 100 and 1,000
    sessions, ``--window`` requests in flight per session (1 is CoAP's NSTART),
    driven by ``dtlsfast bench`` in processes of its own (``--processes``:
-   ``--generator-processes`` of them for 2 sessions and more, so that the
-   generator is not what sets the pace; 1 for one session), against a fresh
+   ``--generator-processes`` of them for 2 sessions and more, by default one
+   per client CPU; 1 for one session), against a fresh
    server process for every cell: ``dtlsfast serve`` (Rust core, batched I/O),
    ``dtlsfast serve --backend pure`` (the pure-Python record core), libcoap's
    ``coap-server-openssl`` (C, OpenSSL), and aiocoap's server over plain CoAP
@@ -21,9 +21,10 @@ side by side, in one run on one machine.
    from its own source address with one GET done: the server's RSS growth
    divided by the sessions, and the Rust session table's own bytes.
 
-Everything runs on loopback; the client and the server share the machine's
-cores, so the figures are for the pair, as a gateway benchmark on one box is.
-Timing lives here, never in the test suite's asserts.
+Everything runs on loopback. Every server runs on the first CPU and every
+client on the others (``taskset``; ``--no-pin`` leaves it to the scheduler,
+whose placement of three busy processes on two cores made the same cell vary
+twofold from run to run). Timing lives here, never in the test suite's asserts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,6 +50,33 @@ from typing import Any
 
 PSK_HEX = "657370333263335f6b6579"
 SESSIONS = (1, 100, 1000)
+
+#: CPU lists for ``taskset -c``: (the server's, the clients'), or None when
+#: not pinning (see :func:`plan_cpus`).
+PINNING: tuple[str, str] | None = None
+
+
+def plan_cpus(enabled: bool) -> tuple[str, str] | None:
+    """The server on the first CPU this process may use, every client (load
+    generator, handshake client) on the others. Unpinned, three busy processes
+    on two cores settle wherever the scheduler's wake-ups put them: loopback
+    ping-pong tends to pile them onto one core, and the same cell measured
+    anywhere from 48,000 to 104,000 requests per second from run to run."""
+    if not enabled or not hasattr(os, "sched_getaffinity") or shutil.which("taskset") is None:
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return str(cpus[0]), ",".join(map(str, cpus[1:]))
+
+
+def pinned(argv: list[str], role: str) -> list[str]:
+    """``argv`` run on the ``role``'s CPUs ("server" or "client")."""
+    if PINNING is None:
+        return argv
+    return ["taskset", "-c", PINNING[0] if role == "server" else PINNING[1], *argv]
+
+
 PY = sys.executable
 
 AIOCOAP_SERVER = """
@@ -223,7 +252,9 @@ def server(kind: str, workdir: Path) -> Iterator[Server]:
         uri, ready = f"coap://127.0.0.1:{port}/light", "ready"
     else:
         raise ValueError(kind)
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    process = subprocess.Popen(
+        pinned(argv, "server"), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+    )
     try:
         if ready is not None:
             _wait_for_log(log, ready, process, 20)
@@ -263,7 +294,7 @@ def run_bench(
     argv = [PY, "-m", "dtlsfast.cli", "bench", uri, "--sessions", str(sessions),
             "--window", str(window), "--duration", str(duration), "--json", "--no-progress",
             "--handshake-concurrency", "64", "--processes", str(processes)]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, timeout=duration + 300)
+    done = subprocess.run(pinned(argv, "client"), capture_output=True, timeout=duration + 300)
     if not done.stdout.strip():
         raise RuntimeError(f"dtlsfast bench printed nothing: {done.stderr.decode()[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout)
@@ -329,7 +360,7 @@ def handshakes(workdir: Path, seconds: float) -> dict[str, Any]:
     with server("dtlsfast", workdir) as srv:
         port = int(srv.uri.rsplit(":", 1)[1].split("/")[0])
         done = subprocess.run(
-            [PY, "-c", SEQUENTIAL_HANDSHAKES, str(port), str(seconds)],
+            pinned([PY, "-c", SEQUENTIAL_HANDSHAKES, str(port), str(seconds)], "client"),
             capture_output=True, timeout=seconds + 60, check=True,
         )  # fmt: skip
         out["dtlsfast_sequential"] = json.loads(done.stdout)
@@ -341,15 +372,15 @@ def handshakes(workdir: Path, seconds: float) -> dict[str, Any]:
         }
     port = free_port_pair()
     s_server = subprocess.Popen(
-        ["openssl", "s_server", "-dtls1_2", "-accept", f"127.0.0.1:{port}", "-psk", PSK_HEX,
+        pinned(["openssl", "s_server", "-dtls1_2", "-accept", f"127.0.0.1:{port}", "-psk", PSK_HEX,
          "-psk_hint", "CoAP", "-psk_identity", "CoAP", "-nocert", "-cipher", "PSK-AES128-CCM8",
-         "-quiet"],
+         "-quiet"], "server"),
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         time.sleep(0.5)
         done = subprocess.run(
-            [PY, "-c", SEQUENTIAL_HANDSHAKES, str(port), str(seconds)],
+            pinned([PY, "-c", SEQUENTIAL_HANDSHAKES, str(port), str(seconds)], "client"),
             capture_output=True, timeout=seconds + 60, check=True,
         )  # fmt: skip
         out["openssl_sequential"] = json.loads(done.stdout)
@@ -387,10 +418,13 @@ def memory(workdir: Path, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
         with server("dtlsfast", workdir) as srv:
             port = int(srv.uri.rsplit(":", 1)[1].split("/")[0])
             # Warm up: first sessions allocate what every later one reuses.
-            subprocess.run([PY, "-c", MANY_SESSIONS, str(port), "50"], check=True, timeout=120)
+            subprocess.run(
+                pinned([PY, "-c", MANY_SESSIONS, str(port), "50"], "client"),
+                check=True, timeout=120,
+            )  # fmt: skip
             rss0 = srv.rss_kib()
             done = subprocess.run(
-                [PY, "-c", MANY_SESSIONS, str(port), str(count)],
+                pinned([PY, "-c", MANY_SESSIONS, str(port), str(count)], "client"),
                 capture_output=True, timeout=3600, check=True,
             )  # fmt: skip
             opened = json.loads(done.stdout)
@@ -428,7 +462,7 @@ def machine() -> str:
     )
 
 
-def _throughput_markdown(rows: list[dict[str, Any]]) -> list[str]:
+def _throughput_markdown(rows: list[dict[str, Any]], cpus: dict[str, str] | None) -> list[str]:
     lines: list[str] = []
     window = rows[0]["window"] if rows else 1
     by = {(r["server"], r["sessions"]): r for r in rows}
@@ -436,10 +470,16 @@ def _throughput_markdown(rows: list[dict[str, Any]]) -> list[str]:
     generators = {r["sessions"]: r.get("generator_processes", 1) for r in rows}
     lines += [
         f"CoAPS GET /light, {window} request(s) in flight per session: requests per second "
-        "(p50 / p99 latency, ms) and the server's CPU time per request during the load phase. "
-        "The generator (`dtlsfast bench`, in the number of processes each column names) and "
-        "the server share the 2 cores; where the generator is the limit, the CPU time per "
-        "request is the fair comparison (1 s / that = requests per second one core can serve).",
+        "(p50 / p99 latency, ms) and the server's CPU time per request during the load phase. "(
+            f"Each server runs on CPU {cpus['server']} and the generator (`dtlsfast bench`, in "
+            f"the number of processes each column names) on CPU {cpus['clients']} (taskset)"
+            if cpus
+            else "The generator (`dtlsfast bench`, in the number of processes each column "
+            "names) and the server share the machine's cores"
+        )
+        + "; where the generator is the limit (its CPU share near 100 % per process), the "
+        "server's CPU time per request is the fair comparison (1 s / that = requests per "
+        "second one core can serve).",
         "",
         "| server | "
         + " | ".join(
@@ -494,7 +534,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [f"Machine: {results['machine']}. Command: `{results['command']}`.", ""]
     rows = results.get("throughput", [])
     if rows:
-        lines += _throughput_markdown(rows)
+        lines += _throughput_markdown(rows, results.get("cpus"))
     hs = results.get("handshakes")
     if hs:
         lines += [
@@ -532,8 +572,15 @@ def main() -> None:
     parser.add_argument(
         "--generator-processes",
         type=int,
-        default=2,
-        help="dtlsfast bench --processes for the cells with 2 sessions or more (default 2)",
+        default=None,
+        help="dtlsfast bench --processes for the cells with 2 sessions or more (default: one "
+        "per client CPU when pinning, else 2)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the scheduler place the server and the clients (default: the server on the "
+        "first CPU, the clients on the others, with taskset)",
     )
     parser.add_argument("--handshake-seconds", type=float, default=5.0)
     parser.add_argument(
@@ -543,6 +590,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args()
+    global PINNING
+    PINNING = plan_cpus(not args.no_pin)
+    if args.generator_processes is None:
+        args.generator_processes = len(PINNING[1].split(",")) if PINNING else 2
     if args.generator_processes < 1:
         parser.error("--generator-processes must be at least 1")
     skip = set(filter(None, args.skip.split(",")))
@@ -551,6 +602,7 @@ def main() -> None:
         "command": "python benches/gateway.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
         "generator_processes": args.generator_processes,
+        "cpus": {"server": PINNING[0], "clients": PINNING[1]} if PINNING else None,
     }
     with tempfile.TemporaryDirectory(prefix="dtlsfast-gateway-") as tmp:
         workdir = Path(tmp)
