@@ -233,7 +233,8 @@ def _wait_for_log(log: Path, text: str, process: subprocess.Popen[bytes], within
 
 
 @contextlib.contextmanager
-def server(kind: str, workdir: Path) -> Iterator[Server]:
+def server(kind: str, workdir: Path, extra: tuple[str, ...] = ()) -> Iterator[Server]:
+    """A fresh ``kind`` server process (``extra``: more ``dtlsfast serve`` options)."""
     port = free_port_pair()
     log = workdir / f"{kind}-{port}.log"
     out = log.open("wb")
@@ -242,6 +243,7 @@ def server(kind: str, workdir: Path) -> Iterator[Server]:
                 "--coaps-port", str(port + 1), "--log-level", "warning"]  # fmt: skip
         if kind == "dtlsfast-pure":
             argv += ["--backend", "pure"]
+        argv += extra
         uri, ready = f"coaps://127.0.0.1:{port + 1}/light", None
     elif kind == "libcoap":
         argv = ["coap-server-openssl", "-A", "127.0.0.1", "-p", str(port),
@@ -415,7 +417,8 @@ def _counters(srv: Server) -> dict[str, int]:
 def memory(workdir: Path, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     rows = []
     for count in sizes:
-        with server("dtlsfast", workdir) as srv:
+        # Room for every session: none evicted at the cap (100,000 by default).
+        with server("dtlsfast", workdir, ("--max-sessions", str(count + 1000))) as srv:
             port = int(srv.uri.rsplit(":", 1)[1].split("/")[0])
             # Warm up: first sessions allocate what every later one reuses.
             subprocess.run(
@@ -468,18 +471,19 @@ def _throughput_markdown(rows: list[dict[str, Any]], cpus: dict[str, str] | None
     by = {(r["server"], r["sessions"]): r for r in rows}
     # Runs from before --generator-processes had one generator process.
     generators = {r["sessions"]: r.get("generator_processes", 1) for r in rows}
+    placement = (
+        f"Each server runs on CPU {cpus['server']} and the generator (`dtlsfast bench`, in "
+        f"the number of processes each column names) on CPU {cpus['clients']} (taskset)"
+        if cpus
+        else "The generator (`dtlsfast bench`, in the number of processes each column "
+        "names) and the server share the machine's cores"
+    )
     lines += [
         f"CoAPS GET /light, {window} request(s) in flight per session: requests per second "
-        "(p50 / p99 latency, ms) and the server's CPU time per request during the load phase. "(
-            f"Each server runs on CPU {cpus['server']} and the generator (`dtlsfast bench`, in "
-            f"the number of processes each column names) on CPU {cpus['clients']} (taskset)"
-            if cpus
-            else "The generator (`dtlsfast bench`, in the number of processes each column "
-            "names) and the server share the machine's cores"
-        )
-        + "; where the generator is the limit (its CPU share near 100 % per process), the "
-        "server's CPU time per request is the fair comparison (1 s / that = requests per "
-        "second one core can serve).",
+        "(p50 / p99 latency, ms) and the server's CPU time per request during the load phase. "
+        f"{placement}; where the generator is the limit (its CPU share near 100 % per "
+        "process), the server's CPU time per request is the fair comparison (1 s / that = "
+        "requests per second one core can serve).",
         "",
         "| server | "
         + " | ".join(
@@ -615,10 +619,10 @@ def main() -> None:
         if "memory" not in skip:
             sizes = tuple(int(n) for n in args.memory_sessions.split(","))
             results["memory"] = memory(workdir, sizes)
-    text = markdown(results)
-    print(text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    text = markdown(results)
+    print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dtlsfast.exceptions import ConfigurationError, DtlsError
+from dtlsfast.server import ServerLimits
 
 log = logging.getLogger("dtlsfast.cli")
 
@@ -125,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--connection-id",
         action="store_true",
         help="agree to connection IDs (RFC 9146): sessions survive client address changes",
+    )
+    serve.add_argument(
+        "--max-sessions",
+        type=_positive_int,
+        default=ServerLimits.max_sessions,
+        help="established DTLS sessions held at once; past it the least recently active are "
+        f"evicted (default {ServerLimits.max_sessions:,})",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=ServerLimits.idle_timeout,
+        help="seconds without a record before a DTLS session is closed "
+        f"(default {ServerLimits.idle_timeout:g})",
     )
 
     for method in ("get", "put", "post", "delete", "observe"):
@@ -291,6 +306,9 @@ async def run_server(args: argparse.Namespace) -> int:
                     client_auth="required" if args.ca or args.rpk_trust else "none",
                     connection_id=args.connection_id,
                     backend=args.backend,
+                    limits=ServerLimits(
+                        max_sessions=args.max_sessions, idle_timeout=args.idle_timeout
+                    ),
                 ),
                 args.bind,
                 args.coaps_port,

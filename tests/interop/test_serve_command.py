@@ -104,3 +104,41 @@ async def test_serve_with_certificates(tmp_path: Path) -> None:
     text = log_path.read_text()
     assert "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8" in text
     assert "TLS_PSK_WITH_AES_128_CCM_8" in text
+
+
+async def test_serve_session_limits(tmp_path: Path) -> None:
+    # --max-sessions 2: a third session evicts the least recently active one
+    # (close_notify); --idle-timeout 1: a quiet session is closed after a second.
+    import dtlsfast
+
+    port = free_udp_port_pair()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            "timeout", "--foreground", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
+            "--bind", "127.0.0.1", "--port", "0", "--coaps-port", str(port + 1),
+            "--max-sessions", "2", "--idle-timeout", "1",
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+    get = bytes.fromhex("40011234b56c69676874")  # CON GET /light
+    try:
+        await _wait_for(log_path, "serving /light")
+        sessions = []
+        for _ in range(3):
+            session = await dtlsfast.connect(
+                "127.0.0.1", port + 1, psk=("CoAP", "esp32c3_key"), handshake_timeout=10
+            )
+            await session.send(get)
+            assert (await asyncio.wait_for(session.recv(), 5)).endswith(b"off")
+            sessions.append(session)
+        oldest, *others = sessions
+        with pytest.raises(dtlsfast.ConnectionClosedError):
+            await asyncio.wait_for(oldest.recv(), 5)  # evicted: close_notify
+        for session in others:  # idle for over a second: closed too
+            with pytest.raises(dtlsfast.ConnectionClosedError):
+                await asyncio.wait_for(session.recv(), 5)
+        os.kill(process.pid, signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        await _stop(process)
+    assert "Traceback" not in log_path.read_text()
