@@ -143,9 +143,20 @@ class RecordLayer:
         return len(self._read) == 1 and len(self._write) == 1 and not self.has_pending_read
 
     @property
+    def current_read(self) -> _ReadState:
+        """The current read epoch's cipher and replay window (shared, not a copy)."""
+        return self._read[self.read_epoch]
+
+    @property
+    def current_write(self) -> _WriteState:
+        """The current write epoch's cipher and next sequence number (shared:
+        whoever seals with the cipher must advance ``next_sequence``)."""
+        return self._write[self.write_epoch]
+
+    @property
     def uses_connection_ids(self) -> bool:
         """A CID is in use in either direction of the current epochs."""
-        return bool(self._read[self.read_epoch].cid or self._write[self.write_epoch].cid)
+        return bool(self.current_read.cid or self.current_write.cid)
 
     def install_in_table(self, table: Any, session_id: int) -> None:
         """Copy the current read and write epochs into a session table (the
@@ -154,7 +165,7 @@ class RecordLayer:
         :meth:`forget_previous_epochs`); this layer must not be used for those
         epochs afterwards, or records would be judged twice and sequence
         numbers reused."""
-        read, write = self._read[self.read_epoch], self._write[self.write_epoch]
+        read, write = self.current_read, self.current_write
         if read.cipher is None or write.cipher is None or read.window is None:
             raise LocalProtocolError("only protected epochs can go to the session table")
         if read.cid or write.cid:

@@ -377,10 +377,10 @@ class _Session(asyncio.DatagramProtocol):
         # everything else (alerts, close_notify, retransmitted flights).
         records = conn.records
         self._wepoch = records.write_epoch
-        self._wstate = records._write[self._wepoch]
+        self._wstate = records.current_write
         self._wcipher = self._wstate.cipher
         self._repoch = records.read_epoch
-        read = records._read[self._repoch]
+        read = records.current_read
         self._rcipher, self._rwindow = read.cipher, read.window
         self._parse = records.backend.parse_records
 
