@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -119,21 +118,11 @@ def _blast(host: str, ports: list[int], count: int, seed: int) -> int:
 
 
 async def test_blast_at_dtlsfast_serve(tmp_path: Path) -> None:
-    from peers import free_udp_port_pair
+    from peers import free_udp_port_pair, serve_process
 
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            "timeout", "120", sys.executable, "-m", "dtlsfast.cli", "serve",
-            "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
-        for _ in range(200):
-            if "serving /light" in log_path.read_text():
-                break
-            await asyncio.sleep(0.05)
+    async with serve_process(log_path, port, port + 1, limit=120) as process:
         survivor = await dtlsfast.connect("127.0.0.1", port + 1, psk=PSK, handshake_timeout=10)
         server_pid = _server_pid(process.pid)
         rss_before = _rss_kib(server_pid)
@@ -162,10 +151,6 @@ async def test_blast_at_dtlsfast_serve(tmp_path: Path) -> None:
         )
         assert handled >= DATAGRAMS * 0.98
         assert growth < 32 * 1024, f"server memory grew by {growth} KiB"
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 10)
     text = log_path.read_text()
     assert "Traceback" not in text, text[-3000:]
     assert "Exception in callback" not in text, text[-3000:]

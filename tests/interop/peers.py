@@ -24,10 +24,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -1116,3 +1117,41 @@ async def run_coap_client(
         codes = [m.group(1).decode() for m in _COAP_ERROR_LINE.finditer(err)]
     result.response_codes = codes
     return result
+
+
+@contextlib.asynccontextmanager
+async def serve_process(
+    log_path: Path, coap_port: int, coaps_port: int, *options: str, limit: float = 60
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``dtlsfast serve`` as a user runs it, on 127.0.0.1 (``coap_port`` 0: no
+    plain CoAP), its output in ``log_path``; yields the process once it serves
+    /light. At the end, if still running, SIGTERM first, then SIGKILL.
+
+    Under ``timeout --foreground``: ``timeout`` forwards SIGTERM to the server,
+    so the server cannot be orphaned; without ``--foreground`` it passes the
+    signal on twice (to the server and to its process group), and the second
+    one sometimes lands after the server's handler is gone (exit -15).
+    """
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            "timeout", "--foreground", str(limit), sys.executable, "-m", "dtlsfast.cli", "serve",
+            "--bind", LOCALHOST, "--port", str(coap_port), "--coaps-port", str(coaps_port),
+            *options,
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while "serving /light" not in log_path.read_text():
+            if loop.time() > deadline or process.returncode is not None:
+                raise AssertionError(f"dtlsfast serve did not start:\n{log_path.read_text()}")
+            await asyncio.sleep(0.05)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()

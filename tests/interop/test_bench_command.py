@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import CoapServerPeer, free_udp_port_pair
+from peers import CoapServerPeer, free_udp_port_pair, serve_process
 
 from dtlsfast.coap.loadgen import run_load
 
@@ -60,34 +60,14 @@ async def bench(*args: str, limit: float = 60) -> tuple[int, dict[str, Any], str
 
 @pytest.fixture
 async def dtlsfast_serve(tmp_path: Path) -> AsyncIterator[int]:
-    """``dtlsfast serve`` on free ports; yields the plain CoAP port (CoAPS is the next).
-
-    ``timeout --foreground``: without it, ``timeout`` passes SIGTERM on twice
-    (to the server and to its process group), and the second one sometimes
-    lands after the server's handler is gone (exit -15, about 1 run in 8).
-    """
+    """``dtlsfast serve`` on free ports; yields the plain CoAP port (CoAPS is
+    the next), and checks the server stops cleanly on SIGTERM."""
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            "timeout", "--foreground", "90", sys.executable, "-m", "dtlsfast.cli", "serve",
-            "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
-        for _ in range(200):
-            if "serving /light" in log_path.read_text():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"dtlsfast serve did not start:\n{log_path.read_text()}")
+    async with serve_process(log_path, port, port + 1, limit=90) as process:
         yield port
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     assert "Traceback" not in log_path.read_text()
 
 

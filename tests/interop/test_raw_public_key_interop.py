@@ -26,6 +26,7 @@ from peers import (
     run_coap_client,
     run_gnutls_client,
     run_peer,
+    serve_process,
 )
 
 import dtlsfast
@@ -210,33 +211,16 @@ async def test_gnutls_client_with_untrusted_key_rejected(
 # ------------------------------------------------------- libcoap over GnuTLS
 
 
-async def _wait_for(path: Path, text: str, timeout: float = 10.0) -> str:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    content = ""
-    while loop.time() < deadline:
-        content = path.read_text() if path.exists() else ""
-        if text in content:
-            return content
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{text!r} not in the server log:\n{content}")
-
-
 async def test_coap_client_gnutls_against_dtlsfast_serve(
     tmp_path: Path, server_key: RawKeyFiles, client_key: RawKeyFiles
 ) -> None:
     stranger = make_raw_key(tmp_path, "stranger")
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            "timeout", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
-            "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
-            "--rpk", str(server_key.libcoap), "--rpk-trust", str(client_key.pubfile),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
-        await _wait_for(log_path, "serving /light")
+    async with serve_process(
+        log_path, port, port + 1,
+        "--rpk", str(server_key.libcoap), "--rpk-trust", str(client_key.pubfile),
+    ) as process:  # fmt: skip
         secure = f"coaps://127.0.0.1:{port + 1}/light"
         got = await run_coap_client(
             secure, variant="gnutls", psk=False, extra=("-M", str(client_key.libcoap))
@@ -249,16 +233,6 @@ async def test_coap_client_gnutls_against_dtlsfast_serve(
         assert "Alert '42'" in refused.out + refused.err, refused.describe()
         os.kill(process.pid, signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
-    finally:
-        if process.returncode is None:
-            # SIGTERM first: `timeout` forwards it; SIGKILL on the wrapper alone
-            # would orphan the server.
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
     text = log_path.read_text()
     assert "raw public key" in text
     assert "TLS_ECDHE_ECDSA_" in text

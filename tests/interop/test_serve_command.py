@@ -10,47 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from peers import free_udp_port_pair, run_coap_client
+from peers import free_udp_port_pair, run_coap_client, serve_process
 
 pytestmark = pytest.mark.interop
-
-
-async def _wait_for(path: Path, text: str, timeout: float = 10.0) -> str:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        content = path.read_text() if path.exists() else ""
-        if text in content:
-            return content
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{text!r} not in the server log:\n{content}")
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM first (``timeout`` forwards it, so the server cannot be orphaned),
-    then SIGKILL if it is still there."""
-    if process.returncode is not None:
-        return
-    process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), 5)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 async def test_serve_light_and_stop(tmp_path: Path, stop: signal.Signals) -> None:
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            "timeout", "--foreground", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
-            "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
-        await _wait_for(log_path, "serving /light")
+    async with serve_process(log_path, port, port + 1) as process:
         secure = f"coaps://127.0.0.1:{port + 1}/light"
         got = await run_coap_client(secure, variant="openssl")
         assert got.payload == b"off", got.describe()
@@ -61,8 +30,6 @@ async def test_serve_light_and_stop(tmp_path: Path, stop: signal.Signals) -> Non
         # `timeout` forwards the signal to the server it runs.
         os.kill(process.pid, stop)
         assert await asyncio.wait_for(process.wait(), 10) == 0
-    finally:
-        await _stop(process)
     text = log_path.read_text()
     assert "session with 127.0.0.1" in text
     assert "stopping: close_notify to every DTLS peer" in text
@@ -78,15 +45,17 @@ async def test_serve_with_certificates(tmp_path: Path) -> None:
     device = pki.issue("device-3")
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            "timeout", "--foreground", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
-            "--bind", "127.0.0.1", "--port", str(port), "--coaps-port", str(port + 1),
-            "--cert", str(server.certfile), "--key", str(server.keyfile), "--ca", str(pki.cafile),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
-        await _wait_for(log_path, "serving /light")
+    async with serve_process(
+        log_path,
+        port,
+        port + 1,
+        "--cert",
+        str(server.certfile),
+        "--key",
+        str(server.keyfile),
+        "--ca",
+        str(pki.cafile),
+    ) as process:
         secure = f"coaps://127.0.0.1:{port + 1}/light"
         with_cert = await run_coap_client(
             secure,
@@ -99,8 +68,6 @@ async def test_serve_with_certificates(tmp_path: Path) -> None:
         assert with_psk.payload == b"off", with_psk.describe()
         os.kill(process.pid, signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
-    finally:
-        await _stop(process)
     text = log_path.read_text()
     assert "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8" in text
     assert "TLS_PSK_WITH_AES_128_CCM_8" in text
@@ -113,16 +80,10 @@ async def test_serve_session_limits(tmp_path: Path) -> None:
 
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            "timeout", "--foreground", "60", sys.executable, "-m", "dtlsfast.cli", "serve",
-            "--bind", "127.0.0.1", "--port", "0", "--coaps-port", str(port + 1),
-            "--max-sessions", "2", "--idle-timeout", "1",
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
     get = bytes.fromhex("40011234b56c69676874")  # CON GET /light
-    try:
-        await _wait_for(log_path, "serving /light")
+    async with serve_process(
+        log_path, 0, port + 1, "--max-sessions", "2", "--idle-timeout", "1"
+    ) as process:
         sessions = []
         for _ in range(3):
             session = await dtlsfast.connect(
@@ -139,6 +100,4 @@ async def test_serve_session_limits(tmp_path: Path) -> None:
                 await asyncio.wait_for(session.recv(), 5)
         os.kill(process.pid, signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
-    finally:
-        await _stop(process)
     assert "Traceback" not in log_path.read_text()
