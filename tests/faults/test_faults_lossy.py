@@ -21,12 +21,19 @@ import contextlib
 import hashlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import pytest
 from lossy_proxy import DOWN, UP, LossyProxy
-from peers import PSK_IDENTITY, PSK_KEY, OpenSslServer, run_coap_client, run_openssl_client
+from peers import (
+    PSK_IDENTITY,
+    PSK_KEY,
+    CompletedPeer,
+    OpenSslServer,
+    run_coap_client,
+    run_openssl_client,
+)
 
 import dtlsfast
 from dtlsfast import DtlsSession
@@ -81,6 +88,55 @@ def _report(name: str, rate: float, attempts: int, completions: int, **figures: 
     )
 
 
+@dataclass
+class Attempts:
+    """A peer's attempts at one exchange through the lossy link."""
+
+    results: list[CompletedPeer]
+    completions: int
+    seconds: float
+
+
+async def _attempt_until_done(
+    attempt: Callable[[], Awaitable[CompletedPeer]], done: Callable[[CompletedPeer], bool]
+) -> Attempts:
+    """Run ``attempt`` until ``done`` says one worked, at most MAX_ATTEMPTS times."""
+    started = time.monotonic()
+    results: list[CompletedPeer] = []
+    completions = 0
+    while len(results) < MAX_ATTEMPTS and not completions:
+        results.append(await attempt())
+        completions += done(results[-1])
+    return Attempts(results, completions, time.monotonic() - started)
+
+
+def _check_against_dtlsfast(
+    name: str,
+    rate: float,
+    attempts: Attempts,
+    counters: Mapping[str, int],
+    wire: WireRetransmissions,
+    proxy: LossyProxy,
+) -> None:
+    """Report a peer's attempts at a dtlsfast server through the lossy link,
+    and check that one completed, the server completed a handshake and the
+    link did lose datagrams."""
+    _report(
+        name,
+        rate,
+        len(attempts.results),
+        attempts.completions,
+        seconds=f"{attempts.seconds:.1f}",
+        handshakes=counters["handshakes_completed"],
+        server_retransmissions=counters["retransmissions"],
+        wire_retransmissions=wire.counts,
+        proxy=proxy.summary(),
+    )
+    assert attempts.completions == 1, "\n\n".join(r.describe() for r in attempts.results)
+    assert counters["handshakes_completed"] >= 1
+    assert proxy.stats[UP].dropped + proxy.stats[DOWN].dropped > 0
+
+
 # -- (a) libcoap's coap-client against the dtlsfast CoAPS server ----------------
 
 
@@ -115,31 +171,13 @@ async def test_libcoap_get_through_lossy_link(
     async with _proxy(coaps_seed.dtls.address, rate, seed) as proxy:
         proxy.observer = wire
         uri = f"coaps://127.0.0.1:{proxy.port}/light"
-        attempts = completions = 0
-        started = time.monotonic()
-        results = []
-        while attempts < MAX_ATTEMPTS and not completions:
-            attempts += 1
-            result = await run_coap_client(uri, variant="openssl", bound=20, timeout=25)
-            results.append(result)
-            if result.response_code == "2.05" and result.payload == b"off":
-                completions += 1
-        elapsed = time.monotonic() - started
-    counters = coaps_seed.dtls.counters
-    _report(
-        "coap-client -> dtlsfast CoAPS",
-        rate,
-        attempts,
-        completions,
-        seconds=f"{elapsed:.1f}",
-        handshakes=counters["handshakes_completed"],
-        server_retransmissions=counters["retransmissions"],
-        wire_retransmissions=wire.counts,
-        proxy=proxy.summary(),
+        attempts = await _attempt_until_done(
+            lambda: run_coap_client(uri, variant="openssl", bound=20, timeout=25),
+            lambda r: r.response_code == "2.05" and r.payload == b"off",
+        )
+    _check_against_dtlsfast(
+        "coap-client -> dtlsfast CoAPS", rate, attempts, coaps_seed.dtls.counters, wire, proxy
     )
-    assert completions == 1, "\n\n".join(r.describe() for r in results)
-    assert counters["handshakes_completed"] >= 1
-    assert proxy.stats[UP].dropped + proxy.stats[DOWN].dropped > 0
 
 
 # -- (b) openssl s_client against a dtlsfast echo server -------------------------
@@ -160,38 +198,21 @@ async def test_openssl_client_echo_through_lossy_link(rate: float, seed: int) ->
         _proxy(server.address, rate, seed) as proxy,
     ):
         proxy.observer = wire
-        attempts = completions = 0
-        started = time.monotonic()
-        results = []
-        while attempts < MAX_ATTEMPTS and not completions:
-            attempts += 1
-            result = await run_openssl_client(
+        attempts = await _attempt_until_done(
+            lambda: run_openssl_client(
                 proxy.port,
                 data=b"ping\n",
                 expect=b"PING",
                 repeat_every=0.25,
                 linger=20,
                 timeout=25,
-            )
-            results.append(result)
-            if result.handshake_ok and b"PING\n" in result.app_data:
-                completions += 1
-        elapsed = time.monotonic() - started
+            ),
+            lambda r: r.handshake_ok and b"PING\n" in r.app_data,
+        )
         counters = server.counters
-    _report(
-        "openssl s_client -> dtlsfast echo",
-        rate,
-        attempts,
-        completions,
-        seconds=f"{elapsed:.1f}",
-        handshakes=counters["handshakes_completed"],
-        server_retransmissions=counters["retransmissions"],
-        wire_retransmissions=wire.counts,
-        proxy=proxy.summary(),
+    _check_against_dtlsfast(
+        "openssl s_client -> dtlsfast echo", rate, attempts, counters, wire, proxy
     )
-    assert completions == 1, "\n\n".join(r.describe() for r in results)
-    assert counters["handshakes_completed"] >= 1
-    assert proxy.stats[UP].dropped + proxy.stats[DOWN].dropped > 0
 
 
 # -- (c) the dtlsfast client against openssl s_server ----------------------------
