@@ -123,7 +123,8 @@ impl PySessionTable {
         self.inner.capacity()
     }
 
-    /// Approximate bytes per installed session (state, key schedules, window).
+    /// Approximate bytes per installed session (its slots by id and by address,
+    /// key schedules, window).
     #[getter]
     fn session_footprint(&self) -> usize {
         self.inner.session_footprint()

@@ -167,7 +167,8 @@ class SessionTable:
     def capacity(self) -> int: ...
     @property
     def session_footprint(self) -> int:
-        """Approximate bytes per installed session (state, key schedules, window)."""
+        """Approximate bytes per installed session (its slots by id and by
+        address, key schedules, window)."""
 
     @property
     def coap_answered(self) -> int:
