@@ -245,22 +245,21 @@ def test_client_hello_decode_out_of_range() -> None:
         ClientHello.decode(no_compression)
 
 
-def test_cookie_input_binds_fields_but_not_cookie_or_extensions() -> None:
+def test_cookie_input_binds_fields_but_not_cookie_session_id_or_extensions() -> None:
     base = _client_hello()
-    same = _client_hello(cookie=b"", extensions=[(0, b"x")])
+    same = _client_hello(cookie=b"", extensions=[(0, b"x")], session_id=b"\x07" * 32)
     assert base.cookie_input() == same.cookie_input()
     for change in (
         {"client_version": DTLS_1_0},
         {"random": b"\x01" * 32},
-        {"session_id": b"\x01"},
         {"cipher_suites": [0xC0A8]},
         {"cipher_suites": [0xC0A4, 0xC0A8]},
         {"compression_methods": b"\x00\x01"},
     ):
         assert _client_hello(**change).cookie_input() != base.cookie_input(), change
     # Length prefixes keep field boundaries apart.
-    a = _client_hello(session_id=b"", compression_methods=b"\x00\x01")
-    b = _client_hello(session_id=b"\x00", compression_methods=b"\x01")
+    a = _client_hello(cipher_suites=[0xC0A8, 0x0001], compression_methods=b"\x00")
+    b = _client_hello(cipher_suites=[0xC0A8], compression_methods=b"\x00\x01\x00")
     assert a.cookie_input() != b.cookie_input()
 
 

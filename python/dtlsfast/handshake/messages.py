@@ -204,18 +204,19 @@ class ClientHello:
 
     def cookie_input(self) -> bytes:
         """The fields a cookie binds, canonically encoded: version, random,
-        session_id, cipher_suites and compression_methods (RFC 6347 §4.2.1).
+        cipher_suites and compression_methods (RFC 6347 §4.2.1).
 
-        Extensions and the cookie itself are left out: RFC 6347 §4.2.1 requires
-        the second ClientHello to repeat these fields, while the cookie changes
-        and some clients adjust extensions between the two hellos. Each field
-        is length-prefixed so no two different hellos give the same bytes."""
+        Extensions, session_id and the cookie itself are left out: RFC 6347
+        §4.2.1 requires the second ClientHello to repeat the fields bound, while
+        the cookie changes, some clients adjust extensions between the two
+        hellos, and some draw a new session_id for the second one (mbedTLS 2.28
+        offering a session ticket does): binding it would refuse their cookie
+        forever. Each field is length-prefixed so no two different hellos give
+        the same bytes."""
         return (
             (self.client_version & 0xFFFF).to_bytes(2, "big")
             + len(self.random).to_bytes(2, "big")
             + bytes(self.random)
-            + len(self.session_id).to_bytes(2, "big")
-            + bytes(self.session_id)
             + len(self.cipher_suites).to_bytes(4, "big")
             + b"".join((code & 0xFFFF).to_bytes(2, "big") for code in self.cipher_suites)
             + len(self.compression_methods).to_bytes(2, "big")
