@@ -9,6 +9,7 @@ pub mod cipher;
 pub mod coap_answer;
 pub mod errors;
 pub mod reassembly;
+pub mod reassembly_budget;
 pub mod record;
 pub mod replay;
 pub mod session_table;

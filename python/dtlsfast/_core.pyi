@@ -134,6 +134,31 @@ class ReplayWindow:
         """Mark a record seen; call only after it authenticated."""
 
 @final
+class ReassemblyBudget:
+    """One byte budget shared by the handshake reassemblers of a server: at most
+    `limit` bytes in all, and `per_source` for the reassemblers of one source."""
+
+    def __new__(cls, limit: int, per_source: int | None = None) -> Self: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def per_source(self) -> int: ...
+    @property
+    def used(self) -> int:
+        """Bytes held by all the reassemblers sharing the budget."""
+
+    @property
+    def sources(self) -> int:
+        """Sources holding bytes."""
+
+    @property
+    def refused(self) -> int:
+        """Fragments dropped because the budget refused them."""
+
+    def held_by(self, source: bytes) -> int:
+        """Bytes held by the reassemblers of `source`."""
+
+@final
 class HandshakeReassembler:
     """Handshake fragments in, whole messages out in message_seq order
     (RFC 6347 §4.2.2, §4.2.3)."""
@@ -143,6 +168,9 @@ class HandshakeReassembler:
         max_message_size: int = 32768,
         max_buffered_bytes: int = 65536,
         next_seq: int = 0,
+        *,
+        budget: ReassemblyBudget | None = None,
+        source: bytes | None = None,
     ) -> Self: ...
     @property
     def next_seq(self) -> int: ...
@@ -150,6 +178,10 @@ class HandshakeReassembler:
     def next_seq(self, value: int) -> None: ...
     @property
     def buffered_bytes(self) -> int: ...
+    def discard(self) -> None:
+        """Discard every buffered message and give its bytes back to the budget
+        (the connection is going)."""
+
     @property
     def dropped(self) -> int:
         """Fragments dropped because a bound was hit."""

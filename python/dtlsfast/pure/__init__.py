@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER
 from dtlsfast.pure.reassembly import HANDSHAKE_HEADER_LENGTH, HandshakeReassembler
+from dtlsfast.pure.reassembly_budget import ReassemblyBudget
 from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher
 from dtlsfast.pure.records import (
     CID_CONTENT_TYPE,
@@ -30,6 +31,7 @@ __all__ = [
     "MAX_SEQUENCE_NUMBER",
     "RECORD_HEADER_LENGTH",
     "HandshakeReassembler",
+    "ReassemblyBudget",
     "RecordCipher",
     "ReplayWindow",
     "SessionTable",
