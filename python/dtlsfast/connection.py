@@ -231,10 +231,15 @@ class DtlsConnection:
         peer: Hashable = None,
         *,
         connection_id: bytes | None = None,
+        reassembly_budget: Any = None,
+        reassembly_source: bytes | None = None,
     ) -> None:
         """``connection_id`` is the CID to offer (RFC 9146 §3), for a server
         that keeps its CIDs unique; by default a random one of
-        ``config.connection_id_length`` bytes, or none if that is None."""
+        ``config.connection_id_length`` bytes, or none if that is None.
+        ``reassembly_budget`` is the backend's ``ReassemblyBudget`` that a
+        server shares among its connections' handshake reassembly, charging
+        ``reassembly_source`` (the peer's network)."""
         self.config = config
         self.peer = peer
         if connection_id is None and config.connection_id_length is not None:
@@ -253,6 +258,8 @@ class DtlsConnection:
         self._reassembler: Any = self._backend.HandshakeReassembler(
             max_message_size=config.max_handshake_message,
             max_buffered_bytes=2 * config.max_handshake_message,
+            budget=reassembly_budget,
+            source=reassembly_source,
         )
         self.state = State.CLIENT_START if config.is_client else State.SERVER_LISTEN
         self.counters: Counter[str] = Counter()
@@ -331,6 +338,11 @@ class DtlsConnection:
     def count_drop(self, reason: str, count: int = 1) -> None:
         """Count records an endpoint dropped on this connection's behalf."""
         self.records.drops[reason] += count
+
+    def discard_handshake_buffers(self) -> None:
+        """Give back what partial handshake messages hold (to the server's
+        reassembly budget): the endpoint is done with this connection."""
+        self._reassembler.discard()
 
     def clear_counts(self) -> None:
         """Forget the drops and retransmissions (the endpoint took them over)."""

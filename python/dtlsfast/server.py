@@ -19,6 +19,7 @@ to its current address.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import os
@@ -84,6 +85,15 @@ class ServerLimits:
     auth_failure_rate: float = 8.0
     """Failures per second tolerated in the long run; past these a peer's
     datagrams are dropped unopened (see :mod:`dtlsfast.auth_filter`)."""
+    reassembly_budget: int = 8 * 1024 * 1024
+    """Bytes that all handshakes in progress may hold in partial handshake
+    messages, together; past it fragments are dropped and counted
+    (``dropped_reassembly_budget``). A handshake whose messages arrive whole
+    and in order holds nothing; each holds at most twice
+    ``max_handshake_message``, and only the bytes that arrived."""
+    reassembly_budget_per_prefix: int = 1024 * 1024
+    """What the handshakes from one network (/24 IPv4, /56 IPv6) may hold of
+    ``reassembly_budget`` together, so that one source cannot take it all."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.eviction_batch < 1.0:
@@ -156,6 +166,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             backend,
             CookieJar(secret_lifetime=cookie_secret_lifetime, now=self._loop.time()),
         )
+        #: Shared by the handshake reassembly of every connection.
+        self._reassembly_budget = backend.ReassemblyBudget(
+            limits.reassembly_budget, limits.reassembly_budget_per_prefix
+        )
         self._peers: dict[Any, _Peer] = {}
         #: CID -> peer (RFC 9146), one entry per handshake or session at most,
         #: so bounded like ``_peers``.
@@ -195,6 +209,10 @@ class DtlsServer(asyncio.DatagramProtocol):
     def counters(self) -> Counter[str]:
         """Handshakes, sessions, drops by reason, cookie exchange, retransmissions.
 
+        ``reassembly_bytes``: held by handshakes' partial messages, under
+        ``ServerLimits.reassembly_budget``; ``dropped_reassembly_budget``:
+        fragments it refused.
+
         With connection IDs: ``connection_ids`` (CIDs in use),
         ``cid_address_updates`` (sessions moved to a new address),
         ``cid_address_kept`` (records from another address that did not move
@@ -220,6 +238,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
         out["dropped_auth_throttled"] += totals["throttled"]
+        out["reassembly_bytes"] = self._reassembly_budget.used
+        out["dropped_reassembly_budget"] = self._reassembly_budget.refused
         return out
 
     def close(self) -> None:
@@ -295,7 +315,13 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._feed(peer, data, now)
             return
         cid = self._new_cid()
-        conn = DtlsConnection(self.config, peer=addr, connection_id=cid)
+        conn = DtlsConnection(
+            self.config,
+            peer=addr,
+            connection_id=cid,
+            reassembly_budget=self._reassembly_budget,
+            reassembly_source=_network(addr),
+        )
         new = _Peer(self, conn, now, addr, cid or b"")
         new.session = DtlsSession(conn, addr, new)
         if new.cid:
@@ -478,6 +504,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         full = peer.conn
         assert isinstance(full, DtlsConnection)
         self._take_counts(full)
+        full.discard_handshake_buffers()
         # The slim connection carries on; the handshake's state goes with `full`.
         peer.conn = peer.session._conn = full.settle_into(self._table, table_id)
         peer.table_id = table_id
@@ -615,6 +642,9 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _forget(self, peer: _Peer) -> None:
         peer.forgotten = True
+        if isinstance(peer.conn, DtlsConnection):
+            # Now, not when a reference cycle is collected.
+            peer.conn.discard_handshake_buffers()
         self._release_cid(peer)
         self._leave_table(peer)
         self._cancel_timer(peer)
@@ -688,6 +718,18 @@ class DtlsServer(asyncio.DatagramProtocol):
                 self._restore_replaced(peer)
         if self._transport is not None and not self._transport.is_closing():
             self._schedule_sweep()
+
+
+def _network(addr: Any) -> bytes | None:
+    """What the reassembly budget charges a peer to: its /24 (IPv4, mapped
+    IPv4 too) or /56 (IPv6) network; None for a peer that is no IP address."""
+    try:
+        ip = ipaddress.ip_address(str(addr[0]).partition("%")[0])
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return b"4" + ip.packed[:3] if ip.version == 4 else b"6" + ip.packed[:7]
 
 
 def _fmt(addr: Any) -> str:

@@ -18,6 +18,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from peers import wait_until as _wait_for
 
 import dtlsfast
 from dtlsfast import DtlsSession
@@ -47,15 +48,6 @@ async def _echo(session: DtlsSession) -> None:
 async def server() -> AsyncIterator[DtlsServer]:
     async with await dtlsfast.serve(_echo, "127.0.0.1", 0, psk_store=PSK_STORE) as srv:
         yield srv
-
-
-async def _wait_for(predicate: Callable[[], bool], within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.002)
-    return True
 
 
 async def _echo_round_trip(session: DtlsSession, data: bytes) -> bytes:

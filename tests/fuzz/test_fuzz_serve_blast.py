@@ -27,20 +27,6 @@ DATAGRAMS = 100_000
 PSK = ("CoAP", "esp32c3_key")
 
 
-def _server_pid(wrapper: int) -> int:
-    """The server's PID: the child of the ``timeout`` wrapper."""
-    children = Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()
-    assert len(children) == 1, children
-    return int(children[0])
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def _udp_drops(ports: list[int]) -> int:
     """Datagrams the kernel dropped for these local ports (/proc/net/udp)."""
     total = 0
@@ -118,19 +104,19 @@ def _blast(host: str, ports: list[int], count: int, seed: int) -> int:
 
 
 async def test_blast_at_dtlsfast_serve(tmp_path: Path) -> None:
-    from peers import free_udp_port_pair, serve_process
+    from peers import free_udp_port_pair, rss_kib, serve_process, server_pid
 
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
     async with serve_process(log_path, port, port + 1, limit=120) as process:
         survivor = await dtlsfast.connect("127.0.0.1", port + 1, psk=PSK, handshake_timeout=10)
-        server_pid = _server_pid(process.pid)
-        rss_before = _rss_kib(server_pid)
+        pid = server_pid(process.pid)
+        rss_before = rss_kib(pid)
         drops_before = _udp_drops([port, port + 1])
         sent = await asyncio.to_thread(_blast, "127.0.0.1", [port, port + 1], DATAGRAMS, 7)
         assert sent >= DATAGRAMS * 0.99
         await asyncio.sleep(1.0)  # let the server drain its socket
-        rss_after = _rss_kib(server_pid)
+        rss_after = rss_kib(pid)
         handled = sent - (_udp_drops([port, port + 1]) - drops_before)
         assert process.returncode is None, "the server died"
 

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -250,6 +250,31 @@ def _children(pid: int) -> list[int]:
                 int(k) for k in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
             )
     return kids
+
+
+async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``within`` seconds pass (False)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
+
+
+def server_pid(wrapper: int) -> int:
+    """The PID of the program a ``timeout`` wrapper runs (its only child)."""
+    children = _children(wrapper)
+    assert len(children) == 1, children
+    return children[0]
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` in KiB (VmRSS in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
 
 
 def _descendants(pid: int) -> list[int]:
