@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import signal
@@ -324,6 +325,7 @@ async def run_server(args: argparse.Namespace) -> int:
                 + (", client certificates required" * bool(args.ca))
                 + (", client raw public keys required" * bool(args.rpk_trust)),
             )
+            _warn_if_example_key(dtls.address, store)
         log.info("serving /light (GET, PUT, observable); Ctrl-C to stop")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -344,6 +346,32 @@ async def run_server(args: argparse.Namespace) -> int:
         if keylog is not None:
             keylog.close()
     return 0
+
+
+def _warn_if_example_key(address: tuple[str, int], store: dict[bytes, bytes]) -> None:
+    """The ESP-IDF example's key is public: on an address other hosts can reach,
+    anyone can open a CoAPS session with it. Say so, and how to give a key."""
+    if DEFAULT_KEY.encode() not in store.values():
+        return
+    host = address[0].partition("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip is not None and ip.is_loopback:
+        return
+    where = "every address" if host in ("::", "0.0.0.0") else host
+    log.warning(
+        "CoAPS on %s (%s) accepts the ESP-IDF example's public PSK key %r: anyone who "
+        "can reach it can open a session. Give your own key with --psk-key KEY (and "
+        "--psk-identity NAME) or a file of 'identity:key' lines with --psk-file FILE, "
+        "or listen on loopback only (--bind 127.0.0.1)",
+        _fmt(address),
+        where,
+        DEFAULT_KEY,
+    )
 
 
 def _log_counters(endpoints: list[Any], coap: Any) -> None:
