@@ -8,6 +8,11 @@ the DTLS server demultiplexes the batch in Rust), and sends everything the
 protocol answered meanwhile with one sendmmsg(2). Outside a batch, ``sendto`` sends at once.
 What the socket does not take now waits, bounded, until it is writable.
 
+One datagram cannot cost the others of its batch: an exception from the
+protocol's ``datagram_received`` (or from a whole ``serve_batch``) is counted
+in :attr:`BatchDatagramTransport.protocol_errors`, logged at most once per
+source a minute, and the loop goes on.
+
 It implements what the DTLS server uses of :class:`asyncio.DatagramTransport`;
 :func:`open_batch_transport` returns None where batch I/O is unavailable, and
 the server then uses asyncio's transport.
@@ -17,10 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import sys
 from collections import deque
 from typing import Any, Protocol
+
+from dtlsfast.log_limiter import LogLimiter
+
+logger = logging.getLogger("dtlsfast.batch_transport")
 
 #: Datagrams read per recvmmsg call, and calls per wake-up of the loop (so one
 #: busy socket cannot starve timers and other sockets).
@@ -65,6 +75,9 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         self._closing = False
         self.dropped = 0
         """Datagrams dropped because the socket did not take them in time."""
+        self.protocol_errors = 0
+        """Unexpected exceptions the protocol raised on a datagram or a batch."""
+        self._error_log = LogLimiter()
         serve_batch = getattr(protocol, "serve_batch", None)
         self._serve_batch = serve_batch if callable(serve_batch) else self._one_by_one
 
@@ -77,8 +90,22 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
     def _one_by_one(self, io: Any) -> int:
         items = io.recv()
         for data, addr in items:
-            self._protocol.datagram_received(data, addr)
+            try:
+                self._protocol.datagram_received(data, addr)
+            except Exception as exc:
+                self._protocol_error(exc, addr)
         return len(items)
+
+    def _protocol_error(self, exc: Exception, source: Any) -> None:
+        self.protocol_errors += 1
+        key = source[0] if isinstance(source, tuple) and source else source
+        if self._error_log.allow(key, self._loop.time()):
+            logger.error(
+                "the protocol raised on a datagram batch (%r); going on with the next "
+                "datagrams (logged at most once per source a minute)",
+                source,
+                exc_info=exc,
+            )
 
     def _read_ready(self) -> None:
         for _ in range(BATCHES_PER_WAKEUP):
@@ -92,6 +119,11 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             except OSError as exc:
                 self._protocol.error_received(exc)
                 return
+            except Exception as exc:
+                # A bug in the protocol's batch handling: this batch is lost,
+                # the next ones are read as usual.
+                self._protocol_error(exc, "serve_batch")
+                received = BATCH
             finally:
                 self._in_batch = False
                 self._flush()
