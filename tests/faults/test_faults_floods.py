@@ -18,12 +18,13 @@ import tracemalloc
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from socket_client import SocketClient
 
 import dtlsfast
 from dtlsfast import DtlsSession
 from dtlsfast.backend import load_backend
 from dtlsfast.config import DtlsConfiguration
-from dtlsfast.connection import DtlsConnection, State
+from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import MAX_FRAGMENTED_HELLOS
 from dtlsfast.handshake.constants import DTLS_1_0, DTLS_1_2, HandshakeType
 from dtlsfast.handshake.messages import ClientHello, encode_handshake
@@ -321,69 +322,6 @@ async def test_fragmented_hello_with_a_small_last_fragment(server: DtlsServer) -
 # -- (c) half-finished handshakes are capped and expire ---------------------------
 
 
-class _SocketClient:
-    """A sans-I/O client connection driven over a plain UDP socket."""
-
-    def __init__(self, server: tuple[str, int]) -> None:
-        self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setblocking(False)
-        self.sock.bind(("127.0.0.1", 0))
-        self.conn = DtlsConnection(DtlsConfiguration.client(psk=PSK))
-        self.loop = asyncio.get_running_loop()
-
-    def flush(self) -> int:
-        sent = 0
-        for datagram in self.conn.datagrams_to_send(self.loop.time()):
-            self.sock.sendto(datagram, self.server)
-            sent += 1
-        return sent
-
-    async def receive(self, timeout: float = 2.0) -> bytes | None:
-        try:
-            return await asyncio.wait_for(self.loop.sock_recv(self.sock, 4096), timeout)
-        except TimeoutError:
-            return None
-
-    async def send_cookie_hello(self) -> bool:
-        """ClientHello, HelloVerifyRequest, ClientHello with the cookie; then stop."""
-        self.conn.connect(self.loop.time())
-        self.flush()
-        reply = await self.receive(0.3)
-        if reply is None:
-            return False
-        self.conn.receive_datagram(reply, self.loop.time())
-        return self.flush() > 0
-
-    async def handshake(self) -> None:
-        self.conn.connect(self.loop.time())
-        deadline = self.loop.time() + 10
-        while self.conn.state is not State.ESTABLISHED:
-            assert self.loop.time() < deadline, "handshake over the socket timed out"
-            self.flush()
-            data = await self.receive(0.2)
-            if data is not None:
-                self.conn.receive_datagram(data, self.loop.time())
-            else:
-                self.conn.handle_timer(self.loop.time())
-        while self.conn.next_event() is not None:
-            pass
-
-    async def echo(self, data: bytes) -> bytes | None:
-        """Send application data; the payload of the answer (the server echoes)."""
-        self.conn.send(data)
-        self.flush()
-        reply = await self.receive()
-        if reply is None:
-            return None
-        self.conn.receive_datagram(reply, self.loop.time())
-        event = self.conn.next_event()
-        return getattr(event, "data", None)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 async def test_half_finished_handshakes_are_capped_and_expire() -> None:
     limits = ServerLimits(max_handshakes=64, handshake_lifetime=5.0)
     clients = 300
@@ -391,7 +329,7 @@ async def test_half_finished_handshakes_are_capped_and_expire() -> None:
         _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
     ) as server:
         started = time.monotonic()
-        sockets = [_SocketClient(server.address) for _ in range(clients)]
+        sockets = [SocketClient(server.address) for _ in range(clients)]
         tracemalloc.start()
         try:
             stalled = []
@@ -450,7 +388,7 @@ async def test_forged_records_are_throttled_while_others_are_served(
 ) -> None:
     """Before its first application data a session's records are judged in
     Python; after it, in the Rust session table. Both throttle forgers."""
-    victim = _SocketClient(server.address)
+    victim = SocketClient(server.address)
     bystander = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
     try:
         await victim.handshake()
