@@ -15,12 +15,13 @@ PSK = ("CoAP", "esp32c3_key")
 class SocketClient:
     """A sans-I/O client connection driven over a plain UDP socket."""
 
-    def __init__(self, server: tuple[str, int]) -> None:
+    def __init__(self, server: tuple[str, int], *, connection_id: bool = False) -> None:
         self.server = server
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
         self.sock.bind(("127.0.0.1", 0))
-        self.conn = DtlsConnection(DtlsConfiguration.client(psk=PSK))
+        extra = {"connection_id_length": 8} if connection_id else {}
+        self.conn = DtlsConnection(DtlsConfiguration.client(psk=PSK, **extra))
         self.loop = asyncio.get_running_loop()
 
     def flush(self) -> int:

@@ -380,19 +380,48 @@ async def test_half_finished_handshakes_are_capped_and_expire() -> None:
 # -- (d) a MAC-error filter throttles forged records ------------------------------
 
 FORGED_RECORDS = 20_000
+#: A filter scaled down so that a sender in this process is far above its rate
+#: (the defaults, tens of thousands a second, are exercised at 5,000 forged
+#: records a second in test_faults_forged_records.py).
+LOW_FILTER = ServerLimits(
+    auth_failure_burst=32,
+    auth_failure_rate=200.0,
+    auth_failure_table_burst=32,
+    auth_failure_table_rate=200.0,
+)
 
 
-@pytest.mark.parametrize("in_table", [False, True], ids=["python-path", "rust-path"])
-async def test_forged_records_are_throttled_while_others_are_served(
-    server: DtlsServer, in_table: bool
-) -> None:
+def _cid_record(cid: bytes, payload: bytes, seq: int) -> bytes:
+    """A tls12_cid record (RFC 9146 §4) of epoch 1 that fails authentication."""
+    header = bytes([25, 0xFE, 0xFD, 0, 1]) + seq.to_bytes(6, "big") + cid
+    return header + len(payload).to_bytes(2, "big") + payload
+
+
+@pytest.mark.parametrize(
+    "path", ["python-path", "rust-path", "cid-from-elsewhere"], ids=lambda p: str(p)
+)
+async def test_forged_records_are_throttled_while_others_are_served(path: str) -> None:
     """Before its first application data a session's records are judged in
-    Python; after it, in the Rust session table. Both throttle forgers."""
-    victim = SocketClient(server.address)
+    Python; after it, in the Rust session table; with connection IDs, records
+    naming the session from another address are charged to that source. All
+    three throttle a forger far above the rate, never close the session, and
+    a throttled source costs the genuine peer nothing: it is served during the
+    flood (from elsewhere) or as soon as a token is back (from its address)."""
+    cid = path == "cid-from-elsewhere"
+    async with await dtlsfast.serve(
+        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=LOW_FILTER, connection_id=cid
+    ) as server:
+        await _throttle_forger(server, path)
+
+
+async def _throttle_forger(server: DtlsServer, path: str) -> None:
+    cid = path == "cid-from-elsewhere"
+    victim = SocketClient(server.address, connection_id=cid)
+    forger = SocketClient(server.address) if cid else victim
     bystander = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
     try:
         await victim.handshake()
-        if in_table:
+        if path == "rust-path":
             assert await victim.echo(b"join") == b"JOIN"
             assert server.counters["sessions_in_table"] == 1
         limits = server.limits
@@ -407,36 +436,50 @@ async def test_forged_records_are_throttled_while_others_are_served(
             return c["dropped_bad_auth"] + c["dropped_auth_throttled"] - before_bad
 
         for seq in range(FORGED_RECORDS):
-            victim.sock.sendto(
-                _record(payload, seq=1_000 + seq, epoch=1, content_type=23), server.address
-            )
+            if cid:
+                assert victim.conn.peer_connection_id is not None
+                record = _cid_record(victim.conn.peer_connection_id, payload, 1_000 + seq)
+            else:
+                record = _record(payload, seq=1_000 + seq, epoch=1, content_type=23)
+            forger.sock.sendto(record, server.address)
             if seq % FLOOD_BATCH == FLOOD_BATCH - 1:
                 # Let the server drain its socket (the kernel buffer holds a few hundred).
                 assert await _wait_for(lambda s=seq: judged() > s - FLOOD_BATCH // 2)
             if seq % 1000 == 999:
-                # Another peer is served meanwhile.
+                # Another peer is served meanwhile; the victim too, if the
+                # forger is not at its address.
                 got = await _echo_round_trip(bystander, b"still here %d" % seq)
                 assert got == b"STILL HERE %d" % seq
+                if cid:
+                    assert await victim.echo(b"me too %d" % seq) == b"ME TOO %d" % seq
                 round_trips += 1
         assert await _wait_for(lambda: judged() >= FORGED_RECORDS * 0.95, within=10)
         elapsed = time.monotonic() - started
         counters = server.counters
         opened = counters["dropped_bad_auth"] - before_bad
         throttled = counters["dropped_auth_throttled"] - before_throttled
-        budget = limits.auth_failure_burst + limits.auth_failure_rate * elapsed
+        if path == "rust-path":
+            burst, rate = limits.auth_failure_table_burst, limits.auth_failure_table_rate
+        else:
+            burst, rate = limits.auth_failure_burst, limits.auth_failure_rate
+        budget = burst + rate * elapsed
         print(
-            f"\n[flood] {FORGED_RECORDS} forged records ({'Rust' if in_table else 'Python'} path) "
-            "from an established session's address "
+            f"\n[flood] {FORGED_RECORDS} forged records ({path}) at "
+            f"{FORGED_RECORDS / elapsed:.0f}/s against a filter of {rate:.0f}/s "
             f"in {elapsed:.1f} s: {opened} tried and failed authentication (budget "
             f"{budget:.0f}), {throttled} dropped unopened; {round_trips} echo round trips of "
-            f"another peer served meanwhile; sessions open {counters['sessions_open']}"
+            f"another peer{' and of the victim' if cid else ''} served meanwhile; sessions "
+            f"open {counters['sessions_open']}"
         )
         assert opened <= budget + 1
         assert throttled >= FORGED_RECORDS * 0.95 - opened
         assert counters["sessions_open"] == 2, "the forger cannot close the session"
+        if cid:
+            assert counters["auth_filter_sources"] == 1  # the forger's bucket, not the session's
         # Once a token is back, the genuine peer is served again.
-        await asyncio.sleep(1.5 / limits.auth_failure_rate)
+        await asyncio.sleep(1.5 / rate)
         assert await victim.echo(b"genuine") == b"GENUINE"
     finally:
         victim.close()
+        forger.close()
         await bystander.close()
