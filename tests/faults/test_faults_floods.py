@@ -3,8 +3,9 @@
 (a) ClientHellos without cookies from thousands of source ports leave no
 per-peer state and bounded memory; (b) the HelloVerifyRequest never
 amplifies; (c) half-finished handshakes are capped and expire; (d) a peer
-sending records that fail authentication is throttled while others are
-served.
+sending records that fail authentication far above the MAC-error filter's
+rate is throttled while others are served, and forgers of a session's CID
+from elsewhere are throttled by source, in a bounded table of sources.
 """
 
 from __future__ import annotations
@@ -483,3 +484,55 @@ async def _throttle_forger(server: DtlsServer, path: str) -> None:
         victim.close()
         forger.close()
         await bystander.close()
+
+
+async def test_forgers_from_many_hosts_fill_a_bounded_table_of_sources() -> None:
+    """Records with a session's CID from 64 hosts (127.0.0.0/8 is loopback):
+    the server keeps buckets for at most ``auth_failure_sources`` of them, the
+    rest share one, so that spoofing many hosts buys no more than one more
+    bucket's worth of openings; the victim is served throughout."""
+    limits = ServerLimits(auth_failure_sources=8, auth_failure_burst=4, auth_failure_rate=10.0)
+    hosts, per_host = 64, 20
+    async with await dtlsfast.serve(
+        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits, connection_id=True
+    ) as server:
+        victim = SocketClient(server.address, connection_id=True)
+        forgers = []
+        try:
+            await victim.handshake()
+            cid = victim.conn.peer_connection_id
+            assert cid is not None
+            before = server.counters
+            started = time.monotonic()
+            for n in range(hosts):
+                forger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                forgers.append(forger)
+                forger.bind((f"127.0.0.{2 + n}", 0))
+                for seq in range(per_host):
+                    forger.sendto(_cid_record(cid, os.urandom(32), 1_000 + seq), server.address)
+                if n % 8 == 7:
+                    assert await victim.echo(b"host %d" % n) == b"HOST %d" % n
+
+            def judged() -> int:
+                c = server.counters
+                return sum(c[k] - before[k] for k in ("dropped_bad_auth", "dropped_auth_throttled"))
+
+            assert await _wait_for(lambda: judged() >= hosts * per_host)
+            elapsed = time.monotonic() - started
+            counters = server.counters
+        finally:
+            victim.close()
+            for forger in forgers:
+                forger.close()
+        opened = counters["dropped_bad_auth"] - before["dropped_bad_auth"]
+        buckets = limits.auth_failure_sources + 1  # and the overflow bucket
+        budget = buckets * (limits.auth_failure_burst + limits.auth_failure_rate * elapsed)
+        print(
+            f"\n[flood] {hosts * per_host} forged CID records from {hosts} hosts in "
+            f"{elapsed:.1f} s: {counters['auth_filter_sources']} sources with a bucket (cap "
+            f"{limits.auth_failure_sources}), {opened} opened (budget {budget:.0f}), the victim "
+            f"served {hosts // 8} times meanwhile"
+        )
+        assert counters["auth_filter_sources"] == limits.auth_failure_sources
+        assert opened <= budget + 1
+        assert counters["sessions_open"] == 1
