@@ -18,7 +18,7 @@ path                                           opened        unopened
 Rust session table, batch path (64 a call)     0.5 µs        0.34 µs
 settled session, asyncio transport             3.2 µs        1.4 µs
 full DtlsConnection (CID session, handshake)   6 to 12 µs    1.6 to 2.6 µs
-the same two with ``backend="pure"``           17 to 26 µs   2.2 to 2.9 µs
+the same two with ``backend="pure"``           17 to 35 µs   1.3 to 3.2 µs
 =============================================  ============  ============
 
 (asyncio's own 3 to 5 µs per received datagram come on top on the Python
