@@ -89,8 +89,8 @@ class ServerLimits:
     back. A forged record costs 3 to 12 µs to open in Python with the Rust
     core, 1.4 to 2.6 µs to drop unopened (benches/bench_forged_records.py),
     so 20,000 a second is about a tenth of a core more than dropping them
-    (with ``backend="pure"``, whose openings cost 17 to 35 µs, a third to a
-    half of one). Below it every record is opened."""
+    (with ``backend="pure"``, whose openings cost 17 to 35 µs, a third to
+    two thirds of one). Below it every record is opened."""
     auth_failure_table_burst: int = 20_000
     """The same burst for a session's own address in the Rust session
     table's batch path."""
