@@ -156,8 +156,10 @@ impl PySessionTable {
     }
 
     /// The fast path's MAC-error filter: ``burst`` authentication failures
-    /// at once, ``rate`` per second after that, per session; past them a
-    /// session's datagrams are dropped unopened (counted as throttled).
+    /// at once, ``rate`` per second after that, per session (defaults 20,000
+    /// and 200,000: below them every record is opened); past them a
+    /// session's datagrams are dropped unopened (counted as throttled) until
+    /// a token comes back.
     fn set_auth_filter(&mut self, burst: f32, rate: f32) -> PyResult<()> {
         Ok(self.inner.set_auth_filter(burst, rate)?)
     }

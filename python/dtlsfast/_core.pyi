@@ -242,8 +242,10 @@ class SessionTable:
 
     def set_auth_filter(self, burst: float, rate: float) -> None:
         """The fast path's MAC-error filter: ``burst`` authentication failures
-        at once, ``rate`` per second after that, per session; past them a
-        session's datagrams are dropped unopened (counted as throttled)."""
+        at once, ``rate`` per second after that, per session (defaults 20,000
+        and 200,000: below them every record is opened); past them a
+        session's datagrams are dropped unopened (counted as throttled) until
+        a token comes back."""
 
     def last_active(self, session_id: int) -> float | None:
         """When :meth:`serve_batch` last opened a datagram of the session."""

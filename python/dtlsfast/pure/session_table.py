@@ -25,6 +25,10 @@ from dtlsfast.pure.coap_answer import CoapAnswers
 from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
 
 APPLICATION_DATA = 23
+#: The MAC-error filter's default burst and rate per session (those of the
+#: Rust table; see dtlsfast.auth_filter). Below them every record is opened.
+DEFAULT_AUTH_BURST = 20_000.0
+DEFAULT_AUTH_RATE = 200_000.0
 _U64 = (1 << 64) - 1
 
 
@@ -86,7 +90,7 @@ class SessionTable:
         self._sessions: dict[int, _Session] = {}
         self._answers = CoapAnswers()
         self._by_address: dict[tuple[object, ...], int] = {}
-        self._auth_burst, self._auth_rate = 32.0, 8.0
+        self._auth_burst, self._auth_rate = DEFAULT_AUTH_BURST, DEFAULT_AUTH_RATE
         self._totals = {"opened": 0, "replayed": 0, "bad_auth": 0, "throttled": 0}
 
     @property
