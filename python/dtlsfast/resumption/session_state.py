@@ -16,6 +16,7 @@ import math
 import struct
 from dataclasses import dataclass
 
+from dtlsfast.byte_reader import ByteReader
 from dtlsfast.exceptions import ConfigurationError, DecodeError
 from dtlsfast.handshake.constants import DTLS_1_2
 
@@ -166,13 +167,12 @@ class ResumptionState:
             raise StateVersionError(f"resumption state format {fmt}, expected {STATE_FORMAT}")
         if flags & ~(_FLAG_EMS | _FLAG_PSK | _FLAG_PEER_KEY | _FLAG_PEER_TYPE):
             raise DecodeError("unknown flags in a resumption state")
-        reader = _Reader(data, _HEAD.size)
+        reader = ByteReader(data, _HEAD.size, "a resumption state")
         identity = reader.vector(2) if flags & _FLAG_PSK else None
         peer_type = reader.take(1)[0] if flags & _FLAG_PEER_TYPE else None
         peer_key = reader.vector(2) if flags & _FLAG_PEER_KEY else None
         chain = tuple(reader.vector(3) for _ in range(reader.take(1)[0]))
-        if reader.offset != len(data):
-            raise DecodeError("trailing bytes after a resumption state")
+        reader.end()
         try:
             return cls(
                 master_secret=master,
@@ -230,24 +230,6 @@ def client_refusal(state: ResumptionState, *, server_sent_ems: bool) -> str | No
     if not state.extended_master_secret and server_sent_ems:
         return "the server resumed a session without extended master secret but sent the extension"
     return None
-
-
-class _Reader:
-    __slots__ = ("data", "offset")
-
-    def __init__(self, data: bytes, offset: int) -> None:
-        self.data, self.offset = data, offset
-
-    def take(self, n: int) -> bytes:
-        end = self.offset + n
-        if end > len(self.data):
-            raise DecodeError("truncated resumption state")
-        out = self.data[self.offset : end]
-        self.offset = end
-        return out
-
-    def vector(self, length_bytes: int) -> bytes:
-        return self.take(int.from_bytes(self.take(length_bytes), "big"))
 
 
 def _check_range(value: int, top: int, name: str) -> None:
