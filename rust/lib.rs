@@ -13,6 +13,7 @@ pub mod record;
 pub mod replay;
 pub mod session_export;
 pub mod session_table;
+pub mod source_mute;
 
 mod bindings;
 mod io_bindings;

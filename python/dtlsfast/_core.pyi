@@ -320,6 +320,14 @@ class BatchSocket:
     @property
     def truncated(self) -> int:
         """Datagrams dropped because they were longer than ``buffer_size``."""
+    @property
+    def muted_hellos(self) -> int:
+        """ClientHellos dropped on arrival because their source was muted."""
+
+    def mute(self, host: str, prefix_length: int, seconds: float) -> bool:
+        """Drop epoch-0 ClientHellos from the network of ``host``
+        (``prefix_length`` bits; IPv4 and IPv4-mapped hosts count in IPv4
+        bits) for ``seconds``; False if the table of muted sources is full."""
 
     def recv(self) -> list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]]:
         """Up to ``batch`` waiting datagrams as ``(data, address)``; [] if none."""

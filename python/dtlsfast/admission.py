@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dtlsfast.handshake_table import HalfOpenTable
-from dtlsfast.source_budget import SourceBuckets, address_key, prefix_key
+from dtlsfast.source_budget import SourceBuckets, address_key, is_ipv4, prefix_key
 
 if TYPE_CHECKING:
     from dtlsfast.config import DtlsConfiguration
@@ -111,6 +111,24 @@ class Admission(Generic[T]):
         if len(self.hello_per_prefix) and not self.hello_per_prefix.has(self.keys(addr)[1], now):
             return "hello_rate_prefix"
         return None
+
+    def mute_for(self, addr: Any, reason: str, now: float) -> tuple[str, int, float] | None:
+        """What to mute in the batch socket after :meth:`out_of_budget` gave
+        ``reason``: ``(host, prefix length, seconds)``, the network whose
+        ClientHellos can be dropped on arrival until its bucket has a token
+        again; None for an address that is no IP literal."""
+        host = address_key(addr)
+        if not isinstance(host, str):
+            return None
+        v4 = is_ipv4(host)
+        if reason == "hello_rate_address":
+            bits = 32 if v4 else 128
+            seconds = self.hello_per_address.seconds_until(host, now)
+        else:
+            limits = self.limits
+            bits = limits.prefix_length_v4 if v4 else limits.prefix_length_v6
+            seconds = self.hello_per_prefix.seconds_until(self.keys(addr)[1], now)
+        return host, bits, seconds
 
     # -- after the cookie ---------------------------------------------------------
 

@@ -165,6 +165,19 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         self._loop.remove_writer(self._fd)
         self._flush()
 
+    # -- muting (rust/source_mute.rs) ------------------------------------------
+
+    def mute_hellos(self, host: str, prefix_length: int, seconds: float) -> bool:
+        """Drop the ClientHellos of ``host``'s network of ``prefix_length`` bits
+        as they are read, for ``seconds`` (the server does so while a source's
+        hello budget is empty). False if the socket's table is full."""
+        return bool(self._io.mute(host, prefix_length, seconds))
+
+    @property
+    def muted_hellos(self) -> int:
+        """ClientHellos dropped on arrival from muted sources."""
+        return int(self._io.muted_hellos)
+
     def get_write_buffer_size(self) -> int:
         return sum(len(d) for d, _ in self._pending)
 

@@ -386,7 +386,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         ``dropped_crypto_share``, ``dropped_crypto_budget``,
         ``dropped_handshakes_per_address``, ``dropped_handshakes_per_prefix``,
         ``handshakes_evicted``, ``handshakes_stalled``, ``handshakes_expired``,
-        ``handshakes_started`` (admitted);
+        ``handshakes_started`` (admitted), ``dropped_hello_rate_muted``
+        (ClientHellos the batch socket dropped on arrival from a source whose
+        hello budget was empty);
         ``sources_tracked`` and ``cookie_sources_tracked`` (entries in the
         per-source tables), ``crypto_operations`` (expensive operations
         charged). ``dtls_internal_errors``: datagrams, timers or sweeps that
@@ -420,6 +422,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["cookie_sources_tracked"] = len(self._gate.hello_verify_limit or ())
         out["crypto_operations"] = self._admission.crypto_spent
         out["internal_errors_not_logged"] = self._error_log.suppressed
+        if isinstance(self._transport, BatchDatagramTransport):
+            out["dropped_hello_rate_muted"] = self._transport.muted_hellos
         totals = self._table.totals
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
@@ -509,6 +513,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             refused = admission.out_of_budget(addr, now)
             if refused is not None:
                 self._counters[f"dropped_{refused}"] += 1
+                self._mute(addr, refused, now)
                 return
         # Every epoch-0 ClientHello goes through the stateless cookie check,
         # even from an address that has a connection: a rebooted device
@@ -556,6 +561,17 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._feed(new, verdict.hello_datagram, now)
         suite = conn.cipher_suite
         admission.charge_crypto(keys[1], None if suite is None else suite.key_exchange, now)
+
+    def _mute(self, addr: Any, reason: str, now: float) -> None:
+        """Have the batch socket drop the refused source's ClientHellos on
+        arrival until its budget has a token again: a source blasting them
+        then costs tens of nanoseconds a datagram, not a trip into Python."""
+        transport = self._transport
+        if not isinstance(transport, BatchDatagramTransport):
+            return
+        mute = self._admission.mute_for(addr, reason, now)
+        if mute is not None:
+            transport.mute_hellos(*mute)
 
     def _live(self) -> list[_Peer]:
         """Every handshake and session: those with an address entry, and those

@@ -86,6 +86,10 @@ class SourceBuckets:
         """Whether ``key`` could pay ``cost`` now; nothing is taken or created."""
         return self.tokens(key, now) >= cost
 
+    def seconds_until(self, key: Hashable, now: float, cost: float = 1.0) -> float:
+        """How long until ``key`` can pay ``cost`` (0 if it can now)."""
+        return max(0.0, (cost - self.tokens(key, now)) / self.rate)
+
     def take(self, key: Hashable, now: float, cost: float = 1.0) -> bool:
         """Take ``cost`` tokens from ``key``'s bucket if it has them."""
         bucket = self._bucket(key, now)
@@ -153,6 +157,20 @@ def address_key(addr: Any) -> Hashable:
     return addr  # type: ignore[no-any-return]
 
 
+def is_ipv4(host: str) -> bool:
+    """Whether ``host`` is an IPv4 address, or an IPv4-mapped IPv6 one (which
+    the prefixes count as IPv4)."""
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+        return True
+    except OSError:
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, host)[:12] == _V4_MAPPED
+    except OSError:
+        return False
+
+
 def prefix_key(addr: Any, v4_bits: int = 24, v6_bits: int = 56) -> Hashable:
     """The network a peer address belongs to: the first ``v4_bits`` of an IPv4
     address (IPv4-mapped IPv6 included) or ``v6_bits`` of an IPv6 address,
@@ -184,4 +202,4 @@ def source_keys(addr: Any, v4_bits: int = 24, v6_bits: int = 56) -> tuple[Hashab
     return address_key(addr), prefix_key(addr, v4_bits, v6_bits)
 
 
-__all__ = ["SourceBuckets", "address_key", "prefix_key", "source_keys"]
+__all__ = ["SourceBuckets", "address_key", "is_ipv4", "prefix_key", "source_keys"]
