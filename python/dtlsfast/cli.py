@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"evicted (default {ServerLimits.max_sessions:,})",
     )
     serve.add_argument(
+        "--hello-rate",
+        type=_positive_float,
+        default=ServerLimits.hello_rate_per_address,
+        help="new DTLS handshakes per second one source address may start, in bursts of twice "
+        "as many; its /24 (IPv6 /56) gets four times that (default "
+        f"{ServerLimits.hello_rate_per_address:g}; raise it for load tests from one address)",
+    )
+    serve.add_argument(
         "--idle-timeout",
         type=_positive_float,
         default=ServerLimits.idle_timeout,
@@ -306,9 +314,7 @@ async def run_server(args: argparse.Namespace) -> int:
                     client_auth="required" if args.ca or args.rpk_trust else "none",
                     connection_id=args.connection_id,
                     backend=args.backend,
-                    limits=ServerLimits(
-                        max_sessions=args.max_sessions, idle_timeout=args.idle_timeout
-                    ),
+                    limits=_limits(args),
                 ),
                 args.bind,
                 args.coaps_port,
@@ -344,6 +350,19 @@ async def run_server(args: argparse.Namespace) -> int:
         if keylog is not None:
             keylog.close()
     return 0
+
+
+def _limits(args: argparse.Namespace) -> ServerLimits:
+    rate = args.hello_rate
+    burst = max(1, round(2 * rate))
+    return ServerLimits(
+        max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout,
+        hello_rate_per_address=rate,
+        hello_burst_per_address=burst,
+        hello_rate_per_prefix=max(ServerLimits.hello_rate_per_prefix, 4 * rate),
+        hello_burst_per_prefix=max(ServerLimits.hello_burst_per_prefix, 4 * burst),
+    )
 
 
 def _log_counters(endpoints: list[Any], coap: Any) -> None:

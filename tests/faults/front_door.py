@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from dtlsfast import DtlsSession
 from dtlsfast.backend import load_backend
 from dtlsfast.handshake import extensions as ext
 from dtlsfast.handshake.constants import DTLS_1_0, DTLS_1_2, ExtensionType, HandshakeType
@@ -26,35 +28,47 @@ PSK_SUITE = 0xC0A8
 ECDSA_SUITE = 0xC0AE
 
 
-def psk_hello() -> ClientHello:
-    """A minimal ClientHello for the PSK suite CoAP mandates."""
+def _hello(suite: int, *extensions: tuple[int, bytes]) -> ClientHello:
     return ClientHello(
         client_version=DTLS_1_2,
         random=os.urandom(32),
         session_id=b"",
         cookie=b"",
-        cipher_suites=[PSK_SUITE],
+        cipher_suites=[suite],
         compression_methods=b"\x00",
-        extensions=[(ExtensionType.EXTENDED_MASTER_SECRET, b"")],
+        extensions=[(ExtensionType.EXTENDED_MASTER_SECRET, b""), *extensions],
     )
+
+
+def psk_hello() -> ClientHello:
+    """A minimal ClientHello for the PSK suite CoAP mandates."""
+    return _hello(PSK_SUITE)
 
 
 def ecdsa_hello() -> ClientHello:
     """A ClientHello that makes the server generate an ECDHE key and sign."""
-    return ClientHello(
-        client_version=DTLS_1_2,
-        random=os.urandom(32),
-        session_id=b"",
-        cookie=b"",
-        cipher_suites=[ECDSA_SUITE],
-        compression_methods=b"\x00",
-        extensions=[
-            (ExtensionType.EXTENDED_MASTER_SECRET, b""),
-            (ExtensionType.SUPPORTED_GROUPS, ext.encode_supported_groups([23])),
-            (ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()),
-            (ExtensionType.SIGNATURE_ALGORITHMS, ext.encode_signature_algorithms([0x0403])),
-        ],
+    return _hello(
+        ECDSA_SUITE,
+        (ExtensionType.SUPPORTED_GROUPS, ext.encode_supported_groups([23])),
+        (ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()),
+        (ExtensionType.SIGNATURE_ALGORITHMS, ext.encode_signature_algorithms([0x0403])),
     )
+
+
+async def echo(session: DtlsSession) -> None:
+    """The servers' session handler: every datagram back, upper-cased."""
+    async for data in session:
+        await session.send(data.upper())
+
+
+async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> bool:
+    """Poll ``predicate`` (the server runs meanwhile) until true or ``within`` s."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
 
 
 def hello_datagram(hello: ClientHello, message_seq: int = 0, record_seq: int = 0) -> bytes:

@@ -22,12 +22,13 @@ from front_door import (
     PSK_STORE,
     close_all,
     cookie_exchanges,
+    echo,
     many_addresses,
     udp_socket,
+    wait_for,
 )
 
 import dtlsfast
-from dtlsfast import DtlsSession
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection, State
 from dtlsfast.server import DtlsServer, ServerLimits
@@ -41,11 +42,6 @@ OPEN_BUCKETS = {
     "hello_rate_per_prefix": 1e6,
     "hello_burst_per_prefix": 10**6,
 }
-
-
-async def _echo(session: DtlsSession) -> None:
-    async for data in session:
-        await session.send(data.upper())
 
 
 async def _newcomer(server: DtlsServer) -> float:
@@ -85,7 +81,7 @@ async def test_silent_half_open_handshakes_lock_nobody_out(
     the hello buckets open, the caps and the eviction alone do it."""
     limits = ServerLimits(**settings)
     async with await dtlsfast.serve(
-        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
+        echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
     ) as server:
         latencies: list[float] = []
         cookies = 0
@@ -127,7 +123,7 @@ async def test_stalled_handshakes_go_while_a_retransmitting_client_stays() -> No
     stall = 2.0
     limits = ServerLimits(handshake_stall_timeout=stall)
     async with await dtlsfast.serve(
-        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
+        echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
     ) as server:
         silent = many_addresses(20, 10)
         lossy = _LossyClient(server.address, deaf_for=2.5 * stall)
@@ -136,7 +132,7 @@ async def test_stalled_handshakes_go_while_a_retransmitting_client_stays() -> No
             got, _ = await cookie_exchanges(server.address, silent)
             assert got == len(silent)
             completed = asyncio.ensure_future(lossy.run())
-            gone = await _wait_for(
+            gone = await wait_for(
                 lambda: server.counters["handshakes_stalled"] == len(silent), 4 * stall
             )
             silent_gone_after = time.monotonic() - started
@@ -157,15 +153,6 @@ async def test_stalled_handshakes_go_while_a_retransmitting_client_stays() -> No
     assert silent_gone_after < 3 * stall
     assert counters["handshakes_started"] == len(silent) + 1, "its handshake was never dropped"
     assert counters["handshakes_completed"] == 1
-
-
-async def _wait_for(predicate: Callable[[], bool], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 class _LossyClient:

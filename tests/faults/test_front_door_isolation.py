@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from front_door import PSK, PSK_STORE, cookie_of, drain, hello_datagram, psk_hello, udp_socket
+from front_door import (
+    PSK,
+    PSK_STORE,
+    cookie_of,
+    drain,
+    echo,
+    hello_datagram,
+    psk_hello,
+    udp_socket,
+    wait_for,
+)
 
 import dtlsfast
 from dtlsfast import DtlsSession
@@ -40,20 +49,6 @@ POISONS = [
     ("message_seq 65535", 65535, 1),
 ]
 ATTACKER = "127.0.0.9"
-
-
-async def _echo(session: DtlsSession) -> None:
-    async for data in session:
-        await session.send(data.upper())
-
-
-async def _wait_for(predicate: Callable[[], bool], within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.002)
-    return True
 
 
 async def _cookie_hello(server: DtlsServer, sock: Any, message_seq: int, record_seq: int) -> bytes:
@@ -87,7 +82,7 @@ async def _answered_after(
 
 
 async def test_poisoned_hellos_cost_the_victim_nothing() -> None:
-    async with await dtlsfast.serve(_echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
+    async with await dtlsfast.serve(echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
         assert server._batched, "this test is about the batched transport (Linux)"
         victim = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
         victim.send_nowait(b"join the table")
@@ -151,7 +146,7 @@ async def test_an_unexpected_error_fails_only_its_connection(
     )
     caplog.set_level(logging.ERROR, logger="dtlsfast.server")
     async with await dtlsfast.serve(
-        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, batch_io=batch_io
+        echo, "127.0.0.1", 0, psk_store=PSK_STORE, batch_io=batch_io
     ) as server:
         victim = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
         attacker = udp_socket(ATTACKER)
@@ -187,13 +182,13 @@ async def test_a_timer_that_raises_fails_only_its_handshake(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(DtlsConnection, "handle_timer", _faulty(DtlsConnection.handle_timer))
-    async with await dtlsfast.serve(_echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
+    async with await dtlsfast.serve(echo, "127.0.0.1", 0, psk_store=PSK_STORE) as server:
         attacker = udp_socket(ATTACKER)
         try:
             attacker.sendto(await _cookie_hello(server, attacker, 1, 1), server.address)
-            assert await _wait_for(lambda: server.counters["handshakes_in_progress"] == 1)
+            assert await wait_for(lambda: server.counters["handshakes_in_progress"] == 1)
             # The server's retransmission timer (1 s) fires and hits the bug.
-            assert await _wait_for(lambda: server.counters["dtls_internal_errors"] == 1, 3)
+            assert await wait_for(lambda: server.counters["dtls_internal_errors"] == 1, 3)
             await asyncio.sleep(0.05)
             alerts = sum(map(_is_internal_error_alert, drain(attacker)))
         finally:
@@ -236,9 +231,9 @@ async def test_the_sweep_goes_on_after_an_error() -> None:
         listener, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
     ) as server:
         first = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
-        assert await _wait_for(lambda: server.counters["sessions_idle_closed"] == 1, 5)
+        assert await wait_for(lambda: server.counters["sessions_idle_closed"] == 1, 5)
         later = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
-        closed_later = await _wait_for(lambda: server.counters["sessions_idle_closed"] == 2, 5)
+        closed_later = await wait_for(lambda: server.counters["sessions_idle_closed"] == 2, 5)
         counters = server.counters
         await first.close()
         await later.close()
@@ -285,7 +280,7 @@ async def test_the_batched_transport_isolates_each_datagram(
         for i in range(50):
             sender.sendto(b"poison", address)
             sender.sendto(b"good %d" % i, address)
-        await _wait_for(lambda: len(protocol.received) == 50, 2)
+        await wait_for(lambda: len(protocol.received) == 50, 2)
     finally:
         sender.close()
         transport.close()
