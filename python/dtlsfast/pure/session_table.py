@@ -25,6 +25,9 @@ from dtlsfast.pure.coap_answer import CoapAnswers
 from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
 
 APPLICATION_DATA = 23
+#: Largest record plaintext (RFC 5246 §6.2.1): a record that would open to
+#: more goes to Python, which answers it with record_overflow.
+MAX_PLAINTEXT_LENGTH = 1 << 14
 _U64 = (1 << 64) - 1
 
 
@@ -261,8 +264,13 @@ class SessionTable:
         records = parse_records(datagram)
         if not records or sum(RECORD_HEADER_LENGTH + len(r[4]) for r in records) != len(datagram):
             return None
-        for ctype, version, epoch, _seq, _fragment in records:
-            if ctype != APPLICATION_DATA or epoch != session.read_epoch or version >> 8 != 0xFE:
+        for ctype, version, epoch, _seq, fragment in records:
+            if (
+                ctype != APPLICATION_DATA
+                or epoch != session.read_epoch
+                or version >> 8 != 0xFE
+                or len(fragment) > MAX_PLAINTEXT_LENGTH + session.read.overhead
+            ):
                 return None
         plaintexts: list[bytes] = []
         replies: list[bytes] = []
