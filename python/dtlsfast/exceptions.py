@@ -52,6 +52,15 @@ class ConnectionClosedError(DtlsError):
     """The connection is closed: by close_notify, by a fatal alert or locally."""
 
 
+class InternalError(DtlsError):
+    """dtlsfast failed on the peer's input where it should have coped: a
+    defect. The connection sent a fatal internal_error alert (RFC 5246 §7.2.2)
+    and closed; other connections are unaffected. The original exception is
+    the ``__cause__``: please report it with the log."""
+
+    alert = 80  # internal_error
+
+
 __all__ = [
     "ConfigurationError",
     "ConnectionClosedError",
@@ -59,6 +68,7 @@ __all__ = [
     "DtlsError",
     "HandshakeError",
     "HandshakeTimeoutError",
+    "InternalError",
     "LocalProtocolError",
     "RemoteProtocolError",
 ]

@@ -200,6 +200,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         ``cid_address_kept`` (records from another address that did not move
         their session), ``dropped_unknown_cid``, ``dropped_bad_cid``.
 
+        ``unknown_psk_identities``: handshakes with a PSK identity the store
+        does not have (the clients are not told, RFC 4279 §2).
+
         A snapshot; a counter never incremented reads 0.
         """
         out = Counter(self._counters)
@@ -210,6 +213,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             for reason, value in peer.conn.drops.items():
                 out[f"dropped_{reason}"] += value
             out["retransmissions"] += peer.conn.counters["retransmissions"]
+            out["unknown_psk_identities"] += peer.conn.counters["unknown_psk_identity"]
         out["sessions_open"] = sum(1 for p in live if p.conn.established)
         out["handshakes_in_progress"] = sum(1 for p in live if not p.conn.established)
         out["connection_ids"] = len(self._by_cid)
@@ -630,6 +634,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         for reason, value in conn.drops.items():
             self._counters[f"dropped_{reason}"] += value
         self._counters["retransmissions"] += conn.counters["retransmissions"]
+        self._counters["unknown_psk_identities"] += conn.counters["unknown_psk_identity"]
         conn.clear_counts()
 
     def _cancel_timer(self, peer: _Peer) -> None:
@@ -725,6 +730,8 @@ async def serve(
     connection_id: bool = False,
     connection_id_length: int | None = None,
     batch_io: bool | None = None,
+    require_extended_master_secret: bool = False,
+    reveal_unknown_psk_identity: bool = False,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -747,6 +754,13 @@ async def serve(
     (:mod:`dtlsfast.batch_transport`, in the Rust core); None (the default)
     uses them where available (Linux) with the Rust backend, True insists,
     False keeps asyncio's transport.
+
+    ``require_extended_master_secret=True`` refuses clients that do not offer
+    the extended master secret (RFC 7627). An unknown PSK identity goes on
+    with a random key and fails like a wrong key (RFC 4279 §2), so identities
+    cannot be enumerated; ``reveal_unknown_psk_identity=True`` sends the
+    unknown_psk_identity alert instead (for debugging). Either way
+    ``counters["unknown_psk_identities"]`` counts them.
     """
     if not callable(handler) and not isinstance(handler, SessionListener):
         raise ConfigurationError(
@@ -763,6 +777,8 @@ async def serve(
         "connection_id_length": connection_id_length_for(
             connection_id, connection_id_length, is_client=False
         ),
+        "require_extended_master_secret": require_extended_master_secret,
+        "reveal_unknown_psk_identity": reveal_unknown_psk_identity,
     }
     if mtu is not None:
         kwargs["mtu"] = mtu
