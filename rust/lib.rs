@@ -11,6 +11,7 @@ pub mod errors;
 pub mod reassembly;
 pub mod record;
 pub mod replay;
+pub mod session_export;
 pub mod session_table;
 
 mod bindings;

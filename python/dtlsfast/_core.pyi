@@ -116,6 +116,10 @@ class RecordCipher:
         :func:`parse_records_cid`: ``(real_type, content)``, or None if it does
         not authenticate or its inner plaintext has no content type."""
 
+    def key_material(self) -> tuple[bytes, bytes]:
+        """``(key, iv)`` as the constructor took them, for persisting a
+        session; never log them."""
+
 @final
 class ReplayWindow:
     """Sliding anti-replay window for one epoch (RFC 6347 §4.1.2.6)."""
@@ -132,6 +136,16 @@ class ReplayWindow:
 
     def accept(self, sequence_number: int) -> None:
         """Mark a record seen; call only after it authenticated."""
+
+    def export(self) -> tuple[int | None, bytes]:
+        """``(highest, bitmap)`` in canonical form: bit ``i`` (byte ``i // 8``,
+        least significant bit first) says whether ``highest - i`` was
+        accepted; ``(None, b"")`` before the first record."""
+
+    @staticmethod
+    def restore(size: int, highest: int | None, bitmap: bytes) -> ReplayWindow:
+        """The window that :meth:`export` described (ConfigurationError if the
+        bitmap is not canonical)."""
 
 @final
 class HandshakeReassembler:
@@ -199,6 +213,20 @@ class SessionTable:
     def remove(self, session_id: int) -> bool:
         """Forget a session (its keys go with it); False if it was not there."""
 
+    def export_session(
+        self, session_id: int, next_write_sequence: int | None = None
+    ) -> bytes | None:
+        """The session's record state as bytes for the session store (keys,
+        epochs, window, address; see session_export.rs), with
+        ``next_write_sequence`` in place of the live one when given (a
+        reserved limit); None if the session is unknown. The bytes hold keys:
+        encrypt them before they leave the process."""
+
+    def import_session(self, session_id: int, data: bytes, now: float) -> None:
+        """Install a session from :meth:`export_session`'s bytes under
+        ``session_id`` (replacing any) and bind its address, its activity
+        clock starting at ``now``. Malformed bytes: ConfigurationError."""
+
     def next_write_sequence(self, session_id: int) -> int | None:
         """The sequence number the next sealed record gets; None if unknown."""
 
@@ -242,8 +270,10 @@ class SessionTable:
 
     def set_auth_filter(self, burst: float, rate: float) -> None:
         """The fast path's MAC-error filter: ``burst`` authentication failures
-        at once, ``rate`` per second after that, per session; past them a
-        session's datagrams are dropped unopened (counted as throttled)."""
+        at once, ``rate`` per second after that, per session (defaults 20,000
+        and 200,000: below them every record is opened); past them a
+        session's datagrams are dropped unopened (counted as throttled) until
+        a token comes back."""
 
     def last_active(self, session_id: int) -> float | None:
         """When :meth:`serve_batch` last opened a datagram of the session."""
