@@ -23,6 +23,10 @@ use crate::replay::ReplayWindow;
 
 /// RFC 6347 §4.1 content type of application data.
 pub const APPLICATION_DATA: u8 = 23;
+/// Largest record plaintext (RFC 5246 §6.2.1). A record that would open to
+/// more is not the fast path's to judge: Python answers it with
+/// record_overflow.
+pub const MAX_PLAINTEXT_LENGTH: usize = 1 << 14;
 
 /// The MAC-error filter's default burst and rate per session (failures, and
 /// failures per second): a forged record costs this table about 0.4 µs more
@@ -322,6 +326,7 @@ impl SessionTable {
             if h.content_type != APPLICATION_DATA
                 || h.epoch != session.read_epoch
                 || h.version >> 8 != 0xFE
+                || r.fragment.len() > MAX_PLAINTEXT_LENGTH + session.read.overhead()
             {
                 return None;
             }
@@ -456,6 +461,21 @@ mod tests {
         let again = t.open_datagram(1, &record).unwrap();
         assert_eq!(again.replayed, 1);
         assert!(again.plaintexts.is_empty());
+    }
+
+    #[test]
+    fn records_over_the_plaintext_limit_go_to_python() {
+        // RFC 5246 §6.2.1: more than 2^14 bytes of plaintext is a
+        // record_overflow, which Python sends; the fast path must not open it.
+        let mut t = table();
+        let big = t
+            .seal(1, APPLICATION_DATA, &vec![0u8; MAX_PLAINTEXT_LENGTH + 1])
+            .unwrap();
+        assert!(t.open_datagram(1, &big).is_none());
+        let limit = t
+            .seal(1, APPLICATION_DATA, &vec![0u8; MAX_PLAINTEXT_LENGTH])
+            .unwrap();
+        assert_eq!(t.open_datagram(1, &limit).unwrap().plaintexts.len(), 1);
     }
 
     #[test]

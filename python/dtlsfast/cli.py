@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="agree to connection IDs (RFC 9146): sessions survive client address changes",
     )
     serve.add_argument(
+        "--require-ems",
+        action="store_true",
+        help="refuse DTLS clients without the extended master secret (RFC 7627)",
+    )
+    serve.add_argument(
         "--max-sessions",
         type=_positive_int,
         default=ServerLimits.max_sessions,
@@ -183,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--connection-id",
             action="store_true",
             help="offer a connection ID (RFC 9146) so a NAT rebinding keeps the session",
+        )
+        cmd.add_argument(
+            "--require-ems",
+            action="store_true",
+            help="refuse a DTLS server without the extended master secret (RFC 7627)",
         )
 
     bench = sub.add_parser(
@@ -313,6 +323,7 @@ async def run_server(args: argparse.Namespace) -> int:
                     trusted_keys_file=args.rpk_trust,
                     client_auth="required" if args.ca or args.rpk_trust else "none",
                     connection_id=args.connection_id,
+                    require_extended_master_secret=args.require_ems,
                     backend=args.backend,
                     limits=_limits(args),
                 ),
@@ -413,6 +424,7 @@ async def run_client(args: argparse.Namespace) -> int:
         raw_public_key=args.rpk is not None,
         trusted_keys_file=args.rpk_trust,
         connection_id=args.connection_id,
+        require_extended_master_secret=args.require_ems,
     )
     payload = b""
     if args.payload_file is not None:

@@ -52,6 +52,15 @@ class ConnectionClosedError(DtlsError):
     """The connection is closed: by close_notify, by a fatal alert or locally."""
 
 
+class InternalError(DtlsError):
+    """dtlsfast failed on the peer's input where it should have coped: a
+    defect. The connection sent a fatal internal_error alert (RFC 5246 §7.2.2)
+    and closed; other connections are unaffected. The original exception is
+    the ``__cause__``: please report it with the log."""
+
+    alert = 80  # internal_error
+
+
 class KeyFileError(ConfigurationError):
     """A ticket or state key file cannot be used: too short, readable by
     group or others, not a regular file, or unreadable. The message names the
@@ -90,6 +99,7 @@ __all__ = [
     "DtlsError",
     "HandshakeError",
     "HandshakeTimeoutError",
+    "InternalError",
     "KeyFileError",
     "LocalProtocolError",
     "RemoteProtocolError",

@@ -394,6 +394,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         charged). ``dtls_internal_errors``: datagrams, timers or sweeps that
         raised unexpectedly (a bug; each failed only its own connection), and
         ``internal_errors_not_logged``.
+        ``unknown_psk_identities``: handshakes with a PSK identity the store
+        does not have (the clients are not told, RFC 4279 §2).
 
         The MAC-error filter (:mod:`dtlsfast.auth_filter`): ``dropped_bad_auth``
         (records opened that failed authentication), ``dropped_auth_throttled``
@@ -411,6 +413,7 @@ class DtlsServer(asyncio.DatagramProtocol):
                 out[f"dropped_{reason}"] += value
             out["retransmissions"] += peer.conn.counters["retransmissions"]
             out["dtls_internal_errors"] += peer.conn.counters.get("internal_errors", 0)
+            out["unknown_psk_identities"] += peer.conn.counters.get("unknown_psk_identity", 0)
         out["sessions_open"] = sum(1 for p in live if p.conn.established)
         out["handshakes_in_progress"] = sum(1 for p in live if not p.conn.established)
         out["connection_ids"] = len(self._by_cid)
@@ -968,6 +971,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             # The connection's own internal_error closes (caught inside it).
             self._counters["dtls_internal_errors"] += internal
             counters["internal_errors"] = 0
+        self._counters["unknown_psk_identities"] += counters.get("unknown_psk_identity", 0)
         conn.clear_counts()
 
     def _cancel_timer(self, peer: _Peer) -> None:
@@ -1105,6 +1109,8 @@ async def serve(
     connection_id: bool = False,
     connection_id_length: int | None = None,
     batch_io: bool | None = None,
+    require_extended_master_secret: bool = False,
+    reveal_unknown_psk_identity: bool = False,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -1127,6 +1133,13 @@ async def serve(
     (:mod:`dtlsfast.batch_transport`, in the Rust core); None (the default)
     uses them where available (Linux) with the Rust backend, True insists,
     False keeps asyncio's transport.
+
+    ``require_extended_master_secret=True`` refuses clients that do not offer
+    the extended master secret (RFC 7627). An unknown PSK identity goes on
+    with a random key and fails like a wrong key (RFC 4279 §2), so identities
+    cannot be enumerated; ``reveal_unknown_psk_identity=True`` sends the
+    unknown_psk_identity alert instead (for debugging). Either way
+    ``counters["unknown_psk_identities"]`` counts them.
     """
     if not callable(handler) and not isinstance(handler, SessionListener):
         raise ConfigurationError(
@@ -1143,6 +1156,8 @@ async def serve(
         "connection_id_length": connection_id_length_for(
             connection_id, connection_id_length, is_client=False
         ),
+        "require_extended_master_secret": require_extended_master_secret,
+        "reveal_unknown_psk_identity": reveal_unknown_psk_identity,
     }
     if mtu is not None:
         kwargs["mtu"] = mtu

@@ -1,5 +1,6 @@
-"""Fault tests: the interop harness (tests/interop/peers.py) is importable as ``peers``
-and the test PKI (tests/connection/pki.py) as ``pki``; no peer process may outlive a test."""
+"""Fault tests: the interop harness (tests/interop/peers.py) is importable as ``peers``,
+the sans-I/O pair (tests/connection/dtls_pair.py) as ``dtls_pair`` and its PKI as
+``pki``; no peer process may outlive a test."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+# The interop harness, and the sans-I/O pair and test PKI of tests/connection.
 for _helpers in ("interop", "connection"):
     _path = str(Path(__file__).resolve().parent.parent / _helpers)
     if _path not in sys.path:

@@ -28,6 +28,9 @@ from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
 from dtlsfast.pure.replay_window import ReplayWindow
 
 APPLICATION_DATA = 23
+#: Largest record plaintext (RFC 5246 §6.2.1): a record that would open to
+#: more goes to Python, which answers it with record_overflow.
+MAX_PLAINTEXT_LENGTH = 1 << 14
 #: The MAC-error filter's default burst and rate per session (those of the
 #: Rust table; see dtlsfast.auth_filter). Below them every record is opened.
 DEFAULT_AUTH_BURST = 20_000.0
@@ -291,8 +294,13 @@ class SessionTable:
         records = parse_records(datagram)
         if not records or sum(RECORD_HEADER_LENGTH + len(r[4]) for r in records) != len(datagram):
             return None
-        for ctype, version, epoch, _seq, _fragment in records:
-            if ctype != APPLICATION_DATA or epoch != session.read_epoch or version >> 8 != 0xFE:
+        for ctype, version, epoch, _seq, fragment in records:
+            if (
+                ctype != APPLICATION_DATA
+                or epoch != session.read_epoch
+                or version >> 8 != 0xFE
+                or len(fragment) > MAX_PLAINTEXT_LENGTH + session.read.overhead
+            ):
                 return None
         plaintexts: list[bytes] = []
         replies: list[bytes] = []
