@@ -41,6 +41,7 @@ from dtlsfast.config import (
 )
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
+from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.handshake.cookies import CookieJar
@@ -794,8 +795,7 @@ async def serve(
                 "batch_io=True needs recvmmsg/sendmmsg (Linux); leave batch_io=None to fall "
                 "back to asyncio's transport"
             )
-    loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_datagram_endpoint(
+    _, protocol = await open_datagram_endpoint(
         make_server, local_addr=(host, port), reuse_port=reuse_port
     )
     return protocol
