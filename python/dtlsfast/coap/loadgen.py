@@ -59,6 +59,7 @@ from dtlsfast.coap.message import PAYLOAD_MARKER, Code, OptionNumber, encode_uin
 from dtlsfast.coap.uri import CoapUri, parse_uri
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
+from dtlsfast.datagram_transport import ReusingDatagramTransport, open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConfigurationError, DtlsError, HandshakeError
 
@@ -271,6 +272,7 @@ class _Session(asyncio.DatagramProtocol):
         self.deferred = 0
         self.dead = False
         self.pending: dict[bytes, list[Any]] = {}
+        self.table_index = -1
         self.next_check = float("inf")
         self.mid = random.getrandbits(16)
         self.token = random.getrandbits(32)
@@ -513,6 +515,157 @@ class _Session(asyncio.DatagramProtocol):
                 self.transport.sendto(datagram)
         if self.transport is not None:
             self.transport.close()
+
+
+class _TableLoad:
+    """The load phase of CoAPS sessions in the Rust core's ClientTable:
+    the table seals, sends, receives, opens and matches every request with
+    the GIL released (woken by the event loop when its epoll descriptor is
+    readable); Python keeps the retransmission policy (RFC 7252 §4.2, in
+    :meth:`tick`), the connections for everything that is not application
+    data (alerts, close_notify, handshake retransmissions), and the report."""
+
+    def __init__(self, run: _Run, sessions: list[_Session], table: Any) -> None:
+        self.run = run
+        self.sessions = sessions
+        self.table = table
+        self.loop = asyncio.get_running_loop()
+        self.fd = table.fileno()
+        self.reading = False
+
+    @classmethod
+    def start(cls, run: _Run, sessions: list[_Session], window: int) -> _TableLoad | None:
+        """Hand established CoAPS sessions over to a table; None where
+        there is none to be had (plain CoAP, no epoll), and the sessions
+        stay on the Python path."""
+        core = load_backend("rust")
+        table_type = getattr(core, "ClientTable", None)
+        if (
+            table_type is None
+            or not sessions
+            or any(
+                s.conn is None or s._wstate is None or not isinstance(s.transport, _OURS)
+                for s in sessions
+            )
+        ):
+            return None
+        table = table_type(
+            run.code,
+            run.tail,
+            ack_timeout=ACK_TIMEOUT,
+            random_factor=ACK_RANDOM_FACTOR,
+            request_timeout=run.request_timeout,
+            seed=random.getrandbits(64),
+        )
+        if table.fileno() < 0:
+            return None
+        for session in sessions:
+            conn = session.conn
+            transport = session.transport
+            assert conn is not None and isinstance(transport, ReusingDatagramTransport)
+            records = conn.records
+            read, write = records.current_read, records.current_write
+            transport.pause_reading()
+            session.table_index = table.add(
+                transport.get_extra_info("socket").fileno(),
+                read.cipher,
+                records.read_epoch,
+                read.window,
+                write.cipher,
+                records.write_epoch,
+                write.next_sequence,
+                mid=session.mid,
+                token=session.token,
+            )
+        return cls(run, sessions, table)
+
+    @property
+    def in_flight(self) -> int:
+        return int(self.table.in_flight)
+
+    def begin(self, window: int) -> None:
+        self.table.begin(window, time.perf_counter())
+        self.loop.add_reader(self.fd, self._ready)
+        self.reading = True
+
+    def _ready(self) -> None:
+        for index, datagram in self.table.poll():
+            session = self.sessions[index]
+            conn = session.conn
+            assert conn is not None
+            conn.receive_datagram(datagram, self.loop.time())
+            for event in iter(conn.next_event, None):
+                if isinstance(event, ConnectionClosed):
+                    self.table.lose(index)
+                    session.dead = True
+            transport = session.transport
+            for out in conn.datagrams_to_send(self.loop.time()):
+                if transport is not None:
+                    transport.sendto(out)
+
+    def tick(self, now: float) -> None:
+        """RFC 7252 §4.2 on the requests the table lists as due: a request
+        past the overall timeout, or retransmitted MAX_RETRANSMIT times, is
+        given up (and replaced); others go again with their timeout doubled."""
+        table = self.table
+        due, _ = table.tick(now)
+        limit = self.run.request_timeout
+        for index, token, retransmissions, timeout, first_sent, _acked in due:
+            if now - first_sent >= limit or retransmissions >= MAX_RETRANSMIT:
+                table.give_up(index, token, now)
+            else:
+                table.retransmit(index, token, timeout * 2, now)
+
+    def sync(self) -> dict[str, Any]:
+        """The table's counts into the run's stats (for progress reports);
+        returns everything the table measured."""
+        counts: dict[str, Any] = self.table.stats()
+        stats = self.run.stats
+        for name in _TABLE_COUNTS:
+            setattr(stats, name, counts[name])
+        return counts
+
+    def finish(self) -> int:
+        """End the load: the table's measurements into the run's stats, the
+        sessions' write sequence numbers back to their connections (for
+        close_notify), reading back to the transports. Returns the requests
+        still in flight."""
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+        table = self.table
+        unanswered = int(table.end())
+        counts = self.sync()
+        stats = self.run.stats
+        stats.sessions_lost += counts["sessions_lost"]
+        stats.latency_sum = counts["latency_sum"]
+        stats.latency_max = counts["latency_max"]
+        stats.codes.update(counts["codes"])
+        buckets = stats.buckets
+        for bucket, count in counts["buckets"].items():
+            buckets[bucket] += count
+        for session in self.sessions:
+            conn = session.conn
+            assert conn is not None
+            sequence = table.next_write_sequence(session.table_index)
+            if sequence is not None:
+                conn.records.current_write.next_sequence = sequence
+            transport = session.transport
+            if isinstance(transport, ReusingDatagramTransport):
+                transport.resume_reading()
+        return unanswered
+
+
+_OURS = ReusingDatagramTransport
+#: The counts the table keeps for the run (``_Stats`` fields of the same names).
+_TABLE_COUNTS = (
+    "requests",
+    "error_responses",
+    "resets",
+    "timeouts",
+    "transport_errors",
+    "retransmissions",
+)
 
 
 @dataclass
@@ -778,7 +931,7 @@ async def _generate(
         async with limiter:
             conn = DtlsConnection(config, peer=address) if config is not None else None
             try:
-                _, proto = await loop.create_datagram_endpoint(
+                _, proto = await open_datagram_endpoint(
                     lambda: _Session(run, conn), remote_addr=address[:2], family=family
                 )
             except OSError as exc:
@@ -841,12 +994,16 @@ async def _generate(
         load_started_at = start_at
     cpu_started = time.process_time()
     elapsed = cpu = 0.0
+    table = _TableLoad.start(run, established, plan.window)
     try:
         if established and not (stop is not None and stop.is_set()):
             run.running = True
-            for session in established:
-                for _ in range(plan.window):
-                    session.send_request()
+            if table is not None:
+                table.begin(plan.window)
+            else:
+                for session in established:
+                    for _ in range(plan.window):
+                        session.send_request()
             end = load_started + plan.duration
             next_report = load_started + progress_interval
             last_requests = 0
@@ -854,10 +1011,19 @@ async def _generate(
                 now = time.perf_counter()
                 if now >= end or (stop is not None and stop.is_set()):
                     break
-                for session in established:
-                    session.check_retransmissions(now)
+                if table is not None:
+                    table.tick(now)
+                else:
+                    for session in established:
+                        session.check_retransmissions(now)
                 if progress is not None and now >= next_report:
-                    in_flight = sum(len(s.pending) for s in established)
+                    if table is not None:
+                        table.sync()
+                    in_flight = (
+                        table.in_flight
+                        if table is not None
+                        else sum(len(s.pending) for s in established)
+                    )
                     progress(
                         Progress(
                             elapsed=now - load_started,
@@ -877,6 +1043,8 @@ async def _generate(
     finally:
         run.running = False
         unanswered = sum(len(s.pending) for s in established)
+        if table is not None:
+            unanswered += table.finish()
         await _close_paced(established, plan.handshake_concurrency)
 
     return _Outcome(
