@@ -26,8 +26,10 @@ from typing import Any, Protocol
 #: busy socket cannot starve timers and other sockets).
 BATCH = 64
 BATCHES_PER_WAKEUP = 8
-#: Largest datagram read; DTLS over IPv4/IPv6 paths rarely exceeds 1,500.
-BUFFER_SIZE = 4096
+#: Largest datagram read whole: the largest DTLS record (RFC 6347 §4.1:
+#: 13-byte header, 2^14 bytes of plaintext, 2,048 of expansion). A longer one
+#: is dropped and counted (``truncated``; the server's ``dropped_truncated``).
+BUFFER_SIZE = 13 + 2**14 + 2048
 #: Datagrams waiting for a writable socket before the oldest are dropped.
 MAX_PENDING = 8192
 #: Receive buffer asked for (the kernel caps it at net.core.rmem_max).
@@ -67,6 +69,11 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         """Datagrams dropped because the socket did not take them in time."""
         serve_batch = getattr(protocol, "serve_batch", None)
         self._serve_batch = serve_batch if callable(serve_batch) else self._one_by_one
+
+    @property
+    def truncated(self) -> int:
+        """Datagrams dropped because they were longer than ``BUFFER_SIZE``."""
+        return int(self._io.truncated)
 
     def _start(self) -> None:
         self._loop.add_reader(self._fd, self._read_ready)

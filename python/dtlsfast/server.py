@@ -217,6 +217,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["sessions_in_table"] = len(self._table)
         out["session_table_bytes"] = len(self._table) * self._table.session_footprint
         out["coap_answered_in_table"] = self._table.coap_answered
+        # Datagrams too long for the receive buffers (the transport counts them).
+        out["dropped_truncated"] += getattr(self._transport, "truncated", 0)
         totals = self._table.totals
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
