@@ -294,8 +294,10 @@ impl PyClientTable {
 
     /// What was measured: the counts, ``latency_sum`` and ``latency_max``
     /// (seconds), ``codes`` ``{code: count}`` and ``buckets`` ``{bucket:
-    /// count}`` of the latency histogram (non-zero entries only).
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// count}`` of the latency histogram (non-zero entries only; without
+    /// ``histogram``, the counts alone: a cheap snapshot for progress reports).
+    #[pyo3(signature = (histogram = true))]
+    fn stats<'py>(&self, py: Python<'py>, histogram: bool) -> PyResult<Bound<'py, PyDict>> {
         let s = &self.inner.stats;
         let out = PyDict::new(py);
         for (name, value) in [
@@ -310,6 +312,9 @@ impl PyClientTable {
             ("truncated", s.truncated),
         ] {
             out.set_item(name, value)?;
+        }
+        if !histogram {
+            return Ok(out);
         }
         out.set_item("latency_sum", s.latency_sum)?;
         out.set_item("latency_max", s.latency_max)?;

@@ -376,7 +376,8 @@ class ClientTable:
     def errors(self) -> int: ...
     @property
     def retransmissions(self) -> int: ...
-    def stats(self) -> dict[str, Any]:
-        """Counts, latency_sum/latency_max, codes and histogram buckets."""
+    def stats(self, histogram: bool = True) -> dict[str, Any]:
+        """Counts, and with ``histogram`` latency_sum/latency_max, codes and
+        histogram buckets."""
 
     def __len__(self) -> int: ...

@@ -59,7 +59,11 @@ from dtlsfast.coap.message import PAYLOAD_MARKER, Code, OptionNumber, encode_uin
 from dtlsfast.coap.uri import CoapUri, parse_uri
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
-from dtlsfast.datagram_transport import ReusingDatagramTransport, open_datagram_endpoint
+from dtlsfast.datagram_transport import (
+    ReusingDatagramTransport,
+    open_datagram_endpoint,
+    receive_buffer,
+)
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConfigurationError, DtlsError, HandshakeError
 
@@ -616,10 +620,10 @@ class _TableLoad:
             else:
                 table.retransmit(index, token, timeout * 2, now)
 
-    def sync(self) -> dict[str, Any]:
+    def sync(self, histogram: bool = False) -> dict[str, Any]:
         """The table's counts into the run's stats (for progress reports);
-        returns everything the table measured."""
-        counts: dict[str, Any] = self.table.stats()
+        returns what the table measured (its histogram too with ``histogram``)."""
+        counts: dict[str, Any] = self.table.stats(histogram)
         stats = self.run.stats
         for name in _TABLE_COUNTS:
             setattr(stats, name, counts[name])
@@ -635,7 +639,7 @@ class _TableLoad:
             self.reading = False
         table = self.table
         unanswered = int(table.end())
-        counts = self.sync()
+        counts = self.sync(histogram=True)
         stats = self.run.stats
         stats.sessions_lost += counts["sessions_lost"]
         stats.latency_sum = counts["latency_sum"]
@@ -772,6 +776,8 @@ class _Plan:
     handshake_concurrency: int
     handshake_timeout: float
     request_timeout: float
+    mode: str = "load"
+    """"load" (sessions, then requests) or "handshakes" (a handshake storm)."""
 
 
 @dataclass
@@ -896,9 +902,10 @@ async def run_load(
                 "generator in this process, or N to split the sessions over N processes"
             )
         if min(processes, sessions) > 1:
-            return await _run_processes(
+            result = await _run_processes(
                 plan, min(processes, sessions), progress, progress_interval, stop
             )
+            return cast(LoadResult, result)
     return _result(plan, await _generate(plan, progress, progress_interval, stop))
 
 
@@ -921,6 +928,11 @@ async def _generate(
     run = _Run(code, tail, plan.request_timeout)
     handshake_timeout = plan.handshake_timeout
     loop = asyncio.get_running_loop()
+    if plan.mode == "handshakes":
+        if config is None:
+            raise ConfigurationError("--mode handshakes needs a coaps:// URI")
+        return await _storm(plan, config, family, address, run, progress, progress_interval,
+                            stop, gate)  # fmt: skip
 
     # -- phase one: sessions -------------------------------------------------
     failures: Counter[str] = Counter()
@@ -1060,6 +1072,313 @@ async def _generate(
         suite=suite,
         interrupted=stop is not None and stop.is_set(),
     )
+
+
+async def _one_handshake(
+    config: DtlsConfiguration, family: int, address: tuple[Any, ...], timeout: float
+) -> str:
+    """One full handshake from a new UDP port, then close_notify; returns the
+    negotiated suite's name. Raises what went wrong."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    conn = DtlsConnection(config, peer=address)
+    done: asyncio.Future[None] = loop.create_future()
+    timer: asyncio.TimerHandle | None = None
+    fd = -1
+
+    def pump() -> None:
+        nonlocal timer
+        for datagram in conn.datagrams_to_send(loop.time()):
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                sock.send(datagram)
+        while (event := conn.next_event()) is not None:
+            if done.done():
+                continue
+            if isinstance(event, HandshakeCompleted):
+                done.set_result(None)
+            elif isinstance(event, ConnectionClosed):
+                done.set_exception(event.error or HandshakeError("closed during the handshake"))
+        if timer is not None:
+            timer.cancel()
+        when = conn.get_timer()
+        timer = loop.call_at(when, on_timer) if when is not None and not done.done() else None
+
+    def on_timer() -> None:
+        conn.handle_timer(loop.time())
+        pump()
+
+    def readable() -> None:
+        view = receive_buffer()
+        for _ in range(8):
+            try:
+                size = sock.recv_into(view)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if not done.done():
+                    done.set_exception(
+                        HandshakeError(f"{type(exc).__name__} (is a server listening there?)")
+                    )
+                return
+            conn.receive_datagram(bytes(view[:size]), loop.time())
+            pump()
+
+    try:
+        sock.setblocking(False)
+        sock.connect(address)
+        fd = sock.fileno()
+        loop.add_reader(fd, readable)
+        conn.connect(loop.time())
+        pump()
+        async with asyncio.timeout(timeout):
+            await done
+        conn.close()  # close_notify, so that the server frees the session
+        for datagram in conn.datagrams_to_send(loop.time()):
+            with contextlib.suppress(OSError):
+                sock.send(datagram)
+        suite = conn.cipher_suite
+        return suite.name if suite is not None else ""
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if fd >= 0:
+            loop.remove_reader(fd)
+        sock.close()
+
+
+async def _storm(
+    plan: _Plan,
+    config: DtlsConfiguration,
+    family: int,
+    address: tuple[Any, ...],
+    run: _Run,
+    progress: Callable[[Progress], None] | None,
+    progress_interval: float,
+    stop: asyncio.Event | None,
+    gate: _Gate | None,
+) -> _Outcome:
+    """``dtlsfast bench --mode handshakes``: ``handshake_concurrency`` full
+    handshakes in flight for ``duration`` s, each from a new UDP port and
+    closed (close_notify) once complete. Completed handshakes count as the
+    outcome's requests, their latencies (first ClientHello to the server's
+    Finished, the cookie exchange included) go into the histogram, and the
+    failures by reason; handshakes still going at the end count for nothing."""
+    stats = run.stats
+    failures: Counter[str] = Counter()
+    suite = ""
+    if gate is not None:
+        await gate("handshakes")
+    start_at = await gate("load") if gate is not None else None
+    load_started = time.perf_counter()
+    load_started_at = time.time()
+    if start_at is not None:
+        load_started -= load_started_at - start_at
+        load_started_at = start_at
+    end = load_started + plan.duration
+    cpu_started = time.process_time()
+
+    async def slot() -> None:
+        nonlocal suite
+        while time.perf_counter() < end and not (stop is not None and stop.is_set()):
+            started = time.perf_counter()
+            try:
+                suite = await _one_handshake(
+                    config, family, address, min(plan.handshake_timeout, end - started + 1.0)
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if time.perf_counter() >= end:
+                    return  # cut off by the end of the run: neither way
+                reason = (
+                    f"no handshake within {plan.handshake_timeout} s"
+                    if isinstance(exc, TimeoutError)
+                    else f"{type(exc).__name__}: {exc}"
+                )
+                _count_failure(failures, reason)
+                await asyncio.sleep(0.01)  # a refused port is not a busy loop
+                continue
+            finished = time.perf_counter()
+            if finished > end:
+                return
+            latency = finished - started
+            stats.latency_sum += latency
+            stats.latency_max = max(stats.latency_max, latency)
+            micros = latency * 1e6
+            stats.buckets[min(int(_log(micros) * _PER_LOG), _TOP) if micros > 1.0 else 0] += 1
+            stats.requests += 1
+
+    slots = [asyncio.ensure_future(slot()) for _ in range(plan.handshake_concurrency)]
+    try:
+        next_report = load_started + progress_interval
+        last = 0
+        while not all(task.done() for task in slots):
+            await asyncio.wait(slots, timeout=min(TICK, max(0.0, end + 1.0 - time.perf_counter())))
+            now = time.perf_counter()
+            if now >= end + 1.0 or (stop is not None and stop.is_set()):
+                break
+            if progress is not None and now >= next_report:
+                progress(
+                    Progress(
+                        elapsed=now - load_started,
+                        requests=stats.requests,
+                        errors=sum(failures.values()),
+                        retransmissions=0,
+                        in_flight=sum(not t.done() for t in slots),
+                        requests_per_second=(stats.requests - last) / progress_interval,
+                    )
+                )
+                last = stats.requests
+                next_report += progress_interval
+    finally:
+        for task in slots:
+            task.cancel()
+        await asyncio.gather(*slots, return_exceptions=True)
+    elapsed = min(time.perf_counter(), end) - load_started
+    cpu = time.process_time() - cpu_started
+    for task in slots:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise cast(BaseException, task.exception())
+    return _Outcome(
+        stats=stats,
+        established=stats.requests,
+        failures=failures,
+        handshake_seconds=elapsed,
+        handshake_retransmissions=0,
+        elapsed=elapsed,
+        cpu=cpu,
+        unanswered=0,
+        load_started_at=load_started_at,
+        suite=suite,
+        interrupted=stop is not None and stop.is_set(),
+    )
+
+
+@dataclass
+class HandshakeResult:
+    """What ``dtlsfast bench --mode handshakes`` measured (times in seconds
+    unless the name says ms)."""
+
+    uri: str
+    mode: str
+    concurrency: int
+    duration: float
+    handshakes: int
+    """Handshakes completed (and closed) within the run."""
+    handshakes_per_second: float
+    failures: int
+    failure_reasons: dict[str, int]
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    generator_cpu_percent: float
+    generator_us_per_handshake: float
+    """The generator's CPU time per completed handshake, in µs."""
+    load_started_at: float
+    cipher_suite: str
+    interrupted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict())
+
+    def summary(self) -> str:
+        lines = [
+            f"handshakes to {self.uri}" + (" (stopped early)" * self.interrupted),
+            f"  handshakes  {self.handshakes} in {self.duration:.2f} s, {self.concurrency} in "
+            f"flight: {self.handshakes_per_second:,.0f}/s"
+            + (f" ({self.cipher_suite})" if self.cipher_suite else ""),
+            f"  latency ms  p50 {self.p50_ms:.3f}  p90 {self.p90_ms:.3f}  "
+            f"p99 {self.p99_ms:.3f}  max {self.max_ms:.3f}  mean {self.mean_ms:.3f}",
+            f"  failures    {self.failures}",
+        ]
+        lines += [f"    {n} x {reason}" for reason, n in self.failure_reasons.items()]
+        lines.append(
+            f"  generator   {self.generator_cpu_percent:.0f}% CPU, "
+            f"{self.generator_us_per_handshake:,.0f} µs per handshake"
+        )
+        return "\n".join(lines)
+
+
+def _handshake_result(plan: _Plan, outcome: _Outcome) -> HandshakeResult:
+    stats = outcome.stats
+    elapsed = outcome.elapsed
+    count = stats.requests
+    largest = stats.latency_max
+    return HandshakeResult(
+        uri=plan.uri,
+        mode="handshakes",
+        concurrency=plan.handshake_concurrency,
+        duration=round(elapsed, 6),
+        handshakes=count,
+        handshakes_per_second=round(count / elapsed, 3) if elapsed > 0 else 0.0,
+        failures=sum(outcome.failures.values()),
+        failure_reasons=dict(outcome.failures),
+        p50_ms=round(_percentile(stats.buckets, 0.50, largest), 4),
+        p90_ms=round(_percentile(stats.buckets, 0.90, largest), 4),
+        p99_ms=round(_percentile(stats.buckets, 0.99, largest), 4),
+        max_ms=round(largest * 1000.0, 4),
+        mean_ms=round(stats.latency_sum / count * 1000.0, 4) if count else 0.0,
+        generator_cpu_percent=round(outcome.cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
+        generator_us_per_handshake=round(outcome.cpu / count * 1e6, 1) if count else 0.0,
+        load_started_at=round(outcome.load_started_at, 6),
+        cipher_suite=outcome.suite,
+        interrupted=outcome.interrupted,
+    )
+
+
+async def run_handshakes(
+    uri: str,
+    *,
+    concurrency: int = 32,
+    duration: float = 10.0,
+    identity: str | bytes = "CoAP",
+    key: str | bytes = "esp32c3_key",
+    ciphers: Iterable[str | int] | None = None,
+    handshake_timeout: float = 10.0,
+    progress: Callable[[Progress], None] | None = None,
+    progress_interval: float = 1.0,
+    stop: asyncio.Event | None = None,
+    processes: int = 1,
+) -> HandshakeResult:
+    """A handshake storm against ``uri`` (coaps://): ``concurrency`` full PSK
+    handshakes in flight for ``duration`` s, each from a new UDP port and
+    closed with close_notify; reports handshakes per second, failures by
+    reason and latency percentiles. ``processes`` splits the concurrency
+    over generator processes, as in :func:`run_load`."""
+    plan = _Plan(
+        uri=uri,
+        sessions=concurrency,
+        window=1,
+        duration=duration,
+        method="GET",
+        payload=b"",
+        content_format=None,
+        identity=identity,
+        key=key,
+        ciphers=tuple(ciphers) if ciphers is not None else None,
+        handshake_concurrency=concurrency,
+        handshake_timeout=handshake_timeout,
+        request_timeout=handshake_timeout,
+        mode="handshakes",
+    )
+    _, _, config = _prepare(plan)
+    if config is None:
+        raise ConfigurationError(f"a handshake storm needs a coaps:// URI, not {uri}")
+    if processes < 1:
+        raise ConfigurationError(f"processes must be at least 1, not {processes}")
+    count = min(processes, concurrency)
+    if count > 1:
+        outcome = await _run_processes(plan, count, progress, progress_interval, stop, raw=True)
+    else:
+        outcome = await _generate(plan, progress, progress_interval, stop)
+    return _handshake_result(plan, outcome)
 
 
 def _result(plan: _Plan, outcome: _Outcome, processes: int = 1) -> LoadResult:
@@ -1252,8 +1571,11 @@ async def _run_processes(
     progress: Callable[[Progress], None] | None,
     progress_interval: float,
     stop: asyncio.Event | None,
-) -> LoadResult:
-    """Run ``plan`` on ``count`` generator processes; merge what they measured.
+    *,
+    raw: bool = False,
+) -> Any:
+    """Run ``plan`` on ``count`` generator processes; merge what they measured
+    (the merged :class:`_Outcome` itself with ``raw``, else its report).
 
     Each process runs :func:`_generate` on its share of the sessions and of
     the handshake concurrency. They start their handshakes together, wait for
@@ -1335,7 +1657,7 @@ async def _run_processes(
         await workers.close()
     merged = _merge([outcomes[index] for index in range(count)], released.get("load"))
     merged.interrupted = merged.interrupted or (stop is not None and stop.is_set())
-    return _result(plan, merged, count)
+    return merged if raw else _result(plan, merged, count)
 
 
 def _lost(why: str, sessions: int) -> _Outcome:
@@ -1448,4 +1770,11 @@ async def _worker_run(pipe: Connection, plan: _Plan, progress_interval: float | 
         loop.remove_reader(pipe.fileno())
 
 
-__all__ = ["GeneratorProcessError", "LoadResult", "Progress", "run_load"]
+__all__ = [
+    "GeneratorProcessError",
+    "HandshakeResult",
+    "LoadResult",
+    "Progress",
+    "run_handshakes",
+    "run_load",
+]

@@ -198,8 +198,10 @@ class ClientTable:
         index = uint(index, "index", 0xFFFFFFFF)
         return self._sessions[index].next_write_sequence if index < len(self._sessions) else None
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, histogram: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = dict(self._stats)
+        if not histogram:
+            return out
         out["latency_sum"] = self._latency_sum
         out["latency_max"] = self._latency_max
         out["codes"] = dict(sorted(self._codes.items()))
