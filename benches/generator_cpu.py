@@ -188,7 +188,7 @@ def run_dtlsfast_bench(
     start = report["load_started_at"]
     # Ignore the first and last 0.3 s: the phase's edges.
     seconds, server_cpu, gen_cpu = sampler.between(start + 0.3, start + report["duration"] - 0.3)
-    rate = report["handshakes_completed" if args.mode == "handshakes" else "requests"]
+    rate = report["handshakes" if args.mode == "handshakes" else "requests"]
     done = rate / report["duration"] * seconds if report["duration"] else 0
     return Cell("dtlsfast bench", sessions, int(done), seconds, server_cpu, gen_cpu)
 
