@@ -448,7 +448,7 @@ def _print_response(response: Any, verbose: bool) -> None:
 
 
 async def run_bench(args: argparse.Namespace) -> int:
-    from dtlsfast.coap.loadgen import Progress, run_load
+    from dtlsfast.loadgen import Progress, run_load
 
     def show(p: Progress) -> None:
         print(
@@ -497,7 +497,7 @@ async def run_bench(args: argparse.Namespace) -> int:
 
 
 async def _bench_handshakes(args: argparse.Namespace, progress: Any, stop: asyncio.Event) -> int:
-    from dtlsfast.coap.loadgen import run_handshakes
+    from dtlsfast.loadgen import run_handshakes
 
     result = await run_handshakes(
         args.uri,

@@ -1,4 +1,4 @@
-"""The load generator (``dtlsfast.coap.loadgen``, ``dtlsfast bench``) against
+"""The load generator (``dtlsfast.loadgen``, ``dtlsfast bench``) against
 in-process servers: dtlsfast's CoAPS and CoAP servers, servers that are
 down or have another key, and scripted UDP servers that lose requests,
 answer separately or never answer. No assertion on speed."""
@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
+from dtlsfast import loadgen
 from dtlsfast.cli import main
-from dtlsfast.coap import CoapServer, LightResource, loadgen
+from dtlsfast.coap import CoapServer, LightResource
 from dtlsfast.coap.dtls import listen_dtls
-from dtlsfast.coap.loadgen import LoadResult, Progress, run_load
 from dtlsfast.coap.transport import UdpServerTransport
 from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.loadgen import LoadResult, Progress, run_load
 from dtlsfast.server import DtlsServer
 
 PSK = {b"CoAP": b"esp32c3_key"}
@@ -681,3 +682,9 @@ async def test_handshake_storm_in_processes_through_the_cli(seed: Seed) -> None:
 async def test_handshake_storm_needs_coaps(seed: Seed) -> None:
     with pytest.raises(ConfigurationError, match="coaps"):
         await loadgen.run_handshakes(seed.uri(secure=False), duration=0.1)
+
+
+def test_the_old_module_path_still_works() -> None:
+    from dtlsfast.coap import loadgen as old
+
+    assert old.run_load is run_load and old.run_handshakes is loadgen.run_handshakes

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from peers import CoapServerPeer, free_udp_port_pair, serve_process
 
-from dtlsfast.coap.loadgen import run_load
+from dtlsfast.loadgen import run_load
 
 pytestmark = pytest.mark.interop
 
