@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import socket
 import sys
-from collections import deque
 from typing import Any, Protocol
+
+from dtlsfast.datagram_transport import SocketTransport
 
 #: Datagrams read per recvmmsg call, and calls per wake-up of the loop (so one
 #: busy socket cannot starve timers and other sockets).
@@ -45,8 +46,10 @@ class BatchProtocol(Protocol):
     def datagram_received(self, data: bytes, addr: Any) -> None: ...
 
 
-class BatchDatagramTransport(asyncio.DatagramTransport):
+class BatchDatagramTransport(SocketTransport):
     """Batched reads and writes on one non-blocking UDP socket."""
+
+    _protocol: BatchProtocol
 
     def __init__(
         self,
@@ -55,18 +58,9 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         protocol: BatchProtocol,
         io: Any,
     ) -> None:
-        super().__init__()
-        self._loop = loop
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._protocol = protocol
+        super().__init__(loop, sock, protocol)
         self._io = io
-        self._pending: deque[tuple[bytes, Any]] = deque()
         self._in_batch = False
-        self._writing = False
-        self._closing = False
-        self.dropped = 0
-        """Datagrams dropped because the socket did not take them in time."""
         serve_batch = getattr(protocol, "serve_batch", None)
         self._serve_batch = serve_batch if callable(serve_batch) else self._one_by_one
 
@@ -140,22 +134,7 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         self._loop.remove_writer(self._fd)
         self._flush()
 
-    def get_write_buffer_size(self) -> int:
-        return sum(len(d) for d, _ in self._pending)
-
     # -- lifecycle -----------------------------------------------------------
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "sockname":
-            return self._sock.getsockname()
-        if name == "socket":
-            return self._sock
-        if name == "peername":
-            return None
-        return default
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     def close(self) -> None:
         if self._closing:
@@ -168,22 +147,6 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             self._loop.remove_writer(self._fd)
         self._pending.clear()
         self._loop.call_soon(self._finish_close)
-
-    def abort(self) -> None:
-        self._pending.clear()
-        self.close()
-
-    def _finish_close(self) -> None:
-        try:
-            self._protocol.connection_lost(None)
-        finally:
-            self._sock.close()
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol  # type: ignore[assignment]
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol  # type: ignore[return-value]
 
 
 def batch_io_available() -> bool:

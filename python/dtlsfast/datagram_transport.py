@@ -49,7 +49,64 @@ def receive_buffer() -> memoryview:
     return view
 
 
-class ReusingDatagramTransport(asyncio.DatagramTransport):
+class SocketTransport(asyncio.DatagramTransport):
+    """What the project's datagram transports share: one non-blocking UDP
+    socket owned by the transport, a bounded queue of datagrams waiting for
+    it to be writable, and asyncio's transport lifecycle (``close`` calls
+    the protocol's ``connection_lost`` on the next loop iteration)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol: Any,
+        peer: Any = None,
+    ) -> None:
+        super().__init__()
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._peer = peer
+        self._pending: deque[tuple[bytes, Any]] = deque()
+        self._writing = False
+        self._closing = False
+        self.dropped = 0
+        """Datagrams dropped because the socket did not take them in time."""
+
+    def get_write_buffer_size(self) -> int:
+        return sum(len(d) for d, _ in self._pending)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "sockname":
+            return self._sock.getsockname()
+        if name == "peername":
+            return self._peer if self._peer is not None else default
+        if name == "socket":
+            return self._sock
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self.close()
+
+    def _finish_close(self) -> None:
+        try:
+            self._protocol.connection_lost(None)
+        finally:
+            self._sock.close()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return cast(asyncio.BaseProtocol, self._protocol)
+
+
+class ReusingDatagramTransport(SocketTransport):
     """One non-blocking UDP socket (connected or not) driven by the loop's
     reader and writer callbacks; implements :class:`asyncio.DatagramTransport`."""
 
@@ -60,21 +117,11 @@ class ReusingDatagramTransport(asyncio.DatagramTransport):
         protocol: asyncio.DatagramProtocol,
         peer: Any = None,
     ) -> None:
-        super().__init__()
-        self._loop = loop
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._protocol = protocol
-        self._peer = peer
-        self._pending: deque[tuple[bytes, Any]] = deque()
+        super().__init__(loop, sock, protocol, peer)
         self._reading = False
-        self._writing = False
-        self._closing = False
         self.truncated = 0
         """Datagrams dropped because they did not fit the buffer (none can,
         over UDP: the count is there so that a drop is never silent)."""
-        self.dropped = 0
-        """Datagrams dropped because the socket did not take them in time."""
 
     def _start(self) -> None:
         self._protocol.connection_made(self)
@@ -157,22 +204,7 @@ class ReusingDatagramTransport(asyncio.DatagramTransport):
         self._writing = False
         self._loop.remove_writer(self._fd)
 
-    def get_write_buffer_size(self) -> int:
-        return sum(len(d) for d, _ in self._pending)
-
     # -- lifecycle ---------------------------------------------------------------
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "sockname":
-            return self._sock.getsockname()
-        if name == "peername":
-            return self._peer if self._peer is not None else default
-        if name == "socket":
-            return self._sock
-        return default
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     def close(self) -> None:
         if self._closing:
@@ -185,20 +217,28 @@ class ReusingDatagramTransport(asyncio.DatagramTransport):
         self._pending.clear()
         self._loop.call_soon(self._finish_close)
 
-    def abort(self) -> None:
-        self.close()
 
-    def _finish_close(self) -> None:
+async def _resolve(
+    loop: asyncio.AbstractEventLoop, where: tuple[Any, ...], family: int
+) -> tuple[int, tuple[Any, ...]]:
+    """The family and socket address of ``(host, port)``. A numeric host is
+    taken as it is, as asyncio does: no trip through getaddrinfo's thread
+    pool, whose threads would answer concurrent callers in any order."""
+    host, port = where[0], where[1]
+    for candidate in (socket.AF_INET, socket.AF_INET6):
+        if family not in (0, candidate) or not isinstance(host, str):
+            continue
         try:
-            self._protocol.connection_lost(None)
-        finally:
-            self._sock.close()
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = cast(asyncio.DatagramProtocol, protocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol
+            socket.inet_pton(candidate, host)
+        except OSError:
+            continue
+        if candidate == socket.AF_INET:
+            return candidate, (host, port)
+        return candidate, (host, port, *where[2:4]) if len(where) == 4 else (host, port, 0, 0)
+    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"getaddrinfo({host!r}) returned nothing")
+    return int(infos[0][0]), tuple(infos[0][4])
 
 
 async def open_datagram_endpoint(
@@ -224,11 +264,8 @@ async def open_datagram_endpoint(
     where = remote_addr if remote_addr is not None else local_addr
     if where is None:
         raise ValueError("give local_addr, remote_addr or both")
-    infos = await loop.getaddrinfo(where[0], where[1], family=family, type=socket.SOCK_DGRAM)
-    if not infos:
-        raise OSError(f"getaddrinfo({where[0]!r}) returned nothing")
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
+    family, address = await _resolve(loop, where, family)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
         if reuse_port:
@@ -237,10 +274,7 @@ async def open_datagram_endpoint(
             if remote_addr is None:
                 sock.bind(address)
             else:
-                local = await loop.getaddrinfo(
-                    local_addr[0], local_addr[1], family=family, type=socket.SOCK_DGRAM
-                )
-                sock.bind(local[0][4])
+                sock.bind((await _resolve(loop, local_addr, family))[1])
         peer = None
         if remote_addr is not None:
             sock.connect(address)
@@ -257,6 +291,7 @@ async def open_datagram_endpoint(
 __all__ = [
     "BUFFER_SIZE",
     "ReusingDatagramTransport",
+    "SocketTransport",
     "open_datagram_endpoint",
     "receive_buffer",
 ]

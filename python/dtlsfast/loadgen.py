@@ -71,6 +71,9 @@ from dtlsfast.datagram_transport import (
 )
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConfigurationError, DtlsError, HandshakeError
+from dtlsfast.pure.client_table import BUCKETS as _BUCKETS
+from dtlsfast.pure.client_table import PER_LOG as _PER_LOG
+from dtlsfast.pure.client_table import bucket_of
 
 #: RFC 7252 §4.8 transmission parameters.
 ACK_TIMEOUT = 2.0
@@ -78,12 +81,6 @@ ACK_RANDOM_FACTOR = 1.5
 MAX_RETRANSMIT = 4
 #: How often the ticker looks for requests due for retransmission.
 TICK = 0.1
-#: Latencies go into a histogram of buckets 0.1 % wide from 1 µs to 10,000 s,
-#: so that memory stays bounded however long the run (about 23,000 counters).
-_PER_LOG = 1 / math.log(1.001)
-_BUCKETS = int(math.log(1e10) * _PER_LOG) + 1
-_TOP = _BUCKETS - 1
-_log = math.log
 #: Distinct handshake failure reasons kept in the result.
 MAX_FAILURE_REASONS = 8
 
@@ -246,6 +243,15 @@ class _Stats:
     @property
     def errors(self) -> int:
         return self.error_responses + self.resets + self.timeouts + self.transport_errors
+
+    def record(self, latency: float) -> None:
+        """One answered request (or completed handshake) and its latency, in
+        the histogram shared with the client table (``bucket_of``)."""
+        self.latency_sum += latency
+        if latency > self.latency_max:
+            self.latency_max = latency
+        self.buckets[bucket_of(latency)] += 1
+        self.requests += 1
 
     def add(self, other: _Stats) -> None:
         """Add another generator process's counts and latency histogram."""
@@ -467,13 +473,7 @@ class _Session(asyncio.DatagramProtocol):
         if found is None:
             return  # late, duplicate or not ours
         stats = self.stats
-        latency = time.perf_counter() - found[1]
-        stats.latency_sum += latency
-        if latency > stats.latency_max:
-            stats.latency_max = latency
-        micros = latency * 1e6
-        stats.buckets[min(int(_log(micros) * _PER_LOG), _TOP) if micros > 1.0 else 0] += 1
-        stats.requests += 1
+        stats.record(time.perf_counter() - found[1])
         stats.codes[code] += 1
         if code >= 0x80:
             stats.error_responses += 1
@@ -770,17 +770,17 @@ class _Plan:
 
     uri: str
     sessions: int
-    window: int
     duration: float
-    method: str
-    payload: bytes
-    content_format: int | None
     identity: str | bytes
     key: str | bytes
     ciphers: tuple[str | int, ...] | None
     handshake_concurrency: int
     handshake_timeout: float
-    request_timeout: float
+    window: int = 1
+    method: str = "GET"
+    payload: bytes = b""
+    content_format: int | None = None
+    request_timeout: float = 10.0
     mode: str = "load"
     """"load" (sessions, then requests) or "handshakes" (a handshake storm)."""
 
@@ -1206,12 +1206,7 @@ async def _storm(
             finished = time.perf_counter()
             if finished > end:
                 return
-            latency = finished - started
-            stats.latency_sum += latency
-            stats.latency_max = max(stats.latency_max, latency)
-            micros = latency * 1e6
-            stats.buckets[min(int(_log(micros) * _PER_LOG), _TOP) if micros > 1.0 else 0] += 1
-            stats.requests += 1
+            stats.record(finished - started)
 
     slots = [asyncio.ensure_future(slot()) for _ in range(plan.handshake_concurrency)]
     try:
@@ -1359,18 +1354,13 @@ async def run_handshakes(
     over generator processes, as in :func:`run_load`."""
     plan = _Plan(
         uri=uri,
-        sessions=concurrency,
-        window=1,
+        sessions=concurrency,  # so that processes split it as the concurrency
         duration=duration,
-        method="GET",
-        payload=b"",
-        content_format=None,
         identity=identity,
         key=key,
         ciphers=tuple(ciphers) if ciphers is not None else None,
         handshake_concurrency=concurrency,
         handshake_timeout=handshake_timeout,
-        request_timeout=handshake_timeout,
         mode="handshakes",
     )
     _, _, config = _prepare(plan)
