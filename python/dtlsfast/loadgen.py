@@ -717,6 +717,32 @@ def _request_tail(uri_options: list[tuple[int, bytes]], payload: bytes, fmt: int
     return bytes(out)
 
 
+def _latencies(stats: _Stats) -> dict[str, Any]:
+    """The latency fields of a report, in ms: percentiles, maximum, mean."""
+    largest = stats.latency_max
+    count = stats.requests
+    out = {
+        f"p{int(q * 100)}_ms": round(_percentile(stats.buckets, q, largest), 4)
+        for q in (0.50, 0.90, 0.99)
+    }
+    out["max_ms"] = round(largest * 1000.0, 4)
+    out["mean_ms"] = round(stats.latency_sum / count * 1000.0, 4) if count else 0.0
+    return out
+
+
+async def _load_start(gate: _Gate | None) -> tuple[float, float]:
+    """Wait for the other generator processes (``gate``), then the start of
+    the load phase as ``(time.perf_counter(), time.time())``, set back to the
+    common start the gate answered: every process ends at the same time."""
+    start_at = await gate("load") if gate is not None else None
+    load_started = time.perf_counter()
+    load_started_at = time.time()
+    if start_at is not None:
+        load_started -= load_started_at - start_at
+        load_started_at = start_at
+    return load_started, load_started_at
+
+
 def _percentile(buckets: list[int], fraction: float, largest: float) -> float:
     """The nearest-rank percentile in ms: the bucket holding the smallest
     latency with at least ``fraction`` of all at or below it, at its geometric
@@ -1002,13 +1028,7 @@ async def _generate(
     handshake_retransmissions = sum(
         s.conn.counters["retransmissions"] for s in established if s.conn is not None
     )
-    start_at = await gate("load") if gate is not None else None
-    load_started = time.perf_counter()
-    load_started_at = time.time()
-    if start_at is not None:
-        # The common start, a moment ago: every process ends at the same time.
-        load_started -= load_started_at - start_at
-        load_started_at = start_at
+    load_started, load_started_at = await _load_start(gate)
     cpu_started = time.process_time()
     elapsed = cpu = 0.0
     table = _TableLoad.start(run, established, plan.window)
@@ -1173,12 +1193,7 @@ async def _storm(
     suite = ""
     if gate is not None:
         await gate("handshakes")
-    start_at = await gate("load") if gate is not None else None
-    load_started = time.perf_counter()
-    load_started_at = time.time()
-    if start_at is not None:
-        load_started -= load_started_at - start_at
-        load_started_at = start_at
+    load_started, load_started_at = await _load_start(gate)
     end = load_started + plan.duration
     cpu_started = time.process_time()
 
@@ -1310,7 +1325,6 @@ def _handshake_result(plan: _Plan, outcome: _Outcome) -> HandshakeResult:
     stats = outcome.stats
     elapsed = outcome.elapsed
     count = stats.requests
-    largest = stats.latency_max
     return HandshakeResult(
         uri=plan.uri,
         mode="handshakes",
@@ -1320,11 +1334,7 @@ def _handshake_result(plan: _Plan, outcome: _Outcome) -> HandshakeResult:
         handshakes_per_second=round(count / elapsed, 3) if elapsed > 0 else 0.0,
         failures=sum(outcome.failures.values()),
         failure_reasons=dict(outcome.failures),
-        p50_ms=round(_percentile(stats.buckets, 0.50, largest), 4),
-        p90_ms=round(_percentile(stats.buckets, 0.90, largest), 4),
-        p99_ms=round(_percentile(stats.buckets, 0.99, largest), 4),
-        max_ms=round(largest * 1000.0, 4),
-        mean_ms=round(stats.latency_sum / count * 1000.0, 4) if count else 0.0,
+        **_latencies(stats),
         generator_cpu_percent=round(outcome.cpu / elapsed * 100, 1) if elapsed > 0 else 0.0,
         generator_us_per_handshake=round(outcome.cpu / count * 1e6, 1) if count else 0.0,
         load_started_at=round(outcome.load_started_at, 6),
@@ -1384,8 +1394,6 @@ def _result(plan: _Plan, outcome: _Outcome, processes: int = 1) -> LoadResult:
     established = outcome.established
     handshake_seconds = outcome.handshake_seconds
     elapsed = outcome.elapsed
-    count = stats.requests
-    largest = stats.latency_max
     return LoadResult(
         uri=plan.uri,
         method=plan.method.upper(),
@@ -1402,11 +1410,7 @@ def _result(plan: _Plan, outcome: _Outcome, processes: int = 1) -> LoadResult:
         errors=stats.errors + sessions - established,
         request_errors=stats.errors,
         requests_per_second=round(stats.requests / elapsed, 3) if elapsed > 0 else 0.0,
-        p50_ms=round(_percentile(stats.buckets, 0.50, largest), 4),
-        p90_ms=round(_percentile(stats.buckets, 0.90, largest), 4),
-        p99_ms=round(_percentile(stats.buckets, 0.99, largest), 4),
-        max_ms=round(largest * 1000.0, 4),
-        mean_ms=round(stats.latency_sum / count * 1000.0, 4) if count else 0.0,
+        **_latencies(stats),
         retransmissions=stats.retransmissions,
         timeouts=stats.timeouts,
         resets=stats.resets,
