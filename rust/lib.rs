@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 pub mod batch_io;
 pub mod cipher;
+pub mod client_table;
 pub mod coap_answer;
 pub mod errors;
 pub mod reassembly;
@@ -16,6 +17,7 @@ pub mod session_table;
 pub mod source_mute;
 
 mod bindings;
+mod client_bindings;
 mod io_bindings;
 mod table_bindings;
 
@@ -23,5 +25,6 @@ mod table_bindings;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::register(m)?;
     table_bindings::register(m)?;
+    client_bindings::register(m)?;
     io_bindings::register(m)
 }

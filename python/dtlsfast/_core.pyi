@@ -5,7 +5,7 @@ the differential tests hold the two to identical bytes and decisions.
 """
 
 from collections.abc import Iterable
-from typing import Final, Self, final
+from typing import Any, Final, Self, final
 
 MAX_SEQUENCE_NUMBER: Final[int]
 """2**48 - 1, the largest DTLS record sequence number (RFC 6347 §4.1)."""
@@ -334,3 +334,88 @@ class BatchSocket:
 
     def send(self, items: Iterable[tuple[bytes, tuple[object, ...]]]) -> int:
         """Send ``[(data, address), ...]``; returns how many the socket took now."""
+
+@final
+class ClientTable:
+    """The load generator's steady state (rust/client_table.rs): established
+    sessions keep ``window`` CON requests in flight, sealed, sent, received,
+    opened and matched in Rust; Python judges the timers (:meth:`tick`).
+    Methods that produce records send those of sessions with a socket and
+    return the rest as ``[(index, record), ...]``."""
+
+    def __new__(
+        cls,
+        code: int,
+        tail: bytes,
+        *,
+        ack_timeout: float = 2.0,
+        random_factor: float = 1.5,
+        request_timeout: float = 10.0,
+        seed: int = 0,
+    ) -> Self: ...
+    def add(
+        self,
+        fd: int,
+        read_cipher: RecordCipher,
+        read_epoch: int,
+        window: ReplayWindow,
+        write_cipher: RecordCipher,
+        write_epoch: int,
+        next_write_sequence: int,
+        version: int = 0xFEFD,
+        mid: int = 0,
+        token: int = 0,
+    ) -> int:
+        """Take over an established session (fd -1: no socket); its index."""
+
+    def fileno(self) -> int:
+        """The epoll descriptor over the sessions' sockets; -1 off Linux."""
+
+    def begin(self, window: int, now: float) -> list[tuple[int, bytes]]:
+        """Start the load: ``window`` requests on every session."""
+
+    def end(self) -> int:
+        """End the load; the requests still in flight."""
+
+    @property
+    def running(self) -> bool: ...
+    def feed(self, index: int, datagram: bytes, now: float) -> tuple[bool, list[tuple[int, bytes]]]:
+        """One datagram of a session without a socket: (taken, unsent)."""
+
+    def poll(self, rounds: int = 8) -> list[tuple[int, bytes]]:
+        """Serve the readable sockets; the datagrams the connections must see."""
+
+    def tick(
+        self, now: float
+    ) -> tuple[list[tuple[int, int, int, float, float, bool]], list[tuple[int, bytes]]]:
+        """Requests due for a verdict as (index, token, retransmissions,
+        timeout, first_sent, acked), and the unsent records."""
+
+    def retransmit(
+        self, index: int, token: int, timeout: float, now: float
+    ) -> tuple[bool, list[tuple[int, bytes]]]:
+        """Send a request again, its next deadline ``timeout`` s away."""
+
+    def give_up(self, index: int, token: int, now: float) -> tuple[bool, list[tuple[int, bytes]]]:
+        """Count a request as timed out and send its replacement."""
+
+    def lose(self, index: int) -> None:
+        """The server closed the session: its requests in flight fail."""
+
+    def transport_error(self, index: int) -> None:
+        """An ICMP error for the session: its oldest request fails."""
+
+    def next_write_sequence(self, index: int) -> int | None: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def retransmissions(self) -> int: ...
+    def stats(self, histogram: bool = True) -> dict[str, Any]:
+        """Counts, and with ``histogram`` latency_sum/latency_max, codes and
+        histogram buckets."""
+
+    def __len__(self) -> int: ...

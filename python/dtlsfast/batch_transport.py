@@ -25,9 +25,9 @@ import contextlib
 import logging
 import socket
 import sys
-from collections import deque
 from typing import Any, Protocol
 
+from dtlsfast.datagram_transport import SocketTransport
 from dtlsfast.log_limiter import LogLimiter
 
 logger = logging.getLogger("dtlsfast.batch_transport")
@@ -36,8 +36,10 @@ logger = logging.getLogger("dtlsfast.batch_transport")
 #: busy socket cannot starve timers and other sockets).
 BATCH = 64
 BATCHES_PER_WAKEUP = 8
-#: Largest datagram read; DTLS over IPv4/IPv6 paths rarely exceeds 1,500.
-BUFFER_SIZE = 4096
+#: Largest datagram read whole: the largest DTLS record (RFC 6347 §4.1:
+#: 13-byte header, 2^14 bytes of plaintext, 2,048 of expansion). A longer one
+#: is dropped and counted (``truncated``; the server's ``dropped_truncated``).
+BUFFER_SIZE = 13 + 2**14 + 2048
 #: Datagrams waiting for a writable socket before the oldest are dropped.
 MAX_PENDING = 8192
 #: Receive buffer asked for (the kernel caps it at net.core.rmem_max).
@@ -53,8 +55,10 @@ class BatchProtocol(Protocol):
     def datagram_received(self, data: bytes, addr: Any) -> None: ...
 
 
-class BatchDatagramTransport(asyncio.DatagramTransport):
+class BatchDatagramTransport(SocketTransport):
     """Batched reads and writes on one non-blocking UDP socket."""
+
+    _protocol: BatchProtocol
 
     def __init__(
         self,
@@ -63,23 +67,19 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         protocol: BatchProtocol,
         io: Any,
     ) -> None:
-        super().__init__()
-        self._loop = loop
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._protocol = protocol
+        super().__init__(loop, sock, protocol)
         self._io = io
-        self._pending: deque[tuple[bytes, Any]] = deque()
         self._in_batch = False
-        self._writing = False
-        self._closing = False
-        self.dropped = 0
-        """Datagrams dropped because the socket did not take them in time."""
         self.protocol_errors = 0
         """Unexpected exceptions the protocol raised on a datagram or a batch."""
         self._error_log = LogLimiter()
         serve_batch = getattr(protocol, "serve_batch", None)
         self._serve_batch = serve_batch if callable(serve_batch) else self._one_by_one
+
+    @property
+    def truncated(self) -> int:
+        """Datagrams dropped because they were longer than ``BUFFER_SIZE``."""
+        return int(self._io.truncated)
 
     def _start(self) -> None:
         self._loop.add_reader(self._fd, self._read_ready)
@@ -178,22 +178,7 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         """ClientHellos dropped on arrival from muted sources."""
         return int(self._io.muted_hellos)
 
-    def get_write_buffer_size(self) -> int:
-        return sum(len(d) for d, _ in self._pending)
-
     # -- lifecycle -----------------------------------------------------------
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "sockname":
-            return self._sock.getsockname()
-        if name == "socket":
-            return self._sock
-        if name == "peername":
-            return None
-        return default
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     def close(self) -> None:
         if self._closing:
@@ -206,22 +191,6 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             self._loop.remove_writer(self._fd)
         self._pending.clear()
         self._loop.call_soon(self._finish_close)
-
-    def abort(self) -> None:
-        self._pending.clear()
-        self.close()
-
-    def _finish_close(self) -> None:
-        try:
-            self._protocol.connection_lost(None)
-        finally:
-            self._sock.close()
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol  # type: ignore[assignment]
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol  # type: ignore[return-value]
 
 
 def batch_io_available() -> bool:

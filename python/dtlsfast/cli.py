@@ -206,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("uri", help="coap:// or coaps:// URI")
     bench.add_argument(
+        "--mode",
+        choices=("requests", "handshakes"),
+        default="requests",
+        help="requests: --sessions sessions, then requests on them (the default); "
+        "handshakes: a handshake storm, --handshake-concurrency full handshakes in flight for "
+        "--duration seconds, each from a new port and closed with close_notify, reporting "
+        "handshakes per second, failures by reason and handshake latency",
+    )
+    bench.add_argument(
         "--sessions", metavar="N", type=_positive_int, default=1, help="sessions (default 1)"
     )
     bench.add_argument(
@@ -470,7 +479,7 @@ def _print_response(response: Any, verbose: bool) -> None:
 
 
 async def run_bench(args: argparse.Namespace) -> int:
-    from dtlsfast.coap.loadgen import Progress, run_load
+    from dtlsfast.loadgen import Progress, run_load
 
     def show(p: Progress) -> None:
         print(
@@ -487,6 +496,8 @@ async def run_bench(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if args.mode == "handshakes":
+        return await _bench_handshakes(args, show if interactive else None, stop)
     result = await run_load(
         args.uri,
         sessions=args.sessions,
@@ -512,6 +523,29 @@ async def run_bench(args: argparse.Namespace) -> int:
     if not result.sessions_established:
         if not args.json:
             print("dtlsfast: no session could be established", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _bench_handshakes(args: argparse.Namespace, progress: Any, stop: asyncio.Event) -> int:
+    from dtlsfast.loadgen import run_handshakes
+
+    result = await run_handshakes(
+        args.uri,
+        concurrency=args.handshake_concurrency,
+        duration=args.duration,
+        identity=args.identity,
+        key=args.key,
+        ciphers=args.ciphers.split(",") if args.ciphers else None,
+        handshake_timeout=args.handshake_timeout,
+        progress=progress,
+        stop=stop,
+        processes=args.processes,
+    )
+    print(result.to_json() if args.json else result.summary(), flush=True)
+    if not result.handshakes:
+        if not args.json:
+            print("dtlsfast: no handshake completed", file=sys.stderr)
         return 1
     return 0
 

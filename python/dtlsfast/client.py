@@ -19,6 +19,7 @@ from dtlsfast.config import (
     connection_id_length_for,
 )
 from dtlsfast.connection import DtlsConnection
+from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConnectionClosedError, HandshakeError
 from dtlsfast.session import DtlsSession
@@ -180,7 +181,7 @@ async def connect(
     )
     loop = asyncio.get_running_loop()
     conn = DtlsConnection(config, peer=(host, port))
-    transport, protocol = await loop.create_datagram_endpoint(
+    transport, protocol = await open_datagram_endpoint(
         lambda: _ClientProtocol(conn), remote_addr=(host, port), local_addr=local_addr
     )
     # The session exists from the start so that data arriving in the same

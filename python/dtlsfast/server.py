@@ -53,6 +53,7 @@ from dtlsfast.config import (
 )
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
+from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.handshake.constants import AlertDescription, AlertLevel
@@ -427,6 +428,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["internal_errors_not_logged"] = self._error_log.suppressed
         if isinstance(self._transport, BatchDatagramTransport):
             out["dropped_hello_rate_muted"] = self._transport.muted_hellos
+        # Datagrams too long for the receive buffers (the transport counts them).
+        out["dropped_truncated"] += getattr(self._transport, "truncated", 0)
         totals = self._table.totals
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
@@ -1189,8 +1192,7 @@ async def serve(
                 "batch_io=True needs recvmmsg/sendmmsg (Linux); leave batch_io=None to fall "
                 "back to asyncio's transport"
             )
-    loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_datagram_endpoint(
+    _, protocol = await open_datagram_endpoint(
         make_server, local_addr=(host, port), reuse_port=reuse_port
     )
     return protocol

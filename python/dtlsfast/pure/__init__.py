@@ -9,6 +9,7 @@ measure one against the other. ``backend="pure"`` runs a whole endpoint on it.
 from __future__ import annotations
 
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER
+from dtlsfast.pure.client_table import ClientTable
 from dtlsfast.pure.reassembly import HANDSHAKE_HEADER_LENGTH, HandshakeReassembler
 from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher
 from dtlsfast.pure.records import (
@@ -29,6 +30,7 @@ __all__ = [
     "MAX_CID_LENGTH",
     "MAX_SEQUENCE_NUMBER",
     "RECORD_HEADER_LENGTH",
+    "ClientTable",
     "HandshakeReassembler",
     "RecordCipher",
     "ReplayWindow",
