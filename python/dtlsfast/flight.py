@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dtlsfast.exceptions import ConfigurationError, LocalProtocolError
 from dtlsfast.handshake.constants import ContentType
 from dtlsfast.handshake.messages import HANDSHAKE_HEADER
 
@@ -48,6 +49,9 @@ def pack_flight(
     ``seal(content_type, payload, epoch)`` builds one record with the next
     sequence number of that epoch. Handshake messages too large for the space
     left are fragmented; the first fragment fills the current datagram.
+
+    LocalProtocolError for a handshake item shorter than its header;
+    ConfigurationError for an MTU that leaves no room for any fragment body.
     """
     datagrams: list[bytes] = []
     current: list[bytes] = []
@@ -71,6 +75,11 @@ def pack_flight(
             continue
         message = item.payload
         body_length = len(message) - HANDSHAKE_HEADER
+        if body_length < 0:
+            raise LocalProtocolError(
+                f"a handshake flight item is a whole message of at least {HANDSHAKE_HEADER} "
+                f"bytes, not {len(message)}"
+            )
         if cost + len(message) <= room:
             record = seal(item.content_type, message, item.epoch)
             current.append(record)
@@ -84,6 +93,13 @@ def pack_flight(
             if space < MIN_USEFUL_FRAGMENT:
                 flush()
                 space = room - cost - HANDSHAKE_HEADER
+            if space < 1:
+                # Without this a fragment of no body would never advance.
+                raise ConfigurationError(
+                    f"an MTU of {mtu} bytes leaves no room for a handshake fragment in epoch "
+                    f"{item.epoch} ({cost} bytes of record overhead and {HANDSHAKE_HEADER} of "
+                    "header)"
+                )
             piece = _fragment(message, offset, min(space, body_length - offset))
             record = seal(item.content_type, piece, item.epoch)
             current.append(record)
