@@ -1,17 +1,26 @@
 //! dtlsfast._core: the DTLS record-layer hot path, assembled into a Python module.
 //!
-//! The engine modules (record, cipher, replay, reassembly) are plain Rust and
-//! tested with `cargo test`; `bindings` is the thin PyO3 layer over them.
+//! The engine modules (record, cipher, replay, reassembly; the handshake's
+//! prf, cookie, hello_gate, transcript and flight) are plain Rust and tested
+//! with `cargo test`; the `*bindings` modules are the thin PyO3 layer over them.
 use pyo3::prelude::*;
 
 pub mod batch_io;
 pub mod cipher;
 pub mod coap_answer;
+pub mod cookie;
 pub mod errors;
+pub mod flight;
+pub mod hello_gate;
+pub mod prf;
 pub mod reassembly;
 pub mod record;
 pub mod replay;
 pub mod session_table;
+pub mod transcript;
+
+#[cfg(test)]
+mod test_support;
 
 mod bindings;
 mod io_bindings;
