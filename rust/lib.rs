@@ -23,6 +23,7 @@ pub mod transcript;
 mod test_support;
 
 mod bindings;
+mod handshake_crypto_bindings;
 mod io_bindings;
 mod table_bindings;
 
@@ -30,5 +31,6 @@ mod table_bindings;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::register(m)?;
     table_bindings::register(m)?;
+    handshake_crypto_bindings::register(m)?;
     io_bindings::register(m)
 }

@@ -7,8 +7,8 @@ datagram, each record inside one datagram).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from dtlsfast.exceptions import ConfigurationError, LocalProtocolError
 from dtlsfast.handshake.constants import ContentType
@@ -19,10 +19,10 @@ from dtlsfast.handshake.messages import HANDSHAKE_HEADER
 MIN_USEFUL_FRAGMENT = 32
 
 
-@dataclass(frozen=True)
-class FlightItem:
+class FlightItem(NamedTuple):
     """One message of a flight: a whole handshake message, or a
-    ChangeCipherSpec, and the epoch it is sent in."""
+    ChangeCipherSpec, and the epoch it is sent in. A tuple, so the Rust
+    ``pack_flight`` takes it as it is."""
 
     epoch: int
     content_type: int
@@ -38,7 +38,7 @@ def _fragment(message: bytes, offset: int, length: int) -> bytes:
 
 
 def pack_flight(
-    items: list[FlightItem],
+    items: Sequence[FlightItem],
     mtu: int,
     overhead: Callable[[int], int],
     seal: Callable[[int, bytes, int], bytes],
@@ -52,6 +52,7 @@ def pack_flight(
 
     LocalProtocolError for a handshake item shorter than its header;
     ConfigurationError for an MTU that leaves no room for any fragment body.
+    ``dtlsfast._core.pack_flight`` does the same in one call.
     """
     datagrams: list[bytes] = []
     current: list[bytes] = []
