@@ -232,15 +232,11 @@ class RecordLayer:
         in one call of the backend (RFC 6347 §4.2.3, §4.2.4): the layout of
         :func:`dtlsfast.flight.pack_flight`. The write sequence numbers of the
         epochs used advance; on an error none does."""
-        epochs = sorted(self._write)
-        writers = [
-            (epoch, state.cipher, state.next_sequence, state.cid)
-            for epoch in epochs
-            for state in (self._write[epoch],)
-        ]
+        states = self._write
+        writers = [(epoch, w.cipher, w.next_sequence, w.cid) for epoch, w in states.items()]
         datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writers)
-        for epoch, sequence in zip(epochs, sequences, strict=True):
-            self._write[epoch].next_sequence = sequence
+        for state, sequence in zip(states.values(), sequences, strict=True):
+            state.next_sequence = sequence
         return list(datagrams)
 
     def set_write_sequence(self, epoch: int, sequence_number: int) -> None:
