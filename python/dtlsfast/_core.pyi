@@ -418,4 +418,107 @@ class ClientTable:
         """Counts, and with ``histogram`` latency_sum/latency_max, codes and
         histogram buckets."""
 
+# -- the handshake's crypto work (prf.rs, cookie.rs, hello_gate.rs,
+# -- transcript.rs, flight.rs): one call per handshake step.
+
+def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
+    """PRF(secret, label, seed) of RFC 5246 §5 on ``"sha256"`` or ``"sha384"``,
+    ``length`` (at most 65536) bytes. ConfigurationError otherwise."""
+
+def derive_keys(
+    hash_name: str,
+    aead: str,
+    premaster: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    session_hash: bytes | None = None,
+) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """Master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
+    5246 §8.1) and the key block of ``aead`` (RFC 5246 §6.3) in one step:
+    ``(master_secret, client_write_key, server_write_key, client_write_iv,
+    server_write_iv)``."""
+
+def verify_data(
+    hash_name: str, master: bytes, label: bytes, handshake_hash: bytes, length: int = 12
+) -> bytes:
+    """Finished.verify_data (RFC 5246 §7.4.9); ``label`` is ``b"client
+    finished"`` or ``b"server finished"``."""
+
+def peer_bytes(peer: tuple[object, ...] | bytes | bytearray | memoryview) -> bytes:
+    """The canonical bytes of a peer address that a cookie binds, exactly
+    ``dtlsfast.handshake.cookies.peer_bytes``."""
+
+def pack_flight(
+    items: Iterable[tuple[int, int, bytes]],
+    mtu: int,
+    version: int,
+    writers: Iterable[tuple[int, RecordCipher | None, int, bytes]],
+) -> tuple[list[bytes], list[int]]:
+    """Fragment and seal a flight into datagrams of at most ``mtu`` bytes
+    (RFC 6347 §4.2.3, §4.1.1), laid out as ``dtlsfast.flight.pack_flight``
+    does. ``items`` are ``(epoch, content_type, payload)`` (a FlightItem);
+    ``writers`` are ``(epoch, cipher or None, next_sequence, cid)`` of every
+    epoch used. Returns the datagrams and each writer's next sequence number
+    afterwards; on an error none has advanced."""
+
+@final
+class HelloGate:
+    """The stateless HelloVerifyRequest exchange (RFC 6347 §4.2.1) in one call
+    per datagram. Secrets come from Python, which rotates them; the previous
+    one is still accepted. Holds no per-peer state."""
+
+    def __new__(
+        cls,
+        secret: bytes,
+        previous: bytes | None = None,
+        cookie_length: int = 32,
+        max_client_hello: int = 4096,
+    ) -> Self: ...
+    @property
+    def cookie_length(self) -> int: ...
+    @property
+    def max_client_hello(self) -> int: ...
+    def set_secrets(self, secret: bytes, previous: bytes | None = None) -> None:
+        """Replace the current and previous secrets (after a rotation)."""
+
+    def make_cookie(self, peer: object, cookie_input: bytes) -> bytes:
+        """The cookie for ``peer`` and ``cookie_input`` (as
+        ``ClientHello.cookie_input()`` encodes it) under the current secret."""
+
+    def verify_cookie(self, peer: object, cookie_input: bytes, cookie: bytes) -> bool:
+        """Whether ``cookie`` was made for ``peer`` and ``cookie_input`` under
+        the current or the previous secret; both always computed, compared
+        in constant time."""
+
+    def check(
+        self, datagram: bytes, peer: object, received: int | None = None
+    ) -> tuple[str, bytes | None]:
+        """Decide on a datagram from ``peer``, which has no connection:
+        ``(verdict, data)``. ``verdict`` is the counter name;
+        ``data`` is the HelloVerifyRequest to send for ``hello_verify_sent``
+        and ``bad_cookie``, the hello's random for ``accepted``, else None.
+        ``received`` (default: the datagram's length) bounds the reply."""
+
+@final
+class HandshakeTranscript:
+    """The handshake transcript (RFC 5246 §7.4.9, RFC 7627 §3, RFC 6347 §4.2.6)."""
+
+    def __new__(cls) -> Self: ...
+    def add(self, message: bytes) -> None:
+        """Append one whole message (header + complete body), fragment fields
+        normalised. LocalProtocolError if it is not one whole message."""
+
+    def digest(self, hash_name: str) -> bytes:
+        """The hash of every message so far (``"sha256"`` or ``"sha384"``)."""
+
+    def reset(self) -> None:
+        """Forget everything (after a HelloVerifyRequest, RFC 6347 §4.2.1)."""
+
+    def data(self) -> bytes:
+        """All messages so far, concatenated."""
+
+    @property
+    def messages(self) -> tuple[bytes, ...]:
+        """The messages added so far, normalised, in order."""
+
     def __len__(self) -> int: ...
