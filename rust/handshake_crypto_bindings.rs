@@ -302,6 +302,7 @@ impl PyHelloGate {
             Verdict::OversizeClientHello => intern!(py, "oversize_client_hello"),
             Verdict::Malformed => intern!(py, "malformed"),
             Verdict::Fragmented => intern!(py, "fragmented"),
+            Verdict::SequenceTooHigh => intern!(py, "sequence_too_high"),
         };
         let data = match &verdict {
             Verdict::Accepted { random } => PyBytes::new(py, random).into_any(),

@@ -28,6 +28,12 @@ pub const DEFAULT_MAX_CLIENT_HELLO: usize = 4096;
 /// header, server_version, cookie length and a 32-byte cookie.
 pub const MAX_REPLY_LENGTH: usize = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER + 3 + MAX_COOKIE_LENGTH;
 
+/// Highest record sequence number and message_seq a ClientHello may carry:
+/// the server's flights and their retransmissions continue from them, so a
+/// hello nearer the end of either space is refused (cookie_gate.py has the
+/// same bounds).
+pub const MAX_HELLO_RECORD_SEQ: u64 = (1 << 48) - 1 - (1 << 16);
+pub const MAX_HELLO_MESSAGE_SEQ: u16 = u16::MAX - 16;
 const MAX_SESSION_ID: usize = 32;
 const MAX_COOKIE: usize = 255;
 const RANDOM_LENGTH: usize = 32;
@@ -72,6 +78,9 @@ pub enum Verdict<'a> {
     Malformed,
     /// A ClientHello fragment: Python reassembles it, then asks again.
     Fragmented,
+    /// A ClientHello whose record sequence number or message_seq leaves no
+    /// room for the server's flights.
+    SequenceTooHigh,
 }
 
 impl Verdict<'_> {
@@ -86,6 +95,7 @@ impl Verdict<'_> {
             Verdict::OversizeClientHello => "oversize_client_hello",
             Verdict::Malformed => "malformed",
             Verdict::Fragmented => "fragmented",
+            Verdict::SequenceTooHigh => "sequence_too_high",
         }
     }
 }
@@ -277,6 +287,11 @@ impl HelloGate {
         if header.length > self.max_client_hello {
             return Verdict::OversizeClientHello;
         }
+        if record.header.sequence_number > MAX_HELLO_RECORD_SEQ
+            || header.message_seq > MAX_HELLO_MESSAGE_SEQ
+        {
+            return Verdict::SequenceTooHigh;
+        }
         if header.fragment_offset != 0 || header.fragment_length != header.length {
             return Verdict::Fragmented;
         }
@@ -437,6 +452,30 @@ mod tests {
             g.check(&datagram, PEER, 60),
             Verdict::HelloVerifySent(_)
         ));
+    }
+
+    #[test]
+    fn hellos_without_sequence_room_are_refused() {
+        let g = gate();
+        let body = client_hello_body(b"", None);
+        for (seq, message_seq) in [
+            (MAX_HELLO_RECORD_SEQ + 1, 0u16),
+            ((1 << 48) - 1, 0),
+            (0, MAX_HELLO_MESSAGE_SEQ + 1),
+            (0, u16::MAX),
+        ] {
+            let mut message = vec![CLIENT_HELLO];
+            message.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+            message.extend_from_slice(&message_seq.to_be_bytes());
+            message.extend_from_slice(&[0, 0, 0]);
+            message.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+            message.extend_from_slice(&body);
+            let datagram = record(22, 0, seq, &message);
+            assert_eq!(
+                g.check(&datagram, PEER, datagram.len()),
+                Verdict::SequenceTooHigh
+            );
+        }
     }
 
     #[test]

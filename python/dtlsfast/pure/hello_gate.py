@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from dtlsfast.cookie_gate import _peer_key
+from dtlsfast.cookie_gate import MAX_HELLO_MESSAGE_SEQ, MAX_HELLO_RECORD_SEQ, _peer_key
 from dtlsfast.exceptions import ConfigurationError, DecodeError
 from dtlsfast.handshake.constants import DTLS_1_0, ContentType, HandshakeType
 from dtlsfast.handshake.cookies import cookie_mac, cookie_matches, peer_bytes
@@ -123,6 +123,8 @@ class HelloGate:
             return ("not_client_hello", None)
         if header.length > self._max_client_hello:
             return ("oversize_client_hello", None)
+        if record_seq > MAX_HELLO_RECORD_SEQ or header.message_seq > MAX_HELLO_MESSAGE_SEQ:
+            return ("sequence_too_high", None)
         if header.fragment_offset != 0 or header.fragment_length != header.length:
             return ("fragmented", None)
         try:
