@@ -309,6 +309,13 @@ impl PyRecordCipher {
             .map(|(content_type, content)| (content_type, PyBytes::new(py, &content))))
     }
 
+    /// ``(key, iv)`` as the constructor took them, for persisting a
+    /// session; never log them.
+    fn key_material<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
+        let (key, iv) = self.inner.key_material();
+        (PyBytes::new(py, key), PyBytes::new(py, iv))
+    }
+
     fn __repr__(&self) -> String {
         // Never the key.
         format!("<RecordCipher {}>", self.inner.name())
@@ -356,6 +363,32 @@ impl PyReplayWindow {
     fn accept(&mut self, sequence_number: &Bound<'_, PyAny>) -> PyResult<()> {
         let seq = uint_arg(sequence_number, "sequence_number", MAX_SEQUENCE_NUMBER)?;
         Ok(self.inner.accept(seq)?)
+    }
+
+    /// ``(highest, bitmap)`` in canonical form: bit ``i`` (byte ``i // 8``,
+    /// least significant bit first) says whether ``highest - i`` was
+    /// accepted; ``(None, b"")`` before the first record.
+    fn export<'py>(&self, py: Python<'py>) -> (Option<u64>, Bound<'py, PyBytes>) {
+        let (highest, bitmap) = self.inner.export();
+        (highest, PyBytes::new(py, &bitmap))
+    }
+
+    /// The window that :meth:`export` described (ConfigurationError if the
+    /// bitmap is not canonical).
+    #[staticmethod]
+    fn restore(
+        #[pyo3(from_py_with = window_size_arg)] size: u64,
+        highest: Option<&Bound<'_, PyAny>>,
+        bitmap: &[u8],
+    ) -> PyResult<Self> {
+        // restore() range-checks highest and size itself.
+        let highest = match highest {
+            Some(h) => Some(uint_arg(h, "highest", MAX_SEQUENCE_NUMBER)?),
+            None => None,
+        };
+        Ok(PyReplayWindow {
+            inner: CoreWindow::restore(size, highest, bitmap)?,
+        })
     }
 
     fn __repr__(&self) -> String {

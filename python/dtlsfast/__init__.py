@@ -19,6 +19,7 @@ from dtlsfast.exceptions import (
     DtlsError,
     HandshakeError,
     HandshakeTimeoutError,
+    InternalError,
     LocalProtocolError,
     RemoteProtocolError,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "HandshakeCompleted",
     "HandshakeError",
     "HandshakeTimeoutError",
+    "InternalError",
     "LocalProtocolError",
     "RemoteProtocolError",
     "ServerLimits",

@@ -1,7 +1,7 @@
 """Fault tests: the interop harness (tests/interop/peers.py) is importable as ``peers``,
-the test PKI (tests/connection/pki.py) as ``pki`` and the CoAP harness
-(tests/coap/coap_harness.py) as ``coap_harness``; no peer process may outlive a
-test."""
+the sans-I/O pair (tests/connection/dtls_pair.py) as ``dtls_pair`` and its PKI as
+``pki``, and the CoAP harness (tests/coap/coap_harness.py) as ``coap_harness``;
+no peer process may outlive a test."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+# The interop harness, the sans-I/O pair and test PKI of tests/connection, and
+# the CoAP harness.
 for _helpers in ("interop", "connection", "coap"):
     _path = str(Path(__file__).resolve().parent.parent / _helpers)
     if _path not in sys.path:

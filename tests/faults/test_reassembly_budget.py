@@ -18,11 +18,11 @@ import socket
 import time
 from pathlib import Path
 
-from peers import free_udp_port, rss_kib, serve_process, server_pid, wait_until
+from front_door import echo, wait_for
+from peers import free_udp_port, rss_kib, serve_process, server_pid
 from pki import Pki
 
 import dtlsfast
-from dtlsfast import DtlsSession
 from dtlsfast.backend import load_backend
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
@@ -184,11 +184,6 @@ def _filler() -> list[bytes]:
     ]
 
 
-async def _echo(session: DtlsSession) -> None:
-    async for data in session:
-        await session.send(data.upper())
-
-
 async def _genuine_round_trip(server: DtlsServer, pki: Pki) -> float:
     """A client whose Certificate message comes in fragments (MTU 256), so the
     server must buffer part of it: handshake and one echo; seconds taken."""
@@ -231,7 +226,7 @@ async def test_one_network_cannot_take_the_reassembly_budget(tmp_path: Path) -> 
         reassembly_budget=budget, reassembly_budget_per_prefix=share, handshake_lifetime=6.0
     )
     async with await dtlsfast.serve(
-        _echo,
+        echo,
         "127.0.0.1",
         0,
         psk_store={"CoAP": b"esp32c3_key"},
@@ -253,7 +248,7 @@ async def test_one_network_cannot_take_the_reassembly_budget(tmp_path: Path) -> 
             for sock in sockets:
                 sock.close()
         # The handshakes expire; their bytes go back to the budget.
-        assert await wait_until(lambda: server.counters["handshakes_in_progress"] == 0, 15)
+        assert await wait_for(lambda: server.counters["handshakes_in_progress"] == 0, 15)
         after = server.counters
     print(
         f"\n[reassembly] budget {budget} B, {share} B per /24: one /24 with 16 handshakes "
@@ -278,7 +273,7 @@ async def test_overlapping_fragments_that_disagree_get_decode_error() -> None:
     6347 §4.2.3 leaves it open) are an attack or a bug: a fatal decode_error.
     The same bytes with the same content are a retransmission, and fine."""
     async with await dtlsfast.serve(
-        _echo, "127.0.0.1", 0, psk_store={"CoAP": b"esp32c3_key"}
+        echo, "127.0.0.1", 0, psk_store={"CoAP": b"esp32c3_key"}
     ) as server:
         address = ("127.0.0.1", server.port)
         body = os.urandom(200)
@@ -302,7 +297,7 @@ async def test_overlapping_fragments_that_disagree_get_decode_error() -> None:
             alert = await _recv(sock)
         finally:
             sock.close()
-        assert await wait_until(lambda: server.counters["handshakes_failed"] == 1)
+        assert await wait_for(lambda: server.counters["handshakes_failed"] == 1)
     print(
         f"\n[reassembly] overlapping fragments: agreeing ones buffered "
         f"({quiet['reassembly_bytes']} B held, handshakes failed {quiet['handshakes_failed']}); "

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -250,16 +250,6 @@ def _children(pid: int) -> list[int]:
                 int(k) for k in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
             )
     return kids
-
-
-async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> bool:
-    """Poll ``predicate`` until it holds (True) or ``within`` seconds pass (False)."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.002)
-    return True
 
 
 def server_pid(wrapper: int) -> int:

@@ -8,7 +8,8 @@ observable light switch, over RFC 7252 §5.8 GET/PUT and RFC 7641 Observe.
   Content-Format), or ``{"on": <bool>}`` as JSON, gets 2.04 Changed; anything
   else 4.00 Bad Request with a diagnostic payload (§5.5.2), JSON nested too
   deeply to parse included; another Content-Format 4.15. Observers are
-  notified when the state changes.
+  notified after every successful PUT, changed or not, as the ESP-IDF
+  example calls ``coap_resource_notify_observers`` after each one.
 """
 
 from __future__ import annotations
@@ -56,10 +57,8 @@ class LightResource(Resource):
                 Code.UNSUPPORTED_CONTENT_FORMAT, "text/plain (0) or application/json (50)"
             )
         new = self._parse_json(request.payload) if cf == 50 else self._parse_text(request.payload)
-        changed = new != self.on
         self.on = new
-        if changed:
-            self.notify()
+        self.notify()
         return Response(Code.CHANGED)
 
     def _parse_text(self, payload: bytes) -> bool:

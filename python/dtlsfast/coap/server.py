@@ -83,6 +83,7 @@ from dtlsfast.coap.reassembly import Block1Assembler
 from dtlsfast.coap.reliability import DedupCache, MessageIdAllocator, Outcome, Retransmitter
 from dtlsfast.coap.resource import METHOD_CODES, FunctionResource, Handler, Resource
 from dtlsfast.coap.transport import UdpServerTransport
+from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.pure.coap_answer import CoapAnswers
 
@@ -393,12 +394,11 @@ class CoapServer:
 
     async def listen_udp(self, host: str = "::", port: int = 5683) -> UdpServerTransport:
         """Serve plain CoAP (coap://) on a UDP socket; port 0 picks a free one."""
-        loop = asyncio.get_running_loop()
         listener = UdpServerTransport()
         attachment = self.attach(listener.sendto)
         listener.on_datagram = attachment
         try:
-            await loop.create_datagram_endpoint(lambda: listener, local_addr=(host, port))
+            await open_datagram_endpoint(lambda: listener, local_addr=(host, port))
         except BaseException:
             attachment.detach()
             raise
