@@ -742,6 +742,7 @@ class DtlsConnection:
             if header.message_seq < self._reassembler.next_seq:
                 if self._peer_trigger == (record.epoch, piece):
                     self._peer_repeated = True
+                    self.counters["peer_retransmissions"] += 1
                 elif self.state is State.ESTABLISHED and record.epoch > 0:
                     self._refuse_renegotiation(header.msg_type)
                 continue

@@ -703,11 +703,18 @@ class DtlsServer(asyncio.DatagramProtocol):
             conn = peer.conn
             half_open = peer in self._admission.table
             state = getattr(conn, "state", None)
+            repeats = conn.counters.get("peer_retransmissions", 0)
             conn.receive_datagram(data, now)
             peer.session.last_activity = now
             answered = self._flush(peer)
-            if half_open and (answered or getattr(conn, "state", None) is not state):
-                # A new message, or the peer's retransmission that ours answered.
+            if half_open and (
+                answered
+                or getattr(conn, "state", None) is not state
+                or conn.counters.get("peer_retransmissions", 0) > repeats
+            ):
+                # A new message, or a retransmission of the peer's last flight
+                # (the connection answers only some of them: RFC 6347 §4.2.4
+                # with its amplification bound, but each one is the peer's).
                 self._admission.progressed(peer, now)
             if peer.table_id is None and not peer.forgotten and peer.conn.settled:
                 self._join_table(peer)
