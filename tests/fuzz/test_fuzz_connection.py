@@ -15,7 +15,8 @@ a trace (item 1).
 from __future__ import annotations
 
 from dtls_pair import Pair, client_config, handshake, server_config
-from hypothesis import HealthCheck, given, settings
+from fuzz_settings import SETTINGS
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dtlsfast.connection import (
@@ -25,8 +26,6 @@ from dtlsfast.connection import (
     DtlsConnection,
     State,
 )
-
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _record(ctype: int, epoch: int, seq: int, body: bytes) -> bytes:

@@ -20,7 +20,8 @@ from typing import Any
 
 from dtls_pair import client_config, server_config
 from front_door import cookie_of, hello_datagram, psk_hello
-from hypothesis import HealthCheck, event, given, settings
+from fuzz_settings import SETTINGS
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from dtlsfast.connection import DtlsConnection
@@ -29,7 +30,6 @@ from dtlsfast.handshake.constants import ExtensionType
 from dtlsfast.server import DtlsServer, ServerLimits
 from dtlsfast.session import DtlsSession
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LIMITS = ServerLimits(
     max_handshakes=4,
     max_handshakes_per_address=2,
