@@ -263,7 +263,11 @@ impl SessionTable {
             self.counters.replayed += u64::from(fast.replayed);
             self.counters.bad_auth += u64::from(fast.bad_auth);
             if let Some(session) = self.sessions.get_mut(&id) {
-                session.last_active = now;
+                // Only what authenticated is the peer's activity: forged or
+                // replayed records must not keep an idle session alive.
+                if !fast.plaintexts.is_empty() || !fast.replies.is_empty() {
+                    session.last_active = now;
+                }
                 if fast.bad_auth > 0 {
                     session.auth_tokens = (session.auth_tokens - fast.bad_auth as f32).max(0.0);
                 }

@@ -704,8 +704,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             half_open = peer in self._admission.table
             state = getattr(conn, "state", None)
             repeats = conn.counters.get("peer_retransmissions", 0)
+            authenticated = _authenticated(conn)
             conn.receive_datagram(data, now)
-            peer.session.last_activity = now
+            if authenticated is None or _authenticated(conn) != authenticated:
+                peer.session.last_activity = now
             answered = self._flush(peer)
             if half_open and (
                 answered
@@ -732,7 +734,8 @@ class DtlsServer(asyncio.DatagramProtocol):
             return False
         plaintexts, replayed, bad_auth, replies = result
         session = peer.session
-        session.last_activity = now
+        if plaintexts or replies:  # forged or replayed records are no activity
+            session.last_activity = now
         if replayed:
             peer.conn.count_drop("replay", replayed)
         if bad_auth:
@@ -1118,6 +1121,16 @@ def _as_bytes(prefix: Hashable) -> bytes:
     """A prefix key (:func:`dtlsfast.source_budget.prefix_key`) as the bytes
     that the reassembly budget charges."""
     return prefix if isinstance(prefix, bytes) else repr(prefix).encode()
+
+
+def _authenticated(conn: DtlsConnection | SettledConnection) -> int | None:
+    """A count that grows when a datagram brings the peer's authenticated
+    records, or None during the handshake (where everything counts): a
+    forger's records leave it as it was, so they do not keep an idle session
+    alive."""
+    if isinstance(conn, DtlsConnection):
+        return conn.records.advances if conn.established else None
+    return conn.counters.get("authenticated", 0)
 
 
 def _fmt(addr: Any) -> str:

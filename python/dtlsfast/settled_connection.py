@@ -267,7 +267,8 @@ class SettledConnection:
     @property
     def counters(self) -> Mapping[str, int]:
         """``handshakes`` (1: this session's), ``renegotiation_refused``,
-        ``internal_errors``."""
+        ``internal_errors``, ``authenticated`` (records opened here rather
+        than by the session table)."""
         if self._counters is None:
             return _ESTABLISHED
         return self._counters
@@ -325,6 +326,7 @@ class SettledConnection:
             if opened is None:
                 self.count_drop("bad_epoch")  # the table no longer has the session
                 continue
+            self._count("authenticated")
             if len(opened) > MAX_PLAINTEXT:
                 self._fail(
                     AlertDescription.RECORD_OVERFLOW,

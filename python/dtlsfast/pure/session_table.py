@@ -170,7 +170,8 @@ class SessionTable:
             self._totals["opened"] += 1
             self._totals["replayed"] += replayed
             self._totals["bad_auth"] += bad_auth
-            session.last_active = now
+            if plaintexts or answers:  # forged or replayed records are no activity
+                session.last_active = now
             if bad_auth:
                 session.auth_tokens = max(0.0, session.auth_tokens - bad_auth)
             replies += [(reply, addr) for reply in answers]
