@@ -19,6 +19,7 @@ from dtlsfast.exceptions import (
     DtlsError,
     HandshakeError,
     HandshakeTimeoutError,
+    IllegalParameterError,
     LocalProtocolError,
     RemoteProtocolError,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "HandshakeCompleted",
     "HandshakeError",
     "HandshakeTimeoutError",
+    "IllegalParameterError",
     "LocalProtocolError",
     "RemoteProtocolError",
     "ServerLimits",
