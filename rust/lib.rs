@@ -8,6 +8,7 @@ pub mod batch_io;
 pub mod cipher;
 pub mod coap_answer;
 pub mod errors;
+pub mod hs_codec;
 pub mod reassembly;
 pub mod record;
 pub mod replay;
