@@ -1,7 +1,7 @@
 //! dtlsfast._core: the DTLS record-layer hot path, assembled into a Python module.
 //!
-//! The engine modules (record, cipher, replay, reassembly) are plain Rust and
-//! tested with `cargo test`; `bindings` is the thin PyO3 layer over them.
+//! The engine modules (record, cipher, replay, reassembly, hs_codec) are plain Rust and
+//! tested with `cargo test`; the `*bindings` modules are the thin PyO3 layer over them.
 use pyo3::prelude::*;
 
 pub mod batch_io;
@@ -15,6 +15,7 @@ pub mod replay;
 pub mod session_table;
 
 mod bindings;
+mod hs_codec_bindings;
 mod io_bindings;
 mod table_bindings;
 
@@ -22,5 +23,6 @@ mod table_bindings;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::register(m)?;
     table_bindings::register(m)?;
+    hs_codec_bindings::register(m)?;
     io_bindings::register(m)
 }

@@ -1,6 +1,9 @@
 """The pure-Python twin of ``dtlsfast._core``: same names, signatures and
 behaviour, on ``cryptography``'s AEAD classes.
 
+The handshake message codecs (``hs_codec``) are here too, on the Python
+codecs of :mod:`dtlsfast.handshake`.
+
 It is the executable specification of the Rust record core: the differential
 tests hold the two to identical bytes and decisions, and the benchmarks
 measure one against the other. ``backend="pure"`` runs a whole endpoint on it.
@@ -8,7 +11,9 @@ measure one against the other. ``backend="pure"`` runs a whole endpoint on it.
 
 from __future__ import annotations
 
+from dtlsfast.pure import hs_codec
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER
+from dtlsfast.pure.hs_codec import *  # noqa: F403  (its __all__, joined below)
 from dtlsfast.pure.reassembly import HANDSHAKE_HEADER_LENGTH, HandshakeReassembler
 from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher
 from dtlsfast.pure.records import (
@@ -37,3 +42,4 @@ __all__ = [
     "parse_records",
     "parse_records_cid",
 ]
+__all__ += hs_codec.__all__
