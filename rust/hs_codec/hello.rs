@@ -142,6 +142,18 @@ fn check_random(w: &Writer, random: &[u8]) -> CodecResult<()> {
     w.check("random", random.len(), RANDOM_LENGTH, RANDOM_LENGTH)
 }
 
+/// version(2), random(32), session_id<0..32>: how both hellos begin.
+fn write_hello_start(
+    w: &mut Writer,
+    version: u16,
+    random: &[u8],
+    session_id: &[u8],
+) -> CodecResult<()> {
+    w.u16(version);
+    w.bytes(random);
+    w.vector(Prefix::U8, "session_id", 0, MAX_SESSION_ID, session_id)
+}
+
 fn write_extensions(w: &mut Writer, extensions: &[(u16, &[u8])]) -> CodecResult<()> {
     for &(ext_type, data) in extensions {
         write_extension(w, ext_type, data)?;
@@ -191,15 +203,7 @@ pub fn encode_client_hello(
     if hello.cipher_suites.is_empty() {
         return Err(w.unencodable("cipher_suites", 0, 1, 0x7FFF));
     }
-    w.u16(hello.client_version);
-    w.bytes(hello.random);
-    w.vector(
-        Prefix::U8,
-        "session_id",
-        0,
-        MAX_SESSION_ID,
-        hello.session_id,
-    )?;
+    write_hello_start(&mut w, hello.client_version, hello.random, hello.session_id)?;
     w.vector(Prefix::U8, "cookie", 0, MAX_COOKIE, hello.cookie)?;
     let suites = w.open(Prefix::U16);
     for &suite in hello.cipher_suites {
@@ -253,15 +257,7 @@ pub fn encode_server_hello(
 ) -> CodecResult<Vec<u8>> {
     let mut w = start_message(SERVER_HELLO, message_seq, 128, Message::ServerHello);
     check_random(&w, hello.random)?;
-    w.u16(hello.server_version);
-    w.bytes(hello.random);
-    w.vector(
-        Prefix::U8,
-        "session_id",
-        0,
-        MAX_SESSION_ID,
-        hello.session_id,
-    )?;
+    write_hello_start(&mut w, hello.server_version, hello.random, hello.session_id)?;
     w.u16(hello.cipher_suite);
     w.u8(hello.compression_method);
     let block = w.open(Prefix::U16);
