@@ -243,7 +243,9 @@ def server(kind: str, workdir: Path, extra: tuple[str, ...] = ()) -> Iterator[Se
                 "--coaps-port", str(port + 1), "--log-level", "warning"]  # fmt: skip
         if kind == "dtlsfast-pure":
             argv += ["--backend", "pure"]
-        argv += extra
+        # Every client here comes from one address (loopback): open the
+        # per-source hello budget, which tests/faults measures on its own.
+        argv += ["--hello-rate", "1000000", *extra]
         uri, ready = f"coaps://127.0.0.1:{port + 1}/light", None
     elif kind == "libcoap":
         argv = ["coap-server-openssl", "-A", "127.0.0.1", "-p", str(port),

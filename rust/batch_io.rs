@@ -4,11 +4,17 @@
 //! [`BatchSocket::new`] fails and Python keeps asyncio's per-datagram path.
 //!
 //! The socket is non-blocking and owned by Python; this module only borrows
-//! its file descriptor. Buffers are allocated once per `BatchSocket` and
+//! its file descriptor. ClientHellos from sources the server muted
+//! ([`crate::source_mute`]) are dropped as they are read, and counted. Buffers are allocated once per `BatchSocket` and
 //! reused, so a receive costs no allocation beyond the datagrams it returns.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use crate::source_mute::MutedSources;
+
+/// Sources muted at once, at most.
+pub const MAX_MUTED: usize = 4096;
 
 /// One received datagram: its bytes and its source address.
 pub type Datagram = (Vec<u8>, SocketAddr);
@@ -16,6 +22,7 @@ pub type Datagram = (Vec<u8>, SocketAddr);
 #[cfg(target_os = "linux")]
 mod imp {
     use super::*;
+    use crate::source_mute::is_client_hello;
     use std::mem::{size_of, zeroed};
     use std::os::fd::RawFd;
 
@@ -26,6 +33,8 @@ mod imp {
         buffer_size: usize,
         buffers: Vec<u8>,
         truncated: u64,
+        pub(crate) muted: MutedSources,
+        muted_hellos: u64,
     }
 
     fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -106,6 +115,8 @@ mod imp {
                 buffer_size,
                 buffers: vec![0u8; len],
                 truncated: 0,
+                muted: MutedSources::new(MAX_MUTED),
+                muted_hellos: 0,
             })
         }
 
@@ -113,8 +124,14 @@ mod imp {
             self.truncated
         }
 
+        /// ClientHellos dropped on arrival because their source was muted.
+        pub fn muted_hellos(&self) -> u64 {
+            self.muted_hellos
+        }
+
         /// Up to `batch` datagrams waiting on the socket; empty if none.
-        /// Datagrams longer than `buffer_size` are dropped and counted.
+        /// Datagrams longer than `buffer_size` are dropped and counted, and
+        /// so are ClientHellos from muted sources.
         pub fn recv(&mut self) -> io::Result<Vec<Datagram>> {
             let n = self.batch;
             // SAFETY: all-zero is a valid value of these plain C structs.
@@ -158,6 +175,7 @@ mod imp {
                 };
             }
             let mut out = Vec::with_capacity(got as usize);
+            let now = (!self.muted.is_empty()).then(std::time::Instant::now);
             for (i, m) in msgs.iter().take(got as usize).enumerate() {
                 if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                     self.truncated += 1;
@@ -169,6 +187,12 @@ mod imp {
                     continue;
                 };
                 if let Some(addr) = socket_addr(&addrs[i]) {
+                    if let Some(now) = now {
+                        if is_client_hello(data) && self.muted.is_muted(addr.ip(), now) {
+                            self.muted_hellos += 1;
+                            continue;
+                        }
+                    }
                     out.push((data.to_vec(), addr));
                 }
             }
@@ -240,7 +264,9 @@ mod imp {
 mod imp {
     use super::*;
 
-    pub struct BatchSocket;
+    pub struct BatchSocket {
+        pub(crate) muted: MutedSources,
+    }
 
     impl BatchSocket {
         pub fn new(_fd: i32, _batch: usize, _buffer_size: usize) -> io::Result<Self> {
@@ -250,6 +276,9 @@ mod imp {
             ))
         }
         pub fn truncated(&self) -> u64 {
+            0
+        }
+        pub fn muted_hellos(&self) -> u64 {
             0
         }
         pub fn recv(&mut self) -> io::Result<Vec<Datagram>> {
@@ -316,6 +345,38 @@ mod tests {
         assert_eq!(inb.truncated(), 1);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, vec![2u8; 10]);
+    }
+
+    #[test]
+    fn hellos_from_a_muted_source_are_dropped_and_counted() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut hello = vec![0u8; 40];
+        hello[0] = 22;
+        hello[13] = 1;
+        let record = vec![23u8; 40];
+        let mut inb = BatchSocket::new(b.as_raw_fd(), 8, 2048).unwrap();
+        let now = std::time::Instant::now();
+        let source = a.local_addr().unwrap().ip();
+        assert!(inb
+            .muted
+            .mute(source, 32, std::time::Duration::from_secs(60), now));
+        for _ in 0..3 {
+            a.send_to(&hello, b.local_addr().unwrap()).unwrap();
+            a.send_to(&record, b.local_addr().unwrap()).unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got.extend(inb.recv().unwrap());
+            if got.len() + inb.muted_hellos() as usize >= 6 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(inb.muted_hellos(), 3);
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|(data, _)| data == &record));
     }
 
     #[test]

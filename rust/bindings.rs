@@ -1,8 +1,11 @@
 //! The Python face of the engine: thin #[pyclass] / #[pyfunction] wrappers
-//! over record.rs, cipher.rs, replay.rs and reassembly.rs, as `_core.pyi`
+//! over record.rs, cipher.rs, replay.rs, reassembly.rs and
+//! reassembly_budget.rs, as `_core.pyi`
 //! declares them. Exceptions live in Python (dtlsfast.exceptions) and are
 //! imported here; bytes go in as borrowed `&[u8]` and come out written in
 //! place with `PyBytes::new_with`.
+
+use std::sync::Arc;
 
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
@@ -11,6 +14,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use crate::cipher::{RecordCipher as CoreCipher, AEAD_NAMES};
 use crate::errors::CoreError;
 use crate::reassembly::{HandshakeReassembler as CoreReassembler, HANDSHAKE_HEADER_LENGTH};
+use crate::reassembly_budget::ReassemblyBudget as CoreBudget;
 use crate::record::{
     self, RecordFields, CID_CONTENT_TYPE, MAX_CID_LENGTH, MAX_SEQUENCE_NUMBER, RECORD_HEADER_LENGTH,
 };
@@ -50,6 +54,14 @@ fn max_message_size_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
 
 fn max_buffered_bytes_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
     uint_arg(value, "max_buffered_bytes", u64::MAX)
+}
+
+fn limit_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "limit", u64::MAX)
+}
+
+fn per_source_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "per_source", u64::MAX)
 }
 
 fn cid_length_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
@@ -297,6 +309,13 @@ impl PyRecordCipher {
             .map(|(content_type, content)| (content_type, PyBytes::new(py, &content))))
     }
 
+    /// ``(key, iv)`` as the constructor took them, for persisting a
+    /// session; never log them.
+    fn key_material<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
+        let (key, iv) = self.inner.key_material();
+        (PyBytes::new(py, key), PyBytes::new(py, iv))
+    }
+
     fn __repr__(&self) -> String {
         // Never the key.
         format!("<RecordCipher {}>", self.inner.name())
@@ -346,11 +365,102 @@ impl PyReplayWindow {
         Ok(self.inner.accept(seq)?)
     }
 
+    /// ``(highest, bitmap)`` in canonical form: bit ``i`` (byte ``i // 8``,
+    /// least significant bit first) says whether ``highest - i`` was
+    /// accepted; ``(None, b"")`` before the first record.
+    fn export<'py>(&self, py: Python<'py>) -> (Option<u64>, Bound<'py, PyBytes>) {
+        let (highest, bitmap) = self.inner.export();
+        (highest, PyBytes::new(py, &bitmap))
+    }
+
+    /// The window that :meth:`export` described (ConfigurationError if the
+    /// bitmap is not canonical).
+    #[staticmethod]
+    fn restore(
+        #[pyo3(from_py_with = window_size_arg)] size: u64,
+        highest: Option<&Bound<'_, PyAny>>,
+        bitmap: &[u8],
+    ) -> PyResult<Self> {
+        // restore() range-checks highest and size itself.
+        let highest = match highest {
+            Some(h) => Some(uint_arg(h, "highest", MAX_SEQUENCE_NUMBER)?),
+            None => None,
+        };
+        Ok(PyReplayWindow {
+            inner: CoreWindow::restore(size, highest, bitmap)?,
+        })
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<ReplayWindow size={} highest={:?}>",
             self.inner.size(),
             self.inner.highest()
+        )
+    }
+}
+
+/// One byte budget shared by the handshake reassemblers of a server: at most
+/// `limit` bytes in all, and `per_source` for the reassemblers of one source.
+#[pyclass(module = "dtlsfast._core", name = "ReassemblyBudget", frozen)]
+pub struct PyReassemblyBudget {
+    inner: Arc<CoreBudget>,
+}
+
+#[pymethods]
+impl PyReassemblyBudget {
+    #[new]
+    #[pyo3(signature = (limit, per_source = None))]
+    fn new(
+        #[pyo3(from_py_with = limit_arg)] limit: u64,
+        per_source: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let per_source = per_source.map(per_source_arg).transpose()?;
+        Ok(PyReassemblyBudget {
+            inner: Arc::new(CoreBudget::new(limit, per_source)?),
+        })
+    }
+
+    #[getter]
+    fn limit(&self) -> u64 {
+        self.inner.limit()
+    }
+
+    #[getter]
+    fn per_source(&self) -> u64 {
+        self.inner.per_source()
+    }
+
+    /// Bytes held by all the reassemblers sharing the budget.
+    #[getter]
+    fn used(&self) -> u64 {
+        self.inner.used()
+    }
+
+    /// Sources holding bytes.
+    #[getter]
+    fn sources(&self) -> usize {
+        self.inner.sources()
+    }
+
+    /// Fragments dropped because the budget refused them.
+    #[getter]
+    fn refused(&self) -> u64 {
+        self.inner.refused()
+    }
+
+    /// Bytes held by the reassemblers of `source`.
+    fn held_by(&self, source: &[u8]) -> u64 {
+        self.inner.held_by(source)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ReassemblyBudget used={} limit={} sources={} refused={}>",
+            self.inner.used(),
+            self.inner.limit(),
+            self.inner.sources(),
+            self.inner.refused()
         )
     }
 }
@@ -365,15 +475,22 @@ pub struct PyHandshakeReassembler {
 #[pymethods]
 impl PyHandshakeReassembler {
     #[new]
-    #[pyo3(signature = (max_message_size = 32768, max_buffered_bytes = 65536, next_seq = 0))]
+    #[pyo3(signature = (
+        max_message_size = 32768, max_buffered_bytes = 65536, next_seq = 0, *, budget = None,
+        source = None
+    ))]
     fn new(
         #[pyo3(from_py_with = max_message_size_arg)] max_message_size: u64,
         #[pyo3(from_py_with = max_buffered_bytes_arg)] max_buffered_bytes: u64,
         #[pyo3(from_py_with = next_seq_arg)] next_seq: u64,
+        budget: Option<&Bound<'_, PyReassemblyBudget>>,
+        source: Option<&[u8]>,
     ) -> PyResult<Self> {
-        Ok(PyHandshakeReassembler {
-            inner: CoreReassembler::new(max_message_size, max_buffered_bytes, next_seq)?,
-        })
+        let mut inner = CoreReassembler::new(max_message_size, max_buffered_bytes, next_seq)?;
+        if let Some(budget) = budget {
+            inner = inner.with_budget(budget.get().inner.clone(), source.map(<[u8]>::to_vec));
+        }
+        Ok(PyHandshakeReassembler { inner })
     }
 
     #[getter]
@@ -389,6 +506,12 @@ impl PyHandshakeReassembler {
     #[getter]
     fn buffered_bytes(&self) -> u64 {
         self.inner.buffered_bytes()
+    }
+
+    /// Discard every buffered message and give its bytes back to the budget
+    /// (the connection is going).
+    fn discard(&mut self) {
+        self.inner.discard();
     }
 
     /// Fragments dropped because a bound was hit.
@@ -433,5 +556,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "HandshakeReassembler",
         py.get_type::<PyHandshakeReassembler>(),
     )?;
+    m.setattr("ReassemblyBudget", py.get_type::<PyReassemblyBudget>())?;
     Ok(())
 }

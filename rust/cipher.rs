@@ -49,6 +49,8 @@ pub const AEAD_NAMES: [&str; 5] = [
 /// Length of the 13-byte TLS additional data.
 pub const ADDITIONAL_DATA_LENGTH: usize = 13;
 const NONCE_LENGTH: usize = 12;
+/// The longest key of any AEAD here (AES-256, ChaCha20).
+pub const MAX_KEY_LENGTH: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AeadKind {
@@ -299,6 +301,10 @@ pub struct RecordCipher {
     /// `salt || explicit` (RFC 5288 §3); for ChaCha20 the 12-byte IV that
     /// RFC 7905 §2 XORs with the padded sequence number. One formula for both.
     iv: [u8; NONCE_LENGTH],
+    /// The raw key (its first `kind.key_length()` bytes), kept so that a
+    /// session can be exported to the state file (see session_export.rs):
+    /// the key schedule cannot be turned back into it.
+    key: [u8; MAX_KEY_LENGTH],
 }
 
 impl std::fmt::Debug for RecordCipher {
@@ -342,11 +348,25 @@ impl RecordCipher {
             .get_mut(..iv.len())
             .ok_or_else(|| CoreError::config("iv too long"))?
             .copy_from_slice(iv);
+        let mut raw = [0u8; MAX_KEY_LENGTH];
+        raw.get_mut(..key.len())
+            .ok_or_else(|| CoreError::config("key too long"))?
+            .copy_from_slice(key);
         Ok(RecordCipher {
             kind,
             engine: Engine::new(kind, key)?,
             iv: fixed,
+            key: raw,
         })
+    }
+
+    /// The key and fixed IV this cipher was made from, as [`new`](Self::new)
+    /// takes them: for persisting a session, never for logs.
+    pub fn key_material(&self) -> (&[u8], &[u8]) {
+        (
+            self.key.get(..self.kind.key_length()).unwrap_or_default(),
+            self.iv.get(..self.kind.iv_length()).unwrap_or_default(),
+        )
     }
 
     pub fn kind(&self) -> AeadKind {

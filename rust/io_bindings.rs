@@ -1,9 +1,10 @@
 //! The Python face of batch_io.rs: `BatchSocket(fd, batch, buffer_size)`
 //! with `recv()` and `send(items)`, the system calls made with the GIL
-//! released. Addresses are the `socket` module's tuples: `(host, port)` for
+//! released, and `mute(host, prefix_length, seconds)` (source_mute.rs). Addresses are the `socket` module's tuples: `(host, port)` for
 //! IPv4 and `(host, port, flowinfo, scope_id)` for IPv6.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -97,6 +98,45 @@ impl PyBatchSocket {
     #[getter]
     fn truncated(&self) -> u64 {
         self.inner.truncated()
+    }
+
+    /// ClientHellos dropped on arrival because their source was muted.
+    #[getter]
+    fn muted_hellos(&self) -> u64 {
+        self.inner.muted_hellos()
+    }
+
+    /// Drop epoch-0 ClientHellos from the network of `host` (`prefix_length`
+    /// bits; IPv4 and IPv4-mapped hosts count in IPv4 bits) for `seconds`.
+    /// False if the table of muted sources is full.
+    fn mute(&mut self, host: &str, prefix_length: u8, seconds: f64) -> PyResult<bool> {
+        let ip: IpAddr = host
+            .split('%')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| {
+                ConfigurationError::new_err(format!("mute needs an IP address, not {host:?}"))
+            })?;
+        let v4 = match ip {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some(),
+        };
+        if prefix_length > if v4 { 32 } else { 128 } {
+            return Err(ConfigurationError::new_err(format!(
+                "prefix_length {prefix_length} is too long for {host}"
+            )));
+        }
+        if !(0.0..=3600.0).contains(&seconds) {
+            return Err(ConfigurationError::new_err(format!(
+                "a mute lasts 0 to 3600 seconds, not {seconds}"
+            )));
+        }
+        let duration = Duration::from_secs_f64(seconds);
+        Ok(self
+            .inner
+            .muted
+            .mute(ip, prefix_length, duration, Instant::now()))
     }
 
     /// Up to `batch` waiting datagrams as `(data, address)`; [] if none.

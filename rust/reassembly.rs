@@ -5,16 +5,26 @@
 //! counts):
 //! - only message_seq in next_seq..=next_seq+16 is buffered; later ones are
 //!   dropped and counted, earlier ones (retransmissions) are ignored;
-//! - a buffered message costs its full `length` from its first fragment on,
-//!   and the sum stays within `max_buffered_bytes`. The first fragment of a
-//!   message that does not fit is dropped and counted, except for the message
-//!   at next_seq, which the peer cannot make progress without: if it alone fits
-//!   `max_buffered_bytes`, buffered later messages are evicted, highest
-//!   message_seq first, each eviction counted in `dropped`, until it fits;
-//! - received byte ranges are a sorted list of disjoint, non-adjacent ranges,
-//!   so at most length/2 + 1 of them, and a push costs O(ranges + fragment).
+//! - memory grows with the bytes that arrive, never with the length a
+//!   fragment declares: a message holds its received bytes as chunks (sorted,
+//!   disjoint, non-adjacent), and costs those bytes plus `GAP_COST` for each
+//!   gap between chunks, which bounds the chunks' overhead. A whole message at
+//!   next_seq is delivered at once and costs nothing;
+//! - the cost of everything buffered stays within `max_buffered_bytes`, and,
+//!   with a shared `ReassemblyBudget`, within what the budget grants the
+//!   reassembler's source (reassembly_budget.rs). A
+//!   fragment that does not fit is dropped and counted, except for the message
+//!   at next_seq, which the peer cannot make progress without: if freeing the
+//!   buffered later messages makes room, they are evicted, highest message_seq
+//!   first, each eviction counted in `dropped`, until it fits;
+//! - fragments that overlap must agree on the bytes they share: a conflicting
+//!   retransmission is an attack or a bug, and a DecodeError (RFC 6347 §4.2.3
+//!   leaves it to the implementation). Identical overlaps are fine.
+
+use std::sync::Arc;
 
 use crate::errors::{CoreError, CoreResult};
+use crate::reassembly_budget::ReassemblyBudget;
 
 /// msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3).
 pub const HANDSHAKE_HEADER_LENGTH: usize = 12;
@@ -22,6 +32,9 @@ pub const HANDSHAKE_HEADER_LENGTH: usize = 12;
 pub const MAX_LOOKAHEAD: u32 = 16;
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 32768;
 pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 65536;
+/// What each gap between received chunks of a message costs: about the
+/// memory a chunk takes besides its bytes.
+pub const GAP_COST: u64 = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragmentHeader {
@@ -97,60 +110,138 @@ struct Pending {
     message_seq: u16,
     msg_type: u8,
     length: u32,
-    /// The unfragmented message: 12-byte header then `length` body bytes,
-    /// allocated once at full size so delivery moves it out without a copy.
-    message: Vec<u8>,
-    /// Received body ranges [start, end): sorted, disjoint, non-adjacent.
-    received: Vec<(u32, u32)>,
+    /// Received body bytes as (offset, bytes): sorted, disjoint, non-adjacent.
+    chunks: Vec<(u32, Vec<u8>)>,
+    /// The bytes in `chunks`.
+    bytes: u64,
+}
+
+/// Where a fragment [lo, hi) lands among a message's chunks.
+struct Placement {
+    /// chunks[first..last] overlap or touch it and merge with it into one.
+    first: usize,
+    last: usize,
+    /// What the message costs once the fragment is in.
+    cost_after: u64,
+    new_bytes: u64,
+}
+
+fn cost(bytes: u64, chunks: usize) -> u64 {
+    let gaps = chunks.saturating_sub(1) as u64;
+    bytes.saturating_add(GAP_COST.saturating_mul(gaps))
+}
+
+fn chunk_end(start: u32, data: &[u8]) -> u32 {
+    // A chunk lies within a message of at most 2^24 - 1 bytes.
+    start.saturating_add(u32::try_from(data.len()).unwrap_or(u32::MAX))
 }
 
 impl Pending {
     fn new(header: &FragmentHeader) -> Self {
-        let unfragmented = FragmentHeader {
-            fragment_offset: 0,
-            fragment_length: header.length,
-            ..*header
-        };
-        let mut message = vec![0u8; HANDSHAKE_HEADER_LENGTH + header.length as usize];
-        if let Some(head) = message.get_mut(..HANDSHAKE_HEADER_LENGTH) {
-            head.copy_from_slice(&unfragmented.to_bytes());
-        }
         Pending {
             message_seq: header.message_seq,
             msg_type: header.msg_type,
             length: header.length,
-            message,
-            received: Vec::new(),
+            chunks: Vec::new(),
+            bytes: 0,
         }
+    }
+
+    fn cost(&self) -> u64 {
+        cost(self.bytes, self.chunks.len())
     }
 
     fn is_complete(&self) -> bool {
-        self.length == 0 || self.received.as_slice() == [(0, self.length)]
+        self.length == 0 || self.bytes == u64::from(self.length)
     }
 
-    fn add(&mut self, offset: u32, body: &[u8]) {
-        if body.is_empty() || self.is_complete() {
-            return;
-        }
-        let start = offset as usize + HANDSHAKE_HEADER_LENGTH;
-        // FragmentHeader::parse checked offset + len <= length.
-        if let Some(dst) = self.message.get_mut(start..start + body.len()) {
-            dst.copy_from_slice(body);
-        } else {
-            return;
-        }
-        let (mut lo, mut hi) = (offset, offset + body.len() as u32);
-        let first = self.received.partition_point(|&(_, end)| end < lo);
-        let mut last = first;
-        while let Some(&(s, e)) = self.received.get(last) {
-            if s > hi {
+    /// Where `body` at `lo` goes; a DecodeError if it disagrees with bytes
+    /// already received.
+    fn place(&self, lo: u32, body: &[u8]) -> CoreResult<Placement> {
+        let hi = chunk_end(lo, body);
+        let first = self
+            .chunks
+            .partition_point(|(start, data)| chunk_end(*start, data) < lo);
+        let (mut last, mut span_lo, mut span_hi, mut touched) = (first, lo, hi, 0u64);
+        while let Some((start, data)) = self.chunks.get(last) {
+            if *start > hi {
                 break;
             }
-            lo = lo.min(s);
-            hi = hi.max(e);
+            let end = chunk_end(*start, data);
+            let (a, b) = (lo.max(*start), hi.min(end));
+            if a < b {
+                let ours = body.get((a - lo) as usize..(b - lo) as usize);
+                let theirs = data.get((a - start) as usize..(b - start) as usize);
+                if ours != theirs {
+                    return Err(CoreError::decode(format!(
+                        "overlapping fragments of handshake message_seq {} disagree on bytes \
+                         {a}..{b}: a conflicting retransmission",
+                        self.message_seq
+                    )));
+                }
+            }
+            span_lo = span_lo.min(*start);
+            span_hi = span_hi.max(end);
+            touched += data.len() as u64;
             last += 1;
         }
-        self.received.splice(first..last, [(lo, hi)]);
+        let new_bytes = u64::from(span_hi - span_lo).saturating_sub(touched);
+        let chunks_after = self.chunks.len() - (last - first) + 1;
+        Ok(Placement {
+            first,
+            last,
+            cost_after: cost(self.bytes.saturating_add(new_bytes), chunks_after),
+            new_bytes,
+        })
+    }
+
+    /// Merge `body` at `lo` and the chunks it touches into one chunk.
+    fn add(&mut self, placement: &Placement, lo: u32, body: &[u8]) {
+        let hi = chunk_end(lo, body);
+        let touched: Vec<(u32, Vec<u8>)> =
+            self.chunks.drain(placement.first..placement.last).collect();
+        let mut rest = touched.into_iter().peekable();
+        let (start, mut data) = rest
+            .next_if(|(start, _)| *start <= lo)
+            .unwrap_or((lo, Vec::new()));
+        let mut pos = chunk_end(start, &data);
+        for (chunk_start, chunk) in rest {
+            if pos < chunk_start {
+                if let Some(gap) = body.get((pos - lo) as usize..(chunk_start - lo) as usize) {
+                    data.extend_from_slice(gap);
+                }
+                pos = chunk_start;
+            }
+            if let Some(tail) = chunk.get((pos - chunk_start) as usize..) {
+                data.extend_from_slice(tail);
+            }
+            pos = pos.max(chunk_end(chunk_start, &chunk));
+        }
+        if pos < hi {
+            if let Some(tail) = body.get((pos - lo) as usize..) {
+                data.extend_from_slice(tail);
+            }
+        }
+        let index = placement.first.min(self.chunks.len());
+        self.chunks.insert(index, (start, data));
+        self.bytes = self.bytes.saturating_add(placement.new_bytes);
+    }
+
+    /// The complete message, unfragmented, with its 12-byte header.
+    fn into_message(self) -> Vec<u8> {
+        let header = FragmentHeader {
+            msg_type: self.msg_type,
+            length: self.length,
+            message_seq: self.message_seq,
+            fragment_offset: 0,
+            fragment_length: self.length,
+        };
+        let mut message = Vec::with_capacity(HANDSHAKE_HEADER_LENGTH + self.length as usize);
+        message.extend_from_slice(&header.to_bytes());
+        for (_, data) in self.chunks {
+            message.extend_from_slice(&data);
+        }
+        message
     }
 }
 
@@ -162,8 +253,12 @@ pub struct HandshakeReassembler {
     next_seq: u32,
     /// Sorted by message_seq, at most MAX_LOOKAHEAD + 1 entries.
     pending: Vec<Pending>,
+    /// The cost of everything in `pending`, all of it taken from `budget`.
     buffered_bytes: u64,
     dropped: u64,
+    budget: Option<Arc<ReassemblyBudget>>,
+    /// What the budget charges this reassembler's bytes to, besides its total.
+    source: Option<Vec<u8>>,
 }
 
 fn check_next_seq(value: u64) -> CoreResult<u32> {
@@ -183,7 +278,16 @@ impl Default for HandshakeReassembler {
             pending: Vec::new(),
             buffered_bytes: 0,
             dropped: 0,
+            budget: None,
+            source: None,
         }
+    }
+}
+
+impl Drop for HandshakeReassembler {
+    /// The connection goes: what it held goes back to the shared budget.
+    fn drop(&mut self) {
+        self.release(self.buffered_bytes);
     }
 }
 
@@ -193,8 +297,24 @@ impl HandshakeReassembler {
             max_message_size,
             max_buffered_bytes,
             next_seq: check_next_seq(next_seq)?,
-            ..Self::default()
+            pending: Vec::new(),
+            buffered_bytes: 0,
+            dropped: 0,
+            budget: None,
+            source: None,
         })
+    }
+
+    /// Draw on `budget`, shared with other reassemblers, besides the own
+    /// cap, charging `source` (None: the budget's total alone). What was
+    /// buffered before is discarded: it was not taken from `budget`.
+    pub fn with_budget(mut self, budget: Arc<ReassemblyBudget>, source: Option<Vec<u8>>) -> Self {
+        let held = self.buffered_bytes;
+        self.release(held);
+        self.pending.clear();
+        self.budget = Some(budget);
+        self.source = source;
+        self
     }
 
     pub fn next_seq(&self) -> u32 {
@@ -210,12 +330,20 @@ impl HandshakeReassembler {
         self.pending.retain(|p| {
             let keep = u32::from(p.message_seq) >= next;
             if !keep {
-                freed += u64::from(p.length);
+                freed = freed.saturating_add(p.cost());
             }
             keep
         });
-        self.buffered_bytes = self.buffered_bytes.saturating_sub(freed);
+        self.release(freed);
         Ok(())
+    }
+
+    /// Discard every buffered message and give its bytes back: the
+    /// connection is going (not counted as dropped: no bound was hit).
+    pub fn discard(&mut self) {
+        self.pending.clear();
+        let held = self.buffered_bytes;
+        self.release(held);
     }
 
     pub fn buffered_bytes(&self) -> u64 {
@@ -245,74 +373,156 @@ impl HandshakeReassembler {
                 header.length, self.max_message_size
             )));
         }
+        let mut out = Vec::new();
         let seq = u32::from(header.message_seq);
         if seq >= self.next_seq {
             if seq - self.next_seq > MAX_LOOKAHEAD {
                 self.dropped += 1;
-            } else {
-                self.store(&header, body)?;
+            } else if self.store(&header, body)? {
+                // A whole message at next_seq: delivered as it came.
+                out.push(fragment.to_vec());
+                self.next_seq += 1;
             }
         }
-        Ok(self.deliver())
+        self.deliver(&mut out);
+        Ok(out)
     }
 
-    fn store(&mut self, header: &FragmentHeader, body: &[u8]) -> CoreResult<()> {
-        let index = self
-            .pending
-            .partition_point(|p| p.message_seq < header.message_seq);
-        if let Some(p) = self
-            .pending
-            .get_mut(index)
-            .filter(|p| p.message_seq == header.message_seq)
-        {
-            if p.msg_type != header.msg_type || p.length != header.length {
-                return Err(CoreError::decode(format!(
-                    "fragments of message_seq {} disagree: msg_type {} length {} after msg_type {} length {}",
-                    header.message_seq, header.msg_type, header.length, p.msg_type, p.length
-                )));
+    /// Buffer a fragment; true if it is the whole message at next_seq with
+    /// nothing buffered for it, to be delivered without buffering.
+    fn store(&mut self, header: &FragmentHeader, body: &[u8]) -> CoreResult<bool> {
+        let seq = header.message_seq;
+        let index = self.pending.partition_point(|p| p.message_seq < seq);
+        let existing = self.pending.get(index).filter(|p| p.message_seq == seq);
+        let (cost_before, placement) = match existing {
+            Some(p) => {
+                if p.msg_type != header.msg_type || p.length != header.length {
+                    return Err(CoreError::decode(format!(
+                        "fragments of message_seq {} disagree: msg_type {} length {} after msg_type {} length {}",
+                        seq, header.msg_type, header.length, p.msg_type, p.length
+                    )));
+                }
+                let placement = p.place(header.fragment_offset, body)?;
+                if placement.new_bytes == 0 {
+                    return Ok(false); // a retransmission: nothing new
+                }
+                (p.cost(), placement)
             }
-            p.add(header.fragment_offset, body);
-            return Ok(());
+            None => {
+                if u32::from(seq) == self.next_seq
+                    && header.fragment_offset == 0
+                    && header.fragment_length == header.length
+                {
+                    return Ok(true);
+                }
+                if body.is_empty() && header.length > 0 {
+                    return Ok(false); // nothing to hold
+                }
+                let placement = Pending::new(header).place(header.fragment_offset, body)?;
+                (0, placement)
+            }
+        };
+        if !self.make_room(u32::from(seq), cost_before, placement.cost_after) {
+            return Ok(false);
         }
-        let cost = u64::from(header.length);
-        if self.buffered_bytes.saturating_add(cost) > self.max_buffered_bytes {
-            let is_next = u32::from(header.message_seq) == self.next_seq;
-            if !is_next || cost > self.max_buffered_bytes {
-                self.dropped += 1;
-                return Ok(());
-            }
-            // Everything buffered is later than next_seq: evict from the top.
-            while self.buffered_bytes.saturating_add(cost) > self.max_buffered_bytes {
-                let Some(evicted) = self.pending.pop() else {
-                    break;
-                };
-                self.buffered_bytes = self
-                    .buffered_bytes
-                    .saturating_sub(u64::from(evicted.length));
-                self.dropped += 1;
-            }
-        }
-        let mut p = Pending::new(header);
-        p.add(header.fragment_offset, body);
         let index = index.min(self.pending.len());
-        self.pending.insert(index, p);
-        self.buffered_bytes = self.buffered_bytes.saturating_add(cost);
-        Ok(())
+        if self
+            .pending
+            .get(index)
+            .map_or(true, |p| p.message_seq != seq)
+        {
+            self.pending.insert(index, Pending::new(header));
+        }
+        if let Some(p) = self.pending.get_mut(index) {
+            p.add(&placement, header.fragment_offset, body);
+        }
+        Ok(false)
     }
 
-    fn deliver(&mut self) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
+    /// Whether `cost` more bytes fit, once `freed` bytes are given back.
+    fn fits(&self, cost: u64, freed: u64) -> (bool, bool) {
+        let held = self.buffered_bytes.saturating_sub(freed);
+        let own = held.saturating_add(cost) <= self.max_buffered_bytes;
+        let shared = self.budget.as_ref().map_or(true, |b| {
+            let (used, source_used) = b.state(self.source.as_deref());
+            let source_used = source_used.map(|s| s.saturating_sub(freed));
+            b.allows(used.saturating_sub(freed), source_used, cost)
+        });
+        (own, shared)
+    }
+
+    /// Account for a message whose cost goes from `before` to `after`; false
+    /// (dropped and counted) if it does not fit. Only the message at next_seq
+    /// evicts later ones, and only if that makes room.
+    fn make_room(&mut self, seq: u32, before: u64, after: u64) -> bool {
+        let Some(cost) = after.checked_sub(before) else {
+            self.release(before - after);
+            return true;
+        };
+        let mut freed = 0u64;
+        if seq == self.next_seq && self.fits(cost, 0) != (true, true) {
+            let later: u64 = self
+                .pending
+                .iter()
+                .filter(|p| u32::from(p.message_seq) > seq)
+                .map(Pending::cost)
+                .sum();
+            if self.fits(cost, later) == (true, true) {
+                while self.fits(cost, 0) != (true, true) {
+                    match self.pending.pop() {
+                        Some(evicted) if u32::from(evicted.message_seq) > seq => {
+                            self.release(evicted.cost());
+                            self.dropped += 1;
+                        }
+                        Some(kept) => {
+                            self.pending.push(kept);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            } else {
+                freed = later;
+            }
+        }
+        let (own, shared) = self.fits(cost, freed);
+        let taken = own
+            && shared
+            && self
+                .budget
+                .as_ref()
+                .map_or(true, |b| b.try_take(self.source.as_deref(), cost));
+        if !taken {
+            self.dropped += 1;
+            if own {
+                if let Some(budget) = &self.budget {
+                    budget.count_refusal();
+                }
+            }
+            return false;
+        }
+        self.buffered_bytes = self.buffered_bytes.saturating_add(cost);
+        true
+    }
+
+    fn release(&mut self, cost: u64) {
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(cost);
+        if let Some(budget) = &self.budget {
+            budget.give_back(self.source.as_deref(), cost);
+        }
+    }
+
+    fn deliver(&mut self, out: &mut Vec<Vec<u8>>) {
         while self
             .pending
             .first()
             .is_some_and(|p| u32::from(p.message_seq) == self.next_seq && p.is_complete())
         {
             let p = self.pending.remove(0);
-            self.buffered_bytes = self.buffered_bytes.saturating_sub(u64::from(p.length));
+            self.release(p.cost());
             self.next_seq += 1;
-            out.push(p.message);
+            out.push(p.into_message());
         }
-        out
     }
 }
 
@@ -370,31 +580,109 @@ mod tests {
     fn shuffled_overlapping_duplicate_fragments() {
         let b = body(1000, 7);
         let expected = whole(11, 0, &b);
-        // (offset, len) pieces with overlaps and duplicates, out of order.
+        // (offset, len) pieces with overlaps and duplicates, out of order,
+        // and the cost after each: received bytes plus GAP_COST per gap.
+        let gap = GAP_COST;
         let pieces = [
-            (900, 100),
-            (0, 10),
-            (5, 300),
-            (5, 300),
-            (600, 350),
-            (300, 1),
-            (301, 299),
-            (0, 0),
+            (900, 100, 100),
+            (0, 10, 110 + gap),
+            (5, 300, 405 + gap),
+            (5, 300, 405 + gap),
+            (600, 350, 705 + gap),
+            (300, 1, 705 + gap),
+            (301, 299, 0),
+            (0, 0, 0),
         ];
         let mut r = HandshakeReassembler::default();
-        for (i, &(o, l)) in pieces.iter().enumerate() {
+        for (i, &(o, l, held)) in pieces.iter().enumerate() {
             let out = r.push(&frag(11, 0, &b, o, l)).unwrap();
             if i == 6 {
                 assert_eq!(out, vec![expected.clone()]);
             } else {
                 assert!(out.is_empty(), "piece {i}");
-                if i < 6 {
-                    assert_eq!(r.buffered_bytes(), 1000);
-                }
             }
+            assert_eq!(r.buffered_bytes(), held, "piece {i}");
         }
         assert_eq!(r.next_seq(), 1);
-        assert_eq!(r.buffered_bytes(), 0);
+        assert_eq!(r.dropped(), 0);
+    }
+
+    #[test]
+    fn memory_grows_with_the_bytes_that_arrive() {
+        // One byte that declares 32768 costs one byte, not 32768.
+        let mut r = HandshakeReassembler::default();
+        let b = body(32768, 1);
+        assert!(r.push(&frag(16, 0, &b, 0, 1)).unwrap().is_empty());
+        assert!(r.push(&frag(16, 1, &b, 0, 1)).unwrap().is_empty());
+        assert_eq!(r.buffered_bytes(), 2);
+        assert_eq!(r.pending.iter().map(|p| p.chunks.len()).sum::<usize>(), 2);
+        assert!(r.pending.iter().all(|p| p.chunks[0].1.capacity() < 64));
+        // A byte at the far end adds itself and one gap.
+        assert!(r.push(&frag(16, 0, &b, 32767, 1)).unwrap().is_empty());
+        assert_eq!(r.buffered_bytes(), 3 + GAP_COST);
+        // Every other byte: the gaps' cost, not their bytes, reaches the cap.
+        let mut r = HandshakeReassembler::new(32768, 4096, 0).unwrap();
+        for o in (0..4096).step_by(2) {
+            let _ = r.push(&frag(16, 0, &b, o, 1)).unwrap();
+        }
+        assert!(r.buffered_bytes() <= 4096);
+        let kept = r.pending[0].chunks.len() as u64;
+        assert_eq!(kept, 4096 / (GAP_COST + 1) + 1);
+        assert_eq!(r.dropped(), 2048 - kept);
+    }
+
+    #[test]
+    fn whole_message_at_next_seq_costs_nothing() {
+        let budget = Arc::new(ReassemblyBudget::new(0, None).unwrap());
+        let mut r = HandshakeReassembler::default().with_budget(budget.clone(), None);
+        let m = whole(1, 0, &body(500, 2));
+        assert_eq!(r.push(&m).unwrap(), vec![m]);
+        // A later one must be buffered, and a zero budget refuses it.
+        assert!(r.push(&whole(1, 2, &body(5, 2))).unwrap().is_empty());
+        assert_eq!((r.dropped(), budget.refused()), (1, 1));
+        // Zero-length messages cost nothing even when buffered.
+        assert!(r.push(&whole(14, 2, &[])).unwrap().is_empty());
+        let m1 = whole(1, 1, &body(7, 3));
+        assert_eq!(r.push(&m1).unwrap(), vec![m1, whole(14, 2, &[])]);
+        assert_eq!(r.next_seq(), 3);
+    }
+
+    #[test]
+    fn overlapping_fragments_that_disagree_are_a_decode_error() {
+        let b = body(100, 5);
+        let mut forged = b.clone();
+        forged[45] ^= 1;
+        let mut r = HandshakeReassembler::default();
+        assert!(r.push(&frag(11, 0, &b, 0, 50)).unwrap().is_empty());
+        // Identical overlap (a retransmission): fine, nothing new held.
+        assert!(r.push(&frag(11, 0, &b, 40, 10)).unwrap().is_empty());
+        assert_eq!(r.buffered_bytes(), 50);
+        // Same range, different content.
+        assert!(is_decode(r.push(&frag(11, 0, &forged, 40, 20))));
+        assert!(is_decode(r.push(&frag(11, 0, &forged, 0, 100))));
+        // Nothing of the rejected fragments was taken.
+        assert_eq!(r.buffered_bytes(), 50);
+        assert_eq!(r.pending[0].chunks, vec![(0, b[..50].to_vec())]);
+        // Bytes just past the conflict that do agree are fine.
+        assert_eq!(
+            r.push(&frag(11, 0, &forged, 46, 54)).unwrap(),
+            vec![whole(11, 0, &b)]
+        );
+        // A complete message still waiting for an earlier one is checked too.
+        let mut r = HandshakeReassembler::default();
+        assert!(r.push(&whole(11, 1, &b)).unwrap().is_empty());
+        assert!(r.push(&frag(11, 1, &b, 10, 10)).unwrap().is_empty());
+        assert!(is_decode(r.push(&frag(11, 1, &forged, 40, 10))));
+        // Spanning two chunks and the gap between them.
+        let mut r = HandshakeReassembler::default();
+        r.push(&frag(11, 0, &b, 0, 10)).unwrap();
+        r.push(&frag(11, 0, &b, 50, 10)).unwrap();
+        let mut late = b.clone();
+        late[55] ^= 0x80;
+        assert!(is_decode(r.push(&frag(11, 0, &late, 5, 60))));
+        assert_eq!(r.buffered_bytes(), 20 + GAP_COST);
+        assert!(r.push(&frag(11, 0, &b, 5, 60)).unwrap().is_empty());
+        assert_eq!(r.buffered_bytes(), 65);
     }
 
     #[test]
@@ -453,27 +741,98 @@ mod tests {
     fn buffer_budget_and_eviction() {
         let mut r = HandshakeReassembler::new(1000, 100, 0).unwrap();
         let big = body(60, 0);
-        // message 1 buffered (60), message 2 would exceed 100: dropped
+        // message 1 holds 10, message 2 another 10: both fit in 100
         assert!(r.push(&frag(1, 1, &big, 0, 10)).unwrap().is_empty());
         assert!(r.push(&frag(1, 2, &big, 0, 10)).unwrap().is_empty());
-        assert_eq!((r.buffered_bytes(), r.dropped()), (60, 1));
-        // further fragments of the buffered message are still taken
+        assert_eq!((r.buffered_bytes(), r.dropped()), (20, 0));
+        // message 1 grows to 60: 70 held; message 2 cannot grow past 100
         assert!(r.push(&frag(1, 1, &big, 10, 50)).unwrap().is_empty());
-        assert_eq!(r.dropped(), 1);
-        // message 0 of 50 bytes fits only after evicting message 1
+        assert!(r.push(&frag(1, 2, &big, 10, 40)).unwrap().is_empty());
+        assert_eq!((r.buffered_bytes(), r.dropped()), (70, 1));
+        // message 0 of 50 bytes fits only after evicting message 2, then 1
         let m0 = body(50, 9);
         assert!(r.push(&frag(0, 0, &m0, 0, 25)).unwrap().is_empty());
-        assert_eq!((r.buffered_bytes(), r.dropped()), (50, 2));
+        assert_eq!((r.buffered_bytes(), r.dropped()), (95, 1));
+        assert!(r.push(&frag(0, 0, &m0, 30, 10)).unwrap().is_empty());
+        assert_eq!((r.buffered_bytes(), r.dropped()), (35 + GAP_COST, 3));
         assert_eq!(
             r.push(&frag(0, 0, &m0, 25, 25)).unwrap(),
             vec![whole(0, 0, &m0)]
         );
         assert_eq!(r.buffered_bytes(), 0);
-        // message at next_seq larger than the whole budget: dropped
+        // message at next_seq larger than the whole cap: dropped once it
+        // outgrows it, evicting nothing (it could not fit anyway)
         let huge = body(101, 0);
-        assert!(r.push(&whole(1, 1, &huge)).unwrap().is_empty());
-        assert_eq!(r.dropped(), 3);
+        assert!(r.push(&frag(1, 2, &huge, 0, 10)).unwrap().is_empty());
+        assert!(r.push(&frag(1, 1, &huge, 0, 100)).unwrap().is_empty());
+        assert!(r.push(&frag(1, 1, &huge, 100, 1)).unwrap().is_empty());
+        assert_eq!((r.buffered_bytes(), r.dropped()), (100, 5));
         assert_eq!(r.next_seq(), 1);
+    }
+
+    #[test]
+    fn shared_budget() {
+        let budget = Arc::new(ReassemblyBudget::new(1000, Some(600)).unwrap());
+        let shared = |source: &[u8]| {
+            HandshakeReassembler::new(2000, 4000, 0)
+                .unwrap()
+                .with_budget(budget.clone(), Some(source.to_vec()))
+        };
+        let (large, small) = (body(2000, 4), body(150, 6));
+        let (mut a1, mut a2, mut c) = (shared(b"a"), shared(b"a"), shared(b"c"));
+        // One source stops at per_source, whatever its connections.
+        assert!(a1.push(&frag(1, 1, &large, 0, 400)).unwrap().is_empty());
+        assert!(a2.push(&frag(1, 1, &large, 0, 200)).unwrap().is_empty());
+        assert!(a2.push(&frag(1, 1, &large, 200, 1)).unwrap().is_empty());
+        assert_eq!(
+            (a2.buffered_bytes(), a2.dropped(), budget.used()),
+            (200, 1, 600)
+        );
+        assert_eq!((budget.held_by(b"a"), budget.refused()), (600, 1));
+        // Another source still has room.
+        assert!(c.push(&frag(2, 1, &small, 0, 100)).unwrap().is_empty());
+        assert_eq!(c.push(&whole(2, 0, &body(9, 1))).unwrap().len(), 1);
+        assert_eq!(
+            c.push(&frag(2, 1, &small, 100, 50)).unwrap(),
+            vec![whole(2, 1, &small)]
+        );
+        // Delivering gave its bytes back.
+        assert_eq!(
+            (c.buffered_bytes(), budget.used(), budget.sources()),
+            (0, 600, 1)
+        );
+        // The message at next_seq evicts later ones when that makes room...
+        assert!(a1.push(&frag(1, 0, &large, 0, 300)).unwrap().is_empty());
+        assert_eq!(
+            (a1.buffered_bytes(), a1.dropped(), budget.used()),
+            (300, 1, 500)
+        );
+        // ...and is dropped alone when it would not.
+        assert!(a2.push(&frag(1, 0, &large, 0, 500)).unwrap().is_empty());
+        assert_eq!(
+            (a2.buffered_bytes(), a2.dropped(), budget.refused()),
+            (200, 2, 2)
+        );
+        // Resetting next_seq, discarding and dropping give everything back.
+        a1.set_next_seq(5).unwrap();
+        assert_eq!((a1.buffered_bytes(), budget.used()), (0, 200));
+        let mut a3 = shared(b"a");
+        assert!(a3.push(&frag(1, 1, &large, 0, 100)).unwrap().is_empty());
+        a3.discard();
+        assert_eq!(
+            (a3.buffered_bytes(), a3.dropped(), budget.used()),
+            (0, 0, 200)
+        );
+        drop(a2);
+        assert_eq!((budget.used(), budget.sources()), (0, 0));
+        // Without a source only the total applies.
+        let mut n = HandshakeReassembler::default().with_budget(budget.clone(), None);
+        assert!(n.push(&frag(1, 1, &large, 0, 1000)).unwrap().is_empty());
+        assert!(n.push(&frag(1, 1, &large, 1000, 1)).unwrap().is_empty());
+        assert_eq!(
+            (n.buffered_bytes(), budget.used(), budget.refused()),
+            (1000, 1000, 3)
+        );
     }
 
     #[test]
@@ -518,7 +877,7 @@ mod tests {
         assert!(r.set_next_seq(65536).is_err());
         assert!(r.push(&frag(1, 1, &body(40, 0), 0, 5)).unwrap().is_empty());
         assert!(r.push(&whole(1, 3, &body(10, 0))).unwrap().is_empty());
-        assert_eq!(r.buffered_bytes(), 50);
+        assert_eq!(r.buffered_bytes(), 15);
         r.set_next_seq(2).unwrap();
         assert_eq!(r.buffered_bytes(), 10);
         assert_eq!(r.next_seq(), 2);

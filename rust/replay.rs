@@ -53,6 +53,67 @@ impl ReplayWindow {
         self.highest
     }
 
+    /// The window in canonical form, for persisting it: the highest accepted
+    /// sequence number and `size.div_ceil(8)` bytes in which bit `i` (byte
+    /// `i / 8`, bit `i % 8`, least significant first) says whether
+    /// `highest - i` was accepted. Empty bytes before the first record.
+    pub fn export(&self) -> (Option<u64>, Vec<u8>) {
+        let Some(h) = self.highest else {
+            return (None, Vec::new());
+        };
+        let mut bitmap = vec![0u8; (self.size as usize).div_ceil(8)];
+        // h <= 2**48 - 1, so h + 1 cannot overflow.
+        for offset in 0..self.size.min(h + 1) {
+            if self.is_set(h - offset) {
+                if let Some(b) = bitmap.get_mut((offset / 8) as usize) {
+                    *b |= 1 << (offset % 8);
+                }
+            }
+        }
+        (self.highest, bitmap)
+    }
+
+    /// The inverse of [`export`](Self::export). The bitmap must be
+    /// canonical: the highest itself accepted, no bit past the window or
+    /// below sequence number 0.
+    pub fn restore(size: u64, highest: Option<u64>, bitmap: &[u8]) -> CoreResult<Self> {
+        let mut window = Self::new(size)?;
+        let Some(h) = highest else {
+            if !bitmap.is_empty() {
+                return Err(CoreError::config(
+                    "a replay window with no highest has no bitmap",
+                ));
+            }
+            return Ok(window);
+        };
+        if h > MAX_SEQUENCE_NUMBER || bitmap.len() != (size as usize).div_ceil(8) {
+            return Err(CoreError::config(
+                "a replay window's bitmap is size/8 bytes and its highest at most 2**48-1",
+            ));
+        }
+        if bitmap.first().map_or(true, |b| b & 1 == 0) {
+            return Err(CoreError::config(
+                "a replay window's highest must be marked accepted",
+            ));
+        }
+        window.highest = Some(h);
+        for (index, &byte) in bitmap.iter().enumerate() {
+            for bit in 0..8u64 {
+                if byte >> bit & 1 == 0 {
+                    continue;
+                }
+                let offset = index as u64 * 8 + bit;
+                if offset >= size || offset > h {
+                    return Err(CoreError::config(
+                        "a replay window's bitmap marks a sequence number outside the window",
+                    ));
+                }
+                window.set(h - offset);
+            }
+        }
+        Ok(window)
+    }
+
     /// Bytes of the bitmap on the heap (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.words)

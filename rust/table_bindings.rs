@@ -9,7 +9,7 @@ use crate::bindings::{
     record_fields, uint_arg, ConfigurationError, PyRecordCipher, PyReplayWindow,
 };
 use crate::io_bindings::{address_tuple, extract_datagrams, parse_address, PyBatchSocket};
-use crate::record::MAX_SEQUENCE_NUMBER;
+use crate::record::{check_sequence_number, MAX_SEQUENCE_NUMBER};
 use crate::session_table::{
     FastDatagram, RecordOutcome, Served, SessionTable as CoreTable, TableSession, APPLICATION_DATA,
 };
@@ -156,8 +156,10 @@ impl PySessionTable {
     }
 
     /// The fast path's MAC-error filter: ``burst`` authentication failures
-    /// at once, ``rate`` per second after that, per session; past them a
-    /// session's datagrams are dropped unopened (counted as throttled).
+    /// at once, ``rate`` per second after that, per session (defaults 20,000
+    /// and 200,000: below them every record is opened); past them a
+    /// session's datagrams are dropped unopened (counted as throttled) until
+    /// a token comes back.
     fn set_auth_filter(&mut self, burst: f32, rate: f32) -> PyResult<()> {
         Ok(self.inner.set_auth_filter(burst, rate)?)
     }
@@ -386,6 +388,46 @@ impl PySessionTable {
             }
         }
         Ok(out)
+    }
+
+    /// The session's record state as bytes for the session store (keys,
+    /// epochs, window, address; see session_export.rs), with
+    /// ``next_write_sequence`` in place of the live one when given (a
+    /// reserved limit); None if the session is unknown. The bytes hold keys:
+    /// encrypt them before they leave the process.
+    #[pyo3(signature = (session_id, next_write_sequence = None))]
+    fn export_session<'py>(
+        &self,
+        py: Python<'py>,
+        session_id: &Bound<'py, PyAny>,
+        next_write_sequence: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let id = session_id_arg(session_id)?;
+        let seq = match next_write_sequence {
+            Some(v) => {
+                let seq = uint_arg(v, "next_write_sequence", MAX_SEQUENCE_NUMBER)?;
+                check_sequence_number(seq)?;
+                Some(seq)
+            }
+            None => None,
+        };
+        Ok(self
+            .inner
+            .export_session(id, seq)
+            .map(|bytes| PyBytes::new(py, &bytes)))
+    }
+
+    /// Install a session from :meth:`export_session`'s bytes under
+    /// ``session_id`` (replacing any) and bind its address, its activity
+    /// clock starting at ``now``. Malformed bytes: ConfigurationError.
+    fn import_session(
+        &mut self,
+        session_id: &Bound<'_, PyAny>,
+        data: &[u8],
+        now: f64,
+    ) -> PyResult<()> {
+        let id = session_id_arg(session_id)?;
+        Ok(self.inner.import_session(id, data, now)?)
     }
 
     fn __repr__(&self) -> String {

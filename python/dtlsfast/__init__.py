@@ -20,6 +20,7 @@ from dtlsfast.exceptions import (
     HandshakeError,
     HandshakeTimeoutError,
     IllegalParameterError,
+    InternalError,
     LocalProtocolError,
     RemoteProtocolError,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "HandshakeError",
     "HandshakeTimeoutError",
     "IllegalParameterError",
+    "InternalError",
     "LocalProtocolError",
     "RemoteProtocolError",
     "ServerLimits",

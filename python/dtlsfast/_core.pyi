@@ -5,7 +5,7 @@ the differential tests hold the two to identical bytes and decisions.
 """
 
 from collections.abc import Iterable, Sequence
-from typing import Final, Self, final
+from typing import Any, Final, Self, final
 
 MAX_SEQUENCE_NUMBER: Final[int]
 """2**48 - 1, the largest DTLS record sequence number (RFC 6347 §4.1)."""
@@ -116,6 +116,10 @@ class RecordCipher:
         :func:`parse_records_cid`: ``(real_type, content)``, or None if it does
         not authenticate or its inner plaintext has no content type."""
 
+    def key_material(self) -> tuple[bytes, bytes]:
+        """``(key, iv)`` as the constructor took them, for persisting a
+        session; never log them."""
+
 @final
 class ReplayWindow:
     """Sliding anti-replay window for one epoch (RFC 6347 §4.1.2.6)."""
@@ -133,6 +137,41 @@ class ReplayWindow:
     def accept(self, sequence_number: int) -> None:
         """Mark a record seen; call only after it authenticated."""
 
+    def export(self) -> tuple[int | None, bytes]:
+        """``(highest, bitmap)`` in canonical form: bit ``i`` (byte ``i // 8``,
+        least significant bit first) says whether ``highest - i`` was
+        accepted; ``(None, b"")`` before the first record."""
+
+    @staticmethod
+    def restore(size: int, highest: int | None, bitmap: bytes) -> ReplayWindow:
+        """The window that :meth:`export` described (ConfigurationError if the
+        bitmap is not canonical)."""
+
+@final
+class ReassemblyBudget:
+    """One byte budget shared by the handshake reassemblers of a server: at most
+    `limit` bytes in all, and `per_source` for the reassemblers of one source."""
+
+    def __new__(cls, limit: int, per_source: int | None = None) -> Self: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def per_source(self) -> int: ...
+    @property
+    def used(self) -> int:
+        """Bytes held by all the reassemblers sharing the budget."""
+
+    @property
+    def sources(self) -> int:
+        """Sources holding bytes."""
+
+    @property
+    def refused(self) -> int:
+        """Fragments dropped because the budget refused them."""
+
+    def held_by(self, source: bytes) -> int:
+        """Bytes held by the reassemblers of `source`."""
+
 @final
 class HandshakeReassembler:
     """Handshake fragments in, whole messages out in message_seq order
@@ -143,6 +182,9 @@ class HandshakeReassembler:
         max_message_size: int = 32768,
         max_buffered_bytes: int = 65536,
         next_seq: int = 0,
+        *,
+        budget: ReassemblyBudget | None = None,
+        source: bytes | None = None,
     ) -> Self: ...
     @property
     def next_seq(self) -> int: ...
@@ -150,6 +192,10 @@ class HandshakeReassembler:
     def next_seq(self, value: int) -> None: ...
     @property
     def buffered_bytes(self) -> int: ...
+    def discard(self) -> None:
+        """Discard every buffered message and give its bytes back to the budget
+        (the connection is going)."""
+
     @property
     def dropped(self) -> int:
         """Fragments dropped because a bound was hit."""
@@ -199,6 +245,20 @@ class SessionTable:
     def remove(self, session_id: int) -> bool:
         """Forget a session (its keys go with it); False if it was not there."""
 
+    def export_session(
+        self, session_id: int, next_write_sequence: int | None = None
+    ) -> bytes | None:
+        """The session's record state as bytes for the session store (keys,
+        epochs, window, address; see session_export.rs), with
+        ``next_write_sequence`` in place of the live one when given (a
+        reserved limit); None if the session is unknown. The bytes hold keys:
+        encrypt them before they leave the process."""
+
+    def import_session(self, session_id: int, data: bytes, now: float) -> None:
+        """Install a session from :meth:`export_session`'s bytes under
+        ``session_id`` (replacing any) and bind its address, its activity
+        clock starting at ``now``. Malformed bytes: ConfigurationError."""
+
     def next_write_sequence(self, session_id: int) -> int | None:
         """The sequence number the next sealed record gets; None if unknown."""
 
@@ -242,8 +302,10 @@ class SessionTable:
 
     def set_auth_filter(self, burst: float, rate: float) -> None:
         """The fast path's MAC-error filter: ``burst`` authentication failures
-        at once, ``rate`` per second after that, per session; past them a
-        session's datagrams are dropped unopened (counted as throttled)."""
+        at once, ``rate`` per second after that, per session (defaults 20,000
+        and 200,000: below them every record is opened); past them a
+        session's datagrams are dropped unopened (counted as throttled) until
+        a token comes back."""
 
     def last_active(self, session_id: int) -> float | None:
         """When :meth:`serve_batch` last opened a datagram of the session."""
@@ -290,12 +352,208 @@ class BatchSocket:
     @property
     def truncated(self) -> int:
         """Datagrams dropped because they were longer than ``buffer_size``."""
+    @property
+    def muted_hellos(self) -> int:
+        """ClientHellos dropped on arrival because their source was muted."""
+
+    def mute(self, host: str, prefix_length: int, seconds: float) -> bool:
+        """Drop epoch-0 ClientHellos from the network of ``host``
+        (``prefix_length`` bits; IPv4 and IPv4-mapped hosts count in IPv4
+        bits) for ``seconds``; False if the table of muted sources is full."""
 
     def recv(self) -> list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]]:
         """Up to ``batch`` waiting datagrams as ``(data, address)``; [] if none."""
 
     def send(self, items: Iterable[tuple[bytes, tuple[object, ...]]]) -> int:
         """Send ``[(data, address), ...]``; returns how many the socket took now."""
+
+@final
+class ClientTable:
+    """The load generator's steady state (rust/client_table.rs): established
+    sessions keep ``window`` CON requests in flight, sealed, sent, received,
+    opened and matched in Rust; Python judges the timers (:meth:`tick`).
+    Methods that produce records send those of sessions with a socket and
+    return the rest as ``[(index, record), ...]``."""
+
+    def __new__(
+        cls,
+        code: int,
+        tail: bytes,
+        *,
+        ack_timeout: float = 2.0,
+        random_factor: float = 1.5,
+        request_timeout: float = 10.0,
+        seed: int = 0,
+    ) -> Self: ...
+    def add(
+        self,
+        fd: int,
+        read_cipher: RecordCipher,
+        read_epoch: int,
+        window: ReplayWindow,
+        write_cipher: RecordCipher,
+        write_epoch: int,
+        next_write_sequence: int,
+        version: int = 0xFEFD,
+        mid: int = 0,
+        token: int = 0,
+    ) -> int:
+        """Take over an established session (fd -1: no socket); its index."""
+
+    def fileno(self) -> int:
+        """The epoll descriptor over the sessions' sockets; -1 off Linux."""
+
+    def begin(self, window: int, now: float) -> list[tuple[int, bytes]]:
+        """Start the load: ``window`` requests on every session."""
+
+    def end(self) -> int:
+        """End the load; the requests still in flight."""
+
+    @property
+    def running(self) -> bool: ...
+    def feed(self, index: int, datagram: bytes, now: float) -> tuple[bool, list[tuple[int, bytes]]]:
+        """One datagram of a session without a socket: (taken, unsent)."""
+
+    def poll(self, rounds: int = 8) -> list[tuple[int, bytes]]:
+        """Serve the readable sockets; the datagrams the connections must see."""
+
+    def tick(
+        self, now: float
+    ) -> tuple[list[tuple[int, int, int, float, float, bool]], list[tuple[int, bytes]]]:
+        """Requests due for a verdict as (index, token, retransmissions,
+        timeout, first_sent, acked), and the unsent records."""
+
+    def retransmit(
+        self, index: int, token: int, timeout: float, now: float
+    ) -> tuple[bool, list[tuple[int, bytes]]]:
+        """Send a request again, its next deadline ``timeout`` s away."""
+
+    def give_up(self, index: int, token: int, now: float) -> tuple[bool, list[tuple[int, bytes]]]:
+        """Count a request as timed out and send its replacement."""
+
+    def lose(self, index: int) -> None:
+        """The server closed the session: its requests in flight fail."""
+
+    def transport_error(self, index: int) -> None:
+        """An ICMP error for the session: its oldest request fails."""
+
+    def next_write_sequence(self, index: int) -> int | None: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def retransmissions(self) -> int: ...
+    def stats(self, histogram: bool = True) -> dict[str, Any]:
+        """Counts, and with ``histogram`` latency_sum/latency_max, codes and
+        histogram buckets."""
+
+# -- the handshake's crypto work (prf.rs, cookie.rs, hello_gate.rs,
+# -- transcript.rs, flight.rs): one call per handshake step.
+
+def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
+    """PRF(secret, label, seed) of RFC 5246 §5 on ``"sha256"`` or ``"sha384"``,
+    ``length`` (at most 65536) bytes. ConfigurationError otherwise."""
+
+def derive_keys(
+    hash_name: str,
+    aead: str,
+    premaster: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    session_hash: bytes | None = None,
+) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """Master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
+    5246 §8.1) and the key block of ``aead`` (RFC 5246 §6.3) in one step:
+    ``(master_secret, client_write_key, server_write_key, client_write_iv,
+    server_write_iv)``."""
+
+def verify_data(
+    hash_name: str, master: bytes, label: bytes, handshake_hash: bytes, length: int = 12
+) -> bytes:
+    """Finished.verify_data (RFC 5246 §7.4.9); ``label`` is ``b"client
+    finished"`` or ``b"server finished"``."""
+
+def peer_bytes(peer: tuple[object, ...] | bytes | bytearray | memoryview) -> bytes:
+    """The canonical bytes of a peer address that a cookie binds, exactly
+    ``dtlsfast.handshake.cookies.peer_bytes``."""
+
+def pack_flight(
+    items: Iterable[tuple[int, int, bytes]],
+    mtu: int,
+    version: int,
+    writers: Iterable[tuple[int, RecordCipher | None, int, bytes]],
+) -> tuple[list[bytes], list[int]]:
+    """Fragment and seal a flight into datagrams of at most ``mtu`` bytes
+    (RFC 6347 §4.2.3, §4.1.1), laid out as ``dtlsfast.flight.pack_flight``
+    does. ``items`` are ``(epoch, content_type, payload)`` (a FlightItem);
+    ``writers`` are ``(epoch, cipher or None, next_sequence, cid)`` of every
+    epoch used. Returns the datagrams and each writer's next sequence number
+    afterwards; on an error none has advanced."""
+
+@final
+class HelloGate:
+    """The stateless HelloVerifyRequest exchange (RFC 6347 §4.2.1) in one call
+    per datagram. Secrets come from Python, which rotates them; the previous
+    one is still accepted. Holds no per-peer state."""
+
+    def __new__(
+        cls,
+        secret: bytes,
+        previous: bytes | None = None,
+        cookie_length: int = 32,
+        max_client_hello: int = 4096,
+    ) -> Self: ...
+    @property
+    def cookie_length(self) -> int: ...
+    @property
+    def max_client_hello(self) -> int: ...
+    def set_secrets(self, secret: bytes, previous: bytes | None = None) -> None:
+        """Replace the current and previous secrets (after a rotation)."""
+
+    def make_cookie(self, peer: object, cookie_input: bytes) -> bytes:
+        """The cookie for ``peer`` and ``cookie_input`` (as
+        ``ClientHello.cookie_input()`` encodes it) under the current secret."""
+
+    def verify_cookie(self, peer: object, cookie_input: bytes, cookie: bytes) -> bool:
+        """Whether ``cookie`` was made for ``peer`` and ``cookie_input`` under
+        the current or the previous secret; both always computed, compared
+        in constant time."""
+
+    def check(
+        self, datagram: bytes, peer: object, received: int | None = None
+    ) -> tuple[str, bytes | None]:
+        """Decide on a datagram from ``peer``, which has no connection:
+        ``(verdict, data)``. ``verdict`` is the counter name;
+        ``data`` is the HelloVerifyRequest to send for ``hello_verify_sent``
+        and ``bad_cookie``, the hello's random for ``accepted``, else None.
+        ``received`` (default: the datagram's length) bounds the reply."""
+
+@final
+class HandshakeTranscript:
+    """The handshake transcript (RFC 5246 §7.4.9, RFC 7627 §3, RFC 6347 §4.2.6)."""
+
+    def __new__(cls) -> Self: ...
+    def add(self, message: bytes) -> None:
+        """Append one whole message (header + complete body), fragment fields
+        normalised. LocalProtocolError if it is not one whole message."""
+
+    def digest(self, hash_name: str) -> bytes:
+        """The hash of every message so far (``"sha256"`` or ``"sha384"``)."""
+
+    def reset(self) -> None:
+        """Forget everything (after a HelloVerifyRequest, RFC 6347 §4.2.1)."""
+
+    def data(self) -> bytes:
+        """All messages so far, concatenated."""
+
+    @property
+    def messages(self) -> tuple[bytes, ...]:
+        """The messages added so far, normalised, in order."""
+
+    def __len__(self) -> int: ...
 
 # ---------------------------------------------------------------------------
 # Handshake message codecs (rust/hs_codec; twin: dtlsfast.pure.hs_codec).

@@ -8,6 +8,11 @@ the DTLS server demultiplexes the batch in Rust), and sends everything the
 protocol answered meanwhile with one sendmmsg(2). Outside a batch, ``sendto`` sends at once.
 What the socket does not take now waits, bounded, until it is writable.
 
+One datagram cannot cost the others of its batch: an exception from the
+protocol's ``datagram_received`` (or from a whole ``serve_batch``) is counted
+in :attr:`BatchDatagramTransport.protocol_errors`, logged at most once per
+source a minute, and the loop goes on.
+
 It implements what the DTLS server uses of :class:`asyncio.DatagramTransport`;
 :func:`open_batch_transport` returns None where batch I/O is unavailable, and
 the server then uses asyncio's transport.
@@ -17,17 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import sys
-from collections import deque
 from typing import Any, Protocol
+
+from dtlsfast.datagram_transport import SocketTransport
+from dtlsfast.log_limiter import LogLimiter
+
+logger = logging.getLogger("dtlsfast.batch_transport")
 
 #: Datagrams read per recvmmsg call, and calls per wake-up of the loop (so one
 #: busy socket cannot starve timers and other sockets).
 BATCH = 64
 BATCHES_PER_WAKEUP = 8
-#: Largest datagram read; DTLS over IPv4/IPv6 paths rarely exceeds 1,500.
-BUFFER_SIZE = 4096
+#: Largest datagram read whole: the largest DTLS record (RFC 6347 §4.1:
+#: 13-byte header, 2^14 bytes of plaintext, 2,048 of expansion). A longer one
+#: is dropped and counted (``truncated``; the server's ``dropped_truncated``).
+BUFFER_SIZE = 13 + 2**14 + 2048
 #: Datagrams waiting for a writable socket before the oldest are dropped.
 MAX_PENDING = 8192
 #: Receive buffer asked for (the kernel caps it at net.core.rmem_max).
@@ -43,8 +55,10 @@ class BatchProtocol(Protocol):
     def datagram_received(self, data: bytes, addr: Any) -> None: ...
 
 
-class BatchDatagramTransport(asyncio.DatagramTransport):
+class BatchDatagramTransport(SocketTransport):
     """Batched reads and writes on one non-blocking UDP socket."""
+
+    _protocol: BatchProtocol
 
     def __init__(
         self,
@@ -53,20 +67,19 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         protocol: BatchProtocol,
         io: Any,
     ) -> None:
-        super().__init__()
-        self._loop = loop
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._protocol = protocol
+        super().__init__(loop, sock, protocol)
         self._io = io
-        self._pending: deque[tuple[bytes, Any]] = deque()
         self._in_batch = False
-        self._writing = False
-        self._closing = False
-        self.dropped = 0
-        """Datagrams dropped because the socket did not take them in time."""
+        self.protocol_errors = 0
+        """Unexpected exceptions the protocol raised on a datagram or a batch."""
+        self._error_log = LogLimiter()
         serve_batch = getattr(protocol, "serve_batch", None)
         self._serve_batch = serve_batch if callable(serve_batch) else self._one_by_one
+
+    @property
+    def truncated(self) -> int:
+        """Datagrams dropped because they were longer than ``BUFFER_SIZE``."""
+        return int(self._io.truncated)
 
     def _start(self) -> None:
         self._loop.add_reader(self._fd, self._read_ready)
@@ -77,8 +90,22 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
     def _one_by_one(self, io: Any) -> int:
         items = io.recv()
         for data, addr in items:
-            self._protocol.datagram_received(data, addr)
+            try:
+                self._protocol.datagram_received(data, addr)
+            except Exception as exc:
+                self._protocol_error(exc, addr)
         return len(items)
+
+    def _protocol_error(self, exc: Exception, source: Any) -> None:
+        self.protocol_errors += 1
+        key = source[0] if isinstance(source, tuple) and source else source
+        if self._error_log.allow(key, self._loop.time()):
+            logger.error(
+                "the protocol raised on a datagram batch (%r); going on with the next "
+                "datagrams (logged at most once per source a minute)",
+                source,
+                exc_info=exc,
+            )
 
     def _read_ready(self) -> None:
         for _ in range(BATCHES_PER_WAKEUP):
@@ -92,6 +119,11 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             except OSError as exc:
                 self._protocol.error_received(exc)
                 return
+            except Exception as exc:
+                # A bug in the protocol's batch handling: this batch is lost,
+                # the next ones are read as usual.
+                self._protocol_error(exc, "serve_batch")
+                received = BATCH
             finally:
                 self._in_batch = False
                 self._flush()
@@ -133,22 +165,20 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         self._loop.remove_writer(self._fd)
         self._flush()
 
-    def get_write_buffer_size(self) -> int:
-        return sum(len(d) for d, _ in self._pending)
+    # -- muting (rust/source_mute.rs) ------------------------------------------
+
+    def mute_hellos(self, host: str, prefix_length: int, seconds: float) -> bool:
+        """Drop the ClientHellos of ``host``'s network of ``prefix_length`` bits
+        as they are read, for ``seconds`` (the server does so while a source's
+        hello budget is empty). False if the socket's table is full."""
+        return bool(self._io.mute(host, prefix_length, seconds))
+
+    @property
+    def muted_hellos(self) -> int:
+        """ClientHellos dropped on arrival from muted sources."""
+        return int(self._io.muted_hellos)
 
     # -- lifecycle -----------------------------------------------------------
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "sockname":
-            return self._sock.getsockname()
-        if name == "socket":
-            return self._sock
-        if name == "peername":
-            return None
-        return default
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     def close(self) -> None:
         if self._closing:
@@ -161,22 +191,6 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             self._loop.remove_writer(self._fd)
         self._pending.clear()
         self._loop.call_soon(self._finish_close)
-
-    def abort(self) -> None:
-        self._pending.clear()
-        self.close()
-
-    def _finish_close(self) -> None:
-        try:
-            self._protocol.connection_lost(None)
-        finally:
-            self._sock.close()
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol  # type: ignore[assignment]
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol  # type: ignore[return-value]
 
 
 def batch_io_available() -> bool:

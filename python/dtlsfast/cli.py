@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import signal
@@ -128,11 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="agree to connection IDs (RFC 9146): sessions survive client address changes",
     )
     serve.add_argument(
+        "--require-ems",
+        action="store_true",
+        help="refuse DTLS clients without the extended master secret (RFC 7627)",
+    )
+    serve.add_argument(
         "--max-sessions",
         type=_positive_int,
         default=ServerLimits.max_sessions,
         help="established DTLS sessions held at once; past it the least recently active are "
         f"evicted (default {ServerLimits.max_sessions:,})",
+    )
+    serve.add_argument(
+        "--hello-rate",
+        type=_positive_float,
+        default=ServerLimits.hello_rate_per_address,
+        help="new DTLS handshakes per second one source address may start, in bursts of twice "
+        "as many; its /24 (IPv6 /56) gets four times that (default "
+        f"{ServerLimits.hello_rate_per_address:g}; raise it for load tests from one address)",
     )
     serve.add_argument(
         "--idle-timeout",
@@ -176,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="offer a connection ID (RFC 9146) so a NAT rebinding keeps the session",
         )
+        cmd.add_argument(
+            "--require-ems",
+            action="store_true",
+            help="refuse a DTLS server without the extended master secret (RFC 7627)",
+        )
 
     bench = sub.add_parser(
         "bench",
@@ -187,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
         "stderr is a terminal (not with --json or --no-progress).",
     )
     bench.add_argument("uri", help="coap:// or coaps:// URI")
+    bench.add_argument(
+        "--mode",
+        choices=("requests", "handshakes"),
+        default="requests",
+        help="requests: --sessions sessions, then requests on them (the default); "
+        "handshakes: a handshake storm, --handshake-concurrency full handshakes in flight for "
+        "--duration seconds, each from a new port and closed with close_notify, reporting "
+        "handshakes per second, failures by reason and handshake latency",
+    )
     bench.add_argument(
         "--sessions", metavar="N", type=_positive_int, default=1, help="sessions (default 1)"
     )
@@ -305,10 +333,9 @@ async def run_server(args: argparse.Namespace) -> int:
                     trusted_keys_file=args.rpk_trust,
                     client_auth="required" if args.ca or args.rpk_trust else "none",
                     connection_id=args.connection_id,
+                    require_extended_master_secret=args.require_ems,
                     backend=args.backend,
-                    limits=ServerLimits(
-                        max_sessions=args.max_sessions, idle_timeout=args.idle_timeout
-                    ),
+                    limits=_limits(args),
                 ),
                 args.bind,
                 args.coaps_port,
@@ -324,6 +351,7 @@ async def run_server(args: argparse.Namespace) -> int:
                 + (", client certificates required" * bool(args.ca))
                 + (", client raw public keys required" * bool(args.rpk_trust)),
             )
+            _warn_if_example_key(dtls.address, store)
         log.info("serving /light (GET, PUT, observable); Ctrl-C to stop")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -344,6 +372,45 @@ async def run_server(args: argparse.Namespace) -> int:
         if keylog is not None:
             keylog.close()
     return 0
+
+
+def _warn_if_example_key(address: tuple[str, int], store: dict[bytes, bytes]) -> None:
+    """The ESP-IDF example's key is public: on an address other hosts can reach,
+    anyone can open a CoAPS session with it. Say so, and how to give a key."""
+    if DEFAULT_KEY.encode() not in store.values():
+        return
+    host = address[0].partition("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip is not None and ip.is_loopback:
+        return
+    where = "every address" if host in ("::", "0.0.0.0") else host
+    log.warning(
+        "CoAPS on %s (%s) accepts the ESP-IDF example's public PSK key %r: anyone who "
+        "can reach it can open a session. Give your own key with --psk-key KEY (and "
+        "--psk-identity NAME) or a file of 'identity:key' lines with --psk-file FILE, "
+        "or listen on loopback only (--bind 127.0.0.1)",
+        _fmt(address),
+        where,
+        DEFAULT_KEY,
+    )
+
+
+def _limits(args: argparse.Namespace) -> ServerLimits:
+    rate = args.hello_rate
+    burst = max(1, round(2 * rate))
+    return ServerLimits(
+        max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout,
+        hello_rate_per_address=rate,
+        hello_burst_per_address=burst,
+        hello_rate_per_prefix=max(ServerLimits.hello_rate_per_prefix, 4 * rate),
+        hello_burst_per_prefix=max(ServerLimits.hello_burst_per_prefix, 4 * burst),
+    )
 
 
 def _log_counters(endpoints: list[Any], coap: Any) -> None:
@@ -394,6 +461,7 @@ async def run_client(args: argparse.Namespace) -> int:
         raw_public_key=args.rpk is not None,
         trusted_keys_file=args.rpk_trust,
         connection_id=args.connection_id,
+        require_extended_master_secret=args.require_ems,
     )
     payload = b""
     if args.payload_file is not None:
@@ -439,7 +507,7 @@ def _print_response(response: Any, verbose: bool) -> None:
 
 
 async def run_bench(args: argparse.Namespace) -> int:
-    from dtlsfast.coap.loadgen import Progress, run_load
+    from dtlsfast.loadgen import Progress, run_load
 
     def show(p: Progress) -> None:
         print(
@@ -456,6 +524,8 @@ async def run_bench(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if args.mode == "handshakes":
+        return await _bench_handshakes(args, show if interactive else None, stop)
     result = await run_load(
         args.uri,
         sessions=args.sessions,
@@ -481,6 +551,29 @@ async def run_bench(args: argparse.Namespace) -> int:
     if not result.sessions_established:
         if not args.json:
             print("dtlsfast: no session could be established", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _bench_handshakes(args: argparse.Namespace, progress: Any, stop: asyncio.Event) -> int:
+    from dtlsfast.loadgen import run_handshakes
+
+    result = await run_handshakes(
+        args.uri,
+        concurrency=args.handshake_concurrency,
+        duration=args.duration,
+        identity=args.identity,
+        key=args.key,
+        ciphers=args.ciphers.split(",") if args.ciphers else None,
+        handshake_timeout=args.handshake_timeout,
+        progress=progress,
+        stop=stop,
+        processes=args.processes,
+    )
+    print(result.to_json() if args.json else result.summary(), flush=True)
+    if not result.handshakes:
+        if not args.json:
+            print("dtlsfast: no handshake completed", file=sys.stderr)
         return 1
     return 0
 

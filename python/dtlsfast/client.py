@@ -19,6 +19,7 @@ from dtlsfast.config import (
     connection_id_length_for,
 )
 from dtlsfast.connection import DtlsConnection
+from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConnectionClosedError, HandshakeError
 from dtlsfast.session import DtlsSession
@@ -125,6 +126,7 @@ async def connect(
     local_addr: tuple[str, int] | None = None,
     connection_id: bool = False,
     connection_id_length: int | None = None,
+    require_extended_master_secret: bool = False,
 ) -> DtlsSession:
     """Open a DTLS 1.2 session to ``host:port``.
 
@@ -145,6 +147,9 @@ async def connect(
     survives a change of our address (a NAT rebinding) if the server agrees;
     the client asks for a zero-length CID of its own unless
     ``connection_id_length`` says otherwise.
+
+    ``require_extended_master_secret=True`` refuses a server that does not
+    negotiate the extended master secret (RFC 7627), with handshake_failure.
     """
     kwargs: dict[str, Any] = {
         "initial_timeout": initial_timeout,
@@ -157,6 +162,7 @@ async def connect(
         "connection_id_length": connection_id_length_for(
             connection_id, connection_id_length, is_client=True
         ),
+        "require_extended_master_secret": require_extended_master_secret,
     }
     if trusted_public_keys is not None:
         kwargs["trusted_public_keys"] = trusted_public_keys
@@ -175,7 +181,7 @@ async def connect(
     )
     loop = asyncio.get_running_loop()
     conn = DtlsConnection(config, peer=(host, port))
-    transport, protocol = await loop.create_datagram_endpoint(
+    transport, protocol = await open_datagram_endpoint(
         lambda: _ClientProtocol(conn), remote_addr=(host, port), local_addr=local_addr
     )
     # The session exists from the start so that data arriving in the same

@@ -130,6 +130,12 @@ class DtlsConfiguration:
     max_handshake_message: int = 32768
     backend: Backend = "rust"
     require_extended_master_secret: bool = False
+    """Refuse a peer that does not negotiate extended master secret (RFC 7627)."""
+    reveal_unknown_psk_identity: bool = False
+    """Server side: answer an unknown PSK identity with the unknown_psk_identity
+    alert. Off by default: the handshake goes on with a random key (RFC 4279
+    §2), so that an unknown identity fails exactly like a wrong key and a
+    prober cannot enumerate identities; turn it on only to debug a client."""
     keylog: IO[str] | None = None
     """Write NSS SSLKEYLOGFILE lines here, and only if set."""
     server_name: str | None = None

@@ -11,6 +11,36 @@ The handshake is a table of ``(state, message type) -> handler``; a message
 not in the table for the current state is an ``unexpected_message``. Flights
 are kept whole for retransmission (§4.2.4) and re-sealed with new record
 sequence numbers each time.
+
+Hostile input (the peer is not trusted before the handshake authenticates it):
+
+- Nothing the peer sends makes :meth:`DtlsConnection.receive_datagram` or
+  :meth:`~DtlsConnection.handle_timer` raise. A malformed message gets its
+  alert; anything unexpected (a defect) fails this connection alone with a
+  fatal internal_error, a :class:`~dtlsfast.exceptions.InternalError` in
+  its ConnectionClosed event and ``counters["internal_errors"]``.
+- A ClientHello whose record sequence number or message_seq leaves no room
+  for the rest of the handshake is dropped and counted
+  (``drops["hello_sequence_exhausted"]``), with no reply and no state.
+- Our flight is retransmitted for the peer only on a real retransmission of
+  its last flight: a message whose bytes equal the one we received (one that
+  an off-path forger cannot know: a hello's random, or an authenticated
+  Finished), at most once per timer period, and only when the peer has sent
+  at least a third of our flight's size since it last went out (no input is
+  answered with more than three times its size).
+- Records that fail authentication are dropped and counted (RFC 6347
+  §4.1.2.7), during the handshake too. The one exception is the Finished in
+  the very datagram whose ChangeCipherSpec opened its epoch: that is the
+  peer's own flight, so its failure means another key (usually another PSK)
+  and gets a fatal bad_record_mac at once, as §4.1.2.7 allows. A record in
+  any other datagram, which anyone can forge, never ends the handshake; if
+  the Finished never verifies, the handshake times out with a message that
+  counts the failures. Once the peer's ChangeCipherSpec is in, its alerts
+  come in the new epoch, so unauthenticated epoch-0 alerts are ignored.
+- An unknown PSK identity goes on with a random key (RFC 4279 §2), so that it
+  ends exactly as a wrong key does and identities cannot be enumerated;
+  ``DtlsConfiguration.reveal_unknown_psk_identity`` restores the explicit
+  unknown_psk_identity alert for debugging.
 """
 
 from __future__ import annotations
@@ -43,6 +73,7 @@ from dtlsfast.exceptions import (
     DtlsError,
     HandshakeError,
     HandshakeTimeoutError,
+    InternalError,
     LocalProtocolError,
     RemoteProtocolError,
 )
@@ -125,6 +156,25 @@ MAX_PLAINTEXT = 16384
 #: A server may answer with HelloVerifyRequest more than once (a cookie secret
 #: rotated between the two hellos); a client stops following after this many.
 MAX_HELLO_VERIFY = 4
+#: Largest record sequence number (48 bits, RFC 6347 §4.1).
+MAX_SEQUENCE_NUMBER = (1 << 48) - 1
+#: The server answers a ClientHello in epoch 0 from the hello's own record
+#: sequence number on (it must stay above the HelloVerifyRequest's, RFC 6347
+#: §4.2.1). A hello that leaves fewer numbers than this is refused: every
+#: flight of the handshake, each retransmission of it and the alerts together
+#: use a few thousand at most, and a genuine client's second hello has a
+#: sequence number near 1.
+EPOCH0_SEQUENCE_RESERVE = 1 << 32
+#: The handshake messages that follow a ClientHello on either side (the
+#: server's ServerHello to Finished: six; the client's Certificate to
+#: Finished: four) number from the hello's message_seq on, which is 16 bits
+#: (RFC 6347 §4.2.2): a hello above this leaves no room for them.
+MAX_HELLO_MESSAGE_SEQ = 0xFFFF - 6
+#: RFC 6347 §4.2.4: an implementation answers a retransmitted flight with its
+#: own; dtlsfast sends at most this many bytes for every byte the peer sent
+#: since our flight last went out (the anti-amplification factor of QUIC,
+#: RFC 9000 §8.1).
+AMPLIFICATION_LIMIT = 3
 
 
 class State(enum.Enum):
@@ -152,6 +202,10 @@ _AWAITING_FINISHED = frozenset(
         State.SERVER_WAIT_FINISHED,
     }
 )
+#: States in which the peer's ChangeCipherSpec has arrived: it writes epoch 1.
+_PEER_IN_NEW_EPOCH = frozenset(
+    {State.CLIENT_WAIT_FINISHED, State.SERVER_WAIT_FINISHED, State.ESTABLISHED}
+)
 
 
 class _Abort(Exception):
@@ -178,6 +232,7 @@ class DtlsConnection:
     # Slots, not a __dict__: a gateway holds one connection per session, and
     # a dict of this many attributes costs about a kilobyte more.
     __slots__ = (
+        "_auth_failures_at_ccs",
         "_backend",
         "_certificate_requested",
         "_client_certificate_seen",
@@ -188,6 +243,7 @@ class DtlsConnection:
         "_ecdh_secret",
         "_events",
         "_flight",
+        "_flight_bytes",
         "_flight_open",
         "_hello_verify_count",
         "_identity_hint",
@@ -197,10 +253,13 @@ class DtlsConnection:
         "_offered_client_types",
         "_offered_server_types",
         "_out",
-        "_peer_flight_last_seq",
+        "_peer_repeated",
         "_peer_schemes",
+        "_peer_trigger",
+        "_pending_trigger",
         "_psk",
         "_reassembler",
+        "_received_since_flight",
         "_retransmits",
         "_send_seq",
         "_server_certificate_type",
@@ -209,6 +268,8 @@ class DtlsConnection:
         "_timeout",
         "_timer_at",
         "_transcript",
+        "_triggered_at",
+        "_unknown_identity",
         "cipher_suite",
         "config",
         "connection_id",
@@ -231,10 +292,15 @@ class DtlsConnection:
         peer: Hashable = None,
         *,
         connection_id: bytes | None = None,
+        reassembly_budget: Any = None,
+        reassembly_source: bytes | None = None,
     ) -> None:
         """``connection_id`` is the CID to offer (RFC 9146 §3), for a server
         that keeps its CIDs unique; by default a random one of
-        ``config.connection_id_length`` bytes, or none if that is None."""
+        ``config.connection_id_length`` bytes, or none if that is None.
+        ``reassembly_budget`` is the backend's ``ReassemblyBudget`` that a
+        server shares among its connections' handshake reassembly, charging
+        ``reassembly_source`` (the peer's network)."""
         self.config = config
         self.peer = peer
         if connection_id is None and config.connection_id_length is not None:
@@ -253,6 +319,8 @@ class DtlsConnection:
         self._reassembler: Any = self._backend.HandshakeReassembler(
             max_message_size=config.max_handshake_message,
             max_buffered_bytes=2 * config.max_handshake_message,
+            budget=reassembly_budget,
+            source=reassembly_source,
         )
         self.state = State.CLIENT_START if config.is_client else State.SERVER_LISTEN
         self.counters: Counter[str] = Counter()
@@ -268,7 +336,18 @@ class DtlsConnection:
         self._timer_at: float | None = None
         self._timeout = config.initial_timeout
         self._retransmits = 0
-        self._peer_flight_last_seq: int | None = None
+        # What tells a retransmission of the peer's last flight: (epoch, the
+        # whole message), see _answer_peer_retransmission.
+        self._peer_trigger: tuple[int, bytes] | None = None
+        self._pending_trigger: tuple[int, bytes] | None = None
+        self._peer_repeated = False
+        self._triggered_at = -float("inf")
+        self._flight_bytes = 0
+        self._received_since_flight = 0
+        # bad_auth drops counted when a ChangeCipherSpec opened the read epoch
+        # in the datagram being handled (None in any other datagram).
+        self._auth_failures_at_ccs: int | None = None
+        self._unknown_identity = False
         # Negotiated parameters.
         self.cipher_suite: CipherSuite | None = None
         self.psk_identity: bytes | None = None
@@ -332,10 +411,17 @@ class DtlsConnection:
         """Count records an endpoint dropped on this connection's behalf."""
         self.records.drops[reason] += count
 
+    def discard_handshake_buffers(self) -> None:
+        """Give back what partial handshake messages hold (to the server's
+        reassembly budget): the endpoint is done with this connection."""
+        self._reassembler.discard()
+
     def clear_counts(self) -> None:
-        """Forget the drops and retransmissions (the endpoint took them over)."""
+        """Forget the drops, retransmissions and unknown PSK identities (the
+        endpoint took them over)."""
         self.records.drops.clear()
         self.counters["retransmissions"] = 0
+        self.counters["unknown_psk_identity"] = 0
 
     def connect(self, now: float) -> None:
         """Start the handshake (client only): queue the first ClientHello."""
@@ -394,10 +480,21 @@ class DtlsConnection:
         self._send_flight(now, expect_reply=True)
 
     def receive_datagram(self, data: bytes, now: float) -> None:
-        """Process one datagram from the peer."""
+        """Process one datagram from the peer.
+
+        Never raises: whatever the peer sends is dropped and counted, or ends
+        the connection with the right alert; an unexpected error (a defect)
+        ends this connection with internal_error (see the module)."""
         if self.state is State.CLOSED:
             return
-        auth_failures = self.records.drops["bad_auth"]
+        try:
+            self._receive_datagram(data, now)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _receive_datagram(self, data: bytes, now: float) -> None:
+        self._received_since_flight += len(data)
+        self._auth_failures_at_ccs = None
         try:
             for record in self.records.receive(data):
                 self._handle_record(record, now)
@@ -405,18 +502,51 @@ class DtlsConnection:
                     return
         except _Abort as abort:
             self._fail(abort.alert, str(abort))
-        except DecodeError as exc:
-            self._fail(AlertDescription.DECODE_ERROR, f"malformed handshake message: {exc}")
             return
-        if self.records.drops["bad_auth"] > auth_failures and self.state in _AWAITING_FINISHED:
-            # The first protected record of the handshake failed to open: the
-            # peer derived other keys, almost always from another PSK. RFC 6347
-            # §4.1.2.7 allows a fatal bad_record_mac here.
-            self._fail(
-                AlertDescription.BAD_RECORD_MAC,
-                "the peer's Finished failed authentication: the two sides use different keys "
-                "(check the PSK)",
-            )
+        except DecodeError as exc:
+            self._fail(AlertDescription.DECODE_ERROR, f"malformed message: {exc}")
+            return
+        except HandshakeError as exc:
+            self._fail(exc.alert or AlertDescription.HANDSHAKE_FAILURE, str(exc))
+            return
+        failures_at_ccs = self._auth_failures_at_ccs
+        if (
+            failures_at_ccs is not None
+            and self.records.drops["bad_auth"] > failures_at_ccs
+            and self.state in _AWAITING_FINISHED
+        ):
+            # The record after the ChangeCipherSpec in the peer's own datagram,
+            # its Finished, failed to open: the peer derived other keys, almost
+            # always from another PSK. RFC 6347 §4.1.2.7 allows a fatal
+            # bad_record_mac; a forger cannot add a record to that datagram.
+            self._fail(AlertDescription.BAD_RECORD_MAC, self._finished_failed())
+            return
+        self._answer_peer_retransmission(now)
+
+    def _finished_failed(self) -> str:
+        """What to say when the peer's protected records do not open."""
+        role = "server" if self.is_client else "client"
+        message = (
+            f"the {role}'s Finished failed authentication: the two sides use different keys "
+            "(check the PSK)"
+        )
+        if self._unknown_identity:
+            # Only in our own error, never to the peer (RFC 4279 §2).
+            message += f"; its PSK identity {self.psk_identity!r} is not in the PSK store"
+        return message
+
+    def _internal_error(self, exc: Exception) -> None:
+        """A defect met the peer's input: fail this connection alone."""
+        self.counters["internal_errors"] += 1
+        error = InternalError(
+            f"internal error on the peer's input ({type(exc).__name__}: {exc}); the connection "
+            "was closed with internal_error. This is a defect in dtlsfast: please report it"
+        )
+        error.__cause__ = exc
+        self._flight_open = []
+        with contextlib.suppress(Exception):
+            self._send_alert(AlertLevel.FATAL, AlertDescription.INTERNAL_ERROR)
+        self._close(error)
 
     @property
     def settled(self) -> bool:
@@ -447,7 +577,11 @@ class DtlsConnection:
             peer=self.peer,
             read_epoch=self.records.read_epoch,
             next_message_seq=self._reassembler.next_seq,
-            peer_last_message_seq=self._peer_flight_last_seq,
+            peer_last_message_seq=(
+                None
+                if self._peer_trigger is None
+                else parse_handshake_header(self._peer_trigger[1]).message_seq
+            ),
             max_payload=self.max_payload,
             cipher_suite=self.cipher_suite,
             client_random=self._client_random,
@@ -468,22 +602,49 @@ class DtlsConnection:
         return self._timer_at
 
     def handle_timer(self, now: float) -> None:
-        """Retransmit the last flight if its timer expired (RFC 6347 §4.2.4.1)."""
+        """Retransmit the last flight if its timer expired (RFC 6347 §4.2.4.1).
+        Never raises (see :meth:`receive_datagram`)."""
         if self._timer_at is None or now < self._timer_at:
             return
+        try:
+            self._handle_timer(now)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _handle_timer(self, now: float) -> None:
         if self._retransmits >= self.config.max_retransmissions:
             self._timer_at = None
             self._close(
                 HandshakeTimeoutError(
-                    f"handshake timed out: no answer after {self._retransmits} retransmissions"
+                    f"handshake timed out: no answer after {self._retransmits} "
+                    f"retransmissions{self._timeout_hint()}"
                 )
             )
             return
         self._retransmits += 1
         self.counters["retransmissions"] += 1
         self._timeout = min(self._timeout * 2, self.config.max_timeout)
-        self._emit_flight()
+        self._emit_flight(now)
         self._timer_at = now + self._timeout
+
+    def _timeout_hint(self) -> str:
+        """Why the handshake probably stalled, for the timeout's message."""
+        failures = self.records.drops["bad_auth"]
+        if failures and self.state in _AWAITING_FINISHED:
+            hint = (
+                f"; the peer's protected records failed authentication {failures} times, which "
+                "usually means the two sides use different keys (check the PSK)"
+            )
+            if self._unknown_identity:
+                hint += f"; the client's PSK identity {self.psk_identity!r} is not in the PSK store"
+            return hint
+        suite = self.cipher_suite
+        if self.state is State.CLIENT_WAIT_CHANGE_CIPHER_SPEC and suite and suite.uses_psk:
+            return (
+                "; the server answered our hello but not our Finished, which usually means it "
+                f"has another key for PSK identity {self.psk_identity!r}, or does not know it"
+            )
+        return ""
 
     def send(self, data: bytes) -> None:
         """Send ``data`` as one application_data record."""
@@ -526,6 +687,15 @@ class DtlsConnection:
 
     def _handle_record(self, record: Record, now: float) -> None:
         ctype = record.content_type
+        if len(record.payload) > MAX_PLAINTEXT:
+            if record.epoch == 0 and self.state in _PEER_IN_NEW_EPOCH:
+                self.records.drops["record_overflow"] += 1  # unauthenticated: ignore
+                return
+            raise _Abort(
+                AlertDescription.RECORD_OVERFLOW,
+                f"the peer sent a record of {len(record.payload)} bytes of plaintext; "
+                f"RFC 5246 §6.2.1 allows at most {MAX_PLAINTEXT}",
+            )
         if ctype == ContentType.HANDSHAKE:
             if self.state is State.ESTABLISHED and record.epoch == 0:
                 # Unauthenticated: only good for spotting a retransmitted
@@ -554,17 +724,25 @@ class DtlsConnection:
             self.records.drops["unknown_content_type"] += 1
 
     def _handle_handshake_record(self, record: Record, now: float) -> None:
-        retransmit = False
         for piece in split_handshake_fragments(record.payload):
             header = parse_handshake_header(piece)
             if self.state is State.SERVER_LISTEN and header.msg_type == HandshakeType.CLIENT_HELLO:
+                if (
+                    record.sequence_number > MAX_SEQUENCE_NUMBER - EPOCH0_SEQUENCE_RESERVE
+                    or header.message_seq > MAX_HELLO_MESSAGE_SEQ
+                ):
+                    # Our flights would run out of sequence numbers: refused
+                    # before anything of it is taken over.
+                    self.records.drops["hello_sequence_exhausted"] += 1
+                    continue
                 self._reassembler.next_seq = header.message_seq
                 self._send_seq = header.message_seq
                 # Stay above the HelloVerifyRequest's record sequence number.
                 self.records.set_write_sequence(0, record.sequence_number)
             if header.message_seq < self._reassembler.next_seq:
-                if header.message_seq == self._peer_flight_last_seq:
-                    retransmit = True
+                if self._peer_trigger == (record.epoch, piece):
+                    self._peer_repeated = True
+                    self.counters["peer_retransmissions"] += 1
                 elif self.state is State.ESTABLISHED and record.epoch > 0:
                     self._refuse_renegotiation(header.msg_type)
                 continue
@@ -578,10 +756,21 @@ class DtlsConnection:
                 self._handle_message(bytes(message), record.epoch, now)
                 if self.state in (State.CLOSED, State.ESTABLISHED):
                     break
-        if retransmit and self._flight:
-            # The peer repeated its last flight: ours was lost (§4.2.4).
-            self.counters["retransmissions"] += 1
-            self._emit_flight()
+
+    def _answer_peer_retransmission(self, now: float) -> None:
+        """The peer repeated its last flight, so ours was lost: send it again
+        (RFC 6347 §4.2.4), at most once per timer period and only when the
+        peer sent at least 1/AMPLIFICATION_LIMIT of its size since it last
+        went out. Otherwise our own timer resends it."""
+        if not self._peer_repeated or not self._flight:
+            return
+        if now < self._triggered_at + self._timeout:
+            return
+        if AMPLIFICATION_LIMIT * self._received_since_flight < self._flight_bytes:
+            return
+        self._triggered_at = now
+        self.counters["retransmissions"] += 1
+        self._emit_flight(now)
 
     def _refuse_renegotiation(self, msg_type: int) -> None:
         if msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
@@ -618,17 +807,17 @@ class DtlsConnection:
             self._handle_record(held, now)
             if self.state is State.CLOSED:
                 return
+        # Records held from earlier datagrams may be anyone's: only a failure
+        # later in this datagram is the peer's own Finished failing.
+        self._auth_failures_at_ccs = self.records.drops["bad_auth"]
 
     def _handle_alert(self, record: Record) -> None:
-        if record.epoch == 0 and self.state is State.ESTABLISHED:
-            # Unauthenticated once keys are in use: ignore (anyone can forge it).
+        if record.epoch == 0 and self.state in _PEER_IN_NEW_EPOCH:
+            # Unauthenticated once the peer's keys are in use: ignore (anyone
+            # can forge it; the peer itself sends alerts in the new epoch).
             self.records.drops["unauthenticated_alert"] += 1
             return
-        try:
-            level, description = decode_alert(record.payload)
-        except DecodeError:
-            self.records.drops["malformed_alert"] += 1
-            return
+        level, description = decode_alert(record.payload)  # DecodeError: decode_error
         self._push_event(AlertReceived(level, description))
         if description == AlertDescription.CLOSE_NOTIFY:
             self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
@@ -663,18 +852,23 @@ class DtlsConnection:
         self._flight, self._flight_open = self._flight_open, []
         self._timeout = self.config.initial_timeout
         self._retransmits = 0
-        self._emit_flight()
+        # The peer's flight that this one answers is now its last one.
+        self._peer_trigger, self._pending_trigger = self._pending_trigger, None
+        self._triggered_at = -float("inf")
+        self._emit_flight(now)
         self._timer_at = now + self._timeout if expect_reply else None
 
-    def _emit_flight(self) -> None:
-        self._out.extend(
-            pack_flight(
-                self._flight,
-                self.config.mtu,
-                self.records.overhead_for,
-                lambda ctype, payload, epoch: self.records.seal(ctype, payload, epoch),
-            )
+    def _emit_flight(self, now: float) -> None:
+        datagrams = pack_flight(
+            self._flight,
+            self.config.mtu,
+            self.records.overhead_for,
+            lambda ctype, payload, epoch: self.records.seal(ctype, payload, epoch),
         )
+        self._out.extend(datagrams)
+        self._flight_bytes = sum(len(d) for d in datagrams)
+        self._received_since_flight = 0
+        self._peer_repeated = False
 
     def _send_alert(self, level: int, description: int) -> None:
         # Past the last sequence number nothing can be sent, not even an alert.
@@ -798,7 +992,8 @@ class DtlsConnection:
         # The hello before the cookie and the HelloVerifyRequest are not part of
         # the handshake hash (RFC 6347 §4.2.6).
         self._transcript.reset()
-        self._peer_flight_last_seq = parse_handshake_header(message).message_seq
+        # A repeat of this HelloVerifyRequest (its cookie) means our hello was lost.
+        self._pending_trigger = (0, message)
         self._queue_handshake(HandshakeType.CLIENT_HELLO, self._client_hello.encode())
 
     def _client_on_server_hello(self, body: bytes, message: bytes) -> None:
@@ -823,13 +1018,17 @@ class DtlsConnection:
         reneg = find_extension(hello.extensions, ExtensionType.RENEGOTIATION_INFO)
         if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
             raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "bad renegotiation_info")
-        self.extended_master_secret = (
-            find_extension(hello.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is not None
-        )
+        self.extended_master_secret = _offers_extended_master_secret(hello.extensions)
         if self.config.require_extended_master_secret and not self.extended_master_secret:
             raise _Abort(
                 AlertDescription.HANDSHAKE_FAILURE,
                 "server does not support extended master secret (RFC 7627), which is required",
+            )
+        formats = find_extension(hello.extensions, ExtensionType.EC_POINT_FORMATS)
+        if formats is not None and 0 not in ext.decode_ec_point_formats(formats):
+            raise _Abort(
+                AlertDescription.ILLEGAL_PARAMETER,
+                "the server's ec_point_formats lacks uncompressed (0), RFC 8422 §5.2",
             )
         limit = find_extension(hello.extensions, ExtensionType.RECORD_SIZE_LIMIT)
         if limit is not None:
@@ -842,6 +1041,10 @@ class DtlsConnection:
             self._use_connection_ids(self._offered_cid, ext.decode_connection_id(cid))
         self.cipher_suite = suite
         self._server_random = hello.random
+        # The server's flight ends at ServerHelloDone, which anyone can forge
+        # (it is empty): a repeat of the ServerHello (its random) tells
+        # that our answer to the flight was lost.
+        self._pending_trigger = (0, message)
         self.state = State.CLIENT_WAIT_SERVER_HELLO_DONE
 
     def _client_check_certificate_types(self, extensions: list[tuple[int, bytes]]) -> None:
@@ -899,7 +1102,6 @@ class DtlsConnection:
 
     def _client_on_server_hello_done(self, body: bytes, message: bytes) -> None:
         ServerHelloDone.decode(body)
-        self._peer_flight_last_seq = parse_handshake_header(message).message_seq
         assert self.cipher_suite is not None
         if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
             self._client_send_certificate_flight()
@@ -1057,12 +1259,15 @@ class DtlsConnection:
 
     def _server_on_client_hello(self, body: bytes, message: bytes) -> None:
         hello = ClientHello.decode(body)
-        self._peer_flight_last_seq = parse_handshake_header(message).message_seq
-        # DTLS versions count down: 0xFEFD (1.2) is below 0xFEFF (1.0).
-        if hello.client_version > DTLS_1_2:
+        # A repeat of this hello (its random) means our flight was lost.
+        self._pending_trigger = (0, message)
+        # DTLS 1.2 is 0xFEFD; 1.0 (0xFEFF) is refused, and so is anything that
+        # is no DTLS version (TLS's 0x0303, an invented 0xFEFC: a DTLS 1.3
+        # client offers 0xFEFD here, RFC 9147 §5.3).
+        if hello.client_version != DTLS_1_2:
             raise _Abort(
                 AlertDescription.PROTOCOL_VERSION,
-                f"client offers {hello.client_version:#06x}; DTLS 1.2 is required",
+                f"client offers version {hello.client_version:#06x}; DTLS 1.2 (0xfefd) is required",
             )
         if 0 not in hello.compression_methods:
             raise _Abort(
@@ -1070,6 +1275,17 @@ class DtlsConnection:
             )
         groups = find_extension(hello.extensions, ExtensionType.SUPPORTED_GROUPS)
         self._client_groups = None if groups is None else ext.decode_supported_groups(groups)
+        formats = find_extension(hello.extensions, ExtensionType.EC_POINT_FORMATS)
+        if (
+            formats is not None
+            and 0 not in ext.decode_ec_point_formats(formats)
+            and (self._client_groups is None or any(g in _EC_GROUPS for g in self._client_groups))
+        ):
+            raise _Abort(
+                AlertDescription.ILLEGAL_PARAMETER,
+                "the client's ec_point_formats lacks uncompressed (0), which RFC 8422 §5.1.2 "
+                "requires of a client offering elliptic curves",
+            )
         schemes = find_extension(hello.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
         self._peer_schemes = None if schemes is None else ext.decode_signature_algorithms(schemes)
         types = find_extension(hello.extensions, ExtensionType.SERVER_CERTIFICATE_TYPE)
@@ -1081,9 +1297,7 @@ class DtlsConnection:
         if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
             raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "non-empty renegotiation_info")
         secure_reneg = reneg is not None or EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
-        self.extended_master_secret = (
-            find_extension(hello.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is not None
-        )
+        self.extended_master_secret = _offers_extended_master_secret(hello.extensions)
         if self.config.require_extended_master_secret and not self.extended_master_secret:
             raise _Abort(
                 AlertDescription.HANDSHAKE_FAILURE, "client does not offer extended master secret"
@@ -1327,10 +1541,16 @@ class DtlsConnection:
         key = self.config.psk_lookup(identity)
         if key is None:
             self.counters["unknown_psk_identity"] += 1
-            raise _Abort(
-                AlertDescription.UNKNOWN_PSK_IDENTITY,
-                f"unknown PSK identity {identity[:64]!r}",
-            )
+            if self.config.reveal_unknown_psk_identity:
+                raise _Abort(
+                    AlertDescription.UNKNOWN_PSK_IDENTITY,
+                    f"unknown PSK identity {identity[:64]!r}",
+                )
+            # RFC 4279 §2: go on with a random key, so that the client's
+            # Finished fails just as with a wrong key, and a prober cannot
+            # tell known identities from unknown ones.
+            key = os.urandom(32)
+            self._unknown_identity = True
         self._psk = key
         self.psk_identity = identity
         self._transcript.add(message)
@@ -1339,7 +1559,9 @@ class DtlsConnection:
 
     def _server_on_finished(self, body: bytes, message: bytes) -> None:
         self._check_peer_finished(body, b"client finished")
-        self._peer_flight_last_seq = parse_handshake_header(message).message_seq
+        # A repeat of the client's Finished (authenticated, and new to the
+        # replay window) means our Finished was lost.
+        self._pending_trigger = (self.records.read_epoch, message)
         self._transcript.add(message)
         self._queue_change_cipher_spec()
         self._queue_handshake(
@@ -1391,6 +1613,21 @@ _TRANSITIONS: dict[tuple[State, int], Handler] = {
     ): DtlsConnection._server_on_client_key_exchange,
     (State.SERVER_WAIT_FINISHED, HandshakeType.FINISHED): DtlsConnection._server_on_finished,
 }
+
+
+#: The elliptic curve groups of RFC 8422 §5.1.1 (secp256r1, secp384r1,
+#: secp521r1, x25519, x448): a client offering one must accept uncompressed points.
+_EC_GROUPS = frozenset({23, 24, 25, 29, 30})
+
+
+def _offers_extended_master_secret(extensions: list[tuple[int, bytes]]) -> bool:
+    """Whether a hello carries extended_master_secret; DecodeError if the
+    extension carries data (RFC 7627 §5.1: it is empty)."""
+    data = find_extension(extensions, ExtensionType.EXTENDED_MASTER_SECRET)
+    if data is None:
+        return False
+    ext.decode_extended_master_secret(data)
+    return True
 
 
 def _type_name(certificate_type: int) -> str:

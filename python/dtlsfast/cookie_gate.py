@@ -6,6 +6,15 @@ that verifies (HMAC over the peer address and the ClientHello, see
 :mod:`dtlsfast.handshake.cookies`) may create a connection. The reply is never
 larger than what it answers (the datagram, or for a fragmented ClientHello
 the datagrams that carried its fragments), so the exchange cannot amplify.
+
+Two more refusals, both counted and stateless: a ClientHello whose record
+sequence number or message_seq leaves no room for the server's flights (the
+server continues both from the client's, RFC 6347 §4.2.1 and §4.2.2), and,
+with a :class:`~dtlsfast.source_budget.SourceBuckets` as
+``hello_verify_limit``, a HelloVerifyRequest to a source that keeps sending
+cookies that fail: such a source gets a bounded number a second. A hello
+without a cookie is always answered, so a sender spoofing someone's address
+cannot use up that address's answers.
 """
 
 from __future__ import annotations
@@ -26,12 +35,19 @@ from dtlsfast.handshake.messages import (
     parse_handshake_header,
     split_handshake_fragments,
 )
+from dtlsfast.source_budget import SourceBuckets, address_key
 
 #: Fragmented ClientHellos are reassembled in a small shared pool before the
 #: cookie is known: bounded in entries and in bytes per message, oldest first
 #: out. It is the only thing the gate holds, and no connection state.
 MAX_FRAGMENTED_HELLOS = 128
 MAX_CLIENT_HELLO = 4096
+#: The server's epoch-0 records continue from the ClientHello's record
+#: sequence number, and its messages from the hello's message_seq: leave room
+#: for the largest flight, fragmented to a small MTU, sent 1 + 7 times (2**16
+#: records), and for the rest of the handshake's messages (16).
+MAX_HELLO_RECORD_SEQ = 2**48 - 1 - 2**16
+MAX_HELLO_MESSAGE_SEQ = 2**16 - 1 - 16
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,8 @@ class CookieGate:
     backend: ModuleType
     jar: CookieJar = field(default_factory=CookieJar)
     counters: Counter[str] = field(default_factory=Counter)
+    hello_verify_limit: SourceBuckets | None = None
+    """HelloVerifyRequests per source address answering cookies that failed."""
     _fragments: OrderedDict[Hashable, _PartialHello] = field(default_factory=OrderedDict)
 
     def check(self, datagram: bytes, peer: Hashable, now: float) -> GateVerdict:
@@ -86,6 +104,9 @@ class CookieGate:
         if header.length > MAX_CLIENT_HELLO:
             self.counters["oversize_client_hello"] += 1
             return GateVerdict(False)
+        if record_seq > MAX_HELLO_RECORD_SEQ or header.message_seq > MAX_HELLO_MESSAGE_SEQ:
+            self.counters["sequence_too_high"] += 1
+            return GateVerdict(False)
         hello_datagram = datagram
         received = len(datagram)
         if header.fragment_offset != 0 or header.fragment_length != header.length:
@@ -106,7 +127,14 @@ class CookieGate:
         if hello.cookie and self.jar.verify(_peer_key(peer), hello, now):
             self.counters["accepted"] += 1
             return GateVerdict(True, client_hello=hello, hello_datagram=hello_datagram)
-        self.counters["hello_verify_sent" if not hello.cookie else "bad_cookie"] += 1
+        if not hello.cookie:
+            self.counters["hello_verify_sent"] += 1
+        else:
+            self.counters["bad_cookie"] += 1
+            limit = self.hello_verify_limit
+            if limit is not None and not limit.take(address_key(peer), now):
+                self.counters["hello_verify_throttled"] += 1
+                return GateVerdict(False)
         cookie = self.jar.make(_peer_key(peer), hello, now)
         body = HelloVerifyRequest(server_version=DTLS_1_0, cookie=cookie).encode()
         message = encode_handshake(HandshakeType.HELLO_VERIFY_REQUEST, header.message_seq, body)

@@ -69,6 +69,46 @@ class ConnectionClosedError(DtlsError):
     """The connection is closed: by close_notify, by a fatal alert or locally."""
 
 
+class InternalError(DtlsError):
+    """dtlsfast failed on the peer's input where it should have coped: a
+    defect. The connection sent a fatal internal_error alert (RFC 5246 §7.2.2)
+    and closed; other connections are unaffected. The original exception is
+    the ``__cause__``: please report it with the log."""
+
+    alert = 80  # internal_error
+
+
+class KeyFileError(ConfigurationError):
+    """A ticket or state key file cannot be used: too short, readable by
+    group or others, not a regular file, or unreadable. The message names the
+    file and what to do; ``path`` is the file."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class StateFileError(DtlsError):
+    """A session state file cannot be restored. The message names the file
+    and what to do; nothing in it was changed. ``path`` is the file."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class StateFileCorruptError(StateFileError):
+    """The state file is corrupt or truncated, or not a state file at all."""
+
+
+class StateFileVersionError(StateFileError):
+    """The state file was written by another version of its format."""
+
+
+class StateFileKeyError(StateFileError):
+    """The state file was encrypted under another key than the one given."""
+
+
 __all__ = [
     "ConfigurationError",
     "ConnectionClosedError",
@@ -77,6 +117,12 @@ __all__ = [
     "HandshakeError",
     "HandshakeTimeoutError",
     "IllegalParameterError",
+    "InternalError",
+    "KeyFileError",
     "LocalProtocolError",
     "RemoteProtocolError",
+    "StateFileCorruptError",
+    "StateFileError",
+    "StateFileKeyError",
+    "StateFileVersionError",
 ]

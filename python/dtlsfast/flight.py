@@ -7,9 +7,10 @@ datagram, each record inside one datagram).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
+from dtlsfast.exceptions import ConfigurationError, LocalProtocolError
 from dtlsfast.handshake.constants import ContentType
 from dtlsfast.handshake.messages import HANDSHAKE_HEADER
 
@@ -18,10 +19,10 @@ from dtlsfast.handshake.messages import HANDSHAKE_HEADER
 MIN_USEFUL_FRAGMENT = 32
 
 
-@dataclass(frozen=True)
-class FlightItem:
+class FlightItem(NamedTuple):
     """One message of a flight: a whole handshake message, or a
-    ChangeCipherSpec, and the epoch it is sent in."""
+    ChangeCipherSpec, and the epoch it is sent in. A tuple, so the Rust
+    ``pack_flight`` takes it as it is."""
 
     epoch: int
     content_type: int
@@ -37,7 +38,7 @@ def _fragment(message: bytes, offset: int, length: int) -> bytes:
 
 
 def pack_flight(
-    items: list[FlightItem],
+    items: Sequence[FlightItem],
     mtu: int,
     overhead: Callable[[int], int],
     seal: Callable[[int, bytes, int], bytes],
@@ -48,6 +49,10 @@ def pack_flight(
     ``seal(content_type, payload, epoch)`` builds one record with the next
     sequence number of that epoch. Handshake messages too large for the space
     left are fragmented; the first fragment fills the current datagram.
+
+    LocalProtocolError for a handshake item shorter than its header;
+    ConfigurationError for an MTU that leaves no room for any fragment body.
+    ``dtlsfast._core.pack_flight`` does the same in one call.
     """
     datagrams: list[bytes] = []
     current: list[bytes] = []
@@ -71,6 +76,11 @@ def pack_flight(
             continue
         message = item.payload
         body_length = len(message) - HANDSHAKE_HEADER
+        if body_length < 0:
+            raise LocalProtocolError(
+                f"a handshake flight item is a whole message of at least {HANDSHAKE_HEADER} "
+                f"bytes, not {len(message)}"
+            )
         if cost + len(message) <= room:
             record = seal(item.content_type, message, item.epoch)
             current.append(record)
@@ -84,6 +94,13 @@ def pack_flight(
             if space < MIN_USEFUL_FRAGMENT:
                 flush()
                 space = room - cost - HANDSHAKE_HEADER
+            if space < 1:
+                # Without this a fragment of no body would never advance.
+                raise ConfigurationError(
+                    f"an MTU of {mtu} bytes leaves no room for a handshake fragment in epoch "
+                    f"{item.epoch} ({cost} bytes of record overhead and {HANDSHAKE_HEADER} of "
+                    "header)"
+                )
             piece = _fragment(message, offset, min(space, body_length - offset))
             record = seal(item.content_type, piece, item.epoch)
             current.append(record)

@@ -15,11 +15,12 @@ direction. Both are fixed per epoch when its keys are installed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dtlsfast.exceptions import LocalProtocolError
+from dtlsfast.flight import FlightItem
 from dtlsfast.handshake.constants import DTLS_1_2
 
 #: ContentType tls12_cid (RFC 9146 §4).
@@ -42,6 +43,32 @@ class _WriteState:
     cipher: Any | None
     next_sequence: int = 0
     cid: bytes = b""  # the CID records of this epoch carry (RFC 9146)
+
+
+def write_overhead(state: _WriteState) -> int:
+    """Bytes a record of this write state adds to its payload: the header,
+    AEAD expansion, and with a CID the CID and the inner content type."""
+    if state.cipher is None:
+        return 13
+    # A CID in the header and the real type in the DTLSInnerPlaintext.
+    cid = len(state.cid) + 1 if state.cid else 0
+    return 13 + int(state.cipher.overhead) + cid
+
+
+def seal_record(
+    backend: Any, state: _WriteState, content_type: int, version: int, epoch: int, payload: bytes
+) -> bytes:
+    """One record of ``epoch`` with the state's next sequence number, which
+    advances."""
+    seq = state.next_sequence
+    # seal/encode raise ConfigurationError past 2**48 - 1: the connection
+    # must be closed before then, RFC 6347 §4.1.
+    state.next_sequence = seq + 1
+    if state.cipher is None:
+        return bytes(backend.encode_record(content_type, version, epoch, seq, payload))
+    if state.cid:
+        return bytes(state.cipher.seal_cid(content_type, version, epoch, seq, state.cid, payload))
+    return bytes(state.cipher.seal(content_type, version, epoch, seq, payload))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +214,7 @@ class RecordLayer:
         return self.overhead_for(self.write_epoch)
 
     def overhead_for(self, epoch: int) -> int:
-        state = self._write[epoch]
-        if state.cipher is None:
-            return 13
-        # A CID in the header and the real type in the DTLSInnerPlaintext.
-        cid = len(state.cid) + 1 if state.cid else 0
-        return 13 + int(state.cipher.overhead) + cid
+        return write_overhead(self._write[epoch])
 
     # -- output -------------------------------------------------------------
 
@@ -203,19 +225,19 @@ class RecordLayer:
         state = self._write.get(epoch)
         if state is None:
             raise LocalProtocolError(f"no write state for epoch {epoch}")
-        seq = state.next_sequence
-        # seal/encode raise ConfigurationError past 2**48 - 1: the connection
-        # must be closed before then, RFC 6347 §4.1.
-        state.next_sequence = seq + 1
-        if state.cipher is None:
-            return bytes(
-                self.backend.encode_record(content_type, self.version, epoch, seq, payload)
-            )
-        if state.cid:
-            return bytes(
-                state.cipher.seal_cid(content_type, self.version, epoch, seq, state.cid, payload)
-            )
-        return bytes(state.cipher.seal(content_type, self.version, epoch, seq, payload))
+        return seal_record(self.backend, state, content_type, self.version, epoch, payload)
+
+    def pack_flight(self, items: Sequence[FlightItem], mtu: int) -> list[bytes]:
+        """Fragment and seal a flight into datagrams of at most ``mtu`` bytes
+        in one call of the backend (RFC 6347 §4.2.3, §4.2.4): the layout of
+        :func:`dtlsfast.flight.pack_flight`. The write sequence numbers of the
+        epochs used advance; on an error none does."""
+        states = self._write
+        writers = [(epoch, w.cipher, w.next_sequence, w.cid) for epoch, w in states.items()]
+        datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writers)
+        for state, sequence in zip(states.values(), sequences, strict=True):
+            state.next_sequence = sequence
+        return list(datagrams)
 
     def set_write_sequence(self, epoch: int, sequence_number: int) -> None:
         self._write[epoch].next_sequence = sequence_number

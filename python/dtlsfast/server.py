@@ -7,6 +7,16 @@ exists before a ClientHello carries a valid cookie. A new ClientHello from an
 address that has a session (a rebooted device, RFC 6347 §4.2.8) starts a new
 handshake that replaces the old session once it completes.
 
+Who may start a handshake, and which half-open handshake gives way when the
+table is full, is :mod:`dtlsfast.admission`'s call: budgets per source
+address and per prefix, charged only once a cookie proved the address.
+
+Every datagram is handled on its own: an unexpected error while handling one
+(a bug) fails only the connection it was for, with an internal_error alert,
+is counted (``dtls_internal_errors``) and logged at most once per source a
+minute, and the rest of the batch goes on. Timers and the sweep are guarded
+the same way.
+
 With connection IDs (RFC 9146) each session gets a random CID, unique on this
 server; records of type tls12_cid are demultiplexed by CID whatever their
 source address, and a session's address moves only on a record that
@@ -19,16 +29,18 @@ to its current address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, cast, runtime_checkable
 
-from dtlsfast.auth_filter import AuthFailureFilter
+from dtlsfast.admission import MAX_CRYPTO_COST, Admission
+from dtlsfast.auth_filter import AuthFailureFilter, SourceFilters, source_key
 from dtlsfast.backend import load_backend
 from dtlsfast.batch_transport import BatchDatagramTransport, open_batch_transport
 from dtlsfast.config import (
@@ -41,11 +53,15 @@ from dtlsfast.config import (
 )
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
+from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
-from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.exceptions import ConfigurationError, DtlsError
+from dtlsfast.handshake.constants import AlertDescription, AlertLevel
 from dtlsfast.handshake.cookies import CookieJar
+from dtlsfast.log_limiter import LogLimiter
 from dtlsfast.session import DtlsSession
 from dtlsfast.settled_connection import SettledConnection
+from dtlsfast.source_budget import SourceBuckets, address_key
 
 logger = logging.getLogger("dtlsfast.server")
 
@@ -64,10 +80,37 @@ class SessionListener(Protocol):
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """Bounds on what one server holds; hitting one drops and counts."""
+    """Bounds on what one server holds and on what each source may make it do;
+    hitting one drops and counts (``server.counters``, named below).
+
+    A *source* is a peer's address; its *prefix* is the network around it
+    (``prefix_length_v4``, ``prefix_length_v6``). Every per-source budget
+    after the cookie is charged only by ClientHellos whose cookie verified
+    (RFC 6347 §4.2.1), so a sender that spoofs someone's address cannot spend
+    that address's budget (see :mod:`dtlsfast.admission`).
+    """
 
     max_handshakes: int = 1024
-    """Handshakes in progress (after a valid cookie) at once."""
+    """Half-open handshakes (after a valid cookie, before completion) at once.
+    A full table still admits a newcomer with a valid cookie: the handshake
+    that has waited longest for its peer since the server's flight is evicted
+    (``handshakes_evicted``)."""
+    max_handshakes_per_address: int = 64
+    """Half-open handshakes of one source address. At the cap its own
+    handshake that stalled longest (a retransmission timeout without
+    progress) makes room; if none stalled, the newcomer is refused
+    (``dropped_handshakes_per_address``) and its retransmission tries again.
+    64 lets a site behind one NAT start 64 handshakes at once, and keeps one
+    address to 1/16 of ``max_handshakes``."""
+    max_handshakes_per_prefix: int = 256
+    """The same per prefix (``dropped_handshakes_per_prefix``): one network
+    holds at most a quarter of ``max_handshakes``."""
+    prefix_length_v4: int = 24
+    """Bits of an IPv4 address (IPv4-mapped IPv6 included) that make its prefix."""
+    prefix_length_v6: int = 56
+    """Bits of an IPv6 address that make its prefix: /56 is what one customer
+    typically gets, so one attacker cannot sidestep the per-address budgets
+    by the addresses of its own network."""
     max_sessions: int = 100_000
     """Established sessions; past it the least recently active are evicted."""
     eviction_batch: float = 1 / 256
@@ -78,23 +121,152 @@ class ServerLimits:
     idle_timeout: float = 600.0
     """Seconds without a record from the peer before a session is closed."""
     handshake_lifetime: float = 120.0
-    """Seconds a handshake may take in all, whatever its retransmissions."""
-    auth_failure_burst: int = 32
-    """Records failing authentication tolerated at once from one peer."""
-    auth_failure_rate: float = 8.0
-    """Failures per second tolerated in the long run; past these a peer's
-    datagrams are dropped unopened (see :mod:`dtlsfast.auth_filter`)."""
+    """Seconds a handshake may take in all, whatever its retransmissions
+    (``handshakes_expired``)."""
+    handshake_stall_timeout: float = 10.0
+    """Seconds a half-open handshake may go without progress from its peer (a
+    new message, or a retransmission of its last flight: a peer on a lossy
+    link that retransmits stays) before it is dropped (``handshakes_stalled``).
+    Longer than a slow device's ECDHE computation plus three lost
+    retransmissions; a client that still comes back finds its cookie valid
+    and starts again."""
+    hello_rate_per_address: float = 100.0
+    """New handshakes per second one source address may start (a token
+    bucket charged by every ClientHello with a valid cookie that is not a
+    retransmission, admitted or not; ``dropped_hello_rate_address``). While
+    its bucket is empty the address's ClientHellos are dropped before the
+    cookie is checked. 100 a second is far beyond any device, enough for a
+    NAT'd site rebooting, and 5 % of a core in ECDHE-ECDSA flights."""
+    hello_burst_per_address: int = 200
+    """What one address may start at once, before ``hello_rate_per_address`` applies."""
+    hello_rate_per_prefix: float = 400.0
+    """New handshakes per second one prefix may start (``dropped_hello_rate_prefix``)."""
+    hello_burst_per_prefix: int = 800
+    """What one prefix may start at once."""
+    crypto_rate: float = 1000.0
+    """Expensive operations per second for the whole server: ECDHE key
+    generations, ECDH, signatures and client certificate checks
+    (:data:`dtlsfast.admission.CRYPTO_COST`: 2 for an ECDHE_PSK handshake,
+    3 for ECDHE_ECDSA, 2 more with client authentication). A handshake that
+    may need them is refused while the budget is empty (``dropped_crypto_budget``);
+    PSK handshakes need none. 1,000 is about 330 ECDHE-ECDSA handshakes a
+    second, a third of a core here: the rest stays for established sessions."""
+    crypto_burst: int = 2000
+    """Expensive operations the server may do at once."""
+    crypto_share_per_prefix: float = 0.25
+    """The largest share of ``crypto_rate`` (and ``crypto_burst``) one prefix,
+    hence one address, may use (``dropped_crypto_share``): a single source
+    cannot take the core, and a newcomer from elsewhere finds at least three
+    quarters of the budget."""
+    hello_verify_rate_per_address: float = 5.0
+    """HelloVerifyRequests per second to one source address for ClientHellos
+    whose cookie failed (``cookie_hello_verify_throttled``): a client caught
+    in a loop of bad cookies no longer drives thousands of round trips a
+    second. A ClientHello without a cookie is always answered, so a spoofed
+    flood cannot use up a genuine client's answers."""
+    hello_verify_burst_per_address: int = 20
+    """Answers to failing cookies one address may get at once."""
+    source_table_size: int = 65_536
+    """Sources each budget after the cookie tracks; past it the least
+    recently charged is forgotten (a forgotten source starts again with a
+    full bucket, so this never locks anyone out)."""
+    hello_verify_table_size: int = 4096
+    """Sources tracked for failing cookies. This table is filled before any
+    cookie, by addresses that may be spoofed: when it is full, newcomers
+    share one bucket instead of evicting a tracked source."""
+    auth_failure_burst: int = 2_000
+    """MAC-error filter (:mod:`dtlsfast.auth_filter`), records opened in
+    Python: failures tolerated at once from a session's own address, and
+    from any one source for sessions not its own (their CIDs)."""
+    auth_failure_rate: float = 20_000.0
+    """Failures per second tolerated after the burst, per session and per
+    source; past it their datagrams are dropped unopened until a token comes
+    back. A forged record costs 3 to 12 µs to open in Python with the Rust
+    core, 1.4 to 2.6 µs to drop unopened (benches/bench_forged_records.py),
+    so 20,000 a second is about a tenth of a core more than dropping them
+    (with ``backend="pure"``, whose openings cost 17 to 35 µs, a third to
+    two thirds of one). Below it every record is opened."""
+    auth_failure_table_burst: int = 20_000
+    """The same burst for a session's own address in the Rust session
+    table's batch path."""
+    auth_failure_table_rate: float = 200_000.0
+    """The same rate there: opening a forged record costs the table 0.2 to
+    0.4 µs more than dropping it, so 200,000 a second is under a tenth of a
+    core."""
+    auth_failure_sources: int = 4096
+    """Sources (hosts) whose failures on sessions not their own are counted
+    at once; past it, newcomers share one bucket."""
+    reassembly_budget: int = 8 * 1024 * 1024
+    """Bytes that all handshakes in progress may hold in partial handshake
+    messages, together; past it fragments are dropped and counted
+    (``dropped_reassembly_budget``). A handshake whose messages arrive whole
+    and in order holds nothing; each holds at most twice
+    ``max_handshake_message``, and only the bytes that arrived."""
+    reassembly_budget_per_prefix: int = 1024 * 1024
+    """What the handshakes from one prefix (``prefix_length_v4``,
+    ``prefix_length_v6``) may hold of ``reassembly_budget`` together, so that
+    one source cannot take it all."""
 
     def __post_init__(self) -> None:
+        self._check_auth_filter()
         if not 0.0 <= self.eviction_batch < 1.0:
             raise ConfigurationError(
                 f"eviction_batch is a share of max_sessions from 0 to below 1, "
                 f"not {self.eviction_batch}"
             )
+        for name in (
+            "max_handshakes",
+            "max_handshakes_per_address",
+            "max_handshakes_per_prefix",
+            "hello_burst_per_address",
+            "hello_burst_per_prefix",
+            "hello_verify_burst_per_address",
+            "source_table_size",
+            "hello_verify_table_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in (
+            "handshake_lifetime",
+            "handshake_stall_timeout",
+            "hello_rate_per_address",
+            "hello_rate_per_prefix",
+            "crypto_rate",
+            "hello_verify_rate_per_address",
+        ):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be above 0, not {getattr(self, name)}")
+        if not 0 <= self.prefix_length_v4 <= 32 or not 0 <= self.prefix_length_v6 <= 128:
+            raise ConfigurationError(
+                "prefix_length_v4 is 0..32 bits and prefix_length_v6 0..128, not "
+                f"{self.prefix_length_v4} and {self.prefix_length_v6}"
+            )
+        if not 0 < self.crypto_share_per_prefix <= 1:
+            raise ConfigurationError(
+                f"crypto_share_per_prefix is a share above 0 and at most 1, "
+                f"not {self.crypto_share_per_prefix}"
+            )
+        if self.crypto_burst * self.crypto_share_per_prefix < MAX_CRYPTO_COST:
+            raise ConfigurationError(
+                f"crypto_burst * crypto_share_per_prefix must cover the costliest handshake "
+                f"({MAX_CRYPTO_COST} operations), not "
+                f"{self.crypto_burst * self.crypto_share_per_prefix:g}"
+            )
+
+    def _check_auth_filter(self) -> None:
+        for name in ("auth_failure_burst", "auth_failure_table_burst", "auth_failure_sources"):
+            if not getattr(self, name) >= 1:
+                raise ConfigurationError(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("auth_failure_rate", "auth_failure_table_rate"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate < float("inf"):
+                raise ConfigurationError(f"{name} is failures per second, >= 0, not {rate}")
 
 
 #: Attempts at drawing a CID not in use before giving up on one for a handshake.
 CID_DRAWS = 16
+#: An unexpected error is logged at most once per source address in this many seconds.
+ERROR_LOG_INTERVAL = 60.0
 
 
 @dataclass(slots=True)
@@ -137,6 +309,12 @@ def _is_epoch0_client_hello(data: bytes) -> bool:
     return len(data) > 25 and data[0] == 22 and data[3] == 0 and data[4] == 0 and data[13] == 1
 
 
+def _hello_random(data: bytes) -> bytes:
+    # An epoch-0 ClientHello's random: after the record and handshake headers
+    # and client_version (RFC 6347 §4.2.2), in the first fragment.
+    return data[27:59]
+
+
 class DtlsServer(asyncio.DatagramProtocol):
     """The server endpoint returned by :func:`serve`."""
 
@@ -155,7 +333,20 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._gate = CookieGate(
             backend,
             CookieJar(secret_lifetime=cookie_secret_lifetime, now=self._loop.time()),
+            hello_verify_limit=SourceBuckets(
+                limits.hello_verify_rate_per_address,
+                limits.hello_verify_burst_per_address,
+                limits.hello_verify_table_size,
+                when_full="share",
+            ),
         )
+        #: Shared by the handshake reassembly of every connection.
+        self._reassembly_budget = backend.ReassemblyBudget(
+            limits.reassembly_budget, limits.reassembly_budget_per_prefix
+        )
+        self._admission: Admission[_Peer] = Admission(limits, config)
+        self._error_log = LogLimiter(interval=ERROR_LOG_INTERVAL)
+        self._next_full_sweep = self._loop.time()
         self._peers: dict[Any, _Peer] = {}
         #: CID -> peer (RFC 9146), one entry per handshake or session at most,
         #: so bounded like ``_peers``.
@@ -169,7 +360,11 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._established = 0
         # Established sessions' record state (the fast path, DESIGN.md).
         self._table = backend.SessionTable(limits.max_sessions)
-        self._table.set_auth_filter(limits.auth_failure_burst, limits.auth_failure_rate)
+        self._table.set_auth_filter(limits.auth_failure_table_burst, limits.auth_failure_table_rate)
+        #: MAC-error filter of sources sending records for sessions not theirs.
+        self._sources = SourceFilters(
+            limits.auth_failure_sources, limits.auth_failure_burst, limits.auth_failure_rate
+        )
         self._table_ids = itertools.count(1)
         self._batched = False
 
@@ -195,10 +390,36 @@ class DtlsServer(asyncio.DatagramProtocol):
     def counters(self) -> Counter[str]:
         """Handshakes, sessions, drops by reason, cookie exchange, retransmissions.
 
+        ``reassembly_bytes``: held by handshakes' partial messages, under
+        ``ServerLimits.reassembly_budget``; ``dropped_reassembly_budget``:
+        fragments it refused.
+
         With connection IDs: ``connection_ids`` (CIDs in use),
         ``cid_address_updates`` (sessions moved to a new address),
         ``cid_address_kept`` (records from another address that did not move
         their session), ``dropped_unknown_cid``, ``dropped_bad_cid``.
+
+        The front door (:class:`ServerLimits` says which limit each is):
+        ``cookie_sequence_too_high``, ``cookie_hello_verify_throttled``,
+        ``dropped_hello_rate_address``, ``dropped_hello_rate_prefix``,
+        ``dropped_crypto_share``, ``dropped_crypto_budget``,
+        ``dropped_handshakes_per_address``, ``dropped_handshakes_per_prefix``,
+        ``handshakes_evicted``, ``handshakes_stalled``, ``handshakes_expired``,
+        ``handshakes_started`` (admitted), ``dropped_hello_rate_muted``
+        (ClientHellos the batch socket dropped on arrival from a source whose
+        hello budget was empty);
+        ``sources_tracked`` and ``cookie_sources_tracked`` (entries in the
+        per-source tables), ``crypto_operations`` (expensive operations
+        charged). ``dtls_internal_errors``: datagrams, timers or sweeps that
+        raised unexpectedly (a bug; each failed only its own connection), and
+        ``internal_errors_not_logged``.
+        ``unknown_psk_identities``: handshakes with a PSK identity the store
+        does not have (the clients are not told, RFC 4279 §2).
+
+        The MAC-error filter (:mod:`dtlsfast.auth_filter`): ``dropped_bad_auth``
+        (records opened that failed authentication), ``dropped_auth_throttled``
+        (datagrams dropped unopened), ``auth_filter_sources`` (sources with a
+        bucket for records on sessions not theirs).
 
         A snapshot; a counter never incremented reads 0.
         """
@@ -210,25 +431,41 @@ class DtlsServer(asyncio.DatagramProtocol):
             for reason, value in peer.conn.drops.items():
                 out[f"dropped_{reason}"] += value
             out["retransmissions"] += peer.conn.counters["retransmissions"]
+            out["dtls_internal_errors"] += peer.conn.counters.get("internal_errors", 0)
+            out["unknown_psk_identities"] += peer.conn.counters.get("unknown_psk_identity", 0)
         out["sessions_open"] = sum(1 for p in live if p.conn.established)
         out["handshakes_in_progress"] = sum(1 for p in live if not p.conn.established)
         out["connection_ids"] = len(self._by_cid)
+        out["auth_filter_sources"] = len(self._sources)
         out["sessions_in_table"] = len(self._table)
         out["session_table_bytes"] = len(self._table) * self._table.session_footprint
         out["coap_answered_in_table"] = self._table.coap_answered
+        out["sources_tracked"] = self._admission.sources_tracked
+        out["cookie_sources_tracked"] = len(self._gate.hello_verify_limit or ())
+        out["crypto_operations"] = self._admission.crypto_spent
+        out["internal_errors_not_logged"] = self._error_log.suppressed
+        if isinstance(self._transport, BatchDatagramTransport):
+            out["dropped_hello_rate_muted"] = self._transport.muted_hellos
+        # Datagrams too long for the receive buffers (the transport counts them).
+        out["dropped_truncated"] += getattr(self._transport, "truncated", 0)
         totals = self._table.totals
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
         out["dropped_auth_throttled"] += totals["throttled"]
+        out["reassembly_bytes"] = self._reassembly_budget.used
+        out["dropped_reassembly_budget"] = self._reassembly_budget.refused
         return out
 
     def close(self) -> None:
         """Send close_notify to every peer and close the socket."""
         for peer in self._live():
-            if peer.conn.established:
-                peer.conn.close()
-                self._flush(peer)
-            self._forget(peer)
+            try:
+                if peer.conn.established:
+                    peer.conn.close()
+                    self._flush(peer)
+                self._forget(peer)
+            except Exception as exc:
+                self._internal_error(exc, peer.addr, peer)
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._transport is not None:
@@ -267,20 +504,43 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         now = self._loop.time()
-        if self._cid_length and data[:1] == _TLS12_CID:
-            self._cid_datagram_received(data, addr, now)
-            return
-        peer = self._peers.get(addr)
-        hello = _is_epoch0_client_hello(data)
-        if peer is not None and not hello:
-            self._feed_checked(peer, data, now)
-            return
-        if peer is None and not hello:
-            self._counters["dropped_no_session"] += 1
-            return
-        if peer is None and len(self._peers) - self._established >= self.limits.max_handshakes:
-            self._counters["dropped_handshake_limit"] += 1
-            return
+        cid = self._cid_length and data[:1] == _TLS12_CID
+        hello = not cid and _is_epoch0_client_hello(data)
+        try:
+            if cid:
+                self._cid_datagram_received(data, addr, now)
+                return
+            peer = self._peers.get(addr)
+            if hello:
+                self._hello_received(peer, data, addr, now)
+            elif peer is not None:
+                self._feed_checked(peer, data, now)
+            else:
+                self._counters["dropped_no_session"] += 1
+        except Exception as exc:
+            # Whatever raised was handling this datagram alone: fail only the
+            # connection it was for (none for a ClientHello: the gate keeps
+            # no state), and go on with the next datagram.
+            culprit = None
+            if cid:
+                assert self._cid_length is not None
+                culprit = self._by_cid.get(data[11 : 11 + self._cid_length])
+            elif not hello:
+                culprit = self._peers.get(addr)
+            self._internal_error(exc, addr, culprit)
+
+    def _hello_received(self, peer: _Peer | None, data: bytes, addr: Any, now: float) -> None:
+        """An epoch-0 ClientHello: the cookie gate, then admission."""
+        admission = self._admission
+        if peer is None or peer.conn.established or _hello_random(data) != peer.conn.client_random:
+            # Anything but a retransmission of the hello of this address's
+            # handshake: a source whose budget valid cookies emptied is
+            # refused before its cookie is checked, the cheapest refusal.
+            refused = admission.out_of_budget(addr, now)
+            if refused is not None:
+                self._counters[f"dropped_{refused}"] += 1
+                self._mute(addr, refused, now)
+                return
         # Every epoch-0 ClientHello goes through the stateless cookie check,
         # even from an address that has a connection: a rebooted device
         # (RFC 6347 §4.2.8) or a client that restarted its handshake.
@@ -289,13 +549,30 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._transport.sendto(verdict.reply, addr)
         if not verdict.accepted:
             return
-        assert verdict.client_hello is not None
-        if peer is not None and peer.conn.client_random == verdict.client_hello.random:
+        hello = verdict.client_hello
+        assert hello is not None and verdict.hello_datagram is not None
+        if peer is not None and peer.conn.client_random == hello.random:
             # The same handshake's hello again: a retransmission.
             self._feed(peer, data, now)
             return
+        keys = admission.keys(addr)
+        half_open = peer if peer is not None and not peer.conn.established else None
+        decision = admission.admit(keys, hello.cipher_suites, now, replacing=half_open)
+        if decision.refused is not None:
+            self._counters[f"dropped_{decision.refused}"] += 1
+            return
+        for evicted in decision.evict:
+            self._drop_handshake(evicted, "handshakes_evicted")
+        self._counters["handshakes_started"] += 1
+        peer = self._peers.get(addr)  # an eviction may have restored a session here
         cid = self._new_cid()
-        conn = DtlsConnection(self.config, peer=addr, connection_id=cid)
+        conn = DtlsConnection(
+            self.config,
+            peer=addr,
+            connection_id=cid,
+            reassembly_budget=self._reassembly_budget,
+            reassembly_source=_as_bytes(keys[1]),
+        )
         new = _Peer(self, conn, now, addr, cid or b"")
         new.session = DtlsSession(conn, addr, new)
         if new.cid:
@@ -312,8 +589,21 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._forget(peer)
             new.replaces = peer.replaces
         self._peers[addr] = new
-        assert verdict.hello_datagram is not None
+        admission.started(new, keys, now)
         self._feed(new, verdict.hello_datagram, now)
+        suite = conn.cipher_suite
+        admission.charge_crypto(keys[1], None if suite is None else suite.key_exchange, now)
+
+    def _mute(self, addr: Any, reason: str, now: float) -> None:
+        """Have the batch socket drop the refused source's ClientHellos on
+        arrival until its budget has a token again: a source blasting them
+        then costs tens of nanoseconds a datagram, not a trip into Python."""
+        transport = self._transport
+        if not isinstance(transport, BatchDatagramTransport):
+            return
+        mute = self._admission.mute_for(addr, reason, now)
+        if mute is not None:
+            transport.mute_hellos(*mute)
 
     def _live(self) -> list[_Peer]:
         """Every handshake and session: those with an address entry, and those
@@ -353,15 +643,19 @@ class DtlsServer(asyncio.DatagramProtocol):
         if addr == peer.addr:
             self._feed_checked(peer, data, now)
             return
-        if self._throttled(peer, now):
+        # From elsewhere: charged to the source, never to the session (a
+        # forger must not throttle the genuine peer; see dtlsfast.auth_filter).
+        source = source_key(addr)
+        if not self._sources.allows(source, now):
+            self._counters["dropped_auth_throttled"] += 1
             return
         conn = peer.conn
         assert isinstance(conn, DtlsConnection)  # CID sessions never settle into the table
         records = conn.records
         newest_before = records.advances
-        failures = peer.conn.drops["bad_auth"]
-        peer.conn.receive_datagram(data, now)
-        self._charge(peer, failures, now)
+        failures = conn.drops["bad_auth"]
+        conn.receive_datagram(data, now)
+        self._sources.charge(source, conn.drops["bad_auth"] - failures, now)
         if records.advances > newest_before and not peer.conn.closed and not peer.forgotten:
             # Authenticated and newer than anything before: the peer moved.
             self._move(peer, addr)
@@ -401,15 +695,31 @@ class DtlsServer(asyncio.DatagramProtocol):
     # -- internals ---------------------------------------------------------
 
     def _feed(self, peer: _Peer, data: bytes, now: float) -> None:
-        # Batched, the Rust demultiplexer already offered the datagram to the
-        # table (serve_batch) and handed it here because the table declined.
-        if peer.table_id is not None and not self._batched and self._feed_fast(peer, data, now):
-            return
-        peer.conn.receive_datagram(data, now)
-        peer.session.last_activity = now
-        self._flush(peer)
-        if peer.table_id is None and not peer.forgotten and peer.conn.settled:
-            self._join_table(peer)
+        try:
+            # Batched, the Rust demultiplexer already offered the datagram to the
+            # table (serve_batch) and handed it here because the table declined.
+            if peer.table_id is not None and not self._batched and self._feed_fast(peer, data, now):
+                return
+            conn = peer.conn
+            half_open = peer in self._admission.table
+            state = getattr(conn, "state", None)
+            repeats = conn.counters.get("peer_retransmissions", 0)
+            conn.receive_datagram(data, now)
+            peer.session.last_activity = now
+            answered = self._flush(peer)
+            if half_open and (
+                answered
+                or getattr(conn, "state", None) is not state
+                or conn.counters.get("peer_retransmissions", 0) > repeats
+            ):
+                # A new message, or a retransmission of the peer's last flight
+                # (the connection answers only some of them: RFC 6347 §4.2.4
+                # with its amplification bound, but each one is the peer's).
+                self._admission.progressed(peer, now)
+            if peer.table_id is None and not peer.forgotten and peer.conn.settled:
+                self._join_table(peer)
+        except Exception as exc:
+            self._internal_error(exc, peer.addr, peer)
 
     # -- the session table (fast path) ----------------------------------------
 
@@ -446,15 +756,21 @@ class DtlsServer(asyncio.DatagramProtocol):
             return len(items)
         received, to_python, delivered, unsent = self._table.serve_batch(io, self._loop.time())
         for data, addr in to_python:
-            self.datagram_received(data, addr)
+            self.datagram_received(data, addr)  # never raises
         peers = self._peers
         for addr, plaintext in delivered:
             peer = peers.get(addr)
             if peer is not None and peer.table_id is not None:
-                peer.session._deliver(plaintext)
+                try:
+                    peer.session._deliver(plaintext)
+                except Exception as exc:
+                    self._internal_error(exc, addr, peer)
         if unsent and self._transport is not None:
             for data, addr in unsent:
-                self._transport.sendto(data, addr)
+                try:
+                    self._transport.sendto(data, addr)
+                except Exception as exc:
+                    self._internal_error(exc, addr)
         return int(received)
 
     def _refresh_activity(self, peer: _Peer) -> None:
@@ -478,6 +794,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         full = peer.conn
         assert isinstance(full, DtlsConnection)
         self._take_counts(full)
+        full.discard_handshake_buffers()
         # The slim connection carries on; the handshake's state goes with `full`.
         peer.conn = peer.session._conn = full.settle_into(self._table, table_id)
         peer.table_id = table_id
@@ -537,22 +854,76 @@ class DtlsServer(asyncio.DatagramProtocol):
         if not peer.forgotten:
             self._flush(peer)
 
-    def _flush(self, peer: _Peer) -> None:
+    def _flush(self, peer: _Peer) -> int:
+        """Send what the peer's connection queued and act on its events (the
+        handlers run here); returns how many datagrams went out."""
+        try:
+            conn = peer.conn
+            datagrams = conn.datagrams_to_send(self._loop.time())
+            if self._transport is not None:
+                for datagram in datagrams:
+                    self._transport.sendto(datagram, peer.addr)
+            while (event := conn.next_event()) is not None:
+                if isinstance(event, ApplicationDataReceived):
+                    peer.session._deliver(event.data)
+                elif isinstance(event, HandshakeCompleted):
+                    self._on_established(peer, event)
+                elif isinstance(event, ConnectionClosed):
+                    self._on_closed(peer, event)
+                    return len(datagrams)
+            self._arm_timer(peer)
+            return len(datagrams)
+        except Exception as exc:
+            self._internal_error(exc, peer.addr, peer)
+            return 0
+
+    # -- unexpected errors ----------------------------------------------------
+
+    def _internal_error(self, exc: Exception, addr: Any, peer: _Peer | None = None) -> None:
+        """A bug met while handling one datagram, timer or sweep for ``addr``:
+        count it, log it (at most once per source a minute) and fail ``peer``,
+        the one connection concerned, with internal_error. Never raises."""
+        self._counters["dtls_internal_errors"] += 1
+        with contextlib.suppress(Exception):
+            if self._error_log.allow(address_key(addr), self._loop.time()):
+                logger.error(
+                    "unexpected error serving %s%s; please report it "
+                    "(logged at most once per source a minute, %d lines held back so far)",
+                    _fmt(addr),
+                    "" if peer is None else ": its connection was closed with internal_error",
+                    self._error_log.suppressed,
+                    exc_info=exc,
+                )
+        if peer is None or peer.forgotten:
+            return
         conn = peer.conn
-        if self._transport is not None:
-            for datagram in conn.datagrams_to_send(self._loop.time()):
-                self._transport.sendto(datagram, peer.addr)
-        while (event := conn.next_event()) is not None:
-            if isinstance(event, ApplicationDataReceived):
-                peer.session._deliver(event.data)
-            elif isinstance(event, HandshakeCompleted):
-                self._on_established(peer, event)
-            elif isinstance(event, ConnectionClosed):
-                self._on_closed(peer, event)
-                return
-        self._arm_timer(peer)
+        established = conn.established
+        with contextlib.suppress(Exception):
+            # Both connection kinds queue an alert in their current epoch.
+            if not conn.closed:
+                conn._send_alert(AlertLevel.FATAL, AlertDescription.INTERNAL_ERROR)
+            if self._transport is not None:
+                for datagram in conn.datagrams_to_send(self._loop.time()):
+                    self._transport.sendto(datagram, peer.addr)
+        with contextlib.suppress(Exception):
+            conn.abort()
+        if not established:
+            self._counters["handshakes_failed"] += 1
+        error = DtlsError(
+            f"the server closed this connection with internal_error after an unexpected "
+            f"{type(exc).__name__}; see the server's log"
+        )
+        with contextlib.suppress(Exception):
+            peer.session._mark_closed(error)  # runs the application's close callback
+        with contextlib.suppress(Exception):
+            self._forget(peer)
+        with contextlib.suppress(Exception):
+            self._restore_replaced(peer)
+        if peer.task is not None:
+            peer.task.cancel()
 
     def _on_established(self, peer: _Peer, event: HandshakeCompleted) -> None:
+        self._admission.finished(peer)
         self._counters["handshakes_completed"] += 1
         self._established += 1
         peer.counted = True
@@ -615,6 +986,10 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _forget(self, peer: _Peer) -> None:
         peer.forgotten = True
+        if isinstance(peer.conn, DtlsConnection):
+            # Now, not when a reference cycle is collected.
+            peer.conn.discard_handshake_buffers()
+        self._admission.finished(peer)
         self._release_cid(peer)
         self._leave_table(peer)
         self._cancel_timer(peer)
@@ -630,6 +1005,13 @@ class DtlsServer(asyncio.DatagramProtocol):
         for reason, value in conn.drops.items():
             self._counters[f"dropped_{reason}"] += value
         self._counters["retransmissions"] += conn.counters["retransmissions"]
+        counters = conn.counters
+        internal = counters.get("internal_errors", 0)
+        if internal and isinstance(counters, Counter):
+            # The connection's own internal_error closes (caught inside it).
+            self._counters["dtls_internal_errors"] += internal
+            counters["internal_errors"] = 0
+        self._counters["unknown_psk_identities"] += counters.get("unknown_psk_identity", 0)
         conn.clear_counts()
 
     def _cancel_timer(self, peer: _Peer) -> None:
@@ -647,7 +1029,11 @@ class DtlsServer(asyncio.DatagramProtocol):
         peer.timer = None
         if self._peers.get(peer.addr) is not peer:
             return
-        peer.conn.handle_timer(self._loop.time())
+        try:
+            peer.conn.handle_timer(self._loop.time())
+        except Exception as exc:
+            self._internal_error(exc, peer.addr, peer)
+            return
         self._flush(peer)
 
     def _evict_if_full(self) -> None:
@@ -662,32 +1048,76 @@ class DtlsServer(asyncio.DatagramProtocol):
         established.sort(key=lambda p: p.session.last_activity)
         for peer in established[:excess]:
             self._counters["sessions_evicted"] += 1
+            self._close_and_forget(peer)
+
+    def _close_and_forget(self, peer: _Peer) -> None:
+        """Close a session with close_notify (eviction, idle timeout)."""
+        try:
             peer.conn.close()
             self._flush(peer)
             self._forget(peer)
+        except Exception as exc:
+            self._internal_error(exc, peer.addr, peer)
+
+    def _drop_handshake(self, peer: _Peer, reason: str) -> None:
+        """Give up a half-open handshake silently (evicted, stalled, expired);
+        a session it was to replace goes on."""
+        self._counters[reason] += 1
+        self._counters["handshakes_failed"] += 1
+        try:
+            peer.session._mark_closed(None)
+            self._forget(peer)
+            self._restore_replaced(peer)
+        except Exception as exc:
+            self._internal_error(exc, peer.addr, peer)
 
     def _schedule_sweep(self) -> None:
-        interval = max(0.5, min(self.limits.idle_timeout, self.limits.handshake_lifetime) / 4)
-        self._sweeper = self._loop.call_later(interval, self._sweep)
+        limits = self.limits
+        interval = max(0.5, min(limits.idle_timeout, limits.handshake_lifetime) / 4)
+        # Stalled handshakes are found from the front of the half-open table
+        # (cheap), more often than the full pass over every session.
+        stall_interval = max(0.1, min(interval, limits.handshake_stall_timeout / 4))
+        self._sweeper = self._loop.call_later(stall_interval, self._sweep, interval)
 
-    def _sweep(self) -> None:
+    def _sweep(self, full_interval: float = 0.0) -> None:
         now = self._loop.time()
+        try:
+            for peer in list(self._admission.stalled(now)):
+                self._drop_handshake(peer, "handshakes_stalled")
+            if now >= self._next_full_sweep:
+                self._next_full_sweep = now + full_interval
+                self._full_sweep(now)
+        except Exception as exc:
+            self._internal_error(exc, "the sweep of idle sessions and handshakes")
+        finally:
+            if self._transport is not None and not self._transport.is_closing():
+                self._schedule_sweep()
+
+    def _full_sweep(self, now: float) -> None:
         for peer in self._live():
+            if peer.forgotten:
+                continue
             if peer.conn.established:
-                self._refresh_activity(peer)
-                if now - peer.session.last_activity > self.limits.idle_timeout:
+                try:
+                    self._refresh_activity(peer)
+                    idle = now - peer.session.last_activity > self.limits.idle_timeout
+                except Exception as exc:
+                    self._internal_error(exc, peer.addr, peer)
+                    continue
+                if idle:
                     self._counters["sessions_idle_closed"] += 1
-                    peer.conn.close()
-                    self._flush(peer)
-                    self._forget(peer)
+                    self._close_and_forget(peer)
             elif now - peer.started > self.limits.handshake_lifetime:
-                self._counters["handshakes_expired"] += 1
-                self._counters["handshakes_failed"] += 1
-                peer.session._mark_closed(None)
-                self._forget(peer)
-                self._restore_replaced(peer)
-        if self._transport is not None and not self._transport.is_closing():
-            self._schedule_sweep()
+                self._drop_handshake(peer, "handshakes_expired")
+        self._admission.prune(now)
+        if self._gate.hello_verify_limit is not None:
+            self._gate.hello_verify_limit.prune(now)
+
+
+def _as_bytes(prefix: Hashable) -> bytes:
+    """A prefix key (:func:`dtlsfast.source_budget.prefix_key`) as the bytes
+    that the reassembly budget charges."""
+    return prefix if isinstance(prefix, bytes) else repr(prefix).encode()
 
 
 def _fmt(addr: Any) -> str:
@@ -725,6 +1155,8 @@ async def serve(
     connection_id: bool = False,
     connection_id_length: int | None = None,
     batch_io: bool | None = None,
+    require_extended_master_secret: bool = False,
+    reveal_unknown_psk_identity: bool = False,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -747,6 +1179,13 @@ async def serve(
     (:mod:`dtlsfast.batch_transport`, in the Rust core); None (the default)
     uses them where available (Linux) with the Rust backend, True insists,
     False keeps asyncio's transport.
+
+    ``require_extended_master_secret=True`` refuses clients that do not offer
+    the extended master secret (RFC 7627). An unknown PSK identity goes on
+    with a random key and fails like a wrong key (RFC 4279 §2), so identities
+    cannot be enumerated; ``reveal_unknown_psk_identity=True`` sends the
+    unknown_psk_identity alert instead (for debugging). Either way
+    ``counters["unknown_psk_identities"]`` counts them.
     """
     if not callable(handler) and not isinstance(handler, SessionListener):
         raise ConfigurationError(
@@ -763,6 +1202,8 @@ async def serve(
         "connection_id_length": connection_id_length_for(
             connection_id, connection_id_length, is_client=False
         ),
+        "require_extended_master_secret": require_extended_master_secret,
+        "reveal_unknown_psk_identity": reveal_unknown_psk_identity,
     }
     if mtu is not None:
         kwargs["mtu"] = mtu
@@ -794,8 +1235,7 @@ async def serve(
                 "batch_io=True needs recvmmsg/sendmmsg (Linux); leave batch_io=None to fall "
                 "back to asyncio's transport"
             )
-    loop = asyncio.get_running_loop()
-    _, protocol = await loop.create_datagram_endpoint(
+    _, protocol = await open_datagram_endpoint(
         make_server, local_addr=(host, port), reuse_port=reuse_port
     )
     return protocol

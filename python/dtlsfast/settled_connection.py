@@ -14,7 +14,11 @@ opened and sealed through the table and an invalid one is dropped and counted
 (RFC 6347 §4.1.2.7); a close_notify is answered with one and closes, a fatal
 alert closes (RFC 5246 §7.2); a ClientHello or HelloRequest is refused with a
 warning no_renegotiation (RFC 5746 §4.2); a repeat of the peer's last flight is
-ignored (ours was acknowledged long ago). Its interface is the part of
+ignored (ours was acknowledged long ago). A malformed alert is a decode_error
+and a record with more than 2^14 bytes of plaintext a record_overflow (RFC 5246
+§7.2, §6.2.1), both fatal. As on the full connection, nothing the peer sends
+makes :meth:`~SettledConnection.receive_datagram` raise: a defect ends this
+session alone with internal_error. Its interface is the part of
 DtlsConnection the endpoints use once the handshake is over.
 """
 
@@ -27,6 +31,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
 
 from dtlsfast.backend import load_backend
 from dtlsfast.events import (
@@ -37,10 +46,12 @@ from dtlsfast.events import (
     Event,
 )
 from dtlsfast.exceptions import (
+    ConfigurationError,
     ConnectionClosedError,
     DecodeError,
     DtlsError,
     HandshakeError,
+    InternalError,
     LocalProtocolError,
     RemoteProtocolError,
 )
@@ -64,6 +75,10 @@ if TYPE_CHECKING:
     from dtlsfast.handshake.cert_types import CertificateType
     from dtlsfast.handshake.signatures import VerifyingKey
     from dtlsfast.handshake.suites import CipherSuite
+    from dtlsfast.store.records import SessionRecord
+
+#: Largest record plaintext, RFC 5246 §6.2.1.
+MAX_PLAINTEXT = 16384
 
 #: Read when nothing was counted: no Counter per session until one is needed.
 _NOTHING: Mapping[str, int] = MappingProxyType(Counter())
@@ -135,6 +150,91 @@ class SettledConnection:
         self._drops: Counter[str] | None = None
         self._counters: Counter[str] | None = None
 
+    # -- the session store (dtlsfast.store) -----------------------------------
+
+    def session_record(self, key: bytes, limit: int, created: int) -> SessionRecord | None:
+        """This session for the store under ``key``: the table's record
+        state with the reserved ``limit`` as its write sequence number, and
+        what the handshake settled. None once closed or gone from the table."""
+        from dtlsfast.store.records import SessionRecord
+
+        state = None if self.closed else self._table.export_session(self._table_id, limit)
+        if state is None or self.cipher_suite is None:
+            return None
+        key_der = None
+        if self.peer_public_key is not None:
+            key_der = self.peer_public_key.public_bytes(
+                Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+            )
+        return SessionRecord(
+            key=key,
+            record_state=state,
+            cipher_suite=self.cipher_suite.code,
+            extended_master_secret=self.extended_master_secret,
+            created=created,
+            next_message_seq=self._next_seq,
+            peer_last_message_seq=self._last_peer_seq,
+            psk_identity=self.psk_identity,
+            peer_certificate_type=(
+                None if self.peer_certificate_type is None else int(self.peer_certificate_type)
+            ),
+            peer_public_key=key_der,
+            peer_certificates=tuple(
+                c.public_bytes(Encoding.DER) for c in self.peer_certificates or ()
+            ),
+        )
+
+    @classmethod
+    def from_record(
+        cls,
+        table: Any,
+        table_id: int,
+        record: SessionRecord,
+        *,
+        config: DtlsConfiguration,
+        peer: Any,
+        max_payload: int,
+        now: float,
+    ) -> SettledConnection:
+        """Import a stored session into ``table`` under ``table_id`` (its
+        write sequence number starts at the reserved limit) and the slim
+        connection that carries it on. ConfigurationError if the record's
+        state or suite is not usable."""
+        from dtlsfast.handshake.cert_types import CertificateType
+        from dtlsfast.handshake.suites import SUITES_BY_CODE
+
+        suite = SUITES_BY_CODE.get(record.cipher_suite)
+        if suite is None:
+            raise ConfigurationError(
+                f"a stored session has unknown suite {record.cipher_suite:#06x}"
+            )
+        table.import_session(table_id, record.record_state, now)
+        peer_key = None
+        if record.peer_public_key is not None:
+            peer_key = load_der_public_key(record.peer_public_key)
+        return cls(
+            table,
+            table_id,
+            config=config,
+            peer=peer,
+            read_epoch=int.from_bytes(record.record_state[4:6], "big"),
+            next_message_seq=record.next_message_seq,
+            peer_last_message_seq=record.peer_last_message_seq,
+            max_payload=max_payload,
+            cipher_suite=suite,
+            client_random=b"",
+            psk_identity=record.psk_identity,
+            extended_master_secret=record.extended_master_secret,
+            peer_certificates=[x509.load_der_x509_certificate(c) for c in record.peer_certificates]
+            or None,
+            peer_public_key=peer_key,  # type: ignore[arg-type]
+            peer_certificate_type=(
+                None
+                if record.peer_certificate_type is None
+                else CertificateType(record.peer_certificate_type)
+            ),
+        )
+
     # -- what the endpoints read --------------------------------------------
 
     @property
@@ -166,7 +266,8 @@ class SettledConnection:
 
     @property
     def counters(self) -> Mapping[str, int]:
-        """``handshakes`` (1: this session's), ``renegotiation_refused``."""
+        """``handshakes`` (1: this session's), ``renegotiation_refused``,
+        ``internal_errors``."""
         if self._counters is None:
             return _ESTABLISHED
         return self._counters
@@ -183,9 +284,25 @@ class SettledConnection:
     # -- the sans-I/O interface ---------------------------------------------
 
     def receive_datagram(self, data: bytes, now: float) -> None:
-        """Open the datagram's records through the session table and act on them."""
+        """Open the datagram's records through the session table and act on
+        them. Never raises (see the module)."""
         if self.closed:
             return
+        try:
+            self._receive_datagram(data)
+        except Exception as exc:
+            self._count("internal_errors")
+            error = InternalError(
+                f"internal error on the peer's input ({type(exc).__name__}: {exc}); the "
+                "session was closed with internal_error. This is a defect in dtlsfast: please "
+                "report it"
+            )
+            error.__cause__ = exc
+            with contextlib.suppress(Exception):
+                self._send_alert(AlertLevel.FATAL, AlertDescription.INTERNAL_ERROR)
+            self._close(error)
+
+    def _receive_datagram(self, data: bytes) -> None:
         parsed = load_backend(self.config.backend).parse_records(data)
         if sum(13 + len(record[4]) for record in parsed) != len(data):
             self.count_drop("malformed")
@@ -208,6 +325,13 @@ class SettledConnection:
             if opened is None:
                 self.count_drop("bad_epoch")  # the table no longer has the session
                 continue
+            if len(opened) > MAX_PLAINTEXT:
+                self._fail(
+                    AlertDescription.RECORD_OVERFLOW,
+                    f"the peer sent a record of {len(opened)} bytes of plaintext; RFC 5246 "
+                    f"§6.2.1 allows at most {MAX_PLAINTEXT}",
+                )
+                return
             self._handle_record(content_type, bytes(opened))
             if self.closed:
                 return
@@ -268,12 +392,7 @@ class SettledConnection:
             try:
                 self._handle_handshake(payload)
             except DecodeError as exc:
-                self._send_alert(AlertLevel.FATAL, AlertDescription.DECODE_ERROR)
-                self._close(
-                    HandshakeError(
-                        f"malformed handshake message: {exc}", AlertDescription.DECODE_ERROR
-                    )
-                )
+                self._fail(AlertDescription.DECODE_ERROR, f"malformed handshake message: {exc}")
         elif content_type == ContentType.CHANGE_CIPHER_SPEC:
             self.count_drop("unexpected_change_cipher_spec")
         else:
@@ -291,8 +410,8 @@ class SettledConnection:
     def _handle_alert(self, payload: bytes) -> None:
         try:
             level, description = decode_alert(payload)
-        except DecodeError:
-            self.count_drop("malformed_alert")
+        except DecodeError as exc:
+            self._fail(AlertDescription.DECODE_ERROR, f"malformed alert: {exc}")
             return
         self._push(AlertReceived(level, description))
         if description == AlertDescription.CLOSE_NOTIFY:
@@ -317,6 +436,10 @@ class SettledConnection:
                     self._table_id, ContentType.ALERT, encode_alert(level, description)
                 )
             )
+
+    def _fail(self, alert: int, message: str) -> None:
+        self._send_alert(AlertLevel.FATAL, alert)
+        self._close(HandshakeError(message, alert))
 
     def _push(self, event: Event) -> None:
         if self._events is None:

@@ -97,17 +97,24 @@ async def test_other_methods_405(h: Harness) -> None:
         assert (await h.exchange(code, "light")).code == Code.METHOD_NOT_ALLOWED
 
 
-async def test_put_notifies_only_on_change(h: Harness) -> None:
+async def test_every_successful_put_notifies(h: Harness) -> None:
+    """As the seed does: an observer that got ``on`` and then sees three PUTs
+    ``on``, ``off``, ``on`` has four values; a refused PUT notifies nothing."""
     h.request(Code.GET, "light", token=b"o", options=[(OptionNumber.OBSERVE, 0)])
     await h.settle()
     h.take()
-    await h.exchange(Code.PUT, "light", payload=b"off")  # no change: no notification
     h.request(Code.PUT, "light", payload=b"on")
+    await h.settle()
+    h.take()
+    for value in (b"on", b"off", b"on"):
+        h.request(Code.PUT, "light", payload=value)
+        await h.settle()
+    h.request(Code.PUT, "light", payload=b"dim")  # 4.00: no notification
     await h.settle()
     replies = h.take()
     notes = [m for m in replies if m.token == b"o"]
-    assert [n.payload for n in notes] == [b"on"]
-    assert notes[0].type is MessageType.NON
+    assert [n.payload for n in notes] == [b"on", b"off", b"on"]
+    assert all(n.type is MessageType.NON for n in notes)
 
 
 async def test_listed_in_well_known_core(h: Harness) -> None:

@@ -1,4 +1,4 @@
-"""The load generator (``dtlsfast.coap.loadgen``, ``dtlsfast bench``) against
+"""The load generator (``dtlsfast.loadgen``, ``dtlsfast bench``) against
 in-process servers: dtlsfast's CoAPS and CoAP servers, servers that are
 down or have another key, and scripted UDP servers that lose requests,
 answer separately or never answer. No assertion on speed."""
@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
+from dtlsfast import loadgen
 from dtlsfast.cli import main
-from dtlsfast.coap import CoapServer, LightResource, loadgen
+from dtlsfast.coap import CoapServer, LightResource
 from dtlsfast.coap.dtls import listen_dtls
-from dtlsfast.coap.loadgen import LoadResult, Progress, run_load
 from dtlsfast.coap.transport import UdpServerTransport
 from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.loadgen import LoadResult, Progress, run_load
 from dtlsfast.server import DtlsServer
 
 PSK = {b"CoAP": b"esp32c3_key"}
@@ -540,3 +541,150 @@ async def _closed_port() -> int:
     port: int = transport.get_extra_info("sockname")[1]
     transport.close()
     return port
+
+
+# -- the steady state in the Rust client table -----------------------------------
+
+
+async def test_coaps_load_runs_in_the_client_table(
+    seed: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CoAPS sessions hand their load phase to the Rust ClientTable: the
+    requests are counted there, and no response goes through the sessions'
+    Python receive path."""
+    tables: list[loadgen._TableLoad] = []
+    start = loadgen._TableLoad.start
+
+    def keep(*args: Any) -> loadgen._TableLoad | None:
+        table = start(*args)
+        assert table is not None
+        tables.append(table)
+        return table
+
+    python_path: list[bytes] = []
+    on_coap = loadgen._Session.on_coap
+
+    def spy(self: loadgen._Session, data: bytes) -> None:
+        python_path.append(data)
+        on_coap(self, data)
+
+    monkeypatch.setattr(loadgen._TableLoad, "start", keep)
+    monkeypatch.setattr(loadgen._Session, "on_coap", spy)
+    result = await run_load(seed.uri(), sessions=3, window=2, duration=0.5)
+    assert result.requests > 0 and result.errors == 0
+    assert result.response_codes == {"2.05": result.requests}
+    [table] = tables
+    assert len(table.table) == 3 and table.table.requests == result.requests
+    assert python_path == []
+    check_consistent(result)
+    # The close_notify of each session went out with a fresh sequence number:
+    # the server heard every one and holds no session.
+    for _ in range(100):
+        if seed.dtls.counters["sessions_open"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert seed.dtls.counters["sessions_open"] == 0
+
+
+async def test_steady_state_allocates_nothing_large(seed: Seed) -> None:
+    """Issue 13: the load phase allocates no large buffer per datagram (asyncio's
+    transport took 256 KiB per receive). Measured from the first progress
+    report to the last, in the steady state, with the in-process server's
+    paths in it."""
+    import tracemalloc
+
+    marks: list[tuple[int, int]] = []
+
+    def mark(_: Progress) -> None:
+        if not marks:
+            tracemalloc.start()
+            tracemalloc.reset_peak()
+        marks.append(tracemalloc.get_traced_memory())
+
+    for uri in (seed.uri(), seed.uri(secure=False)):
+        marks.clear()
+        try:
+            result = await run_load(
+                uri, sessions=4, duration=1.0, progress=mark, progress_interval=0.2
+            )
+        finally:
+            tracemalloc.stop()
+        assert result.requests > 0 and len(marks) >= 3
+        # The peak over what is still held at the end: transient allocations
+        # (one 256 KiB receive buffer would be one), not what caches keep.
+        transient = marks[-1][1] - marks[-1][0]
+        print(f"{uri}: peak {transient:,} bytes above the traced memory in the steady state")
+        assert transient < 96 * 1024
+
+
+# -- the handshake storm -------------------------------------------------------------
+
+HANDSHAKE_KEYS = {
+    "mode",
+    "handshakes",
+    "handshakes_per_second",
+    "failures",
+    "failure_reasons",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "concurrency",
+    "generator_us_per_handshake",
+}
+
+
+async def test_handshake_storm(seed: Seed) -> None:
+    result = await loadgen.run_handshakes(seed.uri(), concurrency=4, duration=1.0)
+    assert result.handshakes > 0 and result.failures == 0
+    assert result.handshakes_per_second > 0
+    assert 0 < result.p50_ms <= result.p90_ms <= result.p99_ms <= result.max_ms
+    assert result.cipher_suite == "TLS_PSK_WITH_AES_128_CCM_8"
+    assert json.loads(result.to_json()).keys() >= HANDSHAKE_KEYS
+    counters = seed.dtls.counters
+    # Every handshake came from a port of its own, and closed its session.
+    assert counters["handshakes_completed"] >= result.handshakes
+    for _ in range(100):
+        if counters["sessions_open"] == 0:
+            break
+        await asyncio.sleep(0.01)
+        counters = seed.dtls.counters
+    assert counters["sessions_open"] == 0
+    assert "handshakes" in result.summary()
+
+
+async def test_handshake_storm_counts_failures_by_reason(seed: Seed) -> None:
+    result = await loadgen.run_handshakes(
+        seed.uri(), concurrency=2, duration=0.5, key="not-the-key"
+    )
+    assert result.handshakes == 0 and result.failures > 0
+    [reason] = result.failure_reasons
+    assert "bad_record_mac" in reason
+
+
+async def test_handshake_storm_in_processes_through_the_cli(seed: Seed) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dtlsfast.cli", "bench", seed.uri(), "--mode", "handshakes",
+        "--handshake-concurrency", "4", "--processes", "2", "--duration", "0.5", "--json",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    [line] = out.decode().splitlines()
+    result = json.loads(line)
+    assert result.keys() >= HANDSHAKE_KEYS
+    assert result["mode"] == "handshakes" and result["concurrency"] == 4
+    assert result["handshakes"] > 0 and result["failures"] == 0
+
+
+async def test_handshake_storm_needs_coaps(seed: Seed) -> None:
+    with pytest.raises(ConfigurationError, match="coaps"):
+        await loadgen.run_handshakes(seed.uri(secure=False), duration=0.1)
+
+
+def test_the_old_module_path_still_works() -> None:
+    from dtlsfast.coap import loadgen as old
+
+    assert old.run_load is run_load and old.run_handshakes is loadgen.run_handshakes

@@ -17,8 +17,10 @@ from dtlsfast.backend import load_backend
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
-from dtlsfast.events import Event
+from dtlsfast.events import ApplicationDataReceived, Event
+from dtlsfast.handshake.constants import ContentType
 from dtlsfast.handshake.cookies import CookieJar
+from dtlsfast.settled_connection import SettledConnection
 
 PSK = (b"CoAP", b"esp32c3_key")
 CLIENT_ADDR = ("127.0.0.1", 40000)
@@ -192,3 +194,59 @@ def handshake(
     pair.start()
     pair.run()
     return pair
+
+
+VARIANTS = ["full", "settled-rust", "settled-pure"]
+
+
+class Settled:
+    """An established pair whose server connection is either the full one or,
+    after the client's first application data settled it, the slim one."""
+
+    def __init__(self, variant: str) -> None:
+        backend = "pure" if variant == "settled-pure" else "rust"
+        self.pair = handshake(client_config(backend=backend), server_config(backend=backend))
+        self.client = self.pair.client
+        self.server: DtlsConnection | SettledConnection = self.pair.server  # type: ignore[assignment]
+        assert self.deliver(self.client_record(ContentType.APPLICATION_DATA, b"hello")) == []
+        assert self.events() == [ApplicationDataReceived(b"hello")]
+        assert isinstance(self.server, DtlsConnection) and self.server.settled
+        self.table: Any = None
+        if variant != "full":
+            self.table = load_backend(backend).SessionTable(4)
+            self.server = self.server.settle_into(self.table, 7)
+            assert len(self.table) == 1
+
+    def client_record(self, content_type: int, payload: bytes) -> bytes:
+        return self.client.records.seal(content_type, payload)
+
+    def deliver(self, datagram: bytes) -> list[bytes]:
+        """Feed the server one datagram; what it sends back."""
+        self.server.receive_datagram(datagram, 1.0)
+        return self.server.datagrams_to_send(1.0)
+
+    def events(self) -> list[Event]:
+        out = []
+        while (event := self.server.next_event()) is not None:
+            out.append(event)
+        return out
+
+    def client_reads(self, datagrams: list[bytes]) -> list[Event]:
+        for datagram in datagrams:
+            self.client.receive_datagram(datagram, 1.0)
+        out = []
+        while (event := self.client.next_event()) is not None:
+            out.append(event)
+        return out
+
+    def drops(self) -> dict[str, int]:
+        drops = {k: v for k, v in self.server.drops.items() if v}
+        if isinstance(self.server, DtlsConnection):
+            # What the handshake dropped before the comparison starts.
+            for reason in list(drops):
+                drops[reason] -= self.baseline.get(reason, 0)
+                if not drops[reason]:
+                    del drops[reason]
+        return drops
+
+    baseline: dict[str, int] = {}

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dtlsfast.config import DtlsConfiguration
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -32,6 +34,26 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
+
+
+def key_usage(**asserted: bool) -> x509.KeyUsage:
+    """A KeyUsage asserting the named bits (digital_signature=True, ...) only."""
+    bits = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    bits.update(asserted)
+    return x509.KeyUsage(**bits)
 
 
 class Pki:
@@ -73,8 +95,14 @@ class Pki:
         self.cafile.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
     def issue(
-        self, common_name: str, *, dns: tuple[str, ...] = (), ips: tuple[str, ...] = ()
+        self,
+        common_name: str,
+        *,
+        dns: tuple[str, ...] = (),
+        ips: tuple[str, ...] = (),
+        key_usage: x509.KeyUsage | None = None,
     ) -> Credentials:
+        """Leaf credentials; ``key_usage`` adds that (critical) extension."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         builder = (
@@ -100,9 +128,33 @@ class Pki:
         names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        if key_usage is not None:
+            builder = builder.add_extension(key_usage, critical=True)
         certificate = builder.sign(self.key, hashes.SHA256())
         stem = self.directory / common_name.replace(" ", "-")
         creds = Credentials(stem.with_suffix(".crt"), stem.with_suffix(".key"))
         creds.certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         _write_key(key, creds.keyfile)
         return creds
+
+
+def mutual_auth_configs(
+    pki: Pki, server: Credentials, client: Credentials
+) -> tuple[DtlsConfiguration, DtlsConfiguration]:
+    """(client, server) configurations that both authenticate with
+    certificates of ``pki``, the server requiring the client's; the server's
+    certificate must name server.example."""
+    return (
+        DtlsConfiguration.client(
+            cafile=pki.cafile,
+            server_name="server.example",
+            certfile=client.certfile,
+            keyfile=client.keyfile,
+        ),
+        DtlsConfiguration.server(
+            certfile=server.certfile,
+            keyfile=server.keyfile,
+            cafile=pki.cafile,
+            client_auth="required",
+        ),
+    )

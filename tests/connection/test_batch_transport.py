@@ -12,6 +12,8 @@ import pytest
 import dtlsfast
 from dtlsfast import DtlsSession, _core
 from dtlsfast.batch_transport import batch_io_available
+from dtlsfast.config import DtlsConfiguration
+from dtlsfast.connection import DtlsConnection
 from dtlsfast.exceptions import ConfigurationError
 
 PSK_STORE = {"CoAP": b"esp32c3_key"}
@@ -102,3 +104,47 @@ async def test_many_clients_on_either_transport(batch_io: bool) -> None:
         for session in sessions:
             with pytest.raises(dtlsfast.ConnectionClosedError):
                 await asyncio.wait_for(session.recv(), 5)
+
+
+LARGEST_RECORD = 13 + 2**14 + 2048
+
+
+def _padded_client_hello(size: int) -> bytes:
+    """A genuine first ClientHello, then an epoch-0 record of junk up to
+    ``size`` bytes in all: the server answers the hello only if it read
+    the datagram whole."""
+    conn = DtlsConnection(DtlsConfiguration.client(psk=PSK), peer=("127.0.0.1", 1))
+    conn.connect(0.0)
+    (hello,) = conn.datagrams_to_send(0.0)
+    junk = size - len(hello) - 13
+    return (
+        hello
+        + bytes((23, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 9))
+        + junk.to_bytes(2, "big")
+        + (b"\x00" * junk)
+    )
+
+
+async def test_batched_server_reads_the_largest_record_and_counts_longer() -> None:
+    """Issue 12: the batched path dropped datagrams over 4,096 bytes without a
+    trace. Now a datagram as long as the largest DTLS record is read whole,
+    and a longer one is a counted drop (``dropped_truncated``)."""
+    async with await dtlsfast.serve(
+        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, batch_io=True
+    ) as server:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.connect(("127.0.0.1", server.port))
+            loop = asyncio.get_running_loop()
+            for size in (10_000, LARGEST_RECORD):
+                sock.send(_padded_client_hello(size))
+                reply = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+                assert reply[0] == 22 and reply[13] == 3, "a HelloVerifyRequest"
+            assert server.counters["dropped_truncated"] == 0
+            sock.send(_padded_client_hello(LARGEST_RECORD + 1))
+            sock.send(bytes(30_000))
+            for _ in range(200):
+                if server.counters["dropped_truncated"] == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.counters["dropped_truncated"] == 2

@@ -160,13 +160,26 @@ def test_identity_hint_is_sent_and_ignored_by_client() -> None:
     assert pair.established
 
 
-def test_unknown_identity_fails_with_alert() -> None:
+def test_unknown_identity_fails_like_a_wrong_key() -> None:
     pair = handshake(client_config(psk=("nobody", b"esp32c3_key")), server_config())
     assert not pair.client.established
     error = _closed_error(pair.client_events)
     assert isinstance(error, HandshakeError)
-    assert error.alert == AlertDescription.UNKNOWN_PSK_IDENTITY
+    assert error.alert == AlertDescription.BAD_RECORD_MAC  # RFC 4279 §2: no enumeration
     assert pair.server is not None and pair.server.closed
+    assert pair.server.counters["unknown_psk_identity"] == 1
+    server_error = _closed_error(pair.server_events)
+    assert "not in the PSK store" in str(server_error)
+
+
+def test_unknown_identity_alert_when_revealed() -> None:
+    pair = handshake(
+        client_config(psk=("nobody", b"esp32c3_key")),
+        server_config(reveal_unknown_psk_identity=True),
+    )
+    error = _closed_error(pair.client_events)
+    assert isinstance(error, HandshakeError)
+    assert error.alert == AlertDescription.UNKNOWN_PSK_IDENTITY
 
 
 def test_wrong_key_fails_with_bad_record_mac() -> None:

@@ -10,16 +10,14 @@ counted), RFC 5246 §7.2 (alerts), RFC 5746 §4.2 (renegotiation refused).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from dtls_pair import client_config, handshake, server_config
+from dtls_pair import VARIANTS, Settled, handshake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dtlsfast.backend import load_backend
-from dtlsfast.connection import DtlsConnection
-from dtlsfast.events import AlertReceived, ApplicationDataReceived, ConnectionClosed, Event
+from dtlsfast.events import AlertReceived, ApplicationDataReceived, ConnectionClosed
 from dtlsfast.exceptions import (
     ConnectionClosedError,
     HandshakeError,
@@ -34,61 +32,6 @@ from dtlsfast.handshake.constants import (
 )
 from dtlsfast.handshake.messages import decode_alert, encode_alert, encode_handshake
 from dtlsfast.settled_connection import SettledConnection
-
-VARIANTS = ["full", "settled-rust", "settled-pure"]
-
-
-class Settled:
-    """An established pair whose server connection is either the full one or,
-    after the client's first application data settled it, the slim one."""
-
-    def __init__(self, variant: str) -> None:
-        backend = "pure" if variant == "settled-pure" else "rust"
-        self.pair = handshake(client_config(backend=backend), server_config(backend=backend))
-        self.client = self.pair.client
-        self.server: DtlsConnection | SettledConnection = self.pair.server  # type: ignore[assignment]
-        assert self.deliver(self.client_record(ContentType.APPLICATION_DATA, b"hello")) == []
-        assert self.events() == [ApplicationDataReceived(b"hello")]
-        assert isinstance(self.server, DtlsConnection) and self.server.settled
-        self.table: Any = None
-        if variant != "full":
-            self.table = load_backend(backend).SessionTable(4)
-            self.server = self.server.settle_into(self.table, 7)
-            assert len(self.table) == 1
-
-    def client_record(self, content_type: int, payload: bytes) -> bytes:
-        return self.client.records.seal(content_type, payload)
-
-    def deliver(self, datagram: bytes) -> list[bytes]:
-        """Feed the server one datagram; what it sends back."""
-        self.server.receive_datagram(datagram, 1.0)
-        return self.server.datagrams_to_send(1.0)
-
-    def events(self) -> list[Event]:
-        out = []
-        while (event := self.server.next_event()) is not None:
-            out.append(event)
-        return out
-
-    def client_reads(self, datagrams: list[bytes]) -> list[Event]:
-        for datagram in datagrams:
-            self.client.receive_datagram(datagram, 1.0)
-        out = []
-        while (event := self.client.next_event()) is not None:
-            out.append(event)
-        return out
-
-    def drops(self) -> dict[str, int]:
-        drops = {k: v for k, v in self.server.drops.items() if v}
-        if isinstance(self.server, DtlsConnection):
-            # What the handshake dropped before the comparison starts.
-            for reason in list(drops):
-                drops[reason] -= self.baseline.get(reason, 0)
-                if not drops[reason]:
-                    del drops[reason]
-        return drops
-
-    baseline: dict[str, int] = {}
 
 
 @pytest.fixture(params=VARIANTS)

@@ -141,8 +141,13 @@ def fragments(draw: st.DrawFn) -> bytes:
     offset = draw(st.integers(0, length))
     flen = draw(st.integers(0, length - offset))
     body = bytes((seq * 31 + i) & 0xFF for i in range(offset, offset + flen))
-    if draw(st.integers(0, 19)) == 0:
-        body = body[:-1] + b"!!"  # inconsistent
+    mutation = draw(st.integers(0, 19))
+    if mutation == 0:
+        body = body[:-1] + b"!!"  # inconsistent with fragment_length
+    elif mutation == 1 and body:
+        # Same range, other content: disagrees with any overlapping fragment.
+        flip = draw(st.integers(0, len(body) - 1))
+        body = body[:flip] + bytes([body[flip] ^ 0x5A]) + body[flip + 1 :]
     return _fragment(msg_type, seq, length, offset, flen, body)
 
 
@@ -159,3 +164,67 @@ def test_reassemblers_agree(pieces: list[bytes], budget: int) -> None:
         assert machines[0].next_seq == machines[1].next_seq
         assert machines[0].buffered_bytes == machines[1].buffered_bytes
         assert machines[0].dropped == machines[1].dropped
+
+
+SOURCES = (b"a", b"a", b"b", None)
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.one_of(fragments(), st.none(), st.integers(0, 20), st.just("discard")),
+        ),
+        max_size=80,
+    ),
+    st.integers(0, 3000),
+    st.one_of(st.none(), st.integers(0, 3000)),
+)
+def test_reassemblers_sharing_a_budget_agree(
+    steps: list[tuple[int, bytes | int | str | None]], limit: int, per_source: int | None
+) -> None:
+    """Four reassemblers (two of one source, one of another, one without)
+    share one budget per implementation; a step pushes a fragment to one,
+    replaces it by a new one (the old connection goes: None), moves its
+    next_seq (an int) or discards what it holds. Both sides agree on everything."""
+    if per_source is not None:
+        per_source = min(per_source, limit)
+    budgets = [m.ReassemblyBudget(limit, per_source) for m in (_core, pure)]
+
+    def fresh(side: int, index: int) -> Any:
+        module = (_core, pure)[side]
+        return module.HandshakeReassembler(
+            max_message_size=1000,
+            max_buffered_bytes=1500,
+            budget=budgets[side],
+            source=SOURCES[index],
+        )
+
+    sides = [[fresh(side, i) for i in range(4)] for side in range(2)]
+    for which, step in steps:
+        if step is None:
+            for side in range(2):
+                sides[side][which] = fresh(side, which)
+            results = [("ok", None)] * 2
+        elif isinstance(step, str):  # "discard"
+            results = [outcome(side[which].discard) for side in sides]
+        elif isinstance(step, int):
+            results = [
+                outcome(lambda r=side[which], v=step: setattr(r, "next_seq", v)) for side in sides
+            ]
+        else:
+            assert isinstance(step, bytes)
+            results = [outcome(lambda r=side[which], p=step: r.push(p)) for side in sides]
+        assert results[0] == results[1]
+        for rust, python in zip(*sides, strict=True):
+            assert rust.next_seq == python.next_seq
+            assert rust.buffered_bytes == python.buffered_bytes
+            assert rust.dropped == python.dropped
+        held = [r.buffered_bytes for r in sides[0]]
+        for budget in budgets:
+            assert budget.used == sum(held) <= limit
+            assert budget.held_by(b"a") == held[0] + held[1] <= budget.per_source
+            assert budget.held_by(b"b") == held[2] <= budget.per_source
+            assert budget.sources == (held[0] + held[1] > 0) + (held[2] > 0)
+        assert budgets[0].refused == budgets[1].refused

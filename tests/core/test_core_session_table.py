@@ -239,3 +239,25 @@ def test_serve_routes_by_address(core: ModuleType) -> None:
         table.serve([(data, ("not-an-ip", 1))], 8.0)
     with pytest.raises(ConfigurationError):
         table.set_auth_filter(0, 1)
+
+
+@pytest.mark.parametrize("core", BACKENDS)
+def test_the_default_filter_opens_every_forged_record_below_its_rate(core: ModuleType) -> None:
+    """The MAC-error filter (dtlsfast.auth_filter) by default: 10,000 forged
+    records a second from a session's address for 3 s are all opened and the
+    genuine record after them is delivered; far past the rate, the session's
+    datagrams are dropped unopened until a token comes back."""
+    table = _table(core)
+    table.bind_address(1, PEER, 0.0)
+    forged = bytearray(table.seal(1, APPLICATION_DATA, b"f"))
+    forged[-1] ^= 1
+    for tick in range(300):
+        table.serve([(bytes(forged), PEER)] * 100, tick / 100)
+    genuine = table.seal(1, APPLICATION_DATA, b"genuine")
+    assert table.serve([(genuine, PEER)], 3.0)[2] == [(PEER, b"genuine")]
+    assert (table.totals["bad_auth"], table.totals["throttled"]) == (30_000, 0)
+    table.serve([(bytes(forged), PEER)] * 30_000, 4.0)  # the burst is 20,000
+    assert table.totals["throttled"] == 10_000
+    later = table.seal(1, APPLICATION_DATA, b"later")
+    assert table.serve([(later, PEER)], 4.0)[2] == []  # throttled: dropped unopened
+    assert table.serve([(later, PEER)], 4.001)[2] == [(PEER, b"later")]

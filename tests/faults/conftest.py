@@ -1,5 +1,7 @@
 """Fault tests: the interop harness (tests/interop/peers.py) is importable as ``peers``,
-and no peer process may outlive a test."""
+the sans-I/O pair (tests/connection/dtls_pair.py) as ``dtls_pair`` and its PKI as
+``pki``, and the CoAP harness (tests/coap/coap_harness.py) as ``coap_harness``;
+no peer process may outlive a test."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-_INTEROP = str(Path(__file__).resolve().parent.parent / "interop")
-if _INTEROP not in sys.path:
-    sys.path.insert(0, _INTEROP)
+# The interop harness, the sans-I/O pair and test PKI of tests/connection, and
+# the CoAP harness.
+for _helpers in ("interop", "connection", "coap"):
+    _path = str(Path(__file__).resolve().parent.parent / _helpers)
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from peers import live_started_processes, reap_started_processes  # noqa: E402
 

@@ -2,9 +2,10 @@
 
 (a) ClientHellos without cookies from thousands of source ports leave no
 per-peer state and bounded memory; (b) the HelloVerifyRequest never
-amplifies; (c) half-finished handshakes are capped and expire; (d) a peer
-sending records that fail authentication is throttled while others are
-served.
+amplifies; (c) half-finished handshakes are capped and stall out; (d) a peer
+sending records that fail authentication far above the MAC-error filter's
+rate is throttled while others are served, and forgers of a session's CID
+from elsewhere are throttled by source, in a bounded table of sources.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import tracemalloc
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from front_door import wait_for
+from socket_client import SocketClient
 
 import dtlsfast
 from dtlsfast import DtlsSession
 from dtlsfast.backend import load_backend
 from dtlsfast.config import DtlsConfiguration
-from dtlsfast.connection import DtlsConnection, State
+from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import MAX_FRAGMENTED_HELLOS
 from dtlsfast.handshake.constants import DTLS_1_0, DTLS_1_2, HandshakeType
 from dtlsfast.handshake.messages import ClientHello, encode_handshake
@@ -47,15 +50,6 @@ async def _echo(session: DtlsSession) -> None:
 async def server() -> AsyncIterator[DtlsServer]:
     async with await dtlsfast.serve(_echo, "127.0.0.1", 0, psk_store=PSK_STORE) as srv:
         yield srv
-
-
-async def _wait_for(predicate: Callable[[], bool], within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.002)
-    return True
 
 
 async def _echo_round_trip(session: DtlsSession, data: bytes) -> bytes:
@@ -146,7 +140,7 @@ async def _send_from_many_ports(
                 if ports is not None:
                     ports.add(s.getsockname()[1])
                 s.sendto(datagram, server.address)
-            assert await _wait_for(lambda t=target: seen() >= t), (
+            assert await wait_for(lambda t=target: seen() >= t), (
                 f"the server saw {seen()} of {target}: {server.counters}"
             )
             await asyncio.sleep(0)  # replies are sent synchronously; let them land
@@ -255,7 +249,7 @@ async def _reply_to(server: DtlsServer, datagram: bytes) -> bytes | None:
         s.setblocking(False)
         s.bind(("127.0.0.1", 0))
         s.sendto(datagram, server.address)
-        assert await _wait_for(lambda: sum(gate.counters.values()) + len(gate._fragments) > decided)
+        assert await wait_for(lambda: sum(gate.counters.values()) + len(gate._fragments) > decided)
         await asyncio.sleep(0)
         try:
             return s.recv(4096)
@@ -309,7 +303,7 @@ async def test_fragmented_hello_with_a_small_last_fragment(server: DtlsServer) -
         s.bind(("127.0.0.1", 0))
         s.sendto(_record(first), server.address)
         s.sendto(small, server.address)
-        assert await _wait_for(lambda: server._gate.counters["hello_verify_sent"] == 1)
+        assert await wait_for(lambda: server._gate.counters["hello_verify_sent"] == 1)
         await asyncio.sleep(0)
         reply = s.recv(4096)
     assert len(reply) > len(small), "the test needs a last fragment smaller than the reply"
@@ -318,100 +312,45 @@ async def test_fragmented_hello_with_a_small_last_fragment(server: DtlsServer) -
     assert len(server._gate._fragments) == 0
 
 
-# -- (c) half-finished handshakes are capped and expire ---------------------------
+# -- (c) half-finished handshakes are capped and stall out ---------------------------
 
 
-class _SocketClient:
-    """A sans-I/O client connection driven over a plain UDP socket."""
-
-    def __init__(self, server: tuple[str, int]) -> None:
-        self.server = server
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setblocking(False)
-        self.sock.bind(("127.0.0.1", 0))
-        self.conn = DtlsConnection(DtlsConfiguration.client(psk=PSK))
-        self.loop = asyncio.get_running_loop()
-
-    def flush(self) -> int:
-        sent = 0
-        for datagram in self.conn.datagrams_to_send(self.loop.time()):
-            self.sock.sendto(datagram, self.server)
-            sent += 1
-        return sent
-
-    async def receive(self, timeout: float = 2.0) -> bytes | None:
-        try:
-            return await asyncio.wait_for(self.loop.sock_recv(self.sock, 4096), timeout)
-        except TimeoutError:
-            return None
-
-    async def send_cookie_hello(self) -> bool:
-        """ClientHello, HelloVerifyRequest, ClientHello with the cookie; then stop."""
-        self.conn.connect(self.loop.time())
-        self.flush()
-        reply = await self.receive(0.3)
-        if reply is None:
-            return False
-        self.conn.receive_datagram(reply, self.loop.time())
-        return self.flush() > 0
-
-    async def handshake(self) -> None:
-        self.conn.connect(self.loop.time())
-        deadline = self.loop.time() + 10
-        while self.conn.state is not State.ESTABLISHED:
-            assert self.loop.time() < deadline, "handshake over the socket timed out"
-            self.flush()
-            data = await self.receive(0.2)
-            if data is not None:
-                self.conn.receive_datagram(data, self.loop.time())
-            else:
-                self.conn.handle_timer(self.loop.time())
-        while self.conn.next_event() is not None:
-            pass
-
-    async def echo(self, data: bytes) -> bytes | None:
-        """Send application data; the payload of the answer (the server echoes)."""
-        self.conn.send(data)
-        self.flush()
-        reply = await self.receive()
-        if reply is None:
-            return None
-        self.conn.receive_datagram(reply, self.loop.time())
-        event = self.conn.next_event()
-        return getattr(event, "data", None)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-async def test_half_finished_handshakes_are_capped_and_expire() -> None:
-    limits = ServerLimits(max_handshakes=64, handshake_lifetime=5.0)
+async def test_half_finished_handshakes_are_capped_and_stall_out() -> None:
+    """Past the cap the handshake that waited longest gives way (no newcomer
+    with a valid cookie is refused), and silent ones go after the stall timeout."""
+    limits = ServerLimits(
+        max_handshakes=64,
+        max_handshakes_per_address=1000,
+        max_handshakes_per_prefix=1000,
+        handshake_stall_timeout=2.0,
+        hello_burst_per_address=1000,  # every client is on 127.0.0.1
+        hello_burst_per_prefix=1000,
+    )
     clients = 300
     async with await dtlsfast.serve(
         _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits
     ) as server:
         started = time.monotonic()
-        sockets = [_SocketClient(server.address) for _ in range(clients)]
+        sockets = [SocketClient(server.address) for _ in range(clients)]
         tracemalloc.start()
         try:
             stalled = []
             for start in range(0, clients, 50):  # batches the socket buffer holds
                 batch = sockets[start : start + 50]
                 stalled += await asyncio.gather(*(c.send_cookie_hello() for c in batch))
-            # Every first ClientHello got a HelloVerifyRequest or, once the cap
-            # was reached, was dropped; every cookie ClientHello past the cap too.
-            assert await _wait_for(
-                lambda: (
-                    server.counters["dropped_handshake_limit"] == clients - limits.max_handshakes
-                )
-            ), server.counters
+            # Every cookie ClientHello started a handshake; past the cap each
+            # evicted the one that had waited longest.
+            cookied = sum(stalled)  # the clients that got their cookie in time
+            assert await wait_for(lambda: server.counters["handshakes_started"] == cookied), (
+                server.counters
+            )
             counters = server.counters
             gc.collect()
             full = tracemalloc.get_traced_memory()[0]
-            assert await _wait_for(
-                lambda: server.counters["handshakes_expired"] == limits.max_handshakes, within=10
+            assert await wait_for(
+                lambda: server.counters["handshakes_stalled"] == limits.max_handshakes, within=10
             )
-            expired_after = time.monotonic() - started
+            stalled_after = time.monotonic() - started
             gc.collect()
             # The clients are still alive: what was freed is the server's state.
             held = full - tracemalloc.get_traced_memory()[0]
@@ -422,18 +361,19 @@ async def test_half_finished_handshakes_are_capped_and_expire() -> None:
         after = server.counters
         print(
             f"\n[flood] {clients} clients stop after the cookie exchange, cap "
-            f"{limits.max_handshakes}: {sum(stalled)} got a HelloVerifyRequest, in progress "
-            f"{counters['handshakes_in_progress']}, refused at the cap "
-            f"{counters['dropped_handshake_limit']}, held {held} B "
-            f"({held // limits.max_handshakes} B per half-finished handshake); all "
-            f"{after['handshakes_expired']} expired {expired_after:.1f} s after the start"
+            f"{limits.max_handshakes}: {sum(stalled)} got a HelloVerifyRequest, "
+            f"{counters['handshakes_started']} handshakes started, "
+            f"{counters['handshakes_evicted']} evicted at the cap, in progress "
+            f"{counters['handshakes_in_progress']}, held {held} B "
+            f"({held // limits.max_handshakes} B per half-finished handshake); the last "
+            f"{after['handshakes_stalled']} stalled out {stalled_after:.1f} s after the start "
+            f"(stall timeout {limits.handshake_stall_timeout} s)"
         )
-        assert sum(stalled) >= limits.max_handshakes
+        assert cookied >= 0.9 * clients
         assert counters["handshakes_in_progress"] == limits.max_handshakes
-        assert counters["dropped_handshake_limit"] == clients - limits.max_handshakes
+        assert counters["handshakes_evicted"] == cookied - limits.max_handshakes
         assert after["handshakes_in_progress"] == 0 and len(server._peers) == 0
-        assert after["handshakes_failed"] == limits.max_handshakes
-        # Once they expired, the server has room again.
+        assert after["handshakes_failed"] == cookied
         session = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
         assert await _echo_round_trip(session, b"room again") == b"ROOM AGAIN"
         await session.close()
@@ -442,19 +382,48 @@ async def test_half_finished_handshakes_are_capped_and_expire() -> None:
 # -- (d) a MAC-error filter throttles forged records ------------------------------
 
 FORGED_RECORDS = 20_000
+#: A filter scaled down so that a sender in this process is far above its rate
+#: (the defaults, tens of thousands a second, are exercised at 5,000 forged
+#: records a second in test_faults_forged_records.py).
+LOW_FILTER = ServerLimits(
+    auth_failure_burst=32,
+    auth_failure_rate=200.0,
+    auth_failure_table_burst=32,
+    auth_failure_table_rate=200.0,
+)
 
 
-@pytest.mark.parametrize("in_table", [False, True], ids=["python-path", "rust-path"])
-async def test_forged_records_are_throttled_while_others_are_served(
-    server: DtlsServer, in_table: bool
-) -> None:
+def _cid_record(cid: bytes, payload: bytes, seq: int) -> bytes:
+    """A tls12_cid record (RFC 9146 §4) of epoch 1 that fails authentication."""
+    header = bytes([25, 0xFE, 0xFD, 0, 1]) + seq.to_bytes(6, "big") + cid
+    return header + len(payload).to_bytes(2, "big") + payload
+
+
+@pytest.mark.parametrize(
+    "path", ["python-path", "rust-path", "cid-from-elsewhere"], ids=lambda p: str(p)
+)
+async def test_forged_records_are_throttled_while_others_are_served(path: str) -> None:
     """Before its first application data a session's records are judged in
-    Python; after it, in the Rust session table. Both throttle forgers."""
-    victim = _SocketClient(server.address)
+    Python; after it, in the Rust session table; with connection IDs, records
+    naming the session from another address are charged to that source. All
+    three throttle a forger far above the rate, never close the session, and
+    a throttled source costs the genuine peer nothing: it is served during the
+    flood (from elsewhere) or as soon as a token is back (from its address)."""
+    cid = path == "cid-from-elsewhere"
+    async with await dtlsfast.serve(
+        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=LOW_FILTER, connection_id=cid
+    ) as server:
+        await _throttle_forger(server, path)
+
+
+async def _throttle_forger(server: DtlsServer, path: str) -> None:
+    cid = path == "cid-from-elsewhere"
+    victim = SocketClient(server.address, connection_id=cid)
+    forger = SocketClient(server.address) if cid else victim
     bystander = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK, handshake_timeout=5)
     try:
         await victim.handshake()
-        if in_table:
+        if path == "rust-path":
             assert await victim.echo(b"join") == b"JOIN"
             assert server.counters["sessions_in_table"] == 1
         limits = server.limits
@@ -469,36 +438,102 @@ async def test_forged_records_are_throttled_while_others_are_served(
             return c["dropped_bad_auth"] + c["dropped_auth_throttled"] - before_bad
 
         for seq in range(FORGED_RECORDS):
-            victim.sock.sendto(
-                _record(payload, seq=1_000 + seq, epoch=1, content_type=23), server.address
-            )
+            if cid:
+                assert victim.conn.peer_connection_id is not None
+                record = _cid_record(victim.conn.peer_connection_id, payload, 1_000 + seq)
+            else:
+                record = _record(payload, seq=1_000 + seq, epoch=1, content_type=23)
+            forger.sock.sendto(record, server.address)
             if seq % FLOOD_BATCH == FLOOD_BATCH - 1:
                 # Let the server drain its socket (the kernel buffer holds a few hundred).
-                assert await _wait_for(lambda s=seq: judged() > s - FLOOD_BATCH // 2)
+                assert await wait_for(lambda s=seq: judged() > s - FLOOD_BATCH // 2)
             if seq % 1000 == 999:
-                # Another peer is served meanwhile.
+                # Another peer is served meanwhile; the victim too, if the
+                # forger is not at its address.
                 got = await _echo_round_trip(bystander, b"still here %d" % seq)
                 assert got == b"STILL HERE %d" % seq
+                if cid:
+                    assert await victim.echo(b"me too %d" % seq) == b"ME TOO %d" % seq
                 round_trips += 1
-        assert await _wait_for(lambda: judged() >= FORGED_RECORDS * 0.95, within=10)
+        assert await wait_for(lambda: judged() >= FORGED_RECORDS * 0.95, within=10)
         elapsed = time.monotonic() - started
         counters = server.counters
         opened = counters["dropped_bad_auth"] - before_bad
         throttled = counters["dropped_auth_throttled"] - before_throttled
-        budget = limits.auth_failure_burst + limits.auth_failure_rate * elapsed
+        if path == "rust-path":
+            burst, rate = limits.auth_failure_table_burst, limits.auth_failure_table_rate
+        else:
+            burst, rate = limits.auth_failure_burst, limits.auth_failure_rate
+        budget = burst + rate * elapsed
         print(
-            f"\n[flood] {FORGED_RECORDS} forged records ({'Rust' if in_table else 'Python'} path) "
-            "from an established session's address "
+            f"\n[flood] {FORGED_RECORDS} forged records ({path}) at "
+            f"{FORGED_RECORDS / elapsed:.0f}/s against a filter of {rate:.0f}/s "
             f"in {elapsed:.1f} s: {opened} tried and failed authentication (budget "
             f"{budget:.0f}), {throttled} dropped unopened; {round_trips} echo round trips of "
-            f"another peer served meanwhile; sessions open {counters['sessions_open']}"
+            f"another peer{' and of the victim' if cid else ''} served meanwhile; sessions "
+            f"open {counters['sessions_open']}"
         )
         assert opened <= budget + 1
         assert throttled >= FORGED_RECORDS * 0.95 - opened
         assert counters["sessions_open"] == 2, "the forger cannot close the session"
+        if cid:
+            assert counters["auth_filter_sources"] == 1  # the forger's bucket, not the session's
         # Once a token is back, the genuine peer is served again.
-        await asyncio.sleep(1.5 / limits.auth_failure_rate)
+        await asyncio.sleep(1.5 / rate)
         assert await victim.echo(b"genuine") == b"GENUINE"
     finally:
         victim.close()
+        forger.close()
         await bystander.close()
+
+
+async def test_forgers_from_many_hosts_fill_a_bounded_table_of_sources() -> None:
+    """Records with a session's CID from 64 hosts (127.0.0.0/8 is loopback):
+    the server keeps buckets for at most ``auth_failure_sources`` of them, the
+    rest share one, so that spoofing many hosts buys no more than one more
+    bucket's worth of openings; the victim is served throughout."""
+    limits = ServerLimits(auth_failure_sources=8, auth_failure_burst=4, auth_failure_rate=10.0)
+    hosts, per_host = 64, 20
+    async with await dtlsfast.serve(
+        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=limits, connection_id=True
+    ) as server:
+        victim = SocketClient(server.address, connection_id=True)
+        forgers = []
+        try:
+            await victim.handshake()
+            cid = victim.conn.peer_connection_id
+            assert cid is not None
+            before = server.counters
+            started = time.monotonic()
+            for n in range(hosts):
+                forger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                forgers.append(forger)
+                forger.bind((f"127.0.0.{2 + n}", 0))
+                for seq in range(per_host):
+                    forger.sendto(_cid_record(cid, os.urandom(32), 1_000 + seq), server.address)
+                if n % 8 == 7:
+                    assert await victim.echo(b"host %d" % n) == b"HOST %d" % n
+
+            def judged() -> int:
+                c = server.counters
+                return sum(c[k] - before[k] for k in ("dropped_bad_auth", "dropped_auth_throttled"))
+
+            assert await wait_for(lambda: judged() >= hosts * per_host)
+            elapsed = time.monotonic() - started
+            counters = server.counters
+        finally:
+            victim.close()
+            for forger in forgers:
+                forger.close()
+        opened = counters["dropped_bad_auth"] - before["dropped_bad_auth"]
+        buckets = limits.auth_failure_sources + 1  # and the overflow bucket
+        budget = buckets * (limits.auth_failure_burst + limits.auth_failure_rate * elapsed)
+        print(
+            f"\n[flood] {hosts * per_host} forged CID records from {hosts} hosts in "
+            f"{elapsed:.1f} s: {counters['auth_filter_sources']} sources with a bucket (cap "
+            f"{limits.auth_failure_sources}), {opened} opened (budget {budget:.0f}), the victim "
+            f"served {hosts // 8} times meanwhile"
+        )
+        assert counters["auth_filter_sources"] == limits.auth_failure_sources
+        assert opened <= budget + 1
+        assert counters["sessions_open"] == 1

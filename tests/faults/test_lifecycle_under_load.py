@@ -70,16 +70,20 @@ class _Chatter:
         self.sessions = sessions
         self.every = every
         self.round_trips = 0
+        self.stopped = False
         self.tasks = [asyncio.ensure_future(self._run(s)) for s in sessions]
 
     async def _run(self, session: DtlsSession) -> None:
         with contextlib.suppress(ConnectionClosedError):
-            while True:
+            # Python 3.11's wait_for can swallow a cancellation that races
+            # with its result: the flag ends the loop all the same.
+            while not self.stopped:
                 assert await _round_trip(session, b"busy") == b"BUSY"
                 self.round_trips += 1
                 await asyncio.sleep(self.every)
 
     async def stop(self) -> None:
+        self.stopped = True
         for task in self.tasks:
             task.cancel()
         results = await asyncio.gather(*self.tasks, return_exceptions=True)

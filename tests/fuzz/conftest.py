@@ -1,4 +1,5 @@
-"""Fuzz tests reuse the sans-I/O pair from tests/connection."""
+"""Fuzz tests reuse the sans-I/O pair from tests/connection and the front-door
+crafting helpers from tests/faults."""
 
 from __future__ import annotations
 
@@ -7,3 +8,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "connection"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "faults"))

@@ -252,6 +252,21 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def server_pid(wrapper: int) -> int:
+    """The PID of the program a ``timeout`` wrapper runs (its only child)."""
+    children = _children(wrapper)
+    assert len(children) == 1, children
+    return children[0]
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` in KiB (VmRSS in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 def _descendants(pid: int) -> list[int]:
     out: list[int] = []
     todo = _children(pid)

@@ -6,8 +6,10 @@ observable light switch, over RFC 7252 §5.8 GET/PUT and RFC 7641 Observe.
   Any other Accept gets 4.06 Not Acceptable (RFC 7252 §5.10.4).
 - PUT: ``on``, ``off``, ``1``, ``0`` or ``toggle`` as text/plain (or with no
   Content-Format), or ``{"on": <bool>}`` as JSON, gets 2.04 Changed; anything
-  else 4.00 Bad Request with a diagnostic payload (§5.5.2); another
-  Content-Format 4.15. Observers are notified when the state changes.
+  else 4.00 Bad Request with a diagnostic payload (§5.5.2), JSON nested too
+  deeply to parse included; another Content-Format 4.15. Observers are
+  notified after every successful PUT, changed or not, as the ESP-IDF
+  example calls ``coap_resource_notify_observers`` after each one.
 """
 
 from __future__ import annotations
@@ -55,10 +57,8 @@ class LightResource(Resource):
                 Code.UNSUPPORTED_CONTENT_FORMAT, "text/plain (0) or application/json (50)"
             )
         new = self._parse_json(request.payload) if cf == 50 else self._parse_text(request.payload)
-        changed = new != self.on
         self.on = new
-        if changed:
-            self.notify()
+        self.notify()
         return Response(Code.CHANGED)
 
     def _parse_text(self, payload: bytes) -> bool:
@@ -78,6 +78,9 @@ class LightResource(Resource):
             doc = json.loads(payload)
         except (ValueError, UnicodeDecodeError):
             raise ErrorResponse(Code.BAD_REQUEST, "invalid JSON") from None
+        except RecursionError:
+            # The parser recurses per nesting level; a peer chooses the depth.
+            raise ErrorResponse(Code.BAD_REQUEST, "JSON nested too deeply") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("on"), bool):
             raise ErrorResponse(Code.BAD_REQUEST, 'expected {"on": true} or {"on": false}')
         return bool(doc["on"])

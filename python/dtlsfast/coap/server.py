@@ -64,6 +64,7 @@ from dtlsfast.coap.clock import Clock, LoopClock, TimerHandle
 from dtlsfast.coap.eager import finish, is_pending, start_eagerly
 from dtlsfast.coap.errors import BlockOptionError, CoapDecodeError
 from dtlsfast.coap.exchange import ErrorResponse, Request, Response
+from dtlsfast.coap.failure_log import FailureLog
 from dtlsfast.coap.linkformat import well_known_core
 from dtlsfast.coap.message import (
     Code,
@@ -82,6 +83,7 @@ from dtlsfast.coap.reassembly import Block1Assembler
 from dtlsfast.coap.reliability import DedupCache, MessageIdAllocator, Outcome, Retransmitter
 from dtlsfast.coap.resource import METHOD_CODES, FunctionResource, Handler, Resource
 from dtlsfast.coap.transport import UdpServerTransport
+from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.pure.coap_answer import CoapAnswers
 
@@ -282,6 +284,8 @@ class CoapServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._szx = size_to_szx(cfg.block_size)
         self._closed = False
+        #: Handler failures: one log line per resource per minute at most.
+        self._failures = FailureLog(log)
 
     # -- resources -------------------------------------------------------
 
@@ -390,12 +394,11 @@ class CoapServer:
 
     async def listen_udp(self, host: str = "::", port: int = 5683) -> UdpServerTransport:
         """Serve plain CoAP (coap://) on a UDP socket; port 0 picks a free one."""
-        loop = asyncio.get_running_loop()
         listener = UdpServerTransport()
         attachment = self.attach(listener.sendto)
         listener.on_datagram = attachment
         try:
-            await loop.create_datagram_endpoint(lambda: listener, local_addr=(host, port))
+            await open_datagram_endpoint(lambda: listener, local_addr=(host, port))
         except BaseException:
             attachment.detach()
             raise
@@ -693,13 +696,14 @@ class CoapServer:
             response = await resource.render(request)
         except ErrorResponse as err:
             return err.response()
-        except Exception:
+        except Exception as exc:
             self.counters["handler_errors"] += 1
-            log.exception("CoAP handler for /%s failed", request.path)
+            self._failures.failed(request.path, "raised", self._clock.time(), exc)
             return Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
         if not isinstance(response, Response):
             self.counters["handler_errors"] += 1
-            log.error("CoAP handler for /%s returned %r, not a Response", request.path, response)
+            returned = f"returned a {type(response).__name__}, not a Response"
+            self._failures.failed(request.path, returned, self._clock.time())
             return Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
         return response
 

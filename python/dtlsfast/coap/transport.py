@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol, cast
 
+from dtlsfast.datagram_transport import open_datagram_endpoint
+
 log = logging.getLogger("dtlsfast.coap")
 
 
@@ -113,8 +115,7 @@ async def open_udp_client(
     scheme: str, host: str, port: int, on_datagram: Callable[[bytes], None]
 ) -> ClientTransport:
     """The ``coap://`` transport factory."""
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
+    transport, _ = await open_datagram_endpoint(
         lambda: _UdpClientProtocol(on_datagram), remote_addr=(host, port)
     )
     return UdpClientTransport(transport)

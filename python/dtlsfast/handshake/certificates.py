@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Self
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -237,16 +238,28 @@ def _usable_key(public: object, what: str) -> VerifyingKey:
 
 def parse_certificate_chain(chain: list[bytes]) -> list[x509.Certificate]:
     """The certificates of a received Certificate message; HandshakeError with
-    bad_certificate naming the one that is not valid DER."""
+    bad_certificate naming the one that is not valid DER.
+
+    ``cryptography`` parses some fields only when they are first read (names,
+    validity, extensions) and raises more than ValueError (InvalidVersion,
+    KeyError for an attribute of an unknown string type, ...): each of them is
+    read here, so that a malformed certificate fails now, with
+    bad_certificate, and never later in verification."""
     certs: list[x509.Certificate] = []
     for index, der in enumerate(chain):
         try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except ValueError as exc:
+            cert = x509.load_der_x509_certificate(der)
+            cert.subject.rfc4514_string()
+            cert.issuer.rfc4514_string()
+            _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+            _ = cert.extensions
+        except Exception as exc:  # whatever the DER makes the parser raise
             raise HandshakeError(
-                f"certificate {index} of the peer's chain is not a valid X.509 certificate: {exc}",
+                f"certificate {index} of the peer's chain is not a valid X.509 certificate: "
+                f"{type(exc).__name__}: {exc}",
                 AlertDescription.BAD_CERTIFICATE,
             ) from None
+        certs.append(cert)
     return certs
 
 
@@ -254,13 +267,25 @@ def certificate_public_key(certificate: x509.Certificate) -> VerifyingKey:
     """The public key of a peer's leaf, checked to be usable for ECDSA or
     Ed25519 handshake signatures (else unsupported_certificate)."""
     try:
-        public = certificate.public_key()
-    except Exception as exc:  # unknown or malformed key algorithm
+        name = certificate.subject.rfc4514_string()
+    except Exception as exc:  # a name parse_certificate_chain did not read
         raise HandshakeError(
-            f"certificate {certificate.subject.rfc4514_string()!r} has an unusable key: {exc}",
+            f"the peer's certificate has a malformed subject: {exc}",
+            AlertDescription.BAD_CERTIFICATE,
+        ) from None
+    try:
+        public = certificate.public_key()
+    except UnsupportedAlgorithm as exc:
+        raise HandshakeError(
+            f"certificate {name!r} has a key of an unsupported algorithm: {exc}",
             AlertDescription.UNSUPPORTED_CERTIFICATE,
         ) from None
-    return _usable_key(public, f"certificate {certificate.subject.rfc4514_string()!r}")
+    except Exception as exc:  # a malformed key (a point off its curve, bad DER)
+        raise HandshakeError(
+            f"certificate {name!r} has a malformed public key: {exc}",
+            AlertDescription.BAD_CERTIFICATE,
+        ) from None
+    return _usable_key(public, f"certificate {name!r}")
 
 
 def load_spki(spki_der: bytes) -> VerifyingKey:

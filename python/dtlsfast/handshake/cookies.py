@@ -50,6 +50,33 @@ def peer_bytes(peer: Peer) -> bytes:
     return tag + len(host_raw).to_bytes(4, "big") + host_raw + (port & 0xFFFF).to_bytes(2, "big")
 
 
+def cookie_mac(secret: bytes, peer_raw: bytes, cookie_input: bytes, length: int) -> bytes:
+    """The cookie: HMAC-SHA256(secret, peer bytes + hello fields), its first
+    ``length`` bytes. ``peer_raw`` is :func:`peer_bytes` of the peer,
+    ``cookie_input`` is :meth:`ClientHello.cookie_input`."""
+    return hmac.digest(secret, peer_raw + cookie_input, "sha256")[:length]
+
+
+def cookie_matches(
+    cookie: bytes,
+    secret: bytes,
+    previous: bytes | None,
+    peer_raw: bytes,
+    cookie_input: bytes,
+    length: int,
+) -> bool:
+    """Whether ``cookie`` is the cookie of ``peer_raw`` and ``cookie_input``
+    under ``secret`` or ``previous``, compared in constant time. Both are
+    always computed, so timing does not tell which secret matched."""
+    ok = hmac.compare_digest(cookie, cookie_mac(secret, peer_raw, cookie_input, length))
+    if previous is not None:
+        ok_previous = hmac.compare_digest(
+            cookie, cookie_mac(previous, peer_raw, cookie_input, length)
+        )
+        ok = ok or ok_previous
+    return ok and len(cookie) == length
+
+
 class CookieJar:
     """Makes and checks HelloVerifyRequest cookies; see the module docstring.
 
@@ -91,6 +118,20 @@ class CookieJar:
         self._created = now
         self.rotations += 1
 
+    def refresh(self, now: float) -> bool:
+        """Rotate if the secret's lifetime is over; whether it rotated (so a
+        :class:`~dtlsfast._core.HelloGate` holding the secrets is given the
+        new ones, see :attr:`secrets`)."""
+        rotations = self.rotations
+        self._maybe_rotate(now)
+        return self.rotations != rotations
+
+    @property
+    def secrets(self) -> tuple[bytes, bytes | None]:
+        """The current and the previous secret, for a gate that checks
+        cookies itself; rotation stays here."""
+        return self._secret, self._previous
+
     def _maybe_rotate(self, now: float) -> None:
         elapsed = now - self._created
         if elapsed < self.secret_lifetime:
@@ -101,29 +142,26 @@ class CookieJar:
             # "previous" would also have expired by now.
             self.rotate(now)
 
-    def _cookie(self, secret: bytes, peer: Peer, client_hello: ClientHello) -> bytes:
-        mac = hmac.digest(secret, peer_bytes(peer) + client_hello.cookie_input(), "sha256")
-        return mac[: self.cookie_length]
-
     def make(self, peer: Peer, client_hello: ClientHello, now: float) -> bytes:
         """The cookie for ``client_hello`` from ``peer`` under the current secret."""
         self._maybe_rotate(now)
-        return self._cookie(self._secret, peer, client_hello)
+        return cookie_mac(
+            self._secret, peer_bytes(peer), client_hello.cookie_input(), self.cookie_length
+        )
 
     def verify(self, peer: Peer, client_hello: ClientHello, now: float) -> bool:
         """Whether ``client_hello.cookie`` was made by :meth:`make` for this peer
         and these hello fields, under the current or the previous secret.
         Compared in constant time."""
         self._maybe_rotate(now)
-        cookie = bytes(client_hello.cookie)
-        ok = hmac.compare_digest(cookie, self._cookie(self._secret, peer, client_hello))
-        if self._previous is not None:
-            # Always computed, so timing does not tell which secret matched.
-            ok_previous = hmac.compare_digest(
-                cookie, self._cookie(self._previous, peer, client_hello)
-            )
-            ok = ok or ok_previous
-        return ok and len(cookie) == self.cookie_length
+        return cookie_matches(
+            bytes(client_hello.cookie),
+            self._secret,
+            self._previous,
+            peer_bytes(peer),
+            client_hello.cookie_input(),
+            self.cookie_length,
+        )
 
 
-__all__ = ["CookieJar", "Peer", "peer_bytes"]
+__all__ = ["CookieJar", "Peer", "cookie_mac", "cookie_matches", "peer_bytes"]

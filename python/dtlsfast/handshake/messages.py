@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Self
 
 from dtlsfast.exceptions import DecodeError, IllegalParameterError, LocalProtocolError
+from dtlsfast.handshake.constants import AlertLevel
 
 #: Bytes of the DTLS handshake header (RFC 6347 §4.2.2).
 HANDSHAKE_HEADER = 12
@@ -486,9 +487,12 @@ def encode_alert(level: int, description: int) -> bytes:
 
 def decode_alert(payload: bytes) -> tuple[int, int]:
     """``(level, description)`` of an alert payload; DecodeError unless it is
-    exactly 2 bytes. Unknown values are returned as they are."""
+    exactly 2 bytes with the level warning (1) or fatal (2), RFC 5246 §7.2.
+    Unknown descriptions are returned as they are."""
     if len(payload) != 2:
         raise DecodeError(f"alert must be 2 bytes, not {len(payload)}")
+    if payload[0] not in (AlertLevel.WARNING, AlertLevel.FATAL):
+        raise DecodeError(f"alert level {payload[0]} is neither warning (1) nor fatal (2)")
     return payload[0], payload[1]
 
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 PRF_HASHES = ("sha256", "sha384")
 
 MASTER_SECRET_LENGTH = 48
+#: The most PRF output one call may ask for: TLS needs at most 88 bytes (a
+#: ChaCha20 key block); the bound keeps a mistake from allocating without limit.
+MAX_PRF_OUTPUT = 1 << 16
 
 
 def _check_hash(hash_name: str) -> str:
@@ -44,8 +47,8 @@ def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
     A(0) = seed, A(i) = HMAC(secret, A(i-1)); output HMAC(secret, A(i) + seed)...
     """
     _check_hash(hash_name)
-    if length < 0:
-        raise ConfigurationError(f"PRF output length must not be negative, not {length}")
+    if not 0 <= length <= MAX_PRF_OUTPUT:
+        raise ConfigurationError(f"PRF output length must be 0..{MAX_PRF_OUTPUT}, not {length}")
     output = bytearray()
     a = seed
     while len(output) < length:
@@ -122,17 +125,33 @@ class KeyMaterial:
 def key_block(
     suite: CipherSuite, master: bytes, client_random: bytes, server_random: bytes
 ) -> KeyMaterial:
-    """Expand the master secret into the suite's keys and IVs (RFC 5246 §6.3).
-
-    key_block = PRF(master, "key expansion", server_random + client_random),
-    cut in order into client_write_key, server_write_key, client_write_IV,
-    server_write_IV. AEAD suites have no MAC keys (RFC 5246 §6.2.3.3).
-    """
-    _check_randoms(client_random, server_random)
-    k, v = suite.key_length, suite.fixed_iv_length
-    block = prf(
-        suite.prf_hash, master, b"key expansion", server_random + client_random, 2 * k + 2 * v
+    """Expand the master secret into the suite's keys and IVs (RFC 5246 §6.3);
+    see :func:`split_key_block`."""
+    return split_key_block(
+        suite.prf_hash,
+        master,
+        client_random,
+        server_random,
+        suite.key_length,
+        suite.fixed_iv_length,
     )
+
+
+def split_key_block(
+    hash_name: str,
+    master: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    key_length: int,
+    iv_length: int,
+) -> KeyMaterial:
+    """key_block = PRF(master, "key expansion", server_random + client_random),
+    cut in order into client_write_key, server_write_key, client_write_IV,
+    server_write_IV (RFC 5246 §6.3). AEAD suites have no MAC keys (RFC 5246
+    §6.2.3.3)."""
+    _check_randoms(client_random, server_random)
+    k, v = key_length, iv_length
+    block = prf(hash_name, master, b"key expansion", server_random + client_random, 2 * k + 2 * v)
     return KeyMaterial(
         client_write_key=block[0:k],
         server_write_key=block[k : 2 * k],
@@ -164,6 +183,7 @@ def _check_randoms(client_random: bytes, server_random: bytes) -> None:
 
 __all__ = [
     "MASTER_SECRET_LENGTH",
+    "MAX_PRF_OUTPUT",
     "PRF_HASHES",
     "KeyMaterial",
     "extended_master_secret",
@@ -173,5 +193,6 @@ __all__ = [
     "p_hash",
     "prf",
     "psk_premaster_secret",
+    "split_key_block",
     "verify_data",
 ]

@@ -65,7 +65,8 @@ class CipherSuite:
         return f"{self.name} (0x{self.code:04X})"
 
 
-_AEAD_KEY_IV = {
+#: AEAD name -> (key length, fixed IV length) of the key block (RFC 5246 §6.3).
+AEAD_KEY_IV: dict[str, tuple[int, int]] = {
     "AES_128_CCM_8": (16, 4),
     "AES_128_CCM": (16, 4),
     "AES_128_GCM": (16, 4),
@@ -75,7 +76,7 @@ _AEAD_KEY_IV = {
 
 
 def _suite(code: int, name: str, key_exchange: str, aead: str, prf_hash: str) -> CipherSuite:
-    key_length, fixed_iv_length = _AEAD_KEY_IV[aead]
+    key_length, fixed_iv_length = AEAD_KEY_IV[aead]
     return CipherSuite(code, name, key_exchange, aead, key_length, fixed_iv_length, prf_hash)
 
 
@@ -212,6 +213,7 @@ def resolve_suites(
 
 
 __all__ = [
+    "AEAD_KEY_IV",
     "ALL_SUITES",
     "DEFAULT_PSK_SUITES",
     "SUITES_BY_CODE",

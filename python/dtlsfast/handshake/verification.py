@@ -12,6 +12,15 @@ Extended key usage: if the leaf has the extension it must allow the purpose,
 serverAuth for a server's certificate, clientAuth for a client's (or
 anyExtendedKeyUsage); a leaf without the extension may do both.
 
+Key usage (RFC 5280 §4.2.1.3, RFC 8422 §5.6): the leaf authenticates by
+signing (ServerKeyExchange, CertificateVerify), so if it has the keyUsage
+extension that must assert digitalSignature (and, as the CA/B Forum profile
+has it, not keyCertSign); a keyAgreement-only certificate is refused.
+
+A certificate that ``cryptography`` cannot read (lazily parsed names or
+extensions raise late, and not only ValueError) is a bad_certificate here too,
+never an exception of another type.
+
 Failures raise :class:`~dtlsfast.exceptions.HandshakeError` whose message
 names the certificate (its subject) and the reason, and whose ``alert`` is
 unknown_ca (48) when the chain does not lead to a configured root and
@@ -47,7 +56,10 @@ Purpose = Literal["server", "client"]
 
 
 def _describe(cert: x509.Certificate) -> str:
-    return repr(cert.subject.rfc4514_string() or "<empty subject>")
+    try:
+        return repr(cert.subject.rfc4514_string() or "<empty subject>")
+    except Exception:  # a malformed name: say so rather than fail here
+        return "<malformed subject>"
 
 
 def _subject_for(server_name: str) -> Subject:
@@ -80,12 +92,29 @@ def _eku_validator(purpose: Purpose) -> _EkuCheck:
     return check
 
 
+def _check_key_usage(
+    policy: Policy, cert: x509.Certificate, key_usage: x509.KeyUsage | None
+) -> None:
+    """RFC 5280 §4.2.1.3, RFC 8422 §5.6: the handshake signature needs
+    digitalSignature; an end-entity certificate never signs certificates."""
+    if key_usage is None:
+        return
+    if not key_usage.digital_signature:
+        raise ValueError(
+            "its key usage does not allow digitalSignature, which authenticating with an "
+            "ECDSA signature needs (RFC 8422 §5.6)"
+        )
+    if key_usage.key_cert_sign:
+        raise ValueError("EE keyUsage must not assert keyCertSign")
+
+
 def _builder(
     roots: list[x509.Certificate], now: dt.datetime, purpose: Purpose, *, san_required: bool
 ) -> PolicyBuilder:
     ee = ExtensionPolicy.webpki_defaults_ee()
     ee = ee.may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
     ee = ee.may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_validator(purpose))
+    ee = ee.may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _check_key_usage)
     if not san_required:
         ee = ee.may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
     return (
@@ -197,6 +226,26 @@ def verify_chain(
         raise ValueError(f"purpose must be 'server' or 'client', not {purpose!r}")
     if not chain:
         raise HandshakeError("the peer sent no certificate", AlertDescription.BAD_CERTIFICATE)
+    try:
+        _verify_chain(chain, roots, server_name, now, purpose)
+    except HandshakeError:
+        raise
+    except Exception as exc:  # a field that does not parse, read late
+        raise HandshakeError(
+            f"certificate {_describe(chain[0])} cannot be verified: it does not parse "
+            f"({type(exc).__name__}: {exc})",
+            AlertDescription.BAD_CERTIFICATE,
+        ) from None
+
+
+def _verify_chain(
+    chain: list[x509.Certificate],
+    roots: list[x509.Certificate],
+    server_name: str | None,
+    now: dt.datetime,
+    purpose: Purpose,
+) -> None:
+    """verify_chain once its arguments are checked."""
     if not roots:
         raise HandshakeError(
             f"certificate {_describe(chain[0])} cannot be verified: "

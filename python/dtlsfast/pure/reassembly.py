@@ -2,12 +2,17 @@
 duplicated or overlapping, out; whole messages in message_seq order. The
 pure-Python twin of the Rust ``HandshakeReassembler``, with the same bounds.
 
-Rules shared with the Rust core: a message costs its full length from its
-first fragment; a later message that does not fit ``max_buffered_bytes`` is
-dropped and counted, while the message at ``next_seq`` evicts buffered later
-ones (highest message_seq first) unless it alone is too large; fragments more
-than 16 messages ahead are dropped; a message longer than
-``max_message_size`` is a DecodeError even when its message_seq is old.
+Rules shared with the Rust core: memory grows with the bytes that arrive, not
+with the length a fragment declares: a message costs its received bytes plus
+``GAP_COST`` per gap between received chunks, and a whole message at
+``next_seq`` is delivered at once for nothing. What is buffered stays within
+``max_buffered_bytes`` and what a shared :class:`ReassemblyBudget` grants the
+reassembler's ``source``; a
+fragment that does not fit is dropped and counted, while the message at
+``next_seq`` evicts buffered later ones (highest message_seq first) when that
+makes room. Fragments more than 16 messages ahead are dropped; a message
+longer than ``max_message_size`` is a DecodeError even when its message_seq is
+old, and so are overlapping fragments that disagree on the bytes they share.
 """
 
 from __future__ import annotations
@@ -16,66 +21,138 @@ import bisect
 
 from dtlsfast.exceptions import DecodeError
 from dtlsfast.pure._args import uint
+from dtlsfast.pure.reassembly_budget import ReassemblyBudget
 
 HANDSHAKE_HEADER_LENGTH = 12
 MAX_LOOKAHEAD = 16
+GAP_COST = 64
 _U64 = (1 << 64) - 1
 
 
+def _cost(received: int, chunks: int) -> int:
+    return received + GAP_COST * max(0, chunks - 1)
+
+
+class _Placement:
+    """Where a fragment lands: chunks[first:last] merge with it into one."""
+
+    __slots__ = ("cost_after", "first", "last", "new_bytes")
+
+    def __init__(self, first: int, last: int, new_bytes: int, cost_after: int) -> None:
+        self.first = first
+        self.last = last
+        self.new_bytes = new_bytes
+        self.cost_after = cost_after
+
+
 class _Pending:
-    __slots__ = ("length", "message", "msg_type", "received", "seq")
+    __slots__ = ("chunks", "length", "msg_type", "received", "seq", "starts")
 
     def __init__(self, msg_type: int, length: int, seq: int) -> None:
         self.seq = seq
         self.msg_type = msg_type
         self.length = length
-        header = (
-            bytes([msg_type])
-            + length.to_bytes(3, "big")
-            + seq.to_bytes(2, "big")
-            + b"\x00\x00\x00"
-            + length.to_bytes(3, "big")
-        )
-        self.message = bytearray(header) + bytearray(length)
-        #: Received body ranges [start, end): sorted, disjoint, non-adjacent.
-        self.received: list[tuple[int, int]] = []
+        #: Received body bytes: chunks[i] starts at starts[i]; sorted,
+        #: disjoint, non-adjacent.
+        self.starts: list[int] = []
+        self.chunks: list[bytearray] = []
+        self.received = 0
+
+    def cost(self) -> int:
+        return _cost(self.received, len(self.chunks))
 
     def complete(self) -> bool:
-        return self.length == 0 or self.received == [(0, self.length)]
+        return self.length == 0 or self.received == self.length
 
-    def add(self, offset: int, body: memoryview) -> None:
-        if not body or self.complete():
-            return
-        start = HANDSHAKE_HEADER_LENGTH + offset
-        self.message[start : start + len(body)] = body
-        lo, hi = offset, offset + len(body)
-        ranges = self.received
-        first = bisect.bisect_left([end for _, end in ranges], lo)
-        last = first
-        while last < len(ranges) and ranges[last][0] <= hi:
-            lo = min(lo, ranges[last][0])
-            hi = max(hi, ranges[last][1])
+    def place(self, lo: int, body: memoryview) -> _Placement:
+        hi = lo + len(body)
+        starts, chunks = self.starts, self.chunks
+        first = bisect.bisect_left([s + len(c) for s, c in zip(starts, chunks, strict=True)], lo)
+        last, span_lo, span_hi, touched = first, lo, hi, 0
+        while last < len(chunks) and starts[last] <= hi:
+            start, chunk = starts[last], chunks[last]
+            end = start + len(chunk)
+            a, b = max(lo, start), min(hi, end)
+            if a < b and body[a - lo : b - lo] != chunk[a - start : b - start]:
+                raise DecodeError(
+                    f"overlapping fragments of handshake message_seq {self.seq} disagree on "
+                    f"bytes {a}..{b}: a conflicting retransmission"
+                )
+            span_lo, span_hi = min(span_lo, start), max(span_hi, end)
+            touched += len(chunk)
             last += 1
-        ranges[first:last] = [(lo, hi)]
+        new_bytes = (span_hi - span_lo) - touched
+        chunks_after = len(chunks) - (last - first) + 1
+        return _Placement(first, last, new_bytes, _cost(self.received + new_bytes, chunks_after))
+
+    def add(self, placement: _Placement, lo: int, body: memoryview) -> None:
+        hi = lo + len(body)
+        first, last = placement.first, placement.last
+        touched = list(zip(self.starts[first:last], self.chunks[first:last], strict=True))
+        if touched and touched[0][0] <= lo:
+            start, data = touched.pop(0)
+        else:
+            start, data = lo, bytearray()
+        pos = start + len(data)
+        for chunk_start, chunk in touched:
+            if pos < chunk_start:
+                data += body[pos - lo : chunk_start - lo]
+                pos = chunk_start
+            data += chunk[pos - chunk_start :]
+            pos = max(pos, chunk_start + len(chunk))
+        if pos < hi:
+            data += body[pos - lo :]
+        self.starts[first:last] = [start]
+        self.chunks[first:last] = [data]
+        self.received += placement.new_bytes
+
+    def message(self) -> bytes:
+        """The complete message, unfragmented, with its 12-byte header."""
+        length = self.length.to_bytes(3, "big")
+        header = bytes([self.msg_type]) + length + self.seq.to_bytes(2, "big") + bytes(3) + length
+        return header + b"".join(self.chunks)
 
 
 class HandshakeReassembler:
     """Collects fragments and delivers whole, unfragmented messages."""
 
-    __slots__ = ("_buffered", "_dropped", "_max_buffered", "_max_message", "_next", "_pending")
+    __slots__ = (
+        "_budget",
+        "_buffered",
+        "_dropped",
+        "_max_buffered",
+        "_max_message",
+        "_next",
+        "_pending",
+        "_source",
+    )
 
     def __init__(
         self,
         max_message_size: int = 32768,
         max_buffered_bytes: int = 65536,
         next_seq: int = 0,
+        *,
+        budget: ReassemblyBudget | None = None,
+        source: bytes | None = None,
     ) -> None:
+        self._budget: ReassemblyBudget | None = None
+        self._source = None if source is None else bytes(source)
+        self._buffered = 0
         self._max_message = uint(max_message_size, "max_message_size", _U64)
         self._max_buffered = uint(max_buffered_bytes, "max_buffered_bytes", _U64)
         self._next = uint(next_seq, "next_seq", 0xFFFF)
+        if budget is not None and not isinstance(budget, ReassemblyBudget):
+            raise TypeError(f"budget must be a ReassemblyBudget, not {type(budget).__name__}")
+        self._budget = budget
         self._pending: list[_Pending] = []  # sorted by message_seq
-        self._buffered = 0
         self._dropped = 0
+
+    def __del__(self) -> None:
+        # The connection goes: what it held goes back to the shared budget.
+        budget = getattr(self, "_budget", None)
+        if budget is not None:
+            budget._give_back(self._source, self._buffered)
 
     @property
     def next_seq(self) -> int:
@@ -84,13 +161,19 @@ class HandshakeReassembler:
     @next_seq.setter
     def next_seq(self, value: int) -> None:
         self._next = uint(value, "next_seq", 0xFFFF)
-        kept = [p for p in self._pending if p.seq >= self._next]
-        self._buffered -= sum(p.length for p in self._pending if p.seq < self._next)
-        self._pending = kept
+        freed = sum(p.cost() for p in self._pending if p.seq < self._next)
+        self._pending = [p for p in self._pending if p.seq >= self._next]
+        self._release(freed)
 
     @property
     def buffered_bytes(self) -> int:
         return self._buffered
+
+    def discard(self) -> None:
+        """Discard every buffered message and give its bytes back to the budget
+        (the connection is going)."""
+        self._pending = []
+        self._release(self._buffered)
 
     @property
     def dropped(self) -> int:
@@ -130,14 +213,20 @@ class HandshakeReassembler:
                 f"handshake message of {length} bytes exceeds max_message_size "
                 f"({self._max_message})"
             )
+        out: list[bytes] = []
         if seq >= self._next:
             if seq - self._next > MAX_LOOKAHEAD:
                 self._dropped += 1
-            else:
-                self._store(msg_type, length, seq, offset, body)
-        return self._deliver()
+            elif self._store(msg_type, length, seq, offset, body):
+                # A whole message at next_seq: delivered as it came.
+                out.append(bytes(data))
+                self._next += 1
+        self._deliver(out)
+        return out
 
-    def _store(self, msg_type: int, length: int, seq: int, offset: int, body: memoryview) -> None:
+    def _store(self, msg_type: int, length: int, seq: int, offset: int, body: memoryview) -> bool:
+        """Buffer a fragment; True if it is the whole message at next_seq with
+        nothing buffered for it, to be delivered without buffering."""
         pending = self._pending
         index = bisect.bisect_left([p.seq for p in pending], seq)
         if index < len(pending) and pending[index].seq == seq:
@@ -147,28 +236,77 @@ class HandshakeReassembler:
                     f"fragments of message_seq {seq} disagree: msg_type {msg_type} length "
                     f"{length} after msg_type {existing.msg_type} length {existing.length}"
                 )
-            existing.add(offset, body)
-            return
-        if self._buffered + length > self._max_buffered:
-            if seq != self._next or length > self._max_buffered:
-                self._dropped += 1
-                return
-            # Everything buffered is later than next_seq: evict from the top.
-            while self._buffered + length > self._max_buffered and pending:
-                evicted = pending.pop()
-                self._buffered -= evicted.length
-                self._dropped += 1
-        message = _Pending(msg_type, length, seq)
-        message.add(offset, body)
-        pending.insert(min(index, len(pending)), message)
-        self._buffered += length
+            placement = existing.place(offset, body)
+            if placement.new_bytes == 0:
+                return False  # a retransmission: nothing new
+            cost_before = existing.cost()
+        else:
+            if seq == self._next and offset == 0 and len(body) == length:
+                return True
+            if not body and length:
+                return False  # nothing to hold
+            placement = _Pending(msg_type, length, seq).place(offset, body)
+            cost_before = 0
+        if not self._make_room(seq, cost_before, placement.cost_after):
+            return False
+        index = min(index, len(pending))
+        if index == len(pending) or pending[index].seq != seq:
+            pending.insert(index, _Pending(msg_type, length, seq))
+        pending[index].add(placement, offset, body)
+        return False
 
-    def _deliver(self) -> list[bytes]:
-        out: list[bytes] = []
+    def _fits(self, cost: int, freed: int) -> tuple[bool, bool]:
+        """Whether ``cost`` more bytes fit once ``freed`` are given back:
+        under the own cap, and under the shared budget."""
+        held = max(0, self._buffered - freed)
+        own = held + cost <= self._max_buffered
+        budget = self._budget
+        if budget is None:
+            shared = True
+        else:
+            used, source_used = budget._state(self._source)
+            if source_used is not None:
+                source_used = max(0, source_used - freed)
+            shared = budget._allows(max(0, used - freed), source_used, cost)
+        return own, shared
+
+    def _make_room(self, seq: int, before: int, after: int) -> bool:
+        if after <= before:
+            self._release(before - after)
+            return True
+        cost = after - before
+        freed = 0
+        if seq == self._next and self._fits(cost, 0) != (True, True):
+            later = sum(p.cost() for p in self._pending if p.seq > seq)
+            if self._fits(cost, later) == (True, True):
+                while (
+                    self._fits(cost, 0) != (True, True)
+                    and self._pending
+                    and self._pending[-1].seq > seq
+                ):
+                    self._release(self._pending.pop().cost())
+                    self._dropped += 1
+            else:
+                freed = later
+        own, shared = self._fits(cost, freed)
+        budget = self._budget
+        if not (own and shared and (budget is None or budget._try_take(self._source, cost))):
+            self._dropped += 1
+            if own and budget is not None:
+                budget._count_refusal()
+            return False
+        self._buffered += cost
+        return True
+
+    def _release(self, cost: int) -> None:
+        self._buffered = max(0, self._buffered - cost)
+        if self._budget is not None:
+            self._budget._give_back(self._source, cost)
+
+    def _deliver(self, out: list[bytes]) -> None:
         pending = self._pending
         while pending and pending[0].seq == self._next and pending[0].complete():
             message = pending.pop(0)
-            self._buffered -= message.length
+            self._release(message.cost())
             self._next += 1
-            out.append(bytes(message.message))
-        return out
+            out.append(message.message())

@@ -46,6 +46,13 @@ _AEADS: dict[str, tuple[int, int, int, int, Callable[[bytes], AeadObject]]] = {
 }
 AEAD_NAMES: tuple[str, ...] = tuple(_AEADS)
 
+
+def key_and_iv_lengths(aead: str) -> tuple[int, int]:
+    """Bytes of the key and of the fixed IV that ``aead`` takes."""
+    key_length, iv_length, *_ = _AEADS[aead]
+    return key_length, iv_length
+
+
 _EPOCH_SEQ = struct.Struct(">HHI")  # epoch(2) || sequence_number(6)
 _TAIL = struct.Struct(">BHH")  # type(1) || version(2) || length(2)
 #: RFC 9146 §5: seq_num_placeholder(8) || tls12_cid || cid_length || tls12_cid || version
@@ -68,7 +75,7 @@ def cid_additional_data(version: int, epoch_seq: bytes, cid: bytes, inner_length
 class RecordCipher:
     """Seals and opens whole DTLS records for one epoch and direction."""
 
-    __slots__ = ("_aead", "_cipher", "_explicit", "_iv", "_iv_int", "_name", "_tag")
+    __slots__ = ("_aead", "_cipher", "_explicit", "_iv", "_iv_int", "_key", "_name", "_tag")
 
     def __init__(self, aead: str, key: bytes, iv: bytes) -> None:
         spec = _AEADS.get(aead)
@@ -87,7 +94,8 @@ class RecordCipher:
                 f"{aead} needs a {iv_length}-byte iv ({what}), got {len(iv)} bytes"
             )
         self._name = aead
-        self._cipher = factory(bytes(key))
+        self._key = bytes(key)  # for key_material(): persisting a session
+        self._cipher = factory(self._key)
         self._iv = bytes(iv)
         self._iv_int = int.from_bytes(self._iv, "big")
         self._tag = tag
@@ -101,6 +109,10 @@ class RecordCipher:
     @property
     def overhead(self) -> int:
         return self._explicit + self._tag
+
+    def key_material(self) -> tuple[bytes, bytes]:
+        """``(key, iv)`` as the constructor took them; never log them."""
+        return self._key, self._iv
 
     def __repr__(self) -> str:
         return f"<RecordCipher {self._name}>"

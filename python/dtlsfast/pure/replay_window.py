@@ -59,5 +59,35 @@ class ReplayWindow:
         elif highest - seq < self._size:
             self._bits |= 1 << (highest - seq)
 
+    def export(self) -> tuple[int | None, bytes]:
+        """``(highest, bitmap)``: the bitmap's bit ``i`` (least significant
+        first) stands for ``highest - i``, as in the Rust core."""
+        if self._highest is None:
+            return None, b""
+        return self._highest, self._bits.to_bytes((self._size + 7) // 8, "little")
+
+    @staticmethod
+    def restore(size: int, highest: int | None, bitmap: bytes) -> ReplayWindow:
+        """The window :meth:`export` described; the bitmap must be canonical."""
+        window = ReplayWindow(size)
+        if highest is None:
+            if bitmap:
+                raise ConfigurationError("a replay window with no highest has no bitmap")
+            return window
+        top = uint(highest, "highest", MAX_SEQUENCE_NUMBER)
+        if len(bitmap) != (window._size + 7) // 8:
+            raise ConfigurationError(
+                "a replay window's bitmap is size/8 bytes and its highest at most 2**48-1"
+            )
+        bits = int.from_bytes(bitmap, "little")
+        if not bits & 1:
+            raise ConfigurationError("a replay window's highest must be marked accepted")
+        if bits >> min(window._size, top + 1):
+            raise ConfigurationError(
+                "a replay window's bitmap marks a sequence number outside the window"
+            )
+        window._highest, window._bits = top, bits
+        return window
+
     def __repr__(self) -> str:
         return f"<ReplayWindow size={self._size} highest={self._highest}>"

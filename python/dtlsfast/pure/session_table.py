@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import math
+import struct
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,9 +23,18 @@ from typing import Any
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER, record_fields, uint
 from dtlsfast.pure.coap_answer import CoapAnswers
+from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher, key_and_iv_lengths
 from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
+from dtlsfast.pure.replay_window import ReplayWindow
 
 APPLICATION_DATA = 23
+#: Largest record plaintext (RFC 5246 §6.2.1): a record that would open to
+#: more goes to Python, which answers it with record_overflow.
+MAX_PLAINTEXT_LENGTH = 1 << 14
+#: The MAC-error filter's default burst and rate per session (those of the
+#: Rust table; see dtlsfast.auth_filter). Below them every record is opened.
+DEFAULT_AUTH_BURST = 20_000.0
+DEFAULT_AUTH_RATE = 200_000.0
 _U64 = (1 << 64) - 1
 
 
@@ -86,7 +96,7 @@ class SessionTable:
         self._sessions: dict[int, _Session] = {}
         self._answers = CoapAnswers()
         self._by_address: dict[tuple[object, ...], int] = {}
-        self._auth_burst, self._auth_rate = 32.0, 8.0
+        self._auth_burst, self._auth_rate = DEFAULT_AUTH_BURST, DEFAULT_AUTH_RATE
         self._totals = {"opened": 0, "replayed": 0, "bad_auth": 0, "throttled": 0}
 
     @property
@@ -232,6 +242,29 @@ class SessionTable:
             del self._by_address[session.address]
         return True
 
+    def export_session(
+        self, session_id: int, next_write_sequence: int | None = None
+    ) -> bytes | None:
+        """The session's record state as bytes (the layout of
+        rust/session_export.rs), with ``next_write_sequence`` in place of the
+        live one when given; None if unknown."""
+        session = self._sessions.get(uint(session_id, "session_id", _U64))
+        if session is None:
+            return None
+        seq = session.next_write_sequence
+        if next_write_sequence is not None:
+            seq = uint(next_write_sequence, "next_write_sequence", MAX_SEQUENCE_NUMBER)
+        return encode_export(session, seq)
+
+    def import_session(self, session_id: int, data: bytes, now: float) -> None:
+        """Install a session from :meth:`export_session`'s bytes and bind
+        its address (ConfigurationError if malformed)."""
+        sid = uint(session_id, "session_id", _U64)
+        read, read_epoch, window, write, write_epoch, seq, version, address = decode_export(data)
+        self.install(sid, read, read_epoch, window, write, write_epoch, seq, version)
+        if address is not None:
+            self.bind_address(sid, address, now)
+
     def next_write_sequence(self, session_id: int) -> int | None:
         session = self._sessions.get(uint(session_id, "session_id", _U64))
         return None if session is None else session.next_write_sequence
@@ -261,8 +294,13 @@ class SessionTable:
         records = parse_records(datagram)
         if not records or sum(RECORD_HEADER_LENGTH + len(r[4]) for r in records) != len(datagram):
             return None
-        for ctype, version, epoch, _seq, _fragment in records:
-            if ctype != APPLICATION_DATA or epoch != session.read_epoch or version >> 8 != 0xFE:
+        for ctype, version, epoch, _seq, fragment in records:
+            if (
+                ctype != APPLICATION_DATA
+                or epoch != session.read_epoch
+                or version >> 8 != 0xFE
+                or len(fragment) > MAX_PLAINTEXT_LENGTH + session.read.overhead
+            ):
                 return None
         plaintexts: list[bytes] = []
         replies: list[bytes] = []
@@ -331,6 +369,98 @@ class SessionTable:
 
     def __repr__(self) -> str:
         return f"<SessionTable {len(self._sessions)} of {self._capacity} sessions>"
+
+
+_EXPORT_FORMAT = 1
+_EXPORT_HEAD = struct.Struct(">BBHHHQ")
+
+
+def encode_export(session: _Session, next_write_sequence: int) -> bytes:
+    """rust/session_export.rs's ``encode_session``."""
+    parts = [
+        _EXPORT_HEAD.pack(
+            _EXPORT_FORMAT,
+            AEAD_NAMES.index(session.read.aead),
+            session.version,
+            session.read_epoch,
+            session.write_epoch,
+            next_write_sequence,
+        )
+    ]
+    for cipher in (session.read, session.write):
+        parts += cipher.key_material()
+    highest, bitmap = session.window.export()
+    parts.append(struct.pack(">H", session.window.size))
+    parts.append(b"\0" if highest is None else b"\1" + highest.to_bytes(8, "big") + bitmap)
+    address = session.address
+    if address is None:
+        parts.append(b"\0")
+    else:
+        ip = ipaddress.ip_address(str(address[0]))
+        port = int(address[1])  # type: ignore[call-overload]
+        if ip.version == 4:
+            parts.append(b"\4" + ip.packed + port.to_bytes(2, "big"))
+        else:
+            flow, scope = (int(v) for v in address[2:4])  # type: ignore[call-overload]
+            parts.append(b"\6" + ip.packed + struct.pack(">HII", port, flow, scope))
+    return b"".join(parts)
+
+
+def decode_export(
+    data: bytes,
+) -> tuple[Any, int, Any, Any, int, int, int, tuple[object, ...] | None]:
+    """rust/session_export.rs's ``decode_session``: the install() arguments
+    and the address."""
+
+    def malformed(why: str) -> ConfigurationError:
+        return ConfigurationError(f"a session export is malformed: {why}")
+
+    view = memoryview(data)
+    offset = 0
+
+    def take(n: int) -> bytes:
+        nonlocal offset
+        if offset + n > len(view):
+            raise malformed("it is truncated")
+        out = bytes(view[offset : offset + n])
+        offset += n
+        return out
+
+    fmt, aead_index, version, read_epoch, write_epoch, seq = _EXPORT_HEAD.unpack(
+        take(_EXPORT_HEAD.size)
+    )
+    if fmt != _EXPORT_FORMAT:
+        raise ConfigurationError(f"a session export of format {fmt}, expected {_EXPORT_FORMAT}")
+    if aead_index >= len(AEAD_NAMES):
+        raise malformed("unknown AEAD")
+    name = AEAD_NAMES[aead_index]
+    key_length, iv_length = key_and_iv_lengths(name)
+    read = RecordCipher(name, take(key_length), take(iv_length))
+    write = RecordCipher(name, take(key_length), take(iv_length))
+    size = int.from_bytes(take(2), "big")
+    flag = take(1)[0]
+    if flag == 0:
+        window = ReplayWindow.restore(size, None, b"")
+    elif flag == 1:
+        highest = int.from_bytes(take(8), "big")
+        window = ReplayWindow.restore(size, highest, take((size + 7) // 8))
+    else:
+        raise malformed("bad window flag")
+    family = take(1)[0]
+    address: tuple[object, ...] | None
+    if family == 0:
+        address = None
+    elif family == 4:
+        address = (str(ipaddress.IPv4Address(take(4))), int.from_bytes(take(2), "big"))
+    elif family == 6:
+        ip = str(ipaddress.IPv6Address(take(16)))
+        port, flow, scope = struct.unpack(">HII", take(10))
+        address = (ip, port, flow, scope)
+    else:
+        raise malformed("bad address family")
+    if offset != len(view):
+        raise malformed("trailing bytes")
+    return read, read_epoch, window, write, write_epoch, seq, version, address
 
 
 __all__ = ["SessionTable"]

@@ -1,0 +1,210 @@
+"""Micro-benchmarks of the handshake's crypto work, per full PSK handshake
+(TLS_PSK_WITH_AES_128_CCM_8 with extended master secret, as the server does
+it): Rust ``_core`` against its pure-Python twin, and where the server today
+runs other code than the twin, that code as ``today``.
+
+- ``prf``: master secret + key block, and two Finished verify_data;
+- ``gate``: the first ClientHello (answered with a HelloVerifyRequest) and
+  the second one with its cookie (accepted);
+- ``transcript``: the server's seven messages and its three digests;
+- ``flight``: flight 4 (ServerHello, ServerKeyExchange, ServerHelloDone) and
+  flight 6 (ChangeCipherSpec, Finished) fragmented and sealed.
+
+The µs per handshake saved is ``today`` (or ``python``) minus ``rust`` in
+each group; ``extra_info["us_per_handshake"]`` holds each mean.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "connection"))
+
+from dtls_pair import client_config, server_config
+
+from dtlsfast import _core, pure
+from dtlsfast.connection import DtlsConnection
+from dtlsfast.cookie_gate import CookieGate
+from dtlsfast.flight import FlightItem, pack_flight
+from dtlsfast.handshake import prf
+from dtlsfast.handshake.constants import ContentType
+from dtlsfast.handshake.cookies import CookieJar
+from dtlsfast.handshake.suites import TLS_PSK_WITH_AES_128_CCM_8 as SUITE
+from dtlsfast.handshake.transcript import HandshakeTranscript
+from dtlsfast.record_layer import RecordLayer
+
+IMPLS: dict[str, ModuleType] = {"rust": _core, "python": pure}
+PEER = ("192.0.2.7", 40000)
+SUITE_NAME = SUITE.name
+
+
+def _handshake_material() -> dict[str, Any]:
+    """A real handshake's ClientHellos and the server's transcript."""
+    client = DtlsConnection(client_config(ciphers=[SUITE_NAME]), peer="server")
+    client.connect(0.0)
+    [first] = client.datagrams_to_send(0.0)
+    jar = CookieJar(secret_lifetime=1e9, now=0.0)
+    verdict, reply = _core.HelloGate(*jar.secrets).check(first, PEER)
+    assert verdict == "hello_verify_sent" and reply is not None
+    client.receive_datagram(reply, 0.0)
+    [second] = client.datagrams_to_send(0.0)
+    server = DtlsConnection(server_config(ciphers=[SUITE_NAME]), peer=PEER)
+    server.receive_datagram(second, 0.0)
+    to_client = server.datagrams_to_send(0.0)
+    while to_client:
+        for d in to_client:
+            client.receive_datagram(d, 0.0)
+        to_server = client.datagrams_to_send(0.0)
+        for d in to_server:
+            server.receive_datagram(d, 0.0)
+        to_client = server.datagrams_to_send(0.0)
+    assert server.established and server.extended_master_secret
+    return {
+        "jar": jar,
+        "hellos": (first, second),
+        "messages": server._transcript.messages,
+    }
+
+
+MATERIAL = _handshake_material()
+
+
+def _record(benchmark: Any, group: str) -> None:
+    benchmark.group = group
+
+
+def _finish(benchmark: Any, correct: bool) -> None:
+    benchmark.extra_info["correct"] = correct
+    benchmark.extra_info["us_per_handshake"] = benchmark.stats.stats.mean * 1e6
+
+
+# ------------------------------------------------------------------- prf
+
+PREMASTER = prf.psk_premaster_secret(b"esp32c3_key")
+CLIENT_RANDOM, SERVER_RANDOM = bytes(range(32)), bytes(range(32, 64))
+SESSION_HASH, CLIENT_HASH, SERVER_HASH = (bytes([i]) * 32 for i in (1, 2, 3))
+
+
+def prf_today() -> bytes:
+    """What connection.py calls today: four functions of prf.py."""
+    master = prf.extended_master_secret(SUITE.prf_hash, PREMASTER, SESSION_HASH)
+    prf.key_block(SUITE, master, CLIENT_RANDOM, SERVER_RANDOM)
+    prf.verify_data(SUITE.prf_hash, master, b"client finished", CLIENT_HASH)
+    return prf.verify_data(SUITE.prf_hash, master, b"server finished", SERVER_HASH)
+
+
+def prf_steps(m: ModuleType) -> bytes:
+    keys = m.derive_keys(
+        SUITE.prf_hash, SUITE.aead, PREMASTER, CLIENT_RANDOM, SERVER_RANDOM, SESSION_HASH
+    )
+    m.verify_data(SUITE.prf_hash, keys[0], b"client finished", CLIENT_HASH)
+    return bytes(m.verify_data(SUITE.prf_hash, keys[0], b"server finished", SERVER_HASH))
+
+
+@pytest.mark.parametrize("impl", ["rust", "python", "today"])
+def test_prf(benchmark: Any, impl: str) -> None:
+    _record(benchmark, "prf-per-handshake")
+    run = prf_today if impl == "today" else (lambda: prf_steps(IMPLS[impl]))
+    out = benchmark(run)
+    _finish(benchmark, out == prf_today())
+
+
+# ------------------------------------------------------------------ gate
+
+
+@pytest.mark.parametrize("impl", ["rust", "python", "today"])
+def test_gate(benchmark: Any, impl: str) -> None:
+    """Both ClientHellos of a new peer through the gate."""
+    _record(benchmark, "gate-per-handshake")
+    jar: CookieJar = MATERIAL["jar"]
+    first, second = MATERIAL["hellos"]
+    if impl == "today":
+        gate = CookieGate(_core, jar)
+
+        def run() -> tuple[bool, bool]:
+            return gate.check(first, PEER, 0.0).reply is not None, gate.check(
+                second, PEER, 0.0
+            ).accepted
+    else:
+        hello_gate = IMPLS[impl].HelloGate(*jar.secrets)
+
+        def run() -> tuple[bool, bool]:
+            return hello_gate.check(first, PEER)[1] is not None, hello_gate.check(second, PEER)[
+                0
+            ] == "accepted"
+
+    _finish(benchmark, benchmark(run) == (True, True))
+
+
+# ------------------------------------------------------------ transcript
+
+
+def transcript_work(transcript: Any) -> bytes:
+    """The server's transcript: adds, the EMS session hash after
+    ClientKeyExchange, the client Finished check, the server Finished."""
+    messages = MATERIAL["messages"]
+    for m in messages[:-2]:
+        transcript.add(m)
+    transcript.digest("sha256")
+    transcript.digest("sha256")
+    transcript.add(messages[-2])
+    out = bytes(transcript.digest("sha256"))
+    transcript.add(messages[-1])
+    return out
+
+
+@pytest.mark.parametrize("impl", ["rust", "python"])
+def test_transcript(benchmark: Any, impl: str) -> None:
+    """``python`` is handshake.transcript, what the connection uses today."""
+    _record(benchmark, "transcript-per-handshake")
+    cls = IMPLS[impl].HandshakeTranscript
+    out = benchmark(lambda: transcript_work(cls()))
+    _finish(benchmark, out == transcript_work(HandshakeTranscript()))
+
+
+# ---------------------------------------------------------------- flight
+
+
+def server_flights() -> tuple[list[FlightItem], list[FlightItem]]:
+    messages = MATERIAL["messages"]
+    hs = ContentType.HANDSHAKE
+    first = [FlightItem(0, hs, m) for m in messages if m[0] in (2, 12, 14)]
+    ccs = FlightItem(0, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+    second = [ccs, FlightItem(1, hs, messages[-1])]
+    return first, second
+
+
+def record_layer(backend: ModuleType) -> RecordLayer:
+    layer = RecordLayer(backend)
+    layer.install_pending(SUITE.aead, bytes(16), bytes(4), bytes(range(16)), bytes(4))
+    return layer
+
+
+@pytest.mark.parametrize("impl", ["rust", "python", "today"])
+def test_flight(benchmark: Any, impl: str) -> None:
+    """``today`` is flight.pack_flight over RecordLayer.seal, Rust ciphers.
+    Epoch 1 is installed but not yet active, as when flight 6 is built."""
+    _record(benchmark, "flight-per-handshake")
+    first, second = server_flights()
+    layer = record_layer(_core if impl == "today" else IMPLS[impl])
+    reference = record_layer(_core)
+
+    def today(layer: RecordLayer) -> list[bytes]:
+        return pack_flight(first, 1400, layer.overhead_for, layer.seal) + pack_flight(
+            second, 1400, layer.overhead_for, layer.seal
+        )
+
+    def one_call(layer: RecordLayer) -> list[bytes]:
+        return layer.pack_flight(first, 1400) + layer.pack_flight(second, 1400)
+
+    run = today if impl == "today" else one_call
+    expected = today(reference)
+    correct = run(layer) == expected
+    benchmark(run, layer)
+    _finish(benchmark, correct)
+    benchmark.extra_info["datagrams"] = len(expected)

@@ -1,0 +1,111 @@
+"""The server's session-ID cache (RFC 5246 §7.4.1.2, RFC 6347 §4.2.1):
+sessions resumable by the session_id the server chose for them.
+
+Bounded: at most ``max_entries`` sessions, the least recently used evicted
+first, each for at most ``lifetime`` seconds (and its own). The session_id
+comes from the peer, so it never indexes the table directly: the key is an
+HMAC of it under a per-cache secret, which an attacker can neither predict
+(no steered hash collisions) nor probe byte by byte; the stored session_id is
+then compared in constant time. A miss, an expired entry and a wrong ID look
+the same in time to within one HMAC. Sans-I/O: ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+from collections import OrderedDict
+
+from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.resumption.session_state import ResumptionFailure, ResumptionState
+
+#: RFC 5246 §7.4.1.2: session_id is opaque<0..32>; the server picks 32 bytes.
+SESSION_ID_LENGTH = 32
+DEFAULT_MAX_ENTRIES = 10_000
+DEFAULT_LIFETIME = 3600.0
+
+
+class SessionIdCache:
+    """Resumable sessions by session ID (see the module)."""
+
+    __slots__ = ("_entries", "_secret", "lifetime", "max_entries")
+
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_ENTRIES, lifetime: float = DEFAULT_LIFETIME
+    ) -> None:
+        if not (isinstance(max_entries, int) and max_entries >= 1):
+            raise ConfigurationError(f"max_entries must be at least 1, got {max_entries!r}")
+        if not (math.isfinite(lifetime) and lifetime > 0):
+            raise ConfigurationError(f"lifetime must be a positive number of seconds: {lifetime}")
+        self.max_entries = max_entries
+        self.lifetime = float(lifetime)
+        self._secret = os.urandom(32)
+        # digest -> (session_id, state, stored at)
+        self._entries: OrderedDict[bytes, tuple[bytes, ResumptionState, float]] = OrderedDict()
+
+    @staticmethod
+    def new_session_id() -> bytes:
+        """A fresh random session_id for a ServerHello."""
+        return os.urandom(SESSION_ID_LENGTH)
+
+    def _digest(self, session_id: bytes) -> bytes:
+        return hmac.new(self._secret, session_id, hashlib.sha256).digest()[:16]
+
+    def store(self, session_id: bytes, state: ResumptionState, now: float) -> None:
+        """Remember ``state`` under ``session_id`` (evicting the least
+        recently used session if full)."""
+        if not 1 <= len(session_id) <= SESSION_ID_LENGTH:
+            raise ConfigurationError(
+                f"a session_id is 1 to {SESSION_ID_LENGTH} bytes, got {len(session_id)}"
+            )
+        digest = self._digest(session_id)
+        self._entries[digest] = (bytes(session_id), state, float(now))
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def lookup(self, session_id: bytes, now: float) -> ResumptionState | ResumptionFailure:
+        """The session to resume for a ClientHello's ``session_id``, or why
+        there is none. Never raises for what a peer sent."""
+        if not 1 <= len(session_id) <= SESSION_ID_LENGTH:
+            return ResumptionFailure.UNKNOWN_SESSION
+        digest = self._digest(session_id)
+        entry = self._entries.get(digest)
+        if entry is None or not hmac.compare_digest(entry[0], session_id):
+            return ResumptionFailure.UNKNOWN_SESSION
+        _, state, stored = entry
+        if now >= stored + self.lifetime or now >= state.expires():
+            del self._entries[digest]
+            return ResumptionFailure.EXPIRED
+        self._entries.move_to_end(digest)
+        return state
+
+    def invalidate(self, session_id: bytes) -> bool:
+        """Forget a session (RFC 5246 §7.2.2: a fatal alert makes it
+        non-resumable). False if it was not there."""
+        if not 1 <= len(session_id) <= SESSION_ID_LENGTH:
+            return False
+        return self._entries.pop(self._digest(session_id), None) is not None
+
+    def expire(self, now: float) -> int:
+        """Drop expired sessions; how many went. Entries are in use order,
+        not expiry order, so this scans; call it now and then, not per hello."""
+        dead = [
+            digest
+            for digest, (_, state, stored) in self._entries.items()
+            if now >= stored + self.lifetime or now >= state.expires()
+        ]
+        for digest in dead:
+            del self._entries[digest]
+        return len(dead)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"<SessionIdCache {len(self._entries)} of {self.max_entries}>"
+
+
+__all__ = ["SESSION_ID_LENGTH", "SessionIdCache"]

@@ -1,0 +1,254 @@
+"""What a server keeps of a session to resume it, and when it may.
+
+:class:`ResumptionState` is the session state of RFC 5246 §7.4.1.2 and RFC
+5077 §4 (protocol version, cipher suite, master secret, the client's identity,
+creation time) plus the extended-master-secret flag that RFC 7627 §5.3 makes
+part of it, and the lifetime. One binary encoding (versioned, every field
+bounded) serves the session tickets, which seal it (:mod:`.tickets`), and the
+session-ID cache (:mod:`.session_cache`). :func:`refusal` is the RFC 7627 §5.3
+rule for the server; :func:`client_refusal` the one for the client.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import struct
+from dataclasses import dataclass
+
+from dtlsfast.byte_reader import ByteReader
+from dtlsfast.exceptions import ConfigurationError, DecodeError
+from dtlsfast.handshake.constants import DTLS_1_2
+
+#: Version of the encoding below; a state of another version is refused.
+STATE_FORMAT = 1
+MASTER_SECRET_LENGTH = 48
+#: Bounds: a ticket is at most 65,535 bytes (RFC 5077 §3.3), and a state
+#: this large would already cost several datagrams.
+MAX_IDENTITY_LENGTH = 1024
+MAX_PUBLIC_KEY_LENGTH = 1024
+MAX_CERTIFICATES = 8
+MAX_CERTIFICATE_BYTES = 16384
+MAX_LIFETIME = 7 * 24 * 3600  # RFC 5077 §5.6 suggests a bounded lifetime
+
+# format(1) version(2) suite(2) flags(1) created(8) lifetime(4) master(48)
+_HEAD = struct.Struct(">BHHBQI48s")
+_FLAG_EMS = 1
+_FLAG_PSK = 2
+_FLAG_PEER_KEY = 4
+_FLAG_PEER_TYPE = 8
+
+
+class ResumptionFailure(enum.Enum):
+    """Why a ticket or session ID was not resumed (the counter is
+    ``resumption_refused_<value>``); the handshake goes on as a full one."""
+
+    MALFORMED = "malformed"
+    """Too short, too long, or its state does not decode."""
+    UNKNOWN_KEY = "unknown_key"
+    """Sealed under a key not accepted now: foreign, or two periods old."""
+    BAD_AUTH = "bad_auth"
+    """The AEAD tag does not verify: forged or corrupt."""
+    BAD_VERSION = "bad_version"
+    """A state encoding of another version."""
+    EXPIRED = "expired"
+    FUTURE = "future"
+    """Created later than now (beyond the allowed clock skew)."""
+    UNKNOWN_SESSION = "unknown_session"
+    """A session ID the cache does not hold (never, or evicted)."""
+    EMS_MISSING = "ems_missing"
+    """RFC 7627 §5.3: the session used extended master secret, the new
+    ClientHello does not offer it."""
+    NO_EMS = "no_ems"
+    """RFC 7627 §5.3: the session did not use extended master secret (the
+    ClientHello offers it, or EMS is required, or legacy resumption is off)."""
+    PARAMETERS = "parameters"
+    """The ClientHello does not offer the session's suite, or the session's
+    PSK identity or peer key is no longer accepted."""
+
+    @property
+    def counter(self) -> str:
+        return f"resumption_refused_{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumptionState:
+    """One resumable session (see the module)."""
+
+    master_secret: bytes
+    cipher_suite: int
+    """The suite's two-byte code."""
+    extended_master_secret: bool
+    created: int
+    """Seconds since the epoch when the full handshake completed."""
+    lifetime: int
+    """Seconds the session may be resumed for, from ``created``."""
+    psk_identity: bytes | None = None
+    peer_certificate_type: int | None = None
+    """RFC 7250 certificate type the peer authenticated with (X.509 or raw
+    public key), None for PSK."""
+    peer_public_key: bytes | None = None
+    """The peer's authenticated key as SubjectPublicKeyInfo DER."""
+    peer_certificates: tuple[bytes, ...] = ()
+    """The peer's chain as DER, leaf first (empty for PSK and raw keys)."""
+    version: int = DTLS_1_2
+
+    def __post_init__(self) -> None:
+        if len(self.master_secret) != MASTER_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"a master secret is {MASTER_SECRET_LENGTH} bytes, got {len(self.master_secret)}"
+            )
+        _check_range(self.cipher_suite, 0xFFFF, "cipher_suite")
+        _check_range(self.version, 0xFFFF, "version")
+        _check_range(self.created, (1 << 64) - 1, "created")
+        _check_range(self.lifetime, MAX_LIFETIME, "lifetime")
+        if self.psk_identity is not None and len(self.psk_identity) > MAX_IDENTITY_LENGTH:
+            raise ConfigurationError(f"a PSK identity is at most {MAX_IDENTITY_LENGTH} bytes")
+        if self.peer_certificate_type is not None:
+            _check_range(self.peer_certificate_type, 0xFE, "peer_certificate_type")
+        if self.peer_public_key is not None and len(self.peer_public_key) > MAX_PUBLIC_KEY_LENGTH:
+            raise ConfigurationError(f"a peer public key is at most {MAX_PUBLIC_KEY_LENGTH} bytes")
+        if len(self.peer_certificates) > MAX_CERTIFICATES or (
+            sum(len(c) for c in self.peer_certificates) > MAX_CERTIFICATE_BYTES
+        ):
+            raise ConfigurationError(
+                f"a resumable chain is at most {MAX_CERTIFICATES} certificates and "
+                f"{MAX_CERTIFICATE_BYTES} bytes; keep the leaf only"
+            )
+
+    def expires(self) -> int:
+        return self.created + self.lifetime
+
+    def age_failure(self, now: float, clock_skew: float = 60.0) -> ResumptionFailure | None:
+        """EXPIRED or FUTURE if the state cannot be resumed at ``now``."""
+        if now >= self.expires():
+            return ResumptionFailure.EXPIRED
+        if self.created > now + clock_skew:
+            return ResumptionFailure.FUTURE
+        return None
+
+    def encode(self) -> bytes:
+        flags = (
+            (_FLAG_EMS if self.extended_master_secret else 0)
+            | (_FLAG_PSK if self.psk_identity is not None else 0)
+            | (_FLAG_PEER_KEY if self.peer_public_key is not None else 0)
+            | (_FLAG_PEER_TYPE if self.peer_certificate_type is not None else 0)
+        )
+        parts = [
+            _HEAD.pack(
+                STATE_FORMAT,
+                self.version,
+                self.cipher_suite,
+                flags,
+                self.created,
+                self.lifetime,
+                self.master_secret,
+            )
+        ]
+        if self.psk_identity is not None:
+            parts += [len(self.psk_identity).to_bytes(2, "big"), self.psk_identity]
+        if self.peer_certificate_type is not None:
+            parts.append(bytes([self.peer_certificate_type]))
+        if self.peer_public_key is not None:
+            parts += [len(self.peer_public_key).to_bytes(2, "big"), self.peer_public_key]
+        parts.append(bytes([len(self.peer_certificates)]))
+        for der in self.peer_certificates:
+            parts += [len(der).to_bytes(3, "big"), der]
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes) -> ResumptionState:
+        """The inverse of :meth:`encode`; DecodeError for anything else
+        (StateVersionError, a DecodeError, for another format version)."""
+        if len(data) < _HEAD.size:
+            raise DecodeError(f"a resumption state is at least {_HEAD.size} bytes")
+        fmt, version, suite, flags, created, lifetime, master = _HEAD.unpack_from(data)
+        if fmt != STATE_FORMAT:
+            raise StateVersionError(f"resumption state format {fmt}, expected {STATE_FORMAT}")
+        if flags & ~(_FLAG_EMS | _FLAG_PSK | _FLAG_PEER_KEY | _FLAG_PEER_TYPE):
+            raise DecodeError("unknown flags in a resumption state")
+        reader = ByteReader(data, _HEAD.size, "a resumption state")
+        identity = reader.vector(2) if flags & _FLAG_PSK else None
+        peer_type = reader.take(1)[0] if flags & _FLAG_PEER_TYPE else None
+        peer_key = reader.vector(2) if flags & _FLAG_PEER_KEY else None
+        chain = tuple(reader.vector(3) for _ in range(reader.take(1)[0]))
+        reader.end()
+        try:
+            return cls(
+                master_secret=master,
+                cipher_suite=suite,
+                extended_master_secret=bool(flags & _FLAG_EMS),
+                created=created,
+                lifetime=lifetime,
+                psk_identity=identity,
+                peer_certificate_type=peer_type,
+                peer_public_key=peer_key,
+                peer_certificates=chain,
+                version=version,
+            )
+        except ConfigurationError as exc:
+            raise DecodeError(f"resumption state out of bounds: {exc}") from None
+
+
+class StateVersionError(DecodeError):
+    """A resumption state encoded by another format version."""
+
+
+def refusal(
+    state: ResumptionState,
+    *,
+    client_offers_ems: bool,
+    require_ems: bool,
+    allow_legacy_resumption: bool = False,
+) -> ResumptionFailure | None:
+    """RFC 7627 §5.3 for a server: None if the session may be resumed for a
+    ClientHello that does (not) offer extended master secret, else why a
+    full handshake must be done instead.
+
+    - The session used EMS, the ClientHello does not offer it: the RFC says
+      abort the abbreviated handshake; dtlsfast falls back to a full one.
+    - The session did not use EMS and the ClientHello offers it: a full
+      handshake, as the RFC says.
+    - Neither uses it: the RFC says SHOULD abort (the session is exposed to
+      the triple handshake attack); refused unless EMS is not required and
+      ``allow_legacy_resumption`` is set.
+    """
+    if state.extended_master_secret:
+        return None if client_offers_ems else ResumptionFailure.EMS_MISSING
+    if client_offers_ems or require_ems or not allow_legacy_resumption:
+        return ResumptionFailure.NO_EMS
+    return None
+
+
+def client_refusal(state: ResumptionState, *, server_sent_ems: bool) -> str | None:
+    """RFC 7627 §5.3 for a client whose offered session the server resumed:
+    the handshake must be aborted (with handshake_failure) when the
+    ServerHello's extended_master_secret differs from the session's. Returns
+    the message to abort with, or None."""
+    if state.extended_master_secret and not server_sent_ems:
+        return "the server resumed an extended-master-secret session without the extension"
+    if not state.extended_master_secret and server_sent_ems:
+        return "the server resumed a session without extended master secret but sent the extension"
+    return None
+
+
+def _check_range(value: int, top: int, name: str) -> None:
+    if not isinstance(value, int) or not 0 <= value <= top:
+        raise ConfigurationError(f"{name} must be an integer in 0..={top}, got {value!r}")
+
+
+def lifetime_hint(state: ResumptionState, now: float) -> int:
+    """RFC 5077 §3.3 ticket_lifetime_hint: seconds the state stays valid."""
+    return max(0, math.floor(state.expires() - now))
+
+
+__all__ = [
+    "MASTER_SECRET_LENGTH",
+    "STATE_FORMAT",
+    "ResumptionFailure",
+    "ResumptionState",
+    "StateVersionError",
+    "client_refusal",
+    "lifetime_hint",
+    "refusal",
+]

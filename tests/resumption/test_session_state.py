@@ -1,0 +1,101 @@
+"""The resumption state (RFC 5077 §4, RFC 7627 §5.3): its encoding round
+trips every field, every bound holds, and the extended-master-secret rules
+for resuming on both sides."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dtlsfast.exceptions import ConfigurationError, DecodeError
+from dtlsfast.resumption import ResumptionFailure, ResumptionState, client_refusal, refusal
+from dtlsfast.resumption.session_state import lifetime_hint
+
+states = st.builds(
+    ResumptionState,
+    master_secret=st.binary(min_size=48, max_size=48),
+    cipher_suite=st.integers(0, 0xFFFF),
+    extended_master_secret=st.booleans(),
+    created=st.integers(0, 2**40),
+    lifetime=st.integers(0, 7 * 24 * 3600),
+    psk_identity=st.none() | st.binary(max_size=64),
+    peer_certificate_type=st.none() | st.integers(0, 0xFE),
+    peer_public_key=st.none() | st.binary(max_size=120),
+    peer_certificates=st.lists(st.binary(max_size=300), max_size=3).map(tuple),
+    version=st.integers(0, 0xFFFF),
+)
+
+
+@given(states)
+def test_the_encoding_round_trips(state: ResumptionState) -> None:
+    assert ResumptionState.decode(state.encode()) == state
+
+
+@given(states, st.data())
+def test_truncations_and_extensions_are_decode_errors(
+    state: ResumptionState, data: st.DataObject
+) -> None:
+    encoded = state.encode()
+    cut = data.draw(st.integers(0, len(encoded) - 1))
+    with pytest.raises(DecodeError):
+        ResumptionState.decode(encoded[:cut])
+    with pytest.raises(DecodeError):
+        ResumptionState.decode(encoded + b"\0")
+
+
+def test_bounds_are_enforced() -> None:
+    with pytest.raises(ConfigurationError, match="48 bytes"):
+        ResumptionState(b"x", 1, True, 0, 0)
+    with pytest.raises(ConfigurationError, match="lifetime"):
+        ResumptionState(b"x" * 48, 1, True, 0, 10**9)
+    with pytest.raises(ConfigurationError, match="leaf only"):
+        ResumptionState(b"x" * 48, 1, True, 0, 0, peer_certificates=(b"c" * 9000,) * 2)
+
+
+def test_lifetime_hint_counts_down() -> None:
+    state = ResumptionState(b"x" * 48, 1, True, created=1000, lifetime=100)
+    assert lifetime_hint(state, 1000) == 100
+    assert lifetime_hint(state, 1099.5) == 0
+    assert lifetime_hint(state, 5000) == 0
+
+
+@pytest.mark.parametrize(
+    ("session_ems", "offered", "require", "legacy", "expected"),
+    [
+        (True, True, False, False, None),
+        (True, True, True, False, None),
+        (True, False, False, False, ResumptionFailure.EMS_MISSING),
+        (False, True, False, True, ResumptionFailure.NO_EMS),
+        (False, False, True, True, ResumptionFailure.NO_EMS),
+        (False, False, False, False, ResumptionFailure.NO_EMS),
+        (False, False, False, True, None),
+    ],
+)
+def test_rfc_7627_section_5_3_on_the_server(
+    session_ems: bool,
+    offered: bool,
+    require: bool,
+    legacy: bool,
+    expected: ResumptionFailure | None,
+) -> None:
+    state = ResumptionState(b"x" * 48, 1, session_ems, 0, 60)
+    assert (
+        refusal(
+            state,
+            client_offers_ems=offered,
+            require_ems=require,
+            allow_legacy_resumption=legacy,
+        )
+        is expected
+    )
+
+
+def test_rfc_7627_section_5_3_on_the_client() -> None:
+    with_ems = ResumptionState(b"x" * 48, 1, True, 0, 60)
+    without = ResumptionState(b"x" * 48, 1, False, 0, 60)
+    assert client_refusal(with_ems, server_sent_ems=True) is None
+    assert client_refusal(without, server_sent_ems=False) is None
+    assert client_refusal(with_ems, server_sent_ems=False) is not None
+    assert client_refusal(without, server_sent_ems=True) is not None
+    assert ResumptionFailure.EMS_MISSING.counter == "resumption_refused_ems_missing"

@@ -1,0 +1,72 @@
+"""Session and observation records of the store: their encodings round trip
+every field, refuse truncation and bad formats, and check bounds on encode."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dtlsfast.exceptions import ConfigurationError, DecodeError
+from dtlsfast.store import ObservationRecord, SessionRecord
+
+sessions = st.builds(
+    SessionRecord,
+    key=st.binary(min_size=1, max_size=32),
+    record_state=st.binary(max_size=200),
+    cipher_suite=st.integers(0, 0xFFFF),
+    extended_master_secret=st.booleans(),
+    created=st.integers(0, 0xFFFFFFFF),
+    next_message_seq=st.integers(0, 0xFFFF),
+    peer_last_message_seq=st.none() | st.integers(0, 0xFFFF),
+    psk_identity=st.none() | st.binary(max_size=64),
+    peer_certificate_type=st.none() | st.integers(0, 255),
+    peer_public_key=st.none() | st.binary(max_size=100),
+    peer_certificates=st.lists(st.binary(max_size=50), max_size=3).map(tuple),
+    local_cid=st.none() | st.binary(max_size=20),
+    peer_cid=st.none() | st.binary(max_size=20),
+)
+observations = st.builds(
+    ObservationRecord,
+    session_key=st.binary(min_size=1, max_size=32),
+    token=st.binary(max_size=8),
+    path=st.text(max_size=30),
+    request=st.binary(max_size=100),
+    observe=st.integers(0, (1 << 24) - 1),
+    registered=st.integers(0, 0xFFFFFFFF),
+)
+
+
+@given(sessions)
+def test_session_records_round_trip(record: SessionRecord) -> None:
+    encoded = record.encode()
+    assert SessionRecord.decode(record.key, encoded) == record
+    for cut in range(len(encoded)):
+        with pytest.raises(DecodeError):
+            SessionRecord.decode(record.key, encoded[:cut])
+    with pytest.raises(DecodeError):
+        SessionRecord.decode(record.key, encoded + b"\0")
+    with pytest.raises(DecodeError):
+        SessionRecord.decode(record.key, b"\x02" + encoded[1:])
+
+
+@given(observations)
+def test_observation_records_round_trip(obs: ObservationRecord) -> None:
+    encoded = obs.encode()
+    assert ObservationRecord.decode(obs.session_key, obs.token, encoded) == obs
+    for cut in range(len(encoded)):
+        with pytest.raises(DecodeError):
+            ObservationRecord.decode(obs.session_key, obs.token, encoded[:cut])
+
+
+def test_bounds_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="store key"):
+        SessionRecord(b"", b"", 1, True, 0).encode()
+    with pytest.raises(ConfigurationError, match="out of range"):
+        SessionRecord(b"k", b"", 0x10000, True, 0).encode()
+    with pytest.raises(ConfigurationError, match="out of range"):
+        SessionRecord(b"k", b"", 1, True, 0, local_cid=b"x" * 256).encode()
+    with pytest.raises(ConfigurationError, match="token"):
+        ObservationRecord(b"k", b"123456789", "light", b"", 0, 0)
+    with pytest.raises(ConfigurationError, match="24 bits"):
+        ObservationRecord(b"k", b"", "light", b"", 1 << 24, 0)

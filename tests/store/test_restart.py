@@ -1,0 +1,79 @@
+"""A settled server session saved to the SQLite store and restored into a
+new process's table: the client goes on with no handshake, its echo is
+answered at sequence numbers past the reserved limit, and a close_notify
+still closes. On both cores."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "connection"))
+
+from dtls_pair import client_config, handshake, server_config
+
+from dtlsfast.backend import load_backend
+from dtlsfast.connection import DtlsConnection
+from dtlsfast.events import ApplicationDataReceived, ConnectionClosed
+from dtlsfast.handshake.constants import ContentType
+from dtlsfast.settled_connection import SettledConnection
+from dtlsfast.store import SqliteSessionStore, StateSaver
+
+RESERVE = 1 << 12
+
+
+@pytest.mark.parametrize("backend", ["rust", "pure"])
+def test_a_restored_session_needs_no_handshake(backend: str, tmp_path: Path) -> None:
+    pair = handshake(client_config(backend=backend), server_config(backend=backend))
+    client, server = pair.client, pair.server
+    first = client.records.seal(ContentType.APPLICATION_DATA, b"hello")
+    server.receive_datagram(first, 1.0)
+    assert isinstance(server, DtlsConnection) and server.settled
+    table = load_backend(backend).SessionTable(4)
+    settled = server.settle_into(table, 7)
+    max_payload = settled.max_payload
+
+    store = SqliteSessionStore(tmp_path / "state.db", b"k" * 32)
+    saver = StateSaver(store, reserve=RESERVE)
+    saver.changed(b"peer-1")
+    saver.flush(
+        2.0,
+        lambda key, limit: settled.session_record(key, limit, 1_700_000_000),
+        lambda key: table.next_write_sequence(7),
+    )
+    store.close()  # the process ends without close_notify
+
+    reopened = SqliteSessionStore(tmp_path / "state.db", b"k" * 32)
+    (saved,) = list(reopened.iterate())
+    new_table = load_backend(backend).SessionTable(4)
+    restored = SettledConnection.from_record(
+        new_table,
+        3,
+        saved,
+        config=settled.config,
+        peer=settled.peer,
+        max_payload=max_payload,
+        now=3.0,
+    )
+    reopened.close()
+    assert restored.psk_identity == settled.psk_identity
+    assert restored.cipher_suite == settled.cipher_suite
+    assert restored.extended_master_secret == settled.extended_master_secret
+    assert new_table.next_write_sequence(3) == table.next_write_sequence(7) + RESERVE
+
+    restored.receive_datagram(client.records.seal(ContentType.APPLICATION_DATA, b"again"), 4.0)
+    assert restored.next_event() == ApplicationDataReceived(b"again")
+    restored.send(b"answer")
+    for datagram in restored.datagrams_to_send(4.0):
+        client.receive_datagram(datagram, 4.0)
+    assert client.next_event() == ApplicationDataReceived(b"answer")
+    # A replay of what the old process had already received is still refused.
+    restored.receive_datagram(first, 4.5)
+    assert restored.next_event() is None and dict(restored.drops) == {"replay": 1}
+    client.close()
+    for datagram in client.datagrams_to_send(5.0):
+        restored.receive_datagram(datagram, 5.0)
+    events = [restored.next_event(), restored.next_event()]
+    assert isinstance(events[-1], ConnectionClosed)
