@@ -1,8 +1,8 @@
 //! dtlsfast._core: the DTLS record-layer hot path, assembled into a Python module.
 //!
 //! The engine modules (record, cipher, replay, reassembly; the handshake's
-//! prf, cookie, hello_gate, transcript and flight) are plain Rust and tested
-//! with `cargo test`; the `*bindings` modules are the thin PyO3 layer over them.
+//! hs_codec, prf, cookie, hello_gate, transcript and flight) are plain Rust and
+//! tested with `cargo test`; the `*bindings` modules are the thin PyO3 layer over them.
 use pyo3::prelude::*;
 
 pub mod batch_io;
@@ -13,6 +13,7 @@ pub mod cookie;
 pub mod errors;
 pub mod flight;
 pub mod hello_gate;
+pub mod hs_codec;
 pub mod prf;
 pub mod reassembly;
 pub mod reassembly_budget;
@@ -29,6 +30,7 @@ mod test_support;
 mod bindings;
 mod client_bindings;
 mod handshake_crypto_bindings;
+mod hs_codec_bindings;
 mod io_bindings;
 mod table_bindings;
 
@@ -36,6 +38,7 @@ mod table_bindings;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bindings::register(m)?;
     table_bindings::register(m)?;
+    hs_codec_bindings::register(m)?;
     client_bindings::register(m)?;
     handshake_crypto_bindings::register(m)?;
     io_bindings::register(m)

@@ -4,7 +4,7 @@
 the differential tests hold the two to identical bytes and decisions.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, Self, final
 
 MAX_SEQUENCE_NUMBER: Final[int]
@@ -554,3 +554,218 @@ class HandshakeTranscript:
         """The messages added so far, normalised, in order."""
 
     def __len__(self) -> int: ...
+
+# ---------------------------------------------------------------------------
+# Handshake message codecs (rust/hs_codec; twin: dtlsfast.pure.hs_codec).
+# Decoders take a message body (no header) and raise DecodeError, or its
+# subclass IllegalParameterError where the alert is illegal_parameter; the
+# alert is the class attribute ``alert``. Encoders return the whole message,
+# 12-byte header included, and raise LocalProtocolError for a value the wire
+# cannot carry.
+
+def parse_handshake_header(data: bytes) -> tuple[int, int, int, int, int]:
+    """``(msg_type, length, message_seq, fragment_offset, fragment_length)`` of
+    the 12-byte header at the start of ``data`` (RFC 6347 §4.2.2)."""
+
+def parse_handshake_fragments(payload: bytes) -> list[tuple[int, int, int, int, int, bytes]]:
+    """The handshake fragments of a record's payload (RFC 6347 §4.2.3): the
+    five header fields and the fragment's bytes (header and body)."""
+
+def encode_handshake(msg_type: int, message_seq: int, body: bytes) -> bytes:
+    """A whole, unfragmented handshake message: header then ``body``."""
+
+@final
+class ParsedClientHello:
+    """A decoded ClientHello: its fields, and the extensions a server reads
+    (None when absent). Other extensions are in ``other_extensions``."""
+
+    @property
+    def client_version(self) -> int: ...
+    @property
+    def random(self) -> bytes: ...
+    @property
+    def session_id(self) -> bytes: ...
+    @property
+    def cookie(self) -> bytes: ...
+    @property
+    def cipher_suites(self) -> tuple[int, ...]: ...
+    @property
+    def compression_methods(self) -> bytes: ...
+    @property
+    def supported_groups(self) -> tuple[int, ...] | None: ...
+    @property
+    def ec_point_formats(self) -> bytes | None: ...
+    @property
+    def signature_algorithms(self) -> tuple[int, ...] | None: ...
+    @property
+    def renegotiation_info(self) -> bytes | None: ...
+    @property
+    def extended_master_secret(self) -> bool: ...
+    @property
+    def record_size_limit(self) -> int | None: ...
+    @property
+    def connection_id(self) -> bytes | None: ...
+    @property
+    def client_certificate_types(self) -> bytes | None: ...
+    @property
+    def server_certificate_types(self) -> bytes | None: ...
+    @property
+    def session_ticket(self) -> bytes | None: ...
+    @property
+    def server_name(self) -> bool: ...
+    @property
+    def other_extensions(self) -> tuple[tuple[int, bytes], ...]: ...
+
+@final
+class ParsedServerHello:
+    """A decoded ServerHello and the extensions a client reads. Extensions
+    a server must not send land in ``other_extensions``, for the caller to
+    refuse."""
+
+    @property
+    def server_version(self) -> int: ...
+    @property
+    def random(self) -> bytes: ...
+    @property
+    def session_id(self) -> bytes: ...
+    @property
+    def cipher_suite(self) -> int: ...
+    @property
+    def compression_method(self) -> int: ...
+    @property
+    def renegotiation_info(self) -> bytes | None: ...
+    @property
+    def extended_master_secret(self) -> bool: ...
+    @property
+    def record_size_limit(self) -> int | None: ...
+    @property
+    def connection_id(self) -> bytes | None: ...
+    @property
+    def ec_point_formats(self) -> bytes | None: ...
+    @property
+    def server_certificate_type(self) -> int | None: ...
+    @property
+    def client_certificate_type(self) -> int | None: ...
+    @property
+    def session_ticket(self) -> bytes | None: ...
+    @property
+    def server_name(self) -> bool: ...
+    @property
+    def other_extensions(self) -> tuple[tuple[int, bytes], ...]: ...
+
+def decode_client_hello(body: bytes) -> ParsedClientHello:
+    """Decode a ClientHello body (RFC 5246 §7.4.1.2, RFC 6347 §4.2.1)."""
+
+def client_hello_cookie(body: bytes) -> tuple[bytes, bytes]:
+    """``(cookie, cookie_input)`` of a ClientHello body, checked exactly as
+    :func:`decode_client_hello` checks it: what the cookie gate needs."""
+
+def decode_server_hello(body: bytes) -> ParsedServerHello:
+    """Decode a ServerHello body (RFC 5246 §7.4.1.3)."""
+
+def decode_hello_verify_request(body: bytes) -> tuple[int, bytes]:
+    """``(server_version, cookie)`` of a HelloVerifyRequest body (RFC 6347 §4.2.1)."""
+
+def encode_client_hello(
+    message_seq: int,
+    client_version: int,
+    random: bytes,
+    session_id: bytes,
+    cookie: bytes,
+    cipher_suites: Iterable[int],
+    compression_methods: bytes,
+    extensions: Iterable[tuple[int, bytes]],
+) -> bytes:
+    """A whole ClientHello; ``extensions`` are ``(type, data)`` pairs sent as given."""
+
+def encode_server_hello(
+    message_seq: int,
+    server_version: int,
+    random: bytes,
+    session_id: bytes,
+    cipher_suite: int,
+    *,
+    renegotiation_info: bytes | None = None,
+    extended_master_secret: bool = False,
+    record_size_limit: int | None = None,
+    ec_point_formats: bytes | None = None,
+    server_certificate_type: int | None = None,
+    client_certificate_type: int | None = None,
+    connection_id: bytes | None = None,
+    session_ticket: bool = False,
+    extensions: Iterable[tuple[int, bytes]] | None = None,
+) -> bytes:
+    """A whole ServerHello with its extensions, in one call: the typed ones in
+    this order, each when given, then ``extensions`` as given. Compression is
+    always null."""
+
+def encode_hello_verify_request(message_seq: int, server_version: int, cookie: bytes) -> bytes:
+    """A whole HelloVerifyRequest (RFC 6347 §4.2.1)."""
+
+def decode_server_key_exchange_psk(body: bytes) -> bytes:
+    """The psk_identity_hint of a PSK ServerKeyExchange body (RFC 4279 §2)."""
+
+def decode_server_key_exchange_ecdhe_psk(body: bytes) -> tuple[bytes, int, bytes]:
+    """``(identity_hint, group, public)`` of an ECDHE_PSK ServerKeyExchange (RFC 5489 §2)."""
+
+def decode_server_key_exchange_ecdhe(body: bytes) -> tuple[int, bytes, int, bytes]:
+    """``(group, public, scheme, signature)`` of an ECDHE_ECDSA ServerKeyExchange
+    (RFC 8422 §5.4)."""
+
+def decode_client_key_exchange_psk(body: bytes) -> bytes:
+    """The psk_identity of a PSK ClientKeyExchange body (RFC 4279 §2)."""
+
+def decode_client_key_exchange_ecdhe_psk(body: bytes) -> tuple[bytes, bytes]:
+    """``(identity, public)`` of an ECDHE_PSK ClientKeyExchange (RFC 5489 §2)."""
+
+def decode_client_key_exchange_ecdhe(body: bytes) -> bytes:
+    """The client's ECPoint of an ECDHE_ECDSA ClientKeyExchange (RFC 8422 §5.7)."""
+
+def encode_server_key_exchange_psk(message_seq: int, identity_hint: bytes) -> bytes: ...
+def encode_server_key_exchange_ecdhe_psk(
+    message_seq: int, identity_hint: bytes, group: int, public: bytes
+) -> bytes: ...
+def encode_server_key_exchange_ecdhe(
+    message_seq: int, group: int, public: bytes, scheme: int, signature: bytes
+) -> bytes: ...
+def ecdhe_signed_params(
+    client_random: bytes, server_random: bytes, group: int, public: bytes
+) -> bytes:
+    """client_random + server_random + ServerECDHParams: what an ECDHE_ECDSA
+    ServerKeyExchange signs (RFC 8422 §5.4)."""
+
+def encode_client_key_exchange_psk(message_seq: int, identity: bytes) -> bytes: ...
+def encode_client_key_exchange_ecdhe_psk(
+    message_seq: int, identity: bytes, public: bytes
+) -> bytes: ...
+def encode_client_key_exchange_ecdhe(message_seq: int, public: bytes) -> bytes: ...
+def decode_certificate(body: bytes) -> tuple[bytes, ...]:
+    """The DER certificates of a Certificate body, leaf first (RFC 5246 §7.4.2)."""
+
+def decode_raw_public_key_certificate(body: bytes) -> bytes:
+    """The SubjectPublicKeyInfo of a raw public key Certificate body (RFC 7250 §3)."""
+
+def decode_certificate_request(body: bytes) -> tuple[bytes, tuple[int, ...], tuple[bytes, ...]]:
+    """``(certificate_types, signature_algorithms, authorities)`` of a
+    CertificateRequest body (RFC 5246 §7.4.4)."""
+
+def decode_certificate_verify(body: bytes) -> tuple[int, bytes]:
+    """``(scheme, signature)`` of a CertificateVerify body (RFC 5246 §7.4.8)."""
+
+def decode_server_hello_done(body: bytes) -> None:
+    """Check a ServerHelloDone body is empty (RFC 5246 §7.4.5)."""
+
+def decode_finished(body: bytes) -> bytes:
+    """The verify_data of a Finished body (RFC 5246 §7.4.9): the whole body, non-empty."""
+
+def encode_certificate(message_seq: int, chain: Sequence[bytes]) -> bytes: ...
+def encode_raw_public_key_certificate(message_seq: int, spki: bytes) -> bytes: ...
+def encode_certificate_request(
+    message_seq: int,
+    certificate_types: bytes,
+    signature_algorithms: Iterable[int],
+    authorities: Sequence[bytes],
+) -> bytes: ...
+def encode_certificate_verify(message_seq: int, scheme: int, signature: bytes) -> bytes: ...
+def encode_server_hello_done(message_seq: int) -> bytes: ...
+def encode_finished(message_seq: int, verify_data: bytes) -> bytes: ...

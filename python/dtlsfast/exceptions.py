@@ -30,8 +30,25 @@ class RemoteProtocolError(DtlsError):
 class DecodeError(RemoteProtocolError):
     """A message could not be decoded: truncated, inconsistent or oversized.
 
-    In the handshake this maps to the ``decode_error`` alert (RFC 5246 §7.2.2).
+    In the handshake this maps to the ``decode_error`` alert (RFC 5246 §7.2.2);
+    ``alert`` is the alert to send, so a handler can answer ``exc.alert`` for
+    this class and its subclass alike.
     """
+
+    alert: int = 50  # AlertDescription.DECODE_ERROR
+
+
+class IllegalParameterError(DecodeError):
+    """A message decoded, but a field holds a value its RFC forbids: a
+    duplicated extension (RFC 5246 §7.4.1.4), a record_size_limit below 64
+    (RFC 8449 §4), an ECParameters curve_type other than named_curve
+    (RFC 8422 §5.4). The alert is ``illegal_parameter`` (RFC 5246 §7.2.2).
+
+    A subclass of DecodeError, so code that drops or counts undecodable
+    messages treats it alike; only the alert differs.
+    """
+
+    alert: int = 47  # AlertDescription.ILLEGAL_PARAMETER
 
 
 class HandshakeError(DtlsError):
@@ -99,6 +116,7 @@ __all__ = [
     "DtlsError",
     "HandshakeError",
     "HandshakeTimeoutError",
+    "IllegalParameterError",
     "InternalError",
     "KeyFileError",
     "LocalProtocolError",

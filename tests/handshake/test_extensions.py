@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dtlsfast.exceptions import DecodeError, LocalProtocolError
+from dtlsfast.exceptions import DecodeError, IllegalParameterError, LocalProtocolError
 from dtlsfast.handshake import extensions as ext
-from dtlsfast.handshake.constants import NamedGroup, SignatureScheme
+from dtlsfast.handshake.constants import AlertDescription, NamedGroup, SignatureScheme
 
 
 def test_renegotiation_info() -> None:
@@ -70,9 +70,15 @@ def test_record_size_limit() -> None:
     assert ext.decode_record_size_limit(b"\xff\xff") == 0xFFFF
     with pytest.raises(DecodeError):
         ext.decode_record_size_limit(b"\xff\xff", strict_max=True)
-    for bad in (b"\x00\x3f", b"", b"\x40", b"\x40\x00\x00"):
-        with pytest.raises(DecodeError):
+    for bad in (b"", b"\x40", b"\x40\x00\x00"):
+        with pytest.raises(DecodeError) as info:
             ext.decode_record_size_limit(bad)
+        assert info.value.alert == AlertDescription.DECODE_ERROR
+    # RFC 8449 §4: below 64 is illegal_parameter.
+    for small in (b"\x00\x3f", b"\x00\x00"):
+        with pytest.raises(IllegalParameterError) as illegal:
+            ext.decode_record_size_limit(small)
+        assert illegal.value.alert == AlertDescription.ILLEGAL_PARAMETER
     for value in (63, 2**14 + 2, 0, -1):
         with pytest.raises(LocalProtocolError):
             ext.encode_record_size_limit(value)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dtlsfast.exceptions import DecodeError, LocalProtocolError
+from dtlsfast.exceptions import DecodeError, IllegalParameterError, LocalProtocolError
 from dtlsfast.handshake import extensions as ext
 from dtlsfast.handshake.constants import (
     DTLS_1_0,
@@ -194,11 +194,13 @@ def test_extensions_keep_order_and_reject_duplicates() -> None:
     assert hello.extensions == exts
     assert find_extension(hello.extensions, 0) == b"abc"
     assert find_extension(hello.extensions, 28) is None
+    # RFC 5246 §7.4.1.4 forbids duplicates; the alert is illegal_parameter.
     dup = _client_hello(extensions=[(23, b""), (0, b""), (23, b"")]).encode()
-    with pytest.raises(DecodeError, match="twice"):
+    with pytest.raises(IllegalParameterError, match="twice") as info:
         ClientHello.decode(dup)
+    assert info.value.alert == AlertDescription.ILLEGAL_PARAMETER
     server_dup = ServerHello(DTLS_1_2, b"r" * 32, b"", 1, 0, [(23, b""), (23, b"")]).encode()
-    with pytest.raises(DecodeError):
+    with pytest.raises(IllegalParameterError):
         ServerHello.decode(server_dup)
 
 

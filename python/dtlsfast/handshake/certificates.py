@@ -436,8 +436,6 @@ class ServerKeyExchangeEcdhe:
 
     def params(self) -> bytes:
         """The encoded ServerECDHParams."""
-        if not 1 <= len(self.public) <= 255:
-            raise LocalProtocolError(f"ECPoint is {len(self.public)} bytes; it must be 1..255")
         return encode_server_ecdh_params(self.group, self.public)
 
     def signed_data(self, client_random: bytes, server_random: bytes) -> bytes:

@@ -1,6 +1,7 @@
 """Ephemeral elliptic-curve Diffie-Hellman for the TLS 1.2 handshake.
 
-RFC 8422 §5.4 (ServerECDHParams: curve_type named_curve, NamedCurve, ECPoint),
+RFC 8422 §5.4 (ServerECDHParams: curve_type named_curve, NamedCurve, ECPoint;
+any other curve_type is illegal_parameter, as OpenSSL answers it),
 §5.7 (ClientECDiffieHellmanPublic), §5.10 (the premaster is the x-coordinate,
 or the X25519 output); RFC 5489 §2 (ECDHE_PSK key exchange messages and its
 premaster secret). Groups: x25519 and secp256r1 (uncompressed points only).
@@ -14,8 +15,14 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from dtlsfast.exceptions import ConfigurationError, DecodeError, RemoteProtocolError
+from dtlsfast.exceptions import (
+    ConfigurationError,
+    DecodeError,
+    IllegalParameterError,
+    RemoteProtocolError,
+)
 from dtlsfast.handshake.constants import NamedGroup
+from dtlsfast.handshake.messages import _Reader, _u16, _vector
 
 #: ECParameters.curve_type named_curve (RFC 8422 §5.4).
 NAMED_CURVE = 3
@@ -75,20 +82,22 @@ def choose_group(
 
 
 def encode_server_ecdh_params(group: int, public: bytes) -> bytes:
-    """ServerECDHParams: curve_type(1)=3, NamedCurve(2), ECPoint<1..255>."""
-    return bytes([NAMED_CURVE]) + group.to_bytes(2, "big") + bytes([len(public)]) + public
+    """ServerECDHParams: curve_type(1)=3, NamedCurve(2), ECPoint<1..255>.
+    LocalProtocolError for a group or point that does not fit."""
+    return bytes([NAMED_CURVE]) + _u16(group, "group") + _vector(public, 1, "ECPoint", 1)
 
 
 def decode_server_ecdh_params(data: bytes) -> tuple[int, bytes, int]:
     """Parse ServerECDHParams at the start of ``data``.
 
-    Returns ``(group, public, consumed)``; DecodeError if truncated or not a
-    named curve.
+    Returns ``(group, public, consumed)``; DecodeError if truncated,
+    IllegalParameterError if the four fixed bytes are there but the curve
+    type is not named_curve.
     """
     if len(data) < 4:
         raise DecodeError("ServerECDHParams is truncated")
     if data[0] != NAMED_CURVE:
-        raise DecodeError(f"ECParameters curve_type {data[0]} is not named_curve")
+        raise IllegalParameterError(f"ECParameters curve_type {data[0]} is not named_curve")
     group = int.from_bytes(data[1:3], "big")
     length = data[3]
     if length == 0 or len(data) < 4 + length:
@@ -105,7 +114,7 @@ class ServerKeyExchangeEcdhePsk:
     public: bytes
 
     def encode(self) -> bytes:
-        hint = len(self.identity_hint).to_bytes(2, "big") + self.identity_hint
+        hint = _vector(self.identity_hint, 2, "psk_identity_hint")
         return hint + encode_server_ecdh_params(self.group, self.public)
 
     @classmethod
@@ -129,12 +138,7 @@ class ClientKeyExchangeEcdhePsk:
     public: bytes
 
     def encode(self) -> bytes:
-        return (
-            len(self.identity).to_bytes(2, "big")
-            + self.identity
-            + bytes([len(self.public)])
-            + self.public
-        )
+        return _vector(self.identity, 2, "psk_identity") + _vector(self.public, 1, "ECPoint", 1)
 
     @classmethod
     def decode(cls, body: bytes) -> ClientKeyExchangeEcdhePsk:
@@ -147,3 +151,22 @@ class ClientKeyExchangeEcdhePsk:
         if rest[0] == 0 or len(rest) != 1 + rest[0]:
             raise DecodeError("ClientKeyExchange ECPoint length does not match")
         return cls(bytes(body[2 : 2 + identity_length]), bytes(rest[1:]))
+
+
+@dataclass
+class ClientKeyExchangeEcdhe:
+    """ClientKeyExchange of ECDHE_ECDSA: ClientECDiffieHellmanPublic, one
+    ``ECPoint<1..2^8-1>`` (RFC 8422 §5.7; always explicit here, as the
+    client has no certificate-bound fixed key)."""
+
+    public: bytes
+
+    def encode(self) -> bytes:
+        return _vector(self.public, 1, "ECPoint", 1)
+
+    @classmethod
+    def decode(cls, body: bytes) -> ClientKeyExchangeEcdhe:
+        r = _Reader(body, "ClientKeyExchange")
+        public = r.vector(1, "ECPoint", 1)
+        r.done()
+        return cls(public)

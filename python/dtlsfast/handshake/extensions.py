@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from dtlsfast.exceptions import DecodeError, LocalProtocolError
+from dtlsfast.exceptions import DecodeError, IllegalParameterError, LocalProtocolError
 
 #: Smallest record_size_limit an endpoint may send (RFC 8449 §4).
 MIN_RECORD_SIZE_LIMIT = 64
@@ -155,7 +155,8 @@ def encode_record_size_limit(limit: int) -> bytes:
 def decode_record_size_limit(data: bytes, *, strict_max: bool = False) -> int:
     """The peer's record size limit (RFC 8449 §4).
 
-    A value below 64 is an error. A value above 2^14+1 is accepted unless
+    A value below 64 is an IllegalParameterError (RFC 8449 §4 names
+    illegal_parameter). A value above 2^14+1 is accepted unless
     ``strict_max``: RFC 8449 §4 says a server MUST NOT reject it (the client
     may know a larger-record extension), while a client MAY. Callers clamp the
     value to the protocol's maximum before using it.
@@ -164,7 +165,7 @@ def decode_record_size_limit(data: bytes, *, strict_max: bool = False) -> int:
         raise DecodeError(f"record_size_limit must be 2 bytes, not {len(data)}")
     limit = int.from_bytes(data, "big")
     if limit < MIN_RECORD_SIZE_LIMIT:
-        raise DecodeError(f"record_size_limit {limit} is below {MIN_RECORD_SIZE_LIMIT}")
+        raise IllegalParameterError(f"record_size_limit {limit} is below {MIN_RECORD_SIZE_LIMIT}")
     if strict_max and limit > MAX_RECORD_SIZE_LIMIT:
         raise DecodeError(f"record_size_limit {limit} is above {MAX_RECORD_SIZE_LIMIT}")
     return limit

@@ -11,7 +11,8 @@ nothing else. Encoding a value that cannot be represented raises
 
 References: RFC 6347 §4.2.2 (handshake header, fragments), §4.2.1 and §4.3.2
 (ClientHello with cookie, HelloVerifyRequest); RFC 5246 §7.4.1 (hellos,
-extensions, §7.4.1.4 no duplicate extension types), §7.4.5 (ServerHelloDone),
+extensions, §7.4.1.4 no duplicate extension types: illegal_parameter, as
+OpenSSL answers and RFC 8446 §4.2 spells out), §7.4.5 (ServerHelloDone),
 §7.4.9 (Finished), §7.2 (alerts), §7.1 (ChangeCipherSpec); RFC 4279 §2
 (ServerKeyExchange and ClientKeyExchange of PSK).
 """
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Self
 
-from dtlsfast.exceptions import DecodeError, LocalProtocolError
+from dtlsfast.exceptions import DecodeError, IllegalParameterError, LocalProtocolError
 from dtlsfast.handshake.constants import AlertLevel
 
 #: Bytes of the DTLS handshake header (RFC 6347 §4.2.2).
@@ -128,7 +129,7 @@ def _decode_extensions(reader: _Reader, what: str) -> list[Extension]:
         ext_type = block.uint(2, "extension type")
         data = block.vector(2, f"extension {ext_type} data")
         if ext_type in seen:
-            raise DecodeError(f"{what}: extension type {ext_type} appears twice")
+            raise IllegalParameterError(f"{what}: extension type {ext_type} appears twice")
         seen.add(ext_type)
         extensions.append((ext_type, data))
     return extensions

@@ -1,8 +1,9 @@
 """The pure-Python twin of ``dtlsfast._core``: same names, signatures and
 behaviour, on ``cryptography``'s AEAD classes.
 
-The handshake's pieces (key schedule, cookie gate, transcript, flight
-packing) are thin layers over the handshake modules' own Python code.
+The handshake's pieces (message codecs, key schedule, cookie gate,
+transcript, flight packing) are thin layers over the handshake modules'
+own Python code.
 
 It is the executable specification of the Rust record core: the differential
 tests hold the two to identical bytes and decisions, and the benchmarks
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 from dtlsfast.handshake.cookies import peer_bytes
 from dtlsfast.handshake.transcript import HandshakeTranscript
+from dtlsfast.pure import hs_codec
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER
 from dtlsfast.pure.client_table import ClientTable
 from dtlsfast.pure.flight import pack_flight
 from dtlsfast.pure.hello_gate import HelloGate
+from dtlsfast.pure.hs_codec import *  # noqa: F403  (its __all__, joined below)
 from dtlsfast.pure.key_schedule import derive_keys, prf, verify_data
 from dtlsfast.pure.reassembly import HANDSHAKE_HEADER_LENGTH, HandshakeReassembler
 from dtlsfast.pure.reassembly_budget import ReassemblyBudget
@@ -56,3 +59,4 @@ __all__ = [
     "prf",
     "verify_data",
 ]
+__all__ += hs_codec.__all__
