@@ -1407,31 +1407,40 @@ class DtlsConnection:
             return False
         return True
 
-    def _choose_suite(self, offered: list[int]) -> CipherSuite:
+    def _has_certificate_type(self) -> bool:
+        """A server certificate type both sides accept (RFC 7250 §4.2)."""
+        offered = self._offered_server_types
+        ours = self.config.own_certificate_types
+        return choose_certificate_type(offered, ours) is not None
+
+    def _choose_suite(self, offered: Sequence[int]) -> CipherSuite:
         # An ECDHE suite is only eligible with a group both sides support, a
-        # certificate suite only with a signature the client accepts.
-        with_group = choose_group(self._client_groups, self.config.groups) is not None
-        can_sign = self._can_sign()
-        with_type = (
-            choose_certificate_type(self._offered_server_types, self.config.own_certificate_types)
-            is not None
-        )
-        ours = tuple(
-            s
-            for s in self.config.cipher_suites
-            if (with_group or not s.uses_ecdhe)
-            and ((can_sign and with_type) or s.key_exchange != "ECDHE_ECDSA")
-        )
+        # certificate suite only with a signature the client accepts and a
+        # certificate type in common; each is looked at only when a suite
+        # that needs it comes up (a PSK handshake needs none of them).
+        ours = self.config.cipher_suites
         if self.config.prefer_client_order:
-            for code in offered:
-                suite = SUITES_BY_CODE.get(code)
-                if suite is not None and suite in ours:
-                    return suite
+            candidates = [SUITES_BY_CODE.get(code) for code in offered]
+            ordered = [s for s in candidates if s is not None and s in ours]
         else:
             offered_set = set(offered)
-            for suite in ours:
-                if suite.code in offered_set:
-                    return suite
+            ordered = [s for s in ours if s.code in offered_set]
+        eligible: dict[str, bool] = {}
+        for suite in ordered:
+            if suite.uses_ecdhe:
+                if "group" not in eligible:
+                    eligible["group"] = (
+                        choose_group(self._client_groups, self.config.groups) is not None
+                    )
+                if not eligible["group"]:
+                    continue
+            if suite.key_exchange == "ECDHE_ECDSA":
+                if "sign" not in eligible:
+                    eligible["sign"] = self._can_sign() and self._has_certificate_type()
+                if not eligible["sign"]:
+                    continue
+            return suite
+        with_type = self._has_certificate_type()
         offered_set = set(offered)
         if not with_type and any(
             s.key_exchange == "ECDHE_ECDSA" and s.code in offered_set

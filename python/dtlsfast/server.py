@@ -1039,8 +1039,13 @@ class DtlsServer(asyncio.DatagramProtocol):
             peer.timer = None
 
     def _arm_timer(self, peer: _Peer) -> None:
-        self._cancel_timer(peer)
         when = peer.conn.get_timer()
+        timer = peer.timer
+        if timer is not None:
+            if when is not None and timer.when() == when:
+                return  # already armed for that moment
+            timer.cancel()
+            peer.timer = None
         if when is not None:
             peer.timer = self._loop.call_at(when, self._on_timer, peer)
 
