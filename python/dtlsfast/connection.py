@@ -140,7 +140,7 @@ from dtlsfast.handshake.signatures import (
 from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
 from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
-from dtlsfast.settled_connection import SettledConnection
+from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -543,26 +543,44 @@ class DtlsConnection:
 
     @property
     def settled(self) -> bool:
-        """Established, with the handshake's last flight and the previous
-        epochs gone, and no connection ID: the record state may move to a
-        session table."""
+        """Established with nothing of the handshake left to wait for (no
+        timer, no pending epoch): the record state may move to a session
+        table, right after the handshake (:meth:`settle_into`)."""
         return (
             self.state is State.ESTABLISHED
-            and not self._flight
             and self._timer_at is None
-            and self.records.single_epoch
-            and not self.records.uses_connection_ids
+            and not self.records.has_pending_read
         )
 
-    def settle_into(self, table: Any, session_id: int) -> SettledConnection:
+    def settle_into(
+        self, table: Any, session_id: int, now: float | None = None
+    ) -> SettledConnection:
         """Move the record state of a settled server connection into ``table``
         (the backend's SessionTable) under ``session_id`` and return the slim
         connection that carries on in its place (:mod:`dtlsfast.settled_connection`).
-        This connection must not be used afterwards."""
+
+        If our last flight answered the peer's Finished (a full handshake) and
+        the peer has not shown it arrived, that flight goes along packed as
+        datagrams, to be sent again if the peer repeats its Finished until
+        ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
+        (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
+        connection must not be used afterwards."""
         if not self.settled or self.is_client:
             raise LocalProtocolError("only a settled server connection can join the session table")
+        final: list[bytes] | None = None
+        trigger = self._peer_trigger
+        if self._flight and trigger is not None and trigger[0] > 0:
+            # Packed now, with sequence numbers of its own, before the table
+            # takes the write sequence over: a retransmission is a new record.
+            final = self.records.pack_flight(self._flight, self.config.mtu)
         self.records.install_in_table(table, session_id)
+        read, write = self.records.current_read, self.records.current_write
+        cids = None
+        if read.cid or write.cid:
+            table.set_connection_ids(session_id, read.cid, write.cid)
+            cids = (read.cid, write.cid)
         self.state = State.CLOSED  # its keys, window and sequence numbers moved
+        self._flight = []
         return SettledConnection(
             table,
             session_id,
@@ -571,9 +589,7 @@ class DtlsConnection:
             read_epoch=self.records.read_epoch,
             next_message_seq=self._reassembler.next_seq,
             peer_last_message_seq=(
-                None
-                if self._peer_trigger is None
-                else int.from_bytes(self._peer_trigger[1][4:6], "big")
+                None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
             ),
             max_payload=self.max_payload,
             cipher_suite=self.cipher_suite,
@@ -583,6 +599,9 @@ class DtlsConnection:
             peer_certificates=self.peer_certificates,
             peer_public_key=self.peer_public_key,
             peer_certificate_type=self.peer_certificate_type,
+            connection_ids=cids,
+            final_flight=final,
+            final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
         )
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
