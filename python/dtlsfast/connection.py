@@ -52,7 +52,7 @@ import functools
 import hmac
 import os
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -130,6 +130,7 @@ from dtlsfast.handshake.messages import (
 from dtlsfast.handshake.prf import (
     psk_premaster_secret,
 )
+from dtlsfast.handshake.randoms import hello_random
 from dtlsfast.handshake.signatures import (
     OFFERED_SCHEMES,
     VerifyingKey,
@@ -420,7 +421,7 @@ class DtlsConnection:
         """Start the handshake (client only): queue the first ClientHello."""
         if self.state is not State.CLIENT_START:
             raise LocalProtocolError("connect() is for a new client connection only")
-        random = os.urandom(32)
+        random = hello_random()
         self._client_random = random
         extensions: list[tuple[int, bytes]] = [
             (ExtensionType.EXTENDED_MASTER_SECRET, b""),
@@ -1319,7 +1320,7 @@ class DtlsConnection:
             cid = None
         self.cipher_suite = suite
         self._client_random = hello.random
-        self._server_random = os.urandom(32)
+        self._server_random = hello_random()
         self._transcript.reset()
         self._transcript.add(message)
         self._queue_message(
@@ -1438,12 +1439,13 @@ class DtlsConnection:
         # certificate type in common; each is looked at only when a suite
         # that needs it comes up (a PSK handshake needs none of them).
         ours = self.config.cipher_suites
+        ordered: Iterator[CipherSuite]
         if self.config.prefer_client_order:
-            candidates = [SUITES_BY_CODE.get(code) for code in offered]
-            ordered = [s for s in candidates if s is not None and s in ours]
+            candidates = (SUITES_BY_CODE.get(code) for code in offered)
+            ordered = (s for s in candidates if s is not None and s in ours)
         else:
             offered_set = set(offered)
-            ordered = [s for s in ours if s.code in offered_set]
+            ordered = (s for s in ours if s.code in offered_set)
         eligible: dict[str, bool] = {}
         for suite in ordered:
             if suite.uses_ecdhe:
