@@ -577,17 +577,15 @@ class DtlsConnection:
             raise LocalProtocolError("only a settled server connection can join the session table")
         trigger = self._peer_trigger
         final = None
-        flight = self._flight
-        if (
-            trigger is not None
-            and trigger[0] > 0
-            and len(flight) == 2
-            and flight[0] == (self.records.write_epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
-            and flight[1].epoch == self.records.write_epoch
-        ):
-            # Our flight answered the peer's Finished: ChangeCipherSpec and
-            # Finished, all the slim connection needs to pack them again.
-            final = (self.records.next_write_sequence(flight[0].epoch), flight[1].payload)
+        if trigger is not None and trigger[0] > 0 and len(self._flight) == 2:
+            ccs, finished = self._flight
+            epoch = self.records.write_epoch
+            if ccs == FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01") and (
+                finished.epoch == epoch and finished.content_type == ContentType.HANDSHAKE
+            ):
+                # Our flight answered the peer's Finished: its ChangeCipherSpec
+                # and Finished, all the slim connection needs to pack it again.
+                final = (self.records.next_write_sequence(epoch - 1), finished.payload)
         self.records.install_in_table(table, session_id)
         read, write = self.records.current_read, self.records.current_write
         cids = None
