@@ -560,20 +560,26 @@ class DtlsConnection:
         (the backend's SessionTable) under ``session_id`` and return the slim
         connection that carries on in its place (:mod:`dtlsfast.settled_connection`).
 
-        If our last flight answered the peer's Finished (a full handshake) and
-        the peer has not shown it arrived, that flight goes along packed as
-        datagrams, to be sent again if the peer repeats its Finished until
+        If our last flight answered the peer's Finished (a full handshake: our
+        ChangeCipherSpec and Finished), what it takes to pack it again goes
+        along (the epoch-0 write sequence number and the Finished message), to
+        be sent again, as new records, if the peer repeats its Finished until
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
         connection must not be used afterwards."""
         if not self.settled or self.is_client:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        final: list[bytes] | None = None
         trigger = self._peer_trigger
-        if self._flight and trigger is not None and trigger[0] > 0:
-            # Packed now, with sequence numbers of its own, before the table
-            # takes the write sequence over: a retransmission is a new record.
-            final = self.records.pack_flight(self._flight, self.config.mtu)
+        final = None
+        if trigger is not None and trigger[0] > 0 and len(self._flight) == 2:
+            ccs, finished = self._flight
+            epoch = self.records.write_epoch
+            if ccs == FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01") and (
+                finished.epoch == epoch and finished.content_type == ContentType.HANDSHAKE
+            ):
+                # Our flight answered the peer's Finished: its ChangeCipherSpec
+                # and Finished, all the slim connection needs to pack it again.
+                final = (self.records.next_write_sequence(epoch - 1), finished.payload)
         self.records.install_in_table(table, session_id)
         read, write = self.records.current_read, self.records.current_write
         cids = None

@@ -239,6 +239,10 @@ class RecordLayer:
             state.next_sequence = sequence
         return list(datagrams)
 
+    def next_write_sequence(self, epoch: int) -> int:
+        """The sequence number the next record of ``epoch`` gets."""
+        return self._write[epoch].next_sequence
+
     def set_write_sequence(self, epoch: int, sequence_number: int) -> None:
         self._write[epoch].next_sequence = sequence_number
 

@@ -32,6 +32,7 @@ endpoints use once the handshake is over.
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections import Counter
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -63,6 +64,7 @@ from dtlsfast.exceptions import (
     RemoteProtocolError,
 )
 from dtlsfast.handshake.constants import (
+    DTLS_1_2,
     AlertDescription,
     AlertLevel,
     ContentType,
@@ -92,6 +94,10 @@ MAX_PLAINTEXT = 16384
 #: §4.2.4, RFC 793 §3.3).
 FINAL_FLIGHT_LIFETIME = 240.0
 
+#: The head of a kept final flight: its deadline and the next write sequence
+#: number of the epoch before the table's, the Finished message after it.
+_FINAL = struct.Struct(">dQ")
+
 #: max_payload values in use (a few per MTU and suite), shared by the sessions.
 _SHARED_INTS: dict[int, int] = {}
 
@@ -108,7 +114,6 @@ class SettledConnection:
         "_drops",
         "_events",
         "_final",
-        "_final_until",
         "_last_peer_seq",
         "_next_seq",
         "_out",
@@ -147,19 +152,20 @@ class SettledConnection:
         peer_public_key: VerifyingKey | None,
         peer_certificate_type: CertificateType | None,
         connection_ids: tuple[bytes, bytes] | None = None,
-        final_flight: list[bytes] | None = None,
+        final_flight: tuple[int, bytes] | None = None,
         final_flight_until: float = float("inf"),
     ) -> None:
         """``connection_ids``: (the CID records to us carry, the one ours
-        carry), as the table has them; ``final_flight``: the datagrams to send
-        again on a repeat of the peer's Finished until ``final_flight_until``."""
+        carry), as the table has them. ``final_flight``: (the next write
+        sequence number of the epoch before the table's, our Finished
+        message): our ChangeCipherSpec and Finished are packed again from it
+        on a repeat of the peer's Finished until ``final_flight_until``."""
         self._table = table
         self._cids = connection_ids
-        # One datagram (the usual) is kept as itself: no container to pay for.
-        self._final: bytes | tuple[bytes, ...] | None = None
-        self._final_until = final_flight_until
-        if final_flight:
-            self._final = final_flight[0] if len(final_flight) == 1 else tuple(final_flight)
+        # One bytes object: deadline, sequence number, Finished (see _resend_final).
+        self._final: bytes | None = None
+        if final_flight is not None:
+            self._final = _FINAL.pack(final_flight_until, final_flight[0]) + final_flight[1]
         self._table_id = table_id
         self.config = config
         self.peer = peer
@@ -310,7 +316,8 @@ class SettledConnection:
 
     def expire_final_flight(self, now: float) -> None:
         """Let the last flight go once its lifetime is over (the endpoint's sweep)."""
-        if self._final is not None and now > self._final_until:
+        final = self._final
+        if final is not None and now > _FINAL.unpack_from(final)[0]:
             self._final = None
 
     @property
@@ -504,12 +511,23 @@ class SettledConnection:
         final = self._final
         if final is None:
             return
-        if now > self._final_until:
+        until, sequence = _FINAL.unpack_from(final)
+        if now > until:
             self._final = None
             return
+        # New records (RFC 6347 §4.2.4 retransmits messages, not records):
+        # the ChangeCipherSpec in the epoch before, the Finished in the table's.
+        finished = final[_FINAL.size :]
+        backend = load_backend(self.config.backend)
+        ccs = bytes(
+            backend.encode_record(
+                ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, self.read_epoch - 1, sequence, b"\x01"
+            )
+        )
+        sealed = self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)
+        self._final = _FINAL.pack(until, sequence + 1) + finished
         self._count("retransmissions")
-        for datagram in (final,) if isinstance(final, bytes) else final:
-            self._queue(datagram)
+        self._queue(ccs + bytes(sealed))
 
     # -- output and events --------------------------------------------------
 
