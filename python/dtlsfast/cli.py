@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a record before a DTLS session is closed "
         f"(default {ServerLimits.idle_timeout:g})",
     )
+    serve.add_argument(
+        "--max-observers",
+        type=_positive_int,
+        default=None,
+        help="observers held at once, of /light and in all; past it a GET with Observe is "
+        "answered without registering (default 256 of a resource, 8,192 in all)",
+    )
 
     for method in ("get", "put", "post", "delete", "observe"):
         cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
@@ -307,8 +314,13 @@ def _positive_float(value: str) -> float:
 async def run_server(args: argparse.Namespace) -> int:
     from dtlsfast.coap import CoapServer, LightResource
     from dtlsfast.coap.dtls import listen_dtls
+    from dtlsfast.coap.server import CoapServerConfig
 
-    coap = CoapServer()
+    config = CoapServerConfig()
+    if args.max_observers is not None:
+        n = args.max_observers
+        config = CoapServerConfig(observers_per_resource=n, observers_total=n)
+    coap = CoapServer(config)
     coap.add_resource("light", LightResource())
     closers: list[Any] = []
     ciphers = args.ciphers.split(",") if args.ciphers else None
