@@ -265,7 +265,9 @@ def saved_session(conn: DtlsConnection) -> SavedSession | None:
     """Client side, once established: what to pass to ``connect(...,
     resume=...)`` to resume this session later, or None if the server
     offered neither a session ID nor a ticket. Holds the master secret."""
-    if not conn.is_client or not conn.established or conn.cipher_suite is None:
+    # Once the handshake completed, closed or not: a close_notify leaves
+    # the session resumable (RFC 5246 §7.2.1).
+    if not conn.is_client or not conn.counters["handshakes"] or conn.cipher_suite is None:
         return None
     ticket: bytes | None = None
     lifetime = DEFAULT_CLIENT_LIFETIME
