@@ -961,7 +961,8 @@ class DtlsServer(asyncio.DatagramProtocol):
                 _fmt(peer.addr),
                 event.cipher_suite,
                 event.psk_identity,
-                ", connection ID" * bool(peer.conn.connection_id),
+                ", connection ID" * bool(peer.conn.connection_id)
+                + (f", resumed by {resumed}" if (resumed := _resumed(peer.conn)) else ""),
             )
         if peer.cid and peer.conn.connection_id != peer.cid:
             self._release_cid(peer)  # the client did not offer connection_id
@@ -1161,6 +1162,11 @@ def _authenticated(conn: DtlsConnection | SettledConnection) -> int | None:
     if isinstance(conn, DtlsConnection):
         return conn.records.advances if conn.established else None
     return conn.counters.get("authenticated", 0)
+
+
+def _resumed(conn: DtlsConnection | SettledConnection) -> str | None:
+    """How a handshake that just completed resumed its session, if it did."""
+    return conn.resumed if isinstance(conn, DtlsConnection) else None
 
 
 def _server_resumption(
