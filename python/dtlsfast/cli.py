@@ -228,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         "handshakes per second, failures by reason and handshake latency",
     )
     bench.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --mode handshakes: each handshake resumes the previous session of its slot "
+        "(abbreviated handshakes by session ticket or ID; a full one first)",
+    )
+    bench.add_argument(
         "--sessions", metavar="N", type=_positive_int, default=1, help="sessions (default 1)"
     )
     bench.add_argument(
@@ -540,6 +546,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     if args.mode == "handshakes":
         return await _bench_handshakes(args, show if interactive else None, stop)
+    if args.resume:
+        raise ConfigurationError("--resume is for --mode handshakes")
     result = await run_load(
         args.uri,
         sessions=args.sessions,
@@ -583,6 +591,7 @@ async def _bench_handshakes(args: argparse.Namespace, progress: Any, stop: async
         progress=progress,
         stop=stop,
         processes=args.processes,
+        resume=args.resume,
     )
     print(result.to_json() if args.json else result.summary(), flush=True)
     if not result.handshakes:
