@@ -173,6 +173,8 @@ def session_state(conn: DtlsConnection) -> ResumptionState | None:
 
 def restore_peer(conn: DtlsConnection, state: ResumptionState) -> None:
     """The peer's authenticated key and chain, as the full handshake left them."""
+    if state.peer_public_key is None and state.peer_certificate_type is None:
+        return  # a PSK session
     from cryptography import x509
 
     from dtlsfast.handshake.cert_types import CertificateType
