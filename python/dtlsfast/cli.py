@@ -161,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"{ServerLimits.hello_rate_per_address:g}; raise it for load tests from one address)",
     )
     serve.add_argument(
+        "--crypto-rate",
+        type=_positive_float,
+        default=ServerLimits.crypto_rate,
+        help="expensive key operations (ECDHE, ECDSA) per second for the whole server, in "
+        "bursts of twice as many; one /24 (IPv6 /56) may use a quarter (default "
+        f"{ServerLimits.crypto_rate:g}; raise it for ECDHE load tests from one address)",
+    )
+    serve.add_argument(
         "--idle-timeout",
         type=_positive_float,
         default=ServerLimits.idle_timeout,
@@ -430,6 +438,8 @@ def _limits(args: argparse.Namespace) -> ServerLimits:
         hello_burst_per_address=burst,
         hello_rate_per_prefix=max(ServerLimits.hello_rate_per_prefix, 4 * rate),
         hello_burst_per_prefix=max(ServerLimits.hello_burst_per_prefix, 4 * burst),
+        crypto_rate=args.crypto_rate,
+        crypto_burst=max(ServerLimits.crypto_burst, round(2 * args.crypto_rate)),
     )
 
 

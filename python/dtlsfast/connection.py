@@ -52,7 +52,7 @@ import functools
 import hmac
 import os
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -131,6 +131,7 @@ from dtlsfast.handshake.messages import (
 from dtlsfast.handshake.prf import (
     psk_premaster_secret,
 )
+from dtlsfast.handshake.randoms import hello_random
 from dtlsfast.handshake.signatures import (
     OFFERED_SCHEMES,
     VerifyingKey,
@@ -142,7 +143,7 @@ from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
 from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
 from dtlsfast.resumption.saved_session import SavedSession
-from dtlsfast.settled_connection import SettledConnection
+from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -455,7 +456,7 @@ class DtlsConnection:
         """Start the handshake (client only): queue the first ClientHello."""
         if self.state is not State.CLIENT_START:
             raise LocalProtocolError("connect() is for a new client connection only")
-        random = os.urandom(32)
+        random = hello_random()
         self._client_random = random
         extensions: list[tuple[int, bytes]] = [
             (ExtensionType.EXTENDED_MASTER_SECRET, b""),
@@ -580,26 +581,61 @@ class DtlsConnection:
 
     @property
     def settled(self) -> bool:
-        """Established, with the handshake's last flight and the previous
-        epochs gone, and no connection ID: the record state may move to a
-        session table."""
+        """Established with nothing of the handshake left to wait for (no
+        timer, no pending epoch): the record state may move to a session
+        table, right after the handshake (:meth:`settle_into`)."""
         return (
             self.state is State.ESTABLISHED
-            and not self._flight
             and self._timer_at is None
-            and self.records.single_epoch
-            and not self.records.uses_connection_ids
+            and not self.records.has_pending_read
         )
 
-    def settle_into(self, table: Any, session_id: int) -> SettledConnection:
+    def settle_into(
+        self, table: Any, session_id: int, now: float | None = None
+    ) -> SettledConnection:
         """Move the record state of a settled server connection into ``table``
         (the backend's SessionTable) under ``session_id`` and return the slim
         connection that carries on in its place (:mod:`dtlsfast.settled_connection`).
-        This connection must not be used afterwards."""
+
+        If our last flight answered the peer's Finished (a full handshake: our
+        ChangeCipherSpec and Finished), what it takes to pack it again goes
+        along (the epoch-0 write sequence number and the Finished message), to
+        be sent again, as new records, if the peer repeats its Finished until
+        ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
+        (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
+        connection must not be used afterwards."""
         if not self.settled or self.is_client:
             raise LocalProtocolError("only a settled server connection can join the session table")
+        trigger = self._peer_trigger
+        final = None
+        flight = self._flight
+        ticket = b""
+        if (
+            len(flight) == 3
+            and flight[0].epoch == self.records.write_epoch - 1
+            and flight[0].content_type == ContentType.HANDSHAKE
+            and flight[0].payload[:1] == bytes([HandshakeType.NEW_SESSION_TICKET])
+        ):
+            # RFC 5077 §3.3: a NewSessionTicket before the ChangeCipherSpec.
+            ticket, flight = flight[0].payload, flight[1:]
+        if trigger is not None and trigger[0] > 0 and len(flight) == 2:
+            ccs, finished = flight
+            epoch = self.records.write_epoch
+            if ccs == FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01") and (
+                finished.epoch == epoch and finished.content_type == ContentType.HANDSHAKE
+            ):
+                # Our flight answered the peer's Finished: its ChangeCipherSpec
+                # and Finished (and NewSessionTicket), all the slim connection
+                # needs to pack it again.
+                final = (self.records.next_write_sequence(epoch - 1), finished.payload)
         self.records.install_in_table(table, session_id)
+        read, write = self.records.current_read, self.records.current_write
+        cids = None
+        if read.cid or write.cid:
+            table.set_connection_ids(session_id, read.cid, write.cid)
+            cids = (read.cid, write.cid)
         self.state = State.CLOSED  # its keys, window and sequence numbers moved
+        self._flight = []
         return SettledConnection(
             table,
             session_id,
@@ -608,9 +644,7 @@ class DtlsConnection:
             read_epoch=self.records.read_epoch,
             next_message_seq=self._reassembler.next_seq,
             peer_last_message_seq=(
-                None
-                if self._peer_trigger is None
-                else int.from_bytes(self._peer_trigger[1][4:6], "big")
+                None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
             ),
             max_payload=self.max_payload,
             cipher_suite=self.cipher_suite,
@@ -620,6 +654,10 @@ class DtlsConnection:
             peer_certificates=self.peer_certificates,
             peer_public_key=self.peer_public_key,
             peer_certificate_type=self.peer_certificate_type,
+            connection_ids=cids,
+            final_flight=final,
+            final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
+            final_ticket=ticket if final is not None else b"",
         )
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
@@ -1345,7 +1383,7 @@ class DtlsConnection:
             cid = None
         self.cipher_suite = suite
         self._client_random = hello.random
-        self._server_random = os.urandom(32)
+        self._server_random = hello_random()
         self._transcript.reset()
         self._transcript.add(message)
         if abbreviated.server_plan_session(self, hello, message):
@@ -1467,12 +1505,13 @@ class DtlsConnection:
         # certificate type in common; each is looked at only when a suite
         # that needs it comes up (a PSK handshake needs none of them).
         ours = self.config.cipher_suites
+        ordered: Iterator[CipherSuite]
         if self.config.prefer_client_order:
-            candidates = [SUITES_BY_CODE.get(code) for code in offered]
-            ordered = [s for s in candidates if s is not None and s in ours]
+            candidates = (SUITES_BY_CODE.get(code) for code in offered)
+            ordered = (s for s in candidates if s is not None and s in ours)
         else:
             offered_set = set(offered)
-            ordered = [s for s in ours if s.code in offered_set]
+            ordered = (s for s in ours if s.code in offered_set)
         eligible: dict[str, bool] = {}
         for suite in ordered:
             if suite.uses_ecdhe:

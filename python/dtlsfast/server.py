@@ -675,13 +675,11 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._counters["dropped_auth_throttled"] += 1
             return
         conn = peer.conn
-        assert isinstance(conn, DtlsConnection)  # CID sessions never settle into the table
-        records = conn.records
-        newest_before = records.advances
+        newest_before = _advances(conn)
         failures = conn.drops["bad_auth"]
         conn.receive_datagram(data, now)
         self._sources.charge(source, conn.drops["bad_auth"] - failures, now)
-        if records.advances > newest_before and not peer.conn.closed and not peer.forgotten:
+        if _advances(conn) > newest_before and not peer.conn.closed and not peer.forgotten:
             # Authenticated and newer than anything before: the peer moved.
             self._move(peer, addr)
             peer.session.last_activity = now
@@ -815,6 +813,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._table.publish(path.encode(), response)
 
     def _join_table(self, peer: _Peer) -> None:
+        """Swap an established session's connection for the slim one, its
+        record state in the table: right after the handshake, whatever the
+        session (RFC 9146 CIDs included), so that it costs little memory."""
         if len(self._table) >= self._table.capacity:
             self._counters["session_table_full"] += 1
             return
@@ -824,11 +825,14 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._take_counts(full)
         full.discard_handshake_buffers()
         # The slim connection carries on; the handshake's state goes with `full`.
-        peer.conn = peer.session._conn = full.settle_into(self._table, table_id)
+        now = self._loop.time()
+        settled = full.settle_into(self._table, table_id, now)
+        peer.conn = peer.session._conn = settled
         peer.table_id = table_id
-        if self._batched:
-            # From now on the Rust core demultiplexes this peer's datagrams.
-            self._table.bind_address(table_id, peer.addr, self._loop.time())
+        if self._batched and not settled.connection_id:
+            # From now on the Rust core demultiplexes this peer's datagrams
+            # (tls12_cid records are demultiplexed by CID, in Python).
+            self._table.bind_address(table_id, peer.addr, now)
 
     def _send(self, peer: _Peer, data: bytes) -> None:
         """Application data from the session: a session in the table has it
@@ -1133,6 +1137,8 @@ class DtlsServer(asyncio.DatagramProtocol):
                 continue
             if peer.conn.established:
                 try:
+                    if isinstance(peer.conn, SettledConnection):
+                        peer.conn.expire_final_flight(now)
                     self._refresh_activity(peer)
                     idle = now - peer.session.last_activity > self.limits.idle_timeout
                 except Exception as exc:
@@ -1185,6 +1191,13 @@ def _server_resumption(
         return None
     keys = None if ticket_key_file is None else TicketKeys.from_file(ticket_key_file)
     return ServerResumption(ticket_keys=keys)
+
+
+def _advances(conn: DtlsConnection | SettledConnection) -> int:
+    """Authenticated records newer than every one before (RFC 9146 §6)."""
+    if isinstance(conn, DtlsConnection):
+        return conn.records.advances
+    return conn.advances
 
 
 def _fmt(addr: Any) -> str:
