@@ -117,8 +117,10 @@ def test_abbreviated_handshake_flights(kind: str) -> None:
     pair.transfer()
     assert ApplicationDataReceived(b"answer") in pair.client_events
     assert pair.server.settled  # nothing kept for retransmission
-    # The session resumed stays resumable.
+    # The session resumed stays resumable, after close_notify too (RFC 5246 §7.2.1).
     assert pair.client.resumption == saved
+    pair.client.close()
+    assert pair.client.closed and pair.client.resumption == saved
 
 
 def test_full_handshake_issues_a_ticket_in_the_last_flight() -> None:
