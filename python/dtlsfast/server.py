@@ -1175,6 +1175,13 @@ def _resumed(conn: DtlsConnection | SettledConnection) -> str | None:
     return conn.resumed if isinstance(conn, DtlsConnection) else None
 
 
+def _advances(conn: DtlsConnection | SettledConnection) -> int:
+    """Authenticated records newer than every one before (RFC 9146 §6)."""
+    if isinstance(conn, DtlsConnection):
+        return conn.records.advances
+    return conn.advances
+
+
 def _server_resumption(
     resumption: ServerResumption | bool, ticket_key_file: str | Path | None
 ) -> ServerResumption | None:
@@ -1191,13 +1198,6 @@ def _server_resumption(
         return None
     keys = None if ticket_key_file is None else TicketKeys.from_file(ticket_key_file)
     return ServerResumption(ticket_keys=keys)
-
-
-def _advances(conn: DtlsConnection | SettledConnection) -> int:
-    """Authenticated records newer than every one before (RFC 9146 §6)."""
-    if isinstance(conn, DtlsConnection):
-        return conn.records.advances
-    return conn.advances
 
 
 def _fmt(addr: Any) -> str:
