@@ -608,7 +608,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         admission.started(new, keys, now)
         self._feed(new, hello_datagram, now)
         suite = conn.cipher_suite
-        admission.charge_crypto(keys[1], None if suite is None else suite.key_exchange, now)
+        # An abbreviated handshake (resumption) does no public-key work.
+        spent = None if suite is None or conn.resumed is not None else suite.key_exchange
+        admission.charge_crypto(keys[1], spent, now)
 
     def _offered_suites(self, hello_datagram: bytes) -> tuple[int, ...]:
         """The cipher suites of an accepted ClientHello (the gate checked it
