@@ -52,7 +52,7 @@ import hmac
 import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -148,6 +148,9 @@ from dtlsfast.handshake.transcript import HandshakeTranscript
 from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
 from dtlsfast.settled_connection import SettledConnection
+
+if TYPE_CHECKING:
+    from dtlsfast.store.records import SessionRecord
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -591,6 +594,76 @@ class DtlsConnection:
             peer_public_key=self.peer_public_key,
             peer_certificate_type=self.peer_certificate_type,
         )
+
+    # -- the session store (dtlsfast.store) -----------------------------------
+
+    def session_record(
+        self, key: bytes, limit: int, created: int, scratch: Any
+    ) -> SessionRecord | None:
+        """An established server connection that is not in the session table
+        (not settled yet, or with connection IDs) for the store under ``key``:
+        its current epochs with ``limit`` as the write sequence number,
+        through ``scratch`` (an empty SessionTable of its backend). None if
+        not established."""
+        from dtlsfast.store.connection_state import build_record
+
+        if not self.established or self.is_client or self.cipher_suite is None:
+            return None
+        return build_record(
+            key,
+            self.records.export_current(scratch, limit, self.peer),
+            created,
+            cipher_suite=self.cipher_suite,
+            extended_master_secret=self.extended_master_secret,
+            next_message_seq=self._reassembler.next_seq,
+            peer_last_message_seq=(
+                None
+                if self._peer_trigger is None
+                else parse_handshake_header(self._peer_trigger[1]).message_seq
+            ),
+            psk_identity=self.psk_identity,
+            peer_certificate_type=self.peer_certificate_type,
+            peer_public_key=self.peer_public_key,
+            peer_certificates=self.peer_certificates,
+            local_cid=self.connection_id,
+            peer_cid=self.peer_connection_id,
+        )
+
+    @classmethod
+    def from_record(
+        cls, config: DtlsConfiguration, record: SessionRecord, peer: Hashable
+    ) -> DtlsConnection:
+        """An established server connection restored from the store (one
+        with connection IDs, which the session table does not carry): its
+        write sequence number starts at the record's reserved limit.
+        ConfigurationError if the record is not usable."""
+        from dtlsfast.store.connection_state import decode_record_state, peer_values
+
+        values = peer_values(record)
+        conn = cls(config, peer)
+        state = decode_record_state(conn._backend, record.record_state)
+        conn.connection_id = record.local_cid
+        conn.peer_connection_id = record.peer_cid
+        records = conn.records
+        records.version = state.version
+        records.local_cid, records.peer_cid = record.local_cid or b"", record.peer_cid or b""
+        records.restore_current(
+            state.read_epoch,
+            state.read_cipher,
+            state.window,
+            state.write_epoch,
+            state.write_cipher,
+            state.next_write_sequence,
+        )
+        conn._reassembler.next_seq = record.next_message_seq
+        conn.cipher_suite = values.cipher_suite
+        conn.psk_identity = record.psk_identity
+        conn.extended_master_secret = record.extended_master_secret
+        conn.peer_certificates = values.peer_certificates
+        conn.peer_public_key = values.peer_public_key
+        conn.peer_certificate_type = values.peer_certificate_type
+        conn.state = State.ESTABLISHED
+        return conn
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Everything queued for the peer since the last call."""

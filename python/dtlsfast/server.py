@@ -62,6 +62,11 @@ from dtlsfast.log_limiter import LogLimiter
 from dtlsfast.session import DtlsSession
 from dtlsfast.settled_connection import SettledConnection
 from dtlsfast.source_budget import SourceBuckets, address_key
+from dtlsfast.store.connection_state import record_address, restored_max_payload
+from dtlsfast.store.protocol import SessionStore
+from dtlsfast.store.records import SessionRecord
+from dtlsfast.store.saver import DEFAULT_INTERVAL
+from dtlsfast.store.server_state import ServerState, open_server_state
 
 logger = logging.getLogger("dtlsfast.server")
 
@@ -289,6 +294,8 @@ class _Peer:
     """Created at the peer's first authentication failure."""
     table_id: int | None = None
     """The session's id in the server's session table, once it joined it."""
+    state_key: bytes = b""
+    """The session's name in the state file (dtlsfast.store.server_state), if saved."""
 
     # The session's endpoint (dtlsfast.session.SessionEndpoint): the peer
     # itself, so that a session costs no bound method or closure.
@@ -324,6 +331,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         config: DtlsConfiguration,
         limits: ServerLimits,
         cookie_secret_lifetime: float,
+        state: ServerState | None = None,
     ) -> None:
         self._handler = handler
         self.config = config
@@ -367,6 +375,11 @@ class DtlsServer(asyncio.DatagramProtocol):
         )
         self._table_ids = itertools.count(1)
         self._batched = False
+        self.state = state
+        """The saved sessions (``state_file``), or None."""
+        if state is not None:
+            state.restore(self, self._loop.time())
+            state.start(self._loop)
 
     # -- public -----------------------------------------------------------
 
@@ -456,22 +469,38 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["dropped_reassembly_budget"] = self._reassembly_budget.refused
         return out
 
-    def close(self) -> None:
-        """Send close_notify to every peer and close the socket."""
+    def close(self, *, keep_sessions: bool | None = None) -> None:
+        """Close the socket. With ``keep_sessions`` (the default when there is
+        a state file) every session is saved for the next start and its peer
+        is not told: it carries on with the restarted server. Otherwise every
+        peer gets close_notify (and the state file keeps no session)."""
+        if keep_sessions is None:
+            keep_sessions = self.state is not None
+        if keep_sessions:
+            self._close_state()  # saves every session, before they are forgotten
         for peer in self._live():
             try:
-                if peer.conn.established:
+                if peer.conn.established and not keep_sessions:
                     peer.conn.close()
                     self._flush(peer)
                 self._forget(peer)
             except Exception as exc:
                 self._internal_error(exc, peer.addr, peer)
+        self._close_state()  # without keep_sessions: the ended sessions' deletions
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._transport is not None:
             self._transport.close()
         for task in list(self._tasks):
             task.cancel()
+
+    def _close_state(self) -> None:
+        state, self.state = self.state, None
+        if state is not None:
+            try:
+                state.close(self._loop.time())
+            except DtlsError as exc:
+                logger.error("the sessions could not be saved: %s", exc)
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed)
@@ -789,6 +818,48 @@ class DtlsServer(asyncio.DatagramProtocol):
         encodes them; None withdraws it). See :mod:`dtlsfast.coap.published`."""
         self._table.publish(path.encode(), response)
 
+    def _restore_session(self, record: SessionRecord, now: float) -> _Peer | None:
+        """A saved session back as an established one (ServerState.restore):
+        in the session table, or as a full connection when it has connection
+        IDs. None when its address or CID is taken or the table is full."""
+        addr = record_address(record.record_state)
+        cid = record.local_cid or b""
+        if addr is None or addr in self._peers or (cid and cid in self._by_cid):
+            return None
+        if cid or record.peer_cid:
+            conn: DtlsConnection | SettledConnection = DtlsConnection.from_record(
+                self.config, record, addr
+            )
+            table_id = None
+        else:
+            if len(self._table) >= self._table.capacity:
+                return None
+            table_id = next(self._table_ids)
+            conn = SettledConnection.from_record(
+                self._table,
+                table_id,
+                record,
+                config=self.config,
+                peer=addr,
+                max_payload=restored_max_payload(self.config, record),
+                now=now,
+            )
+        peer = _Peer(self, conn, now, addr, cid, table_id=table_id, counted=True)
+        peer.session = DtlsSession(conn, addr, peer)
+        peer.session.last_activity = now
+        self._peers[addr] = peer
+        if cid:
+            self._by_cid[cid] = peer
+        self._established += 1
+        if isinstance(self._handler, SessionListener):
+            self._handler.session_opened(peer.session)
+        else:
+            task = self._loop.create_task(self._run_handler(peer))
+            peer.task = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return peer
+
     def _join_table(self, peer: _Peer) -> None:
         if len(self._table) >= self._table.capacity:
             self._counters["session_table_full"] += 1
@@ -801,8 +872,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         # The slim connection carries on; the handshake's state goes with `full`.
         peer.conn = peer.session._conn = full.settle_into(self._table, table_id)
         peer.table_id = table_id
-        if self._batched:
-            # From now on the Rust core demultiplexes this peer's datagrams.
+        if self._batched or self.state is not None:
+            # From now on the Rust core demultiplexes this peer's datagrams
+            # (and the state file saves the address with the session).
             self._table.bind_address(table_id, peer.addr, self._loop.time())
 
     def _send(self, peer: _Peer, data: bytes) -> None:
@@ -939,6 +1011,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         )
         if peer.cid and peer.conn.connection_id != peer.cid:
             self._release_cid(peer)  # the client did not offer connection_id
+        if self.state is not None:
+            self.state.established(peer)
         if peer.replaces is not None:
             old, peer.replaces = peer.replaces, None
             self._counters["sessions_replaced"] += 1
@@ -989,6 +1063,8 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _forget(self, peer: _Peer) -> None:
         peer.forgotten = True
+        if peer.state_key and self.state is not None:
+            self.state.ended(peer)
         if isinstance(peer.conn, DtlsConnection):
             # Now, not when a reference cycle is collected.
             peer.conn.discard_handshake_buffers()
@@ -1170,6 +1246,11 @@ async def serve(
     batch_io: bool | None = None,
     require_extended_master_secret: bool = False,
     reveal_unknown_psk_identity: bool = False,
+    state_file: str | Path | None = None,
+    state_key_file: str | Path | None = None,
+    state_reset: bool = False,
+    session_store: SessionStore | None = None,
+    state_save_interval: float = DEFAULT_INTERVAL,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -1199,6 +1280,15 @@ async def serve(
     cannot be enumerated; ``reveal_unknown_psk_identity=True`` sends the
     unknown_psk_identity alert instead (for debugging). Either way
     ``counters["unknown_psk_identities"]`` counts them.
+
+    ``state_file``: keep the established sessions in this SQLite file
+    (:mod:`dtlsfast.store`), encrypted under a key derived from
+    ``state_key_file`` (created when missing; default ``STATE_FILE.key``),
+    saved every ``state_save_interval`` seconds and by ``close()``, and
+    restored at start so that peers carry on with no handshake. A file that
+    cannot be used raises :class:`~dtlsfast.exceptions.StateFileError`;
+    ``state_reset=True`` moves it aside and starts empty. ``session_store``
+    puts them in any :class:`~dtlsfast.store.SessionStore` instead.
     """
     if not callable(handler) and not isinstance(handler, SessionListener):
         raise ConfigurationError(
@@ -1236,8 +1326,16 @@ async def serve(
         **kwargs,
     )
 
+    state = open_server_state(
+        state_file,
+        state_key_file,
+        session_store,
+        start_empty=state_reset,
+        interval=state_save_interval,
+    )
+
     def make_server() -> DtlsServer:
-        return DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime)
+        return DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime, state)
 
     if batch_io or (batch_io is None and backend == "rust"):
         server = make_server()

@@ -1,0 +1,193 @@
+"""One server connection to and from a :class:`~dtlsfast.store.records.SessionRecord`.
+
+The session table exports the record state of a settled session (RFC 6347
+§4.1: keys, epochs, write sequence number, replay window, peer address);
+this module adds what the handshake settled (suite, extended master secret
+of RFC 7627, PSK identity or the peer's key, connection IDs of RFC 9146)
+and turns a record back into those values. A full
+:class:`~dtlsfast.connection.DtlsConnection` that is established but not
+settled (its last flight still retransmittable, or using connection IDs,
+which the table does not carry) is exported the same way, through a scratch
+table, and a record with connection IDs is restored as one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
+
+from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.store.records import SessionRecord
+
+if TYPE_CHECKING:
+    from dtlsfast.handshake.cert_types import CertificateType
+    from dtlsfast.handshake.signatures import VerifyingKey
+    from dtlsfast.handshake.suites import CipherSuite
+
+
+def build_record(
+    key: bytes,
+    state: bytes,
+    created: int,
+    *,
+    cipher_suite: CipherSuite,
+    extended_master_secret: bool,
+    next_message_seq: int,
+    peer_last_message_seq: int | None,
+    psk_identity: bytes | None,
+    peer_certificate_type: CertificateType | None,
+    peer_public_key: VerifyingKey | None,
+    peer_certificates: list[x509.Certificate] | None,
+    local_cid: bytes | None = None,
+    peer_cid: bytes | None = None,
+) -> SessionRecord:
+    """A session record from a connection's values (keys as DER)."""
+    key_der = None
+    if peer_public_key is not None:
+        key_der = peer_public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return SessionRecord(
+        key=key,
+        record_state=state,
+        cipher_suite=cipher_suite.code,
+        extended_master_secret=extended_master_secret,
+        created=created,
+        next_message_seq=next_message_seq,
+        peer_last_message_seq=peer_last_message_seq,
+        psk_identity=psk_identity,
+        peer_certificate_type=None if peer_certificate_type is None else int(peer_certificate_type),
+        peer_public_key=key_der,
+        peer_certificates=tuple(c.public_bytes(Encoding.DER) for c in peer_certificates or ()),
+        local_cid=local_cid or None,
+        peer_cid=peer_cid or None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PeerValues:
+    """What a record says of the handshake, as the connections hold it."""
+
+    cipher_suite: CipherSuite
+    peer_public_key: VerifyingKey | None
+    peer_certificates: list[x509.Certificate] | None
+    peer_certificate_type: CertificateType | None
+    read_epoch: int
+
+
+def peer_values(record: SessionRecord) -> PeerValues:
+    """The record's suite and peer credentials; ConfigurationError if unusable."""
+    from dtlsfast.handshake.cert_types import CertificateType
+    from dtlsfast.handshake.suites import SUITES_BY_CODE
+
+    suite = SUITES_BY_CODE.get(record.cipher_suite)
+    if suite is None:
+        raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")
+    try:
+        peer_key = None
+        if record.peer_public_key is not None:
+            peer_key = load_der_public_key(record.peer_public_key)
+        certificates = [x509.load_der_x509_certificate(c) for c in record.peer_certificates]
+        cert_type = (
+            None
+            if record.peer_certificate_type is None
+            else CertificateType(record.peer_certificate_type)
+        )
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"a stored session's peer credentials are unusable: {exc}"
+        ) from None
+    return PeerValues(
+        suite,
+        peer_key,  # type: ignore[arg-type]
+        certificates or None,
+        cert_type,
+        int.from_bytes(record.record_state[4:6], "big"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordState:
+    """A record state decoded into objects of one backend."""
+
+    read_cipher: Any
+    read_epoch: int
+    window: Any
+    write_cipher: Any
+    write_epoch: int
+    next_write_sequence: int
+    version: int
+    address: tuple[object, ...] | None
+
+
+def decode_record_state(backend: Any, state: bytes) -> RecordState:
+    """``state`` (rust/session_export.rs's layout) as ``backend``'s cipher
+    and window objects; ConfigurationError if malformed."""
+    from dtlsfast.pure.session_table import decode_export
+
+    read, read_epoch, window, write, write_epoch, seq, version, address = decode_export(state)
+    if backend.RecordCipher is not type(read):
+        read = backend.RecordCipher(read.aead, *read.key_material())
+        write = backend.RecordCipher(write.aead, *write.key_material())
+        window = backend.ReplayWindow.restore(window.size, *window.export())
+    return RecordState(read, read_epoch, window, write, write_epoch, seq, version, address)
+
+
+def restored_max_payload(config: Any, record: SessionRecord) -> int:
+    """The largest application payload of one record of a restored session:
+    what fits the MTU after the header, explicit nonce and tag (RFC 5246
+    §6.2.1's 2^14 at most). A record_size_limit the peer sent (RFC 8449) is
+    not saved: a restored session uses the MTU's."""
+    from dtlsfast.handshake.suites import SUITES_BY_CODE
+
+    suite = SUITES_BY_CODE.get(record.cipher_suite)
+    if suite is None:
+        raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")
+    overhead = 13 + suite.record_iv_length + suite.tag_length
+    return max(0, min(1 << 14, int(config.mtu) - overhead))
+
+
+def record_address(state: bytes) -> tuple[object, ...] | None:
+    """The peer address a record state holds (its tail, read without
+    building the ciphers); ConfigurationError if malformed."""
+    from dtlsfast.pure.record_cipher import AEAD_NAMES, key_and_iv_lengths
+
+    try:
+        key_length, iv_length = key_and_iv_lengths(AEAD_NAMES[state[1]])
+        offset = 16 + 2 * (key_length + iv_length)
+        size = int.from_bytes(state[offset : offset + 2], "big")
+        offset += 3 + (8 + (size + 7) // 8 if state[offset + 2] else 0)
+        family = state[offset]
+        if family == 0:
+            return None
+        if family == 4:
+            host = str(ipaddress.IPv4Address(state[offset + 1 : offset + 5]))
+            return (host, int.from_bytes(state[offset + 5 : offset + 7], "big"))
+        # inet_ntop spells addresses as the socket module does ("::ffff:1.2.3.4").
+        host = socket.inet_ntop(socket.AF_INET6, state[offset + 1 : offset + 17])
+        port, flowinfo, scope_id = _V6_TAIL.unpack_from(state, offset + 17)
+        return (host, port, flowinfo, scope_id)
+    except (IndexError, ValueError, OSError, struct.error):
+        raise ConfigurationError("a stored session's record state is malformed") from None
+
+
+_V6_TAIL = struct.Struct(">HII")
+
+
+__all__ = [
+    "PeerValues",
+    "RecordState",
+    "build_record",
+    "decode_record_state",
+    "peer_values",
+    "record_address",
+    "restored_max_payload",
+]
