@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {ServerLimits.idle_timeout:g})",
     )
 
+    _add_state_options(serve)
+
     for method in ("get", "put", "post", "delete", "observe"):
         cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
         cmd.add_argument("uri", help="coap:// or coaps:// URI")
@@ -336,6 +338,7 @@ async def run_server(args: argparse.Namespace) -> int:
                     require_extended_master_secret=args.require_ems,
                     backend=args.backend,
                     limits=_limits(args),
+                    **_state_options(args),
                 ),
                 args.bind,
                 args.coaps_port,
@@ -359,7 +362,10 @@ async def run_server(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, _log_counters, closers, coap)
         await stop.wait()
-        log.info("stopping: close_notify to every DTLS peer")
+        if args.state_file is not None:
+            log.info("stopping: saving the DTLS sessions to %s (no close_notify)", args.state_file)
+        else:
+            log.info("stopping: close_notify to every DTLS peer")
         for sig in (signal.SIGINT, signal.SIGTERM):
             # A second signal while stopping (``timeout`` sends one to the
             # process group too) must not cut the clean shutdown short.
@@ -398,6 +404,43 @@ def _warn_if_example_key(address: tuple[str, int], store: dict[bytes, bytes]) ->
         where,
         DEFAULT_KEY,
     )
+
+
+def _add_state_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep established DTLS sessions and observations in this file (SQLite, mode "
+        "0600, encrypted) and restore them at start: devices carry on with no handshake; "
+        "SIGTERM then saves and exits without close_notify",
+    )
+    serve.add_argument(
+        "--state-key-file",
+        type=Path,
+        help="key file (at least 32 random bytes, mode 0600; created when missing) that "
+        "encrypts --state-file (default: --ticket-key-file if given, else STATE_FILE.key)",
+    )
+    serve.add_argument(
+        "--state-reset",
+        action="store_true",
+        help="if --state-file cannot be read (corrupt, other version, other key), move it "
+        "aside (STATE_FILE.unusable-TIMESTAMP) and start with no saved sessions",
+    )
+
+
+def _state_options(args: argparse.Namespace) -> dict[str, Any]:
+    """serve()'s state file options; the ticket key file encrypts the state
+    file when it is the only key file given."""
+    if args.state_file is None:
+        if args.state_key_file is not None or args.state_reset:
+            raise ConfigurationError("--state-key-file and --state-reset need --state-file PATH")
+        return {}
+    key_file = args.state_key_file or getattr(args, "ticket_key_file", None)
+    return {
+        "state_file": args.state_file,
+        "state_key_file": key_file,
+        "state_reset": args.state_reset,
+    }
 
 
 def _limits(args: argparse.Namespace) -> ServerLimits:

@@ -65,7 +65,7 @@ _COUNTER_BITS = 40
 _MAX_GENERATION = (1 << 23) - 1  # n stays a positive SQLite integer
 _CHECK_PLAINTEXT = b"dtlsfast state file key check"
 #: How the error messages tell the user to start empty (the CLI's flag).
-START_EMPTY_HINT = "dtlsfast serve --state-discard, or start_empty=True"
+START_EMPTY_HINT = "dtlsfast serve --state-reset (serve(state_reset=True), start_empty=True)"
 
 #: Buckets per table (part of the format: a hash of the key picks one).
 BUCKETS = 4096
