@@ -47,14 +47,14 @@ def run_handshake(client_cfg: Any, server_cfg: Any, gate: CookieGate) -> DtlsCon
         to_client: list[bytes] = []
         for datagram in to_server:
             if server is None:
-                verdict = gate.check(datagram, peer, 0.0)
-                if verdict.reply is not None:
-                    to_client.append(verdict.reply)
-                if not verdict.accepted:
+                verdict, answer = gate.check(datagram, peer, 0.0)
+                if answer is None:
+                    continue
+                if verdict != "accepted":
+                    to_client.append(answer)
                     continue
                 server = DtlsConnection(server_cfg, peer=peer)
-                assert verdict.hello_datagram is not None
-                datagram = verdict.hello_datagram
+                datagram = answer
             server.receive_datagram(datagram, 0.0)
         if server is not None:
             to_client.extend(server.datagrams_to_send(0.0))

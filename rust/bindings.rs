@@ -35,11 +35,12 @@ impl From<CoreError> for PyErr {
 /// An integer argument as u64; a negative or huge int is a ConfigurationError
 /// (a ValueError) naming the accepted range, not PyO3's OverflowError.
 pub(crate) fn uint_arg(value: &Bound<'_, PyAny>, name: &str, max: u64) -> PyResult<u64> {
+    let out_of_range =
+        || ConfigurationError::new_err(format!("{name} must be in 0..={max}, got {value}"));
     match value.extract::<u64>() {
-        Ok(v) => Ok(v),
-        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => Err(
-            ConfigurationError::new_err(format!("{name} must be in 0..={max}, got {value}")),
-        ),
+        Ok(v) if v <= max => Ok(v),
+        Ok(_) => Err(out_of_range()),
+        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => Err(out_of_range()),
         Err(e) => Err(e),
     }
 }

@@ -27,7 +27,7 @@ For each new handshake (a retransmitted ClientHello is not one):
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -132,7 +132,7 @@ class Admission(Generic[T]):
 
     # -- after the cookie ---------------------------------------------------------
 
-    def crypto_estimate(self, offered_suites: list[int]) -> int:
+    def crypto_estimate(self, offered_suites: Sequence[int]) -> int:
         """The most a handshake offering these suites can cost us."""
         cost = self._suite_cost
         return max((cost.get(code, 0) for code in offered_suites), default=0)
@@ -140,7 +140,7 @@ class Admission(Generic[T]):
     def admit(
         self,
         keys: tuple[Hashable, Hashable],
-        offered_suites: list[int],
+        offered_suites: Sequence[int],
         now: float,
         replacing: T | None = None,
     ) -> Decision[T]:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import enum
+import functools
 import hmac
 import os
 from collections import Counter
@@ -55,6 +56,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from dtlsfast.backend import load_backend
 from dtlsfast.config import DtlsConfiguration
@@ -77,14 +79,12 @@ from dtlsfast.exceptions import (
     LocalProtocolError,
     RemoteProtocolError,
 )
-from dtlsfast.flight import FlightItem, pack_flight
+from dtlsfast.flight import FlightItem
 from dtlsfast.handshake import extensions as ext
 from dtlsfast.handshake.cert_types import (
     CertificateType,
     choose_certificate_type,
     decode_certificate_type,
-    decode_certificate_types,
-    encode_certificate_type,
     encode_certificate_types,
 )
 from dtlsfast.handshake.certificates import (
@@ -98,6 +98,7 @@ from dtlsfast.handshake.certificates import (
     encode_raw_public_key_certificate,
     load_spki,
     parse_certificate_chain,
+    public_key_spki,
 )
 from dtlsfast.handshake.constants import (
     DTLS_1_2,
@@ -124,17 +125,10 @@ from dtlsfast.handshake.messages import (
     ServerKeyExchangePsk,
     decode_alert,
     encode_alert,
-    encode_handshake,
     find_extension,
-    parse_handshake_header,
-    split_handshake_fragments,
 )
 from dtlsfast.handshake.prf import (
-    extended_master_secret,
-    key_block,
-    master_secret,
     psk_premaster_secret,
-    verify_data,
 )
 from dtlsfast.handshake.signatures import (
     OFFERED_SCHEMES,
@@ -144,7 +138,6 @@ from dtlsfast.handshake.signatures import (
     verify,
 )
 from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
-from dtlsfast.handshake.transcript import HandshakeTranscript
 from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
 from dtlsfast.settled_connection import SettledConnection
@@ -331,7 +324,7 @@ class DtlsConnection:
         # ~600 bytes per connection even when empty.
         self._events: list[Event] = []
         self._out: list[bytes] = []
-        self._transcript = HandshakeTranscript()
+        self._transcript = self._backend.HandshakeTranscript()
         self._send_seq = 0
         # Retransmission (RFC 6347 §4.2.4).
         self._flight: list[FlightItem] = []
@@ -583,7 +576,7 @@ class DtlsConnection:
             peer_last_message_seq=(
                 None
                 if self._peer_trigger is None
-                else parse_handshake_header(self._peer_trigger[1]).message_seq
+                else int.from_bytes(self._peer_trigger[1][4:6], "big")
             ),
             max_payload=self.max_payload,
             cipher_suite=self.cipher_suite,
@@ -797,33 +790,33 @@ class DtlsConnection:
             self.records.drops["unknown_content_type"] += 1
 
     def _handle_handshake_record(self, record: Record, now: float) -> None:
-        for piece in split_handshake_fragments(record.payload):
-            header = parse_handshake_header(piece)
-            if self.state is State.SERVER_LISTEN and header.msg_type == HandshakeType.CLIENT_HELLO:
+        fragments = self._backend.parse_handshake_fragments(record.payload)
+        for msg_type, _length, message_seq, _offset, _fragment_length, piece in fragments:
+            if self.state is State.SERVER_LISTEN and msg_type == HandshakeType.CLIENT_HELLO:
                 if (
                     record.sequence_number > MAX_SEQUENCE_NUMBER - EPOCH0_SEQUENCE_RESERVE
-                    or header.message_seq > MAX_HELLO_MESSAGE_SEQ
+                    or message_seq > MAX_HELLO_MESSAGE_SEQ
                 ):
                     # Our flights would run out of sequence numbers: refused
                     # before anything of it is taken over.
                     self.records.drops["hello_sequence_exhausted"] += 1
                     continue
-                self._reassembler.next_seq = header.message_seq
-                self._send_seq = header.message_seq
+                self._reassembler.next_seq = message_seq
+                self._send_seq = message_seq
                 # Stay above the HelloVerifyRequest's record sequence number.
                 self.records.set_write_sequence(0, record.sequence_number)
-            if header.message_seq < self._reassembler.next_seq:
+            if message_seq < self._reassembler.next_seq:
                 if self._peer_trigger == (record.epoch, piece):
                     self._peer_repeated = True
                     self.counters["peer_retransmissions"] += 1
                 elif self.state is State.ESTABLISHED and record.epoch > 0:
-                    self._refuse_renegotiation(header.msg_type)
+                    self._refuse_renegotiation(msg_type)
                 continue
             if self.state is State.ESTABLISHED:
                 if record.epoch == 0:
                     self.records.drops["unexpected_handshake"] += 1
                 else:
-                    self._refuse_renegotiation(header.msg_type)
+                    self._refuse_renegotiation(msg_type)
                 continue
             for message in self._reassembler.push(piece):
                 self._handle_message(bytes(message), record.epoch, now)
@@ -906,14 +899,17 @@ class DtlsConnection:
 
     # ------------------------------------------------------------ flights
 
-    def _queue_handshake(self, msg_type: int, body: bytes) -> bytes:
-        message = encode_handshake(msg_type, self._send_seq, body)
+    def _queue_handshake(self, msg_type: int, body: bytes) -> None:
+        self._queue_message(self._backend.encode_handshake(msg_type, self._send_seq, body))
+
+    def _queue_message(self, message: bytes) -> None:
+        """Queue a whole message encoded with ``self._send_seq`` (the codecs
+        of the backend take it), and add it to the transcript."""
         self._send_seq += 1
         self._transcript.add(message)
         self._flight_open.append(
             FlightItem(self.records.write_epoch, ContentType.HANDSHAKE, message)
         )
-        return message
 
     def _queue_change_cipher_spec(self) -> None:
         self._flight_open.append(
@@ -932,12 +928,7 @@ class DtlsConnection:
         self._timer_at = now + self._timeout if expect_reply else None
 
     def _emit_flight(self, now: float) -> None:
-        datagrams = pack_flight(
-            self._flight,
-            self.config.mtu,
-            self.records.overhead_for,
-            lambda ctype, payload, epoch: self.records.seal(ctype, payload, epoch),
-        )
+        datagrams = self.records.pack_flight(self._flight, self.config.mtu)
         self._out.extend(datagrams)
         self._flight_bytes = sum(len(d) for d in datagrams)
         self._received_since_flight = 0
@@ -1003,30 +994,21 @@ class DtlsConnection:
             else:
                 psk = self._psk
             premaster = psk_premaster_secret(psk, self._ecdh_secret)
-        if self.extended_master_secret:
-            session_hash = self._transcript.digest(suite.prf_hash)
-            self._master = extended_master_secret(suite.prf_hash, premaster, session_hash)
-        else:
-            self._master = master_secret(
-                suite.prf_hash, premaster, self._client_random, self._server_random
-            )
-        keys = key_block(suite, self._master, self._client_random, self._server_random)
+        session_hash = (
+            self._transcript.digest(suite.prf_hash) if self.extended_master_secret else None
+        )
+        self._master, client_key, server_key, client_iv, server_iv = self._backend.derive_keys(
+            suite.prf_hash,
+            suite.aead,
+            premaster,
+            self._client_random,
+            self._server_random,
+            session_hash,
+        )
         if self.is_client:
-            self.records.install_pending(
-                suite.aead,
-                keys.server_write_key,
-                keys.server_write_iv,
-                keys.client_write_key,
-                keys.client_write_iv,
-            )
+            self.records.install_pending(suite.aead, server_key, server_iv, client_key, client_iv)
         else:
-            self.records.install_pending(
-                suite.aead,
-                keys.client_write_key,
-                keys.client_write_iv,
-                keys.server_write_key,
-                keys.server_write_iv,
-            )
+            self.records.install_pending(suite.aead, client_key, client_iv, server_key, server_iv)
         if self.config.keylog is not None:
             # NSS key log format, written only when configured.
             self.config.keylog.write(
@@ -1037,17 +1019,18 @@ class DtlsConnection:
     def _finished(self, label: bytes) -> bytes:
         suite = self.cipher_suite
         assert suite is not None
-        return verify_data(
+        verify_data: bytes = self._backend.verify_data(
             suite.prf_hash,
             self._master,
             label,
             self._transcript.digest(suite.prf_hash),
             suite.verify_data_length,
         )
+        return verify_data
 
     def _check_peer_finished(self, body: bytes, label: bytes) -> None:
         expected = self._finished(label)
-        received = Finished.decode(body).verify_data
+        received = self._backend.decode_finished(body)
         if not hmac.compare_digest(expected, received):
             raise _Abort(AlertDescription.DECRYPT_ERROR, "the peer's Finished does not verify")
 
@@ -1331,7 +1314,8 @@ class DtlsConnection:
     # ------------------------------------------------------------- server
 
     def _server_on_client_hello(self, body: bytes, message: bytes) -> None:
-        hello = ClientHello.decode(body)
+        codec = self._backend
+        hello = codec.decode_client_hello(body)
         # A repeat of this hello (its random) means our flight was lost.
         self._pending_trigger = (0, message)
         # DTLS 1.2 is 0xFEFD; 1.0 (0xFEFF) is refused, and so is anything that
@@ -1346,108 +1330,99 @@ class DtlsConnection:
             raise _Abort(
                 AlertDescription.ILLEGAL_PARAMETER, "client does not offer null compression"
             )
-        groups = find_extension(hello.extensions, ExtensionType.SUPPORTED_GROUPS)
-        self._client_groups = None if groups is None else ext.decode_supported_groups(groups)
-        formats = find_extension(hello.extensions, ExtensionType.EC_POINT_FORMATS)
+        groups = hello.supported_groups
+        self._client_groups = None if groups is None else list(groups)
+        formats = hello.ec_point_formats
         if (
             formats is not None
-            and 0 not in ext.decode_ec_point_formats(formats)
-            and (self._client_groups is None or any(g in _EC_GROUPS for g in self._client_groups))
+            and 0 not in formats
+            and (groups is None or any(g in _EC_GROUPS for g in groups))
         ):
             raise _Abort(
                 AlertDescription.ILLEGAL_PARAMETER,
                 "the client's ec_point_formats lacks uncompressed (0), which RFC 8422 §5.1.2 "
                 "requires of a client offering elliptic curves",
             )
-        schemes = find_extension(hello.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
-        self._peer_schemes = None if schemes is None else ext.decode_signature_algorithms(schemes)
-        types = find_extension(hello.extensions, ExtensionType.SERVER_CERTIFICATE_TYPE)
-        self._offered_server_types = None if types is None else decode_certificate_types(types)
-        types = find_extension(hello.extensions, ExtensionType.CLIENT_CERTIFICATE_TYPE)
-        self._offered_client_types = None if types is None else decode_certificate_types(types)
+        schemes = hello.signature_algorithms
+        self._peer_schemes = None if schemes is None else list(schemes)
+        types = hello.server_certificate_types
+        self._offered_server_types = None if types is None else list(types)
+        types = hello.client_certificate_types
+        self._offered_client_types = None if types is None else list(types)
         suite = self._choose_suite(hello.cipher_suites)
-        reneg = find_extension(hello.extensions, ExtensionType.RENEGOTIATION_INFO)
-        if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
+        reneg = hello.renegotiation_info
+        if reneg is not None and reneg != b"":
             raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "non-empty renegotiation_info")
         secure_reneg = reneg is not None or EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
-        self.extended_master_secret = _offers_extended_master_secret(hello.extensions)
+        self.extended_master_secret = hello.extended_master_secret
         if self.config.require_extended_master_secret and not self.extended_master_secret:
             raise _Abort(
                 AlertDescription.HANDSHAKE_FAILURE, "client does not offer extended master secret"
             )
-        extensions: list[tuple[int, bytes]] = []
-        if secure_reneg:
-            extensions.append((ExtensionType.RENEGOTIATION_INFO, ext.encode_renegotiation_info()))
-        if self.extended_master_secret:
-            extensions.append((ExtensionType.EXTENDED_MASTER_SECRET, b""))
-        limit = find_extension(hello.extensions, ExtensionType.RECORD_SIZE_LIMIT)
+        limit = hello.record_size_limit
         if limit is not None:
-            self.peer_record_size_limit = ext.decode_record_size_limit(limit)
-            extensions.append(
-                (ExtensionType.RECORD_SIZE_LIMIT, ext.encode_record_size_limit(MAX_PLAINTEXT))
-            )
-        if (
-            suite.uses_ecdhe
-            and find_extension(hello.extensions, ExtensionType.EC_POINT_FORMATS) is not None
-        ):
-            # RFC 8422 §5.2: answer the client's ec_point_formats; uncompressed only.
-            extensions.append((ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()))
+            self.peer_record_size_limit = limit
+        certificate_types: tuple[int | None, int | None] = (None, None)
         if suite.key_exchange == "ECDHE_ECDSA":
-            extensions += self._server_choose_certificate_types()
-        cid = find_extension(hello.extensions, ExtensionType.CONNECTION_ID)
+            certificate_types = self._server_choose_certificate_types()
+        cid = hello.connection_id
         if cid is not None and self._offered_cid is not None:
             # RFC 9146 §3: answered only when offered, and only if we want CIDs.
-            self._use_connection_ids(self._offered_cid, ext.decode_connection_id(cid))
-            extensions.append(
-                (ExtensionType.CONNECTION_ID, ext.encode_connection_id(self._offered_cid))
-            )
+            self._use_connection_ids(self._offered_cid, cid)
+        else:
+            cid = None
         self.cipher_suite = suite
         self._client_random = hello.random
         self._server_random = os.urandom(32)
         self._transcript.reset()
         self._transcript.add(message)
-        server_hello = ServerHello(
-            server_version=DTLS_1_2,
-            random=self._server_random,
-            session_id=b"",
-            cipher_suite=suite.code,
-            compression_method=0,
-            extensions=extensions,
+        self._queue_message(
+            codec.encode_server_hello(
+                self._send_seq,
+                DTLS_1_2,
+                self._server_random,
+                b"",
+                suite.code,
+                renegotiation_info=b"" if secure_reneg else None,
+                extended_master_secret=self.extended_master_secret,
+                record_size_limit=None if limit is None else MAX_PLAINTEXT,
+                # RFC 8422 §5.2: answer the client's ec_point_formats; uncompressed only.
+                ec_point_formats=b"\x00" if suite.uses_ecdhe and formats is not None else None,
+                server_certificate_type=certificate_types[0],
+                client_certificate_type=certificate_types[1],
+                connection_id=None if cid is None else self._offered_cid,
+            )
         )
-        self._queue_handshake(HandshakeType.SERVER_HELLO, server_hello.encode())
         if suite.key_exchange == "ECDHE_ECDSA":
             self._server_queue_certificate_messages()
         elif suite.key_exchange == "ECDHE_PSK":
             group = choose_group(self._client_groups, self.config.groups)
             assert group is not None  # _choose_suite only picks ECDHE with a group
             self._key_share = KeyShare(group)
-            exchange = ServerKeyExchangeEcdhePsk(
-                self.config.identity_hint or b"", group, self._key_share.public
+            self._queue_message(
+                codec.encode_server_key_exchange_ecdhe_psk(
+                    self._send_seq, self.config.identity_hint or b"", group, self._key_share.public
+                )
             )
-            self._queue_handshake(HandshakeType.SERVER_KEY_EXCHANGE, exchange.encode())
         elif self.config.identity_hint is not None:
-            self._queue_handshake(
-                HandshakeType.SERVER_KEY_EXCHANGE,
-                ServerKeyExchangePsk(self.config.identity_hint).encode(),
+            self._queue_message(
+                codec.encode_server_key_exchange_psk(self._send_seq, self.config.identity_hint)
             )
-        self._queue_handshake(HandshakeType.SERVER_HELLO_DONE, ServerHelloDone().encode())
+        self._queue_message(codec.encode_server_hello_done(self._send_seq))
         self.state = State.SERVER_WAIT_CLIENT_KEY_EXCHANGE
 
-    def _server_choose_certificate_types(self) -> list[tuple[int, bytes]]:
-        """RFC 7250 §4.2: pick both types; echo each extension the client sent
-        (client_certificate_type only along with a CertificateRequest)."""
-        extensions: list[tuple[int, bytes]] = []
+    def _server_choose_certificate_types(self) -> tuple[int | None, int | None]:
+        """RFC 7250 §4.2: pick both types; the server_certificate_type and
+        client_certificate_type to echo (None: no extension), each only if
+        the client sent it (the client's only along with a CertificateRequest)."""
         server_type = choose_certificate_type(
             self._offered_server_types, self.config.own_certificate_types
         )
         assert server_type is not None  # _choose_suite checked
         self._server_certificate_type = CertificateType(server_type)
-        if self._offered_server_types is not None:
-            extensions.append(
-                (ExtensionType.SERVER_CERTIFICATE_TYPE, encode_certificate_type(server_type))
-            )
+        server_echo = server_type if self._offered_server_types is not None else None
         if self.config.client_auth == "none":
-            return extensions
+            return server_echo, None
         client_type = choose_certificate_type(
             self._offered_client_types, self.config.peer_certificate_types
         )
@@ -1459,37 +1434,41 @@ class DtlsConnection:
                     f"types {_type_names(self._offered_client_types)} and this server "
                     f"verifies {_type_names(self.config.peer_certificate_types)}",
                 )
-            return extensions  # optional: do without the client's credentials
+            return server_echo, None  # optional: do without the client's credentials
         self._client_certificate_type = CertificateType(client_type)
         self._certificate_requested = True
-        if self._offered_client_types is not None:
-            extensions.append(
-                (ExtensionType.CLIENT_CERTIFICATE_TYPE, encode_certificate_type(client_type))
-            )
-        return extensions
+        client_echo = client_type if self._offered_client_types is not None else None
+        return server_echo, client_echo
 
     def _server_queue_certificate_messages(self) -> None:
+        codec = self._backend
         key = self.config.private_key
         assert key is not None
         if self._server_certificate_type == CertificateType.RAW_PUBLIC_KEY:
-            body = encode_raw_public_key_certificate(key)
+            certificate = codec.encode_raw_public_key_certificate(
+                self._send_seq, public_key_spki(key)
+            )
         else:
             assert self.config.certificate_chain is not None
-            body = CertificateMessage.from_certificates(self.config.certificate_chain).encode()
-        self._queue_handshake(HandshakeType.CERTIFICATE, body)
+            chain = _der_chain(tuple(self.config.certificate_chain))
+            certificate = codec.encode_certificate(self._send_seq, chain)
+        self._queue_message(certificate)
         group = choose_group(self._client_groups, self.config.groups)
         assert group is not None  # _choose_suite checked
         self._key_share = KeyShare(group)
+        public = self._key_share.public
         scheme = choose_scheme(key, self._peer_schemes)
-        unsigned = ServerKeyExchangeEcdhe(group, self._key_share.public, scheme, b"")
-        signature = sign(
-            key, scheme, unsigned.signed_data(self._client_random, self._server_random)
+        signed = codec.ecdhe_signed_params(self._client_random, self._server_random, group, public)
+        signature = sign(key, scheme, signed)
+        self._queue_message(
+            codec.encode_server_key_exchange_ecdhe(self._send_seq, group, public, scheme, signature)
         )
-        exchange = ServerKeyExchangeEcdhe(group, self._key_share.public, scheme, signature)
-        self._queue_handshake(HandshakeType.SERVER_KEY_EXCHANGE, exchange.encode())
         if self._certificate_requested:
-            request = CertificateRequest(bytes([ECDSA_SIGN]), list(OFFERED_SCHEMES), [])
-            self._queue_handshake(HandshakeType.CERTIFICATE_REQUEST, request.encode())
+            self._queue_message(
+                codec.encode_certificate_request(
+                    self._send_seq, bytes([ECDSA_SIGN]), OFFERED_SCHEMES, ()
+                )
+            )
 
     def _can_sign(self) -> bool:
         key = self.config.private_key
@@ -1501,31 +1480,40 @@ class DtlsConnection:
             return False
         return True
 
-    def _choose_suite(self, offered: list[int]) -> CipherSuite:
+    def _has_certificate_type(self) -> bool:
+        """A server certificate type both sides accept (RFC 7250 §4.2)."""
+        offered = self._offered_server_types
+        ours = self.config.own_certificate_types
+        return choose_certificate_type(offered, ours) is not None
+
+    def _choose_suite(self, offered: Sequence[int]) -> CipherSuite:
         # An ECDHE suite is only eligible with a group both sides support, a
-        # certificate suite only with a signature the client accepts.
-        with_group = choose_group(self._client_groups, self.config.groups) is not None
-        can_sign = self._can_sign()
-        with_type = (
-            choose_certificate_type(self._offered_server_types, self.config.own_certificate_types)
-            is not None
-        )
-        ours = tuple(
-            s
-            for s in self.config.cipher_suites
-            if (with_group or not s.uses_ecdhe)
-            and ((can_sign and with_type) or s.key_exchange != "ECDHE_ECDSA")
-        )
+        # certificate suite only with a signature the client accepts and a
+        # certificate type in common; each is looked at only when a suite
+        # that needs it comes up (a PSK handshake needs none of them).
+        ours = self.config.cipher_suites
         if self.config.prefer_client_order:
-            for code in offered:
-                suite = SUITES_BY_CODE.get(code)
-                if suite is not None and suite in ours:
-                    return suite
+            candidates = [SUITES_BY_CODE.get(code) for code in offered]
+            ordered = [s for s in candidates if s is not None and s in ours]
         else:
             offered_set = set(offered)
-            for suite in ours:
-                if suite.code in offered_set:
-                    return suite
+            ordered = [s for s in ours if s.code in offered_set]
+        eligible: dict[str, bool] = {}
+        for suite in ordered:
+            if suite.uses_ecdhe:
+                if "group" not in eligible:
+                    eligible["group"] = (
+                        choose_group(self._client_groups, self.config.groups) is not None
+                    )
+                if not eligible["group"]:
+                    continue
+            if suite.key_exchange == "ECDHE_ECDSA":
+                if "sign" not in eligible:
+                    eligible["sign"] = self._can_sign() and self._has_certificate_type()
+                if not eligible["sign"]:
+                    continue
+            return suite
+        with_type = self._has_certificate_type()
         offered_set = set(offered)
         if not with_type and any(
             s.key_exchange == "ECDHE_ECDSA" and s.code in offered_set
@@ -1556,10 +1544,11 @@ class DtlsConnection:
                         "a client raw public key is required but none came",
                     )
             else:
-                self._accept_raw_public_key(decode_raw_public_key_certificate(body), "client")
+                spki = self._backend.decode_raw_public_key_certificate(body)
+                self._accept_raw_public_key(spki, "client")
             self._transcript.add(message)
             return
-        chain = self._verified_chain(CertificateMessage.decode(body).chain, "client")
+        chain = self._verified_chain(list(self._backend.decode_certificate(body)), "client")
         if not chain and self.config.client_auth == "required":
             raise _Abort(
                 AlertDescription.HANDSHAKE_FAILURE, "a client certificate is required but none came"
@@ -1570,14 +1559,9 @@ class DtlsConnection:
 
     def _server_on_certificate_verify(self, body: bytes, message: bytes) -> None:
         assert self.peer_public_key is not None
-        check = CertificateVerify.decode(body)
+        scheme, signature = self._backend.decode_certificate_verify(body)
         try:
-            verify(
-                self.peer_public_key,
-                check.scheme,
-                self._transcript.data(),
-                check.signature,
-            )
+            verify(self.peer_public_key, scheme, self._transcript.data(), signature)
         except HandshakeError as exc:
             raise _Abort(exc.alert or AlertDescription.DECRYPT_ERROR, str(exc)) from None
         self._transcript.add(message)
@@ -1588,9 +1572,7 @@ class DtlsConnection:
             raise _Abort(
                 AlertDescription.UNEXPECTED_MESSAGE, "ClientKeyExchange before the Certificate"
             )
-        if not body or body[0] != len(body) - 1:
-            raise DecodeError("ClientKeyExchange ECPoint length does not match")
-        self._ecdh_secret = self._exchange(body[1:])
+        self._ecdh_secret = self._exchange(self._backend.decode_client_key_exchange_ecdhe(body))
         self._transcript.add(message)
         self._derive_keys()
         self.state = (
@@ -1605,11 +1587,10 @@ class DtlsConnection:
             self._server_on_certificate_key_exchange(body, message)
             return
         if self.cipher_suite.key_exchange == "ECDHE_PSK":
-            exchange = ClientKeyExchangeEcdhePsk.decode(body)
-            identity = exchange.identity
-            self._ecdh_secret = self._exchange(exchange.public)
+            identity, public = self._backend.decode_client_key_exchange_ecdhe_psk(body)
+            self._ecdh_secret = self._exchange(public)
         else:
-            identity = ClientKeyExchangePsk.decode(body).identity
+            identity = self._backend.decode_client_key_exchange_psk(body)
         assert self.config.psk_lookup is not None
         key = self.config.psk_lookup(identity)
         if key is None:
@@ -1637,9 +1618,8 @@ class DtlsConnection:
         self._pending_trigger = (self.records.read_epoch, message)
         self._transcript.add(message)
         self._queue_change_cipher_spec()
-        self._queue_handshake(
-            HandshakeType.FINISHED, Finished(self._finished(b"server finished")).encode()
-        )
+        finished = self._finished(b"server finished")
+        self._queue_message(self._backend.encode_finished(self._send_seq, finished))
         self._complete()
 
 
@@ -1701,6 +1681,13 @@ def _offers_extended_master_secret(extensions: list[tuple[int, bytes]]) -> bool:
         return False
     ext.decode_extended_master_secret(data)
     return True
+
+
+@functools.lru_cache(maxsize=16)
+def _der_chain(chain: tuple[x509.Certificate, ...]) -> tuple[bytes, ...]:
+    """A configured chain in DER, leaf first, encoded once rather than per
+    handshake."""
+    return tuple(c.public_bytes(serialization.Encoding.DER) for c in chain)
 
 
 def _type_name(certificate_type: int) -> str:

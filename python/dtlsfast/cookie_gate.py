@@ -26,15 +26,8 @@ from types import ModuleType
 from typing import Any
 
 from dtlsfast.exceptions import DecodeError
-from dtlsfast.handshake.constants import DTLS_1_0, ContentType, HandshakeType
+from dtlsfast.handshake.constants import DTLS_1_0, ContentType
 from dtlsfast.handshake.cookies import CookieJar
-from dtlsfast.handshake.messages import (
-    ClientHello,
-    HelloVerifyRequest,
-    encode_handshake,
-    parse_handshake_header,
-    split_handshake_fragments,
-)
 from dtlsfast.source_budget import SourceBuckets, address_key
 
 #: Fragmented ClientHellos are reassembled in a small shared pool before the
@@ -49,24 +42,20 @@ MAX_CLIENT_HELLO = 4096
 MAX_HELLO_RECORD_SEQ = 2**48 - 1 - 2**16
 MAX_HELLO_MESSAGE_SEQ = 2**16 - 1 - 16
 
-
-@dataclass(frozen=True)
-class GateVerdict:
-    """What to do with one datagram from an address without a connection."""
-
-    accepted: bool
-    """A ClientHello with a valid cookie: create the connection, feed it."""
-    reply: bytes | None = None
-    """A HelloVerifyRequest to send back, when not accepted."""
-    client_hello: ClientHello | None = None
-    hello_datagram: bytes | None = None
-    """The datagram to feed the new connection (reassembled if it came in
-    fragments)."""
+#: What :meth:`CookieGate.check` answers: the verdict (the counter it
+#: charged) and its data: the HelloVerifyRequest to send for
+#: ``hello_verify_sent`` and ``bad_cookie``, the datagram to feed the new
+#: connection for ``accepted`` (reassembled if the hello came in fragments),
+#: else None.
+GateAnswer = tuple[str, bytes | None]
 
 
 @dataclass
 class CookieGate:
-    """Checks ClientHellos statelessly and answers HelloVerifyRequests."""
+    """Checks ClientHellos statelessly and answers HelloVerifyRequests: the
+    backend's ``HelloGate`` decides on each datagram in one call; this keeps
+    the policy around it (secret rotation, counters, the answers to failing
+    cookies, and the reassembly of fragmented hellos)."""
 
     backend: ModuleType
     jar: CookieJar = field(default_factory=CookieJar)
@@ -74,84 +63,65 @@ class CookieGate:
     hello_verify_limit: SourceBuckets | None = None
     """HelloVerifyRequests per source address answering cookies that failed."""
     _fragments: OrderedDict[Hashable, _PartialHello] = field(default_factory=OrderedDict)
+    _gate: Any = field(init=False, repr=False)
 
-    def check(self, datagram: bytes, peer: Hashable, now: float) -> GateVerdict:
+    def __post_init__(self) -> None:
+        self._gate = self.backend.HelloGate(
+            *self.jar.secrets,
+            cookie_length=self.jar.cookie_length,
+            max_client_hello=MAX_CLIENT_HELLO,
+        )
+
+    def check(self, datagram: bytes, peer: Hashable, now: float) -> GateAnswer:
         """Decide on a datagram from ``peer`` that has no connection yet."""
-        records = self.backend.parse_records(datagram)
-        for content_type, _version, epoch, record_seq, fragment in records:
-            if content_type != ContentType.HANDSHAKE or epoch != 0:
-                continue
-            try:
-                pieces = split_handshake_fragments(fragment)
-            except DecodeError:
-                self.counters["malformed"] += 1
-                return GateVerdict(False)
-            for piece in pieces:
-                verdict = self._check_fragment(piece, record_seq, datagram, peer, now)
-                if verdict is not None:
-                    return verdict
-            return GateVerdict(False)
-        self.counters["not_client_hello"] += 1
-        return GateVerdict(False)
+        if self.jar.refresh(now):
+            self._gate.set_secrets(*self.jar.secrets)
+        answer: GateAnswer = self._gate.check(datagram, peer)
+        if answer[0] == "fragmented":
+            return self._fragmented(datagram, peer, now)
+        return self._decided(answer, datagram, peer, now)
 
-    def _check_fragment(
-        self, piece: bytes, record_seq: int, datagram: bytes, peer: Hashable, now: float
-    ) -> GateVerdict | None:
-        header = parse_handshake_header(piece)
-        if header.msg_type != HandshakeType.CLIENT_HELLO:
-            self.counters["not_client_hello"] += 1
-            return GateVerdict(False)
-        if header.length > MAX_CLIENT_HELLO:
-            self.counters["oversize_client_hello"] += 1
-            return GateVerdict(False)
-        if record_seq > MAX_HELLO_RECORD_SEQ or header.message_seq > MAX_HELLO_MESSAGE_SEQ:
-            self.counters["sequence_too_high"] += 1
-            return GateVerdict(False)
-        hello_datagram = datagram
-        received = len(datagram)
-        if header.fragment_offset != 0 or header.fragment_length != header.length:
-            reassembled = self._reassemble(piece, peer, header.message_seq, len(datagram))
-            if reassembled is None:
-                return None
-            message, received = reassembled
-            # The connection reparses the hello; hand it one unfragmented record.
-            hello_datagram = bytes(
-                self.backend.encode_record(ContentType.HANDSHAKE, DTLS_1_0, 0, record_seq, message)
-            )
-            piece = message
-        try:
-            hello = ClientHello.decode(piece[12:])
-        except DecodeError:
-            self.counters["malformed"] += 1
-            return GateVerdict(False)
-        if hello.cookie and self.jar.verify(_peer_key(peer), hello, now):
-            self.counters["accepted"] += 1
-            return GateVerdict(True, client_hello=hello, hello_datagram=hello_datagram)
-        if not hello.cookie:
-            self.counters["hello_verify_sent"] += 1
-        else:
-            self.counters["bad_cookie"] += 1
+    def _decided(
+        self, answer: GateAnswer, datagram: bytes, peer: Hashable, now: float
+    ) -> GateAnswer:
+        verdict = answer[0]
+        self.counters[verdict] += 1
+        if verdict == "accepted":
+            return (verdict, datagram)
+        if verdict == "bad_cookie":
             limit = self.hello_verify_limit
             if limit is not None and not limit.take(address_key(peer), now):
                 self.counters["hello_verify_throttled"] += 1
-                return GateVerdict(False)
-        cookie = self.jar.make(_peer_key(peer), hello, now)
-        body = HelloVerifyRequest(server_version=DTLS_1_0, cookie=cookie).encode()
-        message = encode_handshake(HandshakeType.HELLO_VERIFY_REQUEST, header.message_seq, body)
-        # Same record sequence number as the ClientHello: RFC 6347 §4.2.1.
-        reply = bytes(
+                return ("hello_verify_throttled", None)
+        return answer
+
+    def _fragmented(self, datagram: bytes, peer: Hashable, now: float) -> GateAnswer:
+        """A fragment of a ClientHello: buffer it; once the hello is whole,
+        decide on it as one record, the reply bounded by every datagram that
+        carried part of it."""
+        # The gate found this record: the datagram's first epoch-0 handshake one.
+        _, _, _, record_seq, fragment = next(
+            r
+            for r in self.backend.parse_records(datagram)
+            if r[0] == ContentType.HANDSHAKE and r[2] == 0
+        )
+        _, _, message_seq, _, _, piece = self.backend.parse_handshake_fragments(fragment)[0]
+        reassembled = self._reassemble(piece, peer, message_seq, len(datagram))
+        if isinstance(reassembled, str):
+            self.counters[reassembled] += 1
+            return (reassembled, None)
+        message, received = reassembled
+        # The connection reparses the hello; hand it one unfragmented record.
+        whole = bytes(
             self.backend.encode_record(ContentType.HANDSHAKE, DTLS_1_0, 0, record_seq, message)
         )
-        if len(reply) > received:
-            self.counters["amplification_refused"] += 1
-            return GateVerdict(False)
-        return GateVerdict(False, reply=reply)
+        return self._decided(self._gate.check(whole, peer, received), whole, peer, now)
 
     def _reassemble(
         self, piece: bytes, peer: Hashable, message_seq: int, size: int
-    ) -> tuple[bytes, int] | None:
+    ) -> tuple[bytes, int] | str:
         """Buffer a fragment; the whole ClientHello and the bytes of every
-        datagram that carried part of it, once complete."""
+        datagram that carried part of it, once complete; else the verdict."""
         key = (peer, message_seq)
         partial = self._fragments.get(key)
         if partial is None:
@@ -169,11 +139,9 @@ class CookieGate:
             whole = partial.reassembler.push(piece)
         except DecodeError:
             self._fragments.pop(key, None)
-            self.counters["malformed"] += 1
-            return None
+            return "malformed"
         if not whole:
-            self.counters["fragments_buffered"] += 1
-            return None
+            return "fragments_buffered"
         self._fragments.pop(key, None)
         return bytes(whole[0]), partial.received
 

@@ -334,10 +334,16 @@ class DtlsServer(asyncio.DatagramProtocol):
         state: ServerState | None = None,
     ) -> None:
         self._handler = handler
+        #: The listener's callback, decided once: a run-time check against a
+        #: Protocol costs microseconds, too much to repeat per handshake.
+        self._session_opened: Callable[[DtlsSession], None] | None = (
+            handler.session_opened if isinstance(handler, SessionListener) else None
+        )
         self.config = config
         self.limits = limits
         self._loop = asyncio.get_running_loop()
         backend = load_backend(config.backend)
+        self._backend = backend
         self._gate = CookieGate(
             backend,
             CookieJar(secret_lifetime=cookie_secret_lifetime, now=self._loop.time()),
@@ -573,20 +579,21 @@ class DtlsServer(asyncio.DatagramProtocol):
         # Every epoch-0 ClientHello goes through the stateless cookie check,
         # even from an address that has a connection: a rebooted device
         # (RFC 6347 §4.2.8) or a client that restarted its handshake.
-        verdict = self._gate.check(data, addr, now)
-        if verdict.reply is not None and self._transport is not None:
-            self._transport.sendto(verdict.reply, addr)
-        if not verdict.accepted:
+        verdict, answer = self._gate.check(data, addr, now)
+        if verdict != "accepted":
+            if answer is not None and self._transport is not None:
+                self._transport.sendto(answer, addr)
             return
-        hello = verdict.client_hello
-        assert hello is not None and verdict.hello_datagram is not None
-        if peer is not None and peer.conn.client_random == hello.random:
+        assert answer is not None
+        hello_datagram = answer
+        if peer is not None and peer.conn.client_random == _hello_random(hello_datagram):
             # The same handshake's hello again: a retransmission.
             self._feed(peer, data, now)
             return
+        offered = self._offered_suites(hello_datagram)
         keys = admission.keys(addr)
         half_open = peer if peer is not None and not peer.conn.established else None
-        decision = admission.admit(keys, hello.cipher_suites, now, replacing=half_open)
+        decision = admission.admit(keys, offered, now, replacing=half_open)
         if decision.refused is not None:
             self._counters[f"dropped_{decision.refused}"] += 1
             return
@@ -619,9 +626,18 @@ class DtlsServer(asyncio.DatagramProtocol):
             new.replaces = peer.replaces
         self._peers[addr] = new
         admission.started(new, keys, now)
-        self._feed(new, verdict.hello_datagram, now)
+        self._feed(new, hello_datagram, now)
         suite = conn.cipher_suite
         admission.charge_crypto(keys[1], None if suite is None else suite.key_exchange, now)
+
+    def _offered_suites(self, hello_datagram: bytes) -> tuple[int, ...]:
+        """The cipher suites of an accepted ClientHello (the gate checked it
+        is whole in the datagram's first record), for admission."""
+        length = int.from_bytes(hello_datagram[14:17], "big")
+        suites: tuple[int, ...] = self._backend.decode_client_hello(
+            hello_datagram[25 : 25 + length]
+        ).cipher_suites
+        return suites
 
     def _mute(self, addr: Any, reason: str, now: float) -> None:
         """Have the batch socket drop the refused source's ClientHellos on
@@ -1002,13 +1018,14 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._counters["handshakes_completed"] += 1
         self._established += 1
         peer.counted = True
-        logger.info(
-            "session with %s established (%s, identity %r%s)",
-            _fmt(peer.addr),
-            event.cipher_suite,
-            event.psk_identity,
-            ", connection ID" * bool(peer.conn.connection_id),
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "session with %s established (%s, identity %r%s)",
+                _fmt(peer.addr),
+                event.cipher_suite,
+                event.psk_identity,
+                ", connection ID" * bool(peer.conn.connection_id),
+            )
         if peer.cid and peer.conn.connection_id != peer.cid:
             self._release_cid(peer)  # the client did not offer connection_id
         if self.state is not None:
@@ -1021,8 +1038,8 @@ class DtlsServer(asyncio.DatagramProtocol):
             if old.task is not None:
                 old.task.cancel()
         self._evict_if_full()
-        if isinstance(self._handler, SessionListener):
-            self._handler.session_opened(peer.session)
+        if self._session_opened is not None:
+            self._session_opened(peer.session)
             return
         task = self._loop.create_task(self._run_handler(peer))
         peer.task = task
@@ -1031,8 +1048,7 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     async def _run_handler(self, peer: _Peer) -> None:
         try:
-            assert not isinstance(self._handler, SessionListener)
-            await self._handler(peer.session)
+            await cast(SessionHandler, self._handler)(peer.session)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -1045,7 +1061,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         if peer.conn.counters["handshakes"] == 0:
             self._counters["handshakes_failed"] += 1
             logger.info("handshake with %s failed: %s", _fmt(peer.addr), event.error)
-        else:
+        elif logger.isEnabledFor(logging.INFO):
             logger.info(
                 "session with %s closed%s",
                 _fmt(peer.addr),
@@ -1099,8 +1115,13 @@ class DtlsServer(asyncio.DatagramProtocol):
             peer.timer = None
 
     def _arm_timer(self, peer: _Peer) -> None:
-        self._cancel_timer(peer)
         when = peer.conn.get_timer()
+        timer = peer.timer
+        if timer is not None:
+            if when is not None and timer.when() == when:
+                return  # already armed for that moment
+            timer.cancel()
+            peer.timer = None
         if when is not None:
             peer.timer = self._loop.call_at(when, self._on_timer, peer)
 

@@ -153,16 +153,16 @@ class Pair:
             self.client.receive_datagram(data, self.now)
             return
         if self.server is None or (self.server.established and _is_epoch0_client_hello(data)):
-            verdict = self.gate.check(data, CLIENT_ADDR, self.now)
-            if verdict.reply is not None:
-                self.to_client.append(verdict.reply)
-                self._queue_datagram("client", verdict.reply, self.network.schedule(self.now))
-            if not verdict.accepted:
+            verdict, answer = self.gate.check(data, CLIENT_ADDR, self.now)
+            if answer is None:
                 return
-            assert verdict.hello_datagram is not None
+            if verdict != "accepted":
+                self.to_client.append(answer)
+                self._queue_datagram("client", answer, self.network.schedule(self.now))
+                return
             if self.server is None or self.server.established:
                 self.server = DtlsConnection(self.server_config, peer=CLIENT_ADDR)
-            data = verdict.hello_datagram
+            data = answer
         self.server.receive_datagram(data, self.now)
 
     def _collect(self) -> None:

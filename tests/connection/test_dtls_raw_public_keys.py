@@ -385,12 +385,21 @@ def test_client_refuses_a_type_it_cannot_verify(
     keys: dict[str, tuple[Path, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that answers X.509 to a client offering only raw keys."""
-    from dtlsfast import connection
+    import dataclasses
+
+    from dtlsfast import pure
 
     creds = Pki(tmp_path).issue("server.example")
-    monkeypatch.setattr(connection, "decode_certificate_types", lambda data: [0])
+    decode = pure.decode_client_hello
+    monkeypatch.setattr(
+        pure,
+        "decode_client_hello",
+        lambda body: dataclasses.replace(decode(body), server_certificate_types=b"\x00"),
+    )
     client = DtlsConfiguration.client(trusted_public_keys=[keys["server"][1]])
-    server = DtlsConfiguration.server(certfile=creds.certfile, keyfile=creds.keyfile)
+    server = DtlsConfiguration.server(
+        certfile=creds.certfile, keyfile=creds.keyfile, backend="pure"
+    )
     pair = handshake(client, server)
     error = _error(pair.client_events)
     assert error.alert == AlertDescription.UNSUPPORTED_CERTIFICATE

@@ -1,6 +1,6 @@
 """The cookie gate's fast path in one call (RFC 6347 §4.2.1), Rust and pure
-twin: the same verdicts and reply bytes as each other and as the Python
-CookieGate, and cookie bytes exactly those of handshake.cookies."""
+twin: the same verdicts and reply bytes as each other, cookie bytes exactly
+those of handshake.cookies, and the server's CookieGate around it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dtlsfast import _core, pure
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.handshake.constants import DTLS_1_0, DTLS_1_2
-from dtlsfast.handshake.cookies import CookieJar, peer_bytes
+from dtlsfast.handshake.cookies import CookieJar, cookie_mac, peer_bytes
 from dtlsfast.handshake.messages import (
     ClientHello,
     HelloVerifyRequest,
@@ -26,6 +26,7 @@ from dtlsfast.handshake.messages import (
     fragment_handshake,
     parse_handshake_header,
 )
+from dtlsfast.source_budget import SourceBuckets
 
 SETTINGS = settings(max_examples=300, deadline=None)
 PEER = ("192.0.2.10", 5684)
@@ -86,11 +87,12 @@ def test_cookie_matches_the_jar() -> None:
     for impl in (_core, pure):
         g = impl.HelloGate(current)
         for peer in (PEER, ("::1", 1, 0, 0), b"cid"):
-            assert g.make_cookie(peer, hello().cookie_input()) == jar.make(peer, hello(), 0.0)
+            expected = cookie_mac(current, peer_bytes(peer), hello().cookie_input(), 32)
+            assert g.make_cookie(peer, hello().cookie_input()) == expected
     jar.rotate(1.0)
     current, previous = jar.secrets
     assert previous is not None
-    cookie = jar.make(PEER, hello(), 1.0)
+    cookie = cookie_mac(current, peer_bytes(PEER), hello().cookie_input(), 32)
     for impl in (_core, pure):
         assert impl.HelloGate(previous, current).verify_cookie(PEER, hello().cookie_input(), cookie)
 
@@ -213,34 +215,35 @@ def test_garbage_agrees(d: bytes, budget: int) -> None:
     same(lambda m: m.HelloGate(SECRET, OLD).check(d, PEER, budget))
 
 
-def cookie_gate_answer(d: bytes, peer: Any) -> tuple[str, bytes | None] | None:
-    """What CookieGate (the Python path in use today) decides, as the fast
-    path says it; None for a hello it buffers for reassembly."""
+def test_cookie_gate_counts_the_verdicts_and_reassembles(impl: ModuleType) -> None:
+    """The server's CookieGate: the HelloGate's verdicts, counted; a hello in
+    fragments reassembled and decided whole, the reply bounded by every
+    datagram that carried it; failing cookies throttled per source."""
     jar = CookieJar(secret_lifetime=1e9, now=0.0)
-    jar._secret, jar._previous = SECRET, OLD
-    g = CookieGate(_core, jar)
-    verdict = g.check(d, peer, 0.0)
-    counted = +g.counters
-    if not counted:
-        return None
-    [(name, _)] = counted.items()
-    if verdict.accepted:
-        assert verdict.client_hello is not None and verdict.hello_datagram == d
-        return (name, verdict.client_hello.random)
-    return (name, verdict.reply)
-
-
-@SETTINGS
-@given(gate_inputs())
-def test_same_decisions_as_the_cookie_gate(case: tuple[bytes, Any, int]) -> None:
-    d, peer, _ = case
-    answer = _core.HelloGate(SECRET, OLD).check(d, peer)
-    expected = cookie_gate_answer(d, peer)
-    if answer[0] == "fragmented":
-        # The Python path reassembles: it buffers, or finds it malformed.
-        assert expected is not None and expected[0] in ("fragments_buffered", "malformed")
-    else:
-        assert answer == expected
+    g = CookieGate(impl, jar)
+    first = datagram(hello(), record_seq=3)
+    verdict, reply = g.check(first, PEER, 0.0)
+    assert verdict == "hello_verify_sent" and reply is not None
+    cookie = HelloVerifyRequest.decode(_core.parse_records(reply)[0][4][12:]).cookie
+    message = encode_handshake(1, 0, hello(cookie).encode())
+    pieces = fragment_handshake(message, 40)
+    assert len(pieces) > 2
+    datagrams = [_core.encode_record(22, 0xFEFF, 0, 4 + i, p) for i, p in enumerate(pieces)]
+    for d in datagrams[:-1]:
+        assert g.check(d, PEER, 0.0) == ("fragments_buffered", None)
+    verdict, whole = g.check(datagrams[-1], PEER, 0.0)
+    assert verdict == "accepted" and whole is not None
+    [(ctype, _, epoch, _, fragment)] = _core.parse_records(whole)
+    assert (ctype, epoch, fragment) == (22, 0, message)
+    assert len(g._fragments) == 0
+    assert g.check(datagram(hello(cookie)), PEER, 0.0) == ("accepted", datagram(hello(cookie)))
+    limit = SourceBuckets(1.0, 2, 16)
+    throttled = CookieGate(impl, jar, hello_verify_limit=limit)
+    bad = datagram(hello(b"\x00" * 32))
+    answers = [throttled.check(bad, PEER, 0.0)[0] for _ in range(3)]
+    assert answers == ["bad_cookie", "bad_cookie", "hello_verify_throttled"]
+    assert dict(+g.counters) == {"hello_verify_sent": 1, "fragments_buffered": 2, "accepted": 2}
+    assert throttled.counters["hello_verify_throttled"] == 1
 
 
 # ------------------------------------------------------------ peer bytes

@@ -261,3 +261,17 @@ def test_the_default_filter_opens_every_forged_record_below_its_rate(core: Modul
     later = table.seal(1, APPLICATION_DATA, b"later")
     assert table.serve([(later, PEER)], 4.0)[2] == []  # throttled: dropped unopened
     assert table.serve([(later, PEER)], 4.001)[2] == [(PEER, b"later")]
+
+
+@pytest.mark.parametrize("core", BACKENDS)
+@pytest.mark.parametrize("field", ["read_epoch", "write_epoch"])
+def test_an_epoch_past_16_bits_is_refused_not_truncated(core: ModuleType, field: str) -> None:
+    """Epoch 65536 used to reach the Rust table as epoch 0 (``as u16``)."""
+    table = core.SessionTable(4)
+    cipher = core.RecordCipher("AES_128_CCM_8", KEY, IV)
+    epochs = {"read_epoch": 1, "write_epoch": 1, field: 0x10000}
+    with pytest.raises(ConfigurationError, match=field):
+        table.install(
+            1, cipher, epochs["read_epoch"], core.ReplayWindow(64), cipher, epochs["write_epoch"], 0
+        )
+    assert len(table) == 0

@@ -24,6 +24,7 @@ from dtls_pair import Pair, handshake
 from pki import Pki, mutual_auth_configs
 
 import dtlsfast.connection as connection_module
+from dtlsfast import pure
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.events import ConnectionClosed
 from dtlsfast.exceptions import HandshakeError
@@ -199,29 +200,37 @@ def test_malformed_raw_public_key(
         spki = public_key_spki(key)  # type: ignore[arg-type]
         return _vector(SPKI_EDITS[edit](spki), 3, "ASN.1_subjectPublicKeyInfo", 1)
 
+    # The client encodes its Certificate body in Python, the server its whole
+    # message through the backend's codec from the key's SPKI: forge both.
     monkeypatch.setattr(connection_module, "encode_raw_public_key_certificate", forged)
+    monkeypatch.setattr(
+        connection_module, "public_key_spki", lambda key: SPKI_EDITS[edit](public_key_spki(key))
+    )
     pair = handshake(client, server)
     monkeypatch.setattr(
         connection_module, "encode_raw_public_key_certificate", encode_raw_public_key_certificate
     )
+    monkeypatch.setattr(connection_module, "public_key_spki", public_key_spki)
     _check(pair, verifier, f"raw public key: {edit}")
 
 
-def test_broken_certificate_framing_is_decode_error(pki: Pki) -> None:
+def test_broken_certificate_framing_is_decode_error(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A Certificate whose certificate_list lengths disagree is a decode_error."""
     server_creds = pki.issue("server.example", dns=("server.example",))
-    server = DtlsConfiguration.server(certfile=server_creds.certfile, keyfile=server_creds.keyfile)
+    server = DtlsConfiguration.server(
+        certfile=server_creds.certfile, keyfile=server_creds.keyfile, backend="pure"
+    )
     client = DtlsConfiguration.client(cafile=pki.cafile, server_name="server.example")
-    original = connection_module.CertificateMessage.encode
+    original = pure.encode_certificate
 
-    def misframed(self: object) -> bytes:
-        body = original(self)  # type: ignore[arg-type]
-        return body[:3] + b"\xff\xff\xff" + body[6:]  # the first ASN.1Cert's length
+    def misframed(message_seq: int, chain: list[bytes]) -> bytes:
+        message = original(message_seq, chain)
+        # The first ASN.1Cert's length, after the 12-byte header and the list's.
+        return message[:15] + b"\xff\xff\xff" + message[18:]
 
-    connection_module.CertificateMessage.encode = misframed  # type: ignore[method-assign]
-    try:
-        pair = handshake(client, server)
-    finally:
-        connection_module.CertificateMessage.encode = original  # type: ignore[method-assign]
+    monkeypatch.setattr(pure, "encode_certificate", misframed)
+    pair = handshake(client, server)
     assert _closed_error(pair.client_events).alert == AlertDescription.DECODE_ERROR
     assert _closed_error(pair.server_events).alert == AlertDescription.DECODE_ERROR

@@ -71,8 +71,13 @@ REACHED = (
 
 
 class _Handle:
-    def __init__(self, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
-        self.callback, self.args, self.cancelled = callback, args, False
+    """asyncio.TimerHandle's part the server uses."""
+
+    def __init__(self, at: float, callback: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.at, self.callback, self.args, self.cancelled = at, callback, args, False
+
+    def when(self) -> float:
+        return self.at
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -90,7 +95,7 @@ class _Clock:
         return self.now
 
     def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> _Handle:
-        handle = _Handle(callback, args)
+        handle = _Handle(when, callback, args)
         heapq.heappush(self._timers, (when, next(self._order), handle))
         return handle
 

@@ -1,12 +1,18 @@
-"""Tests of the stateless cookie jar (dtlsfast.handshake.cookies, RFC 6347 §4.2.1)."""
+"""Tests of the stateless cookies (dtlsfast.handshake.cookies, RFC 6347 §4.2.1):
+the jar's secret rotation, with the cookies made and checked by the
+backend's HelloGate holding the jar's secrets, as the server's cookie gate
+does it (Rust and pure twin)."""
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import replace
+from types import ModuleType
+from typing import Any
 
 import pytest
 
+from dtlsfast import _core, pure
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.handshake.constants import DTLS_1_2
 from dtlsfast.handshake.cookies import CookieJar, peer_bytes
@@ -15,19 +21,49 @@ from dtlsfast.handshake.messages import ClientHello
 PEER = ("192.0.2.10", 5684)
 
 
+@pytest.fixture(params=["rust", "pure"])
+def impl(request: pytest.FixtureRequest) -> ModuleType:
+    return _core if request.param == "rust" else pure
+
+
+class Jar:
+    """A CookieJar's secrets in the backend's HelloGate, handed over after
+    each rotation as :class:`dtlsfast.cookie_gate.CookieGate` does."""
+
+    def __init__(self, impl: ModuleType, **kwargs: Any) -> None:
+        self.jar = CookieJar(**kwargs)
+        self.gate = impl.HelloGate(*self.jar.secrets, cookie_length=self.jar.cookie_length)
+
+    @property
+    def rotations(self) -> int:
+        return self.jar.rotations
+
+    def _refresh(self, now: float) -> None:
+        if self.jar.refresh(now):
+            self.gate.set_secrets(*self.jar.secrets)
+
+    def make(self, peer: object, hello: ClientHello, now: float) -> bytes:
+        self._refresh(now)
+        return bytes(self.gate.make_cookie(peer, hello.cookie_input()))
+
+    def verify(self, peer: object, hello: ClientHello, now: float) -> bool:
+        self._refresh(now)
+        return bool(self.gate.verify_cookie(peer, hello.cookie_input(), hello.cookie))
+
+
 def _hello(cookie: bytes = b"") -> ClientHello:
     return ClientHello(
         DTLS_1_2, bytes(range(32)), b"", cookie, [0xC0A8, 0x00FF], b"\x00", [(23, b"")]
     )
 
 
-def _with_cookie(jar: CookieJar, now: float, peer: object = PEER) -> ClientHello:
+def _with_cookie(jar: Jar, now: float, peer: object = PEER) -> ClientHello:
     first = _hello()
-    return replace(first, cookie=jar.make(peer, first, now))  # type: ignore[arg-type]
+    return replace(first, cookie=jar.make(peer, first, now))
 
 
-def test_make_and_verify() -> None:
-    jar = CookieJar(now=0.0)
+def test_make_and_verify(impl: ModuleType) -> None:
+    jar = Jar(impl, now=0.0)
     hello = _with_cookie(jar, 1.0)
     assert len(hello.cookie) == 32
     assert jar.verify(PEER, hello, 2.0)
@@ -38,8 +74,8 @@ def test_make_and_verify() -> None:
     assert jar.make(PEER, _hello(), 3.0) == hello.cookie
 
 
-def test_verify_rejects_changes() -> None:
-    jar = CookieJar()
+def test_verify_rejects_changes(impl: ModuleType) -> None:
+    jar = Jar(impl)
     hello = _with_cookie(jar, 1.0)
     assert not jar.verify(("192.0.2.10", 5685), hello, 1.0)
     assert not jar.verify(("192.0.2.11", 5684), hello, 1.0)
@@ -51,13 +87,13 @@ def test_verify_rejects_changes() -> None:
     assert not jar.verify(PEER, replace(hello, cookie=flipped), 1.0)
 
 
-def test_another_jar_does_not_accept() -> None:
-    hello = _with_cookie(CookieJar(), 1.0)
-    assert not CookieJar().verify(PEER, hello, 1.0)
+def test_another_jar_does_not_accept(impl: ModuleType) -> None:
+    hello = _with_cookie(Jar(impl), 1.0)
+    assert not Jar(impl).verify(PEER, hello, 1.0)
 
 
-def test_rotation_keeps_previous_secret_then_drops_it() -> None:
-    jar = CookieJar(secret_lifetime=10.0, now=0.0)
+def test_rotation_keeps_previous_secret_then_drops_it(impl: ModuleType) -> None:
+    jar = Jar(impl, secret_lifetime=10.0, now=0.0)
     hello = _with_cookie(jar, 5.0)
     assert jar.verify(PEER, hello, 9.9)
     assert jar.rotations == 0
@@ -71,16 +107,16 @@ def test_rotation_keeps_previous_secret_then_drops_it() -> None:
     assert jar.rotations == 2
 
 
-def test_long_idle_drops_both_secrets() -> None:
-    jar = CookieJar(secret_lifetime=10.0, now=0.0)
+def test_long_idle_drops_both_secrets(impl: ModuleType) -> None:
+    jar = Jar(impl, secret_lifetime=10.0, now=0.0)
     hello = _with_cookie(jar, 1.0)
     assert not jar.verify(PEER, hello, 25.0)
     fresh = _with_cookie(jar, 25.0)
     assert jar.verify(PEER, fresh, 26.0)
 
 
-def test_make_rotates_too() -> None:
-    jar = CookieJar(secret_lifetime=10.0, now=0.0)
+def test_make_rotates_too(impl: ModuleType) -> None:
+    jar = Jar(impl, secret_lifetime=10.0, now=0.0)
     old = jar.make(PEER, _hello(), 0.0)
     new = jar.make(PEER, _hello(), 11.0)
     assert old != new and jar.rotations == 1
@@ -89,6 +125,7 @@ def test_make_rotates_too() -> None:
 
 
 def test_constant_time_compare_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    impl = pure  # the twin's comparisons are visible to a spy
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
@@ -97,7 +134,7 @@ def test_constant_time_compare_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    jar = CookieJar(secret_lifetime=10.0)
+    jar = Jar(impl, secret_lifetime=10.0)
     hello = _with_cookie(jar, 0.0)
     assert jar.verify(PEER, hello, 1.0)
     assert len(calls) == 1
@@ -106,13 +143,13 @@ def test_constant_time_compare_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(calls) == 2
 
 
-def test_peer_canonicalisation() -> None:
+def test_peer_canonicalisation(impl: ModuleType) -> None:
     assert peer_bytes(("::1", 5684)) == peer_bytes(("0:0::1", 5684, 0, 0))
     assert peer_bytes(("fe80::1", 5684, 7, 3)) == peer_bytes(("fe80::1", 5684))
     assert peer_bytes(("192.0.2.1", 1)) != peer_bytes(("192.0.2.1", 2))
     assert peer_bytes(b"\xc0\x00\x02\x01") != peer_bytes(("192.0.2.1", 0))
     assert peer_bytes(("localhost", 5684)) != peer_bytes(("127.0.0.1", 5684))
-    jar = CookieJar()
+    jar = Jar(impl)
     hello = _with_cookie(jar, 0.0, peer=("2001:db8::1", 5684, 0, 0))
     assert jar.verify(("2001:db8:0::1", 5684), hello, 0.0)
     opaque = _with_cookie(jar, 0.0, peer=b"conn-id")
@@ -120,8 +157,8 @@ def test_peer_canonicalisation() -> None:
     assert not jar.verify(b"conn-ie", opaque, 0.0)
 
 
-def test_cookie_length_and_validation() -> None:
-    jar = CookieJar(cookie_length=16)
+def test_cookie_length_and_validation(impl: ModuleType) -> None:
+    jar = Jar(impl, cookie_length=16)
     hello = _with_cookie(jar, 0.0)
     assert len(hello.cookie) == 16 and jar.verify(PEER, hello, 0.0)
     for kwargs in ({"cookie_length": 8}, {"cookie_length": 33}, {"secret_lifetime": 0.0}):
@@ -129,12 +166,13 @@ def test_cookie_length_and_validation() -> None:
             CookieJar(**kwargs)
 
 
-def test_no_per_peer_state_and_no_secret_in_repr() -> None:
-    jar = CookieJar()
-    before = dict(vars(jar))
+def test_no_per_peer_state_and_no_secret_in_repr(impl: ModuleType) -> None:
+    jar = Jar(impl)
+    before = dict(vars(jar.jar))
     for port in range(1000):
         jar.make(("192.0.2.1", port), _hello(), 1.0)
         jar.verify(("192.0.2.1", port), _hello(b"x" * 32), 1.0)
-    assert vars(jar).keys() == before.keys()
-    assert all(vars(jar)[k] is before[k] or vars(jar)[k] == before[k] for k in before)
-    assert vars(jar)["_secret"].hex() not in repr(jar)
+    assert vars(jar.jar).keys() == before.keys()
+    assert all(vars(jar.jar)[k] is before[k] or vars(jar.jar)[k] == before[k] for k in before)
+    assert vars(jar.jar)["_secret"].hex() not in repr(jar.jar)
+    assert vars(jar.jar)["_secret"].hex() not in repr(jar.gate)

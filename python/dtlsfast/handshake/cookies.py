@@ -17,7 +17,6 @@ import ipaddress
 import os
 
 from dtlsfast.exceptions import ConfigurationError
-from dtlsfast.handshake.messages import ClientHello
 
 #: A peer as asyncio reports it: ``(host, port)`` for IPv4,
 #: ``(host, port, flowinfo, scope_id)`` for IPv6, or opaque bytes (a
@@ -78,7 +77,9 @@ def cookie_matches(
 
 
 class CookieJar:
-    """Makes and checks HelloVerifyRequest cookies; see the module docstring.
+    """The cookie secrets and their rotation; see the module docstring. The
+    backend's ``HelloGate`` makes and checks the cookies with them
+    (:class:`dtlsfast.cookie_gate.CookieGate` hands them over).
 
     ``secret_lifetime`` is the rotation period in seconds; ``now`` is the clock
     reading at creation (the caller's clock: the jar never reads one);
@@ -141,27 +142,6 @@ class CookieJar:
             # Idle for two periods or more: the secret that just became
             # "previous" would also have expired by now.
             self.rotate(now)
-
-    def make(self, peer: Peer, client_hello: ClientHello, now: float) -> bytes:
-        """The cookie for ``client_hello`` from ``peer`` under the current secret."""
-        self._maybe_rotate(now)
-        return cookie_mac(
-            self._secret, peer_bytes(peer), client_hello.cookie_input(), self.cookie_length
-        )
-
-    def verify(self, peer: Peer, client_hello: ClientHello, now: float) -> bool:
-        """Whether ``client_hello.cookie`` was made by :meth:`make` for this peer
-        and these hello fields, under the current or the previous secret.
-        Compared in constant time."""
-        self._maybe_rotate(now)
-        return cookie_matches(
-            bytes(client_hello.cookie),
-            self._secret,
-            self._previous,
-            peer_bytes(peer),
-            client_hello.cookie_input(),
-            self.cookie_length,
-        )
 
 
 __all__ = ["CookieJar", "Peer", "cookie_mac", "cookie_matches", "peer_bytes"]
