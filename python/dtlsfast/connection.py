@@ -557,6 +557,12 @@ class DtlsConnection:
             and not self.records.uses_connection_ids
         )
 
+    @property
+    def _peer_last_message_seq(self) -> int | None:
+        """The message_seq of the peer's last flight's trigger, if any."""
+        trigger = self._peer_trigger
+        return None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
+
     def settle_into(self, table: Any, session_id: int) -> SettledConnection:
         """Move the record state of a settled server connection into ``table``
         (the backend's SessionTable) under ``session_id`` and return the slim
@@ -573,11 +579,7 @@ class DtlsConnection:
             peer=self.peer,
             read_epoch=self.records.read_epoch,
             next_message_seq=self._reassembler.next_seq,
-            peer_last_message_seq=(
-                None
-                if self._peer_trigger is None
-                else int.from_bytes(self._peer_trigger[1][4:6], "big")
-            ),
+            peer_last_message_seq=self._peer_last_message_seq,
             max_payload=self.max_payload,
             cipher_suite=self.cipher_suite,
             client_random=self._client_random,
@@ -609,11 +611,7 @@ class DtlsConnection:
             cipher_suite=self.cipher_suite,
             extended_master_secret=self.extended_master_secret,
             next_message_seq=self._reassembler.next_seq,
-            peer_last_message_seq=(
-                None
-                if self._peer_trigger is None
-                else parse_handshake_header(self._peer_trigger[1]).message_seq
-            ),
+            peer_last_message_seq=self._peer_last_message_seq,
             psk_identity=self.psk_identity,
             peer_certificate_type=self.peer_certificate_type,
             peer_public_key=self.peer_public_key,

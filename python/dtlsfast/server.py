@@ -867,13 +867,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         if cid:
             self._by_cid[cid] = peer
         self._established += 1
-        if isinstance(self._handler, SessionListener):
-            self._handler.session_opened(peer.session)
-        else:
-            task = self._loop.create_task(self._run_handler(peer))
-            peer.task = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self._open_session(peer)
         return peer
 
     def _join_table(self, peer: _Peer) -> None:
@@ -1038,6 +1032,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             if old.task is not None:
                 old.task.cancel()
         self._evict_if_full()
+        self._open_session(peer)
+
+    def _open_session(self, peer: _Peer) -> None:
+        """Hand an established (or restored) session to the application."""
         if self._session_opened is not None:
             self._session_opened(peer.session)
             return

@@ -13,7 +13,6 @@ table, and a record with connection IDs is restored as one.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.handshake.suites import SUITES_BY_CODE
+from dtlsfast.pure.record_cipher import AEAD_NAMES, key_and_iv_lengths
 from dtlsfast.store.records import SessionRecord
 
 if TYPE_CHECKING:
@@ -85,12 +86,18 @@ class PeerValues:
 
 def peer_values(record: SessionRecord) -> PeerValues:
     """The record's suite and peer credentials; ConfigurationError if unusable."""
-    from dtlsfast.handshake.cert_types import CertificateType
-    from dtlsfast.handshake.suites import SUITES_BY_CODE
-
     suite = SUITES_BY_CODE.get(record.cipher_suite)
     if suite is None:
         raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")
+    read_epoch = int.from_bytes(record.record_state[4:6], "big")
+    if (
+        record.peer_public_key is None
+        and record.peer_certificate_type is None
+        and not record.peer_certificates
+    ):
+        return PeerValues(suite, None, None, None, read_epoch)  # PSK: nothing to parse
+    from dtlsfast.handshake.cert_types import CertificateType
+
     try:
         peer_key = None
         if record.peer_public_key is not None:
@@ -110,7 +117,7 @@ def peer_values(record: SessionRecord) -> PeerValues:
         peer_key,  # type: ignore[arg-type]
         certificates or None,
         cert_type,
-        int.from_bytes(record.record_state[4:6], "big"),
+        read_epoch,
     )
 
 
@@ -146,8 +153,6 @@ def restored_max_payload(config: Any, record: SessionRecord) -> int:
     what fits the MTU after the header, explicit nonce and tag (RFC 5246
     §6.2.1's 2^14 at most). A record_size_limit the peer sent (RFC 8449) is
     not saved: a restored session uses the MTU's."""
-    from dtlsfast.handshake.suites import SUITES_BY_CODE
-
     suite = SUITES_BY_CODE.get(record.cipher_suite)
     if suite is None:
         raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")
@@ -158,19 +163,16 @@ def restored_max_payload(config: Any, record: SessionRecord) -> int:
 def record_address(state: bytes) -> tuple[object, ...] | None:
     """The peer address a record state holds (its tail, read without
     building the ciphers); ConfigurationError if malformed."""
-    from dtlsfast.pure.record_cipher import AEAD_NAMES, key_and_iv_lengths
-
     try:
-        key_length, iv_length = key_and_iv_lengths(AEAD_NAMES[state[1]])
-        offset = 16 + 2 * (key_length + iv_length)
+        offset = _ADDRESS_OFFSETS[state[1]]
         size = int.from_bytes(state[offset : offset + 2], "big")
         offset += 3 + (8 + (size + 7) // 8 if state[offset + 2] else 0)
         family = state[offset]
+        if family == 4:
+            host = socket.inet_ntop(socket.AF_INET, state[offset + 1 : offset + 5])
+            return (host, int.from_bytes(state[offset + 5 : offset + 7], "big"))
         if family == 0:
             return None
-        if family == 4:
-            host = str(ipaddress.IPv4Address(state[offset + 1 : offset + 5]))
-            return (host, int.from_bytes(state[offset + 5 : offset + 7], "big"))
         # inet_ntop spells addresses as the socket module does ("::ffff:1.2.3.4").
         host = socket.inet_ntop(socket.AF_INET6, state[offset + 1 : offset + 17])
         port, flowinfo, scope_id = _V6_TAIL.unpack_from(state, offset + 17)
@@ -179,6 +181,11 @@ def record_address(state: bytes) -> tuple[object, ...] | None:
         raise ConfigurationError("a stored session's record state is malformed") from None
 
 
+#: Where the window begins in a record state, by AEAD index: after the
+#: 16-byte head and both directions' key and IV.
+_ADDRESS_OFFSETS = {
+    index: 16 + 2 * sum(key_and_iv_lengths(name)) for index, name in enumerate(AEAD_NAMES)
+}
 _V6_TAIL = struct.Struct(">HII")
 
 
