@@ -24,6 +24,7 @@ from typing import Any
 
 from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.server import ServerLimits
+from dtlsfast.store.saver import DEFAULT_INTERVAL
 
 log = logging.getLogger("dtlsfast.cli")
 
@@ -421,6 +422,13 @@ def _add_state_options(serve: argparse.ArgumentParser) -> None:
         "encrypts --state-file (default: --ticket-key-file if given, else STATE_FILE.key)",
     )
     serve.add_argument(
+        "--state-save-interval",
+        type=_positive_float,
+        default=DEFAULT_INTERVAL,
+        help="seconds between saves of --state-file: a crash loses the sessions established "
+        f"since the last one (default {DEFAULT_INTERVAL:g}, at most 60)",
+    )
+    serve.add_argument(
         "--state-reset",
         action="store_true",
         help="if --state-file cannot be read (corrupt, other version, other key), move it "
@@ -440,6 +448,7 @@ def _state_options(args: argparse.Namespace) -> dict[str, Any]:
         "state_file": args.state_file,
         "state_key_file": key_file,
         "state_reset": args.state_reset,
+        "state_save_interval": args.state_save_interval,
     }
 
 
