@@ -68,8 +68,8 @@ def build_record(
         peer_certificate_type=None if peer_certificate_type is None else int(peer_certificate_type),
         peer_public_key=key_der,
         peer_certificates=tuple(c.public_bytes(Encoding.DER) for c in peer_certificates or ()),
-        local_cid=local_cid or None,
-        peer_cid=peer_cid or None,
+        local_cid=local_cid,
+        peer_cid=peer_cid,
     )
 
 
