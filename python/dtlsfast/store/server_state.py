@@ -3,8 +3,8 @@ store while it runs, and restored when it starts again (issue 15).
 
 :class:`ServerState` is what :func:`dtlsfast.serve` drives with
 ``state_file=``: at start it restores every saved session (the peers carry
-on with no handshake) and at once saves new reservations of their write
-sequence numbers (RFC 6347 §4.1: never reused, see
+on with no handshake), their write sequence numbers past anything a previous
+process could have sent (RFC 6347 §4.1: never reused, see
 :mod:`dtlsfast.store.saver`); every ``interval`` seconds it saves the
 sessions established since the previous save, those whose replay window
 moved (they received records) and those whose reservation is half used, and
@@ -125,25 +125,30 @@ class ServerState:
         self._server = server
         self._peers.clear()  # a server that could not open its socket had them
         self._scratch = server._table.__class__(1)
+        self.saver.start = self.store.begin()  # durable before anything is sealed
         restored = 0
         for record in self.store.iterate():
-            limit = int.from_bytes(record.record_state[8:16], "big")
-            try:
-                peer = server._restore_session(record, now)
-            except ConfigurationError as exc:
-                peer = None
-                logger.warning("a saved session could not be restored: %s", exc)
+            begin = self.saver.resume(record)
+            peer = None
+            if begin is not None:
+                state = record.record_state
+                record.record_state = state[:8] + begin.to_bytes(8, "big") + state[16:]
+                try:
+                    peer = server._restore_session(record, now)
+                except ConfigurationError as exc:
+                    logger.warning("a saved session could not be restored: %s", exc)
             if peer is None:
                 self.counters["sessions_not_restored"] += 1
                 self.saver.removed(record.key)
                 continue
             peer.state_key = record.key
             self._peers[record.key] = (peer, record.created)
-            self.saver.restored(record.key, limit)
             restored += 1
         self._restored_observations = list(self.store.iterate_observations())
         self.counters["sessions_restored"] += restored
-        self._flush(now, everything=True)  # reservations before anything is sealed
+        # Restored sessions are saved again once active (or half their
+        # reservation used), not all at once now.
+        self._checked_activity = now
         if restored:
             logger.info("restored %d DTLS sessions from the state file", restored)
         return restored
@@ -231,7 +236,7 @@ class ServerState:
             if seq is None:
                 continue
             live[key] = seq
-            if everything or self._activity(peer) >= since:
+            if everything or self._activity(peer) > since:
                 changed(key)
         if not everything:
             self.saver.check_sequences(live.items())

@@ -2,7 +2,7 @@
 
 Layout (format version :data:`STATE_VERSION`)::
 
-    meta(name, value)             format, version, file_id, check
+    meta(name, value)             format, version, file_id, check, starts
     generations(gen, salt)        one per process that wrote to the file
     sessions(bucket, n, data)     the SessionRecords whose key hashes to bucket
     observations(bucket, n, data) the ObservationRecords of those sessions
@@ -59,7 +59,7 @@ from dtlsfast.store.protocol import BatchStore, StoreBatch
 from dtlsfast.store.records import ObservationRecord, SessionRecord
 
 STATE_FORMAT = b"dtlsfast-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: Nonce layout: generation in the high bits, a per-process counter below.
 _COUNTER_BITS = 40
 _MAX_GENERATION = (1 << 23) - 1  # n stays a positive SQLite integer
@@ -279,6 +279,16 @@ class SqliteSessionStore(BatchStore):
                 os.replace(self.path + suffix, target + suffix)
         os.replace(self.path, target)
         return target
+
+    def begin(self) -> int:
+        """One more start counted in ``meta`` (see SessionStore.begin)."""
+        with self._transaction():
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'starts'").fetchone()
+            starts = (row[0] if row is not None and isinstance(row[0], int) else 0) + 1
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta(name, value) VALUES ('starts', ?)", (starts,)
+            )
+        return int(starts)
 
     def _claim_generation(self) -> int:
         """A new generation with a fresh salt for this process's writes;
