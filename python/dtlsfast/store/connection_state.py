@@ -153,11 +153,20 @@ def restored_max_payload(config: Any, record: SessionRecord) -> int:
     what fits the MTU after the header, explicit nonce and tag (RFC 5246
     §6.2.1's 2^14 at most). A record_size_limit the peer sent (RFC 8449) is
     not saved: a restored session uses the MTU's."""
+    mtu = int(config.mtu)
+    found = _MAX_PAYLOADS.get((record.cipher_suite, mtu))
+    if found is not None:
+        return found
     suite = SUITES_BY_CODE.get(record.cipher_suite)
     if suite is None:
         raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")
     overhead = 13 + suite.record_iv_length + suite.tag_length
-    return max(0, min(1 << 14, int(config.mtu) - overhead))
+    payload = _MAX_PAYLOADS[(record.cipher_suite, mtu)] = max(0, min(1 << 14, mtu - overhead))
+    return payload
+
+
+#: (suite code, MTU) -> max payload: bounded by the suites times the MTUs in use.
+_MAX_PAYLOADS: dict[tuple[int, int], int] = {}
 
 
 def record_address(state: bytes) -> tuple[object, ...] | None:
