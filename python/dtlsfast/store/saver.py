@@ -169,18 +169,21 @@ class StateSaver:
             observations=list(self._observations.values()),
         )
         limits: dict[bytes, int] = {}
+        # limit_for() inlined: this loop runs 100,000 times on a full save.
+        saved, reserve, start = self._limits.get, self.reserve, self.start
+        deleted, sessions = batch.deleted_sessions, batch.sessions
         for key in self._dirty:
             seq = live(key)
             if seq is None:
-                batch.deleted_sessions.append(key)
+                deleted.append(key)
                 continue
-            limit = self.limit_for(key, seq)
+            limit = max(min(seq + reserve, MAX_SEQUENCE_NUMBER), saved(key, 0))
             record = export(key, limit)
             if record is None:
-                batch.deleted_sessions.append(key)
+                deleted.append(key)
                 continue
-            record.saved_at_start = self.start
-            batch.sessions.append(record)
+            record.saved_at_start = start
+            sessions.append(record)
             limits[key] = limit
         if batch:
             self.store.apply(batch)  # raises before anything below is forgotten

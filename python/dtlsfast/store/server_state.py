@@ -263,10 +263,9 @@ class ServerState:
         if entry is None:
             return None
         peer, created = entry
-        conn = peer.conn
         if peer.table_id is not None:
-            return conn.session_record(key, limit, created)  # type: ignore[no-any-return]
-        return conn.session_record(key, limit, created, self._scratch)  # type: ignore[no-any-return]
+            return peer.conn.session_record(key, limit, created)  # type: ignore[no-any-return]
+        return peer.conn.session_record(key, limit, created, self._scratch)  # type: ignore[no-any-return]
 
     def _observations_changed(self) -> None:
         source = self._source
@@ -301,14 +300,17 @@ class ServerState:
     # -- stop ------------------------------------------------------------------
 
     def close(self, now: float, *, save: bool = True) -> None:
-        """Stop saving; with ``save``, save every session first (the server
-        is stopping and keeps its sessions for the next start)."""
+        """Stop saving; with ``save``, save what changed since the last save
+        first (the server is stopping and keeps its sessions for the next
+        start). A session restored and not saved since needs no save: the
+        next start begins it past this process's reservation."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         try:
             if save:
-                self.flush(now, everything=True)
+                with _bulk():
+                    self._flush(now)
         finally:
             self._server = None
             self._peers.clear()

@@ -346,8 +346,14 @@ class SqliteSessionStore(BatchStore):
             observations.setdefault(bucket_of(session_key), {})[
                 _observation_key(session_key, token)
             ] = None
+        crc32 = zlib.crc32  # bucket_of() inlined: 100,000 records on a full save
         for record in batch.sessions:
-            sessions.setdefault(bucket_of(record.key), {})[record.key] = record.encode()
+            key = record.key
+            bucket = crc32(key) % BUCKETS
+            entries = sessions.get(bucket)
+            if entries is None:
+                entries = sessions[bucket] = {}
+            entries[key] = record.encode()
         for obs in batch.observations:
             observations.setdefault(bucket_of(obs.session_key), {})[
                 _observation_key(obs.session_key, obs.token)
