@@ -1,8 +1,8 @@
 """The session store wired into :func:`dtlsfast.serve` (issue 15), in one
 process: sessions saved periodically and by ``close()``, restored by the
-next server with no handshake, whether settled in the session table,
-established but not settled, or with connection IDs; ``close(keep_sessions=
-False)`` says close_notify and keeps nothing; a custom store."""
+next server with no handshake, with or without connection IDs;
+``close(keep_sessions=False)`` says close_notify and keeps nothing; a
+custom store."""
 
 from __future__ import annotations
 
@@ -70,28 +70,6 @@ async def test_a_settled_session_outlives_the_server(
         await server.wait_closed()
 
 
-async def test_an_established_unsettled_session_is_saved(tmp_path: Path) -> None:
-    # The client never sent application data: the server still holds its
-    # last flight for retransmission, so the session is not in the table.
-    options = {"state_file": tmp_path / "state.db"}
-    server = await _serve(**options)
-    client = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK)
-    try:
-        await asyncio.sleep(0.05)
-        conn = _server_conn(server)
-        assert isinstance(conn, DtlsConnection) and not conn.settled
-        port = server.port
-        server.close()
-        await server.wait_closed()
-        server = await _serve(port, **options)
-        assert await _ask(client, b"late") == b"echo:late"
-        assert server.counters["handshakes_completed"] == 0
-    finally:
-        client.abort()
-        server.close()
-        await server.wait_closed()
-
-
 async def test_a_connection_id_session_is_restored_with_its_cid(tmp_path: Path) -> None:
     options = {"state_file": tmp_path / "state.db", "connection_id": True}
     server = await _serve(**options)
@@ -105,7 +83,7 @@ async def test_a_connection_id_session_is_restored_with_its_cid(tmp_path: Path) 
         await server.wait_closed()
         server = await _serve(port, **options)
         restored = _server_conn(server)
-        assert isinstance(restored, DtlsConnection) and restored.connection_id == cid
+        assert isinstance(restored, SettledConnection) and restored.connection_id == cid
         assert restored.peer_connection_id == client.connection.connection_id
         assert await _ask(client, b"two") == b"echo:two"
         assert server.counters["handshakes_completed"] == 0

@@ -4,18 +4,16 @@ The session table exports the record state of a settled session (RFC 6347
 §4.1: keys, epochs, write sequence number, replay window, peer address);
 this module adds what the handshake settled (suite, extended master secret
 of RFC 7627, PSK identity or the peer's key, connection IDs of RFC 9146)
-and turns a record back into those values. A full
-:class:`~dtlsfast.connection.DtlsConnection` that is established but not
-settled (its last flight still retransmittable, or using connection IDs,
-which the table does not carry) is exported the same way, through a scratch
-table, and a record with connection IDs is restored as one.
+and turns a record back into those values, and reads or replaces the peer
+address in a record state. A full :class:`~dtlsfast.connection.DtlsConnection`
+that is established but not settled yet is exported the same way, through
+a scratch table.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cryptography import x509
@@ -121,33 +119,6 @@ def peer_values(record: SessionRecord) -> PeerValues:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class RecordState:
-    """A record state decoded into objects of one backend."""
-
-    read_cipher: Any
-    read_epoch: int
-    window: Any
-    write_cipher: Any
-    write_epoch: int
-    next_write_sequence: int
-    version: int
-    address: tuple[object, ...] | None
-
-
-def decode_record_state(backend: Any, state: bytes) -> RecordState:
-    """``state`` (rust/session_export.rs's layout) as ``backend``'s cipher
-    and window objects; ConfigurationError if malformed."""
-    from dtlsfast.pure.session_table import decode_export
-
-    read, read_epoch, window, write, write_epoch, seq, version, address = decode_export(state)
-    if backend.RecordCipher is not type(read):
-        read = backend.RecordCipher(read.aead, *read.key_material())
-        write = backend.RecordCipher(write.aead, *write.key_material())
-        window = backend.ReplayWindow.restore(window.size, *window.export())
-    return RecordState(read, read_epoch, window, write, write_epoch, seq, version, address)
-
-
 def restored_max_payload(config: Any, record: SessionRecord) -> int:
     """The largest application payload of one record of a restored session:
     what fits the MTU after the header, explicit nonce and tag (RFC 5246
@@ -169,13 +140,18 @@ def restored_max_payload(config: Any, record: SessionRecord) -> int:
 _MAX_PAYLOADS: dict[tuple[int, int], int] = {}
 
 
+def _address_offset(state: bytes) -> int:
+    """Where the address family byte of a record state is."""
+    offset: int = _ADDRESS_OFFSETS[state[1]]
+    size = int.from_bytes(state[offset : offset + 2], "big")
+    return offset + 3 + (8 + (size + 7) // 8 if state[offset + 2] else 0)
+
+
 def record_address(state: bytes) -> tuple[object, ...] | None:
     """The peer address a record state holds (its tail, read without
     building the ciphers); ConfigurationError if malformed."""
     try:
-        offset = _ADDRESS_OFFSETS[state[1]]
-        size = int.from_bytes(state[offset : offset + 2], "big")
-        offset += 3 + (8 + (size + 7) // 8 if state[offset + 2] else 0)
+        offset = _address_offset(state)
         family = state[offset]
         if family == 4:
             host = socket.inet_ntop(socket.AF_INET, state[offset + 1 : offset + 5])
@@ -186,24 +162,46 @@ def record_address(state: bytes) -> tuple[object, ...] | None:
         host = socket.inet_ntop(socket.AF_INET6, state[offset + 1 : offset + 17])
         port, flowinfo, scope_id = _V6_TAIL.unpack_from(state, offset + 17)
         return (host, port, flowinfo, scope_id)
-    except (IndexError, ValueError, OSError, struct.error):
+    except (IndexError, KeyError, ValueError, OSError, struct.error):
         raise ConfigurationError("a stored session's record state is malformed") from None
 
 
+def without_address(state: bytes) -> bytes:
+    """The record state with no address (importing it binds none)."""
+    try:
+        return state[: _address_offset(state)] + b"\0"
+    except (IndexError, KeyError):
+        raise ConfigurationError("a stored session's record state is malformed") from None
+
+
+def with_address(state: bytes, address: Any) -> bytes:
+    """The record state with ``address`` (a socket address tuple) in place
+    of whatever it had: what the table exports for a bound session."""
+    try:
+        head = state[: _address_offset(state)]
+        host, port = str(address[0]), int(address[1])
+        if len(address) == 2:
+            return head + b"\4" + socket.inet_pton(socket.AF_INET, host) + port.to_bytes(2, "big")
+        packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        return head + b"\6" + packed + _V6_TAIL.pack(port, int(address[2]), int(address[3]))
+    except (IndexError, KeyError, ValueError, TypeError, OSError, struct.error):
+        raise ConfigurationError(f"cannot save the address {address!r} of a session") from None
+
+
+_V6_TAIL = struct.Struct(">HII")
 #: Where the window begins in a record state, by AEAD index: after the
 #: 16-byte head and both directions' key and IV.
 _ADDRESS_OFFSETS = {
     index: 16 + 2 * sum(key_and_iv_lengths(name)) for index, name in enumerate(AEAD_NAMES)
 }
-_V6_TAIL = struct.Struct(">HII")
 
 
 __all__ = [
     "PeerValues",
-    "RecordState",
     "build_record",
-    "decode_record_state",
     "peer_values",
     "record_address",
     "restored_max_payload",
+    "with_address",
+    "without_address",
 ]

@@ -32,6 +32,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, Protocol
 
 from dtlsfast.exceptions import ConfigurationError, StateFileError
+from dtlsfast.store.connection_state import with_address
 from dtlsfast.store.protocol import SessionStore
 from dtlsfast.store.records import ObservationRecord, SessionRecord
 from dtlsfast.store.saver import DEFAULT_INTERVAL, DEFAULT_RESERVE, StateSaver
@@ -263,9 +264,14 @@ class ServerState:
         if entry is None:
             return None
         peer, created = entry
-        if peer.table_id is not None:
-            return peer.conn.session_record(key, limit, created)  # type: ignore[no-any-return]
-        return peer.conn.session_record(key, limit, created, self._scratch)  # type: ignore[no-any-return]
+        conn = peer.conn
+        if peer.table_id is None:
+            return conn.session_record(key, limit, created, self._scratch)  # type: ignore[no-any-return]
+        record: SessionRecord | None = conn.session_record(key, limit, created)
+        if record is not None and (conn.connection_id is not None or not self._server._batched):
+            # Not bound in the table (see DtlsServer._join_table): its address is the peer's.
+            record.record_state = with_address(record.record_state, peer.addr)
+        return record
 
     def _observations_changed(self) -> None:
         source = self._source
