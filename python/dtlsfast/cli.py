@@ -459,16 +459,14 @@ def _add_state_options(serve: argparse.ArgumentParser) -> None:
 
 
 def _state_options(args: argparse.Namespace) -> dict[str, Any]:
-    """serve()'s state file options; the ticket key file encrypts the state
-    file when it is the only key file given."""
+    """serve()'s state file options."""
     if args.state_file is None:
         if args.state_key_file is not None or args.state_reset:
             raise ConfigurationError("--state-key-file and --state-reset need --state-file PATH")
         return {}
-    key_file = args.state_key_file or args.ticket_key_file
     return {
         "state_file": args.state_file,
-        "state_key_file": key_file,
+        "state_key_file": args.state_key_file,  # serve() falls back to the ticket key file
         "state_reset": args.state_reset,
         "state_save_interval": args.state_save_interval,
     }

@@ -1354,7 +1354,8 @@ async def serve(
 
     ``state_file``: keep the established sessions in this SQLite file
     (:mod:`dtlsfast.store`), encrypted under a key derived from
-    ``state_key_file`` (created when missing; default ``STATE_FILE.key``),
+    ``state_key_file`` (created when missing; default ``ticket_key_file``
+    if given, else ``STATE_FILE.key``),
     saved every ``state_save_interval`` seconds and by ``close()``, and
     restored at start so that peers carry on with no handshake. A file that
     cannot be used raises :class:`~dtlsfast.exceptions.StateFileError`;
@@ -1402,6 +1403,8 @@ async def serve(
         state_file,
         state_key_file,
         session_store,
+        # The ticket key file encrypts the state when it is the only key file.
+        fallback_key_file=ticket_key_file,
         start_empty=state_reset,
         interval=state_save_interval,
     )

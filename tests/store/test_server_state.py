@@ -126,3 +126,19 @@ async def test_state_options_are_checked(tmp_path: Path) -> None:
     (tmp_path / "bad.db").chmod(0o600)
     with pytest.raises(StateFileError, match="state_reset=True"):
         await _serve(state_file=tmp_path / "bad.db")
+
+
+async def test_the_ticket_key_file_encrypts_the_state_when_alone(tmp_path: Path) -> None:
+    tickets = tmp_path / "tickets.key"
+    server = await _serve(state_file=tmp_path / "s.db", ticket_key_file=tickets)
+    client = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK)
+    try:
+        await _ask(client, b"x")
+    finally:
+        client.abort()
+        server.close()
+        await server.wait_closed()
+    assert tickets.exists() and not (tmp_path / "s.db.key").exists()
+    # Another key does not open it: the ticket key file was the one used.
+    with pytest.raises(StateFileError, match="another key"):
+        await _serve(state_file=tmp_path / "s.db", state_key_file=tmp_path / "other.key")

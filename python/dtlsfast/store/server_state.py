@@ -347,11 +347,14 @@ def open_server_state(
     key_file: str | os.PathLike[str] | None,
     store: SessionStore | None,
     *,
+    fallback_key_file: str | os.PathLike[str] | None = None,
     start_empty: bool = False,
     interval: float = DEFAULT_INTERVAL,
 ) -> ServerState | None:
     """The state of :func:`dtlsfast.serve`'s options: None without a state
-    file or store; a ConfigurationError for both."""
+    file or store; a ConfigurationError for both. The key file is
+    ``key_file``, else ``fallback_key_file`` (the ticket key file), else
+    :func:`default_key_file`."""
     if state_file is not None and store is not None:
         raise ConfigurationError("give state_file or session_store, not both")
     if store is not None:
@@ -362,7 +365,9 @@ def open_server_state(
                 "state_key_file and state_reset need state_file (--state-file PATH)"
             )
         return None
-    key = key_file if key_file is not None else default_key_file(state_file)
+    key = key_file if key_file is not None else fallback_key_file
+    if key is None:
+        key = default_key_file(state_file)
     return ServerState.open(state_file, key, start_empty=start_empty, interval=interval)
 
 
