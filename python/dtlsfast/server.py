@@ -855,9 +855,9 @@ class DtlsServer(asyncio.DatagramProtocol):
             return None
         if len(self._table) >= self._table.capacity:
             return None
-        if cid or record.peer_cid or not self._batched:
+        if cid or record.peer_cid:
             # Only plain records are demultiplexed by address in the table
-            # (tls12_cid ones by CID, in Python), and only when batched.
+            # (tls12_cid ones by CID, in Python): as _join_table binds them.
             record.record_state = without_address(record.record_state)
         table_id = next(self._table_ids)
         conn = SettledConnection.from_record(
@@ -896,9 +896,10 @@ class DtlsServer(asyncio.DatagramProtocol):
         settled = full.settle_into(self._table, table_id, now)
         peer.conn = peer.session._conn = settled
         peer.table_id = table_id
-        if self._batched and not settled.connection_id:
+        if (self._batched or self.state is not None) and not settled.connection_id:
             # From now on the Rust core demultiplexes this peer's datagrams
-            # (tls12_cid records are demultiplexed by CID, in Python).
+            # (tls12_cid records are demultiplexed by CID, in Python); the
+            # state file saves the bound address with the session.
             self._table.bind_address(table_id, peer.addr, now)
 
     def _send(self, peer: _Peer, data: bytes) -> None:

@@ -62,8 +62,11 @@ async def test_a_settled_session_outlives_the_server(
         server = await _serve(port, **options)
         assert server.state is not None and server.state.counters["sessions_restored"] == 1
         assert isinstance(_server_conn(server), SettledConnection)
+        opened = server._table.totals["opened"]
         assert await _ask(client, b"two") == b"echo:two"
         assert server.counters["handshakes_completed"] == 0
+        if batch_io:  # bound again: the Rust demultiplexer opened it, not Python
+            assert server._table.totals["opened"] == opened + 1
     finally:
         client.abort()
         server.close()
