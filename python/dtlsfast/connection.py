@@ -661,7 +661,7 @@ class DtlsConnection:
         self, key: bytes, limit: int, created: int, scratch: Any
     ) -> SessionRecord | None:
         """An established server connection that is not in the session table
-        (not settled yet, or with connection IDs) for the store under ``key``:
+        (it was full, or the connection is not settled yet) for the store under ``key``:
         its current epochs with ``limit`` as the write sequence number,
         through ``scratch`` (an empty SessionTable of its backend). None if
         not established."""

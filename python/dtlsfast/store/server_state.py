@@ -9,7 +9,7 @@ process could have sent (RFC 6347 §4.1: never reused, see
 sessions established since the previous save, those whose replay window
 moved (they received records) and those whose reservation is half used, and
 deletes the sessions that ended; when the server stops with its sessions
-kept it saves everything once more. A crash (``kill -9``, power cut) loses
+kept it saves what changed once more. A crash (``kill -9``, power cut) loses
 what happened since the last save: sessions established since then
 handshake again; records received since then could be replayed once to the
 restarted server (its windows are those of the last save).
