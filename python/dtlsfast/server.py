@@ -496,7 +496,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         if keep_sessions is None:
             keep_sessions = self.state is not None
         if keep_sessions:
-            self._close_state()  # saves every session, before they are forgotten
+            self._close_state()  # saves what changed, before the sessions are forgotten
         for peer in self._live():
             try:
                 if peer.conn.established and not keep_sessions:
@@ -1413,18 +1413,24 @@ async def serve(
     def make_server() -> DtlsServer:
         return DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime, state)
 
-    if batch_io or (batch_io is None and backend == "rust"):
-        server = make_server()
-        if await open_batch_transport(server, host, port, reuse_port=reuse_port) is not None:
-            return server
-        if batch_io:
-            raise ConfigurationError(
-                "batch_io=True needs recvmmsg/sendmmsg (Linux); leave batch_io=None to fall "
-                "back to asyncio's transport"
-            )
-    _, protocol = await open_datagram_endpoint(
-        make_server, local_addr=(host, port), reuse_port=reuse_port
-    )
+    try:
+        if batch_io or (batch_io is None and backend == "rust"):
+            server = make_server()
+            if await open_batch_transport(server, host, port, reuse_port=reuse_port) is not None:
+                return server
+            if batch_io:
+                raise ConfigurationError(
+                    "batch_io=True needs recvmmsg/sendmmsg (Linux); leave batch_io=None to fall "
+                    "back to asyncio's transport"
+                )
+        _, protocol = await open_datagram_endpoint(
+            make_server, local_addr=(host, port), reuse_port=reuse_port
+        )
+    except BaseException:
+        if state is not None:
+            # No socket (or a restore that failed): the file stays as it was.
+            state.close(asyncio.get_running_loop().time(), save=False)
+        raise
     return protocol
 
 

@@ -7,6 +7,7 @@ custom store."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,25 @@ async def test_the_ticket_key_file_encrypts_the_state_when_alone(tmp_path: Path)
     # Another key does not open it: the ticket key file was the one used.
     with pytest.raises(StateFileError, match="another key"):
         await _serve(state_file=tmp_path / "s.db", state_key_file=tmp_path / "other.key")
+
+
+async def test_a_server_that_cannot_bind_leaves_the_state_as_it_was(tmp_path: Path) -> None:
+    options = {"state_file": tmp_path / "state.db"}
+    server = await _serve(**options)
+    client = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK)
+    try:
+        await _ask(client, b"x")
+        port = server.port
+        server.close()
+        await server.wait_closed()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            with pytest.raises(OSError):
+                await _serve(taken.getsockname()[1], batch_io=False, **options)
+        server = await _serve(port, **options)
+        assert server.state is not None and server.state.counters["sessions_restored"] == 1
+        assert await _ask(client, b"y") == b"echo:y"
+    finally:
+        client.abort()
+        server.close()
+        await server.wait_closed()
