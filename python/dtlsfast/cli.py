@@ -24,6 +24,7 @@ from typing import Any
 
 from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.server import ServerLimits
+from dtlsfast.store.saver import DEFAULT_INTERVAL
 
 log = logging.getLogger("dtlsfast.cli")
 
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a record before a DTLS session is closed "
         f"(default {ServerLimits.idle_timeout:g})",
     )
+
+    _add_state_options(serve)
 
     for method in ("get", "put", "post", "delete", "observe"):
         cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
@@ -364,6 +367,7 @@ async def run_server(args: argparse.Namespace) -> int:
                     ticket_key_file=args.ticket_key_file,
                     backend=args.backend,
                     limits=_limits(args),
+                    **_state_options(args),
                 ),
                 args.bind,
                 args.coaps_port,
@@ -387,7 +391,10 @@ async def run_server(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, _log_counters, closers, coap)
         await stop.wait()
-        log.info("stopping: close_notify to every DTLS peer")
+        if args.state_file is not None:
+            log.info("stopping: saving the DTLS sessions to %s (no close_notify)", args.state_file)
+        else:
+            log.info("stopping: close_notify to every DTLS peer")
         for sig in (signal.SIGINT, signal.SIGTERM):
             # A second signal while stopping (``timeout`` sends one to the
             # process group too) must not cut the clean shutdown short.
@@ -426,6 +433,49 @@ def _warn_if_example_key(address: tuple[str, int], store: dict[bytes, bytes]) ->
         where,
         DEFAULT_KEY,
     )
+
+
+def _add_state_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep established DTLS sessions and observations in this file (SQLite, mode "
+        "0600, encrypted) and restore them at start: devices carry on with no handshake; "
+        "SIGTERM then saves and exits without close_notify",
+    )
+    serve.add_argument(
+        "--state-key-file",
+        type=Path,
+        help="key file (at least 32 random bytes, mode 0600; created when missing) that "
+        "encrypts --state-file (default: --ticket-key-file if given, else STATE_FILE.key)",
+    )
+    serve.add_argument(
+        "--state-save-interval",
+        type=_positive_float,
+        default=DEFAULT_INTERVAL,
+        help="seconds between saves of --state-file: a crash loses the sessions established "
+        f"since the last one (default {DEFAULT_INTERVAL:g}, at most 60)",
+    )
+    serve.add_argument(
+        "--state-reset",
+        action="store_true",
+        help="if --state-file cannot be read (corrupt, other version, other key), move it "
+        "aside (STATE_FILE.unusable-TIMESTAMP) and start with no saved sessions",
+    )
+
+
+def _state_options(args: argparse.Namespace) -> dict[str, Any]:
+    """serve()'s state file options."""
+    if args.state_file is None:
+        if args.state_key_file is not None or args.state_reset:
+            raise ConfigurationError("--state-key-file and --state-reset need --state-file PATH")
+        return {}
+    return {
+        "state_file": args.state_file,
+        "state_key_file": args.state_key_file,  # serve() falls back to the ticket key file
+        "state_reset": args.state_reset,
+        "state_save_interval": args.state_save_interval,
+    }
 
 
 def _limits(args: argparse.Namespace) -> ServerLimits:

@@ -72,14 +72,18 @@ async def listen_dtls(
     representation (:meth:`Resource.published_representation`, e.g. ``light``)
     have their plain Confirmable GETs answered by the session table without
     entering Python; everything else goes through ``coap`` as usual."""
+    attachment = coap.attach(_send_on_session)
     server = await serve(
-        _CoapSessions(coap.attach(_send_on_session)),
+        _CoapSessions(attachment),
         host,
         port,
         psk_store=psk_store,
         identity_hint=identity_hint,
         **dtls_options,
     )
+    if server.state is not None:
+        # The observations of restored sessions, and saving them from now on.
+        server.state.attach_observations(attachment)
     if answer_in_core:
         coap.add_publisher(server.publish_response)
     return server
