@@ -135,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse DTLS clients without the extended master secret (RFC 7627)",
     )
     serve.add_argument(
+        "--ticket-key-file",
+        type=Path,
+        help="session ticket keys (RFC 5077) derived from this file's secret (at least 32 random "
+        "bytes, e.g. head -c 64 /dev/urandom), created with a fresh one, mode 0600, if missing; "
+        "servers sharing it resume each other's sessions (default: a random in-memory key)",
+    )
+    serve.add_argument(
+        "--no-resumption",
+        action="store_true",
+        help="full DTLS handshakes only: no session IDs, no session tickets",
+    )
+    serve.add_argument(
         "--max-sessions",
         type=_positive_int,
         default=ServerLimits.max_sessions,
@@ -343,6 +355,8 @@ async def run_server(args: argparse.Namespace) -> int:
                     client_auth="required" if args.ca or args.rpk_trust else "none",
                     connection_id=args.connection_id,
                     require_extended_master_secret=args.require_ems,
+                    resumption=not args.no_resumption,
+                    ticket_key_file=args.ticket_key_file,
                     backend=args.backend,
                     limits=_limits(args),
                 ),
