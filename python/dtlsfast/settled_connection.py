@@ -117,8 +117,11 @@ class SettledConnection:
         "_last_peer_seq",
         "_next_seq",
         "_out",
+        "_peer_auth",
         "_table",
         "_table_id",
+        "advances",
+        "authenticated",
         "cipher_suite",
         "client_random",
         "closed",
@@ -126,9 +129,6 @@ class SettledConnection:
         "extended_master_secret",
         "max_payload",
         "peer",
-        "peer_certificate_type",
-        "peer_certificates",
-        "peer_public_key",
         "psk_identity",
         "read_epoch",
     )
@@ -161,7 +161,16 @@ class SettledConnection:
         message): our ChangeCipherSpec and Finished are packed again from it
         on a repeat of the peer's Finished until ``final_flight_until``."""
         self._table = table
-        self._cids = connection_ids
+        # One bytes object: the length of our CID, our CID, the peer's.
+        self._cids: bytes | None = None
+        if connection_ids is not None:
+            local, peer_cid = connection_ids
+            self._cids = bytes((len(local),)) + local + peer_cid
+        self.authenticated = 0
+        """Records opened here (not by the session table's batch path)."""
+        self.advances = 0
+        """tls12_cid records that authenticated and were newer than every
+        record before them (RFC 9146 §6): what may move the session."""
         # One bytes object: deadline, sequence number, Finished (see _resend_final).
         self._final: bytes | None = None
         if final_flight is not None:
@@ -178,9 +187,10 @@ class SettledConnection:
         self.client_random = client_random
         self.psk_identity = psk_identity
         self.extended_master_secret = extended_master_secret
-        self.peer_certificates = peer_certificates
-        self.peer_public_key = peer_public_key
-        self.peer_certificate_type = peer_certificate_type
+        # PSK sessions (most) pay one slot for what certificates would need.
+        self._peer_auth: tuple[Any, Any, Any] | None = None
+        if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:
+            self._peer_auth = (peer_certificates, peer_public_key, peer_certificate_type)
         self.closed = False
         self._out: list[bytes] | None = None
         self._events: list[Event] | None = None
@@ -219,8 +229,8 @@ class SettledConnection:
             peer_certificates=tuple(
                 c.public_bytes(Encoding.DER) for c in self.peer_certificates or ()
             ),
-            local_cid=None if self._cids is None else self._cids[0],
-            peer_cid=None if self._cids is None else self._cids[1],
+            local_cid=self.connection_id,
+            peer_cid=self.peer_connection_id,
         )
 
     @classmethod
@@ -282,6 +292,20 @@ class SettledConnection:
     # -- what the endpoints read --------------------------------------------
 
     @property
+    def peer_certificates(self) -> list[x509.Certificate] | None:
+        """The peer's verified certificate chain, leaf first, if it sent one."""
+        return None if self._peer_auth is None else self._peer_auth[0]
+
+    @property
+    def peer_public_key(self) -> VerifyingKey | None:
+        """The peer's authenticated public key (certificate or raw, RFC 7250)."""
+        return None if self._peer_auth is None else self._peer_auth[1]
+
+    @property
+    def peer_certificate_type(self) -> CertificateType | None:
+        return None if self._peer_auth is None else self._peer_auth[2]
+
+    @property
     def established(self) -> bool:
         return not self.closed
 
@@ -296,18 +320,14 @@ class SettledConnection:
     @property
     def connection_id(self) -> bytes | None:
         """The CID the peer puts on records to us (RFC 9146), if negotiated."""
-        return None if self._cids is None else self._cids[0]
+        cids = self._cids
+        return None if cids is None else cids[1 : 1 + cids[0]]
 
     @property
     def peer_connection_id(self) -> bytes | None:
         """The CID we put on records to the peer, if negotiated."""
-        return None if self._cids is None else self._cids[1]
-
-    @property
-    def advances(self) -> int:
-        """tls12_cid records that authenticated and were newer than every
-        record before them (RFC 9146 §6)."""
-        return self.counters.get("advances", 0)
+        cids = self._cids
+        return None if cids is None else cids[1 + cids[0] :]
 
     @property
     def holds_final_flight(self) -> bool:
@@ -329,9 +349,7 @@ class SettledConnection:
     @property
     def counters(self) -> Mapping[str, int]:
         """``handshakes`` (1: this session's), ``renegotiation_refused``,
-        ``internal_errors``, ``authenticated`` (records opened here rather
-        than by the session table), ``retransmissions`` (of our last flight),
-        ``advances`` (see :attr:`advances`)."""
+        ``internal_errors``, ``retransmissions`` (of our last flight)."""
         if self._counters is None:
             return _ESTABLISHED
         return self._counters
@@ -368,12 +386,11 @@ class SettledConnection:
 
     def _receive_datagram(self, data: bytes, now: float) -> None:
         backend = load_backend(self.config.backend)
-        cids = self._cids
+        local_cid = self.connection_id or b""
         # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
-        parsed = backend.parse_records_cid(data, 0 if cids is None else len(cids[0]))
+        parsed = backend.parse_records_cid(data, len(local_cid))
         if sum(13 + len(record[4]) + len(record[5]) for record in parsed) != len(data):
             self.count_drop("malformed")
-        local_cid = b"" if cids is None else cids[0]
         table, table_id = self._table, self._table_id
         for content_type, version, epoch, seq, cid, fragment in parsed:
             if version >> 8 != 0xFE:
@@ -396,7 +413,7 @@ class SettledConnection:
                 if isinstance(opened_cid, tuple):
                     content_type, opened, newest = opened_cid
                     if newest:
-                        self._count("advances")
+                        self.advances += 1
                 else:
                     opened = opened_cid
             else:
@@ -407,7 +424,7 @@ class SettledConnection:
             if opened is None:
                 self.count_drop("bad_epoch")  # the table no longer has the session
                 continue
-            self._count("authenticated")
+            self.authenticated += 1
             if len(opened) > MAX_PLAINTEXT:
                 self._fail(
                     AlertDescription.RECORD_OVERFLOW,
