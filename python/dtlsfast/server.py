@@ -59,6 +59,7 @@ from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.handshake.constants import AlertDescription, AlertLevel
 from dtlsfast.handshake.cookies import CookieJar
 from dtlsfast.log_limiter import LogLimiter
+from dtlsfast.resumption import ServerResumption, TicketKeys
 from dtlsfast.session import DtlsSession
 from dtlsfast.settled_connection import SettledConnection
 from dtlsfast.source_budget import SourceBuckets, address_key
@@ -427,6 +428,12 @@ class DtlsServer(asyncio.DatagramProtocol):
         (datagrams dropped unopened), ``auth_filter_sources`` (sources with a
         bucket for records on sessions not theirs).
 
+        Resumption (:class:`~dtlsfast.resumption.ServerResumption`):
+        ``resumed_ticket``, ``resumed_session_id`` (abbreviated handshakes),
+        ``tickets_issued``, ``session_ids_cached``, and
+        ``resumption_refused_<reason>`` for tickets and session IDs that fell
+        back to a full handshake (reasons: :class:`~dtlsfast.resumption.ResumptionFailure`).
+
         A snapshot; a counter never incremented reads 0.
         """
         out = Counter(self._counters)
@@ -458,6 +465,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
         out["dropped_auth_throttled"] += totals["throttled"]
+        if self.config.resumption is not None:
+            out.update(self.config.resumption.counters)
         out["reassembly_bytes"] = self._reassembly_budget.used
         out["dropped_reassembly_budget"] = self._reassembly_budget.refused
         return out
@@ -1167,6 +1176,24 @@ def _advances(conn: DtlsConnection | SettledConnection) -> int:
     return conn.advances
 
 
+def _server_resumption(
+    resumption: ServerResumption | bool, ticket_key_file: str | Path | None
+) -> ServerResumption | None:
+    """serve()'s ``resumption`` and ``ticket_key_file`` as the configuration's."""
+    if isinstance(resumption, ServerResumption):
+        if ticket_key_file is not None:
+            raise ConfigurationError(
+                "give ticket_key_file or a ServerResumption (with its ticket_keys), not both"
+            )
+        return resumption
+    if not resumption:
+        if ticket_key_file is not None:
+            raise ConfigurationError("ticket_key_file needs resumption enabled")
+        return None
+    keys = None if ticket_key_file is None else TicketKeys.from_file(ticket_key_file)
+    return ServerResumption(ticket_keys=keys)
+
+
 def _fmt(addr: Any) -> str:
     if isinstance(addr, tuple) and len(addr) >= 2:
         return f"{addr[0]}:{addr[1]}"
@@ -1204,6 +1231,8 @@ async def serve(
     batch_io: bool | None = None,
     require_extended_master_secret: bool = False,
     reveal_unknown_psk_identity: bool = False,
+    resumption: ServerResumption | bool = True,
+    ticket_key_file: str | Path | None = None,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -1233,6 +1262,15 @@ async def serve(
     cannot be enumerated; ``reveal_unknown_psk_identity=True`` sends the
     unknown_psk_identity alert instead (for debugging). Either way
     ``counters["unknown_psk_identities"]`` counts them.
+
+    ``resumption`` (on by default): clients may resume their sessions with
+    an abbreviated handshake, by session ID (a cache of 10,000 sessions for
+    an hour) or by RFC 5077 ticket. Tickets are sealed under keys derived
+    from ``ticket_key_file`` (created with a fresh secret, mode 0600, if
+    missing), so that servers sharing the file resume each other's sessions;
+    without it, under a random key that dies with the process. Pass a
+    :class:`~dtlsfast.resumption.ServerResumption` to choose the cache size,
+    lifetime and ticket keys, or False for full handshakes only.
     """
     if not callable(handler) and not isinstance(handler, SessionListener):
         raise ConfigurationError(
@@ -1258,6 +1296,7 @@ async def serve(
         kwargs["trusted_public_keys"] = trusted_public_keys
     if groups is not None:
         kwargs["groups"] = tuple(groups)
+    kwargs["resumption"] = _server_resumption(resumption, ticket_key_file)
     config = DtlsConfiguration.server(
         psk_store=psk_store,
         identity_hint=identity_hint,
