@@ -97,6 +97,7 @@ FINAL_FLIGHT_LIFETIME = 240.0
 #: The head of a kept final flight: its deadline and the next write sequence
 #: number of the epoch before the table's, the Finished message after it.
 _FINAL = struct.Struct(">dQ")
+_LENGTH = struct.Struct(">H")
 
 #: max_payload values in use (a few per MTU and suite), shared by the sessions.
 _SHARED_INTS: dict[int, int] = {}
@@ -152,14 +153,16 @@ class SettledConnection:
         peer_public_key: VerifyingKey | None,
         peer_certificate_type: CertificateType | None,
         connection_ids: tuple[bytes, bytes] | None = None,
-        final_flight: tuple[int, bytes] | None = None,
+        final_flight: tuple[int, list[bytes]] | None = None,
         final_flight_until: float = float("inf"),
     ) -> None:
         """``connection_ids``: (the CID records to us carry, the one ours
         carry), as the table has them. ``final_flight``: (the next write
-        sequence number of the epoch before the table's, our Finished
-        message): our ChangeCipherSpec and Finished are packed again from it
-        on a repeat of the peer's Finished until ``final_flight_until``."""
+        sequence number of the epoch before the table's, our last flight's
+        handshake messages: those of that epoch, then the Finished): the
+        flight is packed again from it, the ChangeCipherSpec before the
+        Finished, on a repeat of the peer's Finished until
+        ``final_flight_until``."""
         self._table = table
         # One bytes object: the length of our CID, our CID, the peer's.
         self._cids: bytes | None = None
@@ -171,10 +174,14 @@ class SettledConnection:
         self.advances = 0
         """tls12_cid records that authenticated and were newer than every
         record before them (RFC 9146 §6): what may move the session."""
-        # One bytes object: deadline, sequence number, Finished (see _resend_final).
+        # One bytes object: deadline, sequence number, then each message with
+        # its length (see _answer_repeated_flight).
         self._final: bytes | None = None
         if final_flight is not None:
-            self._final = _FINAL.pack(final_flight_until, final_flight[0]) + final_flight[1]
+            sequence, messages = final_flight
+            self._final = _FINAL.pack(final_flight_until, sequence) + b"".join(
+                _LENGTH.pack(len(m)) + m for m in messages
+            )
         self._table_id = table_id
         self.config = config
         self.peer = peer
@@ -532,19 +539,39 @@ class SettledConnection:
         if now > until:
             self._final = None
             return
+        messages = []
+        at = _FINAL.size
+        while at < len(final):
+            (length,) = _LENGTH.unpack_from(final, at)
+            messages.append(final[at + 2 : at + 2 + length])
+            at += 2 + length
+        *before, finished = messages
         # New records (RFC 6347 §4.2.4 retransmits messages, not records):
-        # the ChangeCipherSpec in the epoch before, the Finished in the table's.
-        finished = final[_FINAL.size :]
+        # those of the epoch before the table's, its ChangeCipherSpec, then
+        # the Finished sealed by the table; as many to a datagram as fit.
         backend = load_backend(self.config.backend)
-        ccs = bytes(
-            backend.encode_record(
-                ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, self.read_epoch - 1, sequence, b"\x01"
+        epoch = self.read_epoch - 1
+        records = [
+            bytes(backend.encode_record(ContentType.HANDSHAKE, DTLS_1_2, epoch, sequence + i, m))
+            for i, m in enumerate(before)
+        ]
+        records.append(
+            bytes(
+                backend.encode_record(
+                    ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, epoch, sequence + len(before), b"\x01"
+                )
             )
         )
-        sealed = self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)
-        self._final = _FINAL.pack(until, sequence + 1) + finished
+        records.append(bytes(self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)))
+        self._final = _FINAL.pack(until, sequence + len(records) - 1) + final[_FINAL.size :]
         self._count("retransmissions")
-        self._queue(ccs + bytes(sealed))
+        datagram = b""
+        for record in records:
+            if datagram and len(datagram) + len(record) > self.config.mtu:
+                self._queue(datagram)
+                datagram = b""
+            datagram += record
+        self._queue(datagram)
 
     # -- output and events --------------------------------------------------
 
