@@ -53,7 +53,7 @@ import hmac
 import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -585,12 +585,15 @@ class DtlsConnection:
     @property
     def settled(self) -> bool:
         """Established with nothing of the handshake left to wait for (no
-        timer, no pending epoch): the record state may move to a session
-        table, right after the handshake (:meth:`settle_into`)."""
+        timer, no pending epoch) and our last flight, if still owed, in a
+        form the slim connection can send again (:meth:`_final_flight`): the
+        record state may move to a session table, right after the handshake
+        (:meth:`settle_into`)."""
         return (
             self.state is State.ESTABLISHED
             and self._timer_at is None
             and not self.records.has_pending_read
+            and self._final_flight() is not False
         )
 
     @property
@@ -599,6 +602,37 @@ class DtlsConnection:
         trigger = self._peer_trigger
         return None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
 
+    def _final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """What the slim connection needs to send our last flight again, if
+        it answered the peer's Finished (a full handshake; RFC 6347 §4.2.4)
+        and the peer has not shown it arrived: the next write sequence number
+        of the epoch before the current one and the flight's handshake
+        messages, those of that epoch (a NewSessionTicket, RFC 5077) and the
+        Finished last, the ChangeCipherSpec between them implied. None if no
+        flight is owed; False if this one does not have that shape, or a
+        message would not fit one datagram unfragmented (then the full
+        connection keeps it until the peer's data shows it arrived)."""
+        trigger = self._peer_trigger
+        flight = self._flight
+        if trigger is None or trigger[0] == 0 or not flight:
+            return None
+        epoch = self.records.write_epoch
+        *before, ccs, finished = flight
+        if (
+            ccs != FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            or finished.epoch != epoch
+            or finished.content_type != ContentType.HANDSHAKE
+            or any(
+                item.epoch != epoch - 1
+                or item.content_type != ContentType.HANDSHAKE
+                or 13 + len(item.payload) > self.config.mtu
+                for item in before
+            )
+        ):
+            return False
+        messages = [item.payload for item in before] + [finished.payload]
+        return self.records.next_write_sequence(epoch - 1), messages
+
     def settle_into(
         self, table: Any, session_id: int, now: float | None = None
     ) -> SettledConnection:
@@ -606,37 +640,17 @@ class DtlsConnection:
         (the backend's SessionTable) under ``session_id`` and return the slim
         connection that carries on in its place (:mod:`dtlsfast.settled_connection`).
 
-        If our last flight answered the peer's Finished (a full handshake: our
-        ChangeCipherSpec and Finished), what it takes to pack it again goes
-        along (the epoch-0 write sequence number and the Finished message), to
-        be sent again, as new records, if the peer repeats its Finished until
+        If our last flight answered the peer's Finished (a full handshake:
+        a NewSessionTicket perhaps, our ChangeCipherSpec and Finished), what
+        it takes to pack it again goes along (:meth:`_final_flight`), to be
+        sent again, as new records, if the peer repeats its Finished until
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
         connection must not be used afterwards."""
         if not self.settled or self.is_client:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        trigger = self._peer_trigger
-        final = None
-        flight = self._flight
-        ticket = b""
-        if (
-            len(flight) == 3
-            and flight[0].epoch == self.records.write_epoch - 1
-            and flight[0].content_type == ContentType.HANDSHAKE
-            and flight[0].payload[:1] == bytes([HandshakeType.NEW_SESSION_TICKET])
-        ):
-            # RFC 5077 §3.3: a NewSessionTicket before the ChangeCipherSpec.
-            ticket, flight = flight[0].payload, flight[1:]
-        if trigger is not None and trigger[0] > 0 and len(flight) == 2:
-            ccs, finished = flight
-            epoch = self.records.write_epoch
-            if ccs == FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01") and (
-                finished.epoch == epoch and finished.content_type == ContentType.HANDSHAKE
-            ):
-                # Our flight answered the peer's Finished: its ChangeCipherSpec
-                # and Finished (and NewSessionTicket), all the slim connection
-                # needs to pack it again.
-                final = (self.records.next_write_sequence(epoch - 1), finished.payload)
+        final = self._final_flight()
+        assert final is not False  # settled says so
         self.records.install_in_table(table, session_id)
         read, write = self.records.current_read, self.records.current_write
         cids = None
@@ -664,7 +678,6 @@ class DtlsConnection:
             connection_ids=cids,
             final_flight=final,
             final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
-            final_ticket=ticket if final is not None else b"",
         )
 
     # -- the session store (dtlsfast.store) -----------------------------------

@@ -166,11 +166,6 @@ class RecordLayer:
             del self._write[epoch]
 
     @property
-    def single_epoch(self) -> bool:
-        """Only the current epochs are left (previous ones forgotten)."""
-        return len(self._read) == 1 and len(self._write) == 1 and not self.has_pending_read
-
-    @property
     def current_read(self) -> _ReadState:
         """The current read epoch's cipher and replay window (shared, not a copy)."""
         return self._read[self.read_epoch]
@@ -180,11 +175,6 @@ class RecordLayer:
         """The current write epoch's cipher and next sequence number (shared:
         whoever seals with the cipher must advance ``next_sequence``)."""
         return self._write[self.write_epoch]
-
-    @property
-    def uses_connection_ids(self) -> bool:
-        """A CID is in use in either direction of the current epochs."""
-        return bool(self.current_read.cid or self.current_write.cid)
 
     def install_in_table(self, table: Any, session_id: int) -> None:
         """Copy the current read and write epochs into a session table (the

@@ -1245,7 +1245,7 @@ def _authenticated(conn: DtlsConnection | SettledConnection) -> int | None:
     alive."""
     if isinstance(conn, DtlsConnection):
         return conn.records.advances if conn.established else None
-    return conn.counters.get("authenticated", 0)
+    return conn.authenticated
 
 
 def _resumed(conn: DtlsConnection | SettledConnection) -> str | None:

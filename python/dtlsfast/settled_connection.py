@@ -91,9 +91,8 @@ FINAL_FLIGHT_LIFETIME = 240.0
 
 #: The head of a kept final flight: its deadline and the next write sequence
 #: number of the epoch before the table's, the Finished message after it.
-#: deadline, next epoch-0 sequence number, length of the NewSessionTicket
-#: message before the ChangeCipherSpec (0: none), then that message and the Finished.
-_FINAL = struct.Struct(">dQH")
+_FINAL = struct.Struct(">dQ")
+_LENGTH = struct.Struct(">H")
 
 #: max_payload values in use (a few per MTU and suite), shared by the sessions.
 _SHARED_INTS: dict[int, int] = {}
@@ -114,8 +113,11 @@ class SettledConnection:
         "_last_peer_seq",
         "_next_seq",
         "_out",
+        "_peer_auth",
         "_table",
         "_table_id",
+        "advances",
+        "authenticated",
         "cipher_suite",
         "client_random",
         "closed",
@@ -123,9 +125,6 @@ class SettledConnection:
         "extended_master_secret",
         "max_payload",
         "peer",
-        "peer_certificate_type",
-        "peer_certificates",
-        "peer_public_key",
         "psk_identity",
         "read_epoch",
     )
@@ -149,26 +148,34 @@ class SettledConnection:
         peer_public_key: VerifyingKey | None,
         peer_certificate_type: CertificateType | None,
         connection_ids: tuple[bytes, bytes] | None = None,
-        final_flight: tuple[int, bytes] | None = None,
+        final_flight: tuple[int, list[bytes]] | None = None,
         final_flight_until: float = float("inf"),
-        final_ticket: bytes = b"",
     ) -> None:
         """``connection_ids``: (the CID records to us carry, the one ours
         carry), as the table has them. ``final_flight``: (the next write
-        sequence number of the epoch before the table's, our Finished
-        message): our ChangeCipherSpec and Finished are packed again from it
-        on a repeat of the peer's Finished until ``final_flight_until``;
-        ``final_ticket``, the NewSessionTicket message (RFC 5077 §3.3) that
-        came before them in that flight, if any, is sent again with them."""
+        sequence number of the epoch before the table's, our last flight's
+        handshake messages: those of that epoch, then the Finished): the
+        flight is packed again from it, the ChangeCipherSpec before the
+        Finished, on a repeat of the peer's Finished until
+        ``final_flight_until``."""
         self._table = table
-        self._cids = connection_ids
-        # One bytes object: deadline, sequence number, Finished (see _resend_final).
+        # One bytes object: the length of our CID, our CID, the peer's.
+        self._cids: bytes | None = None
+        if connection_ids is not None:
+            local, peer_cid = connection_ids
+            self._cids = bytes((len(local),)) + local + peer_cid
+        self.authenticated = 0
+        """Records opened here (not by the session table's batch path)."""
+        self.advances = 0
+        """tls12_cid records that authenticated and were newer than every
+        record before them (RFC 9146 §6): what may move the session."""
+        # One bytes object: deadline, sequence number, then each message with
+        # its length (see _answer_repeated_flight).
         self._final: bytes | None = None
         if final_flight is not None:
-            self._final = (
-                _FINAL.pack(final_flight_until, final_flight[0], len(final_ticket))
-                + final_ticket
-                + final_flight[1]
+            sequence, messages = final_flight
+            self._final = _FINAL.pack(final_flight_until, sequence) + b"".join(
+                _LENGTH.pack(len(m)) + m for m in messages
             )
         self._table_id = table_id
         self.config = config
@@ -182,9 +189,10 @@ class SettledConnection:
         self.client_random = client_random
         self.psk_identity = psk_identity
         self.extended_master_secret = extended_master_secret
-        self.peer_certificates = peer_certificates
-        self.peer_public_key = peer_public_key
-        self.peer_certificate_type = peer_certificate_type
+        # PSK sessions (most) pay one slot for what certificates would need.
+        self._peer_auth: tuple[Any, Any, Any] | None = None
+        if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:
+            self._peer_auth = (peer_certificates, peer_public_key, peer_certificate_type)
         self.closed = False
         self._out: list[bytes] | None = None
         self._events: list[Event] | None = None
@@ -201,7 +209,6 @@ class SettledConnection:
         suite = self.cipher_suite
         if state is None or suite is None:
             return None
-        cids = self._cids
         if self.peer_public_key is None and self.peer_certificate_type is None:
             # A PSK session (the common case, 100,000 at a time): no conversions.
             record = SessionRecord(
@@ -214,8 +221,8 @@ class SettledConnection:
                 self._last_peer_seq,
                 self.psk_identity,
             )
-            if cids is not None:
-                record.local_cid, record.peer_cid = cids
+            if self._cids is not None:
+                record.local_cid, record.peer_cid = self.connection_id, self.peer_connection_id
             return record
         return build_record(
             key,
@@ -229,8 +236,8 @@ class SettledConnection:
             peer_certificate_type=self.peer_certificate_type,
             peer_public_key=self.peer_public_key,
             peer_certificates=self.peer_certificates,
-            local_cid=None if self._cids is None else self._cids[0],
-            peer_cid=None if self._cids is None else self._cids[1],
+            local_cid=self.connection_id,
+            peer_cid=self.peer_connection_id,
         )
 
     @classmethod
@@ -277,6 +284,20 @@ class SettledConnection:
     # -- what the endpoints read --------------------------------------------
 
     @property
+    def peer_certificates(self) -> list[x509.Certificate] | None:
+        """The peer's verified certificate chain, leaf first, if it sent one."""
+        return None if self._peer_auth is None else self._peer_auth[0]
+
+    @property
+    def peer_public_key(self) -> VerifyingKey | None:
+        """The peer's authenticated public key (certificate or raw, RFC 7250)."""
+        return None if self._peer_auth is None else self._peer_auth[1]
+
+    @property
+    def peer_certificate_type(self) -> CertificateType | None:
+        return None if self._peer_auth is None else self._peer_auth[2]
+
+    @property
     def established(self) -> bool:
         return not self.closed
 
@@ -291,18 +312,14 @@ class SettledConnection:
     @property
     def connection_id(self) -> bytes | None:
         """The CID the peer puts on records to us (RFC 9146), if negotiated."""
-        return None if self._cids is None else self._cids[0]
+        cids = self._cids
+        return None if cids is None else cids[1 : 1 + cids[0]]
 
     @property
     def peer_connection_id(self) -> bytes | None:
         """The CID we put on records to the peer, if negotiated."""
-        return None if self._cids is None else self._cids[1]
-
-    @property
-    def advances(self) -> int:
-        """tls12_cid records that authenticated and were newer than every
-        record before them (RFC 9146 §6)."""
-        return self.counters.get("advances", 0)
+        cids = self._cids
+        return None if cids is None else cids[1 + cids[0] :]
 
     @property
     def holds_final_flight(self) -> bool:
@@ -324,9 +341,7 @@ class SettledConnection:
     @property
     def counters(self) -> Mapping[str, int]:
         """``handshakes`` (1: this session's), ``renegotiation_refused``,
-        ``internal_errors``, ``authenticated`` (records opened here rather
-        than by the session table), ``retransmissions`` (of our last flight),
-        ``advances`` (see :attr:`advances`)."""
+        ``internal_errors``, ``retransmissions`` (of our last flight)."""
         if self._counters is None:
             return _ESTABLISHED
         return self._counters
@@ -363,12 +378,11 @@ class SettledConnection:
 
     def _receive_datagram(self, data: bytes, now: float) -> None:
         backend = load_backend(self.config.backend)
-        cids = self._cids
+        local_cid = self.connection_id or b""
         # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
-        parsed = backend.parse_records_cid(data, 0 if cids is None else len(cids[0]))
+        parsed = backend.parse_records_cid(data, len(local_cid))
         if sum(13 + len(record[4]) + len(record[5]) for record in parsed) != len(data):
             self.count_drop("malformed")
-        local_cid = b"" if cids is None else cids[0]
         table, table_id = self._table, self._table_id
         for content_type, version, epoch, seq, cid, fragment in parsed:
             if version >> 8 != 0xFE:
@@ -391,7 +405,7 @@ class SettledConnection:
                 if isinstance(opened_cid, tuple):
                     content_type, opened, newest = opened_cid
                     if newest:
-                        self._count("advances")
+                        self.advances += 1
                 else:
                     opened = opened_cid
             else:
@@ -402,7 +416,7 @@ class SettledConnection:
             if opened is None:
                 self.count_drop("bad_epoch")  # the table no longer has the session
                 continue
-            self._count("authenticated")
+            self.authenticated += 1
             if len(opened) > MAX_PLAINTEXT:
                 self._fail(
                     AlertDescription.RECORD_OVERFLOW,
@@ -506,32 +520,43 @@ class SettledConnection:
         final = self._final
         if final is None:
             return
-        until, sequence, ticket_length = _FINAL.unpack_from(final)
+        until, sequence = _FINAL.unpack_from(final)
         if now > until:
             self._final = None
             return
+        messages = []
+        at = _FINAL.size
+        while at < len(final):
+            (length,) = _LENGTH.unpack_from(final, at)
+            messages.append(final[at + 2 : at + 2 + length])
+            at += 2 + length
+        *before, finished = messages
         # New records (RFC 6347 §4.2.4 retransmits messages, not records):
-        # the NewSessionTicket (if any) and the ChangeCipherSpec in the epoch
-        # before, the Finished in the table's.
-        ticket = final[_FINAL.size : _FINAL.size + ticket_length]
-        finished = final[_FINAL.size + ticket_length :]
+        # those of the epoch before the table's, its ChangeCipherSpec, then
+        # the Finished sealed by the table; as many to a datagram as fit.
         backend = load_backend(self.config.backend)
         epoch = self.read_epoch - 1
-        unprotected = b""
-        if ticket:
-            unprotected = bytes(
-                backend.encode_record(ContentType.HANDSHAKE, DTLS_1_2, epoch, sequence, ticket)
-            )
-            sequence += 1
-        ccs = bytes(
-            backend.encode_record(
-                ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, epoch, sequence, b"\x01"
+        records = [
+            bytes(backend.encode_record(ContentType.HANDSHAKE, DTLS_1_2, epoch, sequence + i, m))
+            for i, m in enumerate(before)
+        ]
+        records.append(
+            bytes(
+                backend.encode_record(
+                    ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, epoch, sequence + len(before), b"\x01"
+                )
             )
         )
-        sealed = self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)
-        self._final = _FINAL.pack(until, sequence + 1, ticket_length) + ticket + finished
+        records.append(bytes(self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)))
+        self._final = _FINAL.pack(until, sequence + len(records) - 1) + final[_FINAL.size :]
         self._count("retransmissions")
-        self._queue(unprotected + ccs + bytes(sealed))
+        datagram = b""
+        for record in records:
+            if datagram and len(datagram) + len(record) > self.config.mtu:
+                self._queue(datagram)
+                datagram = b""
+            datagram += record
+        self._queue(datagram)
 
     # -- output and events --------------------------------------------------
 

@@ -53,6 +53,7 @@ import hashlib
 import itertools
 import logging
 import random
+import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -782,9 +783,9 @@ class CoapServer:
         request = ex.message
         msg = self._response_message(ex, response)
         if ex.observe_register and response.code in (Code.CONTENT, Code.VALID):
-            obs = Observation(
-                ex.remote, request.token, request.path, request.encode(), self._clock.time()
-            )
+            # One str per path for all its observers, not one each.
+            path = sys.intern(request.path)
+            obs = Observation(ex.remote, request.token, path, request.encode(), self._clock.time())
             if self._observers.add(obs):
                 msg.add_option(OptionNumber.OBSERVE, self._sequence.next())
                 self.counters["observers_registered"] += 1
