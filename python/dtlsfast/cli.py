@@ -336,6 +336,10 @@ async def run_server(args: argparse.Namespace) -> int:
     # A worker takes its sockets and shared secrets from its supervisor,
     # which logs where it listens.
     extra = {} if worker is None else worker.dtls_options(args.connection_id)
+    if worker is not None and getattr(args, "state_file", None):
+        # Each worker holds its own sessions: its own state file, restored
+        # when the supervisor restarts it.
+        args.state_file = worker.own_path(args.state_file)
     quiet = logging.DEBUG if worker is not None else logging.INFO
     coap = CoapServer()
     coap.add_resource("light", LightResource())

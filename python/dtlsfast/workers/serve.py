@@ -61,13 +61,13 @@ async def serve_workers(
     returning a :class:`~dtlsfast.coap.CoapServer`) builds in ``workers``
     processes sharing ``port`` (plain CoAP) and ``coaps_port`` (CoAPS, with
     ``dtls_options`` for :func:`dtlsfast.coap.dtls.listen_dtls`, which must
-    pickle); None or 0 disables a port. Returns the started supervisor:
+    pickle); None disables a port, 0 picks a free one. Returns the started supervisor:
     ``await supervisor.stop()`` then ``supervisor.close()`` ends it."""
     options = dict(dtls_options, app=app)
     supervisor = Supervisor(
         [sys.executable, "-m", "dtlsfast.workers.worker"],
         workers,
-        coap=(host, port) if port is not None and (port or coaps_port is None) else None,
+        coap=(host, port) if port is not None else None,
         coaps=(host, coaps_port) if coaps_port is not None else None,
         steering=steering,
         metrics=metrics is not None,
