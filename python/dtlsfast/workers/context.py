@@ -2,7 +2,8 @@
 
 A worker is started with ``DTLSFAST_WORKER_CONTROL`` naming the file
 descriptor of its control socket (a Unix stream socket to the supervisor);
-the first line on it is the worker's :class:`WorkerContext` in JSON: its
+the first line on it, with the sockets passed along (SCM_RIGHTS), is the
+worker's :class:`WorkerContext` in JSON: its
 index, how many workers there are, the descriptors of its share of each port
 (SO_REUSEPORT sockets bound by the supervisor), the handover sockets, the
 steering in use, the shared cookie seed and the metrics directory. Secrets
@@ -11,6 +12,7 @@ never go through the environment or the command line.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -22,8 +24,13 @@ from dtlsfast.exceptions import ConfigurationError
 
 #: The environment variable that makes a process a worker.
 CONTROL_ENV = "DTLSFAST_WORKER_CONTROL"
-#: Longest first line the supervisor sends (the context).
+#: Longest first line the supervisor sends (the context), and most descriptors.
 MAX_CONTEXT_LINE = 64 * 1024
+MAX_FDS = 3 + 256
+#: What a worker says once it is ready for its context.
+WARM = b'{"warm": true}\n'
+#: What a worker imports before it waits for its context.
+PRELOAD = ("dtlsfast.coap.dtls", "dtlsfast.workers.worker", "dtlsfast.workers.apps")
 
 
 @dataclass
@@ -46,6 +53,23 @@ class WorkerContext:
     metrics_dir: str | None = None
     options: str = ""
     """The Python API's pickled worker options (hex), empty for the CLI."""
+    passed: list[int] = field(default_factory=list)
+    """The supervisor's descriptors, in the order it passes them
+    (SCM_RIGHTS); the worker maps them to its own with :meth:`adopt`."""
+
+    def adopt(self, received: list[int], control_fd: int) -> None:
+        """Name the descriptors as this process received them."""
+        if len(received) != len(self.passed):
+            raise ConfigurationError(
+                f"the supervisor passed {len(received)} descriptors, not {len(self.passed)}"
+            )
+        mine = dict(zip(self.passed, received, strict=True))
+        self.control_fd = control_fd
+        self.coap_fd = None if self.coap_fd is None else mine[self.coap_fd]
+        self.coaps_fd = None if self.coaps_fd is None else mine[self.coaps_fd]
+        self.handover_fd = None if self.handover_fd is None else mine[self.handover_fd]
+        self.handover_fds = [mine[fd] for fd in self.handover_fds]
+        self.passed = received
 
     def to_line(self) -> bytes:
         return json.dumps(asdict(self)).encode() + b"\n"
@@ -89,7 +113,9 @@ _looked = False
 
 def worker_context() -> WorkerContext | None:
     """This process's context if a supervisor started it, else None. The
-    first call reads it from the control socket."""
+    first call waits for it on the control socket, after importing what a
+    server needs: a worker started in advance (the supervisor's standby)
+    then takes a dead worker's place in milliseconds."""
     global _context, _looked
     if _looked:
         return _context
@@ -101,15 +127,25 @@ def worker_context() -> WorkerContext | None:
         control = socket.socket(fileno=int(fd))
     except (ValueError, OSError) as exc:
         raise ConfigurationError(f"{CONTROL_ENV}={fd!r} is not an open socket: {exc}") from None
+    for name in PRELOAD:
+        importlib.import_module(name)
     control.setblocking(True)
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = control.recv(1)
-        if not chunk or len(line) > MAX_CONTEXT_LINE:
-            raise ConfigurationError("the supervisor closed the control socket before the context")
+    control.sendall(WARM)
+    line, fds, _, _ = socket.recv_fds(control, MAX_CONTEXT_LINE, MAX_FDS)
+    while line and not line.endswith(b"\n") and len(line) <= MAX_CONTEXT_LINE:
+        chunk = control.recv(MAX_CONTEXT_LINE)
+        if not chunk:
+            break
         line += chunk
+    if not line:
+        # A standby that the supervisor dismissed (or a supervisor gone).
+        raise SystemExit(0)
+    if not line.endswith(b"\n"):
+        raise ConfigurationError("the supervisor sent a context without its end of line")
     control.detach()
-    _context = WorkerContext.from_line(line)
+    context = WorkerContext.from_line(line)
+    context.adopt(fds, int(fd))
+    _context = context
     return _context
 
 

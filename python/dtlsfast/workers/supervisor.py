@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dtlsfast.exceptions import ConfigurationError
-from dtlsfast.workers.context import CONTROL_ENV, WorkerContext
+from dtlsfast.workers.context import CONTROL_ENV, WARM, WorkerContext
 from dtlsfast.workers.steering import MAX_WORKERS, attach_steering
 
 log = logging.getLogger("dtlsfast.workers")
@@ -120,7 +120,9 @@ class Supervisor:
     socket named by ``DTLSFAST_WORKER_CONTROL``); ``coap`` and ``coaps`` are
     the ``(host, port)`` to share, or None. ``steering`` is ``auto`` (the
     kernel program where it attaches, else the handover), ``bpf`` (insist)
-    or ``handover``.
+    or ``handover``. With ``standby`` one more process waits, its imports
+    done, to replace a worker that dies at once (a cold start of Python and
+    dtlsfast takes about half a second, longer on a busy machine).
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class Supervisor:
         steering: str = "auto",
         metrics: bool = False,
         options: str = "",
+        standby: bool = True,
     ) -> None:
         if not 1 <= workers <= MAX_WORKERS:
             raise ConfigurationError(f"--workers is 1 to {MAX_WORKERS} (or auto), not {workers}")
@@ -155,6 +158,9 @@ class Supervisor:
         self._stopping = False
         self._started = False
         self._metrics_server: asyncio.Server | None = None
+        self._use_standby = standby
+        self._spare: tuple[asyncio.subprocess.Process, socket.socket] | None = None
+        self._refill: asyncio.Task[None] | None = None
         self._ids = 0
         self.exit_code = 0
         self.restarts = 0
@@ -190,6 +196,7 @@ class Supervisor:
                 async with asyncio.timeout(READY_TIMEOUT):
                     await worker.ready
             self._started = True
+            self._schedule_refill()
         except BaseException:
             await self.stop()
             self._close_sockets()
@@ -289,6 +296,16 @@ class Supervisor:
             if worker.monitor is not None:
                 worker.monitor.cancel()
             self._drop_control(worker)
+        if self._refill is not None:
+            with contextlib.suppress(BaseException):
+                await self._refill
+        if self._spare is not None:
+            spare, ours = self._spare
+            self._spare = None
+            ours.close()  # the standby reads the end of its control socket and exits
+            with contextlib.suppress(ProcessLookupError):
+                spare.send_signal(signal.SIGTERM)
+            await spare.wait()
 
     def close(self) -> None:
         """Release the sockets and the metrics directory (after :meth:`stop`)."""
@@ -298,14 +315,94 @@ class Supervisor:
 
     # -- workers -------------------------------------------------------------
 
-    async def _spawn(self, worker: _Worker) -> None:
+    async def _start_process(self) -> tuple[asyncio.subprocess.Process, socket.socket]:
+        """A worker process, waiting (warm) for its context on the control socket."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        theirs.set_inheritable(True)
+        env = dict(os.environ)
+        env[CONTROL_ENV] = str(theirs.fileno())
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if self._metrics_dir is not None:
+            env["PROMETHEUS_MULTIPROC_DIR"] = self._metrics_dir
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._command, pass_fds=[theirs.fileno()], env=env, start_new_session=True
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return process, ours
+
+    async def _standby(self) -> tuple[asyncio.subprocess.Process, socket.socket]:
+        """The standby process if it is alive, else a new one; a new standby
+        is started in the background either way."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0].returncode is not None:
+            spare[1].close()
+            spare = None
+        if spare is None:
+            spare = await self._start_process()
+        if self._started:
+            self._schedule_refill()
+        return spare
+
+    def _schedule_refill(self) -> None:
+        if not self._use_standby or self._stopping:
+            return
+        if self._refill is None or self._refill.done():
+            self._refill = asyncio.get_running_loop().create_task(self._refill_standby())
+
+    async def _refill_standby(self) -> None:
+        """Start the standby; it stands by once its imports are done."""
+        if self._spare is not None or self._stopping:
+            return
+        try:
+            process, ours = await self._start_process()
+        except OSError as exc:
+            log.error("could not start a standby worker: %s", exc)
+            return
+        ours.setblocking(False)
+        loop = asyncio.get_running_loop()
+        said = b""
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                while not said.endswith(b"\n") and len(said) < len(WARM):
+                    chunk = await loop.sock_recv(ours, len(WARM) - len(said))
+                    if not chunk:
+                        break
+                    said += chunk
+        except (OSError, TimeoutError):
+            pass
+        if said != WARM or self._stopping:
+            ours.close()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            if not self._stopping:
+                log.error("the standby worker did not start")
+            return
+        ours.setblocking(True)
+        self._spare = (process, ours)
+
+    @property
+    def standby_ready(self) -> bool:
+        """Whether a standby process waits, warm, to replace a worker."""
+        return self._spare is not None and self._spare[0].returncode is None
+
+    async def _spawn(self, worker: _Worker) -> None:
+        process, ours = await self._standby()
         index = worker.index
+        passed = [
+            s.fileno() for s in (*self._coap[index : index + 1], *self._coaps[index : index + 1])
+        ]
+        if self._handover:
+            passed.append(self._handover[index][1].fileno())
+            passed += [pair[0].fileno() for pair in self._handover]
         context = WorkerContext(
             index=index,
             count=self._count,
-            control_fd=theirs.fileno(),
+            control_fd=-1,
             cookie_seed_hex=self._cookie_seed.hex(),
             steering=self.steering,
             coap_fd=self._coap[index].fileno() if self._coap else None,
@@ -314,22 +411,14 @@ class Supervisor:
             handover_fds=[pair[0].fileno() for pair in self._handover],
             metrics_dir=self._metrics_dir,
             options=self._options,
+            passed=passed,
         )
-        fds = [theirs.fileno()]
-        fds += [fd for fd in (context.coap_fd, context.coaps_fd, context.handover_fd) if fd]
-        fds += context.handover_fds
-        env = dict(os.environ)
-        env[CONTROL_ENV] = str(theirs.fileno())
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        if self._metrics_dir is not None:
-            env["PROMETHEUS_MULTIPROC_DIR"] = self._metrics_dir
         try:
-            ours.sendall(context.to_line())
-            worker.process = await asyncio.create_subprocess_exec(
-                *self._command, pass_fds=fds, env=env, start_new_session=True
-            )
-        finally:
-            theirs.close()
+            socket.send_fds(ours, [context.to_line()], passed)
+        except OSError:
+            ours.close()
+            raise
+        worker.process = process
         worker.started = time.monotonic()
         ours.setblocking(False)
         worker.control = ours
@@ -347,9 +436,11 @@ class Supervisor:
         with contextlib.suppress(OSError, ValueError, asyncio.LimitOverrunError):
             while line := await reader.readline():
                 message = json.loads(line)
+                if not isinstance(message, dict):
+                    continue
                 if message.get("ready") and ready is not None and not ready.done():
                     ready.set_result(None)
-                waiting = worker.waiting.pop(message.get("id"), None)
+                waiting = worker.waiting.pop(int(message.get("id") or 0), None)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(message.get("counters") or {})
         code = await process.wait()
