@@ -398,7 +398,6 @@ async def run_server(args: argparse.Namespace) -> int:
                 + (", client raw public keys required" * bool(args.rpk_trust)),
             )
             _warn_if_example_key(dtls.address, store)
-        log.log(quiet, "serving /light (GET, PUT, observable); Ctrl-C to stop")
         stop = asyncio.Event()
         dtls_server = closers[-1] if args.coaps_port else None
         if worker is not None:
@@ -407,6 +406,7 @@ async def run_server(args: argparse.Namespace) -> int:
             closers.append(
                 await workers.serve_single_metrics(args.metrics, closers[:], coap, dtls_server)
             )
+        log.log(quiet, "serving /light (GET, PUT, observable); Ctrl-C to stop")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

@@ -107,14 +107,21 @@ async def run_supervised(args: argparse.Namespace) -> int:
         if args.metrics is not None:
             await supervisor.serve_metrics(*args.metrics)
             log.info("metrics on http://%s/metrics", _fmt(args.metrics))
-        log.info(
-            "serving /light (GET, PUT, observable) in %d workers; Ctrl-C to stop", args.workers
-        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(supervisor.log_counters()))
+        logging_tasks: set[asyncio.Task[None]] = set()
+
+        def log_counters() -> None:
+            task = loop.create_task(supervisor.log_counters())
+            logging_tasks.add(task)
+            task.add_done_callback(logging_tasks.discard)
+
+        loop.add_signal_handler(signal.SIGUSR1, log_counters)
+        log.info(
+            "serving /light (GET, PUT, observable) in %d workers; Ctrl-C to stop", args.workers
+        )
         await stop.wait()
         log.info("stopping: every worker sends close_notify to its DTLS peers")
         for sig in (signal.SIGINT, signal.SIGTERM):
