@@ -1,10 +1,10 @@
 """Handshake message codecs: the Rust ``_core`` calls, their pure-Python twin,
-and the calls ``connection.py`` and ``cookie_gate.py`` make today
-(``dtlsfast.handshake`` codecs, ``find_extension`` and the extension
+and the calls ``connection.py`` and ``cookie_gate.py`` made before they used
+the codecs (``dtlsfast.handshake`` codecs, ``find_extension`` and the extension
 decoders), side by side on messages captured from real peers.
 
 ``impl`` is ``rust`` (new API on ``_core``), ``python`` (the same API on
-``dtlsfast.pure``) or ``today`` (the current code path). Groups:
+``dtlsfast.pure``) or ``before`` (that earlier code path). Groups:
 
 - ``parse-client-hello-<peer>``: a record's fragments and the ClientHello
   with the extensions the server reads (the connection's step);
@@ -53,7 +53,7 @@ from dtlsfast.handshake.messages import (
     split_handshake_fragments,
 )
 
-IMPLS = ["rust", "python", "today"]
+IMPLS = ["rust", "python", "before"]
 PEERS = {
     "openssl": "OPENSSL_CLIENT_HELLO_COOKIE",
     "libcoap-openssl": "COAP_CLIENT_OPENSSL_CLIENT_HELLO",
@@ -71,10 +71,10 @@ SERVER_RANDOM = bytes(range(32))
 VERIFY_DATA = bytes(range(12, 24))
 
 
-# ------------------------------------------------------ today's calls
+# ------------------------------------------------------ the calls before the codecs
 
 
-def today_gate(payload: bytes) -> tuple[bytes, bytes]:
+def before_gate(payload: bytes) -> tuple[bytes, bytes]:
     """cookie_gate.CookieGate.check and _check_fragment."""
     (piece,) = split_handshake_fragments(payload)
     parse_handshake_header(piece)
@@ -82,7 +82,7 @@ def today_gate(payload: bytes) -> tuple[bytes, bytes]:
     return hello.cookie, hello.cookie_input()
 
 
-def today_client_hello(payload: bytes) -> Any:
+def before_client_hello(payload: bytes) -> Any:
     """DtlsConnection._handle_handshake_record and _server_on_client_hello
     (the reading half)."""
     (piece,) = split_handshake_fragments(payload)
@@ -110,7 +110,7 @@ def today_client_hello(payload: bytes) -> Any:
     return hello
 
 
-def today_client_flight(key_exchange: bytes, finished: bytes) -> tuple[bytes, bytes]:
+def before_client_flight(key_exchange: bytes, finished: bytes) -> tuple[bytes, bytes]:
     (piece,) = split_handshake_fragments(key_exchange)
     parse_handshake_header(piece)
     identity = ClientKeyExchangePsk.decode(piece[12:]).identity
@@ -121,7 +121,7 @@ def today_client_flight(key_exchange: bytes, finished: bytes) -> tuple[bytes, by
     return identity, verify_data
 
 
-def today_server_flight() -> list[bytes]:
+def before_server_flight() -> list[bytes]:
     hvr = HelloVerifyRequest(server_version=DTLS_1_0, cookie=COOKIE).encode()
     out = [encode_handshake(HandshakeType.HELLO_VERIFY_REQUEST, 0, hvr)]
     extensions = [
@@ -183,9 +183,9 @@ def new_server_flight(m: ModuleType) -> list[bytes]:
     ]
 
 
-def step(impl: str, today: Callable[..., Any], new: Callable[..., Any]) -> Callable[..., Any]:
-    if impl == "today":
-        return today
+def step(impl: str, before: Callable[..., Any], new: Callable[..., Any]) -> Callable[..., Any]:
+    if impl == "before":
+        return before
     module = MODULES[impl]
     return lambda *args: new(module, *args)
 
@@ -198,7 +198,7 @@ def step(impl: str, today: Callable[..., Any], new: Callable[..., Any]) -> Calla
 def test_parse_client_hello(benchmark: Any, impl: str, peer: str) -> None:
     payload = VECTORS[PEERS[peer]]
     benchmark.group = f"parse-client-hello-{peer}"
-    hello = benchmark(step(impl, today_client_hello, new_client_hello), payload)
+    hello = benchmark(step(impl, before_client_hello, new_client_hello), payload)
     reference = ClientHello.decode(payload[12:])
     benchmark.extra_info["correct"] = tuple(hello.cipher_suites) == tuple(reference.cipher_suites)
 
@@ -206,7 +206,7 @@ def test_parse_client_hello(benchmark: Any, impl: str, peer: str) -> None:
 @pytest.mark.parametrize("impl", IMPLS)
 def test_gate_client_hello(benchmark: Any, impl: str) -> None:
     benchmark.group = "gate-client-hello"
-    cookie, cookie_input = benchmark(step(impl, today_gate, new_gate), SECOND_HELLO)
+    cookie, cookie_input = benchmark(step(impl, before_gate, new_gate), SECOND_HELLO)
     reference = ClientHello.decode(SECOND_HELLO[12:])
     benchmark.extra_info["correct"] = (cookie, cookie_input) == (
         reference.cookie,
@@ -217,24 +217,24 @@ def test_gate_client_hello(benchmark: Any, impl: str) -> None:
 @pytest.mark.parametrize("impl", IMPLS)
 def test_parse_client_flight(benchmark: Any, impl: str) -> None:
     benchmark.group = "parse-client-flight"
-    parsed = benchmark(step(impl, today_client_flight, new_client_flight), KEY_EXCHANGE, FINISHED)
+    parsed = benchmark(step(impl, before_client_flight, new_client_flight), KEY_EXCHANGE, FINISHED)
     benchmark.extra_info["correct"] = parsed == (b"CoAP", bytes(range(12)))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_encode_server_flight(benchmark: Any, impl: str) -> None:
     benchmark.group = "encode-server-flight"
-    flight = benchmark(step(impl, today_server_flight, new_server_flight))
-    benchmark.extra_info["correct"] = flight == today_server_flight()
+    flight = benchmark(step(impl, before_server_flight, new_server_flight))
+    benchmark.extra_info["correct"] = flight == before_server_flight()
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_handshake_psk_codecs(benchmark: Any, impl: str) -> None:
     """The codec work of one full PSK handshake, server side."""
-    gate = step(impl, today_gate, new_gate)
-    client_hello = step(impl, today_client_hello, new_client_hello)
-    client_flight = step(impl, today_client_flight, new_client_flight)
-    server_flight = step(impl, today_server_flight, new_server_flight)
+    gate = step(impl, before_gate, new_gate)
+    client_hello = step(impl, before_client_hello, new_client_hello)
+    client_flight = step(impl, before_client_flight, new_client_flight)
+    server_flight = step(impl, before_server_flight, new_server_flight)
 
     def handshake() -> list[bytes]:
         gate(FIRST_HELLO)
@@ -245,5 +245,5 @@ def test_handshake_psk_codecs(benchmark: Any, impl: str) -> None:
 
     benchmark.group = "handshake-psk-codecs"
     flight = benchmark(handshake)
-    benchmark.extra_info["correct"] = flight == today_server_flight()
+    benchmark.extra_info["correct"] = flight == before_server_flight()
     benchmark.extra_info["us_per_handshake"] = round(benchmark.stats.stats.mean * 1e6, 2)

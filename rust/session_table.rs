@@ -11,6 +11,13 @@
 //! anything else (alerts, handshake retransmissions, other epochs, malformed
 //! input) is handed back whole to Python, which opens its records through
 //! [`SessionTable::open_record`] so the window stays one.
+//!
+//! A session with connection IDs (RFC 9146) seals its records as tls12_cid
+//! records carrying the peer's CID, and its tls12_cid records are opened
+//! through [`SessionTable::open_cid_record`], which also tells whether the
+//! record was newer than every one before (what may move the session to a
+//! new address, RFC 9146 §6: Python's decision). Their datagrams are always
+//! handed to Python, which demultiplexes by CID.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +42,15 @@ pub const MAX_PLAINTEXT_LENGTH: usize = 1 << 14;
 pub const DEFAULT_AUTH_BURST: f32 = 20_000.0;
 pub const DEFAULT_AUTH_RATE: f32 = 200_000.0;
 
+/// The connection IDs of a session that negotiated them (RFC 9146 §3): the
+/// CID records to us carry (`read`) and the one ours carry (`write`); an
+/// empty one keeps the RFC 6347 record format in that direction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionCids {
+    pub read: Box<[u8]>,
+    pub write: Box<[u8]>,
+}
+
 /// One established session's record state.
 #[derive(Clone, Debug)]
 pub struct TableSession {
@@ -52,6 +68,8 @@ pub struct TableSession {
     /// MAC-error filter: authentication failures still tolerated now.
     pub auth_tokens: f32,
     pub auth_updated: f64,
+    /// Connection IDs, boxed: most sessions have none and pay one pointer.
+    pub cids: Option<Box<SessionCids>>,
 }
 
 impl TableSession {
@@ -77,7 +95,13 @@ impl TableSession {
             last_active: 0.0,
             auth_tokens: f32::MAX,
             auth_updated: 0.0,
+            cids: None,
         }
+    }
+
+    /// The CID records to us must carry, if any (empty: none).
+    fn read_cid(&self) -> &[u8] {
+        self.cids.as_deref().map_or(&[], |c| &c.read)
     }
 }
 
@@ -108,6 +132,16 @@ pub struct TableCounters {
 #[derive(Debug, PartialEq, Eq)]
 pub enum RecordOutcome {
     Opened(Vec<u8>),
+    Replayed,
+    BadAuth,
+}
+
+/// What opening one tls12_cid record did (RFC 9146 §5).
+#[derive(Debug, PartialEq, Eq)]
+pub enum CidOutcome {
+    /// The real content type, the content, and whether the record is newer
+    /// than every record of the session before it (RFC 9146 §6).
+    Opened(u8, Vec<u8>, bool),
     Replayed,
     BadAuth,
 }
@@ -198,6 +232,29 @@ impl SessionTable {
             }
             None => false,
         }
+    }
+
+    /// Give session `id` connection IDs (RFC 9146): `read` is the CID records
+    /// to us carry, `write` the one ours carry; both empty removes them.
+    pub fn set_connection_ids(&mut self, id: u64, read: &[u8], write: &[u8]) -> CoreResult<()> {
+        if read.len() > 255 || write.len() > 255 {
+            return Err(CoreError::config(
+                "a connection ID is at most 255 bytes (RFC 9146 §3)",
+            ));
+        }
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or_else(|| CoreError::config(format!("no session {id} in the table")))?;
+        session.cids = if read.is_empty() && write.is_empty() {
+            None
+        } else {
+            Some(Box::new(SessionCids {
+                read: read.into(),
+                write: write.into(),
+            }))
+        };
+        Ok(())
     }
 
     /// Route datagrams from `addr` to session `id` in [`serve`](Self::serve)
@@ -301,7 +358,8 @@ impl SessionTable {
     }
 
     /// Open one record of session `id`'s current read epoch. None if the
-    /// session is unknown or the record is of another epoch (not ours to judge).
+    /// session is unknown, the record is of another epoch or the session
+    /// expects tls12_cid records (not ours to judge).
     pub fn open_record(
         &mut self,
         id: u64,
@@ -309,10 +367,40 @@ impl SessionTable {
         fragment: &[u8],
     ) -> Option<RecordOutcome> {
         let session = self.sessions.get_mut(&id)?;
-        if fields.epoch != session.read_epoch {
+        if fields.epoch != session.read_epoch || !session.read_cid().is_empty() {
             return None;
         }
         Some(open_in(session, fields, fragment))
+    }
+
+    /// Open one tls12_cid record of session `id`'s current read epoch
+    /// carrying `cid` (RFC 9146 §5). None if the session is unknown, the
+    /// record is of another epoch, or `cid` is not the session's (not ours
+    /// to judge: Python counts it).
+    pub fn open_cid_record(
+        &mut self,
+        id: u64,
+        fields: &RecordFields,
+        cid: &[u8],
+        fragment: &[u8],
+    ) -> Option<CidOutcome> {
+        let session = self.sessions.get_mut(&id)?;
+        let expected = session.read_cid();
+        if fields.epoch != session.read_epoch || expected.is_empty() || expected != cid {
+            return None;
+        }
+        let seq = fields.sequence_number;
+        if !session.window.check(seq) {
+            return Some(CidOutcome::Replayed);
+        }
+        let newest = session.window.highest().map_or(true, |h| seq > h);
+        let Some((content_type, plaintext)) = session.read.open_cid(fields, cid, fragment) else {
+            return Some(CidOutcome::BadAuth);
+        };
+        if session.window.accept(seq).is_err() {
+            return Some(CidOutcome::Replayed);
+        }
+        Some(CidOutcome::Opened(content_type, plaintext, newest))
     }
 
     /// The fast path for one datagram: Some if every record in it is
@@ -323,6 +411,9 @@ impl SessionTable {
             sessions, answers, ..
         } = self;
         let session = sessions.get_mut(&id)?;
+        if !session.read_cid().is_empty() {
+            return None; // tls12_cid records: Python demultiplexes them by CID
+        }
         let mut records = record::parse_records(datagram);
         let mut count = 0usize;
         for r in records.by_ref() {
@@ -386,7 +477,10 @@ impl SessionTable {
 
 impl TableSession {
     fn heap_bytes(&self) -> usize {
-        self.read.heap_bytes() + self.write.heap_bytes() + self.window.heap_bytes()
+        let cids = self.cids.as_deref().map_or(0, |c| {
+            std::mem::size_of::<SessionCids>() + c.read.len() + c.write.len()
+        });
+        self.read.heap_bytes() + self.write.heap_bytes() + self.window.heap_bytes() + cids
     }
 }
 
@@ -403,7 +497,12 @@ fn seal_in(session: &mut TableSession, content_type: u8, plaintext: &[u8]) -> Co
         epoch: session.write_epoch,
         sequence_number: seq,
     };
-    let sealed = session.write.seal(&fields, plaintext)?;
+    let sealed = match session.cids.as_deref() {
+        Some(cids) if !cids.write.is_empty() => {
+            session.write.seal_cid(&fields, &cids.write, plaintext, 0)?
+        }
+        _ => session.write.seal(&fields, plaintext)?,
+    };
     session.next_write_sequence = seq + 1;
     Ok(sealed)
 }
@@ -520,6 +619,72 @@ mod tests {
             t.open_record(1, &fields, parsed.fragment),
             Some(RecordOutcome::Replayed)
         );
+    }
+
+    #[test]
+    fn cid_sessions_seal_and_open_tls12_cid_records() {
+        let mut t = table();
+        t.set_connection_ids(1, b"\x01\x02", b"\x01\x02").unwrap();
+        let record = t.seal(1, APPLICATION_DATA, b"hello").unwrap();
+        assert_eq!(record[0], record::CID_CONTENT_TYPE);
+        assert_eq!(&record[11..13], b"\x01\x02");
+        // Never on the fast path, never opened as a plain record.
+        assert!(t.open_datagram(1, &record).is_none());
+        let parsed = record::parse_records_cid(&record, 2)
+            .unwrap()
+            .next()
+            .unwrap();
+        let fields = parsed.header.fields();
+        assert_eq!(t.open_record(1, &fields, parsed.fragment), None);
+        assert_eq!(
+            t.open_cid_record(1, &fields, b"\x09\x09", parsed.fragment),
+            None
+        );
+        assert_eq!(
+            t.open_cid_record(1, &fields, b"\x01\x02", parsed.fragment),
+            Some(CidOutcome::Opened(
+                APPLICATION_DATA,
+                b"hello".to_vec(),
+                true
+            ))
+        );
+        assert_eq!(
+            t.open_cid_record(1, &fields, b"\x01\x02", parsed.fragment),
+            Some(CidOutcome::Replayed)
+        );
+        // An older record that is new to the window opens, but is not the newest.
+        let mut older = fields;
+        older.sequence_number -= 3;
+        older.content_type = APPLICATION_DATA; // the real type goes inside
+        let old = t
+            .get(1)
+            .unwrap()
+            .write
+            .seal_cid(&older, b"\x01\x02", b"old", 0)
+            .unwrap();
+        let old = record::parse_records_cid(&old, 2).unwrap().next().unwrap();
+        assert_eq!(
+            t.open_cid_record(1, &old.header.fields(), b"\x01\x02", old.fragment),
+            Some(CidOutcome::Opened(APPLICATION_DATA, b"old".to_vec(), false))
+        );
+        let mut forged = record.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let mut next = fields;
+        next.sequence_number += 1;
+        let forged = record::parse_records_cid(&forged, 2)
+            .unwrap()
+            .next()
+            .unwrap();
+        assert_eq!(
+            t.open_cid_record(1, &next, b"\x01\x02", forged.fragment),
+            Some(CidOutcome::BadAuth)
+        );
+        // Removing the CIDs brings back the plain format.
+        t.set_connection_ids(1, b"", b"").unwrap();
+        assert!(t.get(1).unwrap().cids.is_none());
+        assert!(t.set_connection_ids(1, &[0u8; 256], b"").is_err());
+        assert!(t.set_connection_ids(9, b"\x01", b"").is_err());
     }
 
     #[test]

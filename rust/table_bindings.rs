@@ -11,7 +11,8 @@ use crate::bindings::{
 use crate::io_bindings::{address_tuple, extract_datagrams, parse_address, PyBatchSocket};
 use crate::record::{check_sequence_number, MAX_SEQUENCE_NUMBER};
 use crate::session_table::{
-    FastDatagram, RecordOutcome, Served, SessionTable as CoreTable, TableSession, APPLICATION_DATA,
+    CidOutcome, FastDatagram, RecordOutcome, Served, SessionTable as CoreTable, TableSession,
+    APPLICATION_DATA,
 };
 
 /// Established sessions' record state for the fast path (DESIGN.md).
@@ -305,6 +306,53 @@ impl PySessionTable {
             Some(RecordOutcome::Replayed) => Some(PyString::new(py, "replay").into_any()),
             Some(RecordOutcome::BadAuth) => Some(PyString::new(py, "bad_auth").into_any()),
         })
+    }
+
+    /// Give the session connection IDs (RFC 9146): ``read_cid`` is the CID
+    /// records to us carry, ``write_cid`` the one sealed records carry (then
+    /// as tls12_cid records); an empty one keeps the plain record format in
+    /// that direction, both empty remove them.
+    fn set_connection_ids(
+        &mut self,
+        session_id: &Bound<'_, PyAny>,
+        read_cid: &[u8],
+        write_cid: &[u8],
+    ) -> PyResult<()> {
+        let id = session_id_arg(session_id)?;
+        Ok(self.inner.set_connection_ids(id, read_cid, write_cid)?)
+    }
+
+    /// Open one tls12_cid record (RFC 9146 §5) carrying ``cid``:
+    /// ``(content_type, plaintext, newest)`` with the real content type and
+    /// whether no earlier record of the session was newer (RFC 9146 §6), or
+    /// "replay" or "bad_auth"; None if the session is unknown, the epoch is
+    /// not its current read epoch or ``cid`` is not its CID.
+    #[allow(clippy::too_many_arguments)]
+    fn open_cid_record<'py>(
+        &mut self,
+        py: Python<'py>,
+        session_id: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+        epoch: &Bound<'py, PyAny>,
+        sequence_number: &Bound<'py, PyAny>,
+        cid: &[u8],
+        fragment: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let id = session_id_arg(session_id)?;
+        let ctype = 25u8.into_pyobject(py)?;
+        let fields = record_fields(ctype.as_any(), version, epoch, sequence_number)?;
+        Ok(
+            match self.inner.open_cid_record(id, &fields, cid, fragment) {
+                None => None,
+                Some(CidOutcome::Opened(content_type, p, newest)) => Some(
+                    (content_type, PyBytes::new(py, &p), newest)
+                        .into_pyobject(py)?
+                        .into_any(),
+                ),
+                Some(CidOutcome::Replayed) => Some(PyString::new(py, "replay").into_any()),
+                Some(CidOutcome::BadAuth) => Some(PyString::new(py, "bad_auth").into_any()),
+            },
+        )
     }
 
     /// The fast path for one datagram: ``(plaintexts, replayed, bad_auth,

@@ -275,6 +275,25 @@ class SessionTable:
         "bad_auth"; None if the session is unknown or the epoch is not the
         table's current read epoch."""
 
+    def set_connection_ids(self, session_id: int, read_cid: bytes, write_cid: bytes) -> None:
+        """Give the session connection IDs (RFC 9146): ``read_cid`` is the CID
+        records to us carry, ``write_cid`` the one sealed records carry (then
+        as tls12_cid records); an empty one keeps the plain record format in
+        that direction, both empty remove them."""
+    def open_cid_record(
+        self,
+        session_id: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        cid: bytes,
+        fragment: bytes,
+    ) -> tuple[int, bytes, bool] | str | None:
+        """Open one tls12_cid record (RFC 9146 §5) carrying ``cid``:
+        ``(content_type, plaintext, newest)`` with the real content type and
+        whether no earlier record of the session was newer (RFC 9146 §6), or
+        "replay" or "bad_auth"; None if the session is unknown, the epoch is
+        not its current read epoch or ``cid`` is not its CID."""
     def open_datagram(
         self, session_id: int, datagram: bytes
     ) -> tuple[list[bytes], int, int, list[bytes]] | None:

@@ -12,11 +12,17 @@ from types import ModuleType
 
 from dtlsfast.exceptions import ConfigurationError
 
+_MODULES = {"rust": "dtlsfast._core", "pure": "dtlsfast.pure"}
+_LOADED: dict[str, ModuleType] = {}
+
 
 def load_backend(name: str) -> ModuleType:
-    """Return the module implementing the record core for ``name``."""
-    if name == "rust":
-        return importlib.import_module("dtlsfast._core")
-    if name == "pure":
-        return importlib.import_module("dtlsfast.pure")
-    raise ConfigurationError(f"unknown backend {name!r}: use 'rust' or 'pure'")
+    """Return the module implementing the record core for ``name`` (looked
+    up once: every connection asks)."""
+    module = _LOADED.get(name)
+    if module is None:
+        path = _MODULES.get(name)
+        if path is None:
+            raise ConfigurationError(f"unknown backend {name!r}: use 'rust' or 'pure'")
+        module = _LOADED[name] = importlib.import_module(path)
+    return module

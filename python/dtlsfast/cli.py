@@ -135,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse DTLS clients without the extended master secret (RFC 7627)",
     )
     serve.add_argument(
+        "--ticket-key-file",
+        type=Path,
+        help="session ticket keys (RFC 5077) derived from this file's secret (at least 32 random "
+        "bytes, e.g. head -c 64 /dev/urandom), created with a fresh one, mode 0600, if missing; "
+        "servers sharing it resume each other's sessions (default: a random in-memory key)",
+    )
+    serve.add_argument(
+        "--no-resumption",
+        action="store_true",
+        help="full DTLS handshakes only: no session IDs, no session tickets",
+    )
+    serve.add_argument(
         "--max-sessions",
         type=_positive_int,
         default=ServerLimits.max_sessions,
@@ -148,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="new DTLS handshakes per second one source address may start, in bursts of twice "
         "as many; its /24 (IPv6 /56) gets four times that (default "
         f"{ServerLimits.hello_rate_per_address:g}; raise it for load tests from one address)",
+    )
+    serve.add_argument(
+        "--crypto-rate",
+        type=_positive_float,
+        default=ServerLimits.crypto_rate,
+        help="expensive key operations (ECDHE, ECDSA) per second for the whole server, in "
+        "bursts of twice as many; one /24 (IPv6 /56) may use a quarter (default "
+        f"{ServerLimits.crypto_rate:g}; raise it for ECDHE load tests from one address)",
     )
     serve.add_argument(
         "--idle-timeout",
@@ -336,6 +356,9 @@ async def run_server(args: argparse.Namespace) -> int:
     # A worker takes its sockets and shared secrets from its supervisor,
     # which logs where it listens.
     extra = {} if worker is None else worker.dtls_options(args.connection_id)
+    resumption: Any = not args.no_resumption
+    if worker is not None and resumption and args.ticket_key_file is None:
+        resumption = worker.shared_resumption()  # one ticket secret for all workers
     if worker is not None and getattr(args, "state_file", None):
         # Each worker holds its own sessions: its own state file, restored
         # when the supervisor restarts it.
@@ -378,6 +401,8 @@ async def run_server(args: argparse.Namespace) -> int:
                     client_auth="required" if args.ca or args.rpk_trust else "none",
                     connection_id=args.connection_id,
                     require_extended_master_secret=args.require_ems,
+                    resumption=resumption,
+                    ticket_key_file=args.ticket_key_file,
                     backend=args.backend,
                     limits=_limits(args),
                     **extra,
@@ -463,6 +488,8 @@ def _limits(args: argparse.Namespace) -> ServerLimits:
         hello_burst_per_address=burst,
         hello_rate_per_prefix=max(ServerLimits.hello_rate_per_prefix, 4 * rate),
         hello_burst_per_prefix=max(ServerLimits.hello_burst_per_prefix, 4 * burst),
+        crypto_rate=args.crypto_rate,
+        crypto_burst=max(ServerLimits.crypto_burst, round(2 * args.crypto_rate)),
     )
 
 

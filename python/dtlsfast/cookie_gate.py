@@ -15,6 +15,11 @@ with a :class:`~dtlsfast.source_budget.SourceBuckets` as
 cookies that fail: such a source gets a bounded number a second. A hello
 without a cookie is always answered, so a sender spoofing someone's address
 cannot use up that address's answers.
+
+Each datagram is decided in one call of the backend's ``HelloGate`` (Rust,
+or its pure twin), which parses the record and the hello, computes and
+checks the cookie and builds the HelloVerifyRequest; a new peer's datagram
+costs Python the gate's answer tuple and nothing else.
 """
 
 from __future__ import annotations
@@ -42,11 +47,11 @@ MAX_CLIENT_HELLO = 4096
 MAX_HELLO_RECORD_SEQ = 2**48 - 1 - 2**16
 MAX_HELLO_MESSAGE_SEQ = 2**16 - 1 - 16
 
-#: What :meth:`CookieGate.check` answers: the verdict (the counter it
-#: charged) and its data: the HelloVerifyRequest to send for
-#: ``hello_verify_sent`` and ``bad_cookie``, the datagram to feed the new
-#: connection for ``accepted`` (reassembled if the hello came in fragments),
-#: else None.
+#: A gate's answer on a datagram: the verdict (the counter it charged) and
+#: its data, the reply to send for ``hello_verify_sent`` and ``bad_cookie``;
+#: for ``accepted``, :meth:`CookieGate.check` gives the datagram to feed the
+#: new connection (reassembled if the hello came in fragments) and a
+#: ``HelloGate`` the hello's random; else None.
 GateAnswer = tuple[str, bytes | None]
 
 

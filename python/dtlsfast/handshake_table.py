@@ -55,8 +55,11 @@ class HalfOpenTable(Generic[T]):
         entry = HalfOpen(handle, address, prefix, now)
         key = id(handle)
         self._all[key] = entry
-        self._by_address.setdefault(address, OrderedDict())[key] = entry
-        self._by_prefix.setdefault(prefix, OrderedDict())[key] = entry
+        for groups, group_key in ((self._by_address, address), (self._by_prefix, prefix)):
+            group = groups.get(group_key)
+            if group is None:
+                group = groups[group_key] = OrderedDict()
+            group[key] = entry
 
     def touch(self, handle: T, now: float) -> None:
         """The handshake made progress: it goes to the back of every queue."""

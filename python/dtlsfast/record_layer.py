@@ -189,15 +189,14 @@ class RecordLayer:
     def install_in_table(self, table: Any, session_id: int) -> None:
         """Copy the current read and write epochs into a session table (the
         fast path) under ``session_id``: keys, replay window and next write
-        sequence number. The previous epochs must be gone (see
-        :meth:`forget_previous_epochs`); this layer must not be used for those
-        epochs afterwards, or records would be judged twice and sequence
-        numbers reused."""
+        sequence number (the caller gives the table the epoch's connection
+        IDs, if any). This layer must not be used for those epochs afterwards,
+        or records would be judged twice and sequence numbers reused; the
+        previous epochs are of no use to the table (their records are the
+        handshake's)."""
         read, write = self.current_read, self.current_write
         if read.cipher is None or write.cipher is None or read.window is None:
             raise LocalProtocolError("only protected epochs can go to the session table")
-        if read.cid or write.cid:
-            raise LocalProtocolError("connection ID records do not go through the session table")
         table.install(
             session_id,
             read.cipher,
@@ -239,6 +238,10 @@ class RecordLayer:
         for state, sequence in zip(states.values(), sequences, strict=True):
             state.next_sequence = sequence
         return list(datagrams)
+
+    def next_write_sequence(self, epoch: int) -> int:
+        """The sequence number the next record of ``epoch`` gets."""
+        return self._write[epoch].next_sequence
 
     def set_write_sequence(self, epoch: int, sequence_number: int) -> None:
         self._write[epoch].next_sequence = sequence_number

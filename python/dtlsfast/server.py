@@ -60,6 +60,7 @@ from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.handshake.constants import AlertDescription, AlertLevel
 from dtlsfast.handshake.cookies import CookieJar
 from dtlsfast.log_limiter import LogLimiter
+from dtlsfast.resumption import ServerResumption, TicketKeys
 from dtlsfast.session import DtlsSession
 from dtlsfast.settled_connection import SettledConnection
 from dtlsfast.source_budget import SourceBuckets, address_key
@@ -442,6 +443,12 @@ class DtlsServer(asyncio.DatagramProtocol):
         (datagrams dropped unopened), ``auth_filter_sources`` (sources with a
         bucket for records on sessions not theirs).
 
+        Resumption (:class:`~dtlsfast.resumption.ServerResumption`):
+        ``resumed_ticket``, ``resumed_session_id`` (abbreviated handshakes),
+        ``tickets_issued``, ``session_ids_cached``, and
+        ``resumption_refused_<reason>`` for tickets and session IDs that fell
+        back to a full handshake (reasons: :class:`~dtlsfast.resumption.ResumptionFailure`).
+
         A snapshot; a counter never incremented reads 0.
         """
         out = Counter(self._counters)
@@ -473,6 +480,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
         out["dropped_auth_throttled"] += totals["throttled"]
+        if self.config.resumption is not None:
+            out.update(self.config.resumption.counters)
         out["reassembly_bytes"] = self._reassembly_budget.used
         out["dropped_reassembly_budget"] = self._reassembly_budget.refused
         return out
@@ -685,13 +694,11 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._counters["dropped_auth_throttled"] += 1
             return
         conn = peer.conn
-        assert isinstance(conn, DtlsConnection)  # CID sessions never settle into the table
-        records = conn.records
-        newest_before = records.advances
+        newest_before = _advances(conn)
         failures = conn.drops["bad_auth"]
         conn.receive_datagram(data, now)
         self._sources.charge(source, conn.drops["bad_auth"] - failures, now)
-        if records.advances > newest_before and not peer.conn.closed and not peer.forgotten:
+        if _advances(conn) > newest_before and not peer.conn.closed and not peer.forgotten:
             # Authenticated and newer than anything before: the peer moved.
             self._move(peer, addr)
             peer.session.last_activity = now
@@ -825,6 +832,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._table.publish(path.encode(), response)
 
     def _join_table(self, peer: _Peer) -> None:
+        """Swap an established session's connection for the slim one, its
+        record state in the table: right after the handshake, whatever the
+        session (RFC 9146 CIDs included), so that it costs little memory."""
         if len(self._table) >= self._table.capacity:
             self._counters["session_table_full"] += 1
             return
@@ -834,11 +844,14 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._take_counts(full)
         full.discard_handshake_buffers()
         # The slim connection carries on; the handshake's state goes with `full`.
-        peer.conn = peer.session._conn = full.settle_into(self._table, table_id)
+        now = self._loop.time()
+        settled = full.settle_into(self._table, table_id, now)
+        peer.conn = peer.session._conn = settled
         peer.table_id = table_id
-        if self._batched:
-            # From now on the Rust core demultiplexes this peer's datagrams.
-            self._table.bind_address(table_id, peer.addr, self._loop.time())
+        if self._batched and not settled.connection_id:
+            # From now on the Rust core demultiplexes this peer's datagrams
+            # (tls12_cid records are demultiplexed by CID, in Python).
+            self._table.bind_address(table_id, peer.addr, now)
 
     def _send(self, peer: _Peer, data: bytes) -> None:
         """Application data from the session: a session in the table has it
@@ -1144,6 +1157,8 @@ class DtlsServer(asyncio.DatagramProtocol):
                 continue
             if peer.conn.established:
                 try:
+                    if isinstance(peer.conn, SettledConnection):
+                        peer.conn.expire_final_flight(now)
                     self._refresh_activity(peer)
                     idle = now - peer.session.last_activity > self.limits.idle_timeout
                 except Exception as exc:
@@ -1173,6 +1188,31 @@ def _authenticated(conn: DtlsConnection | SettledConnection) -> int | None:
     if isinstance(conn, DtlsConnection):
         return conn.records.advances if conn.established else None
     return conn.counters.get("authenticated", 0)
+
+
+def _advances(conn: DtlsConnection | SettledConnection) -> int:
+    """Authenticated records newer than every one before (RFC 9146 §6)."""
+    if isinstance(conn, DtlsConnection):
+        return conn.records.advances
+    return conn.advances
+
+
+def _server_resumption(
+    resumption: ServerResumption | bool, ticket_key_file: str | Path | None
+) -> ServerResumption | None:
+    """serve()'s ``resumption`` and ``ticket_key_file`` as the configuration's."""
+    if isinstance(resumption, ServerResumption):
+        if ticket_key_file is not None:
+            raise ConfigurationError(
+                "give ticket_key_file or a ServerResumption (with its ticket_keys), not both"
+            )
+        return resumption
+    if not resumption:
+        if ticket_key_file is not None:
+            raise ConfigurationError("ticket_key_file needs resumption enabled")
+        return None
+    keys = None if ticket_key_file is None else TicketKeys.from_file(ticket_key_file)
+    return ServerResumption(ticket_keys=keys)
 
 
 def _fmt(addr: Any) -> str:
@@ -1212,6 +1252,8 @@ async def serve(
     batch_io: bool | None = None,
     require_extended_master_secret: bool = False,
     reveal_unknown_psk_identity: bool = False,
+    resumption: ServerResumption | bool = True,
+    ticket_key_file: str | Path | None = None,
     sock: socket.socket | None = None,
     connection_id_prefix: bytes = b"",
     cookie_secret_seed: bytes | None = None,
@@ -1245,6 +1287,15 @@ async def serve(
     unknown_psk_identity alert instead (for debugging). Either way
     ``counters["unknown_psk_identities"]`` counts them.
 
+    ``resumption`` (on by default): clients may resume their sessions with
+    an abbreviated handshake, by session ID (a cache of 10,000 sessions for
+    an hour) or by RFC 5077 ticket. Tickets are sealed under keys derived
+    from ``ticket_key_file`` (created with a fresh secret, mode 0600, if
+    missing), so that servers sharing the file resume each other's sessions;
+    without it, under a random key that dies with the process. Pass a
+    :class:`~dtlsfast.resumption.ServerResumption` to choose the cache size,
+    lifetime and ticket keys, or False for full handshakes only.
+
     For several processes on one port (:mod:`dtlsfast.workers`): ``sock``, a
     bound UDP socket to serve instead of binding ``host:port`` (the server
     owns it from then on); ``connection_id_prefix``, the first bytes of every
@@ -1276,6 +1327,7 @@ async def serve(
         kwargs["trusted_public_keys"] = trusted_public_keys
     if groups is not None:
         kwargs["groups"] = tuple(groups)
+    kwargs["resumption"] = _server_resumption(resumption, ticket_key_file)
     config = DtlsConfiguration.server(
         psk_store=psk_store,
         identity_hint=identity_hint,

@@ -1,30 +1,38 @@
 """An established server connection whose record state lives in the session table.
 
-Once a connection is settled (established, its last flight implicitly
-acknowledged by the peer's application data, RFC 6347 §4.2.4, only the
-current epoch left and no connection ID), everything
-:class:`~dtlsfast.connection.DtlsConnection` holds for the handshake is dead
-weight: renegotiation is refused, so no handshake runs on it again. The server
-swaps the connection for this object, a few slots, with the keys, the replay
-window and the write sequence in the session table (DESIGN.md's fast path), so
-that 100,000 established sessions fit in little memory.
+Once the handshake is over (RFC 6347 §4.2.4: nothing left to wait for),
+everything :class:`~dtlsfast.connection.DtlsConnection` holds for the
+handshake is dead weight: renegotiation is refused, so no handshake runs on
+it again. The server swaps the connection for this object right after the
+handshake, a few slots, with the keys, the replay window, the write sequence
+and any connection IDs (RFC 9146) in the session table (DESIGN.md's fast
+path), so that 100,000 established sessions fit in little memory whatever
+they do: idle since the handshake, with a CID, observing, exchanging data.
 
 It keeps what an established association still owes its peer: records are
 opened and sealed through the table and an invalid one is dropped and counted
 (RFC 6347 §4.1.2.7); a close_notify is answered with one and closes, a fatal
 alert closes (RFC 5246 §7.2); a ClientHello or HelloRequest is refused with a
-warning no_renegotiation (RFC 5746 §4.2); a repeat of the peer's last flight is
-ignored (ours was acknowledged long ago). A malformed alert is a decode_error
-and a record with more than 2^14 bytes of plaintext a record_overflow (RFC 5246
-§7.2, §6.2.1), both fatal. As on the full connection, nothing the peer sends
-makes :meth:`~SettledConnection.receive_datagram` raise: a defect ends this
-session alone with internal_error. Its interface is the part of
-DtlsConnection the endpoints use once the handshake is over.
+warning no_renegotiation (RFC 5746 §4.2). The server's last flight of a full
+handshake (ChangeCipherSpec and Finished) is kept as its packed datagrams, a
+hundred bytes or so: a repeat of the peer's Finished means it was lost, and is
+answered with them (RFC 6347 §4.2.4) until the peer's application data shows
+it arrived or :data:`FINAL_FLIGHT_LIFETIME` has passed; after that a repeat is
+ignored. With connection IDs, records are tls12_cid records both ways as the
+handshake agreed, and each one newer than every one before is counted in
+``advances`` (what may move the session to a new address, RFC 9146 §6, the
+server's decision). A malformed alert is a decode_error and a record with
+more than 2^14 bytes of plaintext a record_overflow (RFC 5246 §7.2, §6.2.1),
+both fatal. As on the full connection, nothing the peer sends makes
+:meth:`~SettledConnection.receive_datagram` raise: a defect ends this session
+alone with internal_error. Its interface is the part of DtlsConnection the
+endpoints use once the handshake is over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections import Counter
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -56,6 +64,7 @@ from dtlsfast.exceptions import (
     RemoteProtocolError,
 )
 from dtlsfast.handshake.constants import (
+    DTLS_1_2,
     AlertDescription,
     AlertLevel,
     ContentType,
@@ -80,6 +89,18 @@ if TYPE_CHECKING:
 #: Largest record plaintext, RFC 5246 §6.2.1.
 MAX_PLAINTEXT = 16384
 
+#: Seconds the server's last flight is kept for retransmission after the
+#: handshake: twice TCP's maximum segment lifetime of two minutes (RFC 6347
+#: §4.2.4, RFC 793 §3.3).
+FINAL_FLIGHT_LIFETIME = 240.0
+
+#: The head of a kept final flight: its deadline and the next write sequence
+#: number of the epoch before the table's, the Finished message after it.
+_FINAL = struct.Struct(">dQ")
+
+#: max_payload values in use (a few per MTU and suite), shared by the sessions.
+_SHARED_INTS: dict[int, int] = {}
+
 #: Read when nothing was counted: no Counter per session until one is needed.
 _NOTHING: Mapping[str, int] = MappingProxyType(Counter())
 
@@ -88,9 +109,11 @@ class SettledConnection:
     """The slim stand-in for a settled server connection (see the module)."""
 
     __slots__ = (
+        "_cids",
         "_counters",
         "_drops",
         "_events",
+        "_final",
         "_last_peer_seq",
         "_next_seq",
         "_out",
@@ -128,15 +151,29 @@ class SettledConnection:
         peer_certificates: list[x509.Certificate] | None,
         peer_public_key: VerifyingKey | None,
         peer_certificate_type: CertificateType | None,
+        connection_ids: tuple[bytes, bytes] | None = None,
+        final_flight: tuple[int, bytes] | None = None,
+        final_flight_until: float = float("inf"),
     ) -> None:
+        """``connection_ids``: (the CID records to us carry, the one ours
+        carry), as the table has them. ``final_flight``: (the next write
+        sequence number of the epoch before the table's, our Finished
+        message): our ChangeCipherSpec and Finished are packed again from it
+        on a repeat of the peer's Finished until ``final_flight_until``."""
         self._table = table
+        self._cids = connection_ids
+        # One bytes object: deadline, sequence number, Finished (see _resend_final).
+        self._final: bytes | None = None
+        if final_flight is not None:
+            self._final = _FINAL.pack(final_flight_until, final_flight[0]) + final_flight[1]
         self._table_id = table_id
         self.config = config
         self.peer = peer
         self.read_epoch = read_epoch
         self._next_seq = next_message_seq
         self._last_peer_seq = peer_last_message_seq
-        self.max_payload = max_payload
+        # Sessions share a handful of values: one int object each, not one per session.
+        self.max_payload = _SHARED_INTS.setdefault(max_payload, max_payload)
         self.cipher_suite = cipher_suite
         self.client_random = client_random
         self.psk_identity = psk_identity
@@ -182,6 +219,8 @@ class SettledConnection:
             peer_certificates=tuple(
                 c.public_bytes(Encoding.DER) for c in self.peer_certificates or ()
             ),
+            local_cid=None if self._cids is None else self._cids[0],
+            peer_cid=None if self._cids is None else self._cids[1],
         )
 
     @classmethod
@@ -209,6 +248,10 @@ class SettledConnection:
                 f"a stored session has unknown suite {record.cipher_suite:#06x}"
             )
         table.import_session(table_id, record.record_state, now)
+        cids = None
+        if record.local_cid is not None or record.peer_cid is not None:
+            cids = (record.local_cid or b"", record.peer_cid or b"")
+            table.set_connection_ids(table_id, *cids)
         peer_key = None
         if record.peer_public_key is not None:
             peer_key = load_der_public_key(record.peer_public_key)
@@ -233,6 +276,7 @@ class SettledConnection:
                 if record.peer_certificate_type is None
                 else CertificateType(record.peer_certificate_type)
             ),
+            connection_ids=cids,
         )
 
     # -- what the endpoints read --------------------------------------------
@@ -251,12 +295,30 @@ class SettledConnection:
 
     @property
     def connection_id(self) -> bytes | None:
-        """Sessions with a connection ID stay on the full connection."""
-        return None
+        """The CID the peer puts on records to us (RFC 9146), if negotiated."""
+        return None if self._cids is None else self._cids[0]
 
     @property
     def peer_connection_id(self) -> bytes | None:
-        return None
+        """The CID we put on records to the peer, if negotiated."""
+        return None if self._cids is None else self._cids[1]
+
+    @property
+    def advances(self) -> int:
+        """tls12_cid records that authenticated and were newer than every
+        record before them (RFC 9146 §6)."""
+        return self.counters.get("advances", 0)
+
+    @property
+    def holds_final_flight(self) -> bool:
+        """Our last flight is still kept for retransmission."""
+        return self._final is not None
+
+    def expire_final_flight(self, now: float) -> None:
+        """Let the last flight go once its lifetime is over (the endpoint's sweep)."""
+        final = self._final
+        if final is not None and now > _FINAL.unpack_from(final)[0]:
+            self._final = None
 
     @property
     def drops(self) -> Mapping[str, int]:
@@ -268,7 +330,8 @@ class SettledConnection:
     def counters(self) -> Mapping[str, int]:
         """``handshakes`` (1: this session's), ``renegotiation_refused``,
         ``internal_errors``, ``authenticated`` (records opened here rather
-        than by the session table)."""
+        than by the session table), ``retransmissions`` (of our last flight),
+        ``advances`` (see :attr:`advances`)."""
         if self._counters is None:
             return _ESTABLISHED
         return self._counters
@@ -290,7 +353,7 @@ class SettledConnection:
         if self.closed:
             return
         try:
-            self._receive_datagram(data)
+            self._receive_datagram(data, now)
         except Exception as exc:
             self._count("internal_errors")
             error = InternalError(
@@ -303,23 +366,41 @@ class SettledConnection:
                 self._send_alert(AlertLevel.FATAL, AlertDescription.INTERNAL_ERROR)
             self._close(error)
 
-    def _receive_datagram(self, data: bytes) -> None:
-        parsed = load_backend(self.config.backend).parse_records(data)
-        if sum(13 + len(record[4]) for record in parsed) != len(data):
+    def _receive_datagram(self, data: bytes, now: float) -> None:
+        backend = load_backend(self.config.backend)
+        cids = self._cids
+        # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
+        parsed = backend.parse_records_cid(data, 0 if cids is None else len(cids[0]))
+        if sum(13 + len(record[4]) + len(record[5]) for record in parsed) != len(data):
             self.count_drop("malformed")
-        for content_type, version, epoch, seq, fragment in parsed:
+        local_cid = b"" if cids is None else cids[0]
+        table, table_id = self._table, self._table_id
+        for content_type, version, epoch, seq, cid, fragment in parsed:
             if version >> 8 != 0xFE:
                 self.count_drop("bad_version")
                 continue
             if epoch != self.read_epoch:
+                if self._final is not None and epoch == self.read_epoch - 1:
+                    # The unprotected part of the peer's last flight again
+                    # (RFC 6347 §4.2.4): its Finished is what counts.
+                    continue
                 self.count_drop("bad_epoch")  # the handshake's epochs are gone
                 continue
-            if content_type == TLS12_CID:
-                self.count_drop("bad_cid")  # no connection ID was negotiated
+            if (content_type == TLS12_CID) != bool(local_cid) or cid != local_cid:
+                # A CID we did not negotiate, another CID, or a record without
+                # the CID this session requires (RFC 9146 §4).
+                self.count_drop("bad_cid")
                 continue
-            opened = self._table.open_record(
-                self._table_id, content_type, version, epoch, seq, fragment
-            )
+            if local_cid:
+                opened_cid = table.open_cid_record(table_id, version, epoch, seq, cid, fragment)
+                if isinstance(opened_cid, tuple):
+                    content_type, opened, newest = opened_cid
+                    if newest:
+                        self._count("advances")
+                else:
+                    opened = opened_cid
+            else:
+                opened = table.open_record(table_id, content_type, version, epoch, seq, fragment)
             if isinstance(opened, str):
                 self.count_drop(opened)  # "replay" or "bad_auth"
                 continue
@@ -334,7 +415,7 @@ class SettledConnection:
                     f"§6.2.1 allows at most {MAX_PLAINTEXT}",
                 )
                 return
-            self._handle_record(content_type, bytes(opened))
+            self._handle_record(content_type, bytes(opened), now)
             if self.closed:
                 return
 
@@ -381,8 +462,9 @@ class SettledConnection:
 
     # -- records ------------------------------------------------------------
 
-    def _handle_record(self, content_type: int, payload: bytes) -> None:
+    def _handle_record(self, content_type: int, payload: bytes, now: float) -> None:
         if content_type == ContentType.APPLICATION_DATA:
+            self._final = None  # the peer is in the new epoch: it has our Finished
             events = self._events
             if events is not None and len(events) >= MAX_EVENTS:
                 self._count("application_data_dropped")
@@ -392,7 +474,7 @@ class SettledConnection:
             self._handle_alert(payload)
         elif content_type == ContentType.HANDSHAKE:
             try:
-                self._handle_handshake(payload)
+                self._handle_handshake(payload, now)
             except DecodeError as exc:
                 self._fail(AlertDescription.DECODE_ERROR, f"malformed handshake message: {exc}")
         elif content_type == ContentType.CHANGE_CIPHER_SPEC:
@@ -400,11 +482,14 @@ class SettledConnection:
         else:
             self.count_drop("unknown_content_type")
 
-    def _handle_handshake(self, payload: bytes) -> None:
+    def _handle_handshake(self, payload: bytes, now: float) -> None:
         for piece in split_handshake_fragments(payload):
             header = parse_handshake_header(piece)
             if header.message_seq < self._next_seq and header.message_seq == self._last_peer_seq:
-                continue  # the peer's last flight again: ours was acknowledged long ago
+                # The peer's last flight again (authenticated, new to the
+                # window): ours was lost, unless its lifetime is over.
+                self._answer_repeated_flight(now)
+                continue
             if header.msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
                 self._count("renegotiation_refused")
                 self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
@@ -421,6 +506,28 @@ class SettledConnection:
             self._close(None)
         elif level == AlertLevel.FATAL:
             self._close(RemoteProtocolError(f"peer sent fatal alert {alert_name(description)}"))
+
+    def _answer_repeated_flight(self, now: float) -> None:
+        final = self._final
+        if final is None:
+            return
+        until, sequence = _FINAL.unpack_from(final)
+        if now > until:
+            self._final = None
+            return
+        # New records (RFC 6347 §4.2.4 retransmits messages, not records):
+        # the ChangeCipherSpec in the epoch before, the Finished in the table's.
+        finished = final[_FINAL.size :]
+        backend = load_backend(self.config.backend)
+        ccs = bytes(
+            backend.encode_record(
+                ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, self.read_epoch - 1, sequence, b"\x01"
+            )
+        )
+        sealed = self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)
+        self._final = _FINAL.pack(until, sequence + 1) + finished
+        self._count("retransmissions")
+        self._queue(ccs + bytes(sealed))
 
     # -- output and events --------------------------------------------------
 

@@ -23,6 +23,7 @@ IPv4-mapped IPv6 address counts as IPv4).
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -178,6 +179,13 @@ def prefix_key(addr: Any, v4_bits: int = 24, v6_bits: int = 56) -> Hashable:
     host = address_key(addr)
     if not isinstance(host, str):
         return host
+    return _host_prefix(host, v4_bits, v6_bits)
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_prefix(host: str, v4_bits: int, v6_bits: int) -> Hashable:
+    """:func:`prefix_key` of an address string, remembered for the most
+    recent hosts: every handshake asks for its source's prefix three times."""
     try:
         packed = socket.inet_pton(socket.AF_INET, host)
         bits, tag = v4_bits, b"4"

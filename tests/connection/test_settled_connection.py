@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from dtls_pair import VARIANTS, Settled, handshake
+from dtls_pair import VARIANTS, Settled, handshake, server_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dtlsfast.backend import load_backend
+from dtlsfast.connection import DtlsConnection
 from dtlsfast.events import AlertReceived, ApplicationDataReceived, ConnectionClosed
 from dtlsfast.exceptions import (
     ConnectionClosedError,
@@ -191,9 +192,10 @@ def test_what_the_endpoints_read_survives_the_swap() -> None:
 def test_only_a_settled_server_connection_can_settle() -> None:
     pair = handshake()
     table = load_backend("rust").SessionTable(4)
-    assert pair.server is not None and not pair.server.settled  # no data from the client yet
+    fresh = DtlsConnection(server_config(), peer=("127.0.0.1", 1))
+    assert not fresh.settled  # no handshake yet
     with pytest.raises(LocalProtocolError, match="settled server connection"):
-        pair.server.settle_into(table, 1)
+        fresh.settle_into(table, 1)
     with pytest.raises(LocalProtocolError, match="settled server connection"):
         pair.client.settle_into(table, 2)
     assert len(table) == 0

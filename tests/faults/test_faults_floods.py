@@ -403,15 +403,22 @@ def _cid_record(cid: bytes, payload: bytes, seq: int) -> bytes:
     "path", ["python-path", "rust-path", "cid-from-elsewhere"], ids=lambda p: str(p)
 )
 async def test_forged_records_are_throttled_while_others_are_served(path: str) -> None:
-    """Before its first application data a session's records are judged in
-    Python; after it, in the Rust session table; with connection IDs, records
-    naming the session from another address are charged to that source. All
-    three throttle a forger far above the rate, never close the session, and
-    a throttled source costs the genuine peer nothing: it is served during the
-    flood (from elsewhere) or as soon as a token is back (from its address)."""
+    """Without batched I/O a session's records are opened one datagram at a
+    time and judged by Python's filter; with it, in the Rust session table's
+    batch path; with connection IDs, records naming the session from another
+    address are charged to that source. All three throttle a forger far above
+    the rate, never close the session, and a throttled source costs the
+    genuine peer nothing: it is served during the flood (from elsewhere) or as
+    soon as a token is back (from its address)."""
     cid = path == "cid-from-elsewhere"
     async with await dtlsfast.serve(
-        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, limits=LOW_FILTER, connection_id=cid
+        _echo,
+        "127.0.0.1",
+        0,
+        psk_store=PSK_STORE,
+        limits=LOW_FILTER,
+        connection_id=cid,
+        batch_io=None if path == "rust-path" else False,
     ) as server:
         await _throttle_forger(server, path)
 
@@ -425,7 +432,8 @@ async def _throttle_forger(server: DtlsServer, path: str) -> None:
         await victim.handshake()
         if path == "rust-path":
             assert await victim.echo(b"join") == b"JOIN"
-            assert server.counters["sessions_in_table"] == 1
+            # The victim and the bystander, each since its handshake.
+            assert server.counters["sessions_in_table"] == 2
         limits = server.limits
         counters = server.counters
         before_bad, before_throttled = counters["dropped_bad_auth"], 0

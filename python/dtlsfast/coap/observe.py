@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dtlsfast.coap.message import Message
 
@@ -45,26 +45,49 @@ class ObserveSequence:
 
 @dataclass(slots=True, eq=False)
 class Observation:
-    """One entry in a resource's list of observers (§4.1)."""
+    """One entry in a resource's list of observers (§4.1).
+
+    A gateway holds one per observing device, so it is small: the registering
+    request is kept encoded (``request_data``, a few dozen bytes) rather than
+    as a decoded :class:`Message`, and decoded again when needed
+    (:attr:`request`; a notification round decodes one per distinct request,
+    see :attr:`request_shape`)."""
 
     remote: Remote
     token: bytes
     path: str
-    request: Message
+    request_data: bytes
+    """The registering request, encoded (RFC 7252 §3)."""
     #: When the last Confirmable notification was acknowledged (or registration).
     last_con: float
     #: Message ID of the Confirmable notification in flight, if any (§4.5.2).
     pending_mid: int | None = None
-    #: Message IDs of recent Non-confirmable notifications, to match a Reset.
-    recent_non: list[int] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[Remote, bytes]:
+        """(remote, token): what identifies the observation (§4.1)."""
         return (self.remote, self.token)
+
+    @property
+    def request(self) -> Message:
+        """The registering request, decoded."""
+        return Message.decode(self.request_data)
+
+    @property
+    def request_shape(self) -> bytes:
+        """The request without its header and token (its options and
+        payload): equal for observers whose requests differ only in Message
+        ID and token, so that they share one rendering."""
+        data = self.request_data
+        return data[4 + (data[0] & 0x0F) :]
 
 
 class ObserverRegistry:
-    """Observers keyed by (remote, token), bounded three ways."""
+    """Observers keyed by (remote, token), bounded three ways.
+
+    Kept small, a gateway holding one per device: by remote (the observation
+    itself, or a dict by token for a remote with more than one) and by path
+    (a dict of the observations themselves: no key tuple per observer)."""
 
     def __init__(
         self, *, per_resource: int, per_remote: int, total: int, counters: Counter[str]
@@ -73,58 +96,80 @@ class ObserverRegistry:
         self._per_remote = per_remote
         self._total = total
         self._counters = counters
-        self._by_key: dict[tuple[Remote, bytes], Observation] = {}
-        self._by_path: dict[str, dict[tuple[Remote, bytes], Observation]] = {}
-        self._by_remote: dict[Remote, dict[bytes, Observation]] = {}
+        self._count = 0
+        self._by_path: dict[str, dict[Observation, None]] = {}
+        self._by_remote: dict[Remote, Observation | dict[bytes, Observation]] = {}
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        return self._count
 
     def get(self, remote: Remote, token: bytes) -> Observation | None:
-        return self._by_key.get((remote, token))
+        mine = self._by_remote.get(remote)
+        if mine is None:
+            return None
+        if isinstance(mine, Observation):
+            return mine if mine.token == token else None
+        return mine.get(token)
 
     def all(self) -> list[Observation]:
-        return list(self._by_key.values())
+        return [obs for per_path in self._by_path.values() for obs in per_path]
 
     def for_path(self, path: str) -> list[Observation]:
-        return list(self._by_path.get(path, {}).values())
+        return list(self._by_path.get(path, ()))
 
     def for_remote(self, remote: Remote) -> list[Observation]:
-        return list(self._by_remote.get(remote, {}).values())
+        mine = self._by_remote.get(remote)
+        if mine is None:
+            return []
+        if isinstance(mine, Observation):
+            return [mine]
+        return list(mine.values())
 
     def add(self, obs: Observation) -> bool:
         """Add or replace the entry for (remote, token); False when a bound is hit."""
-        old = self._by_key.get(obs.key)
+        old = self.get(obs.remote, obs.token)
         if old is not None:
             self.remove(old)
-        elif (
-            len(self._by_key) >= self._total
-            or len(self._by_path.get(obs.path, ())) >= self._per_resource
-            or len(self._by_remote.get(obs.remote, ())) >= self._per_remote
-        ):
-            self._counters["observers_rejected"] += 1
-            return False
-        self._by_key[obs.key] = obs
-        self._by_path.setdefault(obs.path, {})[obs.key] = obs
-        self._by_remote.setdefault(obs.remote, {})[obs.token] = obs
+        else:
+            mine = self._by_remote.get(obs.remote)
+            held = 0 if mine is None else 1 if isinstance(mine, Observation) else len(mine)
+            if (
+                self._count >= self._total
+                or len(self._by_path.get(obs.path, ())) >= self._per_resource
+                or held >= self._per_remote
+            ):
+                self._counters["observers_rejected"] += 1
+                return False
+        self._count += 1
+        self._by_path.setdefault(obs.path, {})[obs] = None
+        mine = self._by_remote.get(obs.remote)
+        if mine is None:
+            self._by_remote[obs.remote] = obs
+        elif isinstance(mine, Observation):
+            self._by_remote[obs.remote] = {mine.token: mine, obs.token: obs}
+        else:
+            mine[obs.token] = obs
         return True
 
     def remove(self, obs: Observation) -> bool:
-        if self._by_key.get(obs.key) is not obs:
+        if self.get(obs.remote, obs.token) is not obs:
             return False
-        del self._by_key[obs.key]
+        self._count -= 1
         per_path = self._by_path[obs.path]
-        del per_path[obs.key]
+        del per_path[obs]
         if not per_path:
             del self._by_path[obs.path]
-        per_remote = self._by_remote[obs.remote]
-        del per_remote[obs.token]
-        if not per_remote:
+        mine = self._by_remote[obs.remote]
+        if isinstance(mine, Observation):
             del self._by_remote[obs.remote]
+            return True
+        del mine[obs.token]
+        if len(mine) == 1:
+            (self._by_remote[obs.remote],) = mine.values()
         return True
 
     def clear(self) -> None:
-        self._by_key.clear()
+        self._count = 0
         self._by_path.clear()
         self._by_remote.clear()
 

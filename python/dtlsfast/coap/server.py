@@ -742,7 +742,9 @@ class CoapServer:
         request = ex.message
         msg = self._response_message(ex, response)
         if ex.observe_register and response.code in (Code.CONTENT, Code.VALID):
-            obs = Observation(ex.remote, request.token, request.path, request, self._clock.time())
+            obs = Observation(
+                ex.remote, request.token, request.path, request.encode(), self._clock.time()
+            )
             if self._observers.add(obs):
                 msg.add_option(OptionNumber.OBSERVE, self._sequence.next())
                 self.counters["observers_registered"] += 1
@@ -893,22 +895,27 @@ class CoapServer:
     async def _notify_round(self, path: str) -> None:
         resource = self._resources.get(path)
         rendered: dict[tuple[int | None, tuple[str, ...]], Response] = {}
+        # One decode per distinct request (observers differ in token and MID).
+        requests: dict[bytes, Message] = {}
         for obs in self._observers.for_path(path):
+            shape = obs.request_shape
+            request = requests.get(shape)
+            if request is None:
+                request = requests[shape] = obs.request
             if resource is None:
                 response = Response(Code.NOT_FOUND)
             else:
-                key = (obs.request.accept, tuple(obs.request.uri_query))
+                key = (request.accept, tuple(request.uri_query))
                 cached = rendered.get(key)
                 if cached is None:
-                    cached = await self._render(resource, Request(obs.request, obs.remote[1], b""))
+                    cached = await self._render(resource, Request(request, obs.remote[1], b""))
                     rendered[key] = cached
                 response = cached
             if self._closed or self._observers.get(obs.remote, obs.token) is not obs:
                 continue
-            self._send_notification(obs, response)
+            self._send_notification(obs, response, request)
 
-    def _send_notification(self, obs: Observation, response: Response) -> None:
-        request = obs.request
+    def _send_notification(self, obs: Observation, response: Response, request: Message) -> None:
         msg = Message(MessageType.NON, response.code, 0, obs.token, response.all_options())
         final = response.code not in (Code.CONTENT, Code.VALID)
         try:

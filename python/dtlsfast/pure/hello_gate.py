@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from dtlsfast.cookie_gate import MAX_HELLO_MESSAGE_SEQ, MAX_HELLO_RECORD_SEQ, _peer_key
+from dtlsfast.cookie_gate import (
+    MAX_HELLO_MESSAGE_SEQ,
+    MAX_HELLO_RECORD_SEQ,
+    GateAnswer,
+    _peer_key,
+)
 from dtlsfast.exceptions import ConfigurationError, DecodeError
 from dtlsfast.handshake.constants import DTLS_1_0, ContentType, HandshakeType
 from dtlsfast.handshake.cookies import cookie_mac, cookie_matches, peer_bytes
@@ -30,10 +35,6 @@ from dtlsfast.pure.records import encode_record, parse_records
 MIN_COOKIE_LENGTH, MAX_COOKIE_LENGTH = 16, 32
 MIN_SECRET_LENGTH, MAX_SECRET_LENGTH = 16, 64
 DEFAULT_MAX_CLIENT_HELLO = 4096
-
-#: What :meth:`HelloGate.check` answers: the verdict (a counter name of the
-#: gate) and the reply to send, the accepted hello's random, or None.
-GateAnswer = tuple[str, bytes | None]
 
 
 def _secret(secret: bytes, which: str) -> bytes:
@@ -152,4 +153,4 @@ class HelloGate:
         )
 
 
-__all__ = ["GateAnswer", "HelloGate"]
+__all__ = ["HelloGate"]

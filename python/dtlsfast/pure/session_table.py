@@ -6,7 +6,9 @@ epoch's cipher and replay window (RFC 6347 §4.1.2.6), the current write
 epoch's cipher and next sequence number (§4.1). A datagram whose records are
 all application data of the current read epoch is judged here; anything else
 is handed back whole (None). Batches have no GIL to release here; they exist
-so that the two implementations are interchangeable.
+so that the two implementations are interchangeable. A session with
+connection IDs (RFC 9146) seals tls12_cid records and opens them through
+:meth:`SessionTable.open_cid_record`; its datagrams are never the fast path's.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class _Session:
     last_active: float = 0.0
     auth_tokens: float = 0.0
     auth_updated: float = 0.0
+    read_cid: bytes = b""
+    write_cid: bytes = b""
 
 
 def _address(address: object) -> tuple[object, ...]:
@@ -282,15 +286,56 @@ class SessionTable:
         sid = uint(session_id, "session_id", _U64)
         fields = record_fields(content_type, version, epoch, sequence_number)
         session = self._sessions.get(sid)
-        if session is None or fields[2] != session.read_epoch:
+        if session is None or fields[2] != session.read_epoch or session.read_cid:
             return None
         return self._open(session, *fields, fragment)
+
+    def set_connection_ids(self, session_id: int, read_cid: bytes, write_cid: bytes) -> None:
+        """Give the session connection IDs (RFC 9146); empty keeps the plain
+        record format in that direction."""
+        if len(read_cid) > 255 or len(write_cid) > 255:
+            raise ConfigurationError("a connection ID is at most 255 bytes (RFC 9146 §3)")
+        sid = uint(session_id, "session_id", _U64)
+        session = self._sessions.get(sid)
+        if session is None:
+            raise ConfigurationError(f"no session {sid} in the table")
+        session.read_cid, session.write_cid = bytes(read_cid), bytes(write_cid)
+
+    def open_cid_record(
+        self,
+        session_id: int,
+        version: int,
+        epoch: int,
+        sequence_number: int,
+        cid: bytes,
+        fragment: bytes,
+    ) -> tuple[int, bytes, bool] | str | None:
+        """Open one tls12_cid record carrying ``cid``: ``(content_type,
+        plaintext, newest)``, "replay" or "bad_auth"; None if not the table's
+        to judge (unknown session, another epoch, another CID)."""
+        sid = uint(session_id, "session_id", _U64)
+        _, ver, ep, seq = record_fields(25, version, epoch, sequence_number)
+        session = self._sessions.get(sid)
+        if session is None or ep != session.read_epoch or not session.read_cid:
+            return None
+        if bytes(cid) != session.read_cid:
+            return None
+        window = session.window
+        if not window.check(seq):
+            return "replay"
+        highest = window.highest
+        newest = highest is None or seq > highest
+        opened = session.read.open_cid(ver, ep, seq, cid, fragment)
+        if opened is None:
+            return "bad_auth"
+        window.accept(seq)
+        return opened[0], bytes(opened[1]), newest
 
     def open_datagram(
         self, session_id: int, datagram: bytes
     ) -> tuple[list[bytes], int, int, list[bytes]] | None:
         session = self._sessions.get(uint(session_id, "session_id", _U64))
-        if session is None:
+        if session is None or session.read_cid:
             return None
         records = parse_records(datagram)
         if not records or sum(RECORD_HEADER_LENGTH + len(r[4]) for r in records) != len(datagram):
@@ -341,9 +386,16 @@ class SessionTable:
         seq = session.next_write_sequence
         if seq > MAX_SEQUENCE_NUMBER:
             raise ConfigurationError("the write sequence number is exhausted: close the session")
-        sealed = bytes(
-            session.write.seal(ctype, session.version, session.write_epoch, seq, plaintext)
-        )
+        if session.write_cid:
+            sealed = bytes(
+                session.write.seal_cid(
+                    ctype, session.version, session.write_epoch, seq, session.write_cid, plaintext
+                )
+            )
+        else:
+            sealed = bytes(
+                session.write.seal(ctype, session.version, session.write_epoch, seq, plaintext)
+            )
         session.next_write_sequence = seq + 1
         return sealed
 

@@ -53,6 +53,8 @@ class WorkerContext:
     metrics_dir: str | None = None
     options: str = ""
     """The Python API's pickled worker options (hex), empty for the CLI."""
+    ticket_secret_hex: str = ""
+    """The workers' ticket key secret (RFC 5077) when no key file is given."""
     passed: list[int] = field(default_factory=list)
     """The supervisor's descriptors, in the order it passes them
     (SCM_RIGHTS); the worker maps them to its own with :meth:`adopt`."""
@@ -99,6 +101,15 @@ class WorkerContext:
             "cookie_secret_seed": self.cookie_seed,
             "connection_id_prefix": bytes([self.index]) if connection_id else b"",
         }
+
+    def shared_resumption(self) -> Any:
+        """Resumption with ticket keys derived from the secret every worker
+        holds, so a ticket one worker issued resumes on any other (session
+        IDs stay each worker's own: a client that resumes by session ID
+        from the same address reaches the same worker)."""
+        from dtlsfast.resumption import ServerResumption, TicketKeys
+
+        return ServerResumption(ticket_keys=TicketKeys(bytes.fromhex(self.ticket_secret_hex)))
 
     def own_path(self, path: str | Path) -> Path:
         """This worker's own file beside ``path`` (``PATH.workerK``): a state

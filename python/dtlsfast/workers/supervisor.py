@@ -150,6 +150,7 @@ class Supervisor:
         """What steers CID records: ``bpf``, ``handover`` (or ``none``: no CoAPS)."""
         self._options = options
         self._cookie_seed = secrets.token_bytes(32)
+        self._ticket_secret = secrets.token_bytes(32)
         self._metrics_dir = tempfile.mkdtemp(prefix="dtlsfast-metrics-") if metrics else None
         self._coap: list[socket.socket] = []
         self._coaps: list[socket.socket] = []
@@ -404,6 +405,7 @@ class Supervisor:
             count=self._count,
             control_fd=-1,
             cookie_seed_hex=self._cookie_seed.hex(),
+            ticket_secret_hex=self._ticket_secret.hex(),
             steering=self.steering,
             coap_fd=self._coap[index].fileno() if self._coap else None,
             coaps_fd=self._coaps[index].fileno() if self._coaps else None,

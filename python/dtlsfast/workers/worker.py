@@ -132,6 +132,8 @@ async def run_api_worker(context: WorkerContext) -> int:
             endpoints.append(await coap.listen_udp(sock=context.coap_socket()))
         if context.coaps_fd is not None:
             connection_id = bool(options.get("connection_id"))
+            if "ticket_key_file" not in options and options.get("resumption", True) is True:
+                options["resumption"] = context.shared_resumption()
             dtls = await listen_dtls(coap, **options, **context.dtls_options(connection_id))
             endpoints.append(dtls)
         stop = asyncio.Event()
