@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -337,6 +338,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         limits: ServerLimits,
         cookie_secret_lifetime: float,
         state: ServerState | None = None,
+        cookie_secret_seed: bytes | None = None,
     ) -> None:
         self._handler = handler
         #: The listener's callback, decided once: a run-time check against a
@@ -351,7 +353,11 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._backend = backend
         self._gate = CookieGate(
             backend,
-            CookieJar(secret_lifetime=cookie_secret_lifetime, now=self._loop.time()),
+            CookieJar(
+                secret_lifetime=cookie_secret_lifetime,
+                now=self._loop.time(),
+                seed=cookie_secret_seed,
+            ),
             hello_verify_limit=SourceBuckets(
                 limits.hello_verify_rate_per_address,
                 limits.hello_verify_burst_per_address,
@@ -371,6 +377,15 @@ class DtlsServer(asyncio.DatagramProtocol):
         #: so bounded like ``_peers``.
         self._by_cid: dict[bytes, _Peer] = {}
         self._cid_length = config.connection_id_length
+        #: The first bytes of every CID this server draws (a worker's index,
+        #: :mod:`dtlsfast.workers.steering`); the rest is random.
+        self.connection_id_prefix = b""
+        #: Called with a tls12_cid datagram whose CID no session here has, and
+        #: its source; True if it took it (a worker handing it to the worker
+        #: that owns the CID, :mod:`dtlsfast.workers.handover`).
+        self.foreign_cid: Callable[[bytes, Any], bool] | None = None
+        #: Called with each completed handshake's duration in seconds (metrics).
+        self.handshake_observer: Callable[[float], None] | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._closed = self._loop.create_future()
         self._counters: Counter[str] = Counter()
@@ -680,8 +695,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         ``CID_DRAWS`` draws all collide, which only a tiny CID length allows."""
         if self._cid_length is None or self._cid_length == 0:
             return None if self._cid_length is None else b""
+        prefix = self.connection_id_prefix
         for _ in range(CID_DRAWS):
-            cid = os.urandom(self._cid_length)
+            cid = prefix + os.urandom(self._cid_length - len(prefix))
             if cid not in self._by_cid:
                 return cid
         self._counters["cid_exhausted"] += 1
@@ -698,6 +714,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         assert self._cid_length is not None
         peer = self._by_cid.get(data[11 : 11 + self._cid_length])
         if peer is None:
+            if self.foreign_cid is not None and self.foreign_cid(data, addr):
+                self._counters["cid_handed_over"] += 1
+                return
             self._counters["dropped_unknown_cid"] += 1
             return
         if addr == peer.addr:
@@ -1027,6 +1046,8 @@ class DtlsServer(asyncio.DatagramProtocol):
     def _on_established(self, peer: _Peer, event: HandshakeCompleted) -> None:
         self._admission.finished(peer)
         self._counters["handshakes_completed"] += 1
+        if self.handshake_observer is not None:
+            self.handshake_observer(self._loop.time() - peer.started)
         self._established += 1
         peer.counted = True
         if logger.isEnabledFor(logging.INFO):
@@ -1322,6 +1343,9 @@ async def serve(
     state_reset: bool = False,
     session_store: SessionStore | None = None,
     state_save_interval: float = DEFAULT_INTERVAL,
+    sock: socket.socket | None = None,
+    connection_id_prefix: bytes = b"",
+    cookie_secret_seed: bytes | None = None,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -1370,6 +1394,13 @@ async def serve(
     cannot be used raises :class:`~dtlsfast.exceptions.StateFileError`;
     ``state_reset=True`` moves it aside and starts empty. ``session_store``
     puts them in any :class:`~dtlsfast.store.SessionStore` instead.
+
+    For several processes on one port (:mod:`dtlsfast.workers`): ``sock``, a
+    bound UDP socket to serve instead of binding ``host:port`` (the server
+    owns it from then on); ``connection_id_prefix``, the first bytes of every
+    CID (shorter than the CID); ``cookie_secret_seed``, at least 32 random
+    bytes from which every process holding them derives the same rotating
+    cookie secrets.
     """
     if not callable(handler) and not isinstance(handler, SessionListener):
         raise ConfigurationError(
@@ -1417,14 +1448,32 @@ async def serve(
         start_empty=state_reset,
         interval=state_save_interval,
     )
+    length = config.connection_id_length
+    if connection_id_prefix and (length is None or len(connection_id_prefix) >= length):
+        raise ConfigurationError(
+            f"connection_id_prefix ({len(connection_id_prefix)} bytes) needs connection_id=True "
+            f"and a longer connection_id_length (now {length})"
+        )
 
     def make_server() -> DtlsServer:
-        return DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime, state)
+        server = DtlsServer(
+            handler,
+            config,
+            limits or ServerLimits(),
+            cookie_secret_lifetime,
+            state=state,
+            cookie_secret_seed=cookie_secret_seed,
+        )
+        server.connection_id_prefix = bytes(connection_id_prefix)
+        return server
 
     try:
         if batch_io or (batch_io is None and backend == "rust"):
             server = make_server()
-            if await open_batch_transport(server, host, port, reuse_port=reuse_port) is not None:
+            opened = await open_batch_transport(
+                server, host, port, reuse_port=reuse_port, sock=sock
+            )
+            if opened is not None:
                 return server
             if batch_io:
                 raise ConfigurationError(
@@ -1432,7 +1481,7 @@ async def serve(
                     "back to asyncio's transport"
                 )
         _, protocol = await open_datagram_endpoint(
-            make_server, local_addr=(host, port), reuse_port=reuse_port
+            make_server, local_addr=(host, port), reuse_port=reuse_port, sock=sock
         )
     except BaseException:
         if state is not None:

@@ -53,6 +53,7 @@ import hashlib
 import itertools
 import logging
 import random
+import socket
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine, Hashable, Iterable
@@ -414,13 +415,16 @@ class CoapServer:
         for remote in {o.remote for o in self._observers_all() if o.remote[0] == aid}:
             self._remote_gone(remote)
 
-    async def listen_udp(self, host: str = "::", port: int = 5683) -> UdpServerTransport:
-        """Serve plain CoAP (coap://) on a UDP socket; port 0 picks a free one."""
+    async def listen_udp(
+        self, host: str = "::", port: int = 5683, *, sock: socket.socket | None = None
+    ) -> UdpServerTransport:
+        """Serve plain CoAP (coap://) on a UDP socket; port 0 picks a free one.
+        ``sock``: a bound socket to serve instead (a worker's share of a port)."""
         listener = UdpServerTransport()
         attachment = self.attach(listener.sendto)
         listener.on_datagram = attachment
         try:
-            await open_datagram_endpoint(lambda: listener, local_addr=(host, port))
+            await open_datagram_endpoint(lambda: listener, local_addr=(host, port), sock=sock)
         except BaseException:
             attachment.detach()
             raise
