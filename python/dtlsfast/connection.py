@@ -589,12 +589,17 @@ class DtlsConnection:
         form the slim connection can send again (:meth:`_final_flight`): the
         record state may move to a session table, right after the handshake
         (:meth:`settle_into`)."""
-        return (
-            self.state is State.ESTABLISHED
-            and self._timer_at is None
-            and not self.records.has_pending_read
-            and self._final_flight() is not False
-        )
+        return self._settled_flight() is not False
+
+    def _settled_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """:meth:`_final_flight` if :attr:`settled`, else False."""
+        if (
+            self.state is not State.ESTABLISHED
+            or self._timer_at is not None
+            or self.records.has_pending_read
+        ):
+            return False
+        return self._final_flight()
 
     @property
     def _peer_last_message_seq(self) -> int | None:
@@ -647,10 +652,9 @@ class DtlsConnection:
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
         connection must not be used afterwards."""
-        if not self.settled or self.is_client:
+        final = False if self.is_client else self._settled_flight()
+        if final is False:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        final = self._final_flight()
-        assert final is not False  # settled says so
         self.records.install_in_table(table, session_id)
         read, write = self.records.current_read, self.records.current_write
         cids = None

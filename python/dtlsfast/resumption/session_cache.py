@@ -6,9 +6,9 @@ first, each for at most ``lifetime`` seconds (and its own). The session_id
 comes from the peer, so it never indexes the table directly: the key is a
 MAC of it under a per-cache secret (keyed BLAKE2b, RFC 7693 §2.9), which an
 attacker can neither predict (no steered hash collisions) nor probe byte by
-byte; the stored session_id is
-then compared in constant time. A miss, an expired entry and a wrong ID look
-the same in time to within one MAC. Sans-I/O: ``now`` is passed in.
+byte; the stored session_id is then compared in constant time. A miss, an
+expired entry and a wrong ID look the same in time to within one MAC.
+Sans-I/O: ``now`` is passed in.
 """
 
 from __future__ import annotations
