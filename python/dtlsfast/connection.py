@@ -1561,8 +1561,15 @@ class DtlsConnection:
         ours = self.config.cipher_suites
         ordered: Iterator[CipherSuite]
         if self.config.prefer_client_order:
+            # By code, then the suite itself: `s in ours` would run the
+            # dataclass __eq__ on every suite before a match.
+            by_code = {s.code: s for s in ours}
             candidates = (SUITES_BY_CODE.get(code) for code in offered)
-            ordered = (s for s in candidates if s is not None and s in ours)
+            ordered = (
+                s
+                for s in candidates
+                if s is not None and ((t := by_code.get(s.code)) is s or (t is not None and t == s))
+            )
         else:
             offered_set = set(offered)
             ordered = (s for s in ours if s.code in offered_set)
