@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import dtlsfast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
+from peers import free_port, free_udp_port
+
 from dtlsfast import DtlsSession
 from dtlsfast.coap.message import Code, Message, OptionNumber
 from dtlsfast.server import ServerLimits
@@ -188,16 +192,8 @@ async def flow_worker(supervisor: Supervisor, relay: MovingRelay) -> int:
 # -- the command line ----------------------------------------------------------
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port(socket.SOCK_STREAM)
 
 
 class ServeProcess:
