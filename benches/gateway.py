@@ -1,30 +1,37 @@
-"""The gateway benchmark: dtlsfast against the C and pure-Python servers,
-side by side, in one run on one machine.
+"""The gateway benchmark: what a CoAPS gateway does all day, against dtlsfast
+and the C and pure-Python servers, side by side, in one run on one machine.
 
-    python benches/gateway.py [--duration 10] [--window 1] [--generator-processes N]
-                              [--no-pin] [--json out.json] [--markdown out.md]
+    python benches/gateway.py [--quick] [--rounds 3] [--servers a,b] [--parts a,b]
+                              [--json out.json] [--markdown out.md]
 
-1. **CoAPS throughput.** GET /light (a 3-byte resource) from 1, 100 and 1,000
-   sessions, ``--window`` requests in flight per session (1 is CoAP's NSTART),
-   driven by ``dtlsfast bench`` in processes of its own (``--processes``:
-   ``--generator-processes`` of them for 2 sessions and more, by default one
-   per client CPU; 1 for one session), against a fresh
-   server process for every cell: ``dtlsfast serve`` (Rust core, batched I/O),
-   ``dtlsfast serve --backend pure`` (the pure-Python record core), libcoap's
-   ``coap-server-openssl`` (C, OpenSSL), and aiocoap's server over plain CoAP
-   (the pure-Python reference; no DTLS at all).
-2. **Full PSK handshakes per second**, one at a time (cookie exchange
-   included, TLS_PSK_WITH_AES_128_CCM_8), the same client (``dtlsfast.connect``
-   then close_notify) against ``dtlsfast serve`` and ``openssl s_server``;
-   and against dtlsfast with 32 handshakes in flight (``dtlsfast bench``).
-3. **Memory per established session** with 10,000 and 100,000 sessions, each
-   from its own source address with one GET done: the server's RSS growth
-   divided by the sessions, and the Rust session table's own bytes.
+Servers, all started once, all pinned to CPU 0 and idle while another is
+measured: ``dtlsfast serve`` (Rust core), the same given two cores
+(``--workers 2`` where ``serve`` has it, else ``taskset -c 0,1``: then it
+shares CPU 1 with the generator), ``dtlsfast serve --backend pure``,
+libcoap's ``coap-server-openssl`` and aiocoap's experimental coaps server
+(tinydtls through DTLSSocket; PSK only: tinydtls has no ECDHE-PSK and
+aiocoap's server takes no certificate). Parts:
 
-Everything runs on loopback. Every server runs on the first CPU and every
-client on the others (``taskset``; ``--no-pin`` leaves it to the scheduler,
-whose placement of three busy processes on two cores made the same cell vary
-twofold from run to run). Timing lives here, never in the test suite's asserts.
+- ``get``: GET /light (a published 3-byte answer) at 100, 1,000 and 10,000
+  sessions, one request in flight per session, driven by ``/tmp/cgen``
+  (OpenSSL's DTLS client in C, one socket per session, epoll);
+- ``put``: PUT /light ``on`` from 100 sessions, by ``dtlsfast bench``: the
+  handler runs in Python on dtlsfast (``LightResource.render_put``, which
+  also notifies observers) and aiocoap, in C on libcoap;
+- ``observe``: 10,000 sessions observe /light, one more PUTs it in a closed
+  loop (the next PUT once 99 % of the previous round arrived, or after 2 s);
+  notifications delivered per second, latency from PUT to arrival;
+- ``handshakes``: full handshakes per second with the cookie exchange and
+  close_notify, 64 in flight (cgen ``--mode hs``), for PSK
+  (PSK-AES128-CCM8), ECDHE-PSK (x25519, ECDHE-PSK-CHACHA20-POLY1305) and
+  ECDHE-ECDSA (P-256 leaf and CA, ECDHE-ECDSA-AES128-CCM8).
+
+Every cell reports the server's own CPU time over the measured phase (from
+/proc/PID/stat: per request, per notification, per handshake) and the
+generator's CPU share. Each cell is the median of ``--rounds`` rounds (by
+requests per second) and the rounds alternate between the servers, so that
+the noise of a shared machine hits them all alike. Timing lives here, never
+in the test suite's asserts.
 """
 
 from __future__ import annotations
@@ -43,111 +50,172 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PSK_HEX = "657370333263335f6b6579"
-SESSIONS = (1, 100, 1000)
-
-#: CPU lists for ``taskset -c``: (the server's, the clients'), or None when
-#: not pinning (see :func:`plan_cpus`).
-PINNING: tuple[str, str] | None = None
-
-
-def plan_cpus(enabled: bool) -> tuple[str, str] | None:
-    """The server on the first CPU this process may use, every client (load
-    generator, handshake client) on the others. Unpinned, three busy processes
-    on two cores settle wherever the scheduler's wake-ups put them: loopback
-    ping-pong tends to pile them onto one core, and the same cell measured
-    anywhere from 48,000 to 104,000 requests per second from run to run."""
-    if not enabled or not hasattr(os, "sched_getaffinity") or shutil.which("taskset") is None:
-        return None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None
-    return str(cpus[0]), ",".join(map(str, cpus[1:]))
-
-
-def pinned(argv: list[str], role: str) -> list[str]:
-    """``argv`` run on the ``role``'s CPUs ("server" or "client")."""
-    if PINNING is None:
-        return argv
-    return ["taskset", "-c", PINNING[0] if role == "server" else PINNING[1], *argv]
-
-
 PY = sys.executable
+CGEN = os.environ.get("CGEN", "/tmp/cgen")
+SERVER_CPUS = "0"
+CLIENT_CPUS = "1"
+
+SERVERS = {
+    "dtlsfast": "dtlsfast serve",
+    "dtlsfast-2": "dtlsfast serve, 2 cores",
+    "dtlsfast-pure": "dtlsfast serve --backend pure",
+    "libcoap": "libcoap coap-server-openssl",
+    "aiocoap": "aiocoap (tinydtls)",
+}
+SUITES = {
+    "PSK": "PSK-AES128-CCM8",
+    "ECDHE-PSK": "ECDHE-PSK-CHACHA20-POLY1305",
+    "ECDHE-ECDSA": "ECDHE-ECDSA-AES128-CCM8",
+}
+#: What each server cannot do at all (no cell rather than a failure).
+UNSUPPORTED = {"aiocoap": {"ECDHE-PSK", "ECDHE-ECDSA"}}
+PARTS = ("get", "put", "observe", "handshakes")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sizes of one run: ``--quick`` shrinks every one of them."""
+
+    rounds: int
+    duration: float
+    warmup: float
+    get_sessions: tuple[int, ...]
+    put_sessions: int
+    observers: int
+    hs_concurrency: int
+
+
+FULL = Plan(3, 4.0, 1.0, (100, 1000, 10000), 100, 10000, 64)
+QUICK = Plan(1, 1.0, 0.3, (10,), 4, 20, 8)
+
 
 AIOCOAP_SERVER = """
 import asyncio, sys
 import aiocoap, aiocoap.resource as resource
 
-class Light(resource.Resource):
+class Light(resource.ObservableResource):
+    def __init__(self):
+        super().__init__()
+        self.state = b"off"
+
     async def render_get(self, request):
-        return aiocoap.Message(payload=b"off")
+        return aiocoap.Message(payload=self.state)
+
+    async def render_put(self, request):
+        self.state = request.payload
+        self.updated_state()
+        return aiocoap.Message(code=aiocoap.CHANGED)
 
 async def main():
     site = resource.Site()
     site.add_resource(["light"], Light())
-    await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", int(sys.argv[1])))
+    # The coaps port is the bind port + 1 (aiocoap's own rule).
+    ctx = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", int(sys.argv[1])))
+    ctx.server_credentials.load_from_dict({":client": {"dtls": {
+        "psk": {"ascii": "esp32c3_key"}, "client-identity": {"ascii": "CoAP"}}}})
     print("ready", flush=True)
     await asyncio.get_running_loop().create_future()
 
 asyncio.run(main())
 """
 
-SEQUENTIAL_HANDSHAKES = """
-import asyncio, json, sys, time
+#: Observers: argv port count duration server_pid; one JSON line.
+OBSERVERS = """
+import asyncio, json, os, sys, time
 import dtlsfast
 
-async def main(port, seconds):
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        session = await dtlsfast.connect(
-            "127.0.0.1", port, psk=("CoAP", "esp32c3_key"),
-            ciphers=["TLS_PSK_WITH_AES_128_CCM_8"], handshake_timeout=5,
-        )
-        await session.close()
-        done += 1
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"handshakes": done, "seconds": elapsed}))
+PSK = ("CoAP", "esp32c3_key")
 
-asyncio.run(main(int(sys.argv[1]), float(sys.argv[2])))
-"""
+def cpu(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-MANY_SESSIONS = """
-import asyncio, json, sys, time
-import dtlsfast
-
-GET = bytes([0x40, 0x01, 0x00, 0x01, 0xB5]) + b"light"
-
-async def main(port, count):
+async def main(port, count, duration, server_pid):
+    registered, arrived, latencies = 0, 0, []
+    state = {"sent_at": 0.0, "measuring": False}
+    sessions = []
     limit = asyncio.Semaphore(64)
     failed = 0
 
-    async def one(i):
-        nonlocal failed
-        # Every session from its own address (127.2.0.1 ...), so none replaces another.
-        local = (f"127.{2 + i // 50000}.{(i // 200) % 250}.{1 + i % 200}", 0)
+    async def observer(i):
+        nonlocal registered, arrived, failed
         async with limit:
             try:
-                session = await dtlsfast.connect(
-                    "127.0.0.1", port, psk=("CoAP", "esp32c3_key"), local_addr=local,
-                    handshake_timeout=20,
-                )
-                await session.send(GET)
-                await asyncio.wait_for(session.recv(), 10)
-                session.abort()  # the server keeps the session: no close_notify
+                s = await dtlsfast.connect("127.0.0.1", port, psk=PSK, handshake_timeout=30)
             except Exception:
                 failed += 1
+                return
+        sessions.append(s)
+        token = i.to_bytes(4, "big")
+        mid = i & 0xFFFF
+        # CON GET, Observe: 0, Uri-Path: light
+        await s.send(bytes([0x44, 0x01, mid >> 8, mid & 255]) + token + b"\\x60\\x55light")
+        first = True
+        while True:
+            try:
+                data = await s.recv()
+            except Exception:
+                return
+            if len(data) < 4:
+                continue
+            kind = (data[0] >> 4) & 3
+            if kind == 0:  # CON notification: ACK it, or the server drops us
+                s.send_nowait(bytes([0x60, 0, data[2], data[3]]))
+            if data[1] != 0x45:
+                continue
+            if first:
+                first = False
+                registered += 1
+            elif state["measuring"]:
+                arrived += 1
+                latencies.append(time.perf_counter() - state["sent_at"])
 
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(count)))
-    print(json.dumps({"opened": count - failed, "failed": failed,
-                      "seconds": time.perf_counter() - started}))
+    tasks = [asyncio.ensure_future(observer(i)) for i in range(count)]
+    trigger = await dtlsfast.connect("127.0.0.1", port, psk=PSK, handshake_timeout=30)
+    deadline = time.monotonic() + 600
+    while registered + failed < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    puts, mid, value = 0, 0, b"on"
+    state["measuring"] = True
+    t0, c0, s0 = time.perf_counter(), time.process_time(), cpu(server_pid)
+    while time.perf_counter() - t0 < duration:
+        target = arrived + 0.99 * registered
+        mid = (mid + 1) & 0xFFFF
+        state["sent_at"] = time.perf_counter()
+        await trigger.send(bytes([0x40, 0x03, mid >> 8, mid & 255, 0xB5]) + b"light\\xff" + value)
+        puts += 1
+        value = b"off" if value == b"on" else b"on"
+        round_end = time.perf_counter() + 2.0
+        while arrived < target and time.perf_counter() < round_end:
+            await asyncio.sleep(0.001)
+    elapsed = time.perf_counter() - t0
+    gen, served = time.process_time() - c0, cpu(server_pid) - s0
+    state["measuring"] = False
+    latencies.sort()
+    def pick(q):
+        if not latencies:
+            return 0.0
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3, 2)
+    print(json.dumps({
+        "observers": registered, "failed": failed, "puts": puts, "notifications": arrived,
+        "seconds": elapsed, "per_second": arrived / elapsed,
+        "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+        "gen_cpu_pct": 100 * gen / elapsed,
+        "server_us_per_notification": 1e6 * served / max(1, arrived),
+    }), flush=True)
+    for t in tasks:
+        t.cancel()
+    for s in sessions:
+        s.abort()
+    trigger.abort()
 
-asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
+asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))
 """
 
 
@@ -165,60 +233,69 @@ def free_port_pair() -> int:
     raise RuntimeError("no free UDP port pair")
 
 
+def make_certificates(workdir: Path) -> tuple[Path, Path]:
+    """A P-256 CA and a leaf for 127.0.0.1 signed by it: (chain, leaf key)."""
+
+    def ssl(*argv: str) -> None:
+        subprocess.run(["openssl", *argv], check=True, capture_output=True, cwd=workdir)
+
+    ssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    ssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=gateway-bench CA",
+        "-days", "2", "-out", "ca.pem")  # fmt: skip
+    ssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "leaf.key")
+    ssl("req", "-new", "-key", "leaf.key", "-subj", "/CN=127.0.0.1", "-out", "leaf.csr")
+    (workdir / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ext", "-out", "leaf.pem")  # fmt: skip
+    chain = workdir / "chain.pem"
+    chain.write_text((workdir / "leaf.pem").read_text() + (workdir / "ca.pem").read_text())
+    return chain, workdir / "leaf.key"
+
+
+def serve_has_workers() -> bool:
+    done = subprocess.run(
+        [PY, "-m", "dtlsfast.cli", "serve", "--help"], capture_output=True, text=True, timeout=60
+    )
+    return "--workers" in done.stdout
+
+
 @dataclass
 class Server:
-    name: str
+    kind: str
     process: subprocess.Popen[bytes]
-    uri: str
+    port: int
+    """The CoAPS port."""
     log: Path
 
-    def rss_kib(self) -> int:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(match.group(1)) if match else 0
+    @property
+    def uri(self) -> str:
+        return f"coaps://127.0.0.1:{self.port}/light"
 
-    def cpu_seconds(self) -> tuple[float, float]:
-        """(user, system) CPU seconds so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        return int(fields[11]) / tick, int(fields[12]) / tick
+    def cpu_seconds(self) -> float:
+        """User plus system CPU seconds so far, the process and its children
+        that exited (``--workers``' are live: see :func:`_tree_cpu`)."""
+        return _tree_cpu(self.process.pid)
+
+    def pids(self) -> list[int]:
+        return [self.process.pid, *_children(self.process.pid)]
 
 
-class CpuSampler:
-    """Samples a server's CPU time every 20 ms, so that the load phase alone
-    (after the handshakes) can be cut out afterwards."""
+def _children(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        kids = [int(p) for p in text.split()]
+        return kids + [g for k in kids for g in _children(k)]
+    return []
 
-    def __init__(self, srv: Server) -> None:
-        self.srv = srv
-        self.samples: list[tuple[float, float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(OSError, ValueError):
-                user, system = self.srv.cpu_seconds()
-                self.samples.append((time.time(), user, system))
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> CpuSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def between(self, start: float, end: float) -> tuple[float, float]:
-        """(user, system) CPU seconds spent between two wall-clock times."""
-
-        def at(when: float) -> tuple[float, float]:
-            before = [s for s in self.samples if s[0] <= when]
-            chosen = before[-1] if before else self.samples[0]
-            return chosen[1], chosen[2]
-
-        (u0, s0), (u1, s1) = at(start), at(end)
-        return u1 - u0, s1 - s0
+def _tree_cpu(pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in (pid, *_children(pid)):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _wait_for_log(log: Path, text: str, process: subprocess.Popen[bytes], within: float) -> None:
@@ -232,39 +309,68 @@ def _wait_for_log(log: Path, text: str, process: subprocess.Popen[bytes], within
     raise RuntimeError(f"server not ready after {within} s:\n{log.read_text(errors='replace')}")
 
 
+def _wait_until_serving(srv: Server) -> None:
+    """Until a client gets "off" from /light (on libcoap's server a PUT creates
+    it first: coap-client exits 0 even on 4.04, so the GET is what tells)."""
+    base = ["coap-client-openssl", "-B", "2", "-u", "CoAP", "-k", "esp32c3_key"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if srv.process.poll() is not None:
+            raise RuntimeError(f"{srv.kind} exited early:\n{srv.log.read_text(errors='replace')}")
+        if srv.kind == "libcoap":
+            subprocess.run(
+                [*base, "-m", "put", "-e", "off", srv.uri], capture_output=True, timeout=10
+            )
+        done = subprocess.run([*base, srv.uri], capture_output=True, timeout=10)
+        if b"off" in done.stdout:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{srv.kind} does not serve {srv.uri}")
+
+
 @contextlib.contextmanager
-def server(kind: str, workdir: Path, extra: tuple[str, ...] = ()) -> Iterator[Server]:
-    """A fresh ``kind`` server process (``extra``: more ``dtlsfast serve`` options)."""
+def server(kind: str, workdir: Path, certs: tuple[Path, Path], workers: bool) -> Iterator[Server]:
+    """A ``kind`` server process on SERVER_CPUS (two CPUs for dtlsfast-2)."""
     port = free_port_pair()
     log = workdir / f"{kind}-{port}.log"
     out = log.open("wb")
-    if kind in ("dtlsfast", "dtlsfast-pure"):
+    chain, key = certs
+    cpus = SERVER_CPUS
+    env = dict(os.environ)
+    if kind.startswith("dtlsfast"):
         argv = [PY, "-m", "dtlsfast.cli", "serve", "--bind", "127.0.0.1", "--port", "0",
-                "--coaps-port", str(port + 1), "--log-level", "warning"]  # fmt: skip
+                "--coaps-port", str(port + 1), "--log-level", "warning",
+                "--cert", str(chain), "--key", str(key),
+                # Every client here comes from one address (loopback): open
+                # the per-source hello budget, which tests/faults measures.
+                "--hello-rate", "1000000"]  # fmt: skip
         if kind == "dtlsfast-pure":
             argv += ["--backend", "pure"]
-        # Every client here comes from one address (loopback): open the
-        # per-source hello budget, which tests/faults measures on its own.
-        argv += ["--hello-rate", "1000000", *extra]
-        uri, ready = f"coaps://127.0.0.1:{port + 1}/light", None
+        if kind == "dtlsfast-2":
+            if workers:
+                argv += ["--workers", "2"]
+            cpus = f"{SERVER_CPUS},{CLIENT_CPUS}"
+        ready = None
     elif kind == "libcoap":
         argv = ["coap-server-openssl", "-A", "127.0.0.1", "-p", str(port),
-                "-k", "esp32c3_key", "-h", "CoAP", "-d", "10"]  # fmt: skip
-        uri, ready = f"coaps://127.0.0.1:{port + 1}/light", None
+                "-k", "esp32c3_key", "-h", "CoAP", "-d", "10",
+                "-c", str(chain), "-j", str(key), "-n"]  # fmt: skip
+        ready = None
     elif kind == "aiocoap":
         argv = [PY, "-c", AIOCOAP_SERVER, str(port)]
-        uri, ready = f"coap://127.0.0.1:{port}/light", "ready"
+        env["AIOCOAP_SERVER_TRANSPORT"] = "tinydtls_server"
+        ready = "ready"
     else:
         raise ValueError(kind)
     process = subprocess.Popen(
-        pinned(argv, "server"), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        ["taskset", "-c", cpus, *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env
     )
+    srv = Server(kind, process, port + 1, log)
     try:
         if ready is not None:
-            _wait_for_log(log, ready, process, 20)
-        else:
-            _wait_until_serving(uri, kind, process)
-        yield Server(kind, process, uri, log)
+            _wait_for_log(log, ready, process, 30)
+        _wait_until_serving(srv)
+        yield srv
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -275,181 +381,216 @@ def server(kind: str, workdir: Path, extra: tuple[str, ...] = ()) -> Iterator[Se
         out.close()
 
 
-def _wait_until_serving(uri: str, kind: str, process: subprocess.Popen[bytes]) -> None:
-    """Until a client gets "off" from /light (on libcoap's server a PUT creates
-    it first: coap-client exits 0 even on 4.04, so the GET is what tells)."""
-    base = ["coap-client-openssl", "-B", "2", "-u", "CoAP", "-k", "esp32c3_key"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{kind} exited early")
-        if kind == "libcoap":
-            subprocess.run([*base, "-m", "put", "-e", "off", uri], capture_output=True, timeout=10)
-        done = subprocess.run([*base, uri], capture_output=True, timeout=10)
-        if b"off" in done.stdout:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{kind} does not serve {uri}")
+def _client(argv: list[str]) -> list[str]:
+    return ["taskset", "-c", CLIENT_CPUS, *argv]
 
 
-def run_bench(
-    uri: str, sessions: int, window: int, duration: float, processes: int = 1
-) -> dict[str, Any]:
-    argv = [PY, "-m", "dtlsfast.cli", "bench", uri, "--sessions", str(sessions),
-            "--window", str(window), "--duration", str(duration), "--json", "--no-progress",
-            "--handshake-concurrency", "64", "--processes", str(processes)]  # fmt: skip
-    done = subprocess.run(pinned(argv, "client"), capture_output=True, timeout=duration + 300)
-    if not done.stdout.strip():
-        raise RuntimeError(f"dtlsfast bench printed nothing: {done.stderr.decode()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
+def _json_line(done: subprocess.CompletedProcess[bytes], what: str) -> dict[str, Any]:
+    for line in reversed(done.stdout.decode(errors="replace").splitlines()):
+        if line.startswith("{"):
+            result: dict[str, Any] = json.loads(line)
+            return result
+    raise RuntimeError(f"{what} printed no result: {done.stderr.decode(errors='replace')[-2000:]}")
+
+
+def cgen(srv: Server, plan: Plan, *extra: str) -> dict[str, Any]:
+    """One cgen run against ``srv``, its CPU measured over the phase."""
+    argv = [CGEN, "--port", str(srv.port), "--duration", str(plan.duration),
+            "--warmup", str(plan.warmup), "--server-pid", str(srv.process.pid), *extra]  # fmt: skip
+    cpu0 = srv.cpu_seconds()
+    done = subprocess.run(_client(argv), capture_output=True, timeout=900)
+    result = _json_line(done, "cgen")
+    result["server_tree_cpu_s"] = srv.cpu_seconds() - cpu0
     return result
 
 
-# -- 1. throughput ------------------------------------------------------------
+class CpuSampler:
+    """Samples a server's CPU time every 20 ms, so that a phase announced
+    afterwards (``dtlsfast bench``'s load phase) can be cut out."""
 
-SERVERS = {
-    "dtlsfast": "dtlsfast serve (Rust core)",
-    "dtlsfast-pure": "dtlsfast serve --backend pure",
-    "libcoap": "libcoap coap-server-openssl (C)",
-    "aiocoap": "aiocoap, plain CoAP (no DTLS)",
-}
+    def __init__(self, srv: Server) -> None:
+        self.srv = srv
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self.srv.cpu_seconds()))
+            self._stop.wait(0.02)
 
-def throughput(
-    workdir: Path, duration: float, window: int, generator_processes: int
-) -> list[dict[str, Any]]:
-    rows = []
-    for kind in SERVERS:
-        for sessions in SESSIONS:
-            # One session cannot be split: one generator process.
-            processes = generator_processes if sessions >= 2 else 1
-            with server(kind, workdir) as srv, CpuSampler(srv) as sampler:
-                result = run_bench(srv.uri, sessions, window, duration, processes)
-            start = result["load_started_at"]
-            user, system = sampler.between(start, start + result["duration"])
-            requests = max(1, result["requests"])
-            row = {
-                "server": kind,
-                "sessions": sessions,
-                "window": window,
-                "requests_per_second": result["requests_per_second"],
-                "p50_ms": result["p50_ms"],
-                "p99_ms": result["p99_ms"],
-                "errors": result["errors"],
-                "retransmissions": result["retransmissions"],
-                "sessions_established": result.get("sessions_established", sessions),
-                "generator_processes": processes,
-                # The sum over the generator processes (200: two cores busy).
-                "generator_cpu_percent": result.get("generator_cpu_percent"),
-                "requests": result["requests"],
-                "response_codes": result.get("response_codes", {}),
-                # Server CPU per answered request during the load phase (the
-                # handshakes cut out): what one core can serve when the
-                # generator is the limit. User time is the server's own code,
-                # system time the kernel's UDP work on its behalf.
-                "server_cpu_us_per_request": round((user + system) / requests * 1e6, 1),
-                "server_user_us_per_request": round(user / requests * 1e6, 1),
-                "server_system_us_per_request": round(system / requests * 1e6, 1),
-            }
-            print(f"[throughput] {json.dumps(row)}", file=sys.stderr, flush=True)
-            rows.append(row)
-    return rows
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        def at(when: float) -> float:
+            before = [s for s in self.samples if s[0] <= when]
+            return (before[-1] if before else self.samples[0])[1]
+
+        return at(end) - at(start)
 
 
-# -- 2. handshakes ------------------------------------------------------------
+# -- the parts: each returns one cell's figures --------------------------------
 
 
-def handshakes(workdir: Path, seconds: float) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    with server("dtlsfast", workdir) as srv:
-        port = int(srv.uri.rsplit(":", 1)[1].split("/")[0])
-        done = subprocess.run(
-            pinned([PY, "-c", SEQUENTIAL_HANDSHAKES, str(port), str(seconds)], "client"),
-            capture_output=True, timeout=seconds + 60, check=True,
-        )  # fmt: skip
-        out["dtlsfast_sequential"] = json.loads(done.stdout)
-    with server("dtlsfast", workdir) as srv:
-        result = run_bench(srv.uri, 2000, 1, 0.5)
-        out["dtlsfast_concurrent"] = {
-            "handshakes": result["sessions_established"],
-            "per_second": result["handshakes_per_second"],
-        }
-    port = free_port_pair()
-    s_server = subprocess.Popen(
-        pinned(["openssl", "s_server", "-dtls1_2", "-accept", f"127.0.0.1:{port}", "-psk", PSK_HEX,
-         "-psk_hint", "CoAP", "-psk_identity", "CoAP", "-nocert", "-cipher", "PSK-AES128-CCM8",
-         "-quiet"], "server"),
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(0.5)
-        done = subprocess.run(
-            pinned([PY, "-c", SEQUENTIAL_HANDSHAKES, str(port), str(seconds)], "client"),
-            capture_output=True, timeout=seconds + 60, check=True,
-        )  # fmt: skip
-        out["openssl_sequential"] = json.loads(done.stdout)
-    finally:
-        s_server.kill()
-        s_server.wait()
-    for key in ("dtlsfast_sequential", "openssl_sequential"):
-        figures = out[key]
-        figures["per_second"] = round(figures["handshakes"] / figures["seconds"], 1)
-    print(f"[handshakes] {json.dumps(out)}", file=sys.stderr, flush=True)
-    return out
+def _server_us(srv: Server, result: dict[str, Any], key: str, count: int) -> float:
+    """The server's CPU µs per unit: cgen's figure (the measured phase, from
+    /proc of ``--server-pid``), or, for a server with worker processes, which
+    cgen does not see, the whole tree's over the whole run (handshakes and
+    warm-up included: an overestimate, said in the table's heading)."""
+    if len(srv.pids()) == 1:
+        return float(result[key])
+    return round(result["server_tree_cpu_s"] / count * 1e6, 1)
 
 
-# -- 3. memory ------------------------------------------------------------------
+def cell_get(srv: Server, plan: Plan, sessions: int) -> dict[str, Any]:
+    r = cgen(srv, plan, "--sessions", str(sessions), "--hs-concurrency", "64", "--timeout", "5")
+    requests = max(1, r["requests"])
+    return {
+        "rate": r["rps"],
+        "p50_ms": r["p50_ms"],
+        "p99_ms": r["p99_ms"],
+        "server_us": _server_us(srv, r, "server_us_per_req", requests),
+        "server_user_us": r["server_user_us_per_req"],
+        "server_sys_us": r["server_sys_us_per_req"],
+        "gen_cpu_pct": r["gen_cpu_pct"],
+        "established": r["established"],
+        "errors": r["bad_code"] + r["timeouts"] + r["hs_failed"],
+    }
 
 
-def _counters(srv: Server) -> dict[str, int]:
-    """Ask the server for its counters (SIGUSR1 logs them as JSON)."""
-    before = srv.log.read_text(errors="replace").count("counters {")
-    srv.process.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        text = srv.log.read_text(errors="replace")
-        if text.count("counters {") > before:
-            line = text[text.rindex("counters {") + len("counters ") :].splitlines()[0]
-            counters: dict[str, int] = json.loads(line)
-            return counters
-        time.sleep(0.05)
-    raise RuntimeError("the server did not report its counters")
+def cell_put(srv: Server, plan: Plan, sessions: int) -> dict[str, Any]:
+    argv = [PY, "-m", "dtlsfast.cli", "bench", srv.uri, "-m", "put", "-e", "on",
+            "--sessions", str(sessions), "--duration", str(plan.duration), "--json",
+            "--no-progress", "--handshake-concurrency", "64"]  # fmt: skip
+    with CpuSampler(srv) as sampler:
+        done = subprocess.run(_client(argv), capture_output=True, timeout=900)
+    r = _json_line(done, "dtlsfast bench")
+    start = r["load_started_at"]
+    served = sampler.between(start, start + r["duration"])
+    return {
+        "rate": r["requests_per_second"],
+        "p50_ms": r["p50_ms"],
+        "p99_ms": r["p99_ms"],
+        "server_us": round(served / max(1, r["requests"]) * 1e6, 1),
+        "gen_cpu_pct": r.get("generator_cpu_percent"),
+        "established": r.get("sessions_established", sessions),
+        "errors": r["errors"],
+        "codes": r.get("response_codes", {}),
+    }
 
 
-def memory(workdir: Path, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
-    rows = []
-    for count in sizes:
-        # Room for every session: none evicted at the cap (100,000 by default).
-        with server("dtlsfast", workdir, ("--max-sessions", str(count + 1000))) as srv:
-            port = int(srv.uri.rsplit(":", 1)[1].split("/")[0])
-            # Warm up: first sessions allocate what every later one reuses.
-            subprocess.run(
-                pinned([PY, "-c", MANY_SESSIONS, str(port), "50"], "client"),
-                check=True, timeout=120,
-            )  # fmt: skip
-            rss0 = srv.rss_kib()
-            done = subprocess.run(
-                pinned([PY, "-c", MANY_SESSIONS, str(port), str(count)], "client"),
-                capture_output=True, timeout=3600, check=True,
-            )  # fmt: skip
-            opened = json.loads(done.stdout)
-            counters = _counters(srv)
-            rss1 = srv.rss_kib()
-        # The warm-up sessions stay too, unless the cap evicted them (LRU).
-        sessions = min(opened["opened"], counters["dtls_sessions_open"])
-        row = {
-            "sessions": sessions,
-            "opened": opened,
-            "rss_growth_kib": rss1 - rss0,
-            "bytes_per_session": round((rss1 - rss0) * 1024 / max(1, sessions)),
-            "table_bytes_per_session": round(
-                counters["dtls_session_table_bytes"] / max(1, counters["dtls_sessions_in_table"])
-            ),
-            "sessions_in_table": counters["dtls_sessions_in_table"],
-        }
-        print(f"[memory] {json.dumps(row)}", file=sys.stderr, flush=True)
-        rows.append(row)
-    return rows
+def cell_observe(srv: Server, plan: Plan, observers: int) -> dict[str, Any]:
+    argv = [PY, "-c", OBSERVERS, str(srv.port), str(observers), str(plan.duration),
+            str(srv.process.pid)]  # fmt: skip
+    cpu0 = srv.cpu_seconds()
+    done = subprocess.run(_client(argv), capture_output=True, timeout=900)
+    r = _json_line(done, "the observers")
+    served = srv.cpu_seconds() - cpu0
+    return {
+        "rate": round(r["per_second"], 1),
+        "p50_ms": r["p50_ms"],
+        "p99_ms": r["p99_ms"],
+        "server_us": round(r["server_us_per_notification"], 1),
+        "gen_cpu_pct": round(r["gen_cpu_pct"], 1),
+        "established": r["observers"],
+        "errors": r["failed"],
+        "puts": r["puts"],
+        "server_cpu_s_whole_run": round(served, 2),
+    }
+
+
+def cell_handshakes(srv: Server, plan: Plan, suite: str) -> dict[str, Any]:
+    r = cgen(srv, plan, "--mode", "hs", "--hs-concurrency", str(plan.hs_concurrency),
+             "--cipher", SUITES[suite], "--timeout", "5")  # fmt: skip
+    done = max(1, r["handshakes"])
+    return {
+        "rate": r["per_second"],
+        "p50_ms": r["hs_p50_ms"],
+        "p99_ms": r["hs_p99_ms"],
+        "server_us": _server_us(srv, r, "server_us_per_hs", done),
+        "gen_cpu_pct": r["gen_cpu_pct"],
+        "errors": r["failed"],
+    }
+
+
+def median_cell(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate, and every round's rate beside it."""
+    ordered = sorted(rounds, key=lambda c: c["rate"])
+    cell = dict(ordered[(len(ordered) - 1) // 2])
+    cell["rounds"] = [c["rate"] for c in rounds]
+    return cell
+
+
+def run_all(
+    plan: Plan, kinds: list[str], parts: list[str], workdir: Path, workers: bool
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every (workload, server) cell: {workload: {server: cell}}."""
+    certs = make_certificates(workdir)
+    workloads: list[tuple[str, str, Callable[[Server], dict[str, Any]]]] = []
+    if "get" in parts:
+        for n in plan.get_sessions:
+            workloads.append(
+                (f"get-{n}", f"GET, {n:,} sessions", lambda s, n=n: cell_get(s, plan, n))
+            )
+    if "put" in parts:
+        n = plan.put_sessions
+        workloads.append((f"put-{n}", f"PUT, {n:,} sessions", lambda s, n=n: cell_put(s, plan, n)))
+    if "observe" in parts:
+        n = plan.observers
+        workloads.append(
+            (
+                f"observe-{n}",
+                f"Observe, {n:,} observers",
+                lambda s, n=n: cell_observe(s, plan, n),
+            )
+        )
+    if "handshakes" in parts:
+        for suite in SUITES:
+            workloads.append(
+                (
+                    f"hs-{suite}",
+                    f"{suite} handshakes",
+                    lambda s, x=suite: cell_handshakes(s, plan, x),
+                )
+            )
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    with contextlib.ExitStack() as stack:
+        servers = {k: stack.enter_context(server(k, workdir, certs, workers)) for k in kinds}
+        for key, label, measure in workloads:
+            results[key] = {"_label": {"label": label}}
+            for kind in kinds:
+                results[key][kind] = {"rounds": []}
+            for round_no in range(plan.rounds):
+                # Alternate the order too, so that no server always goes first.
+                order = kinds if round_no % 2 == 0 else kinds[::-1]
+                for kind in order:
+                    if key.startswith("hs-") and key[3:] in UNSUPPORTED.get(kind, set()):
+                        continue
+                    if key.startswith("observe") and round_no > 0:
+                        continue  # 10,000 sessions once per server: see README
+                    srv = servers[kind]
+                    if srv.process.poll() is not None:
+                        continue
+                    try:
+                        cell = measure(srv)
+                    except (RuntimeError, subprocess.TimeoutExpired, KeyError) as exc:
+                        cell = {"rate": 0.0, "failed": str(exc)[-300:]}
+                    print(
+                        f"[{key} {kind} #{round_no}] {json.dumps(cell)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    results[key][kind]["rounds"].append(cell)
+            for kind in kinds:
+                measured = results[key][kind]["rounds"]
+                results[key][kind] = median_cell(measured) if measured else {}
+    return results
 
 
 # -- report -----------------------------------------------------------------------
@@ -467,166 +608,122 @@ def machine() -> str:
     )
 
 
-def _throughput_markdown(rows: list[dict[str, Any]], cpus: dict[str, str] | None) -> list[str]:
-    lines: list[str] = []
-    window = rows[0]["window"] if rows else 1
-    by = {(r["server"], r["sessions"]): r for r in rows}
-    # Runs from before --generator-processes had one generator process.
-    generators = {r["sessions"]: r.get("generator_processes", 1) for r in rows}
-    placement = (
-        f"Each server runs on CPU {cpus['server']} and the generator (`dtlsfast bench`, in "
-        f"the number of processes each column names) on CPU {cpus['clients']} (taskset)"
-        if cpus
-        else "The generator (`dtlsfast bench`, in the number of processes each column "
-        "names) and the server share the machine's cores"
+def _cell(c: dict[str, Any], unit: str) -> str:
+    if not c:
+        return "n/a"
+    if "failed" in c:
+        return "failed"
+    errors = f", {c['errors']:,} errors" if c.get("errors") else ""
+    gen = c.get("gen_cpu_pct")
+    gen_text = f"gen {gen:.0f} %" if gen is not None else "gen ?"
+    return (
+        f"{c['rate']:,.0f}/s ({c['p50_ms']:.1f} / {c['p99_ms']:.1f} ms{errors}); "
+        f"{c['server_us']:,.1f} µs/{unit}; {gen_text}"
     )
-    lines += [
-        f"CoAPS GET /light, {window} request(s) in flight per session: requests per second "
-        "(p50 / p99 latency, ms) and the server's CPU time per request during the load phase. "
-        f"{placement}; where the generator is the limit (its CPU share near 100 % per "
-        "process), the server's CPU time per request is the fair comparison (1 s / that = "
-        "requests per second one core can serve).",
-        "",
-        "| server | "
-        + " | ".join(
-            f"{n:,} sessions ({generators.get(n, 1)} generator "
-            f"process{'es' * (generators.get(n, 1) > 1)})"
-            for n in SESSIONS
-        )
-        + " |",
-        "| --- |" + " ---: |" * len(SESSIONS),
-    ]
-    for kind, label in SERVERS.items():
-        cells = []
-        for n in SESSIONS:
-            r = by.get((kind, n))
-            if r is None:
-                cells.append("-")
-                continue
-            errors = f", {r['errors']} errors" if r["errors"] else ""
-            cells.append(
-                f"{r['requests_per_second']:,.0f} ({r['p50_ms']:.2f} / {r['p99_ms']:.2f}{errors}); "
-                f"{r['server_cpu_us_per_request']:.1f} µs"
-            )
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines += [
-        "dtlsfast (Rust core) against the others: requests per second / server CPU per "
-        "request / the server's user-space CPU per request (its own code, the kernel's UDP "
-        "work left out); above 1 is dtlsfast ahead:",
-        "",
-        "| against | " + " | ".join(f"{n:,} sessions" for n in SESSIONS) + " |",
-        "| --- |" + " ---: |" * len(SESSIONS),
-    ]
-    for other in ("libcoap", "dtlsfast-pure", "aiocoap"):
-        cells = []
-        for n in SESSIONS:
-            ours, theirs = by.get(("dtlsfast", n)), by.get((other, n))
-            if not ours or not theirs or not ours["server_cpu_us_per_request"]:
-                cells.append("-")
-                continue
-            rate = ours["requests_per_second"] / max(1e-9, theirs["requests_per_second"])
-            cpu = theirs["server_cpu_us_per_request"] / ours["server_cpu_us_per_request"]
-            user = theirs["server_user_us_per_request"] / max(
-                0.05, ours["server_user_us_per_request"]
-            )
-            cells.append(f"{rate:.2f}x / {cpu:.2f}x / {user:.1f}x")
-        lines.append(f"| {SERVERS[other]} | " + " | ".join(cells) + " |")
-    lines.append("")
-    return lines
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"Machine: {results['machine']}. Command: `{results['command']}`.", ""]
-    rows = results.get("throughput", [])
-    if rows:
-        lines += _throughput_markdown(rows, results.get("cpus"))
-    hs = results.get("handshakes")
-    if hs:
+    cells = results["cells"]
+    kinds = results["servers"]
+    two = results["two_cores"]
+    lines = [
+        f"Machine: {results['machine']}. Command: `{results['command']}`. "
+        f"{results['rounds']} round(s) per cell (median by rate), rounds alternating between "
+        f"servers. Servers on CPU {SERVER_CPUS}, generators on CPU {CLIENT_CPUS} (taskset); "
+        f"'{SERVERS['dtlsfast-2']}' is {two}.",
+        "",
+        "Each cell: rate (p50 / p99 latency); the server's CPU time per request, notification "
+        "or handshake over the measured phase; the generator's CPU share (gen, % of one core: "
+        "near 100 % the generator sets the pace and the server's CPU time is the fair "
+        "comparison).",
+        "",
+        "| workload | " + " | ".join(SERVERS[k] for k in kinds) + " |",
+        "| --- |" + " ---: |" * len(kinds),
+    ]
+    for key, row in cells.items():
+        unit = "hs" if key.startswith("hs-") else "notif." if key.startswith("observe") else "req"
+        lines.append(
+            f"| {row['_label']['label']} | "
+            + " | ".join(_cell(row.get(k, {}), unit) for k in kinds)
+            + " |"
+        )
+    lines.append("")
+    others = [k for k in kinds if k != "dtlsfast"]
+    if "dtlsfast" in kinds and others:
         lines += [
-            "Full PSK handshakes per second (cookie exchange included, CCM_8):",
+            "dtlsfast serve (one core) against each: the other's server CPU per unit over "
+            "dtlsfast's (above 1: dtlsfast needs less), and rate over rate in parentheses:",
             "",
-            "| server | one at a time, same client | 64 in flight (dtlsfast bench) |",
-            "| --- | ---: | ---: |",
-            f"| dtlsfast serve | {hs['dtlsfast_sequential']['per_second']:,.0f} | "
-            f"{hs['dtlsfast_concurrent']['per_second']:,.0f} |",
-            f"| openssl s_server | {hs['openssl_sequential']['per_second']:,.0f} | "
-            "(serves one client at a time) |",
-            "",
+            "| workload | " + " | ".join(SERVERS[k] for k in others) + " |",
+            "| --- |" + " ---: |" * len(others),
         ]
-    mem = results.get("memory")
-    if mem:
-        lines += [
-            "Memory per established session (each with one CoAP exchange done):",
-            "",
-            "| sessions | server RSS growth | per session | of which the Rust table |",
-            "| ---: | ---: | ---: | ---: |",
-        ]
-        for r in mem:
-            lines.append(
-                f"| {r['sessions']:,} | {r['rss_growth_kib'] / 1024:,.1f} MiB | "
-                f"{r['bytes_per_session']:,} B | {r['table_bytes_per_session']:,} B |"
-            )
+        for row in cells.values():
+            ours = row.get("dtlsfast", {})
+            out = []
+            for k in others:
+                theirs = row.get(k, {})
+                if (
+                    not ours.get("server_us")
+                    or not theirs.get("server_us")
+                    or not theirs.get("rate")
+                ):
+                    out.append("n/a")
+                    continue
+                out.append(
+                    f"{theirs['server_us'] / ours['server_us']:.2f}x "
+                    f"({ours['rate'] / theirs['rate']:.2f}x)"
+                )
+            lines.append(f"| {row['_label']['label']} | " + " | ".join(out) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
-    parser.add_argument("--window", type=int, default=1, help="requests in flight per session")
-    parser.add_argument(
-        "--generator-processes",
-        type=int,
-        default=None,
-        help="dtlsfast bench --processes for the cells with 2 sessions or more (default: one "
-        "per client CPU when pinning, else 2)",
-    )
-    parser.add_argument(
-        "--no-pin",
-        action="store_true",
-        help="let the scheduler place the server and the clients (default: the server on the "
-        "first CPU, the clients on the others, with taskset)",
-    )
-    parser.add_argument("--handshake-seconds", type=float, default=5.0)
-    parser.add_argument(
-        "--memory-sessions", default="10000,100000", help="session counts, comma separated"
-    )
-    parser.add_argument("--skip", default="", help="parts to skip: throughput,handshakes,memory")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round (seconds)")
+    parser.add_argument("--rounds", type=int, help="rounds per cell (default 3; 1 with --quick)")
+    parser.add_argument("--duration", type=float, help="seconds measured per cell (default 4)")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma separated")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma separated")
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
-    args = parser.parse_args()
-    global PINNING
-    PINNING = plan_cpus(not args.no_pin)
-    if args.generator_processes is None:
-        args.generator_processes = len(PINNING[1].split(",")) if PINNING else 2
-    if args.generator_processes < 1:
-        parser.error("--generator-processes must be at least 1")
-    skip = set(filter(None, args.skip.split(",")))
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.rounds is not None:
+        plan = Plan(max(1, args.rounds), *list(plan.__dict__.values())[1:])
+    if args.duration is not None:
+        plan = Plan(plan.rounds, args.duration, *list(plan.__dict__.values())[2:])
+    kinds = [k for k in args.servers.split(",") if k]
+    parts = [p for p in args.parts.split(",") if p]
+    for name, allowed in ((kinds, SERVERS), (parts, PARTS)):
+        unknown = set(name) - set(allowed)
+        if unknown:
+            parser.error(f"unknown {sorted(unknown)}: choose from {', '.join(allowed)}")
+    needs_cgen = {"get", "handshakes"} & set(parts)
+    if needs_cgen and not shutil.which(CGEN) and not os.path.exists(CGEN):
+        parser.error(f"no cgen at {CGEN}: see /work/shared/tools/cgen/README.md (or set CGEN)")
+    workers = serve_has_workers()
     results: dict[str, Any] = {
         "machine": machine(),
-        "command": "python benches/gateway.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "generator_processes": args.generator_processes,
-        "cpus": {"server": PINNING[0], "clients": PINNING[1]} if PINNING else None,
+        "command": "python benches/gateway.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "plan": plan.__dict__,
+        "servers": kinds,
+        "two_cores": "`--workers 2` on CPUs 0,1"
+        if workers
+        else "`taskset -c 0,1` (serve has no --workers yet: one process on two CPUs, "
+        "sharing CPU 1 with the generator)",
+        "rounds": plan.rounds,
     }
     with tempfile.TemporaryDirectory(prefix="dtlsfast-gateway-") as tmp:
-        workdir = Path(tmp)
-        if "throughput" not in skip:
-            results["throughput"] = throughput(
-                workdir, args.duration, args.window, args.generator_processes
-            )
-        if "handshakes" not in skip:
-            results["handshakes"] = handshakes(workdir, args.handshake_seconds)
-        if "memory" not in skip:
-            sizes = tuple(int(n) for n in args.memory_sessions.split(","))
-            results["memory"] = memory(workdir, sizes)
+        results["cells"] = run_all(plan, kinds, parts, Path(tmp), workers)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     text = markdown(results)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")
+    return results
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ import hmac
 import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -144,6 +144,9 @@ from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
 from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
+
+if TYPE_CHECKING:
+    from dtlsfast.store.records import SessionRecord
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -593,6 +596,12 @@ class DtlsConnection:
             and self._final_flight() is not False
         )
 
+    @property
+    def _peer_last_message_seq(self) -> int | None:
+        """The message_seq of the peer's last flight's trigger, if any."""
+        trigger = self._peer_trigger
+        return None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
+
     def _final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
         """What the slim connection needs to send our last flight again, if
         it answered the peer's Finished (a full handshake; RFC 6347 §4.2.4)
@@ -640,7 +649,6 @@ class DtlsConnection:
         connection must not be used afterwards."""
         if not self.settled or self.is_client:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        trigger = self._peer_trigger
         final = self._final_flight()
         assert final is not False  # settled says so
         self.records.install_in_table(table, session_id)
@@ -658,9 +666,7 @@ class DtlsConnection:
             peer=self.peer,
             read_epoch=self.records.read_epoch,
             next_message_seq=self._reassembler.next_seq,
-            peer_last_message_seq=(
-                None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
-            ),
+            peer_last_message_seq=self._peer_last_message_seq,
             max_payload=self.max_payload,
             cipher_suite=self.cipher_suite,
             client_random=self._client_random,
@@ -672,6 +678,36 @@ class DtlsConnection:
             connection_ids=cids,
             final_flight=final,
             final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
+        )
+
+    # -- the session store (dtlsfast.store) -----------------------------------
+
+    def session_record(
+        self, key: bytes, limit: int, created: int, scratch: Any
+    ) -> SessionRecord | None:
+        """An established server connection that is not in the session table
+        (it was full, or the connection is not settled yet) for the store under ``key``:
+        its current epochs with ``limit`` as the write sequence number,
+        through ``scratch`` (an empty SessionTable of its backend). None if
+        not established."""
+        from dtlsfast.store.connection_state import build_record
+
+        if not self.established or self.is_client or self.cipher_suite is None:
+            return None
+        return build_record(
+            key,
+            self.records.export_current(scratch, limit, self.peer),
+            created,
+            cipher_suite=self.cipher_suite,
+            extended_master_secret=self.extended_master_secret,
+            next_message_seq=self._reassembler.next_seq,
+            peer_last_message_seq=self._peer_last_message_seq,
+            psk_identity=self.psk_identity,
+            peer_certificate_type=self.peer_certificate_type,
+            peer_public_key=self.peer_public_key,
+            peer_certificates=self.peer_certificates,
+            local_cid=self.connection_id,
+            peer_cid=self.peer_connection_id,
         )
 
     def datagrams_to_send(self, now: float) -> list[bytes]:

@@ -198,6 +198,32 @@ class RecordLayer:
             self.version,
         )
 
+    def export_current(self, scratch: Any, limit: int, address: Any) -> bytes:
+        """The current epochs' record state in the session table's export
+        layout (rust/session_export.rs), with ``limit`` as the write sequence
+        number and ``address`` bound, through ``scratch`` (an empty session
+        table of this layer's backend, left empty). CIDs are not part of it:
+        the session store keeps them beside it."""
+        read, write = self.current_read, self.current_write
+        if read.cipher is None or write.cipher is None or read.window is None:
+            raise LocalProtocolError("only protected epochs can be exported")
+        scratch.install(
+            0,
+            read.cipher,
+            self.read_epoch,
+            read.window,
+            write.cipher,
+            self.write_epoch,
+            0,
+            self.version,
+        )
+        try:
+            if address is not None:
+                scratch.bind_address(0, address, 0.0)
+            return bytes(scratch.export_session(0, limit))
+        finally:
+            scratch.remove(0)
+
     @property
     def write_overhead(self) -> int:
         """Bytes a record in the current write epoch adds to its payload."""

@@ -39,11 +39,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_der_public_key,
-)
 
 from dtlsfast.backend import load_backend
 from dtlsfast.events import (
@@ -54,7 +49,6 @@ from dtlsfast.events import (
     Event,
 )
 from dtlsfast.exceptions import (
-    ConfigurationError,
     ConnectionClosedError,
     DecodeError,
     DtlsError,
@@ -78,13 +72,14 @@ from dtlsfast.handshake.messages import (
     split_handshake_fragments,
 )
 from dtlsfast.record_layer import TLS12_CID
+from dtlsfast.store.connection_state import build_record, peer_values
+from dtlsfast.store.records import SessionRecord
 
 if TYPE_CHECKING:
     from dtlsfast.config import DtlsConfiguration
     from dtlsfast.handshake.cert_types import CertificateType
     from dtlsfast.handshake.signatures import VerifyingKey
     from dtlsfast.handshake.suites import CipherSuite
-    from dtlsfast.store.records import SessionRecord
 
 #: Largest record plaintext, RFC 5246 §6.2.1.
 MAX_PLAINTEXT = 16384
@@ -210,32 +205,37 @@ class SettledConnection:
         """This session for the store under ``key``: the table's record
         state with the reserved ``limit`` as its write sequence number, and
         what the handshake settled. None once closed or gone from the table."""
-        from dtlsfast.store.records import SessionRecord
-
         state = None if self.closed else self._table.export_session(self._table_id, limit)
-        if state is None or self.cipher_suite is None:
+        suite = self.cipher_suite
+        if state is None or suite is None:
             return None
-        key_der = None
-        if self.peer_public_key is not None:
-            key_der = self.peer_public_key.public_bytes(
-                Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+        if self.peer_public_key is None and self.peer_certificate_type is None:
+            # A PSK session (the common case, 100,000 at a time): no conversions.
+            record = SessionRecord(
+                key,
+                state,
+                suite.code,
+                self.extended_master_secret,
+                created,
+                self._next_seq,
+                self._last_peer_seq,
+                self.psk_identity,
             )
-        return SessionRecord(
-            key=key,
-            record_state=state,
-            cipher_suite=self.cipher_suite.code,
+            if self._cids is not None:
+                record.local_cid, record.peer_cid = self.connection_id, self.peer_connection_id
+            return record
+        return build_record(
+            key,
+            state,
+            created,
+            cipher_suite=suite,
             extended_master_secret=self.extended_master_secret,
-            created=created,
             next_message_seq=self._next_seq,
             peer_last_message_seq=self._last_peer_seq,
             psk_identity=self.psk_identity,
-            peer_certificate_type=(
-                None if self.peer_certificate_type is None else int(self.peer_certificate_type)
-            ),
-            peer_public_key=key_der,
-            peer_certificates=tuple(
-                c.public_bytes(Encoding.DER) for c in self.peer_certificates or ()
-            ),
+            peer_certificate_type=self.peer_certificate_type,
+            peer_public_key=self.peer_public_key,
+            peer_certificates=self.peer_certificates,
             local_cid=self.connection_id,
             peer_cid=self.peer_connection_id,
         )
@@ -256,43 +256,28 @@ class SettledConnection:
         write sequence number starts at the reserved limit) and the slim
         connection that carries it on. ConfigurationError if the record's
         state or suite is not usable."""
-        from dtlsfast.handshake.cert_types import CertificateType
-        from dtlsfast.handshake.suites import SUITES_BY_CODE
-
-        suite = SUITES_BY_CODE.get(record.cipher_suite)
-        if suite is None:
-            raise ConfigurationError(
-                f"a stored session has unknown suite {record.cipher_suite:#06x}"
-            )
+        values = peer_values(record)
         table.import_session(table_id, record.record_state, now)
         cids = None
         if record.local_cid is not None or record.peer_cid is not None:
             cids = (record.local_cid or b"", record.peer_cid or b"")
             table.set_connection_ids(table_id, *cids)
-        peer_key = None
-        if record.peer_public_key is not None:
-            peer_key = load_der_public_key(record.peer_public_key)
         return cls(
             table,
             table_id,
             config=config,
             peer=peer,
-            read_epoch=int.from_bytes(record.record_state[4:6], "big"),
+            read_epoch=values.read_epoch,
             next_message_seq=record.next_message_seq,
             peer_last_message_seq=record.peer_last_message_seq,
             max_payload=max_payload,
-            cipher_suite=suite,
+            cipher_suite=values.cipher_suite,
             client_random=b"",
             psk_identity=record.psk_identity,
             extended_master_secret=record.extended_master_secret,
-            peer_certificates=[x509.load_der_x509_certificate(c) for c in record.peer_certificates]
-            or None,
-            peer_public_key=peer_key,  # type: ignore[arg-type]
-            peer_certificate_type=(
-                None
-                if record.peer_certificate_type is None
-                else CertificateType(record.peer_certificate_type)
-            ),
+            peer_certificates=values.peer_certificates,
+            peer_public_key=values.peer_public_key,
+            peer_certificate_type=values.peer_certificate_type,
             connection_ids=cids,
         )
 
