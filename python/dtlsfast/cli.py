@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 
 from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.server import ServerLimits
+from dtlsfast.store.saver import DEFAULT_INTERVAL
 from dtlsfast.workers.context import worker_context
 
 log = logging.getLogger("dtlsfast.cli")
@@ -178,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_worker_options(serve)
 
+    _add_state_options(serve)
+
     for method in ("get", "put", "post", "delete", "observe"):
         cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
         cmd.add_argument("uri", help="coap:// or coaps:// URI")
@@ -236,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
         "handshakes: a handshake storm, --handshake-concurrency full handshakes in flight for "
         "--duration seconds, each from a new port and closed with close_notify, reporting "
         "handshakes per second, failures by reason and handshake latency",
+    )
+    bench.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --mode handshakes: each handshake resumes the previous session of its slot "
+        "(abbreviated handshakes by session ticket or ID; a full one first)",
     )
     bench.add_argument(
         "--sessions", metavar="N", type=_positive_int, default=1, help="sessions (default 1)"
@@ -405,6 +415,7 @@ async def run_server(args: argparse.Namespace) -> int:
                     ticket_key_file=args.ticket_key_file,
                     backend=args.backend,
                     limits=_limits(args),
+                    **_state_options(args),
                     **extra,
                 ),
                 args.bind,
@@ -423,6 +434,11 @@ async def run_server(args: argparse.Namespace) -> int:
                 + (", client raw public keys required" * bool(args.rpk_trust)),
             )
             _warn_if_example_key(dtls.address, store)
+        # What is loaded now (modules, configuration, certificates) lives as
+        # long as the process: out of the cycle collector's sight, its full
+        # collections no longer walk it again and again under a handshake storm.
+        gc.collect()
+        gc.freeze()
         stop = asyncio.Event()
         dtls_server = closers[-1] if args.coaps_port else None
         if worker is not None:
@@ -437,7 +453,10 @@ async def run_server(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, _log_counters, closers, coap)
         await stop.wait()
-        log.info("stopping: close_notify to every DTLS peer")
+        if args.state_file is not None:
+            log.info("stopping: saving the DTLS sessions to %s (no close_notify)", args.state_file)
+        else:
+            log.info("stopping: close_notify to every DTLS peer")
         for sig in (signal.SIGINT, signal.SIGTERM):
             # A second signal while stopping (``timeout`` sends one to the
             # process group too) must not cut the clean shutdown short.
@@ -476,6 +495,49 @@ def _warn_if_example_key(address: tuple[str, int], store: dict[bytes, bytes]) ->
         where,
         DEFAULT_KEY,
     )
+
+
+def _add_state_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep established DTLS sessions and observations in this file (SQLite, mode "
+        "0600, encrypted) and restore them at start: devices carry on with no handshake; "
+        "SIGTERM then saves and exits without close_notify",
+    )
+    serve.add_argument(
+        "--state-key-file",
+        type=Path,
+        help="key file (at least 32 random bytes, mode 0600; created when missing) that "
+        "encrypts --state-file (default: --ticket-key-file if given, else STATE_FILE.key)",
+    )
+    serve.add_argument(
+        "--state-save-interval",
+        type=_positive_float,
+        default=DEFAULT_INTERVAL,
+        help="seconds between saves of --state-file: a crash loses the sessions established "
+        f"since the last one (default {DEFAULT_INTERVAL:g}, at most 60)",
+    )
+    serve.add_argument(
+        "--state-reset",
+        action="store_true",
+        help="if --state-file cannot be read (corrupt, other version, other key), move it "
+        "aside (STATE_FILE.unusable-TIMESTAMP) and start with no saved sessions",
+    )
+
+
+def _state_options(args: argparse.Namespace) -> dict[str, Any]:
+    """serve()'s state file options."""
+    if args.state_file is None:
+        if args.state_key_file is not None or args.state_reset:
+            raise ConfigurationError("--state-key-file and --state-reset need --state-file PATH")
+        return {}
+    return {
+        "state_file": args.state_file,
+        "state_key_file": args.state_key_file,  # serve() falls back to the ticket key file
+        "state_reset": args.state_reset,
+        "state_save_interval": args.state_save_interval,
+    }
 
 
 def _limits(args: argparse.Namespace) -> ServerLimits:
@@ -603,6 +665,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     if args.mode == "handshakes":
         return await _bench_handshakes(args, show if interactive else None, stop)
+    if args.resume:
+        raise ConfigurationError("--resume is for --mode handshakes")
     result = await run_load(
         args.uri,
         sessions=args.sessions,
@@ -646,6 +710,7 @@ async def _bench_handshakes(args: argparse.Namespace, progress: Any, stop: async
         progress=progress,
         stop=stop,
         processes=args.processes,
+        resume=args.resume,
     )
     print(result.to_json() if args.json else result.summary(), flush=True)
     if not result.handshakes:

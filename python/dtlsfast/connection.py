@@ -53,7 +53,7 @@ import hmac
 import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -144,6 +144,9 @@ from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
 from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
+
+if TYPE_CHECKING:
+    from dtlsfast.store.records import SessionRecord
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -582,13 +585,53 @@ class DtlsConnection:
     @property
     def settled(self) -> bool:
         """Established with nothing of the handshake left to wait for (no
-        timer, no pending epoch): the record state may move to a session
-        table, right after the handshake (:meth:`settle_into`)."""
+        timer, no pending epoch) and our last flight, if still owed, in a
+        form the slim connection can send again (:meth:`_final_flight`): the
+        record state may move to a session table, right after the handshake
+        (:meth:`settle_into`)."""
         return (
             self.state is State.ESTABLISHED
             and self._timer_at is None
             and not self.records.has_pending_read
+            and self._final_flight() is not False
         )
+
+    @property
+    def _peer_last_message_seq(self) -> int | None:
+        """The message_seq of the peer's last flight's trigger, if any."""
+        trigger = self._peer_trigger
+        return None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
+
+    def _final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """What the slim connection needs to send our last flight again, if
+        it answered the peer's Finished (a full handshake; RFC 6347 §4.2.4)
+        and the peer has not shown it arrived: the next write sequence number
+        of the epoch before the current one and the flight's handshake
+        messages, those of that epoch (a NewSessionTicket, RFC 5077) and the
+        Finished last, the ChangeCipherSpec between them implied. None if no
+        flight is owed; False if this one does not have that shape, or a
+        message would not fit one datagram unfragmented (then the full
+        connection keeps it until the peer's data shows it arrived)."""
+        trigger = self._peer_trigger
+        flight = self._flight
+        if trigger is None or trigger[0] == 0 or not flight:
+            return None
+        epoch = self.records.write_epoch
+        *before, ccs, finished = flight
+        if (
+            ccs != FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            or finished.epoch != epoch
+            or finished.content_type != ContentType.HANDSHAKE
+            or any(
+                item.epoch != epoch - 1
+                or item.content_type != ContentType.HANDSHAKE
+                or 13 + len(item.payload) > self.config.mtu
+                for item in before
+            )
+        ):
+            return False
+        messages = [item.payload for item in before] + [finished.payload]
+        return self.records.next_write_sequence(epoch - 1), messages
 
     def settle_into(
         self, table: Any, session_id: int, now: float | None = None
@@ -597,26 +640,17 @@ class DtlsConnection:
         (the backend's SessionTable) under ``session_id`` and return the slim
         connection that carries on in its place (:mod:`dtlsfast.settled_connection`).
 
-        If our last flight answered the peer's Finished (a full handshake: our
-        ChangeCipherSpec and Finished), what it takes to pack it again goes
-        along (the epoch-0 write sequence number and the Finished message), to
-        be sent again, as new records, if the peer repeats its Finished until
+        If our last flight answered the peer's Finished (a full handshake:
+        a NewSessionTicket perhaps, our ChangeCipherSpec and Finished), what
+        it takes to pack it again goes along (:meth:`_final_flight`), to be
+        sent again, as new records, if the peer repeats its Finished until
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
         connection must not be used afterwards."""
         if not self.settled or self.is_client:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        trigger = self._peer_trigger
-        final = None
-        if trigger is not None and trigger[0] > 0 and len(self._flight) == 2:
-            ccs, finished = self._flight
-            epoch = self.records.write_epoch
-            if ccs == FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01") and (
-                finished.epoch == epoch and finished.content_type == ContentType.HANDSHAKE
-            ):
-                # Our flight answered the peer's Finished: its ChangeCipherSpec
-                # and Finished, all the slim connection needs to pack it again.
-                final = (self.records.next_write_sequence(epoch - 1), finished.payload)
+        final = self._final_flight()
+        assert final is not False  # settled says so
         self.records.install_in_table(table, session_id)
         read, write = self.records.current_read, self.records.current_write
         cids = None
@@ -632,9 +666,7 @@ class DtlsConnection:
             peer=self.peer,
             read_epoch=self.records.read_epoch,
             next_message_seq=self._reassembler.next_seq,
-            peer_last_message_seq=(
-                None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
-            ),
+            peer_last_message_seq=self._peer_last_message_seq,
             max_payload=self.max_payload,
             cipher_suite=self.cipher_suite,
             client_random=self._client_random,
@@ -646,6 +678,36 @@ class DtlsConnection:
             connection_ids=cids,
             final_flight=final,
             final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
+        )
+
+    # -- the session store (dtlsfast.store) -----------------------------------
+
+    def session_record(
+        self, key: bytes, limit: int, created: int, scratch: Any
+    ) -> SessionRecord | None:
+        """An established server connection that is not in the session table
+        (it was full, or the connection is not settled yet) for the store under ``key``:
+        its current epochs with ``limit`` as the write sequence number,
+        through ``scratch`` (an empty SessionTable of its backend). None if
+        not established."""
+        from dtlsfast.store.connection_state import build_record
+
+        if not self.established or self.is_client or self.cipher_suite is None:
+            return None
+        return build_record(
+            key,
+            self.records.export_current(scratch, limit, self.peer),
+            created,
+            cipher_suite=self.cipher_suite,
+            extended_master_secret=self.extended_master_secret,
+            next_message_seq=self._reassembler.next_seq,
+            peer_last_message_seq=self._peer_last_message_seq,
+            psk_identity=self.psk_identity,
+            peer_certificate_type=self.peer_certificate_type,
+            peer_public_key=self.peer_public_key,
+            peer_certificates=self.peer_certificates,
+            local_cid=self.connection_id,
+            peer_cid=self.peer_connection_id,
         )
 
     def datagrams_to_send(self, now: float) -> list[bytes]:

@@ -37,6 +37,23 @@ class SessionEndpoint(Protocol):
         """Send what the connection queued and deliver its events."""
 
 
+class _Closed:
+    """The endpoint of a closed session: nothing is sent or flushed any more.
+    Closing drops the real endpoint, which refers back to the session, so
+    that the two are freed at once rather than by the cycle collector (a
+    server that closes thousands of sessions a second spent a quarter of its
+    time collecting them)."""
+
+    def send(self, session: DtlsSession, data: bytes, /) -> None:
+        raise ConnectionClosedError("the session is closed")
+
+    def flush(self, session: DtlsSession, /) -> None:
+        return None
+
+
+_CLOSED = _Closed()
+
+
 class DtlsSession:
     """One established association, driven by an endpoint.
 
@@ -232,6 +249,8 @@ class DtlsSession:
         self._closed = True
         self._error = error
         self._wake()
+        self._endpoint = _CLOSED
+        self._receiver = None  # a protocol layer's, which may refer back to the session
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close(self)

@@ -117,8 +117,22 @@ def test_abbreviated_handshake_flights(kind: str) -> None:
     pair.transfer()
     assert ApplicationDataReceived(b"answer") in pair.client_events
     assert pair.server.settled  # nothing kept for retransmission
-    # The session resumed stays resumable.
+    # The session resumed stays resumable, after close_notify too (RFC 5246 §7.2.1).
     assert pair.client.resumption == saved
+    pair.client.close()
+    assert pair.client.closed and pair.client.resumption == saved
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_abbreviated_handshake_on_the_pure_backend(kind: str) -> None:
+    """The pure-Python twin of the core runs the same handshake, both sides."""
+    resumption = ServerResumption(clock=Clock())
+    saved, _ = first_session(kind, resumption, backend="pure")
+    pair = resume(saved, resumption, Network(loss=0.2, seed=3), kind=kind, backend="pure")
+    assert pair.established and pair.client.resumed == kind
+    # And across backends: a session from the Rust core resumes on the pure one.
+    rust_saved, _ = first_session(kind, resumption)
+    assert resume(rust_saved, resumption, kind=kind, backend="pure").client.resumed == kind
 
 
 def test_full_handshake_issues_a_ticket_in_the_last_flight() -> None:

@@ -228,3 +228,50 @@ def test_shared_key_file_resumes_across_processes(kind: str, tmp_path: Path) -> 
 def test_handshake_helper_without_resumption_is_unchanged() -> None:
     pair = handshake()
     assert pair.established and pair.client.resumption is None
+
+
+def test_certificate_session_resumes_with_the_clients_key(tmp_path: Path) -> None:
+    from pki import Pki
+
+    from dtlsfast.config import DtlsConfiguration
+
+    pki = Pki(tmp_path)
+    server_creds = pki.issue("server.example", dns=("server.example",))
+    device = pki.issue("device-7")
+    resumption = ServerResumption(clock=Clock())
+
+    def server(client_auth: str) -> DtlsConfiguration:
+        return DtlsConfiguration.server(
+            certfile=server_creds.certfile,
+            keyfile=server_creds.keyfile,
+            cafile=pki.cafile,
+            client_auth=client_auth,  # type: ignore[arg-type]
+            resumption=resumption,
+        )
+
+    with_cert = DtlsConfiguration.client(
+        cafile=pki.cafile,
+        certfile=device.certfile,
+        keyfile=device.keyfile,
+        server_name="server.example",
+    )
+    first = handshake(with_cert, server("required"))
+    saved = first.client.resumption
+    assert saved is not None and first.server is not None
+    pair = Pair(with_cert, server("required"), resume=saved)
+    pair.start()
+    pair.run()
+    assert pair.client.resumed == "ticket" and pair.server is not None
+    # The server knows who the client is without a Certificate this time.
+    assert pair.server.peer_public_key is not None
+    assert pair.server.peer_certificates is not None
+    assert pair.server.peer_certificates[0].subject == first.server.peer_certificates[0].subject  # type: ignore[index]
+    # A session without a client certificate is not resumed where one is required.
+    anonymous = DtlsConfiguration.client(cafile=pki.cafile, server_name="server.example")
+    no_cert = handshake(anonymous, server("optional")).client.resumption
+    assert no_cert is not None
+    refused = Pair(with_cert, server("required"), resume=no_cert)
+    refused.start()
+    refused.run()
+    assert refused.established and refused.client.resumed is None
+    assert _refused(resumption) == {ResumptionFailure.PARAMETERS.counter: 1}

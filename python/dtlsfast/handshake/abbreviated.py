@@ -66,6 +66,7 @@ def server_plan_session(conn: DtlsConnection, hello: Any, message: bytes) -> boo
         client_offers_ems=hello.extended_master_secret,
         require_ems=conn.config.require_extended_master_secret,
         identity_known=lambda identity: lookup is not None and lookup(identity) is not None,
+        needs_peer_key=needs_peer_key(conn),
     )
     if found is None:
         conn._session_id = resumption.new_session_id()
@@ -75,7 +76,14 @@ def server_plan_session(conn: DtlsConnection, hello: Any, message: bytes) -> boo
     return True
 
 
+def needs_peer_key(conn: DtlsConnection) -> bool:
+    """A session resumed here must carry the client's key (client_auth="required")."""
+    return conn.config.client_auth == "required"
+
+
 def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
+    from dtlsfast.connection import EMPTY_RENEGOTIATION_INFO_SCSV, MAX_PLAINTEXT
+
     state = found.state
     suite = SUITES_BY_CODE[state.cipher_suite]
     conn.cipher_suite = suite
@@ -88,7 +96,7 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
     cid = hello.connection_id if conn._offered_cid is not None else None
     limit = hello.record_size_limit
     reneg = hello.renegotiation_info
-    secure_reneg = reneg is not None or 0x00FF in hello.cipher_suites
+    secure_reneg = reneg is not None or EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
     conn._queue_message(
         conn._backend.encode_server_hello(
             conn._send_seq,
@@ -98,7 +106,7 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
             suite.code,
             renegotiation_info=b"" if secure_reneg else None,
             extended_master_secret=state.extended_master_secret,
-            record_size_limit=None if limit is None else 16384,
+            record_size_limit=None if limit is None else MAX_PLAINTEXT,
             connection_id=None if cid is None else conn._offered_cid,
             session_ticket=conn._ticket_promised,
         )
@@ -173,6 +181,8 @@ def session_state(conn: DtlsConnection) -> ResumptionState | None:
 
 def restore_peer(conn: DtlsConnection, state: ResumptionState) -> None:
     """The peer's authenticated key and chain, as the full handshake left them."""
+    if state.peer_public_key is None and state.peer_certificate_type is None:
+        return  # a PSK session
     from cryptography import x509
 
     from dtlsfast.handshake.cert_types import CertificateType

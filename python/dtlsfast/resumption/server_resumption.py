@@ -120,6 +120,7 @@ class ServerResumption:
         client_offers_ems: bool,
         require_ems: bool,
         identity_known: Callable[[bytes], bool],
+        needs_peer_key: bool = False,
     ) -> Resumable | None:
         """The session a ClientHello offers (its ``ticket``, else its
         ``session_id``) if it may be resumed, else None (counted). Never
@@ -147,6 +148,7 @@ class ServerResumption:
                 client_offers_ems=client_offers_ems,
                 require_ems=require_ems,
                 identity_known=identity_known,
+                needs_peer_key=needs_peer_key,
             )
         if isinstance(found, ResumptionFailure):
             self.counters[found.counter] += 1
@@ -163,6 +165,7 @@ class ServerResumption:
         client_offers_ems: bool,
         require_ems: bool,
         identity_known: Callable[[bytes], bool],
+        needs_peer_key: bool,
     ) -> ResumptionState | ResumptionFailure:
         failure = refusal(
             state,
@@ -177,6 +180,9 @@ class ServerResumption:
         if state.cipher_suite not in offered_suites or state.cipher_suite not in accepted_suites:
             return ResumptionFailure.PARAMETERS
         if state.psk_identity is not None and not identity_known(state.psk_identity):
+            return ResumptionFailure.PARAMETERS
+        if needs_peer_key and state.psk_identity is None and state.peer_public_key is None:
+            # A certificate session without the client's key, now that one is required.
             return ResumptionFailure.PARAMETERS
         return state
 

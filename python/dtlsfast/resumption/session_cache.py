@@ -12,7 +12,6 @@ the same in time to within one HMAC. Sans-I/O: ``now`` is passed in.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 import os
@@ -51,7 +50,8 @@ class SessionIdCache:
         return os.urandom(SESSION_ID_LENGTH)
 
     def _digest(self, session_id: bytes) -> bytes:
-        return hmac.new(self._secret, session_id, hashlib.sha256).digest()[:16]
+        # hmac.digest: the one-shot C path, several times faster than hmac.new().
+        return hmac.digest(self._secret, session_id, "sha256")[:16]
 
     def store(self, session_id: bytes, state: ResumptionState, now: float) -> None:
         """Remember ``state`` under ``session_id`` (evicting the least
