@@ -434,6 +434,11 @@ async def run_server(args: argparse.Namespace) -> int:
                 + (", client raw public keys required" * bool(args.rpk_trust)),
             )
             _warn_if_example_key(dtls.address, store)
+        # What is loaded now (modules, configuration, certificates) lives as
+        # long as the process: out of the cycle collector's sight, its full
+        # collections no longer walk it again and again under a handshake storm.
+        gc.collect()
+        gc.freeze()
         stop = asyncio.Event()
         dtls_server = closers[-1] if args.coaps_port else None
         if worker is not None:
@@ -443,11 +448,6 @@ async def run_server(args: argparse.Namespace) -> int:
                 await workers.serve_single_metrics(args.metrics, closers[:], coap, dtls_server)
             )
         log.log(quiet, "serving /light (GET, PUT, observable); Ctrl-C to stop")
-        # What is loaded now (modules, configuration, certificates) lives as
-        # long as the process: out of the cycle collector's sight, its full
-        # collections no longer walk it again and again under a handshake storm.
-        gc.collect()
-        gc.freeze()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

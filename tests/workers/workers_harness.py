@@ -291,3 +291,17 @@ def metric_totals(text: str) -> dict[str, float]:
                 continue
             totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
+
+
+def worker_lines(text: str) -> dict[int, tuple[int, dict[str, int] | None]]:
+    """The last SIGUSR1 line of each worker in a supervisor's log: its pid and counters."""
+    out: dict[int, tuple[int, dict[str, int] | None]] = {}
+    for line in text.splitlines():
+        _, found, rest = line.partition(" WARNING dtlsfast.workers: worker ")
+        if not found:
+            continue
+        index, _, rest = rest.partition(" (pid ")
+        pid, _, rest = rest.partition(") counters ")
+        if pid.isdigit():
+            out[int(index)] = (int(pid), json.loads(rest))
+    return out
