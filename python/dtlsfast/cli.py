@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a record before a DTLS session is closed "
         f"(default {ServerLimits.idle_timeout:g})",
     )
+    serve.add_argument(
+        "--max-observers",
+        type=_positive_int,
+        default=None,
+        help="observers held at once, of /light and in all; past it a GET with Observe is "
+        "answered without registering (default 256 of a resource, 8,192 in all)",
+    )
     _add_worker_options(serve)
 
     _add_state_options(serve)
@@ -358,6 +365,7 @@ def _positive_float(value: str) -> float:
 async def run_server(args: argparse.Namespace) -> int:
     from dtlsfast.coap import CoapServer, LightResource
     from dtlsfast.coap.dtls import listen_dtls
+    from dtlsfast.coap.server import CoapServerConfig
     from dtlsfast.workers import serve as workers
 
     worker = worker_context()
@@ -374,7 +382,11 @@ async def run_server(args: argparse.Namespace) -> int:
         # when the supervisor restarts it.
         args.state_file = worker.own_path(args.state_file)
     quiet = logging.DEBUG if worker is not None else logging.INFO
-    coap = CoapServer()
+    config = CoapServerConfig()
+    if args.max_observers is not None:
+        n = args.max_observers
+        config = CoapServerConfig(observers_per_resource=n, observers_total=n)
+    coap = CoapServer(config)
     coap.add_resource("light", LightResource())
     closers: list[Any] = []
     ciphers = args.ciphers.split(",") if args.ciphers else None
@@ -434,6 +446,11 @@ async def run_server(args: argparse.Namespace) -> int:
                 + (", client raw public keys required" * bool(args.rpk_trust)),
             )
             _warn_if_example_key(dtls.address, store)
+        # What is loaded now (modules, configuration, certificates) lives as
+        # long as the process: out of the cycle collector's sight, its full
+        # collections no longer walk it again and again under a handshake storm.
+        gc.collect()
+        gc.freeze()
         stop = asyncio.Event()
         dtls_server = closers[-1] if args.coaps_port else None
         if worker is not None:
@@ -443,11 +460,6 @@ async def run_server(args: argparse.Namespace) -> int:
                 await workers.serve_single_metrics(args.metrics, closers[:], coap, dtls_server)
             )
         log.log(quiet, "serving /light (GET, PUT, observable); Ctrl-C to stop")
-        # What is loaded now (modules, configuration, certificates) lives as
-        # long as the process: out of the cycle collector's sight, its full
-        # collections no longer walk it again and again under a handshake storm.
-        gc.collect()
-        gc.freeze()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

@@ -1439,6 +1439,12 @@ async def serve(
         **kwargs,
     )
 
+    length = config.connection_id_length
+    if connection_id_prefix and (length is None or len(connection_id_prefix) >= length):
+        raise ConfigurationError(
+            f"connection_id_prefix ({len(connection_id_prefix)} bytes) needs connection_id=True "
+            f"and a longer connection_id_length (now {length})"
+        )
     state = open_server_state(
         state_file,
         state_key_file,
@@ -1448,12 +1454,6 @@ async def serve(
         start_empty=state_reset,
         interval=state_save_interval,
     )
-    length = config.connection_id_length
-    if connection_id_prefix and (length is None or len(connection_id_prefix) >= length):
-        raise ConfigurationError(
-            f"connection_id_prefix ({len(connection_id_prefix)} bytes) needs connection_id=True "
-            f"and a longer connection_id_length (now {length})"
-        )
 
     def make_server() -> DtlsServer:
         server = DtlsServer(
@@ -1461,8 +1461,8 @@ async def serve(
             config,
             limits or ServerLimits(),
             cookie_secret_lifetime,
-            state=state,
-            cookie_secret_seed=cookie_secret_seed,
+            state,
+            cookie_secret_seed,
         )
         server.connection_id_prefix = bytes(connection_id_prefix)
         return server

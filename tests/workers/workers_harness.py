@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import dtlsfast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
+from peers import free_port, free_udp_port
+
 from dtlsfast import DtlsSession
 from dtlsfast.coap.message import Code, Message, OptionNumber
 from dtlsfast.server import ServerLimits
@@ -188,16 +192,8 @@ async def flow_worker(supervisor: Supervisor, relay: MovingRelay) -> int:
 # -- the command line ----------------------------------------------------------
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port(socket.SOCK_STREAM)
 
 
 class ServeProcess:
@@ -295,3 +291,17 @@ def metric_totals(text: str) -> dict[str, float]:
                 continue
             totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
+
+
+def worker_lines(text: str) -> dict[int, tuple[int, dict[str, int] | None]]:
+    """The last SIGUSR1 line of each worker in a supervisor's log: its pid and counters."""
+    out: dict[int, tuple[int, dict[str, int] | None]] = {}
+    for line in text.splitlines():
+        _, found, rest = line.partition(" WARNING dtlsfast.workers: worker ")
+        if not found:
+            continue
+        index, _, rest = rest.partition(" (pid ")
+        pid, _, rest = rest.partition(") counters ")
+        if pid.isdigit():
+            out[int(index)] = (int(pid), json.loads(rest))
+    return out
