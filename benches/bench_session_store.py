@@ -69,6 +69,8 @@ def _restart(table: Any, directory: str) -> dict[str, float]:
         "load_s": loaded_wall,
         "total_s": saved_wall + loaded_wall,
         "total_cpu_s": saved_cpu + loaded_cpu,
+        "save_cpu_s": saved_cpu,
+        "load_cpu_s": loaded_cpu,
         "bytes_per_session": size / SESSIONS,
     }
 
@@ -86,7 +88,8 @@ def test_save_and_restore(benchmark: Any, sessions: int) -> None:
     benchmark.extra_info.update(best)
     print(
         f"\n{sessions} sessions: save {best['save_s']:.2f} s + load {best['load_s']:.2f} s = "
-        f"{best['total_s']:.2f} s ({best['total_cpu_s']:.2f} s CPU), "
+        f"{best['total_s']:.2f} s ({best['total_cpu_s']:.2f} s CPU: save {best['save_cpu_s']:.2f}, "
+        f"load {best['load_cpu_s']:.2f}), "
         f"{best['bytes_per_session']:.0f} B per session"
     )
     assert best["bytes_per_session"] <= 300

@@ -42,15 +42,6 @@ pub const MAX_PLAINTEXT_LENGTH: usize = 1 << 14;
 pub const DEFAULT_AUTH_BURST: f32 = 20_000.0;
 pub const DEFAULT_AUTH_RATE: f32 = 200_000.0;
 
-/// The connection IDs of a session that negotiated them (RFC 9146 §3): the
-/// CID records to us carry (`read`) and the one ours carry (`write`); an
-/// empty one keeps the RFC 6347 record format in that direction.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SessionCids {
-    pub read: Box<[u8]>,
-    pub write: Box<[u8]>,
-}
-
 /// One established session's record state.
 #[derive(Clone, Debug)]
 pub struct TableSession {
@@ -68,8 +59,10 @@ pub struct TableSession {
     /// MAC-error filter: authentication failures still tolerated now.
     pub auth_tokens: f32,
     pub auth_updated: f64,
-    /// Connection IDs, boxed: most sessions have none and pay one pointer.
-    pub cids: Option<Box<SessionCids>>,
+    /// Connection IDs (RFC 9146 §3) in one allocation: the length of the CID
+    /// records to us carry, that CID, then the one ours carry (an empty one
+    /// keeps the RFC 6347 format in that direction). Most sessions have none.
+    pub cids: Option<Box<[u8]>>,
 }
 
 impl TableSession {
@@ -101,7 +94,18 @@ impl TableSession {
 
     /// The CID records to us must carry, if any (empty: none).
     fn read_cid(&self) -> &[u8] {
-        self.cids.as_deref().map_or(&[], |c| &c.read)
+        match self.cids.as_deref() {
+            Some([length, rest @ ..]) => rest.get(..usize::from(*length)).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
+    /// The CID our records carry, if any (empty: none).
+    fn write_cid(&self) -> &[u8] {
+        match self.cids.as_deref() {
+            Some([length, rest @ ..]) => rest.get(usize::from(*length)..).unwrap_or_default(),
+            _ => &[],
+        }
     }
 }
 
@@ -249,10 +253,11 @@ impl SessionTable {
         session.cids = if read.is_empty() && write.is_empty() {
             None
         } else {
-            Some(Box::new(SessionCids {
-                read: read.into(),
-                write: write.into(),
-            }))
+            let mut cids = Vec::with_capacity(1 + read.len() + write.len());
+            cids.push(read.len() as u8); // at most 255, checked above
+            cids.extend_from_slice(read);
+            cids.extend_from_slice(write);
+            Some(cids.into_boxed_slice())
         };
         Ok(())
     }
@@ -477,9 +482,7 @@ impl SessionTable {
 
 impl TableSession {
     fn heap_bytes(&self) -> usize {
-        let cids = self.cids.as_deref().map_or(0, |c| {
-            std::mem::size_of::<SessionCids>() + c.read.len() + c.write.len()
-        });
+        let cids = self.cids.as_deref().map_or(0, <[u8]>::len);
         self.read.heap_bytes() + self.write.heap_bytes() + self.window.heap_bytes() + cids
     }
 }
@@ -497,11 +500,11 @@ fn seal_in(session: &mut TableSession, content_type: u8, plaintext: &[u8]) -> Co
         epoch: session.write_epoch,
         sequence_number: seq,
     };
-    let sealed = match session.cids.as_deref() {
-        Some(cids) if !cids.write.is_empty() => {
-            session.write.seal_cid(&fields, &cids.write, plaintext, 0)?
-        }
-        _ => session.write.seal(&fields, plaintext)?,
+    let write_cid = session.write_cid();
+    let sealed = if write_cid.is_empty() {
+        session.write.seal(&fields, plaintext)?
+    } else {
+        session.write.seal_cid(&fields, write_cid, plaintext, 0)?
     };
     session.next_write_sequence = seq + 1;
     Ok(sealed)
@@ -680,6 +683,20 @@ mod tests {
             t.open_cid_record(1, &next, b"\x01\x02", forged.fragment),
             Some(CidOutcome::BadAuth)
         );
+        // A CID one way only: ours on the records we send, plain ones to us.
+        t.set_connection_ids(1, b"", b"\x05").unwrap();
+        let sent = t.seal(1, APPLICATION_DATA, b"one way").unwrap();
+        assert_eq!((sent[0], sent[11]), (record::CID_CONTENT_TYPE, 5));
+        let mut plain_fields = next;
+        plain_fields.content_type = APPLICATION_DATA;
+        plain_fields.sequence_number += 1;
+        let plain = t
+            .get(1)
+            .unwrap()
+            .write
+            .seal(&plain_fields, b"plain")
+            .unwrap();
+        assert!(t.open_datagram(1, &plain).is_some());
         // Removing the CIDs brings back the plain format.
         t.set_connection_ids(1, b"", b"").unwrap();
         assert!(t.get(1).unwrap().cids.is_none());

@@ -203,25 +203,35 @@ def batch_io_available() -> bool:
 
 
 async def open_batch_transport(
-    protocol: BatchProtocol, host: str, port: int, *, reuse_port: bool | None = None
+    protocol: BatchProtocol,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool | None = None,
+    sock: socket.socket | None = None,
 ) -> BatchDatagramTransport | None:
-    """Bind a UDP socket on ``host:port`` and serve it in batches; None where
-    batch I/O is unavailable (the caller falls back to asyncio's transport)."""
+    """Bind a UDP socket on ``host:port`` (or take ``sock``, already bound)
+    and serve it in batches; None where batch I/O is unavailable (the caller
+    falls back to asyncio's transport)."""
     if not batch_io_available():
         return None
     from dtlsfast import _core
 
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
+    if sock is None:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    else:
+        address = None
     try:
-        if reuse_port:
+        if reuse_port and address is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         sock.setblocking(False)
-        sock.bind(address)
+        if address is not None:
+            sock.bind(address)
         io = _core.BatchSocket(sock.fileno(), BATCH, BUFFER_SIZE)
     except BaseException:
         sock.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import json
 import logging
@@ -24,6 +25,8 @@ from typing import Any
 
 from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.server import ServerLimits
+from dtlsfast.store.saver import DEFAULT_INTERVAL
+from dtlsfast.workers.context import worker_context
 
 log = logging.getLogger("dtlsfast.cli")
 
@@ -134,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse DTLS clients without the extended master secret (RFC 7627)",
     )
     serve.add_argument(
+        "--ticket-key-file",
+        type=Path,
+        help="session ticket keys (RFC 5077) derived from this file's secret (at least 32 random "
+        "bytes, e.g. head -c 64 /dev/urandom), created with a fresh one, mode 0600, if missing; "
+        "servers sharing it resume each other's sessions (default: a random in-memory key)",
+    )
+    serve.add_argument(
+        "--no-resumption",
+        action="store_true",
+        help="full DTLS handshakes only: no session IDs, no session tickets",
+    )
+    serve.add_argument(
         "--max-sessions",
         type=_positive_int,
         default=ServerLimits.max_sessions,
@@ -170,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="observers held at once, of /light and in all; past it a GET with Observe is "
         "answered without registering (default 256 of a resource, 8,192 in all)",
     )
+    _add_worker_options(serve)
+
+    _add_state_options(serve)
 
     for method in ("get", "put", "post", "delete", "observe"):
         cmd = sub.add_parser(method, help=f"send a {method.upper()} request")
@@ -229,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         "handshakes: a handshake storm, --handshake-concurrency full handshakes in flight for "
         "--duration seconds, each from a new port and closed with close_notify, reporting "
         "handshakes per second, failures by reason and handshake latency",
+    )
+    bench.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --mode handshakes: each handshake resumes the previous session of its slot "
+        "(abbreviated handshakes by session ticket or ID; a full one first)",
     )
     bench.add_argument(
         "--sessions", metavar="N", type=_positive_int, default=1, help="sessions (default 1)"
@@ -291,6 +315,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_worker_options(serve: argparse.ArgumentParser) -> None:
+    from dtlsfast.workers.serve import metrics_address, worker_count
+
+    serve.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the ports (SO_REUSEPORT), or auto: one per CPU this "
+        "process may use (default 1: no supervisor)",
+    )
+    serve.add_argument(
+        "--steering",
+        choices=("auto", "bpf", "handover"),
+        default="auto",
+        help="with --workers: how connection ID records reach their worker: a BPF program "
+        "in the kernel (bpf), workers passing them on (handover), or bpf where it attaches "
+        "(auto, the default)",
+    )
+    serve.add_argument(
+        "--metrics",
+        type=metrics_address,
+        metavar="ADDR:PORT",
+        help="serve the counters in the Prometheus text format on http://ADDR:PORT/metrics",
+    )
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -315,7 +366,22 @@ async def run_server(args: argparse.Namespace) -> int:
     from dtlsfast.coap import CoapServer, LightResource
     from dtlsfast.coap.dtls import listen_dtls
     from dtlsfast.coap.server import CoapServerConfig
+    from dtlsfast.workers import serve as workers
 
+    worker = worker_context()
+    if worker is None and args.workers > 1:
+        return await workers.run_supervised(args)
+    # A worker takes its sockets and shared secrets from its supervisor,
+    # which logs where it listens.
+    extra = {} if worker is None else worker.dtls_options(args.connection_id)
+    resumption: Any = not args.no_resumption
+    if worker is not None and resumption and args.ticket_key_file is None:
+        resumption = worker.shared_resumption()  # one ticket secret for all workers
+    if worker is not None and getattr(args, "state_file", None):
+        # Each worker holds its own sessions: its own state file, restored
+        # when the supervisor restarts it.
+        args.state_file = worker.own_path(args.state_file)
+    quiet = logging.DEBUG if worker is not None else logging.INFO
     config = CoapServerConfig()
     if args.max_observers is not None:
         n = args.max_observers
@@ -329,9 +395,12 @@ async def run_server(args: argparse.Namespace) -> int:
     keylog = open(args.keylog, "a", encoding="ascii") if args.keylog else None  # noqa: SIM115
     try:
         if args.port:
-            udp = await _bind(coap.listen_udp, args.bind, args.port)
+            if worker is not None:
+                udp = await coap.listen_udp(sock=worker.coap_socket())
+            else:
+                udp = await _bind(coap.listen_udp, args.bind, args.port)
             closers.append(udp)
-            log.info("listening on coap://%s/ (plain CoAP)", _fmt(udp.address))
+            log.log(quiet, "listening on coap://%s/ (plain CoAP)", _fmt(udp.address))
         if args.coaps_port:
             if args.psk_file:
                 store: dict[bytes, bytes] = read_psk_file(args.psk_file)
@@ -354,14 +423,19 @@ async def run_server(args: argparse.Namespace) -> int:
                     client_auth="required" if args.ca or args.rpk_trust else "none",
                     connection_id=args.connection_id,
                     require_extended_master_secret=args.require_ems,
+                    resumption=resumption,
+                    ticket_key_file=args.ticket_key_file,
                     backend=args.backend,
                     limits=_limits(args),
+                    **_state_options(args),
+                    **extra,
                 ),
                 args.bind,
                 args.coaps_port,
             )
             closers.append(dtls)
-            log.info(
+            log.log(
+                quiet,
                 "listening on coaps://%s/ (DTLS 1.2, PSK identity hint %r, %d identities%s)",
                 _fmt(dtls.address),
                 args.psk_identity,
@@ -372,14 +446,29 @@ async def run_server(args: argparse.Namespace) -> int:
                 + (", client raw public keys required" * bool(args.rpk_trust)),
             )
             _warn_if_example_key(dtls.address, store)
-        log.info("serving /light (GET, PUT, observable); Ctrl-C to stop")
+        # What is loaded now (modules, configuration, certificates) lives as
+        # long as the process: out of the cycle collector's sight, its full
+        # collections no longer walk it again and again under a handshake storm.
+        gc.collect()
+        gc.freeze()
         stop = asyncio.Event()
+        dtls_server = closers[-1] if args.coaps_port else None
+        if worker is not None:
+            closers.append(await workers.start_worker(worker, coap, closers[:], dtls_server, stop))
+        elif args.metrics is not None:
+            closers.append(
+                await workers.serve_single_metrics(args.metrics, closers[:], coap, dtls_server)
+            )
+        log.log(quiet, "serving /light (GET, PUT, observable); Ctrl-C to stop")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, _log_counters, closers, coap)
         await stop.wait()
-        log.info("stopping: close_notify to every DTLS peer")
+        if args.state_file is not None:
+            log.info("stopping: saving the DTLS sessions to %s (no close_notify)", args.state_file)
+        else:
+            log.info("stopping: close_notify to every DTLS peer")
         for sig in (signal.SIGINT, signal.SIGTERM):
             # A second signal while stopping (``timeout`` sends one to the
             # process group too) must not cut the clean shutdown short.
@@ -420,6 +509,49 @@ def _warn_if_example_key(address: tuple[str, int], store: dict[bytes, bytes]) ->
     )
 
 
+def _add_state_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep established DTLS sessions and observations in this file (SQLite, mode "
+        "0600, encrypted) and restore them at start: devices carry on with no handshake; "
+        "SIGTERM then saves and exits without close_notify",
+    )
+    serve.add_argument(
+        "--state-key-file",
+        type=Path,
+        help="key file (at least 32 random bytes, mode 0600; created when missing) that "
+        "encrypts --state-file (default: --ticket-key-file if given, else STATE_FILE.key)",
+    )
+    serve.add_argument(
+        "--state-save-interval",
+        type=_positive_float,
+        default=DEFAULT_INTERVAL,
+        help="seconds between saves of --state-file: a crash loses the sessions established "
+        f"since the last one (default {DEFAULT_INTERVAL:g}, at most 60)",
+    )
+    serve.add_argument(
+        "--state-reset",
+        action="store_true",
+        help="if --state-file cannot be read (corrupt, other version, other key), move it "
+        "aside (STATE_FILE.unusable-TIMESTAMP) and start with no saved sessions",
+    )
+
+
+def _state_options(args: argparse.Namespace) -> dict[str, Any]:
+    """serve()'s state file options."""
+    if args.state_file is None:
+        if args.state_key_file is not None or args.state_reset:
+            raise ConfigurationError("--state-key-file and --state-reset need --state-file PATH")
+        return {}
+    return {
+        "state_file": args.state_file,
+        "state_key_file": args.state_key_file,  # serve() falls back to the ticket key file
+        "state_reset": args.state_reset,
+        "state_save_interval": args.state_save_interval,
+    }
+
+
 def _limits(args: argparse.Namespace) -> ServerLimits:
     rate = args.hello_rate
     burst = max(1, round(2 * rate))
@@ -437,12 +569,9 @@ def _limits(args: argparse.Namespace) -> ServerLimits:
 
 def _log_counters(endpoints: list[Any], coap: Any) -> None:
     """SIGUSR1: one log line of JSON with the DTLS and CoAP counters."""
-    counters: dict[str, int] = {}
-    for endpoint in endpoints:
-        for name, value in getattr(endpoint, "counters", {}).items():
-            counters[f"dtls_{name}"] = counters.get(f"dtls_{name}", 0) + value
-    for name, value in coap.counters.items():
-        counters[f"coap_{name}"] = value
+    from dtlsfast.workers.worker import counter_snapshot
+
+    counters = counter_snapshot(endpoints, coap)
     log.warning("counters %s", json.dumps(counters, sort_keys=True))
 
 
@@ -548,6 +677,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     if args.mode == "handshakes":
         return await _bench_handshakes(args, show if interactive else None, stop)
+    if args.resume:
+        raise ConfigurationError("--resume is for --mode handshakes")
     result = await run_load(
         args.uri,
         sessions=args.sessions,
@@ -591,6 +722,7 @@ async def _bench_handshakes(args: argparse.Namespace, progress: Any, stop: async
         progress=progress,
         stop=stop,
         processes=args.processes,
+        resume=args.resume,
     )
     print(result.to_json() if args.json else result.summary(), flush=True)
     if not result.handshakes:
@@ -602,11 +734,15 @@ async def _bench_handshakes(args: argparse.Namespace, progress: Any, stop: async
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # what a supervisor starts its workers with
     level = getattr(args, "log_level", "warning")
+    worker = worker_context() if args.command == "serve" else None
+    where = "" if worker is None else f"[worker {worker.index}]"
     logging.basicConfig(
         level=getattr(logging, str(level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{where}: %(message)s",
     )
     runner = {"serve": run_server, "bench": run_bench}.get(args.command, run_client)
     try:

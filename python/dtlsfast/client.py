@@ -22,6 +22,7 @@ from dtlsfast.connection import DtlsConnection
 from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConnectionClosedError, HandshakeError
+from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.session import DtlsSession
 
 
@@ -127,6 +128,8 @@ async def connect(
     connection_id: bool = False,
     connection_id_length: int | None = None,
     require_extended_master_secret: bool = False,
+    resume: SavedSession | None = None,
+    session_tickets: bool = True,
 ) -> DtlsSession:
     """Open a DTLS 1.2 session to ``host:port``.
 
@@ -150,6 +153,12 @@ async def connect(
 
     ``require_extended_master_secret=True`` refuses a server that does not
     negotiate the extended master secret (RFC 7627), with handshake_failure.
+
+    ``resume``: an earlier session's :attr:`DtlsSession.resumption`, offered
+    to the server (its ticket, else its session ID) for an abbreviated
+    handshake (RFC 5246 §7.3, RFC 5077); a server that refuses it gets a full
+    handshake. ``session.resumed`` tells which it was. ``session_tickets``:
+    ask the server for a ticket (RFC 5077 §3.2), on by default.
     """
     kwargs: dict[str, Any] = {
         "initial_timeout": initial_timeout,
@@ -163,6 +172,7 @@ async def connect(
             connection_id, connection_id_length, is_client=True
         ),
         "require_extended_master_secret": require_extended_master_secret,
+        "session_tickets": session_tickets,
     }
     if trusted_public_keys is not None:
         kwargs["trusted_public_keys"] = trusted_public_keys
@@ -180,7 +190,7 @@ async def connect(
         **kwargs,
     )
     loop = asyncio.get_running_loop()
-    conn = DtlsConnection(config, peer=(host, port))
+    conn = DtlsConnection(config, peer=(host, port), resume=resume)
     transport, protocol = await open_datagram_endpoint(
         lambda: _ClientProtocol(conn), remote_addr=(host, port), local_addr=local_addr
     )

@@ -33,6 +33,7 @@ from dtlsfast.handshake.suites import (
     CipherSuite,
     resolve_suites,
 )
+from dtlsfast.resumption.server_resumption import ServerResumption
 
 #: Plain PSK first with CCM_8 at the head (RFC 7252 §9.1.3.1), then ECDHE_PSK
 #: (RFC 5489, RFC 8442), which adds forward secrecy at the cost of an ECDH.
@@ -158,6 +159,13 @@ class DtlsConfiguration:
     length of the random CID we ask the peer to send (0 to 255; 0 asks for
     none but lets the peer have one). Used only if both sides send the
     extension."""
+    resumption: ServerResumption | None = None
+    """Server side: session IDs and tickets (RFC 5246 §7.3, RFC 5077), one
+    :class:`~dtlsfast.resumption.ServerResumption` shared by the server's
+    connections; None resumes nothing (every handshake is a full one)."""
+    session_tickets: bool = True
+    """Client side: ask for a session ticket (RFC 5077 §3.2, an empty
+    session_ticket extension) so that the session can be resumed."""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -53,7 +53,7 @@ import hmac
 import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -80,6 +80,7 @@ from dtlsfast.exceptions import (
     RemoteProtocolError,
 )
 from dtlsfast.flight import FlightItem
+from dtlsfast.handshake import abbreviated
 from dtlsfast.handshake import extensions as ext
 from dtlsfast.handshake.cert_types import (
     CertificateType,
@@ -141,7 +142,11 @@ from dtlsfast.handshake.signatures import (
 from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
 from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
 from dtlsfast.record_layer import Record, RecordLayer
+from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
+
+if TYPE_CHECKING:
+    from dtlsfast.store.records import SessionRecord
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -243,6 +248,8 @@ class DtlsConnection:
         "_identity_hint",
         "_key_share",
         "_master",
+        "_new_ticket",
+        "_offer",
         "_offered_cid",
         "_offered_client_types",
         "_offered_server_types",
@@ -254,11 +261,14 @@ class DtlsConnection:
         "_psk",
         "_reassembler",
         "_received_since_flight",
+        "_resumed",
         "_retransmits",
         "_send_seq",
         "_server_certificate_type",
         "_server_key_exchange_seen",
         "_server_random",
+        "_session_id",
+        "_ticket_promised",
         "_timeout",
         "_timer_at",
         "_transcript",
@@ -288,8 +298,11 @@ class DtlsConnection:
         connection_id: bytes | None = None,
         reassembly_budget: Any = None,
         reassembly_source: bytes | None = None,
+        resume: SavedSession | None = None,
     ) -> None:
-        """``connection_id`` is the CID to offer (RFC 9146 §3), for a server
+        """``resume`` (client only): a session to offer to resume (an earlier
+        connection's :attr:`resumption`); a full handshake if the server
+        refuses it. ``connection_id`` is the CID to offer (RFC 9146 §3), for a server
         that keeps its CIDs unique; by default a random one of
         ``config.connection_id_length`` bytes, or none if that is None.
         ``reassembly_budget`` is the backend's ``ReassemblyBudget`` that a
@@ -376,6 +389,17 @@ class DtlsConnection:
         self._certificate_requested = False
         self._client_certificate_seen = False
         self._server_key_exchange_seen = False
+        # Resumption (dtlsfast.handshake.abbreviated).
+        if resume is not None and not (config.is_client and isinstance(resume, SavedSession)):
+            raise ConfigurationError(
+                "resume= takes a client connection's .resumption (a SavedSession), "
+                "and only for a client"
+            )
+        self._offer = resume
+        self._resumed: str | None = None
+        self._session_id = b""
+        self._ticket_promised = False
+        self._new_ticket: tuple[int, bytes] | None = None
 
     # ------------------------------------------------------------------ API
 
@@ -390,6 +414,20 @@ class DtlsConnection:
     @property
     def closed(self) -> bool:
         return self.state is State.CLOSED
+
+    @property
+    def resumption(self) -> SavedSession | None:
+        """Client side, once established: what to pass to ``connect(...,
+        resume=...)`` to resume this session later (RFC 5246 §7.3, RFC 5077),
+        or None if the server offered neither a session ID nor a ticket.
+        It holds the session's master secret."""
+        return abbreviated.saved_session(self)
+
+    @property
+    def resumed(self) -> str | None:
+        """How this handshake resumed a session: ``"ticket"`` or
+        ``"session_id"``; None for a full handshake."""
+        return self._resumed
 
     @property
     def client_random(self) -> bytes:
@@ -459,10 +497,12 @@ class DtlsConnection:
             extensions.insert(
                 0, (ExtensionType.SERVER_NAME, ext.encode_server_name(self.config.server_name))
             )
+        session_id, ticket_extensions = abbreviated.client_hello_session(self)
+        extensions += ticket_extensions
         self._client_hello = ClientHello(
             client_version=DTLS_1_2,
             random=random,
-            session_id=b"",
+            session_id=session_id,
             cookie=b"",
             cipher_suites=[s.code for s in self.config.cipher_suites],
             compression_methods=b"\x00",
@@ -545,13 +585,58 @@ class DtlsConnection:
     @property
     def settled(self) -> bool:
         """Established with nothing of the handshake left to wait for (no
-        timer, no pending epoch): the record state may move to a session
-        table, right after the handshake (:meth:`settle_into`)."""
-        return (
-            self.state is State.ESTABLISHED
-            and self._timer_at is None
-            and not self.records.has_pending_read
-        )
+        timer, no pending epoch) and our last flight, if still owed, in a
+        form the slim connection can send again (:meth:`_final_flight`): the
+        record state may move to a session table, right after the handshake
+        (:meth:`settle_into`)."""
+        return self._settled_flight() is not False
+
+    def _settled_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """:meth:`_final_flight` if :attr:`settled`, else False."""
+        if (
+            self.state is not State.ESTABLISHED
+            or self._timer_at is not None
+            or self.records.has_pending_read
+        ):
+            return False
+        return self._final_flight()
+
+    @property
+    def _peer_last_message_seq(self) -> int | None:
+        """The message_seq of the peer's last flight's trigger, if any."""
+        trigger = self._peer_trigger
+        return None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
+
+    def _final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """What the slim connection needs to send our last flight again, if
+        it answered the peer's Finished (a full handshake; RFC 6347 §4.2.4)
+        and the peer has not shown it arrived: the next write sequence number
+        of the epoch before the current one and the flight's handshake
+        messages, those of that epoch (a NewSessionTicket, RFC 5077) and the
+        Finished last, the ChangeCipherSpec between them implied. None if no
+        flight is owed; False if this one does not have that shape, or a
+        message would not fit one datagram unfragmented (then the full
+        connection keeps it until the peer's data shows it arrived)."""
+        trigger = self._peer_trigger
+        flight = self._flight
+        if trigger is None or trigger[0] == 0 or not flight:
+            return None
+        epoch = self.records.write_epoch
+        *before, ccs, finished = flight
+        if (
+            ccs != FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            or finished.epoch != epoch
+            or finished.content_type != ContentType.HANDSHAKE
+            or any(
+                item.epoch != epoch - 1
+                or item.content_type != ContentType.HANDSHAKE
+                or 13 + len(item.payload) > self.config.mtu
+                for item in before
+            )
+        ):
+            return False
+        messages = [item.payload for item in before] + [finished.payload]
+        return self.records.next_write_sequence(epoch - 1), messages
 
     def settle_into(
         self, table: Any, session_id: int, now: float | None = None
@@ -560,26 +645,16 @@ class DtlsConnection:
         (the backend's SessionTable) under ``session_id`` and return the slim
         connection that carries on in its place (:mod:`dtlsfast.settled_connection`).
 
-        If our last flight answered the peer's Finished (a full handshake: our
-        ChangeCipherSpec and Finished), what it takes to pack it again goes
-        along (the epoch-0 write sequence number and the Finished message), to
-        be sent again, as new records, if the peer repeats its Finished until
+        If our last flight answered the peer's Finished (a full handshake:
+        a NewSessionTicket perhaps, our ChangeCipherSpec and Finished), what
+        it takes to pack it again goes along (:meth:`_final_flight`), to be
+        sent again, as new records, if the peer repeats its Finished until
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
         connection must not be used afterwards."""
-        if not self.settled or self.is_client:
+        final = False if self.is_client else self._settled_flight()
+        if final is False:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        trigger = self._peer_trigger
-        final = None
-        if trigger is not None and trigger[0] > 0 and len(self._flight) == 2:
-            ccs, finished = self._flight
-            epoch = self.records.write_epoch
-            if ccs == FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01") and (
-                finished.epoch == epoch and finished.content_type == ContentType.HANDSHAKE
-            ):
-                # Our flight answered the peer's Finished: its ChangeCipherSpec
-                # and Finished, all the slim connection needs to pack it again.
-                final = (self.records.next_write_sequence(epoch - 1), finished.payload)
         self.records.install_in_table(table, session_id)
         read, write = self.records.current_read, self.records.current_write
         cids = None
@@ -595,9 +670,7 @@ class DtlsConnection:
             peer=self.peer,
             read_epoch=self.records.read_epoch,
             next_message_seq=self._reassembler.next_seq,
-            peer_last_message_seq=(
-                None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
-            ),
+            peer_last_message_seq=self._peer_last_message_seq,
             max_payload=self.max_payload,
             cipher_suite=self.cipher_suite,
             client_random=self._client_random,
@@ -609,6 +682,36 @@ class DtlsConnection:
             connection_ids=cids,
             final_flight=final,
             final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
+        )
+
+    # -- the session store (dtlsfast.store) -----------------------------------
+
+    def session_record(
+        self, key: bytes, limit: int, created: int, scratch: Any
+    ) -> SessionRecord | None:
+        """An established server connection that is not in the session table
+        (it was full, or the connection is not settled yet) for the store under ``key``:
+        its current epochs with ``limit`` as the write sequence number,
+        through ``scratch`` (an empty SessionTable of its backend). None if
+        not established."""
+        from dtlsfast.store.connection_state import build_record
+
+        if not self.established or self.is_client or self.cipher_suite is None:
+            return None
+        return build_record(
+            key,
+            self.records.export_current(scratch, limit, self.peer),
+            created,
+            cipher_suite=self.cipher_suite,
+            extended_master_secret=self.extended_master_secret,
+            next_message_seq=self._reassembler.next_seq,
+            peer_last_message_seq=self._peer_last_message_seq,
+            psk_identity=self.psk_identity,
+            peer_certificate_type=self.peer_certificate_type,
+            peer_public_key=self.peer_public_key,
+            peer_certificates=self.peer_certificates,
+            local_cid=self.connection_id,
+            peer_cid=self.peer_connection_id,
         )
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
@@ -733,8 +836,8 @@ class DtlsConnection:
             if self.state is not State.ESTABLISHED or record.epoch == 0:
                 self.records.drops["unexpected_application_data"] += 1
                 return
-            if self._flight and not self.is_client:
-                # The client sent data in the new epoch, so it has our
+            if self._flight and (not self.is_client or self._resumed is not None):
+                # The peer sent data in the new epoch, so it has our
                 # Finished: the last flight is no longer needed.
                 self._flight = []
                 self.records.forget_previous_epochs()
@@ -1054,6 +1157,11 @@ class DtlsConnection:
         # (it is empty): a repeat of the ServerHello (its random) tells
         # that our answer to the flight was lost.
         self._pending_trigger = (0, message)
+        ticket = find_extension(hello.extensions, ExtensionType.SESSION_TICKET)
+        if ticket is not None and ticket != b"":
+            raise _Abort(AlertDescription.DECODE_ERROR, "a ServerHello's session_ticket is empty")
+        if abbreviated.client_resumes(self, hello.session_id, ticket is not None):
+            return
         self.state = State.CLIENT_WAIT_SERVER_HELLO_DONE
 
     def _client_check_certificate_types(self, extensions: list[tuple[int, bytes]]) -> None:
@@ -1259,6 +1367,9 @@ class DtlsConnection:
         self._client_finish_flight()
 
     def _client_on_finished(self, body: bytes, message: bytes) -> None:
+        if self._resumed is not None:
+            abbreviated.client_finish_abbreviated(self, body, message)
+            return
         self._check_peer_finished(body, b"server finished")
         self._transcript.add(message)
         self._flight = []
@@ -1329,12 +1440,14 @@ class DtlsConnection:
         self._server_random = hello_random()
         self._transcript.reset()
         self._transcript.add(message)
+        if abbreviated.server_plan_session(self, hello, message):
+            return
         self._queue_message(
             codec.encode_server_hello(
                 self._send_seq,
                 DTLS_1_2,
                 self._server_random,
-                b"",
+                self._session_id,
                 suite.code,
                 renegotiation_info=b"" if secure_reneg else None,
                 extended_master_secret=self.extended_master_secret,
@@ -1344,6 +1457,7 @@ class DtlsConnection:
                 server_certificate_type=certificate_types[0],
                 client_certificate_type=certificate_types[1],
                 connection_id=None if cid is None else self._offered_cid,
+                session_ticket=self._ticket_promised,
             )
         )
         if suite.key_exchange == "ECDHE_ECDSA":
@@ -1447,8 +1561,15 @@ class DtlsConnection:
         ours = self.config.cipher_suites
         ordered: Iterator[CipherSuite]
         if self.config.prefer_client_order:
+            # By code, then the suite itself: `s in ours` would run the
+            # dataclass __eq__ on every suite before a match.
+            by_code = {s.code: s for s in ours}
             candidates = (SUITES_BY_CODE.get(code) for code in offered)
-            ordered = (s for s in candidates if s is not None and s in ours)
+            ordered = (
+                s
+                for s in candidates
+                if s is not None and ((t := by_code.get(s.code)) is s or (t is not None and t == s))
+            )
         else:
             offered_set = set(offered)
             ordered = (s for s in ours if s.code in offered_set)
@@ -1566,11 +1687,15 @@ class DtlsConnection:
         self.state = State.SERVER_WAIT_CHANGE_CIPHER_SPEC
 
     def _server_on_finished(self, body: bytes, message: bytes) -> None:
+        if self._resumed is not None:
+            abbreviated.server_finish_abbreviated(self, body, message)
+            return
         self._check_peer_finished(body, b"client finished")
         # A repeat of the client's Finished (authenticated, and new to the
         # replay window) means our Finished was lost.
         self._pending_trigger = (self.records.read_epoch, message)
         self._transcript.add(message)
+        abbreviated.server_issue_session(self)
         self._queue_change_cipher_spec()
         finished = self._finished(b"server finished")
         self._queue_message(self._backend.encode_finished(self._send_seq, finished))
@@ -1613,6 +1738,9 @@ _TRANSITIONS: dict[tuple[State, int], Handler] = {
         DtlsConnection._client_on_server_hello_done
     ),
     (State.CLIENT_WAIT_FINISHED, HandshakeType.FINISHED): DtlsConnection._client_on_finished,
+    (State.CLIENT_WAIT_CHANGE_CIPHER_SPEC, HandshakeType.NEW_SESSION_TICKET): (
+        abbreviated.client_on_new_session_ticket
+    ),
     (State.SERVER_LISTEN, HandshakeType.CLIENT_HELLO): DtlsConnection._server_on_client_hello,
     (
         State.SERVER_WAIT_CLIENT_KEY_EXCHANGE,

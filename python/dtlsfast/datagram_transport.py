@@ -248,12 +248,17 @@ async def open_datagram_endpoint(
     remote_addr: tuple[Any, ...] | None = None,
     family: int = 0,
     reuse_port: bool | None = None,
+    sock: socket.socket | None = None,
 ) -> tuple[asyncio.DatagramTransport, _P]:
     """``loop.create_datagram_endpoint`` on a :class:`ReusingDatagramTransport`:
     a socket bound to ``local_addr`` and/or connected to ``remote_addr``
-    (the first address ``getaddrinfo`` gives). Raises OSError as asyncio does."""
+    (the first address ``getaddrinfo`` gives), or ``sock``, a socket already
+    bound (a worker's share of a port, :mod:`dtlsfast.workers`). Raises
+    OSError as asyncio does."""
     loop = asyncio.get_running_loop()
     if not isinstance(loop, asyncio.SelectorEventLoop):  # a proactor: no add_reader
+        if sock is not None:
+            return await loop.create_datagram_endpoint(protocol_factory, sock=sock)
         return await loop.create_datagram_endpoint(
             protocol_factory,
             local_addr=local_addr,
@@ -261,6 +266,12 @@ async def open_datagram_endpoint(
             family=family,
             reuse_port=reuse_port,
         )
+    if sock is not None:
+        sock.setblocking(False)
+        made = protocol_factory()
+        given = ReusingDatagramTransport(loop, sock, cast(asyncio.DatagramProtocol, made))
+        given._start()
+        return given, made
     where = remote_addr if remote_addr is not None else local_addr
     if where is None:
         raise ValueError("give local_addr, remote_addr or both")

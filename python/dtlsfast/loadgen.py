@@ -74,6 +74,7 @@ from dtlsfast.exceptions import ConfigurationError, DtlsError, HandshakeError
 from dtlsfast.pure.client_table import BUCKETS as _BUCKETS
 from dtlsfast.pure.client_table import PER_LOG as _PER_LOG
 from dtlsfast.pure.client_table import bucket_of
+from dtlsfast.resumption.saved_session import SavedSession
 
 #: RFC 7252 §4.8 transmission parameters.
 ACK_TIMEOUT = 2.0
@@ -809,6 +810,8 @@ class _Plan:
     request_timeout: float = 10.0
     mode: str = "load"
     """"load" (sessions, then requests) or "handshakes" (a handshake storm)."""
+    resume: bool = False
+    """Handshake storm: resume each slot's previous session."""
 
 
 @dataclass
@@ -830,6 +833,8 @@ class _Outcome:
     load_started_at: float
     suite: str
     interrupted: bool
+    resumed: int = 0
+    """Handshake storm: handshakes that resumed a session."""
 
 
 #: A generator process's rendezvous with the others: called with "handshakes"
@@ -1100,13 +1105,18 @@ async def _generate(
 
 
 async def _one_handshake(
-    config: DtlsConfiguration, family: int, address: tuple[Any, ...], timeout: float
-) -> str:
-    """One full handshake from a new UDP port, then close_notify; returns the
-    negotiated suite's name. Raises what went wrong."""
+    config: DtlsConfiguration,
+    family: int,
+    address: tuple[Any, ...],
+    timeout: float,
+    resume: SavedSession | None = None,
+) -> DtlsConnection:
+    """One handshake from a new UDP port (offering ``resume``), then
+    close_notify; returns the connection (its suite, whether it resumed, its
+    session to resume next). Raises what went wrong."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    conn = DtlsConnection(config, peer=address)
+    conn = DtlsConnection(config, peer=address, resume=resume)
     done: asyncio.Future[None] = loop.create_future()
     timer: asyncio.TimerHandle | None = None
     fd = -1
@@ -1161,8 +1171,7 @@ async def _one_handshake(
         for datagram in conn.datagrams_to_send(loop.time()):
             with contextlib.suppress(OSError):
                 sock.send(datagram)
-        suite = conn.cipher_suite
-        return suite.name if suite is not None else ""
+        return conn
     finally:
         if timer is not None:
             timer.cancel()
@@ -1187,10 +1196,14 @@ async def _storm(
     closed (close_notify) once complete. Completed handshakes count as the
     outcome's requests, their latencies (first ClientHello to the server's
     Finished, the cookie exchange included) go into the histogram, and the
-    failures by reason; handshakes still going at the end count for nothing."""
+    failures by reason; handshakes still going at the end count for nothing.
+    With ``plan.resume`` each slot resumes the session of its last handshake
+    (abbreviated handshakes, RFC 5246 §7.3; a full one to begin with, and
+    whenever the server refuses): the outcome counts those that resumed."""
     stats = run.stats
     failures: Counter[str] = Counter()
     suite = ""
+    resumed = 0
     if gate is not None:
         await gate("handshakes")
     load_started, load_started_at = await _load_start(gate)
@@ -1198,12 +1211,17 @@ async def _storm(
     cpu_started = time.process_time()
 
     async def slot() -> None:
-        nonlocal suite
+        nonlocal suite, resumed
+        saved: SavedSession | None = None
         while time.perf_counter() < end and not (stop is not None and stop.is_set()):
             started = time.perf_counter()
             try:
-                suite = await _one_handshake(
-                    config, family, address, min(plan.handshake_timeout, end - started + 1.0)
+                conn = await _one_handshake(
+                    config,
+                    family,
+                    address,
+                    min(plan.handshake_timeout, end - started + 1.0),
+                    saved,
                 )
             except asyncio.CancelledError:
                 raise
@@ -1222,6 +1240,10 @@ async def _storm(
             if finished > end:
                 return
             stats.record(finished - started)
+            suite = conn.cipher_suite.name if conn.cipher_suite is not None else ""
+            resumed += conn.resumed is not None
+            if plan.resume:
+                saved = conn.resumption
 
     slots = [asyncio.ensure_future(slot()) for _ in range(plan.handshake_concurrency)]
     try:
@@ -1266,6 +1288,7 @@ async def _storm(
         load_started_at=load_started_at,
         suite=suite,
         interrupted=stop is not None and stop.is_set(),
+        resumed=resumed,
     )
 
 
@@ -1294,6 +1317,10 @@ class HandshakeResult:
     load_started_at: float
     cipher_suite: str
     interrupted: bool
+    resume: bool = False
+    """``--resume``: each slot resumed its previous session."""
+    resumed: int = 0
+    """Handshakes that resumed a session (abbreviated)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -1305,7 +1332,9 @@ class HandshakeResult:
 
     def summary(self) -> str:
         lines = [
-            f"handshakes to {self.uri}" + (" (stopped early)" * self.interrupted),
+            f"handshakes to {self.uri}"
+            + (" (resuming sessions)" * self.resume)
+            + (" (stopped early)" * self.interrupted),
             f"  handshakes  {self.handshakes} in {self.duration:.2f} s, {self.concurrency} in "
             f"flight: {self.handshakes_per_second:,.0f}/s"
             + (f" ({self.cipher_suite})" if self.cipher_suite else ""),
@@ -1313,6 +1342,9 @@ class HandshakeResult:
             f"p99 {self.p99_ms:.3f}  max {self.max_ms:.3f}  mean {self.mean_ms:.3f}",
             f"  failures    {self.failures}",
         ]
+        if self.resume:
+            full = self.handshakes - self.resumed
+            lines.insert(2, f"  resumed     {self.resumed} (abbreviated), {full} full")
         lines += [f"    {n} x {reason}" for reason, n in self.failure_reasons.items()]
         lines.append(
             f"  generator   {self.generator_cpu_percent:.0f}% CPU, "
@@ -1340,6 +1372,8 @@ def _handshake_result(plan: _Plan, outcome: _Outcome) -> HandshakeResult:
         load_started_at=round(outcome.load_started_at, 6),
         cipher_suite=outcome.suite,
         interrupted=outcome.interrupted,
+        resume=plan.resume,
+        resumed=outcome.resumed,
     )
 
 
@@ -1356,12 +1390,15 @@ async def run_handshakes(
     progress_interval: float = 1.0,
     stop: asyncio.Event | None = None,
     processes: int = 1,
+    resume: bool = False,
 ) -> HandshakeResult:
     """A handshake storm against ``uri`` (coaps://): ``concurrency`` full PSK
     handshakes in flight for ``duration`` s, each from a new UDP port and
     closed with close_notify; reports handshakes per second, failures by
     reason and latency percentiles. ``processes`` splits the concurrency
-    over generator processes, as in :func:`run_load`."""
+    over generator processes, as in :func:`run_load`. ``resume``: each
+    handshake offers the session of the one before it in its slot, so that
+    (after the first) they are abbreviated ones if the server resumes."""
     plan = _Plan(
         uri=uri,
         sessions=concurrency,  # so that processes split it as the concurrency
@@ -1372,6 +1409,7 @@ async def run_handshakes(
         handshake_concurrency=concurrency,
         handshake_timeout=handshake_timeout,
         mode="handshakes",
+        resume=resume,
     )
     _, _, config = _prepare(plan)
     if config is None:
@@ -1483,6 +1521,7 @@ def _merge(outcomes: Sequence[_Outcome], start_at: float | None) -> _Outcome:
         load_started_at=start_at if start_at is not None else min(started, default=time.time()),
         suite=next((o.suite for o in outcomes if o.suite), ""),
         interrupted=any(o.interrupted for o in outcomes),
+        resumed=sum(o.resumed for o in outcomes),
     )
 
 

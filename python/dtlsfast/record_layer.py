@@ -166,11 +166,6 @@ class RecordLayer:
             del self._write[epoch]
 
     @property
-    def single_epoch(self) -> bool:
-        """Only the current epochs are left (previous ones forgotten)."""
-        return len(self._read) == 1 and len(self._write) == 1 and not self.has_pending_read
-
-    @property
     def current_read(self) -> _ReadState:
         """The current read epoch's cipher and replay window (shared, not a copy)."""
         return self._read[self.read_epoch]
@@ -180,11 +175,6 @@ class RecordLayer:
         """The current write epoch's cipher and next sequence number (shared:
         whoever seals with the cipher must advance ``next_sequence``)."""
         return self._write[self.write_epoch]
-
-    @property
-    def uses_connection_ids(self) -> bool:
-        """A CID is in use in either direction of the current epochs."""
-        return bool(self.current_read.cid or self.current_write.cid)
 
     def install_in_table(self, table: Any, session_id: int) -> None:
         """Copy the current read and write epochs into a session table (the
@@ -207,6 +197,32 @@ class RecordLayer:
             write.next_sequence,
             self.version,
         )
+
+    def export_current(self, scratch: Any, limit: int, address: Any) -> bytes:
+        """The current epochs' record state in the session table's export
+        layout (rust/session_export.rs), with ``limit`` as the write sequence
+        number and ``address`` bound, through ``scratch`` (an empty session
+        table of this layer's backend, left empty). CIDs are not part of it:
+        the session store keeps them beside it."""
+        read, write = self.current_read, self.current_write
+        if read.cipher is None or write.cipher is None or read.window is None:
+            raise LocalProtocolError("only protected epochs can be exported")
+        scratch.install(
+            0,
+            read.cipher,
+            self.read_epoch,
+            read.window,
+            write.cipher,
+            self.write_epoch,
+            0,
+            self.version,
+        )
+        try:
+            if address is not None:
+                scratch.bind_address(0, address, 0.0)
+            return bytes(scratch.export_session(0, limit))
+        finally:
+            scratch.remove(0)
 
     @property
     def write_overhead(self) -> int:

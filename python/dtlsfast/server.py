@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -59,9 +60,19 @@ from dtlsfast.exceptions import ConfigurationError, DtlsError
 from dtlsfast.handshake.constants import AlertDescription, AlertLevel
 from dtlsfast.handshake.cookies import CookieJar
 from dtlsfast.log_limiter import LogLimiter
+from dtlsfast.resumption import ServerResumption, TicketKeys
 from dtlsfast.session import DtlsSession
 from dtlsfast.settled_connection import SettledConnection
 from dtlsfast.source_budget import SourceBuckets, address_key
+from dtlsfast.store.connection_state import (
+    record_address,
+    restored_max_payload,
+    without_address,
+)
+from dtlsfast.store.protocol import SessionStore
+from dtlsfast.store.records import SessionRecord
+from dtlsfast.store.saver import DEFAULT_INTERVAL
+from dtlsfast.store.server_state import ServerState, open_server_state
 
 logger = logging.getLogger("dtlsfast.server")
 
@@ -289,6 +300,8 @@ class _Peer:
     """Created at the peer's first authentication failure."""
     table_id: int | None = None
     """The session's id in the server's session table, once it joined it."""
+    state_key: bytes = b""
+    """The session's name in the state file (dtlsfast.store.server_state), if saved."""
 
     # The session's endpoint (dtlsfast.session.SessionEndpoint): the peer
     # itself, so that a session costs no bound method or closure.
@@ -324,6 +337,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         config: DtlsConfiguration,
         limits: ServerLimits,
         cookie_secret_lifetime: float,
+        state: ServerState | None = None,
+        cookie_secret_seed: bytes | None = None,
     ) -> None:
         self._handler = handler
         #: The listener's callback, decided once: a run-time check against a
@@ -338,7 +353,11 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._backend = backend
         self._gate = CookieGate(
             backend,
-            CookieJar(secret_lifetime=cookie_secret_lifetime, now=self._loop.time()),
+            CookieJar(
+                secret_lifetime=cookie_secret_lifetime,
+                now=self._loop.time(),
+                seed=cookie_secret_seed,
+            ),
             hello_verify_limit=SourceBuckets(
                 limits.hello_verify_rate_per_address,
                 limits.hello_verify_burst_per_address,
@@ -358,6 +377,15 @@ class DtlsServer(asyncio.DatagramProtocol):
         #: so bounded like ``_peers``.
         self._by_cid: dict[bytes, _Peer] = {}
         self._cid_length = config.connection_id_length
+        #: The first bytes of every CID this server draws (a worker's index,
+        #: :mod:`dtlsfast.workers.steering`); the rest is random.
+        self.connection_id_prefix = b""
+        #: Called with a tls12_cid datagram whose CID no session here has, and
+        #: its source; True if it took it (a worker handing it to the worker
+        #: that owns the CID, :mod:`dtlsfast.workers.handover`).
+        self.foreign_cid: Callable[[bytes, Any], bool] | None = None
+        #: Called with each completed handshake's duration in seconds (metrics).
+        self.handshake_observer: Callable[[float], None] | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._closed = self._loop.create_future()
         self._counters: Counter[str] = Counter()
@@ -373,6 +401,11 @@ class DtlsServer(asyncio.DatagramProtocol):
         )
         self._table_ids = itertools.count(1)
         self._batched = False
+        self.state = state
+        """The saved sessions (``state_file``), or None."""
+        if state is not None:
+            state.restore(self, self._loop.time())
+            state.start(self._loop)
 
     # -- public -----------------------------------------------------------
 
@@ -427,6 +460,12 @@ class DtlsServer(asyncio.DatagramProtocol):
         (datagrams dropped unopened), ``auth_filter_sources`` (sources with a
         bucket for records on sessions not theirs).
 
+        Resumption (:class:`~dtlsfast.resumption.ServerResumption`):
+        ``resumed_ticket``, ``resumed_session_id`` (abbreviated handshakes),
+        ``tickets_issued``, ``session_ids_cached``, and
+        ``resumption_refused_<reason>`` for tickets and session IDs that fell
+        back to a full handshake (reasons: :class:`~dtlsfast.resumption.ResumptionFailure`).
+
         A snapshot; a counter never incremented reads 0.
         """
         out = Counter(self._counters)
@@ -458,26 +497,44 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
         out["dropped_auth_throttled"] += totals["throttled"]
+        if self.config.resumption is not None:
+            out.update(self.config.resumption.counters)
         out["reassembly_bytes"] = self._reassembly_budget.used
         out["dropped_reassembly_budget"] = self._reassembly_budget.refused
         return out
 
-    def close(self) -> None:
-        """Send close_notify to every peer and close the socket."""
+    def close(self, *, keep_sessions: bool | None = None) -> None:
+        """Close the socket. With ``keep_sessions`` (the default when there is
+        a state file) every session is saved for the next start and its peer
+        is not told: it carries on with the restarted server. Otherwise every
+        peer gets close_notify (and the state file keeps no session)."""
+        if keep_sessions is None:
+            keep_sessions = self.state is not None
+        if keep_sessions:
+            self._close_state()  # saves what changed, before the sessions are forgotten
         for peer in self._live():
             try:
-                if peer.conn.established:
+                if peer.conn.established and not keep_sessions:
                     peer.conn.close()
                     self._flush(peer)
                 self._forget(peer)
             except Exception as exc:
                 self._internal_error(exc, peer.addr, peer)
+        self._close_state()  # without keep_sessions: the ended sessions' deletions
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._transport is not None:
             self._transport.close()
         for task in list(self._tasks):
             task.cancel()
+
+    def _close_state(self) -> None:
+        state, self.state = self.state, None
+        if state is not None:
+            try:
+                state.close(self._loop.time())
+            except DtlsError as exc:
+                logger.error("the sessions could not be saved: %s", exc)
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed)
@@ -599,7 +656,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         admission.started(new, keys, now)
         self._feed(new, hello_datagram, now)
         suite = conn.cipher_suite
-        admission.charge_crypto(keys[1], None if suite is None else suite.key_exchange, now)
+        # An abbreviated handshake (resumption) does no public-key work.
+        spent = None if suite is None or conn.resumed is not None else suite.key_exchange
+        admission.charge_crypto(keys[1], spent, now)
 
     def _offered_suites(self, hello_datagram: bytes) -> tuple[int, ...]:
         """The cipher suites of an accepted ClientHello (the gate checked it
@@ -636,8 +695,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         ``CID_DRAWS`` draws all collide, which only a tiny CID length allows."""
         if self._cid_length is None or self._cid_length == 0:
             return None if self._cid_length is None else b""
+        prefix = self.connection_id_prefix
         for _ in range(CID_DRAWS):
-            cid = os.urandom(self._cid_length)
+            cid = prefix + os.urandom(self._cid_length - len(prefix))
             if cid not in self._by_cid:
                 return cid
         self._counters["cid_exhausted"] += 1
@@ -654,6 +714,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         assert self._cid_length is not None
         peer = self._by_cid.get(data[11 : 11 + self._cid_length])
         if peer is None:
+            if self.foreign_cid is not None and self.foreign_cid(data, addr):
+                self._counters["cid_handed_over"] += 1
+                return
             self._counters["dropped_unknown_cid"] += 1
             return
         if addr == peer.addr:
@@ -803,6 +866,40 @@ class DtlsServer(asyncio.DatagramProtocol):
         encodes them; None withdraws it). See :mod:`dtlsfast.coap.published`."""
         self._table.publish(path.encode(), response)
 
+    def _restore_session(self, record: SessionRecord, now: float) -> _Peer | None:
+        """A saved session back in the session table, established
+        (ServerState.restore). None when its address or CID is taken or the
+        table is full."""
+        addr = record_address(record.record_state)
+        cid = record.local_cid or b""
+        if addr is None or addr in self._peers or (cid and cid in self._by_cid):
+            return None
+        if len(self._table) >= self._table.capacity:
+            return None
+        if cid or record.peer_cid:
+            # Only plain records are demultiplexed by address in the table
+            # (tls12_cid ones by CID, in Python): as _join_table binds them.
+            record.record_state = without_address(record.record_state)
+        table_id = next(self._table_ids)
+        conn = SettledConnection.from_record(
+            self._table,
+            table_id,
+            record,
+            config=self.config,
+            peer=addr,
+            max_payload=restored_max_payload(self.config, record),
+            now=now,
+        )
+        peer = _Peer(self, conn, now, addr, cid, table_id=table_id, counted=True)
+        peer.session = DtlsSession(conn, addr, peer)
+        peer.session.last_activity = now
+        self._peers[addr] = peer
+        if cid:
+            self._by_cid[cid] = peer
+        self._established += 1
+        self._open_session(peer)
+        return peer
+
     def _join_table(self, peer: _Peer) -> None:
         """Swap an established session's connection for the slim one, its
         record state in the table: right after the handshake, whatever the
@@ -820,9 +917,10 @@ class DtlsServer(asyncio.DatagramProtocol):
         settled = full.settle_into(self._table, table_id, now)
         peer.conn = peer.session._conn = settled
         peer.table_id = table_id
-        if self._batched and not settled.connection_id:
+        if (self._batched or self.state is not None) and not settled.connection_id:
             # From now on the Rust core demultiplexes this peer's datagrams
-            # (tls12_cid records are demultiplexed by CID, in Python).
+            # (tls12_cid records are demultiplexed by CID, in Python); the
+            # state file saves the bound address with the session.
             self._table.bind_address(table_id, peer.addr, now)
 
     def _send(self, peer: _Peer, data: bytes) -> None:
@@ -948,6 +1046,8 @@ class DtlsServer(asyncio.DatagramProtocol):
     def _on_established(self, peer: _Peer, event: HandshakeCompleted) -> None:
         self._admission.finished(peer)
         self._counters["handshakes_completed"] += 1
+        if self.handshake_observer is not None:
+            self.handshake_observer(self._loop.time() - peer.started)
         self._established += 1
         peer.counted = True
         if logger.isEnabledFor(logging.INFO):
@@ -956,10 +1056,13 @@ class DtlsServer(asyncio.DatagramProtocol):
                 _fmt(peer.addr),
                 event.cipher_suite,
                 event.psk_identity,
-                ", connection ID" * bool(peer.conn.connection_id),
+                ", connection ID" * bool(peer.conn.connection_id)
+                + (f", resumed by {resumed}" if (resumed := _resumed(peer.conn)) else ""),
             )
         if peer.cid and peer.conn.connection_id != peer.cid:
             self._release_cid(peer)  # the client did not offer connection_id
+        if self.state is not None:
+            self.state.established(peer)
         if peer.replaces is not None:
             old, peer.replaces = peer.replaces, None
             self._counters["sessions_replaced"] += 1
@@ -968,6 +1071,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             if old.task is not None:
                 old.task.cancel()
         self._evict_if_full()
+        self._open_session(peer)
+
+    def _open_session(self, peer: _Peer) -> None:
+        """Hand an established (or restored) session to the application."""
         if self._session_opened is not None:
             self._session_opened(peer.session)
             return
@@ -1009,6 +1116,8 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _forget(self, peer: _Peer) -> None:
         peer.forgotten = True
+        if peer.state_key and self.state is not None:
+            self.state.ended(peer)
         if isinstance(peer.conn, DtlsConnection):
             # Now, not when a reference cycle is collected.
             peer.conn.discard_handshake_buffers()
@@ -1157,7 +1266,12 @@ def _authenticated(conn: DtlsConnection | SettledConnection) -> int | None:
     alive."""
     if isinstance(conn, DtlsConnection):
         return conn.records.advances if conn.established else None
-    return conn.counters.get("authenticated", 0)
+    return conn.authenticated
+
+
+def _resumed(conn: DtlsConnection | SettledConnection) -> str | None:
+    """How a handshake that just completed resumed its session, if it did."""
+    return conn.resumed if isinstance(conn, DtlsConnection) else None
 
 
 def _advances(conn: DtlsConnection | SettledConnection) -> int:
@@ -1165,6 +1279,24 @@ def _advances(conn: DtlsConnection | SettledConnection) -> int:
     if isinstance(conn, DtlsConnection):
         return conn.records.advances
     return conn.advances
+
+
+def _server_resumption(
+    resumption: ServerResumption | bool, ticket_key_file: str | Path | None
+) -> ServerResumption | None:
+    """serve()'s ``resumption`` and ``ticket_key_file`` as the configuration's."""
+    if isinstance(resumption, ServerResumption):
+        if ticket_key_file is not None:
+            raise ConfigurationError(
+                "give ticket_key_file or a ServerResumption (with its ticket_keys), not both"
+            )
+        return resumption
+    if not resumption:
+        if ticket_key_file is not None:
+            raise ConfigurationError("ticket_key_file needs resumption enabled")
+        return None
+    keys = None if ticket_key_file is None else TicketKeys.from_file(ticket_key_file)
+    return ServerResumption(ticket_keys=keys)
 
 
 def _fmt(addr: Any) -> str:
@@ -1204,6 +1336,16 @@ async def serve(
     batch_io: bool | None = None,
     require_extended_master_secret: bool = False,
     reveal_unknown_psk_identity: bool = False,
+    resumption: ServerResumption | bool = True,
+    ticket_key_file: str | Path | None = None,
+    state_file: str | Path | None = None,
+    state_key_file: str | Path | None = None,
+    state_reset: bool = False,
+    session_store: SessionStore | None = None,
+    state_save_interval: float = DEFAULT_INTERVAL,
+    sock: socket.socket | None = None,
+    connection_id_prefix: bytes = b"",
+    cookie_secret_seed: bytes | None = None,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on one UDP socket; ``await handler(session)`` runs once
     per established session and the session is closed when it returns.
@@ -1233,6 +1375,32 @@ async def serve(
     cannot be enumerated; ``reveal_unknown_psk_identity=True`` sends the
     unknown_psk_identity alert instead (for debugging). Either way
     ``counters["unknown_psk_identities"]`` counts them.
+
+    ``resumption`` (on by default): clients may resume their sessions with
+    an abbreviated handshake, by session ID (a cache of 10,000 sessions for
+    an hour) or by RFC 5077 ticket. Tickets are sealed under keys derived
+    from ``ticket_key_file`` (created with a fresh secret, mode 0600, if
+    missing), so that servers sharing the file resume each other's sessions;
+    without it, under a random key that dies with the process. Pass a
+    :class:`~dtlsfast.resumption.ServerResumption` to choose the cache size,
+    lifetime and ticket keys, or False for full handshakes only.
+
+    ``state_file``: keep the established sessions in this SQLite file
+    (:mod:`dtlsfast.store`), encrypted under a key derived from
+    ``state_key_file`` (created when missing; default ``ticket_key_file``
+    if given, else ``STATE_FILE.key``),
+    saved every ``state_save_interval`` seconds and by ``close()``, and
+    restored at start so that peers carry on with no handshake. A file that
+    cannot be used raises :class:`~dtlsfast.exceptions.StateFileError`;
+    ``state_reset=True`` moves it aside and starts empty. ``session_store``
+    puts them in any :class:`~dtlsfast.store.SessionStore` instead.
+
+    For several processes on one port (:mod:`dtlsfast.workers`): ``sock``, a
+    bound UDP socket to serve instead of binding ``host:port`` (the server
+    owns it from then on); ``connection_id_prefix``, the first bytes of every
+    CID (shorter than the CID); ``cookie_secret_seed``, at least 32 random
+    bytes from which every process holding them derives the same rotating
+    cookie secrets.
     """
     if not callable(handler) and not isinstance(handler, SessionListener):
         raise ConfigurationError(
@@ -1258,6 +1426,7 @@ async def serve(
         kwargs["trusted_public_keys"] = trusted_public_keys
     if groups is not None:
         kwargs["groups"] = tuple(groups)
+    kwargs["resumption"] = _server_resumption(resumption, ticket_key_file)
     config = DtlsConfiguration.server(
         psk_store=psk_store,
         identity_hint=identity_hint,
@@ -1270,21 +1439,55 @@ async def serve(
         **kwargs,
     )
 
-    def make_server() -> DtlsServer:
-        return DtlsServer(handler, config, limits or ServerLimits(), cookie_secret_lifetime)
-
-    if batch_io or (batch_io is None and backend == "rust"):
-        server = make_server()
-        if await open_batch_transport(server, host, port, reuse_port=reuse_port) is not None:
-            return server
-        if batch_io:
-            raise ConfigurationError(
-                "batch_io=True needs recvmmsg/sendmmsg (Linux); leave batch_io=None to fall "
-                "back to asyncio's transport"
-            )
-    _, protocol = await open_datagram_endpoint(
-        make_server, local_addr=(host, port), reuse_port=reuse_port
+    length = config.connection_id_length
+    if connection_id_prefix and (length is None or len(connection_id_prefix) >= length):
+        raise ConfigurationError(
+            f"connection_id_prefix ({len(connection_id_prefix)} bytes) needs connection_id=True "
+            f"and a longer connection_id_length (now {length})"
+        )
+    state = open_server_state(
+        state_file,
+        state_key_file,
+        session_store,
+        # The ticket key file encrypts the state when it is the only key file.
+        fallback_key_file=ticket_key_file,
+        start_empty=state_reset,
+        interval=state_save_interval,
     )
+
+    def make_server() -> DtlsServer:
+        server = DtlsServer(
+            handler,
+            config,
+            limits or ServerLimits(),
+            cookie_secret_lifetime,
+            state,
+            cookie_secret_seed,
+        )
+        server.connection_id_prefix = bytes(connection_id_prefix)
+        return server
+
+    try:
+        if batch_io or (batch_io is None and backend == "rust"):
+            server = make_server()
+            opened = await open_batch_transport(
+                server, host, port, reuse_port=reuse_port, sock=sock
+            )
+            if opened is not None:
+                return server
+            if batch_io:
+                raise ConfigurationError(
+                    "batch_io=True needs recvmmsg/sendmmsg (Linux); leave batch_io=None to fall "
+                    "back to asyncio's transport"
+                )
+        _, protocol = await open_datagram_endpoint(
+            make_server, local_addr=(host, port), reuse_port=reuse_port, sock=sock
+        )
+    except BaseException:
+        if state is not None:
+            # No socket (or a restore that failed): the file stays as it was.
+            state.close(asyncio.get_running_loop().time(), save=False)
+        raise
     return protocol
 
 

@@ -39,11 +39,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_der_public_key,
-)
 
 from dtlsfast.backend import load_backend
 from dtlsfast.events import (
@@ -54,7 +49,6 @@ from dtlsfast.events import (
     Event,
 )
 from dtlsfast.exceptions import (
-    ConfigurationError,
     ConnectionClosedError,
     DecodeError,
     DtlsError,
@@ -78,13 +72,14 @@ from dtlsfast.handshake.messages import (
     split_handshake_fragments,
 )
 from dtlsfast.record_layer import TLS12_CID
+from dtlsfast.store.connection_state import build_record, peer_values
+from dtlsfast.store.records import SessionRecord
 
 if TYPE_CHECKING:
     from dtlsfast.config import DtlsConfiguration
     from dtlsfast.handshake.cert_types import CertificateType
     from dtlsfast.handshake.signatures import VerifyingKey
     from dtlsfast.handshake.suites import CipherSuite
-    from dtlsfast.store.records import SessionRecord
 
 #: Largest record plaintext, RFC 5246 §6.2.1.
 MAX_PLAINTEXT = 16384
@@ -97,6 +92,7 @@ FINAL_FLIGHT_LIFETIME = 240.0
 #: The head of a kept final flight: its deadline and the next write sequence
 #: number of the epoch before the table's, the Finished message after it.
 _FINAL = struct.Struct(">dQ")
+_LENGTH = struct.Struct(">H")
 
 #: max_payload values in use (a few per MTU and suite), shared by the sessions.
 _SHARED_INTS: dict[int, int] = {}
@@ -117,8 +113,11 @@ class SettledConnection:
         "_last_peer_seq",
         "_next_seq",
         "_out",
+        "_peer_auth",
         "_table",
         "_table_id",
+        "advances",
+        "authenticated",
         "cipher_suite",
         "client_random",
         "closed",
@@ -126,9 +125,6 @@ class SettledConnection:
         "extended_master_secret",
         "max_payload",
         "peer",
-        "peer_certificate_type",
-        "peer_certificates",
-        "peer_public_key",
         "psk_identity",
         "read_epoch",
     )
@@ -152,20 +148,35 @@ class SettledConnection:
         peer_public_key: VerifyingKey | None,
         peer_certificate_type: CertificateType | None,
         connection_ids: tuple[bytes, bytes] | None = None,
-        final_flight: tuple[int, bytes] | None = None,
+        final_flight: tuple[int, list[bytes]] | None = None,
         final_flight_until: float = float("inf"),
     ) -> None:
         """``connection_ids``: (the CID records to us carry, the one ours
         carry), as the table has them. ``final_flight``: (the next write
-        sequence number of the epoch before the table's, our Finished
-        message): our ChangeCipherSpec and Finished are packed again from it
-        on a repeat of the peer's Finished until ``final_flight_until``."""
+        sequence number of the epoch before the table's, our last flight's
+        handshake messages: those of that epoch, then the Finished): the
+        flight is packed again from it, the ChangeCipherSpec before the
+        Finished, on a repeat of the peer's Finished until
+        ``final_flight_until``."""
         self._table = table
-        self._cids = connection_ids
-        # One bytes object: deadline, sequence number, Finished (see _resend_final).
+        # One bytes object: the length of our CID, our CID, the peer's.
+        self._cids: bytes | None = None
+        if connection_ids is not None:
+            local, peer_cid = connection_ids
+            self._cids = bytes((len(local),)) + local + peer_cid
+        self.authenticated = 0
+        """Records opened here (not by the session table's batch path)."""
+        self.advances = 0
+        """tls12_cid records that authenticated and were newer than every
+        record before them (RFC 9146 §6): what may move the session."""
+        # One bytes object: deadline, sequence number, then each message with
+        # its length (see _answer_repeated_flight).
         self._final: bytes | None = None
         if final_flight is not None:
-            self._final = _FINAL.pack(final_flight_until, final_flight[0]) + final_flight[1]
+            sequence, messages = final_flight
+            self._final = _FINAL.pack(final_flight_until, sequence) + b"".join(
+                _LENGTH.pack(len(m)) + m for m in messages
+            )
         self._table_id = table_id
         self.config = config
         self.peer = peer
@@ -178,9 +189,10 @@ class SettledConnection:
         self.client_random = client_random
         self.psk_identity = psk_identity
         self.extended_master_secret = extended_master_secret
-        self.peer_certificates = peer_certificates
-        self.peer_public_key = peer_public_key
-        self.peer_certificate_type = peer_certificate_type
+        # PSK sessions (most) pay one slot for what certificates would need.
+        self._peer_auth: tuple[Any, Any, Any] | None = None
+        if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:
+            self._peer_auth = (peer_certificates, peer_public_key, peer_certificate_type)
         self.closed = False
         self._out: list[bytes] | None = None
         self._events: list[Event] | None = None
@@ -193,34 +205,39 @@ class SettledConnection:
         """This session for the store under ``key``: the table's record
         state with the reserved ``limit`` as its write sequence number, and
         what the handshake settled. None once closed or gone from the table."""
-        from dtlsfast.store.records import SessionRecord
-
         state = None if self.closed else self._table.export_session(self._table_id, limit)
-        if state is None or self.cipher_suite is None:
+        suite = self.cipher_suite
+        if state is None or suite is None:
             return None
-        key_der = None
-        if self.peer_public_key is not None:
-            key_der = self.peer_public_key.public_bytes(
-                Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+        if self.peer_public_key is None and self.peer_certificate_type is None:
+            # A PSK session (the common case, 100,000 at a time): no conversions.
+            record = SessionRecord(
+                key,
+                state,
+                suite.code,
+                self.extended_master_secret,
+                created,
+                self._next_seq,
+                self._last_peer_seq,
+                self.psk_identity,
             )
-        return SessionRecord(
-            key=key,
-            record_state=state,
-            cipher_suite=self.cipher_suite.code,
+            if self._cids is not None:
+                record.local_cid, record.peer_cid = self.connection_id, self.peer_connection_id
+            return record
+        return build_record(
+            key,
+            state,
+            created,
+            cipher_suite=suite,
             extended_master_secret=self.extended_master_secret,
-            created=created,
             next_message_seq=self._next_seq,
             peer_last_message_seq=self._last_peer_seq,
             psk_identity=self.psk_identity,
-            peer_certificate_type=(
-                None if self.peer_certificate_type is None else int(self.peer_certificate_type)
-            ),
-            peer_public_key=key_der,
-            peer_certificates=tuple(
-                c.public_bytes(Encoding.DER) for c in self.peer_certificates or ()
-            ),
-            local_cid=None if self._cids is None else self._cids[0],
-            peer_cid=None if self._cids is None else self._cids[1],
+            peer_certificate_type=self.peer_certificate_type,
+            peer_public_key=self.peer_public_key,
+            peer_certificates=self.peer_certificates,
+            local_cid=self.connection_id,
+            peer_cid=self.peer_connection_id,
         )
 
     @classmethod
@@ -239,47 +256,46 @@ class SettledConnection:
         write sequence number starts at the reserved limit) and the slim
         connection that carries it on. ConfigurationError if the record's
         state or suite is not usable."""
-        from dtlsfast.handshake.cert_types import CertificateType
-        from dtlsfast.handshake.suites import SUITES_BY_CODE
-
-        suite = SUITES_BY_CODE.get(record.cipher_suite)
-        if suite is None:
-            raise ConfigurationError(
-                f"a stored session has unknown suite {record.cipher_suite:#06x}"
-            )
+        values = peer_values(record)
         table.import_session(table_id, record.record_state, now)
         cids = None
         if record.local_cid is not None or record.peer_cid is not None:
             cids = (record.local_cid or b"", record.peer_cid or b"")
             table.set_connection_ids(table_id, *cids)
-        peer_key = None
-        if record.peer_public_key is not None:
-            peer_key = load_der_public_key(record.peer_public_key)
         return cls(
             table,
             table_id,
             config=config,
             peer=peer,
-            read_epoch=int.from_bytes(record.record_state[4:6], "big"),
+            read_epoch=values.read_epoch,
             next_message_seq=record.next_message_seq,
             peer_last_message_seq=record.peer_last_message_seq,
             max_payload=max_payload,
-            cipher_suite=suite,
+            cipher_suite=values.cipher_suite,
             client_random=b"",
             psk_identity=record.psk_identity,
             extended_master_secret=record.extended_master_secret,
-            peer_certificates=[x509.load_der_x509_certificate(c) for c in record.peer_certificates]
-            or None,
-            peer_public_key=peer_key,  # type: ignore[arg-type]
-            peer_certificate_type=(
-                None
-                if record.peer_certificate_type is None
-                else CertificateType(record.peer_certificate_type)
-            ),
+            peer_certificates=values.peer_certificates,
+            peer_public_key=values.peer_public_key,
+            peer_certificate_type=values.peer_certificate_type,
             connection_ids=cids,
         )
 
     # -- what the endpoints read --------------------------------------------
+
+    @property
+    def peer_certificates(self) -> list[x509.Certificate] | None:
+        """The peer's verified certificate chain, leaf first, if it sent one."""
+        return None if self._peer_auth is None else self._peer_auth[0]
+
+    @property
+    def peer_public_key(self) -> VerifyingKey | None:
+        """The peer's authenticated public key (certificate or raw, RFC 7250)."""
+        return None if self._peer_auth is None else self._peer_auth[1]
+
+    @property
+    def peer_certificate_type(self) -> CertificateType | None:
+        return None if self._peer_auth is None else self._peer_auth[2]
 
     @property
     def established(self) -> bool:
@@ -296,18 +312,14 @@ class SettledConnection:
     @property
     def connection_id(self) -> bytes | None:
         """The CID the peer puts on records to us (RFC 9146), if negotiated."""
-        return None if self._cids is None else self._cids[0]
+        cids = self._cids
+        return None if cids is None else cids[1 : 1 + cids[0]]
 
     @property
     def peer_connection_id(self) -> bytes | None:
         """The CID we put on records to the peer, if negotiated."""
-        return None if self._cids is None else self._cids[1]
-
-    @property
-    def advances(self) -> int:
-        """tls12_cid records that authenticated and were newer than every
-        record before them (RFC 9146 §6)."""
-        return self.counters.get("advances", 0)
+        cids = self._cids
+        return None if cids is None else cids[1 + cids[0] :]
 
     @property
     def holds_final_flight(self) -> bool:
@@ -329,9 +341,7 @@ class SettledConnection:
     @property
     def counters(self) -> Mapping[str, int]:
         """``handshakes`` (1: this session's), ``renegotiation_refused``,
-        ``internal_errors``, ``authenticated`` (records opened here rather
-        than by the session table), ``retransmissions`` (of our last flight),
-        ``advances`` (see :attr:`advances`)."""
+        ``internal_errors``, ``retransmissions`` (of our last flight)."""
         if self._counters is None:
             return _ESTABLISHED
         return self._counters
@@ -368,12 +378,11 @@ class SettledConnection:
 
     def _receive_datagram(self, data: bytes, now: float) -> None:
         backend = load_backend(self.config.backend)
-        cids = self._cids
+        local_cid = self.connection_id or b""
         # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
-        parsed = backend.parse_records_cid(data, 0 if cids is None else len(cids[0]))
+        parsed = backend.parse_records_cid(data, len(local_cid))
         if sum(13 + len(record[4]) + len(record[5]) for record in parsed) != len(data):
             self.count_drop("malformed")
-        local_cid = b"" if cids is None else cids[0]
         table, table_id = self._table, self._table_id
         for content_type, version, epoch, seq, cid, fragment in parsed:
             if version >> 8 != 0xFE:
@@ -396,7 +405,7 @@ class SettledConnection:
                 if isinstance(opened_cid, tuple):
                     content_type, opened, newest = opened_cid
                     if newest:
-                        self._count("advances")
+                        self.advances += 1
                 else:
                     opened = opened_cid
             else:
@@ -407,7 +416,7 @@ class SettledConnection:
             if opened is None:
                 self.count_drop("bad_epoch")  # the table no longer has the session
                 continue
-            self._count("authenticated")
+            self.authenticated += 1
             if len(opened) > MAX_PLAINTEXT:
                 self._fail(
                     AlertDescription.RECORD_OVERFLOW,
@@ -515,19 +524,39 @@ class SettledConnection:
         if now > until:
             self._final = None
             return
+        messages = []
+        at = _FINAL.size
+        while at < len(final):
+            (length,) = _LENGTH.unpack_from(final, at)
+            messages.append(final[at + 2 : at + 2 + length])
+            at += 2 + length
+        *before, finished = messages
         # New records (RFC 6347 §4.2.4 retransmits messages, not records):
-        # the ChangeCipherSpec in the epoch before, the Finished in the table's.
-        finished = final[_FINAL.size :]
+        # those of the epoch before the table's, its ChangeCipherSpec, then
+        # the Finished sealed by the table; as many to a datagram as fit.
         backend = load_backend(self.config.backend)
-        ccs = bytes(
-            backend.encode_record(
-                ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, self.read_epoch - 1, sequence, b"\x01"
+        epoch = self.read_epoch - 1
+        records = [
+            bytes(backend.encode_record(ContentType.HANDSHAKE, DTLS_1_2, epoch, sequence + i, m))
+            for i, m in enumerate(before)
+        ]
+        records.append(
+            bytes(
+                backend.encode_record(
+                    ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, epoch, sequence + len(before), b"\x01"
+                )
             )
         )
-        sealed = self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)
-        self._final = _FINAL.pack(until, sequence + 1) + finished
+        records.append(bytes(self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)))
+        self._final = _FINAL.pack(until, sequence + len(records) - 1) + final[_FINAL.size :]
         self._count("retransmissions")
-        self._queue(ccs + bytes(sealed))
+        datagram = b""
+        for record in records:
+            if datagram and len(datagram) + len(record) > self.config.mtu:
+                self._queue(datagram)
+                datagram = b""
+            datagram += record
+        self._queue(datagram)
 
     # -- output and events --------------------------------------------------
 

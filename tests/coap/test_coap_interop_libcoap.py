@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
+from peers import free_udp_port
 
 from dtlsfast.coap import (
     CoapClient,
@@ -43,12 +46,6 @@ class Store(Resource):
     async def render_put(self, request: Request) -> Response:
         self.body = request.payload
         return Response(Code.CHANGED)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def run(*args: str, limit: float = 15) -> tuple[int, str, str]:

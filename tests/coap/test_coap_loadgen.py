@@ -653,6 +653,25 @@ async def test_handshake_storm(seed: Seed) -> None:
     assert "handshakes" in result.summary()
 
 
+async def test_handshake_storm_resuming_sessions(seed: Seed) -> None:
+    result = await loadgen.run_handshakes(seed.uri(), concurrency=2, duration=1.0, resume=True)
+    assert result.failures == 0 and result.resume
+    # Each slot's first handshake is a full one; the others resumed.
+    assert result.handshakes > 2 and result.resumed == result.handshakes - 2
+    counters = seed.dtls.counters
+    assert counters["resumed_ticket"] >= result.resumed
+    assert "resumed" in result.summary()
+    plain = await loadgen.run_handshakes(seed.uri(), concurrency=2, duration=0.3)
+    assert plain.resumed == 0 and not plain.resume
+
+
+def test_bench_resume_is_for_handshake_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    from dtlsfast.cli import main
+
+    assert main(["bench", "coaps://127.0.0.1:9/light", "--resume", "--duration", "0.1"]) == 2
+    assert "--resume is for --mode handshakes" in capsys.readouterr().err
+
+
 async def test_handshake_storm_counts_failures_by_reason(seed: Seed) -> None:
     result = await loadgen.run_handshakes(
         seed.uri(), concurrency=2, duration=0.5, key="not-the-key"

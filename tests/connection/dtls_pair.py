@@ -80,10 +80,12 @@ class Pair:
         client: DtlsConfiguration,
         server: DtlsConfiguration,
         network: Network | None = None,
+        *,
+        resume: Any = None,
     ) -> None:
         self.now = 0.0
         self.network = network or Network()
-        self.client = DtlsConnection(client, peer=SERVER_ADDR)
+        self.client = DtlsConnection(client, peer=SERVER_ADDR, resume=resume)
         self.server_config = server
         self.gate = CookieGate(load_backend(server.backend), CookieJar(now=0.0))
         self.server: DtlsConnection | None = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import weakref
 
 import pytest
 
@@ -271,3 +273,38 @@ async def test_established_sessions_move_to_the_session_table() -> None:
             await asyncio.sleep(0.05)
             assert server.counters["sessions_open"] == 0
             assert server.counters["sessions_in_table"] == 0
+
+
+async def test_closed_sessions_are_freed_without_the_cycle_collector() -> None:
+    """A closed session is freed by reference counting, with its peer and
+    connection: it drops its endpoint (which refers back to it) and its
+    receiver, so a server closing thousands a second leaves the cycle
+    collector nothing to do. Through the CoAP layer, as ``dtlsfast serve``."""
+    from dtlsfast.coap.dtls import listen_dtls
+    from dtlsfast.coap.light import LightResource
+    from dtlsfast.coap.server import CoapServer
+
+    coap = CoapServer()
+    coap.add_resource("light", LightResource())
+    server = await listen_dtls(coap, "127.0.0.1", 0, psk_store=PSK_STORE, identity_hint="CoAP")
+    gc.disable()
+    try:
+        session = await dtlsfast.connect("127.0.0.1", server.port, psk=("CoAP", "esp32c3_key"))
+        for _ in range(100):
+            if server.sessions:
+                break
+            await asyncio.sleep(0.01)
+        [served] = server.sessions
+        freed = weakref.ref(served)
+        del served
+        await session.close()
+        for _ in range(100):
+            if server.counters["sessions_open"] == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert server.counters["sessions_open"] == 0
+        assert freed() is None
+    finally:
+        gc.enable()
+        server.close()
+        await server.wait_closed()

@@ -23,11 +23,12 @@ from dtlsfast.connection import DtlsConnection
 from dtlsfast.events import ApplicationDataReceived, HandshakeCompleted
 from dtlsfast.handshake.constants import ContentType
 from dtlsfast.record_layer import TLS12_CID
+from dtlsfast.resumption import ServerResumption
 from dtlsfast.server import DtlsServer, ServerLimits
 from dtlsfast.session import DtlsSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
 
-KINDS = ["psk", "cid", "ecdhe-ecdsa"]
+KINDS = ["psk", "psk-ticket", "cid", "ecdhe-ecdsa"]
 
 
 def _configs(
@@ -35,6 +36,12 @@ def _configs(
 ) -> tuple[DtlsConfiguration, DtlsConfiguration]:
     if kind == "psk":
         return client_config(backend=backend), server_config(backend=backend)
+    if kind == "psk-ticket":
+        # The server's last flight: NewSessionTicket, ChangeCipherSpec, Finished (RFC 5077).
+        return (
+            client_config(session_tickets=True, backend=backend),
+            server_config(resumption=ServerResumption(), backend=backend),
+        )
     if kind == "cid":
         return (
             client_config(connection_id_length=4, backend=backend),
@@ -146,10 +153,30 @@ def test_a_lost_final_flight_is_sent_again_from_the_compact_form(kind: str, tmp_
     assert answers, "the repeat of the client's Finished is answered"
     assert slim.counters["retransmissions"] == 1
     assert dict(slim.drops) == {}  # the unprotected part of its flight is expected
+    # The same datagrams again are replays: not a repeat, not answered.
+    for datagram in repeated:
+        slim.receive_datagram(datagram, now)
+    assert slim.datagrams_to_send(now) == []
+    # The answer lost too: the client's next repeat gets the flight again, as
+    # new records (other sequence numbers, the same messages).
+    timer = client.get_timer()
+    assert timer is not None
+    now = timer
+    client.handle_timer(now)
+    second: list[bytes] = []
+    for datagram in client.datagrams_to_send(now):
+        slim.receive_datagram(datagram, now)
+        second += slim.datagrams_to_send(now)
+    assert second and second != answers
+    assert [len(d) for d in second] == [len(d) for d in answers]
+    assert slim.counters["retransmissions"] == 2
+    answers = second
     for datagram in answers:
         client.receive_datagram(datagram, now)
     assert client.established
     assert any(isinstance(e, HandshakeCompleted) for e in _events(client))
+    if kind == "psk-ticket":
+        assert client.resumption is not None and client.resumption.ticket
     _roundtrip(client, slim, now)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -96,13 +97,25 @@ def _bindable(kind: socket.SocketKind, host: str, port: int) -> bool:
     return True
 
 
+#: Ports for servers the tests start by number: below Linux's ephemeral range
+#: (32768-60999), so that no client socket of this or a concurrent run can be
+#: given the port between the probe and the server's bind.
+SERVER_PORTS = range(20000, 32768)
+
+
+def free_port(kind: socket.SocketKind, host: str = LOCALHOST) -> int:
+    """A port of ``kind`` that was free on ``host`` a moment ago, drawn at
+    random from :data:`SERVER_PORTS`."""
+    for _ in range(256):
+        port = random.choice(SERVER_PORTS)
+        if _bindable(kind, host, port):
+            return port
+    raise PeerError(f"no free port in {SERVER_PORTS} on {host} after 256 tries")
+
+
 def free_udp_port(host: str = LOCALHOST) -> int:
-    """A UDP port that was free on ``host`` a moment ago (bind port 0, read, close)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-    return port
+    """A UDP port that was free on ``host`` a moment ago."""
+    return free_port(socket.SOCK_DGRAM, host)
 
 
 def free_udp_port_pair(host: str = LOCALHOST, *, tcp_too: bool = True, attempts: int = 64) -> int:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from dtlsfast.exceptions import ConfigurationError, DecodeError
 from dtlsfast.store import ObservationRecord, SessionRecord
+from dtlsfast.store.records import RECORD_FORMAT
 
 sessions = st.builds(
     SessionRecord,
@@ -25,6 +26,7 @@ sessions = st.builds(
     peer_certificates=st.lists(st.binary(max_size=50), max_size=3).map(tuple),
     local_cid=st.none() | st.binary(max_size=20),
     peer_cid=st.none() | st.binary(max_size=20),
+    saved_at_start=st.integers(0, 0xFFFFFFFF),
 )
 observations = st.builds(
     ObservationRecord,
@@ -47,7 +49,7 @@ def test_session_records_round_trip(record: SessionRecord) -> None:
     with pytest.raises(DecodeError):
         SessionRecord.decode(record.key, encoded + b"\0")
     with pytest.raises(DecodeError):
-        SessionRecord.decode(record.key, b"\x02" + encoded[1:])
+        SessionRecord.decode(record.key, bytes([RECORD_FORMAT + 1]) + encoded[1:])
 
 
 @given(observations)

@@ -77,3 +77,26 @@ def test_a_restored_session_needs_no_handshake(backend: str, tmp_path: Path) -> 
         restored.receive_datagram(datagram, 5.0)
     events = [restored.next_event(), restored.next_event()]
     assert isinstance(events[-1], ConnectionClosed)
+
+
+def test_an_established_connection_not_in_the_table_is_saved_too(tmp_path: Path) -> None:
+    """A server connection that could not join the table (it was full) is
+    exported through a scratch table, and restored into one."""
+    pair = handshake(client_config(), server_config())
+    client, server = pair.client, pair.server
+    assert isinstance(server, DtlsConnection) and server.established
+    scratch = load_backend("rust").SessionTable(1)
+    record = server.session_record(b"peer-2", 1 << 20, 1_700_000_000, scratch)
+    assert record is not None and len(scratch) == 0
+    assert record.psk_identity == server.psk_identity
+    table = load_backend("rust").SessionTable(4)
+    restored = SettledConnection.from_record(
+        table, 1, record, config=server.config, peer=None, max_payload=1000, now=1.0
+    )
+    assert table.next_write_sequence(1) == 1 << 20
+    restored.receive_datagram(client.records.seal(ContentType.APPLICATION_DATA, b"hi"), 2.0)
+    assert restored.next_event() == ApplicationDataReceived(b"hi")
+    restored.send(b"back")
+    for datagram in restored.datagrams_to_send(2.0):
+        client.receive_datagram(datagram, 2.0)
+    assert client.next_event() == ApplicationDataReceived(b"back")

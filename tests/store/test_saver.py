@@ -14,6 +14,7 @@ from store_helpers import SECRET, key_of, record, table_with
 from dtlsfast import _core
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.store import MemorySessionStore, SessionRecord, SqliteSessionStore, StateSaver
+from dtlsfast.store.saver import MAX_SEQUENCE_NUMBER, RESTART_RESERVE
 
 APPLICATION_DATA = 23
 RESERVE = 1 << 12
@@ -154,3 +155,56 @@ def test_bad_parameters_are_configuration_errors() -> None:
         StateSaver(MemorySessionStore(), interval=0)
     with pytest.raises(ConfigurationError):
         StateSaver(MemorySessionStore(), reserve=10)
+
+
+def test_restarts_that_die_before_saving_never_reuse_numbers() -> None:
+    """Each start is counted in the store; a session restored by a process
+    that died before saving it again starts one RESTART_RESERVE further on
+    (the most that process could use), and a process that saved it again
+    moves its limit on for the next."""
+    store = MemorySessionStore()
+    table = table_with(1, start_sequence=100)
+    first = StateSaver(store, reserve=RESERVE, start=store.begin())
+    first.changed(key_of(0))
+    server = Server(table)
+    first.flush(0.0, server.export, server.live)
+    (saved,) = store.iterate()
+    assert saved.saved_at_start == 1
+    limit = int.from_bytes(saved.record_state[8:16], "big")
+    assert limit == 100 + RESERVE
+
+    used = []
+    for start in (2, 3, 4):  # three processes, each killed before any save
+        saver = StateSaver(store, reserve=RESERVE, start=store.begin())
+        assert saver.start == start
+        begin = saver.resume(saved)
+        assert begin is not None
+        # What this process may seal before its first save, all of it beyond
+        # anything every process before it could have used.
+        assert begin >= max(used, default=limit)
+        assert saver.saved_limit(saved.key) == begin + RESTART_RESERVE
+        used.append(begin + RESTART_RESERVE)
+    assert used[-1] == limit + 3 * RESTART_RESERVE
+
+    # The fifth saves it at once: the sixth starts at its new limit.
+    fifth = StateSaver(store, reserve=RESERVE, start=store.begin())
+    begin = fifth.resume(saved)
+    assert begin == used[-1]
+    restored = _core.SessionTable(2)
+    restored.import_session(
+        0, saved.record_state[:8] + begin.to_bytes(8, "big") + saved.record_state[16:], 0.0
+    )
+    fifth.changed(key_of(0))
+    fifth.flush(1.0, Server(restored).export, Server(restored).live)
+    (again,) = store.iterate()
+    assert again.saved_at_start == 5
+    sixth = StateSaver(store, reserve=RESERVE, start=store.begin())
+    assert sixth.resume(again) == begin + RESTART_RESERVE
+
+
+def test_a_session_out_of_numbers_is_not_resumed() -> None:
+    store = MemorySessionStore()
+    saver = StateSaver(store, start=store.begin())
+    state = bytearray(table_with(1).export_session(0, MAX_SEQUENCE_NUMBER - 5))
+    old = SessionRecord(key_of(0), bytes(state), 0xC0A8, True, 0, saved_at_start=0)
+    assert saver.resume(old) is None

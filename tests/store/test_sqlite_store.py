@@ -132,10 +132,10 @@ def test_another_key_is_told_apart(tmp_path: Path) -> None:
 def test_another_version_is_told_apart(tmp_path: Path) -> None:
     path = _saved(tmp_path)
     db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value = 2 WHERE name = 'version'")
+    db.execute("UPDATE meta SET value = 99 WHERE name = 'version'")
     db.commit()
     db.close()
-    _assert_refused(path, SECRET, StateFileVersionError, "version 2")
+    _assert_refused(path, SECRET, StateFileVersionError, "version 99")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "other database"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -24,6 +25,7 @@ from dtlsfast.coap.server import Attachment, CoapServer
 from dtlsfast.coap.transport import ClientTransport, ClientTransportFactory
 from dtlsfast.config import PskStore
 from dtlsfast.exceptions import DtlsError
+from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.server import DtlsServer, serve
 from dtlsfast.session import DtlsSession
 
@@ -70,14 +72,18 @@ async def listen_dtls(
     representation (:meth:`Resource.published_representation`, e.g. ``light``)
     have their plain Confirmable GETs answered by the session table without
     entering Python; everything else goes through ``coap`` as usual."""
+    attachment = coap.attach(_send_on_session)
     server = await serve(
-        _CoapSessions(coap.attach(_send_on_session)),
+        _CoapSessions(attachment),
         host,
         port,
         psk_store=psk_store,
         identity_hint=identity_hint,
         **dtls_options,
     )
+    if server.state is not None:
+        # The observations of restored sessions, and saving them from now on.
+        server.state.attach_observations(attachment)
     if answer_in_core:
         coap.add_publisher(server.publish_response)
     return server
@@ -103,22 +109,37 @@ class _DtlsClientTransport:
             asyncio.get_running_loop().create_task(self._session.close())
 
 
+#: Servers whose last session a coaps transport factory keeps for resumption.
+MAX_SAVED_SESSIONS = 64
+
+
 def coaps_transport_factory(
     psk: tuple[str | bytes, str | bytes] | None = None,
     *,
     ciphers: Iterable[str | int] | None = None,
+    resume: bool = True,
     **dtls_options: Any,
 ) -> ClientTransportFactory:
     """A ``coaps`` transport factory for :class:`CoapClient`.
 
     ``psk=(identity, key)`` and/or certificate options (``cafile``,
     ``certfile``, ``keyfile``, ``server_name``) go to :func:`dtlsfast.connect`.
+    With ``resume`` (the default) each reconnection to a server offers the
+    previous session to it (:attr:`DtlsSession.resumption`): an abbreviated
+    handshake when the server agrees, a full one otherwise. The factory keeps
+    the last session of up to :data:`MAX_SAVED_SESSIONS` servers, in memory.
     """
+    saved: OrderedDict[tuple[str, int], SavedSession] = OrderedDict()
 
     async def factory(
         scheme: str, host: str, port: int, on_datagram: Callable[[bytes], None]
     ) -> ClientTransport:
-        session = await connect(host, port, psk=psk, ciphers=ciphers, **dtls_options)
+        offer = saved.pop((host, port), None) if resume else None
+        session = await connect(host, port, psk=psk, ciphers=ciphers, resume=offer, **dtls_options)
+        if resume and (resumption := session.resumption) is not None:
+            saved[(host, port)] = resumption
+            while len(saved) > MAX_SAVED_SESSIONS:
+                saved.popitem(last=False)
         return _DtlsClientTransport(session, on_datagram)
 
     return factory

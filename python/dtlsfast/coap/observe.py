@@ -42,6 +42,16 @@ class ObserveSequence:
         self._value = (self._value + 1) % SEQUENCE_MODULUS
         return self._value
 
+    @property
+    def value(self) -> int:
+        """The last value handed out."""
+        return self._value
+
+    @value.setter
+    def value(self, value: int) -> None:
+        """Go on after ``value`` (a restarted server, past its predecessor's)."""
+        self._value = value % SEQUENCE_MODULUS
+
 
 @dataclass(slots=True, eq=False)
 class Observation:

@@ -53,6 +53,8 @@ import hashlib
 import itertools
 import logging
 import random
+import socket
+import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -227,6 +229,27 @@ class Attachment:
     def detach(self) -> None:
         self._server._detach(self.id)
 
+    # The saved state (dtlsfast.store.server_state.ObservationSource).
+
+    def export_observations(self) -> list[tuple[Hashable, bytes, str, bytes]]:
+        """This transport's observations as ``(peer, token, path, encoded request)``."""
+        return self._server._export_observations(self.id)
+
+    def restore_observations(
+        self, observations: Iterable[tuple[Hashable, bytes, str, bytes]]
+    ) -> int:
+        """Register saved observations again (their peers restored); how many."""
+        return self._server._restore_observations(self.id, observations)
+
+    @property
+    def observe_value(self) -> int:
+        """The server's last Observe value (RFC 7641 §4.4)."""
+        return self._server._sequence.value
+
+    @observe_value.setter
+    def observe_value(self, value: int) -> None:
+        self._server._sequence.value = value
+
 
 class CoapServer:
     """Resources, the message layer and the observers of one CoAP server."""
@@ -392,13 +415,16 @@ class CoapServer:
         for remote in {o.remote for o in self._observers_all() if o.remote[0] == aid}:
             self._remote_gone(remote)
 
-    async def listen_udp(self, host: str = "::", port: int = 5683) -> UdpServerTransport:
-        """Serve plain CoAP (coap://) on a UDP socket; port 0 picks a free one."""
+    async def listen_udp(
+        self, host: str = "::", port: int = 5683, *, sock: socket.socket | None = None
+    ) -> UdpServerTransport:
+        """Serve plain CoAP (coap://) on a UDP socket; port 0 picks a free one.
+        ``sock``: a bound socket to serve instead (a worker's share of a port)."""
         listener = UdpServerTransport()
         attachment = self.attach(listener.sendto)
         listener.on_datagram = attachment
         try:
-            await open_datagram_endpoint(lambda: listener, local_addr=(host, port))
+            await open_datagram_endpoint(lambda: listener, local_addr=(host, port), sock=sock)
         except BaseException:
             attachment.detach()
             raise
@@ -453,6 +479,29 @@ class CoapServer:
 
     def _observers_all(self) -> list[Observation]:
         return self._observers.all()
+
+    def _export_observations(self, aid: int) -> list[tuple[Hashable, bytes, str, bytes]]:
+        return [
+            (obs.remote[1], obs.token, obs.path, obs.request_data)
+            for obs in self._observers.all()
+            if obs.remote[0] == aid
+        ]
+
+    def _restore_observations(
+        self, aid: int, observations: Iterable[tuple[Hashable, bytes, str, bytes]]
+    ) -> int:
+        count = 0
+        now = self._clock.time()
+        for peer, token, path, request in observations:
+            try:
+                Message.decode(request)
+            except CoapDecodeError:
+                self.counters["observers_not_restored"] += 1
+                continue
+            if self._observers.add(Observation((aid, peer), token, path, request, now)):
+                count += 1
+        self.counters["observers_restored"] += count
+        return count
 
     def close(self) -> None:
         """Stop: close UDP sockets, cancel handlers and retransmissions."""
@@ -738,9 +787,9 @@ class CoapServer:
         request = ex.message
         msg = self._response_message(ex, response)
         if ex.observe_register and response.code in (Code.CONTENT, Code.VALID):
-            obs = Observation(
-                ex.remote, request.token, request.path, request.encode(), self._clock.time()
-            )
+            # One str per path for all its observers, not one each.
+            path = sys.intern(request.path)
+            obs = Observation(ex.remote, request.token, path, request.encode(), self._clock.time())
             if self._observers.add(obs):
                 msg.add_option(OptionNumber.OBSERVE, self._sequence.next())
                 self.counters["observers_registered"] += 1

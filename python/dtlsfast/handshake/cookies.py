@@ -7,6 +7,12 @@ valid for between one and two rotation periods. The jar keeps no per-peer
 state: verifying needs only the peer address and the hello itself, which is
 what lets a server answer a flood of spoofed ClientHellos without allocating
 anything (RFC 6347 §4.2.1, DESIGN.md "Boundaries").
+
+Several processes serving one port (:mod:`dtlsfast.workers`) give their jars
+one ``seed``: the secret of each period (``floor(now / secret_lifetime)`` on
+the caller's clock, the system-wide monotonic clock for the server) is then
+derived from the seed, so a cookie one worker made verifies on every other,
+and they rotate together without talking to each other.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 
 from dtlsfast.exceptions import ConfigurationError
@@ -87,7 +94,12 @@ class CookieJar:
     """
 
     def __init__(
-        self, secret_lifetime: float = 300.0, now: float = 0.0, cookie_length: int = 32
+        self,
+        secret_lifetime: float = 300.0,
+        now: float = 0.0,
+        cookie_length: int = 32,
+        *,
+        seed: bytes | None = None,
     ) -> None:
         if not secret_lifetime > 0:
             raise ConfigurationError(
@@ -98,13 +110,21 @@ class CookieJar:
                 f"cookie_length must be {MIN_COOKIE_LENGTH}..{MAX_COOKIE_LENGTH}, "
                 f"not {cookie_length!r}"
             )
+        if seed is not None and len(seed) < SECRET_LENGTH:
+            raise ConfigurationError(
+                f"a shared cookie seed is at least {SECRET_LENGTH} random bytes, not {len(seed)}"
+            )
         self.secret_lifetime = float(secret_lifetime)
         self.cookie_length = cookie_length
+        self._seed = seed
         self._secret = os.urandom(SECRET_LENGTH)
         self._previous: bytes | None = None
         self._created = now
+        self._period = 0
         self.rotations = 0
         """How many times the secret has rotated (for counters and tests)."""
+        if seed is not None:
+            self._derive(self._period_of(now))
 
     def __repr__(self) -> str:
         return (
@@ -112,8 +132,23 @@ class CookieJar:
             f"cookie_length={self.cookie_length}, rotations={self.rotations})"
         )
 
+    def _period_of(self, now: float) -> int:
+        return math.floor(now / self.secret_lifetime)
+
+    def _derive(self, period: int) -> None:
+        """The seeded secrets of ``period`` and of the one before it."""
+        assert self._seed is not None
+        self._period = period
+        self._secret = _seeded_secret(self._seed, period)
+        self._previous = _seeded_secret(self._seed, period - 1)
+
     def rotate(self, now: float) -> None:
         """Rotate now: the current secret becomes the previous one."""
+        if self._seed is not None:
+            raise ConfigurationError(
+                "a cookie jar with a shared seed rotates with the clock only, so that every "
+                "process holding the seed agrees on the secrets: leave rotate() out"
+            )
         self._previous = self._secret
         self._secret = os.urandom(SECRET_LENGTH)
         self._created = now
@@ -134,6 +169,12 @@ class CookieJar:
         return self._secret, self._previous
 
     def _maybe_rotate(self, now: float) -> None:
+        if self._seed is not None:
+            period = self._period_of(now)
+            if period != self._period:
+                self._derive(period)
+                self.rotations += 1
+            return
         elapsed = now - self._created
         if elapsed < self.secret_lifetime:
             return
@@ -142,6 +183,10 @@ class CookieJar:
             # Idle for two periods or more: the secret that just became
             # "previous" would also have expired by now.
             self.rotate(now)
+
+
+def _seeded_secret(seed: bytes, period: int) -> bytes:
+    return hmac.digest(seed, b"dtlsfast cookie secret " + str(period).encode(), "sha256")
 
 
 __all__ = ["CookieJar", "Peer", "cookie_mac", "cookie_matches", "peer_bytes"]

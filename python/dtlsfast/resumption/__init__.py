@@ -2,6 +2,8 @@
 rotating ticket keys from a shared key file, the ticket format, the server's
 session-ID cache and the state they all carry."""
 
+from dtlsfast.resumption.saved_session import SavedSession
+from dtlsfast.resumption.server_resumption import ServerResumption
 from dtlsfast.resumption.session_cache import SessionIdCache
 from dtlsfast.resumption.session_state import (
     ResumptionFailure,
@@ -15,6 +17,8 @@ from dtlsfast.resumption.tickets import TicketSealer
 __all__ = [
     "ResumptionFailure",
     "ResumptionState",
+    "SavedSession",
+    "ServerResumption",
     "SessionIdCache",
     "TicketKey",
     "TicketKeys",

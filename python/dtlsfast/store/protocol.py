@@ -39,6 +39,11 @@ class StoreBatch:
 class SessionStore(Protocol):
     """Where established sessions and observations outlive the process."""
 
+    def begin(self) -> int:
+        """Count one more start of a server on this store, durably, and
+        return the count (1 for the first): restored sessions' sequence
+        numbers depend on it (:meth:`dtlsfast.store.StateSaver.resume`)."""
+
     def apply(self, batch: StoreBatch) -> None:
         """Apply ``batch`` atomically (deletions first, then upserts) and
         durably: once this returns, a crash of the process loses none of it."""
@@ -90,6 +95,7 @@ class MemorySessionStore(BatchStore):
     (nothing outlives the process)."""
 
     def __init__(self) -> None:
+        self._starts = 0
         self._sessions: dict[bytes, SessionRecord] = {}
         self._observations: dict[tuple[bytes, bytes], ObservationRecord] = {}
 
@@ -104,6 +110,10 @@ class MemorySessionStore(BatchStore):
             self._sessions[record.key] = record
         for obs in batch.observations:
             self._observations[(obs.session_key, obs.token)] = obs
+
+    def begin(self) -> int:
+        self._starts += 1
+        return self._starts
 
     def load(self, key: bytes) -> SessionRecord | None:
         return self._sessions.get(key)

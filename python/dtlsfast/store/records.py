@@ -10,7 +10,10 @@ and what the connection knew of the handshake: the cipher suite, the
 extended-master-secret flag (RFC 7627), the PSK identity or the peer's key,
 the connection IDs (RFC 9146) and the handshake message sequence numbers.
 The write sequence number in ``record_state`` is a *reserved limit*, not the
-live value (see :mod:`dtlsfast.store.saver`): a restored session starts there.
+live value (see :mod:`dtlsfast.store.saver`), and ``saved_at_start`` the
+start (:meth:`~dtlsfast.store.protocol.SessionStore.begin`) of the process
+that saved it: a restored session starts at the limit, plus one restart
+reservation per start since then that did not save it again.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from dataclasses import dataclass
 from dtlsfast.byte_reader import ByteReader
 from dtlsfast.exceptions import ConfigurationError, DecodeError
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
 #: A store key: whatever the server names a session by (≤ 32 bytes).
 MAX_KEY_LENGTH = 32
 
-_SESSION_HEAD = struct.Struct(">BBHIHH")  # format flags suite created next_msg_seq state_len
+#: format flags suite created next_msg_seq state_len saved_at_start
+_SESSION_HEAD = struct.Struct(">BBHIHHI")
 _EMS, _PSK, _PEER_TYPE, _PEER_KEY, _LOCAL_CID, _PEER_CID, _PEER_SEQ, _CHAIN = (
     1 << i for i in range(8)
 )
@@ -61,6 +65,8 @@ class SessionRecord:
     local_cid: bytes | None = None
     """The CID the peer puts on records to us (RFC 9146), if negotiated."""
     peer_cid: bytes | None = None
+    saved_at_start: int = 0
+    """The store's start count when this record was saved (see the module)."""
 
     def encode(self) -> bytes:
         """The record without its key (the store keeps the key beside it)."""
@@ -87,6 +93,7 @@ class SessionRecord:
                         self.created,
                         self.next_message_seq,
                         len(self.record_state),
+                        self.saved_at_start,
                     )
                     + self.record_state
                     + _U16X2.pack(self.peer_last_message_seq, len(identity))
@@ -126,6 +133,7 @@ class SessionRecord:
                 self.created,
                 self.next_message_seq,
                 len(self.record_state),
+                self.saved_at_start,
             )
         except (struct.error, OverflowError, TypeError) as exc:
             raise ConfigurationError(f"a session record field is out of range: {exc}") from None
@@ -135,7 +143,7 @@ class SessionRecord:
     def decode(cls, key: bytes, data: bytes) -> SessionRecord:
         """The inverse of :meth:`encode`; DecodeError for anything else."""
         try:
-            fmt, flags, suite, created, next_seq, state_end = _SESSION_HEAD.unpack_from(data)
+            fmt, flags, suite, created, next_seq, state_end, start = _SESSION_HEAD.unpack_from(data)
         except struct.error:
             raise DecodeError("a session record is truncated") from None
         if fmt != RECORD_FORMAT:
@@ -143,6 +151,7 @@ class SessionRecord:
         state_end += _SESSION_HEAD.size
         record = cls(key, data[_SESSION_HEAD.size : state_end], suite, bool(flags & _EMS), created)
         record.next_message_seq = next_seq
+        record.saved_at_start = start
         if flags == _EMS | _PSK | _PEER_SEQ and len(data) >= state_end + 4:
             # The common case (a PSK session): no general reader.
             record.peer_last_message_seq, length = _U16X2.unpack_from(data, state_end)

@@ -14,6 +14,16 @@ what the whole server seals on one core. A restart costs a session at most
 ``reserve`` of its 2**48 numbers, so 16 million restarts before it must
 handshake again.
 
+A restart must not wait for 100,000 new reservations to be written before
+it serves, so each start of a server is counted in the store
+(:meth:`~dtlsfast.store.protocol.SessionStore.begin`, one small durable
+write) and each record says at which start it was saved. :meth:`StateSaver.resume`
+starts a restored session at its saved limit plus :data:`RESTART_RESERVE`
+for every start since then that did not save it again, and lets it use
+``RESTART_RESERVE`` numbers from there before it must be saved: a process
+that restored it and died before saving it could only have used those. The
+session is saved again once it is active or has used half of that.
+
 The saver is sans-I/O apart from the store it is given: the server tells it
 which sessions changed (established, received records so that their replay
 window moved, closed) and hands it a function that exports one session;
@@ -35,6 +45,10 @@ from dtlsfast.store.records import ObservationRecord, SessionRecord
 MAX_SEQUENCE_NUMBER = (1 << 48) - 1
 DEFAULT_RESERVE = 1 << 24
 DEFAULT_INTERVAL = 5.0
+#: What a restored session may use before it is saved again, and how far
+#: each start that did not save it moves the next one on (part of the
+#: store's format: changing it could reuse numbers).
+RESTART_RESERVE = 1 << 24
 
 #: Builds the record of one session for the store, its write sequence number
 #: replaced by ``limit``; None if the session is gone.
@@ -50,7 +64,11 @@ class StateSaver:
         *,
         interval: float = DEFAULT_INTERVAL,
         reserve: int = DEFAULT_RESERVE,
+        start: int = 0,
     ) -> None:
+        """``start``: this process's start count (``store.begin()``), saved
+        with every record (0 when the sessions are not resumed with
+        :meth:`resume`)."""
         if not (math.isfinite(interval) and 0 < interval <= 60):
             raise ConfigurationError(f"the save interval must be in (0, 60] s, got {interval}")
         if not 1 << 10 <= reserve <= 1 << 32:
@@ -58,6 +76,7 @@ class StateSaver:
         self.store = store
         self.interval = float(interval)
         self.reserve = reserve
+        self.start = start
         self._limits: dict[bytes, int] = {}
         self._dirty: set[bytes] = set()
         self._removed: set[bytes] = set()
@@ -95,6 +114,20 @@ class StateSaver:
         a new reservation before it seals anything (flush first)."""
         self._limits[key] = limit
         self._dirty.add(key)
+
+    def resume(self, record: SessionRecord) -> int | None:
+        """Where the restored session of ``record`` starts sealing (see the
+        module), with a reservation to there plus :data:`RESTART_RESERVE`
+        that needs no save first; None if its sequence numbers would run
+        out (it must handshake again)."""
+        limit = int.from_bytes(record.record_state[8:16], "big")
+        skipped = max(0, self.start - record.saved_at_start - 1)
+        begin = limit + skipped * RESTART_RESERVE
+        if begin + RESTART_RESERVE > MAX_SEQUENCE_NUMBER:
+            return None
+        self._limits[record.key] = begin + RESTART_RESERVE
+        self._removed.discard(record.key)
+        return begin
 
     def check_sequences(self, live: Iterable[tuple[bytes, int]]) -> int:
         """Mark dirty each session whose live write sequence number has
@@ -136,17 +169,21 @@ class StateSaver:
             observations=list(self._observations.values()),
         )
         limits: dict[bytes, int] = {}
+        # limit_for() inlined: this loop runs 100,000 times on a full save.
+        saved, reserve, start = self._limits.get, self.reserve, self.start
+        deleted, sessions = batch.deleted_sessions, batch.sessions
         for key in self._dirty:
             seq = live(key)
             if seq is None:
-                batch.deleted_sessions.append(key)
+                deleted.append(key)
                 continue
-            limit = self.limit_for(key, seq)
+            limit = max(min(seq + reserve, MAX_SEQUENCE_NUMBER), saved(key, 0))
             record = export(key, limit)
             if record is None:
-                batch.deleted_sessions.append(key)
+                deleted.append(key)
                 continue
-            batch.sessions.append(record)
+            record.saved_at_start = start
+            sessions.append(record)
             limits[key] = limit
         if batch:
             self.store.apply(batch)  # raises before anything below is forgotten
@@ -175,4 +212,4 @@ class StateSaver:
         )
 
 
-__all__ = ["DEFAULT_INTERVAL", "DEFAULT_RESERVE", "Exporter", "StateSaver"]
+__all__ = ["DEFAULT_INTERVAL", "DEFAULT_RESERVE", "RESTART_RESERVE", "Exporter", "StateSaver"]

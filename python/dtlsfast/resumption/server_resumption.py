@@ -1,0 +1,236 @@
+"""A server's resumption policy (RFC 5246 §7.3, RFC 5077 §3, RFC 7627 §5.3):
+which sessions it offers to resume later, and whether a ClientHello's ticket
+or session ID may resume one now.
+
+One :class:`ServerResumption` is shared by every connection of a server (it
+sits in :attr:`DtlsConfiguration.resumption`). It holds the session-ID cache
+(bounded LRU) and the ticket sealer; the connections hold nothing of it
+before the cookie exchange, since they exist only after it. Every refusal is
+counted (``resumption_refused_<reason>``, see :class:`ResumptionFailure`) and
+the handshake goes on as a full one.
+
+Tickets carry wall-clock times (their keys rotate by period of wall time,
+shared between processes), so this object reads ``clock`` (``time.time`` by
+default); tests pass a fixed one. The connections' own ``now`` stays the
+monotonic clock of their driver.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from dtlsfast.exceptions import ConfigurationError
+from dtlsfast.resumption.session_cache import (
+    DEFAULT_LIFETIME,
+    DEFAULT_MAX_ENTRIES,
+    SessionIdCache,
+)
+from dtlsfast.resumption.session_state import (
+    ResumptionFailure,
+    ResumptionState,
+    lifetime_hint,
+    refusal,
+)
+from dtlsfast.resumption.ticket_keys import KEY_NAME_LENGTH, TicketKeys
+from dtlsfast.resumption.tickets import TicketSealer
+
+
+@dataclass(frozen=True, slots=True)
+class Resumable:
+    """A session a ClientHello may resume, and how it was found."""
+
+    state: ResumptionState
+    via: str
+    """``"ticket"`` or ``"session_id"``."""
+    renew_ticket: bool
+    """Send a fresh ticket in this abbreviated handshake (RFC 5077 §3.1):
+    the offered one is sealed under a key that is no longer the current one."""
+
+
+class ServerResumption:
+    """Session IDs and session tickets for one server (see the module)."""
+
+    __slots__ = (
+        "_clock",
+        "allow_legacy_resumption",
+        "cache",
+        "counters",
+        "lifetime",
+        "sealer",
+    )
+
+    def __init__(
+        self,
+        *,
+        session_ids: bool = True,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+        lifetime: float = DEFAULT_LIFETIME,
+        tickets: bool = True,
+        ticket_keys: TicketKeys | None = None,
+        allow_legacy_resumption: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``session_ids``: give each full handshake a session ID and keep it
+        in a cache of ``cache_size`` sessions (least recently used evicted).
+        ``tickets``: issue RFC 5077 tickets to clients that ask, sealed under
+        ``ticket_keys`` (by default a random in-memory secret: tickets then
+        die with the process; pass ``TicketKeys.from_file(path)`` to share
+        them between processes and restarts). ``lifetime``: seconds a session
+        may be resumed (tickets: at most the key period).
+        ``allow_legacy_resumption``: resume sessions without extended master
+        secret (RFC 7627 §5.3 says SHOULD NOT: off by default)."""
+        if not (math.isfinite(lifetime) and lifetime >= 1):
+            raise ConfigurationError(f"lifetime must be at least 1 s, got {lifetime}")
+        if not (session_ids or tickets):
+            raise ConfigurationError(
+                "resumption with neither session IDs nor tickets: pass resumption=None instead"
+            )
+        self.cache = SessionIdCache(cache_size, lifetime) if session_ids else None
+        if tickets:
+            keys = ticket_keys if ticket_keys is not None else TicketKeys(os.urandom(64))
+            self.sealer: TicketSealer | None = TicketSealer(
+                keys, lifetime=min(lifetime, keys.period)
+            )
+        else:
+            self.sealer = None
+        self.lifetime = math.floor(lifetime)
+        self.allow_legacy_resumption = allow_legacy_resumption
+        self._clock = clock
+        self.counters: Counter[str] = Counter()
+        """``resumed_session_id``, ``resumed_ticket``, ``tickets_issued``,
+        ``session_ids_cached`` and ``resumption_refused_<reason>``."""
+
+    def now(self) -> float:
+        return self._clock()
+
+    # ------------------------------------------------------------- accept
+
+    def find(
+        self,
+        *,
+        session_id: bytes,
+        ticket: bytes | None,
+        offered_suites: Sequence[int],
+        accepted_suites: Sequence[int],
+        client_offers_ems: bool,
+        require_ems: bool,
+        identity_known: Callable[[bytes], bool],
+        needs_peer_key: bool = False,
+    ) -> Resumable | None:
+        """The session a ClientHello offers (its ``ticket``, else its
+        ``session_id``) if it may be resumed, else None (counted). Never
+        raises for what the peer sent."""
+        now = self._clock()
+        found: ResumptionState | ResumptionFailure | None = None
+        via = ""
+        renew = False
+        if ticket and self.sealer is not None:
+            found = self.sealer.open(ticket, now)
+            via = "ticket"
+            renew = isinstance(found, ResumptionState) and (
+                ticket[:KEY_NAME_LENGTH] != self.sealer.keys.current(now).name
+            )
+        elif session_id and self.cache is not None:
+            found = self.cache.lookup(session_id, now)
+            via = "session_id"
+        if found is None:
+            return None
+        if isinstance(found, ResumptionState):
+            found = self._check(
+                found,
+                offered_suites=offered_suites,
+                accepted_suites=accepted_suites,
+                client_offers_ems=client_offers_ems,
+                require_ems=require_ems,
+                identity_known=identity_known,
+                needs_peer_key=needs_peer_key,
+            )
+        if isinstance(found, ResumptionFailure):
+            self.counters[found.counter] += 1
+            return None
+        self.counters[f"resumed_{via}"] += 1
+        return Resumable(found, via, renew)
+
+    def _check(
+        self,
+        state: ResumptionState,
+        *,
+        offered_suites: Sequence[int],
+        accepted_suites: Sequence[int],
+        client_offers_ems: bool,
+        require_ems: bool,
+        identity_known: Callable[[bytes], bool],
+        needs_peer_key: bool,
+    ) -> ResumptionState | ResumptionFailure:
+        failure = refusal(
+            state,
+            client_offers_ems=client_offers_ems,
+            require_ems=require_ems,
+            allow_legacy_resumption=self.allow_legacy_resumption,
+        )
+        if failure is not None:
+            return failure
+        # RFC 5246 §7.4.1.2: the hello must offer the session's suite; and
+        # this server must still accept it and the client's identity.
+        if state.cipher_suite not in offered_suites or state.cipher_suite not in accepted_suites:
+            return ResumptionFailure.PARAMETERS
+        if state.psk_identity is not None and not identity_known(state.psk_identity):
+            return ResumptionFailure.PARAMETERS
+        if needs_peer_key and state.psk_identity is None and state.peer_public_key is None:
+            # A certificate session without the client's key, now that one is required.
+            return ResumptionFailure.PARAMETERS
+        return state
+
+    # -------------------------------------------------------------- issue
+
+    def new_session_id(self) -> bytes:
+        """The session_id for a full handshake's ServerHello (empty when
+        session IDs are off: the session is not resumable by ID)."""
+        return SessionIdCache.new_session_id() if self.cache is not None else b""
+
+    def issues_tickets(self, client_asks: bool) -> bool:
+        """Whether a full handshake sends NewSessionTicket (RFC 5077 §3.2:
+        only to a client that sent the session_ticket extension)."""
+        return client_asks and self.sealer is not None
+
+    def state_for(self, **fields: object) -> ResumptionState:
+        """A ResumptionState created now, with this server's lifetime."""
+        return ResumptionState(
+            created=math.floor(self._clock()),
+            lifetime=self.lifetime,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def seal(self, state: ResumptionState) -> tuple[int, bytes]:
+        """``(ticket_lifetime_hint, ticket)`` for a NewSessionTicket."""
+        assert self.sealer is not None
+        now = self._clock()
+        ticket = self.sealer.seal(state, now)
+        self.counters["tickets_issued"] += 1
+        hint = min(lifetime_hint(state, now), self.sealer.lifetime)
+        return hint, ticket
+
+    def remember(self, session_id: bytes, state: ResumptionState) -> None:
+        """Keep a completed full handshake's session under its session ID."""
+        if self.cache is not None and session_id:
+            self.cache.store(session_id, state, self._clock())
+            self.counters["session_ids_cached"] += 1
+
+    def __repr__(self) -> str:
+        return (
+            f"<ServerResumption session_ids={self.cache is not None} "
+            f"tickets={self.sealer is not None}>"
+        )
+
+
+def encode_new_session_ticket(lifetime_hint: int, ticket: bytes) -> bytes:
+    """A NewSessionTicket body (RFC 5077 §3.3)."""
+    return lifetime_hint.to_bytes(4, "big") + len(ticket).to_bytes(2, "big") + ticket
+
+
+__all__ = ["Resumable", "ServerResumption", "encode_new_session_ticket"]
