@@ -1061,6 +1061,18 @@ class DtlsConnection:
             self._server_random,
             session_hash,
         )
+        self._install_keys(suite, client_key, client_iv, server_key, server_iv)
+
+    def _install_keys(
+        self,
+        suite: CipherSuite,
+        client_key: bytes,
+        client_iv: bytes,
+        server_key: bytes,
+        server_iv: bytes,
+    ) -> None:
+        """The key block's keys as the pending epoch, each direction by our
+        role (RFC 5246 §6.3), and the master secret to the key log."""
         if self.is_client:
             self.records.install_pending(suite.aead, server_key, server_iv, client_key, client_iv)
         else:

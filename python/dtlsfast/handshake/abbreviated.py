@@ -318,15 +318,7 @@ def install_resumed_keys(conn: DtlsConnection) -> None:
     )
     client_key, server_key = block[:k], block[k : 2 * k]
     client_iv, server_iv = block[2 * k : 2 * k + v], block[2 * k + v :]
-    if conn.is_client:
-        conn.records.install_pending(suite.aead, server_key, server_iv, client_key, client_iv)
-    else:
-        conn.records.install_pending(suite.aead, client_key, client_iv, server_key, server_iv)
-    if conn.config.keylog is not None:
-        conn.config.keylog.write(
-            f"CLIENT_RANDOM {conn._client_random.hex()} {conn._master.hex()}\n"
-        )
-        conn.config.keylog.flush()
+    conn._install_keys(suite, client_key, client_iv, server_key, server_iv)
 
 
 _SESSION_TICKET = 35  # ExtensionType.SESSION_TICKET, RFC 5077 §3.2
