@@ -24,6 +24,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use crate::cipher::{AeadKind, RecordCipher, AEAD_NAMES};
 use crate::errors::{CoreError, CoreResult};
+use crate::record::check_sequence_number;
 use crate::replay::ReplayWindow;
 use crate::session_table::{SessionTable, TableSession};
 
@@ -208,6 +209,43 @@ impl SessionTable {
         }
         Ok(())
     }
+
+    /// Import many exported sessions at once (a restart restores 100,000):
+    /// for each `(id, data, next_write_sequence, bind)`, install the session
+    /// under `id` with `next_write_sequence` in place of the saved one when
+    /// given, and with `bind` bind its address unless another session holds
+    /// it. Each item's outcome is its saved address, or the error that left
+    /// it out (malformed, address taken, table full); nothing is partly
+    /// installed.
+    pub fn import_sessions(
+        &mut self,
+        items: &[(u64, &[u8], Option<u64>, bool)],
+        now: f64,
+    ) -> Vec<CoreResult<Option<SocketAddr>>> {
+        self.reserve(items.len());
+        items
+            .iter()
+            .map(|&(id, data, seq, bind)| {
+                let (mut session, address) = decode_session(data)?;
+                if let Some(seq) = seq {
+                    session.next_write_sequence = check_sequence_number(seq)?;
+                }
+                let bind = if bind { address } else { None };
+                if let Some(addr) = bind {
+                    if self.bound_to(&addr).is_some_and(|other| other != id) {
+                        return Err(CoreError::config(format!(
+                            "another session has the address {addr}"
+                        )));
+                    }
+                }
+                self.install(id, session)?;
+                if let Some(addr) = bind {
+                    self.bind_address(id, addr, now)?;
+                }
+                Ok(address)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +326,50 @@ mod tests {
         // The imported session answers its peer's address in serve().
         let served = restarted.serve(vec![(b"junk".to_vec(), peer)], 6.0);
         assert_eq!(served.to_python.len(), 1);
+    }
+
+    #[test]
+    fn a_batch_import_installs_each_good_item_and_reports_the_others() {
+        let mut table = SessionTable::new(8).unwrap();
+        table.install(1, session("AES_128_CCM_8")).unwrap();
+        let peer: SocketAddr = "10.0.0.1:5684".parse().unwrap();
+        let other: SocketAddr = "[2001:db8::1]:5684".parse().unwrap();
+        table.bind_address(1, peer, 0.0).unwrap();
+        let first = table.export_session(1, None).unwrap();
+        table.bind_address(1, other, 0.0).unwrap();
+        let second = table.export_session(1, None).unwrap();
+
+        let mut restarted = SessionTable::new(3).unwrap();
+        let outcomes = restarted.import_sessions(
+            &[
+                (10, &first, Some(1 << 24), true),
+                (11, &first, None, true),       // the same address: taken
+                (12, &first[..20], None, true), // malformed
+                (13, &second, None, false),     // imported, not bound
+                (14, &second, None, true),      // bound
+                (15, &second, None, false),     // the table is full
+            ],
+            2.0,
+        );
+        assert_eq!(outcomes[0].as_ref().unwrap(), &Some(peer));
+        assert!(outcomes[1]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("another session"));
+        assert!(outcomes[2].is_err());
+        assert_eq!(outcomes[3].as_ref().unwrap(), &Some(other));
+        assert_eq!(outcomes[4].as_ref().unwrap(), &Some(other));
+        assert!(outcomes[5]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("full"));
+        assert_eq!(restarted.len(), 3);
+        assert_eq!(restarted.get(10).unwrap().next_write_sequence, 1 << 24);
+        assert_eq!(restarted.bound_to(&peer), Some(10));
+        assert_eq!(restarted.get(13).unwrap().address, None);
+        assert_eq!(restarted.bound_to(&other), Some(14));
     }
 
     #[test]

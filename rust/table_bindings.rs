@@ -478,6 +478,62 @@ impl PySessionTable {
         Ok(self.inner.import_session(id, data, now)?)
     }
 
+    /// Install many sessions from :meth:`export_session`'s bytes in one
+    /// call (a restart's 100,000): ``items`` are ``(session_id, data,
+    /// next_write_sequence, bind)``; each session gets ``next_write_sequence``
+    /// (when not None) in place of the saved one and, with ``bind``, its
+    /// address bound unless another session holds it. One outcome per item:
+    /// the saved address (a socket address tuple, or None), or a str saying
+    /// why it was left out (malformed, address taken, table full).
+    fn import_sessions<'py>(
+        &mut self,
+        py: Python<'py>,
+        items: &Bound<'py, PyAny>,
+        now: f64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut owned: Vec<(u64, Bound<'py, PyBytes>, Option<u64>, bool)> = Vec::new();
+        for item in items.try_iter()? {
+            let item = item?;
+            let bad = || {
+                ConfigurationError::new_err(
+                    "import_sessions takes (session_id, bytes, next_write_sequence or None, bind) \
+                     tuples",
+                )
+            };
+            let tuple = item.cast::<PyTuple>().map_err(|_| bad())?;
+            if tuple.len() != 4 {
+                return Err(bad());
+            }
+            let id = session_id_arg(&tuple.get_item(0)?)?;
+            let data = tuple
+                .get_item(1)?
+                .cast_into::<PyBytes>()
+                .map_err(|_| bad())?;
+            let seq = tuple.get_item(2)?;
+            let seq = if seq.is_none() {
+                None
+            } else {
+                Some(uint_arg(&seq, "next_write_sequence", MAX_SEQUENCE_NUMBER)?)
+            };
+            let bind: bool = tuple.get_item(3)?.extract().map_err(|_| bad())?;
+            owned.push((id, data, seq, bind));
+        }
+        let borrowed: Vec<(u64, &[u8], Option<u64>, bool)> = owned
+            .iter()
+            .map(|(id, data, seq, bind)| (*id, data.as_bytes(), *seq, *bind))
+            .collect();
+        let outcomes = self.inner.import_sessions(&borrowed, now);
+        let list = PyList::empty(py);
+        for outcome in outcomes {
+            match outcome {
+                Ok(Some(addr)) => list.append(address_tuple(py, &addr)?)?,
+                Ok(None) => list.append(py.None())?,
+                Err(err) => list.append(err.to_string())?,
+            }
+        }
+        Ok(list)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<SessionTable {} of {} sessions>",

@@ -259,6 +259,17 @@ class SessionTable:
         ``session_id`` (replacing any) and bind its address, its activity
         clock starting at ``now``. Malformed bytes: ConfigurationError."""
 
+    def import_sessions(
+        self, items: Iterable[tuple[int, bytes, int | None, bool]], now: float
+    ) -> list[tuple[Any, ...] | str | None]:
+        """Install many sessions from :meth:`export_session`'s bytes in one
+        call (a restart's 100,000): ``items`` are ``(session_id, data,
+        next_write_sequence, bind)``; each session gets ``next_write_sequence``
+        (when not None) in place of the saved one and, with ``bind``, its
+        address bound unless another session holds it. One outcome per item:
+        the saved address (a socket address tuple, or None), or a str saying
+        why it was left out (malformed, address taken, table full)."""
+
     def next_write_sequence(self, session_id: int) -> int | None:
         """The sequence number the next sealed record gets; None if unknown."""
 

@@ -64,11 +64,7 @@ from dtlsfast.resumption import ServerResumption, TicketKeys
 from dtlsfast.session import DtlsSession
 from dtlsfast.settled_connection import SettledConnection
 from dtlsfast.source_budget import SourceBuckets, address_key
-from dtlsfast.store.connection_state import (
-    record_address,
-    restored_max_payload,
-    without_address,
-)
+from dtlsfast.store.connection_state import PeerValues, peer_values, restored_max_payload
 from dtlsfast.store.protocol import SessionStore
 from dtlsfast.store.records import SessionRecord
 from dtlsfast.store.saver import DEFAULT_INTERVAL
@@ -866,39 +862,69 @@ class DtlsServer(asyncio.DatagramProtocol):
         encodes them; None withdraws it). See :mod:`dtlsfast.coap.published`."""
         self._table.publish(path.encode(), response)
 
-    def _restore_session(self, record: SessionRecord, now: float) -> _Peer | None:
-        """A saved session back in the session table, established
-        (ServerState.restore). None when its address or CID is taken or the
-        table is full."""
-        addr = record_address(record.record_state)
-        cid = record.local_cid or b""
-        if addr is None or addr in self._peers or (cid and cid in self._by_cid):
-            return None
-        if len(self._table) >= self._table.capacity:
-            return None
-        if cid or record.peer_cid:
+    def _restore_sessions(
+        self, saved: list[tuple[SessionRecord, int]], now: float
+    ) -> list[_Peer | None]:
+        """Saved sessions back in the session table, established, each
+        ``(record, first write sequence number)`` imported in one call to the
+        table (ServerState.restore): one peer per record, None when its
+        address or CID is taken, the table is full or the record unusable."""
+        table, config, table_ids = self._table, self.config, self._table_ids
+        items: list[tuple[int, bytes, int | None, bool]] = []
+        usable: list[tuple[SessionRecord, int, PeerValues] | None] = []
+        reasons: Counter[str] = Counter()
+        for record, begin in saved:
+            try:
+                values = peer_values(record)
+            except ConfigurationError as exc:
+                reasons[str(exc)] += 1
+                usable.append(None)
+                continue
+            table_id = next(table_ids)
             # Only plain records are demultiplexed by address in the table
             # (tls12_cid ones by CID, in Python): as _join_table binds them.
-            record.record_state = without_address(record.record_state)
-        table_id = next(self._table_ids)
-        conn = SettledConnection.from_record(
-            self._table,
-            table_id,
-            record,
-            config=self.config,
-            peer=addr,
-            max_payload=restored_max_payload(self.config, record),
-            now=now,
-        )
-        peer = _Peer(self, conn, now, addr, cid, table_id=table_id, counted=True)
-        peer.session = DtlsSession(conn, addr, peer)
-        peer.session.last_activity = now
-        self._peers[addr] = peer
-        if cid:
-            self._by_cid[cid] = peer
-        self._established += 1
-        self._open_session(peer)
-        return peer
+            bind = record.local_cid is None and record.peer_cid is None
+            items.append((table_id, record.record_state, begin, bind))
+            usable.append((record, table_id, values))
+        outcomes = iter(table.import_sessions(items, now))
+        peers_by_addr, by_cid = self._peers, self._by_cid
+        opened = self._open_session
+        restored: list[_Peer | None] = []
+        for entry in usable:
+            if entry is None:
+                restored.append(None)
+                continue
+            record, table_id, values = entry
+            addr = next(outcomes)
+            cid = record.local_cid or b""
+            if isinstance(addr, str) or addr is None or addr in peers_by_addr or cid in by_cid:
+                if isinstance(addr, str):
+                    reasons[addr] += 1
+                else:
+                    table.remove(table_id)
+                restored.append(None)
+                continue
+            conn = SettledConnection.restored(
+                table,
+                table_id,
+                record,
+                values,
+                config=config,
+                peer=addr,
+                max_payload=restored_max_payload(config, record),
+            )
+            peer = _Peer(self, conn, now, addr, cid, table_id=table_id, counted=True)
+            peer.session = session = DtlsSession(conn, addr, peer)
+            session.last_activity = now
+            peers_by_addr[addr] = peer
+            if cid:
+                by_cid[cid] = peer
+            self._established += 1
+            opened(peer)
+            restored.append(peer)
+        for reason, count in reasons.items():
+            logger.warning("%d saved sessions could not be restored: %s", count, reason)
+        return restored
 
     def _join_table(self, peer: _Peer) -> None:
         """Swap an established session's connection for the slim one, its

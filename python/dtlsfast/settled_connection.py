@@ -72,7 +72,7 @@ from dtlsfast.handshake.messages import (
     split_handshake_fragments,
 )
 from dtlsfast.record_layer import TLS12_CID
-from dtlsfast.store.connection_state import build_record, peer_values
+from dtlsfast.store.connection_state import PeerValues, build_record, peer_values
 from dtlsfast.store.records import SessionRecord
 
 if TYPE_CHECKING:
@@ -258,6 +258,25 @@ class SettledConnection:
         state or suite is not usable."""
         values = peer_values(record)
         table.import_session(table_id, record.record_state, now)
+        return cls.restored(
+            table, table_id, record, values, config=config, peer=peer, max_payload=max_payload
+        )
+
+    @classmethod
+    def restored(
+        cls,
+        table: Any,
+        table_id: int,
+        record: SessionRecord,
+        values: PeerValues,
+        *,
+        config: DtlsConfiguration,
+        peer: Any,
+        max_payload: int,
+    ) -> SettledConnection:
+        """The slim connection of a stored session already imported into
+        ``table`` under ``table_id`` (``SessionTable.import_sessions``), its
+        connection IDs set here; ``values`` are ``peer_values(record)``."""
         cids = None
         if record.local_cid is not None or record.peer_cid is not None:
             cids = (record.local_cid or b"", record.peer_cid or b"")

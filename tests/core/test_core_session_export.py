@@ -204,3 +204,42 @@ def test_rust_and_pure_refuse_the_same_corruptions(spec: dict[str, Any], data: A
         else:
             outcomes.append(table.export_session(1))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("core", BACKENDS)
+def test_a_batch_import_installs_the_good_items_and_says_why_not_the_others(
+    core: ModuleType,
+) -> None:
+    table = _table(core)
+    table.bind_address(1, PEER4, 0.0)
+    first = table.export_session(1)
+    table.bind_address(1, PEER6, 0.0)
+    second = table.export_session(1)
+    restarted = core.SessionTable(3)
+    outcomes = restarted.import_sessions(
+        [
+            (10, first, 1 << 24, True),
+            (11, first, None, True),  # the same address: another session has it
+            (12, first[:20], None, True),  # malformed
+            (13, second, None, False),  # imported, its address not bound
+            (14, second, None, True),
+            (15, second, None, False),  # the table is full
+        ],
+        2.0,
+    )
+    assert outcomes[0] == PEER4
+    assert isinstance(outcomes[1], str) and "another session" in outcomes[1]
+    assert isinstance(outcomes[2], str)
+    assert outcomes[3] == PEER6 and outcomes[4] == PEER6
+    assert isinstance(outcomes[5], str) and "full" in outcomes[5]
+    assert len(restarted) == 3 and 11 not in restarted and 12 not in restarted
+    assert restarted.next_write_sequence(10) == 1 << 24
+    assert restarted.next_write_sequence(13) == 42
+    assert restarted.last_active(10) == 2.0
+    # Bound sessions answer their address in serve(); the unbound one does not.
+    assert restarted.export_session(13) == table.export_session(1)[:-27] + b"\0"
+    assert restarted.export_session(14) == second
+    with pytest.raises(ConfigurationError):
+        restarted.import_sessions([(1, first, 1 << 48, True)], 0.0)
+    with pytest.raises(ConfigurationError):
+        restarted.import_sessions([(1, "not bytes", None, True)], 0.0)

@@ -270,6 +270,47 @@ class SessionTable:
         if address is not None:
             self.bind_address(sid, address, now)
 
+    def import_sessions(
+        self, items: Iterable[tuple[int, bytes, int | None, bool]], now: float
+    ) -> list[tuple[object, ...] | str | None]:
+        """Install many sessions from :meth:`export_session`'s bytes: each
+        ``(session_id, data, next_write_sequence, bind)`` gets
+        ``next_write_sequence`` (unless None) and, with ``bind``, its address
+        bound unless another session holds it. One outcome per item: the
+        saved address (or None), or a str saying why it was left out."""
+        parsed = []
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 4 or not isinstance(item[1], bytes):
+                raise ConfigurationError(
+                    "import_sessions takes (session_id, bytes, next_write_sequence or None, "
+                    "bind) tuples"
+                )
+            sid = uint(item[0], "session_id", _U64)
+            seq = item[2]
+            if seq is not None:
+                seq = uint(seq, "next_write_sequence", MAX_SEQUENCE_NUMBER)
+            parsed.append((sid, item[1], seq, bool(item[3])))
+        outcomes: list[tuple[object, ...] | str | None] = []
+        for sid, data, seq, bind in parsed:
+            try:
+                read, read_epoch, window, write, write_epoch, saved, version, address = (
+                    decode_export(data)
+                )
+                if seq is not None:
+                    saved = seq
+                if bind and address is not None:
+                    other = self._by_address.get(address)
+                    if other is not None and other != sid:
+                        raise ConfigurationError(f"another session has the address {address}")
+                self.install(sid, read, read_epoch, window, write, write_epoch, saved, version)
+                if bind and address is not None:
+                    self.bind_address(sid, address, now)
+            except ConfigurationError as exc:
+                outcomes.append(str(exc))
+                continue
+            outcomes.append(address)
+        return outcomes
+
     def next_write_sequence(self, session_id: int) -> int | None:
         session = self._sessions.get(uint(session_id, "session_id", _U64))
         return None if session is None else session.next_write_sequence

@@ -84,16 +84,25 @@ class PeerValues(NamedTuple):
 
 def peer_values(record: SessionRecord) -> PeerValues:
     """The record's suite and peer credentials; ConfigurationError if unusable."""
-    suite = SUITES_BY_CODE.get(record.cipher_suite)
-    if suite is None:
-        raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")
     read_epoch = int.from_bytes(record.record_state[4:6], "big")
-    if (
+    psk = (
         record.peer_public_key is None
         and record.peer_certificate_type is None
         and not record.peer_certificates
-    ):
-        return PeerValues(suite, read_epoch=read_epoch)  # PSK: nothing to parse
+    )
+    if psk:
+        # PSK: nothing to parse, and one shared tuple per suite and epoch.
+        shared = _PSK_VALUES.get((record.cipher_suite, read_epoch))
+        if shared is not None:
+            return shared
+    suite = SUITES_BY_CODE.get(record.cipher_suite)
+    if suite is None:
+        raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")
+    if psk:
+        values = PeerValues(suite, read_epoch=read_epoch)
+        if len(_PSK_VALUES) < _MAX_SHARED:
+            _PSK_VALUES[(record.cipher_suite, read_epoch)] = values
+        return values
     from dtlsfast.handshake.cert_types import CertificateType
 
     try:
@@ -119,6 +128,11 @@ def peer_values(record: SessionRecord) -> PeerValues:
     )
 
 
+#: (suite code, read epoch) -> the PeerValues of a PSK session: a handful in use.
+_PSK_VALUES: dict[tuple[int, int], PeerValues] = {}
+_MAX_SHARED = 256
+
+
 def restored_max_payload(config: Any, record: SessionRecord) -> int:
     """The largest application payload of one record of a restored session:
     what fits the MTU after the header, explicit nonce and tag (RFC 5246
@@ -128,6 +142,8 @@ def restored_max_payload(config: Any, record: SessionRecord) -> int:
     found = _MAX_PAYLOADS.get((record.cipher_suite, mtu))
     if found is not None:
         return found
+    if len(_MAX_PAYLOADS) >= _MAX_SHARED:
+        _MAX_PAYLOADS.clear()
     suite = SUITES_BY_CODE.get(record.cipher_suite)
     if suite is None:
         raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")

@@ -91,6 +91,11 @@ class StateSaver:
         self._dirty.add(key)
         self._removed.discard(key)
 
+    def changed_all(self, keys: Iterable[bytes]) -> None:
+        """:meth:`changed` for each of ``keys`` (a full save)."""
+        self._dirty.update(keys)
+        self._removed.difference_update(self._dirty)
+
     def removed(self, key: bytes) -> None:
         """A session ended (closed, evicted, expired): it is not restored."""
         self._dirty.discard(key)

@@ -127,24 +127,29 @@ class ServerState:
         self._peers.clear()  # a server that could not open its socket had them
         self._scratch = server._table.__class__(1)
         self.saver.start = self.store.begin()  # durable before anything is sealed
-        restored = 0
+        saved: list[tuple[SessionRecord, int]] = []
+        resume, not_restored = self.saver.resume, self.saver.removed
+        failed = 0
         for record in self.store.iterate():
-            begin = self.saver.resume(record)
-            peer = None
-            if begin is not None:
-                state = record.record_state
-                record.record_state = state[:8] + begin.to_bytes(8, "big") + state[16:]
-                try:
-                    peer = server._restore_session(record, now)
-                except ConfigurationError as exc:
-                    logger.warning("a saved session could not be restored: %s", exc)
+            begin = resume(record)
+            if begin is None:  # its sequence numbers ran out: it must handshake again
+                not_restored(record.key)
+                failed += 1
+            else:
+                saved.append((record, begin))
+        restored = 0
+        peers = self._peers
+        for (record, _), peer in zip(saved, server._restore_sessions(saved, now), strict=True):
+            key = record.key
             if peer is None:
-                self.counters["sessions_not_restored"] += 1
-                self.saver.removed(record.key)
+                not_restored(key)
+                failed += 1
                 continue
-            peer.state_key = record.key
-            self._peers[record.key] = (peer, record.created)
+            peer.state_key = key
+            peers[key] = (peer, record.created)
             restored += 1
+        if failed:
+            self.counters["sessions_not_restored"] += failed
         self._restored_observations = list(self.store.iterate_observations())
         self.counters["sessions_restored"] += restored
         # Restored sessions are saved again once active (or half their
@@ -232,14 +237,19 @@ class ServerState:
         since = self._checked_activity
         self._checked_activity = now
         write_sequence, changed = self._write_sequence, self.saver.changed
+        table_sequence = server._table.next_write_sequence
         for key, (peer, _) in self._peers.items():
-            seq = write_sequence(peer)
+            # _write_sequence() inlined for table sessions: 100,000 on a full save.
+            table_id = peer.table_id
+            seq = table_sequence(table_id) if table_id is not None else write_sequence(peer)
             if seq is None:
                 continue
             live[key] = seq
-            if everything or self._activity(peer) > since:
+            if not everything and self._activity(peer) > since:
                 changed(key)
-        if not everything:
+        if everything:
+            self.saver.changed_all(live)
+        else:
             self.saver.check_sequences(live.items())
         self._observations_changed()
         saved = self.saver.flush(now, self._export, live.get)
