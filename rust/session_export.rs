@@ -32,7 +32,12 @@ pub const EXPORT_FORMAT: u8 = 1;
 
 /// The bytes of one session's record state (see the module).
 pub fn encode_session(session: &TableSession) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+    encode_session_with(session, session.next_write_sequence)
+}
+
+/// [`encode_session`] with `next_write_sequence` in place of the live value.
+fn encode_session_with(session: &TableSession, next_write_sequence: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
     out.push(EXPORT_FORMAT);
     let index = AEAD_NAMES
         .iter()
@@ -42,7 +47,7 @@ pub fn encode_session(session: &TableSession) -> Vec<u8> {
     out.extend_from_slice(&session.version.to_be_bytes());
     out.extend_from_slice(&session.read_epoch.to_be_bytes());
     out.extend_from_slice(&session.write_epoch.to_be_bytes());
-    out.extend_from_slice(&session.next_write_sequence.to_be_bytes());
+    out.extend_from_slice(&next_write_sequence.to_be_bytes());
     for cipher in [&session.read, &session.write] {
         let (key, iv) = cipher.key_material();
         out.extend_from_slice(key);
@@ -189,14 +194,10 @@ impl SessionTable {
     /// store persists a reserved limit); None if the session is unknown.
     pub fn export_session(&self, id: u64, next_write_sequence: Option<u64>) -> Option<Vec<u8>> {
         let session = self.get(id)?;
-        match next_write_sequence {
-            None => Some(encode_session(session)),
-            Some(seq) => {
-                let mut copy = session.clone();
-                copy.next_write_sequence = seq;
-                Some(encode_session(&copy))
-            }
-        }
+        Some(encode_session_with(
+            session,
+            next_write_sequence.unwrap_or(session.next_write_sequence),
+        ))
     }
 
     /// Install the exported session under `id` (replacing any) and bind its

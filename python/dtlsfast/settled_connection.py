@@ -209,7 +209,7 @@ class SettledConnection:
         suite = self.cipher_suite
         if state is None or suite is None:
             return None
-        if self.peer_public_key is None and self.peer_certificate_type is None:
+        if self._peer_auth is None:
             # A PSK session (the common case, 100,000 at a time): no conversions.
             record = SessionRecord(
                 key,

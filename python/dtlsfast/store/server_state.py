@@ -278,7 +278,7 @@ class ServerState:
         if peer.table_id is None:
             return conn.session_record(key, limit, created, self._scratch)  # type: ignore[no-any-return]
         record: SessionRecord | None = conn.session_record(key, limit, created)
-        if record is not None and conn.connection_id is not None:
+        if record is not None and record.local_cid is not None:
             # Not bound in the table (see DtlsServer._join_table): its address is the peer's.
             record.record_state = with_address(record.record_state, peer.addr)
         return record
