@@ -682,6 +682,7 @@ class DtlsConnection:
             connection_ids=cids,
             final_flight=final,
             final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
+            record_size_limit=self.peer_record_size_limit,
         )
 
     # -- the session store (dtlsfast.store) -----------------------------------
@@ -712,6 +713,7 @@ class DtlsConnection:
             peer_certificates=self.peer_certificates,
             local_cid=self.connection_id,
             peer_cid=self.peer_connection_id,
+            record_size_limit=self.peer_record_size_limit,
         )
 
     def datagrams_to_send(self, now: float) -> list[bytes]:

@@ -127,6 +127,7 @@ class SettledConnection:
         "peer",
         "psk_identity",
         "read_epoch",
+        "record_size_limit",
     )
 
     def __init__(
@@ -150,6 +151,7 @@ class SettledConnection:
         connection_ids: tuple[bytes, bytes] | None = None,
         final_flight: tuple[int, list[bytes]] | None = None,
         final_flight_until: float = float("inf"),
+        record_size_limit: int | None = None,
     ) -> None:
         """``connection_ids``: (the CID records to us carry, the one ours
         carry), as the table has them. ``final_flight``: (the next write
@@ -185,6 +187,12 @@ class SettledConnection:
         self._last_peer_seq = peer_last_message_seq
         # Sessions share a handful of values: one int object each, not one per session.
         self.max_payload = _SHARED_INTS.setdefault(max_payload, max_payload)
+        #: The peer's record_size_limit (RFC 8449), kept for the session store.
+        self.record_size_limit = (
+            None
+            if record_size_limit is None
+            else _SHARED_INTS.setdefault(record_size_limit, record_size_limit)
+        )
         self.cipher_suite = cipher_suite
         self.client_random = client_random
         self.psk_identity = psk_identity
@@ -223,6 +231,8 @@ class SettledConnection:
             )
             if self._cids is not None:
                 record.local_cid, record.peer_cid = self.connection_id, self.peer_connection_id
+            if self.record_size_limit is not None:
+                record.record_size_limit = self.record_size_limit
             return record
         return build_record(
             key,
@@ -238,6 +248,7 @@ class SettledConnection:
             peer_certificates=self.peer_certificates,
             local_cid=self.connection_id,
             peer_cid=self.peer_connection_id,
+            record_size_limit=self.record_size_limit,
         )
 
     @classmethod
@@ -298,6 +309,7 @@ class SettledConnection:
             peer_public_key=values.peer_public_key,
             peer_certificate_type=values.peer_certificate_type,
             connection_ids=cids,
+            record_size_limit=record.record_size_limit,
         )
 
     # -- what the endpoints read --------------------------------------------

@@ -1,8 +1,9 @@
 """``dtlsfast serve --state-file`` as a user runs it (issue 15): sessions of
 a dtlsfast client and a libcoap observer outlive SIGTERM and ``kill -9``
 with no new handshake, the restarted server's record sequence numbers are
-past everything its predecessor sent, and a state file that cannot be used
-stops the server with an error naming it, untouched."""
+past everything its predecessor sent, the light's value PUT before a restart
+is what a GET sees after it, and a state file that cannot be used stops the
+server with an error naming it, untouched."""
 
 from __future__ import annotations
 
@@ -90,6 +91,37 @@ async def test_sessions_and_observers_survive_sigterm(tmp_path: Path) -> None:
         assert "restored 2 DTLS sessions" in text, text
         # Only the PUT's client handshook with the second server.
         assert _established(second_log) == 1, text
+    finally:
+        if session is not None:
+            session.abort()
+
+
+def _put(message_id: int, value: bytes) -> bytes:
+    """A Confirmable CoAP PUT of /light with ``value`` as its payload."""
+    return b"\x40\x03" + message_id.to_bytes(2, "big") + b"\xb5light\xff" + value
+
+
+async def test_the_light_value_survives_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    port = free_udp_port_pair()
+    options = ("--state-file", str(state))
+    session: DtlsSession | None = None
+    try:
+        async with serve_process(tmp_path / "first.log", 0, port + 1, *options) as first:
+            session = await dtlsfast.connect("127.0.0.1", port + 1, psk=PSK)
+            assert (await _request(session, 1)).endswith(b"off")
+            await session.send(_put(2, b"on"))
+            changed = await asyncio.wait_for(session.recv(), 5)
+            assert changed[:4] == b"\x60\x44\x00\x02", changed  # 2.04 Changed
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(first.wait(), 10) == 0
+        async with serve_process(tmp_path / "second.log", 0, port + 1, *options):
+            # The restored session's GET, answered in the session table.
+            assert (await _request(session, 3)).endswith(b"on")
+            # A new client sees it too, through the CoAP server.
+            got = await run_coap_client(f"coaps://127.0.0.1:{port + 1}/light")
+            assert got.payload is not None and got.payload.endswith(b"on"), got.describe()
+        assert _established(tmp_path / "second.log") == 1
     finally:
         if session is not None:
             session.abort()

@@ -1,5 +1,6 @@
 """Session and observation records of the store: their encodings round trip
-every field, refuse truncation and bad formats, and check bounds on encode."""
+every field, refuse truncation and bad formats, and check bounds on encode;
+records of format 2 (before record_size_limit was kept) still decode."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from dtlsfast.exceptions import ConfigurationError, DecodeError
 from dtlsfast.store import ObservationRecord, SessionRecord
-from dtlsfast.store.records import RECORD_FORMAT
+from dtlsfast.store.records import _SESSION_HEAD_2, RECORD_FORMAT
 
 sessions = st.builds(
     SessionRecord,
@@ -27,6 +28,7 @@ sessions = st.builds(
     local_cid=st.none() | st.binary(max_size=20),
     peer_cid=st.none() | st.binary(max_size=20),
     saved_at_start=st.integers(0, 0xFFFFFFFF),
+    record_size_limit=st.none() | st.integers(64, 16385),
 )
 observations = st.builds(
     ObservationRecord,
@@ -72,3 +74,25 @@ def test_bounds_are_checked() -> None:
         ObservationRecord(b"k", b"123456789", "light", b"", 0, 0)
     with pytest.raises(ConfigurationError, match="24 bits"):
         ObservationRecord(b"k", b"", "light", b"", 1 << 24, 0)
+
+
+@given(sessions)
+def test_format_2_session_records_decode_with_no_record_size_limit(
+    record: SessionRecord,
+) -> None:
+    """A version-2 state file's records: the head had no record_size_limit."""
+    record.record_size_limit = 99
+    encoded = record.encode()
+    head = _SESSION_HEAD_2.size
+    old = bytes([2]) + encoded[1:head] + encoded[head + 2 :]
+    decoded = SessionRecord.decode(record.key, old)
+    record.record_size_limit = None
+    assert decoded == record
+    with pytest.raises(DecodeError):
+        SessionRecord.decode(record.key, old + b"\0")
+
+
+def test_old_observation_records_decode() -> None:
+    obs = ObservationRecord(b"k", b"t", "light", b"\x41\x01", 5, 1_700_000_000)
+    old = bytes([2]) + obs.encode()[1:]
+    assert ObservationRecord.decode(b"k", b"t", old) == obs

@@ -17,6 +17,7 @@ from dtls_pair import client_config, handshake, server_config
 from dtlsfast.backend import load_backend
 from dtlsfast.connection import DtlsConnection
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed
+from dtlsfast.exceptions import LocalProtocolError
 from dtlsfast.handshake.constants import ContentType
 from dtlsfast.settled_connection import SettledConnection
 from dtlsfast.store import SqliteSessionStore, StateSaver
@@ -100,3 +101,41 @@ def test_an_established_connection_not_in_the_table_is_saved_too(tmp_path: Path)
     for datagram in restored.datagrams_to_send(2.0):
         client.receive_datagram(datagram, 2.0)
     assert client.next_event() == ApplicationDataReceived(b"back")
+
+
+def test_a_restored_session_keeps_the_peers_record_size_limit(tmp_path: Path) -> None:
+    """RFC 8449 §4: records to the peer stay within the limit it sent, after
+    a restart as before."""
+    from dtlsfast.store.connection_state import restored_max_payload
+
+    pair = handshake(client_config(), server_config())
+    client, server = pair.client, pair.server
+    assert isinstance(server, DtlsConnection)
+    server.receive_datagram(client.records.seal(ContentType.APPLICATION_DATA, b"hi"), 1.0)
+    server.peer_record_size_limit = 100  # as a ClientHello with record_size_limit sets it
+    table = load_backend("rust").SessionTable(4)
+    settled = server.settle_into(table, 7)
+    assert settled.max_payload == 100 and settled.record_size_limit == 100
+    store = SqliteSessionStore(tmp_path / "state.db", b"k" * 32)
+    record = settled.session_record(b"peer-1", 1 << 20, 1_700_000_000)
+    assert record is not None and record.record_size_limit == 100
+    store.save([record])
+    store.close()
+
+    with SqliteSessionStore(tmp_path / "state.db", b"k" * 32) as reopened:
+        (saved,) = list(reopened.iterate())
+    assert saved.record_size_limit == 100
+    payload = restored_max_payload(settled.config, saved)
+    assert payload == 100
+    new_table = load_backend("rust").SessionTable(4)
+    restored = SettledConnection.from_record(
+        new_table, 3, saved, config=settled.config, peer=None, max_payload=payload, now=2.0
+    )
+    assert restored.max_payload == 100 and restored.record_size_limit == 100
+    with pytest.raises(LocalProtocolError):
+        restored.send(b"x" * 101)
+    # Saved again, the limit goes along; one without a limit gets the MTU's.
+    again = restored.session_record(b"peer-1", 1 << 21, 1_700_000_000)
+    assert again is not None and again.record_size_limit == 100
+    again.record_size_limit = None
+    assert restored_max_payload(settled.config, again) > 100

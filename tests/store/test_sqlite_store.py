@@ -1,8 +1,9 @@
 """The SQLite session store: what it saves it restores, encrypted and mode
 0600; a file that is corrupt, truncated, of another version or under another
 key is refused with a typed error naming it, and left untouched unless the
-caller asks to start empty; an applied batch survives kill -9; and a typical
-PSK session takes at most 300 bytes of the file."""
+caller asks to start empty; an applied batch survives kill -9; a typical
+PSK session takes at most 300 bytes of the file; resources' saved state is
+kept encrypted like the rest; and a version-2 file is migrated in place."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ from dtlsfast.exceptions import (
 from dtlsfast.store import (
     MemorySessionStore,
     ObservationRecord,
+    ResourceStore,
     SessionStore,
     SqliteSessionStore,
+    StoreBatch,
 )
-from dtlsfast.store.sqlite import START_EMPTY_HINT
+from dtlsfast.store.sqlite import START_EMPTY_HINT, STATE_VERSION
 
 
 def _digest(path: Path) -> str:
@@ -246,3 +249,61 @@ def test_a_psk_session_takes_at_most_300_bytes(tmp_path: Path) -> None:
     size = (tmp_path / "state.db").stat().st_size
     print(f"\n{used / count:.0f} B per session in use, {size / count:.0f} B per session of file")
     assert size / count <= 300
+
+
+def test_resource_states_are_kept_encrypted(store: SessionStore, tmp_path: Path) -> None:
+    assert isinstance(store, ResourceStore)
+    store.apply(StoreBatch(resources={"light": b"\x01", "a/b": b"secret-value"}))
+    store.apply(StoreBatch(resources={"light": b"\x00"}))
+    assert sorted(store.iterate_resources()) == [("a/b", b"secret-value"), ("light", b"\x00")]
+    store.close()
+    if isinstance(store, SqliteSessionStore):
+        assert b"secret-value" not in (tmp_path / "state.db").read_bytes()
+        with SqliteSessionStore(tmp_path / "state.db", SECRET) as reopened:
+            assert dict(reopened.iterate_resources())["light"] == b"\x00"
+            # Another generation writes now; the rows of the old one stay readable.
+            reopened.apply(StoreBatch(resources={"a/b": b"x"}))
+        with SqliteSessionStore(tmp_path / "state.db", SECRET) as reopened:
+            assert dict(reopened.iterate_resources()) == {"a/b": b"x", "light": b"\x00"}
+
+
+def test_a_swapped_resource_row_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteSessionStore(path, SECRET) as store:
+        store.apply(StoreBatch(resources={"light": b"\x01", "other": b"\x00"}))
+    db = sqlite3.connect(path)
+    db.execute("UPDATE resources SET path = 'x' WHERE path = 'light'")
+    db.commit()
+    db.close()
+    with SqliteSessionStore(path, SECRET) as store, pytest.raises(StateFileCorruptError):
+        list(store.iterate_resources())
+
+
+def test_a_version_2_file_is_migrated_in_place(tmp_path: Path) -> None:
+    path = _saved(tmp_path, 50)
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE resources")
+    db.execute("UPDATE meta SET value = 2 WHERE name = 'version'")
+    db.commit()
+    db.close()
+    with SqliteSessionStore(path, SECRET) as store:
+        assert len(list(store.iterate())) == 50
+        assert list(store.iterate_resources()) == []
+        store.apply(StoreBatch(resources={"light": b"\x01"}))
+    db = sqlite3.connect(path)
+    version = db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0]
+    db.close()
+    assert version == STATE_VERSION == 3
+    with SqliteSessionStore(path, SECRET) as store:
+        assert dict(store.iterate_resources()) == {"light": b"\x01"}
+        assert len(list(store.iterate())) == 50
+
+
+def test_a_version_2_file_under_another_key_is_refused_unmigrated(tmp_path: Path) -> None:
+    path = _saved(tmp_path, 5)
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE resources")
+    db.execute("UPDATE meta SET value = 2 WHERE name = 'version'")
+    db.commit()
+    db.close()
+    _assert_refused(path, os.urandom(64), StateFileKeyError, "another key")

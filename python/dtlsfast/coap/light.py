@@ -10,6 +10,8 @@ observable light switch, over RFC 7252 §5.8 GET/PUT and RFC 7641 Observe.
   deeply to parse included; another Content-Format 4.15. Observers are
   notified after every successful PUT, changed or not, as the ESP-IDF
   example calls ``coap_resource_notify_observers`` after each one.
+- With a state file (``dtlsfast serve --state-file``) the value outlives a
+  restart: a device's GET after it sees what it PUT before.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ class LightResource(Resource):
             body = json.dumps({"on": self.on}).encode()
             return Response(Code.CONTENT, body, ContentFormat.JSON)
         raise ErrorResponse(Code.NOT_ACCEPTABLE, "text/plain (0) or application/json (50)")
+
+    def saved_state(self) -> bytes:
+        return b"\x01" if self.on else b"\x00"
+
+    def restore_state(self, state: bytes) -> None:
+        if state not in (b"\x00", b"\x01"):
+            raise ValueError(f"a light's saved state is 0 or 1, got {state!r}")
+        self.on = state == b"\x01"
 
     def published_representation(self) -> Response:
         """The plain GET's answer: every change goes through :meth:`notify`."""

@@ -106,6 +106,19 @@ class Resource:
         changes."""
         return None
 
+    # -- the state file (dtlsfast.store) ----------------------------------
+
+    def saved_state(self) -> bytes | None:
+        """What a server with a state file keeps of this resource across
+        restarts (small: at most 64 KiB), read at each save; None (the
+        default) keeps nothing. See :meth:`restore_state`."""
+        return None
+
+    def restore_state(self, state: bytes) -> None:
+        """Take back what :meth:`saved_state` returned before a restart
+        (before any request reaches the resource). Raise ValueError if
+        ``state`` is unusable: the resource then keeps its initial state."""
+
     # -- observe ---------------------------------------------------------
 
     def bind_notifier(self, hook: Callable[[], None]) -> None:

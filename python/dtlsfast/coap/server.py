@@ -241,6 +241,14 @@ class Attachment:
         """Register saved observations again (their peers restored); how many."""
         return self._server._restore_observations(self.id, observations)
 
+    def export_resource_states(self) -> dict[str, bytes]:
+        """The saved state of every resource that keeps one, by path."""
+        return self._server._export_resource_states()
+
+    def restore_resource_states(self, states: Iterable[tuple[str, bytes]]) -> int:
+        """Give resources back their saved state; how many took it."""
+        return self._server._restore_resource_states(states)
+
     @property
     def observe_value(self) -> int:
         """The server's last Observe value (RFC 7641 §4.4)."""
@@ -479,6 +487,33 @@ class CoapServer:
 
     def _observers_all(self) -> list[Observation]:
         return self._observers.all()
+
+    def _export_resource_states(self) -> dict[str, bytes]:
+        states = {}
+        for path, resource in self._resources.items():
+            try:
+                state = resource.saved_state()
+            except Exception:
+                log.exception("saved_state() of resource %s raised", path)
+                continue
+            if state is not None:
+                states[path] = bytes(state)
+        return states
+
+    def _restore_resource_states(self, states: Iterable[tuple[str, bytes]]) -> int:
+        taken = 0
+        for path, state in states:
+            resource = self._resources.get(path)
+            if resource is None:
+                continue  # no longer served
+            try:
+                resource.restore_state(state)
+            except Exception as exc:
+                log.warning("resource %s did not take its saved state: %s", path, exc)
+                continue
+            taken += 1
+            self._republish(path)
+        return taken
 
     def _export_observations(self, aid: int) -> list[tuple[Hashable, bytes, str, bytes]]:
         return [

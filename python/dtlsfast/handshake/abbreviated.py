@@ -95,6 +95,8 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
     conn._ticket_promised = found.renew_ticket
     cid = hello.connection_id if conn._offered_cid is not None else None
     limit = hello.record_size_limit
+    if limit is not None:
+        conn.peer_record_size_limit = limit  # RFC 8449 §4, as in a full handshake
     reneg = hello.renegotiation_info
     secure_reneg = reneg is not None or EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
     conn._queue_message(

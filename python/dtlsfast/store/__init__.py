@@ -4,7 +4,7 @@ carry on with no handshake. :class:`SessionStore` is the interface,
 :class:`SqliteSessionStore` the default, :class:`StateSaver` the periodic,
 incremental saving with reserved sequence numbers."""
 
-from dtlsfast.store.protocol import MemorySessionStore, SessionStore, StoreBatch
+from dtlsfast.store.protocol import MemorySessionStore, ResourceStore, SessionStore, StoreBatch
 from dtlsfast.store.records import ObservationRecord, SessionRecord
 from dtlsfast.store.saver import StateSaver
 from dtlsfast.store.sqlite import SqliteSessionStore
@@ -12,6 +12,7 @@ from dtlsfast.store.sqlite import SqliteSessionStore
 __all__ = [
     "MemorySessionStore",
     "ObservationRecord",
+    "ResourceStore",
     "SessionRecord",
     "SessionStore",
     "SqliteSessionStore",

@@ -49,6 +49,7 @@ def build_record(
     peer_certificates: list[x509.Certificate] | None,
     local_cid: bytes | None = None,
     peer_cid: bytes | None = None,
+    record_size_limit: int | None = None,
 ) -> SessionRecord:
     """A session record from a connection's values (keys as DER)."""
     key_der = None
@@ -68,6 +69,7 @@ def build_record(
         peer_certificates=tuple(c.public_bytes(Encoding.DER) for c in peer_certificates or ()),
         local_cid=local_cid,
         peer_cid=peer_cid,
+        record_size_limit=record_size_limit,
     )
 
 
@@ -136,24 +138,28 @@ _MAX_SHARED = 256
 def restored_max_payload(config: Any, record: SessionRecord) -> int:
     """The largest application payload of one record of a restored session:
     what fits the MTU after the header, explicit nonce and tag (RFC 5246
-    §6.2.1's 2^14 at most). A record_size_limit the peer sent (RFC 8449) is
-    not saved: a restored session uses the MTU's."""
+    §6.2.1's 2^14 at most), and no more than the record_size_limit the peer
+    sent (RFC 8449 §4), as the session had before the restart."""
     mtu = int(config.mtu)
-    found = _MAX_PAYLOADS.get((record.cipher_suite, mtu))
+    key = (record.cipher_suite, mtu, record.record_size_limit)
+    found = _MAX_PAYLOADS.get(key)
     if found is not None:
         return found
-    if len(_MAX_PAYLOADS) >= _MAX_SHARED:
-        _MAX_PAYLOADS.clear()
     suite = SUITES_BY_CODE.get(record.cipher_suite)
     if suite is None:
         raise ConfigurationError(f"a stored session has unknown suite {record.cipher_suite:#06x}")
+    if len(_MAX_PAYLOADS) >= _MAX_SHARED:
+        _MAX_PAYLOADS.clear()
     overhead = 13 + suite.record_iv_length + suite.tag_length
-    payload = _MAX_PAYLOADS[(record.cipher_suite, mtu)] = max(0, min(1 << 14, mtu - overhead))
+    payload = max(0, min(1 << 14, mtu - overhead))
+    if record.record_size_limit is not None:
+        payload = min(payload, record.record_size_limit)
+    _MAX_PAYLOADS[key] = payload
     return payload
 
 
-#: (suite code, MTU) -> max payload: bounded by the suites times the MTUs in use.
-_MAX_PAYLOADS: dict[tuple[int, int], int] = {}
+#: (suite code, MTU, record_size_limit) -> max payload: a handful in use (bounded).
+_MAX_PAYLOADS: dict[tuple[int, int, int | None], int] = {}
 
 
 def _address_offset(state: bytes) -> int:

@@ -28,10 +28,16 @@ class StoreBatch:
     deleted_sessions: list[bytes] = field(default_factory=list)
     deleted_observations: list[tuple[bytes, bytes]] = field(default_factory=list)
     """``(session_key, token)`` pairs."""
+    resources: dict[str, bytes] = field(default_factory=dict)
+    """CoAP resources' saved state by path (upserts; ``Resource.saved_state``)."""
 
     def __bool__(self) -> bool:
         return bool(
-            self.sessions or self.observations or self.deleted_sessions or self.deleted_observations
+            self.sessions
+            or self.observations
+            or self.deleted_sessions
+            or self.deleted_observations
+            or self.resources
         )
 
 
@@ -71,6 +77,17 @@ class SessionStore(Protocol):
         """Release the store; it is not used afterwards."""
 
 
+@runtime_checkable
+class ResourceStore(Protocol):
+    """What a :class:`SessionStore` adds to keep CoAP resources' state as
+    well (``StoreBatch.resources``, e.g. the ``light`` value): optional, so
+    that stores written before it still serve; one without it keeps no
+    resource state and a restarted server's resources start afresh."""
+
+    def iterate_resources(self) -> Iterator[tuple[str, bytes]]:
+        """Every saved resource state as ``(path, state)``."""
+
+
 class BatchStore:
     """``save`` and ``delete`` in terms of ``apply``, for implementations."""
 
@@ -98,6 +115,7 @@ class MemorySessionStore(BatchStore):
         self._starts = 0
         self._sessions: dict[bytes, SessionRecord] = {}
         self._observations: dict[tuple[bytes, bytes], ObservationRecord] = {}
+        self._resources: dict[str, bytes] = {}
 
     def apply(self, batch: StoreBatch) -> None:
         for key in batch.deleted_sessions:
@@ -110,6 +128,7 @@ class MemorySessionStore(BatchStore):
             self._sessions[record.key] = record
         for obs in batch.observations:
             self._observations[(obs.session_key, obs.token)] = obs
+        self._resources.update(batch.resources)
 
     def begin(self) -> int:
         self._starts += 1
@@ -124,8 +143,11 @@ class MemorySessionStore(BatchStore):
     def iterate_observations(self) -> Iterator[ObservationRecord]:
         return iter(list(self._observations.values()))
 
+    def iterate_resources(self) -> Iterator[tuple[str, bytes]]:
+        return iter(list(self._resources.items()))
+
     def close(self) -> None:
         pass
 
 
-__all__ = ["BatchStore", "MemorySessionStore", "SessionStore", "StoreBatch"]
+__all__ = ["BatchStore", "MemorySessionStore", "ResourceStore", "SessionStore", "StoreBatch"]

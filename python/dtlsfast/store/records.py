@@ -8,7 +8,10 @@ handshake: the record state of RFC 6347 §4.1 as the session table exports it
 number, the replay window and the peer address; see rust/session_export.rs),
 and what the connection knew of the handshake: the cipher suite, the
 extended-master-secret flag (RFC 7627), the PSK identity or the peer's key,
-the connection IDs (RFC 9146) and the handshake message sequence numbers.
+the connection IDs (RFC 9146), the record_size_limit the peer sent (RFC 8449
+§4: a restored session keeps within it) and the handshake message sequence
+numbers. Records of format 2 (before record_size_limit was kept) decode
+with no limit; every record is written in format :data:`RECORD_FORMAT`.
 The write sequence number in ``record_state`` is a *reserved limit*, not the
 live value (see :mod:`dtlsfast.store.saver`), and ``saved_at_start`` the
 start (:meth:`~dtlsfast.store.protocol.SessionStore.begin`) of the process
@@ -24,12 +27,16 @@ from dataclasses import dataclass
 from dtlsfast.byte_reader import ByteReader
 from dtlsfast.exceptions import ConfigurationError, DecodeError
 
-RECORD_FORMAT = 2
+RECORD_FORMAT = 3
+#: The formats the decoders read (2: a session record with no record_size_limit).
+READABLE_FORMATS = (2, 3)
 #: A store key: whatever the server names a session by (≤ 32 bytes).
 MAX_KEY_LENGTH = 32
 
-#: format flags suite created next_msg_seq state_len saved_at_start
-_SESSION_HEAD = struct.Struct(">BBHIHHI")
+#: format flags suite created next_msg_seq state_len saved_at_start record_size_limit
+#: (0: none; RFC 8449 §4 allows 64 to 2^14 + 1)
+_SESSION_HEAD = struct.Struct(">BBHIHHIH")
+_SESSION_HEAD_2 = struct.Struct(">BBHIHHI")
 _EMS, _PSK, _PEER_TYPE, _PEER_KEY, _LOCAL_CID, _PEER_CID, _PEER_SEQ, _CHAIN = (
     1 << i for i in range(8)
 )
@@ -67,6 +74,8 @@ class SessionRecord:
     peer_cid: bytes | None = None
     saved_at_start: int = 0
     """The store's start count when this record was saved (see the module)."""
+    record_size_limit: int | None = None
+    """The peer's record_size_limit (RFC 8449), if it sent one."""
 
     def encode(self) -> bytes:
         """The record without its key (the store keeps the key beside it)."""
@@ -94,6 +103,7 @@ class SessionRecord:
                         self.next_message_seq,
                         len(self.record_state),
                         self.saved_at_start,
+                        self.record_size_limit or 0,
                     )
                     + self.record_state
                     + _U16X2.pack(self.peer_last_message_seq, len(identity))
@@ -134,6 +144,7 @@ class SessionRecord:
                 self.next_message_seq,
                 len(self.record_state),
                 self.saved_at_start,
+                self.record_size_limit or 0,
             )
         except (struct.error, OverflowError, TypeError) as exc:
             raise ConfigurationError(f"a session record field is out of range: {exc}") from None
@@ -143,15 +154,26 @@ class SessionRecord:
     def decode(cls, key: bytes, data: bytes) -> SessionRecord:
         """The inverse of :meth:`encode`; DecodeError for anything else."""
         try:
-            fmt, flags, suite, created, next_seq, state_end, start = _SESSION_HEAD.unpack_from(data)
+            if data[:1] == b"\x02":
+                fmt, flags, suite, created, next_seq, state_end, start = (
+                    _SESSION_HEAD_2.unpack_from(data)
+                )
+                head, limit = _SESSION_HEAD_2.size, 0
+            else:
+                fmt, flags, suite, created, next_seq, state_end, start, limit = (
+                    _SESSION_HEAD.unpack_from(data)
+                )
+                head = _SESSION_HEAD.size
         except struct.error:
             raise DecodeError("a session record is truncated") from None
-        if fmt != RECORD_FORMAT:
+        if fmt not in READABLE_FORMATS:
             raise DecodeError(f"a session record of format {fmt}, expected {RECORD_FORMAT}")
-        state_end += _SESSION_HEAD.size
-        record = cls(key, data[_SESSION_HEAD.size : state_end], suite, bool(flags & _EMS), created)
+        state_end += head
+        record = cls(key, data[head:state_end], suite, bool(flags & _EMS), created)
         record.next_message_seq = next_seq
         record.saved_at_start = start
+        if limit:
+            record.record_size_limit = limit
         if flags == _EMS | _PSK | _PEER_SEQ and len(data) >= state_end + 4:
             # The common case (a PSK session): no general reader.
             record.peer_last_message_seq, length = _U16X2.unpack_from(data, state_end)
@@ -222,7 +244,7 @@ class ObservationRecord:
         if len(data) < _OBSERVATION_HEAD.size:
             raise DecodeError("an observation record is truncated")
         fmt, observe, registered, path_length, request_length = _OBSERVATION_HEAD.unpack_from(data)
-        if fmt != RECORD_FORMAT:
+        if fmt not in READABLE_FORMATS:
             raise DecodeError(f"an observation record of format {fmt}, expected {RECORD_FORMAT}")
         r = ByteReader(data, _OBSERVATION_HEAD.size, "an observation record")
         try:
@@ -242,4 +264,10 @@ def _check_key(key: bytes) -> None:
         raise ConfigurationError(f"a store key is 1 to {MAX_KEY_LENGTH} bytes, got {key!r}")
 
 
-__all__ = ["MAX_KEY_LENGTH", "RECORD_FORMAT", "ObservationRecord", "SessionRecord"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "READABLE_FORMATS",
+    "RECORD_FORMAT",
+    "ObservationRecord",
+    "SessionRecord",
+]

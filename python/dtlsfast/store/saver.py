@@ -82,6 +82,7 @@ class StateSaver:
         self._removed: set[bytes] = set()
         self._observations: dict[tuple[bytes, bytes], ObservationRecord] = {}
         self._removed_observations: set[tuple[bytes, bytes]] = set()
+        self._resources: dict[str, bytes] = {}
         self._last_flush: float | None = None
 
     # -- what the server reports --------------------------------------------
@@ -113,6 +114,10 @@ class StateSaver:
         pair = (session_key, token)
         self._observations.pop(pair, None)
         self._removed_observations.add(pair)
+
+    def resource_changed(self, path: str, state: bytes) -> None:
+        """A CoAP resource's saved state changed (see Resource.saved_state)."""
+        self._resources[path] = state
 
     def restored(self, key: bytes, limit: int) -> None:
         """A session was restored starting at its saved ``limit``: it needs
@@ -172,6 +177,7 @@ class StateSaver:
             deleted_sessions=sorted(self._removed),
             deleted_observations=sorted(self._removed_observations),
             observations=list(self._observations.values()),
+            resources=dict(self._resources),
         )
         limits: dict[bytes, int] = {}
         # limit_for() inlined: this loop runs 100,000 times on a full save.
@@ -199,6 +205,7 @@ class StateSaver:
         self._removed.clear()
         self._observations.clear()
         self._removed_observations.clear()
+        self._resources.clear()
         self._last_flush = now
         return len(batch.sessions)
 
@@ -214,6 +221,7 @@ class StateSaver:
             + len(self._removed)
             + len(self._observations)
             + len(self._removed_observations)
+            + len(self._resources)
         )
 
 

@@ -17,7 +17,11 @@ restarted server (its windows are those of the last save).
 CoAP observations (RFC 7641) come from an :class:`ObservationSource` (the
 CoAP-over-DTLS glue attaches one); their Observe values are reserved the way
 sequence numbers are, so that a restarted server's notifications are newer
-than any its predecessor sent (§4.4).
+than any its predecessor sent (§4.4). A source that is also a
+:class:`ResourceStateSource` has its resources' saved state (the ``light``
+value) kept too, in a store that is a
+:class:`~dtlsfast.store.protocol.ResourceStore`: saved when it changed,
+given back at start.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any, Protocol
 
 from dtlsfast.exceptions import ConfigurationError, StateFileError
 from dtlsfast.store.connection_state import with_address
-from dtlsfast.store.protocol import SessionStore
+from dtlsfast.store.protocol import ResourceStore, SessionStore
 from dtlsfast.store.records import ObservationRecord, SessionRecord
 from dtlsfast.store.saver import DEFAULT_INTERVAL, DEFAULT_RESERVE, StateSaver
 from dtlsfast.store.sqlite import SqliteSessionStore
@@ -67,6 +71,16 @@ class ObservationSource(Protocol):
     def observe_value(self, value: int) -> None: ...
 
 
+class ResourceStateSource(Protocol):
+    """The CoAP side's resources with a saved state (Resource.saved_state)."""
+
+    def export_resource_states(self) -> dict[str, bytes]:
+        """Every resource's saved state by path."""
+
+    def restore_resource_states(self, states: Iterable[tuple[str, bytes]]) -> int:
+        """Give the resources back their saved state; how many took it."""
+
+
 class ServerState:
     """The saving and restoring of one server's sessions (see the module)."""
 
@@ -91,6 +105,8 @@ class ServerState:
         self._saved_observations: dict[tuple[bytes, bytes], tuple[str, bytes]] = {}
         self._registered: dict[tuple[bytes, bytes], int] = {}
         self._observe_limit: int | None = None
+        self._restored_resources: list[tuple[str, bytes]] = []
+        self._saved_resources: dict[str, bytes] = {}
         self._checked_activity = -float("inf")
         self._timer: Any = None
 
@@ -151,6 +167,8 @@ class ServerState:
         if failed:
             self.counters["sessions_not_restored"] += failed
         self._restored_observations = list(self.store.iterate_observations())
+        if isinstance(self.store, ResourceStore):
+            self._restored_resources = list(self.store.iterate_resources())
         self.counters["sessions_restored"] += restored
         # Restored sessions are saved again once active (or half their
         # reservation used), not all at once now.
@@ -181,6 +199,11 @@ class ServerState:
             self._observe_limit = newest.observe
         count = source.restore_observations(entries)
         self.counters["observations_restored"] += count
+        resources, self._restored_resources = self._restored_resources, []
+        restore_states = getattr(source, "restore_resource_states", None)
+        if resources and restore_states is not None:
+            self._saved_resources = dict(resources)
+            self.counters["resources_restored"] += restore_states(resources)
         return count
 
     # -- what the server reports ---------------------------------------------
@@ -252,6 +275,7 @@ class ServerState:
         else:
             self.saver.check_sequences(live.items())
         self._observations_changed()
+        self._resources_changed()
         saved = self.saver.flush(now, self._export, live.get)
         self.counters["sessions_saved"] += saved
         return saved
@@ -282,6 +306,16 @@ class ServerState:
             # Not bound in the table (see DtlsServer._join_table): its address is the peer's.
             record.record_state = with_address(record.record_state, peer.addr)
         return record
+
+    def _resources_changed(self) -> None:
+        export = getattr(self._source, "export_resource_states", None)
+        if export is None or not isinstance(self.store, ResourceStore):
+            return
+        saved = self._saved_resources
+        for path, state in export().items():
+            if saved.get(path) != state:
+                saved[path] = state
+                self.saver.resource_changed(path, state)
 
     def _observations_changed(self) -> None:
         source = self._source
@@ -385,6 +419,7 @@ __all__ = [
     "KEY_LENGTH",
     "OBSERVE_RESERVE",
     "ObservationSource",
+    "ResourceStateSource",
     "ServerState",
     "default_key_file",
     "open_server_state",

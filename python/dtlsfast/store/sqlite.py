@@ -6,6 +6,7 @@ Layout (format version :data:`STATE_VERSION`)::
     generations(gen, salt)        one per process that wrote to the file
     sessions(bucket, n, data)     the SessionRecords whose key hashes to bucket
     observations(bucket, n, data) the ObservationRecords of those sessions
+    resources(path, n, data)      CoAP resources' saved state (version 3)
 
 Records are grouped in :data:`BUCKETS` buckets by a hash of the session's
 key, so that 100,000 sessions are a few thousand rows and AEAD calls, not
@@ -28,7 +29,12 @@ state file, corrupt, truncated, of another version or under another key is
 refused at open with a :class:`~dtlsfast.exceptions.StateFileError` naming
 the file and what to do, and nothing in it is changed; with
 ``start_empty=True`` it is moved aside (``PATH.unusable-TIMESTAMP``, never
-deleted) and a new file is started. Writes are WAL transactions with
+deleted) and a new file is started. A file of version 2 (before session
+records kept record_size_limit and the file kept resources) is migrated in
+place once it passed every check: the resources table is added and the
+version set to 3 in one transaction; its records are read as they are and
+rewritten in the new format when next saved. A dtlsfast that reads only
+version 2 then refuses the file with its version error. Writes are WAL transactions with
 ``synchronous=FULL``: once :meth:`SqliteSessionStore.apply` returns, the
 batch survives ``kill -9`` (and a power cut).
 """
@@ -59,7 +65,9 @@ from dtlsfast.store.protocol import BatchStore, StoreBatch
 from dtlsfast.store.records import ObservationRecord, SessionRecord
 
 STATE_FORMAT = b"dtlsfast-state"
-STATE_VERSION = 2
+STATE_VERSION = 3
+#: Older versions this one migrates (see the module).
+MIGRATED_VERSIONS = (2,)
 #: Nonce layout: generation in the high bits, a per-process counter below.
 _COUNTER_BITS = 40
 _MAX_GENERATION = (1 << 23) - 1  # n stays a positive SQLite integer
@@ -71,11 +79,18 @@ START_EMPTY_HINT = "dtlsfast serve --state-reset (serve(state_reset=True), start
 BUCKETS = 4096
 _TABLES = ("sessions", "observations")
 
+_RESOURCES_SCHEMA = (
+    "CREATE TABLE resources(path TEXT PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL) "
+    "WITHOUT ROWID"
+)
+#: A resource's saved state is at most this long (a representation, not a store).
+MAX_RESOURCE_STATE = 0xFFFF
 _SCHEMA = (
     "CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE generations(gen INTEGER PRIMARY KEY, salt BLOB NOT NULL)",
     "CREATE TABLE sessions(bucket INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL)",
     "CREATE TABLE observations(bucket INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL)",
+    _RESOURCES_SCHEMA,
 )
 
 
@@ -86,6 +101,10 @@ def bucket_of(session_key: bytes) -> int:
 
 def _aad(table: str, bucket: int) -> bytes:
     return table.encode() + bucket.to_bytes(4, "big")
+
+
+def _resource_aad(path: str) -> bytes:
+    return b"resources" + path.encode()
 
 
 def _observation_key(session_key: bytes, token: bytes) -> bytes:
@@ -127,6 +146,7 @@ class SqliteSessionStore(BatchStore):
         self.path = os.fspath(path)
         self._secret = secret
         self._aeads: dict[int, AESGCM] = {}
+        self._version = STATE_VERSION
         self.moved_aside: str | None = None
         """Where an unusable file went, when ``start_empty`` moved it."""
         if os.path.lexists(self.path):
@@ -141,6 +161,8 @@ class SqliteSessionStore(BatchStore):
             self._db = self._create()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        if self._version != STATE_VERSION:
+            self._migrate()
         self._generation, self._counter = self._claim_generation(), 0
 
     @classmethod
@@ -202,7 +224,7 @@ class SqliteSessionStore(BatchStore):
                 StateFileCorruptError, "is not a dtlsfast state file", self._discard_fix()
             )
         version = meta.get("version")
-        if version != STATE_VERSION:
+        if version != STATE_VERSION and version not in MIGRATED_VERSIONS:
             raise self._error(
                 StateFileVersionError,
                 f"is of format version {version!r}; this dtlsfast reads version {STATE_VERSION}",
@@ -234,6 +256,15 @@ class SqliteSessionStore(BatchStore):
             )
         for gen, salt in gens:
             self._aeads[gen] = self._row_aead(salt)
+        self._version = int(version)
+
+    def _migrate(self) -> None:
+        """Bring a file of an older version (checked) to this one (see the module)."""
+        with self._transaction():
+            if self._version == 2:
+                self._db.execute(_RESOURCES_SCHEMA)
+            self._db.execute("UPDATE meta SET value = ? WHERE name = 'version'", (STATE_VERSION,))
+        self._version = STATE_VERSION
 
     def _check_aead(self) -> AESGCM:
         return AESGCM(derive_key(self._secret, b"dtlsfast state check"))
@@ -297,8 +328,8 @@ class SqliteSessionStore(BatchStore):
         with self._transaction():
             self._db.execute(
                 "DELETE FROM generations WHERE gen NOT IN (SELECT n >> ? FROM sessions "
-                "UNION SELECT n >> ? FROM observations)",
-                (_COUNTER_BITS, _COUNTER_BITS),
+                "UNION SELECT n >> ? FROM observations UNION SELECT n >> ? FROM resources)",
+                (_COUNTER_BITS, _COUNTER_BITS, _COUNTER_BITS),
             )
             cursor = self._db.execute("INSERT INTO generations(salt) VALUES (?)", (salt,))
             generation = cursor.lastrowid
@@ -358,9 +389,22 @@ class SqliteSessionStore(BatchStore):
             observations.setdefault(bucket_of(obs.session_key), {})[
                 _observation_key(obs.session_key, obs.token)
             ] = obs.encode()
+        resources = []
+        for path, state in batch.resources.items():
+            if len(state) > MAX_RESOURCE_STATE or len(path.encode()) > MAX_RESOURCE_STATE:
+                raise StateFileError(
+                    f"the saved state of resource {path[:64]!r} is over {MAX_RESOURCE_STATE} "
+                    "bytes; keep a resource's saved state small",
+                    self.path,
+                )
+            n, data = self._seal(state, _resource_aad(path))
+            resources.append((path, n, data))
         with self._transaction():
             self._merge("sessions", sessions, {})
             self._merge("observations", observations, dropped)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO resources(path, n, data) VALUES (?, ?, ?)", resources
+            )
 
     def _merge(
         self,
@@ -460,6 +504,22 @@ class SqliteSessionStore(BatchStore):
                 except (DecodeError, IndexError) as exc:
                     raise self._damaged(f"a damaged observation ({exc})") from None
 
+    def iterate_resources(self) -> Iterator[tuple[str, bytes]]:
+        """Every saved resource state (see ResourceStore)."""
+        try:
+            rows = self._db.execute("SELECT path, n, data FROM resources").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(f"an unreadable table ({exc})") from None
+        for path, n, data in rows:
+            aead = self._aeads.get(n >> _COUNTER_BITS) if isinstance(n, int) else None
+            try:
+                if aead is None or not isinstance(path, str):
+                    raise InvalidTag
+                state = aead.decrypt(n.to_bytes(12, "big"), data, _resource_aad(path))
+            except (InvalidTag, OverflowError, TypeError):
+                raise self._damaged("a damaged resources record") from None
+            yield path, state
+
     def bytes_used(self) -> int:
         """Bytes of the file's pages in use (free pages left out)."""
         page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
@@ -486,4 +546,4 @@ class SqliteSessionStore(BatchStore):
         return f"<SqliteSessionStore {self.path}>"
 
 
-__all__ = ["START_EMPTY_HINT", "STATE_VERSION", "SqliteSessionStore"]
+__all__ = ["MIGRATED_VERSIONS", "START_EMPTY_HINT", "STATE_VERSION", "SqliteSessionStore"]
