@@ -12,8 +12,17 @@ import asyncio
 import os
 import random
 import signal
+from pathlib import Path
 
-from workers_harness import WAIT, connect, eventually, get_light, light_workers
+from workers_harness import (
+    WAIT,
+    ServeProcess,
+    connect,
+    eventually,
+    get_light,
+    light_workers,
+    worker_lines,
+)
 
 from dtlsfast import DtlsSession
 from dtlsfast.coap.message import Code, Message, MessageType, OptionNumber
@@ -231,5 +240,39 @@ async def test_the_replacement_of_a_killed_worker_serves_the_current_light() -> 
             # The replacement shares its own changes too.
             await put_light(fresh[0][0], b"off")
             assert await get_light(by_worker[1][0]) == b"off"
+    finally:
+        await _close(opened)
+
+
+async def test_the_command_line_with_two_workers_serves_one_light(tmp_path: Path) -> None:
+    """``dtlsfast serve --workers 2``, each worker's sessions told apart by
+    the handshakes in its SIGUSR1 line."""
+    opened: list[DtlsSession] = []
+    try:
+        async with ServeProcess(tmp_path / "serve.log", "--workers", "2") as server:
+            by_worker: dict[int, list[DtlsSession]] = {0: [], 1: []}
+
+            async def handshakes() -> dict[int, int]:
+                await server.sigusr1()
+                lines = worker_lines(server.text())
+                return {
+                    i: (c or {}).get("dtls_handshakes_completed", 0) for i, (_, c) in lines.items()
+                }
+
+            before = await handshakes()
+            for _ in range(MAX_SESSIONS):
+                if min(len(v) for v in by_worker.values()) >= 1:
+                    break
+                session = await connect(server.coaps_port)
+                opened.append(session)
+                after = await handshakes()
+                (grown,) = [i for i in after if after[i] > before.get(i, 0)]
+                by_worker[grown].append(session)
+                before = after
+            assert min(len(v) for v in by_worker.values()) >= 1, by_worker
+            for origin, value in ((0, b"on"), (1, b"off"), (1, b"on")):
+                await put_light(by_worker[origin][0], value)
+                for index in (0, 1):
+                    assert await get_light(by_worker[index][0]) == value, (origin, index)
     finally:
         await _close(opened)
