@@ -1818,7 +1818,10 @@ def _type_names(types: Sequence[int] | None) -> str:
     return "[" + ", ".join(names.get(t, str(t)) for t in (types or [0])) + "]"
 
 
+@functools.lru_cache(maxsize=64)
 def _is_ip_literal(name: str) -> bool:
+    """Whether ``name`` is an address (no server_name for it, RFC 6066 §3);
+    cached: a client names the same server handshake after handshake."""
     import ipaddress
 
     try:
