@@ -9,6 +9,7 @@ worker holds each is read from the workers' own counters."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -252,8 +253,15 @@ async def test_the_command_line_with_two_workers_serves_one_light(tmp_path: Path
         async with ServeProcess(tmp_path / "serve.log", "--workers", "2") as server:
             by_worker: dict[int, list[DtlsSession]] = {0: [], 1: []}
 
-            async def handshakes() -> dict[int, int]:
+            async def sigusr1() -> None:
+                # The sum line first, then each worker's, then the supervisor's.
                 await server.sigusr1()
+                sums = len(server.counter_lines("dtlsfast.workers"))
+                last = " WARNING dtlsfast.workers: worker 1 (pid "
+                await eventually(lambda: server.text().count(last) >= sums)
+
+            async def handshakes() -> dict[int, int]:
+                await sigusr1()
                 lines = worker_lines(server.text())
                 return {
                     i: (c or {}).get("dtls_handshakes_completed", 0) for i, (_, c) in lines.items()
@@ -274,5 +282,10 @@ async def test_the_command_line_with_two_workers_serves_one_light(tmp_path: Path
                 await put_light(by_worker[origin][0], value)
                 for index in (0, 1):
                     assert await get_light(by_worker[index][0]) == value, (origin, index)
+            marker = " WARNING dtlsfast.workers: supervisor shared state "
+            await server.sigusr1()
+            await eventually(lambda: marker in server.text())
+            (line,) = [x for x in server.text().splitlines() if marker in x][-1:]
+            assert json.loads(line.split(marker, 1)[1])["state_updates"] == 3
     finally:
         await _close(opened)

@@ -119,7 +119,7 @@ async def test_a_slow_reader_gets_the_newest_line_per_key_and_no_one_waits() -> 
     writer.drained.set()
     for _ in range(5):
         await asyncio.sleep(0)
-    assert writer.lines == [b"light=on\n", b"light=on!\n", b"other=1\n"]
+    assert writer.lines == [b"light=on\n", b"other=1\n", b"light=on!\n"]
     assert sender.held == 0
     sender.close()
     sender.send("light", b"late\n")

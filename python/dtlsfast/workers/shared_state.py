@@ -138,6 +138,9 @@ class LatestSender:
             writer.write(line)
             return
         if key in self._held:
+            # Moved to the end: the held lines go out in the order they were
+            # made, so an acknowledgement of one covers all before it.
+            del self._held[key]
             self._counters["state_dropped_superseded"] += 1
             _log_limited(
                 f"superseded {self._name}",
