@@ -12,7 +12,15 @@ from collections import Counter
 from typing import Any
 
 from dtlsfast.coap import CoapServer, LightResource
-from dtlsfast.workers.shared_state import Entry, LatestSender, Replica, StateBook
+from dtlsfast.workers.shared_state import (
+    MAX_LINE,
+    MAX_PATH_LENGTH,
+    MAX_STATE_BYTES,
+    Entry,
+    LatestSender,
+    Replica,
+    StateBook,
+)
 
 
 def _change(path: str, seq: int, data: bytes) -> dict[str, Any]:
@@ -161,3 +169,10 @@ async def test_a_replica_applies_in_version_order_and_knows_its_own_echo() -> No
     replica.received({"op": "state", "path": "light"})  # not an entry
     assert replica.counters["state_invalid"] == 1
     replica.close()
+
+
+def test_the_longest_entry_fits_in_a_line() -> None:
+    book = StateBook()
+    path = "\U0001f4a1" * MAX_PATH_LENGTH
+    entry = book.update(2**31, _change(path, 2**40, b"\xff" * MAX_STATE_BYTES))
+    assert entry is not None and len(entry.line()) <= MAX_LINE

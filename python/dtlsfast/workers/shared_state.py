@@ -68,8 +68,9 @@ MAX_BUFFERED = 256 * 1024
 ACK_WAIT = 0.5
 #: Changes waiting for acknowledgements, at the supervisor and at a worker.
 MAX_PENDING = 1024
-#: Longest state line (hex doubles the state; the rest is JSON around it).
-MAX_LINE = 2 * MAX_STATE_BYTES + MAX_PATH_LENGTH + 256
+#: Longest state line (hex doubles the state, JSON escapes a path character
+#: in up to 12 bytes; the rest is JSON around them).
+MAX_LINE = 2 * MAX_STATE_BYTES + 12 * MAX_PATH_LENGTH + 256
 
 _limiter = LogLimiter(interval=60.0)
 
