@@ -10,8 +10,10 @@ observable light switch, over RFC 7252 §5.8 GET/PUT and RFC 7641 Observe.
   deeply to parse included; another Content-Format 4.15. Observers are
   notified after every successful PUT, changed or not, as the ESP-IDF
   example calls ``coap_resource_notify_observers`` after each one.
-- With a state file (``dtlsfast serve --state-file``) the value outlives a
-  restart: a device's GET after it sees what it PUT before.
+- Shared (``shared = True``): its state is ``on`` or ``off``, so the workers
+  of ``dtlsfast serve --workers N`` serve one light, and a state file
+  (``--state-file``) keeps it across restarts: a device's GET after a
+  restart sees what it PUT before.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class LightResource(Resource):
     if_ = "core.a"
     ct = (ContentFormat.TEXT_PLAIN, ContentFormat.JSON)
     title = "Light"
+    shared = True
 
     def __init__(self, on: bool = False) -> None:
         self.on = on
@@ -48,14 +51,6 @@ class LightResource(Resource):
             return Response(Code.CONTENT, body, ContentFormat.JSON)
         raise ErrorResponse(Code.NOT_ACCEPTABLE, "text/plain (0) or application/json (50)")
 
-    def saved_state(self) -> bytes:
-        return b"\x01" if self.on else b"\x00"
-
-    def restore_state(self, state: bytes) -> None:
-        if state not in (b"\x00", b"\x01"):
-            raise ValueError(f"a light's saved state is 0 or 1, got {state!r}")
-        self.on = state == b"\x01"
-
     def published_representation(self) -> Response:
         """The plain GET's answer: every change goes through :meth:`notify`."""
         return Response(Code.CONTENT, b"on" if self.on else b"off", ContentFormat.TEXT_PLAIN)
@@ -68,8 +63,16 @@ class LightResource(Resource):
             )
         new = self._parse_json(request.payload) if cf == 50 else self._parse_text(request.payload)
         self.on = new
-        self.notify()
+        self.changed()
         return Response(Code.CHANGED)
+
+    def export_state(self) -> bytes:
+        return b"on" if self.on else b"off"
+
+    def import_state(self, data: bytes) -> None:
+        if data not in (b"on", b"off"):
+            raise ValueError("a light's state is b'on' or b'off'")
+        self.on = data == b"on"
 
     def _parse_text(self, payload: bytes) -> bool:
         try:

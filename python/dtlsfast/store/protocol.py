@@ -29,7 +29,7 @@ class StoreBatch:
     deleted_observations: list[tuple[bytes, bytes]] = field(default_factory=list)
     """``(session_key, token)`` pairs."""
     resources: dict[str, bytes] = field(default_factory=dict)
-    """CoAP resources' saved state by path (upserts; ``Resource.saved_state``)."""
+    """Shared CoAP resources' state by path (upserts; ``Resource.export_state``)."""
 
     def __bool__(self) -> bool:
         return bool(

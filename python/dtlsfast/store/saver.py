@@ -116,7 +116,7 @@ class StateSaver:
         self._removed_observations.add(pair)
 
     def resource_changed(self, path: str, state: bytes) -> None:
-        """A CoAP resource's saved state changed (see Resource.saved_state)."""
+        """A shared CoAP resource's state changed (Resource.export_state)."""
         self._resources[path] = state
 
     def restored(self, key: bytes, limit: int) -> None:

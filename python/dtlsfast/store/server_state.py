@@ -18,8 +18,9 @@ CoAP observations (RFC 7641) come from an :class:`ObservationSource` (the
 CoAP-over-DTLS glue attaches one); their Observe values are reserved the way
 sequence numbers are, so that a restarted server's notifications are newer
 than any its predecessor sent (§4.4). A source that is also a
-:class:`ResourceStateSource` has its resources' saved state (the ``light``
-value) kept too, in a store that is a
+:class:`ResourceStateSource` has the state of its shared resources
+(``shared = True``, :meth:`~dtlsfast.coap.resource.Resource.export_state`:
+the ``light`` value) kept too, in a store that is a
 :class:`~dtlsfast.store.protocol.ResourceStore`: saved when it changed,
 given back at start.
 """
@@ -72,7 +73,7 @@ class ObservationSource(Protocol):
 
 
 class ResourceStateSource(Protocol):
-    """The CoAP side's resources with a saved state (Resource.saved_state)."""
+    """The CoAP side's shared resources (``shared = True``, Resource.export_state)."""
 
     def export_resource_states(self) -> dict[str, bytes]:
         """Every resource's saved state by path."""
