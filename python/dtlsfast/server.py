@@ -889,6 +889,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         outcomes = iter(table.import_sessions(items, now))
         peers_by_addr, by_cid = self._peers, self._by_cid
         opened = self._open_session
+        restored_connection = SettledConnection.restored
+        payloads: dict[tuple[int, int | None], int] = {}  # a few suites and limits
         restored: list[_Peer | None] = []
         for entry in usable:
             if entry is None:
@@ -904,14 +906,18 @@ class DtlsServer(asyncio.DatagramProtocol):
                     table.remove(table_id)
                 restored.append(None)
                 continue
-            conn = SettledConnection.restored(
+            limit_key = (record.cipher_suite, record.record_size_limit)
+            max_payload = payloads.get(limit_key)
+            if max_payload is None:
+                max_payload = payloads[limit_key] = restored_max_payload(config, record)
+            conn = restored_connection(
                 table,
                 table_id,
                 record,
                 values,
                 config=config,
                 peer=addr,
-                max_payload=restored_max_payload(config, record),
+                max_payload=max_payload,
             )
             peer = _Peer(self, conn, now, addr, cid, table_id=table_id, counted=True)
             peer.session = session = DtlsSession(conn, addr, peer)

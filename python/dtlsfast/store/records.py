@@ -40,6 +40,9 @@ _SESSION_HEAD_2 = struct.Struct(">BBHIHHI")
 _EMS, _PSK, _PEER_TYPE, _PEER_KEY, _LOCAL_CID, _PEER_CID, _PEER_SEQ, _CHAIN = (
     1 << i for i in range(8)
 )
+#: A PSK record in one Struct per (record state, identity) length: a few in use.
+_PSK_PACKERS: dict[tuple[int, int], struct.Struct] = {}
+_MAX_PACKERS = 64
 _OBSERVATION_HEAD = struct.Struct(">BIIHH")
 _U8, _U16, _U16X2 = (
     struct.Struct(">B"),
@@ -79,7 +82,9 @@ class SessionRecord:
 
     def encode(self) -> bytes:
         """The record without its key (the store keeps the key beside it)."""
-        _check_key(self.key)
+        key = self.key
+        if type(key) is not bytes or not 0 < len(key) <= MAX_KEY_LENGTH:
+            _check_key(key)  # raises, saying why
         identity, peer_key = self.psk_identity, self.peer_public_key
         flags = _EMS if self.extended_master_secret else 0
         if (
@@ -93,21 +98,27 @@ class SessionRecord:
             and not self.peer_certificates
         ):
             # The common case (a PSK session with EMS), in one pack: decode()'s fast path.
+            state = self.record_state
             try:
-                return (
-                    _SESSION_HEAD.pack(
-                        RECORD_FORMAT,
-                        _EMS | _PSK | _PEER_SEQ,
-                        self.cipher_suite,
-                        self.created,
-                        self.next_message_seq,
-                        len(self.record_state),
-                        self.saved_at_start,
-                        self.record_size_limit or 0,
-                    )
-                    + self.record_state
-                    + _U16X2.pack(self.peer_last_message_seq, len(identity))
-                    + identity
+                lengths = (len(state), len(identity))
+                packer = _PSK_PACKERS.get(lengths)
+                if packer is None:
+                    packer = struct.Struct(f"{_SESSION_HEAD.format}{lengths[0]}sHH{lengths[1]}s")
+                    if len(_PSK_PACKERS) < _MAX_PACKERS:
+                        _PSK_PACKERS[lengths] = packer
+                return packer.pack(
+                    RECORD_FORMAT,
+                    _EMS | _PSK | _PEER_SEQ,
+                    self.cipher_suite,
+                    self.created,
+                    self.next_message_seq,
+                    lengths[0],
+                    self.saved_at_start,
+                    self.record_size_limit or 0,
+                    state,
+                    self.peer_last_message_seq,
+                    lengths[1],
+                    identity,
                 )
             except (struct.error, OverflowError, TypeError) as exc:
                 raise ConfigurationError(f"a session record field is out of range: {exc}") from None
@@ -169,18 +180,33 @@ class SessionRecord:
         if fmt not in READABLE_FORMATS:
             raise DecodeError(f"a session record of format {fmt}, expected {RECORD_FORMAT}")
         state_end += head
+        if flags == _EMS | _PSK | _PEER_SEQ and len(data) >= state_end + 4:
+            # The common case (a PSK session): no general reader, one constructor call.
+            peer_seq, length = _U16X2.unpack_from(data, state_end)
+            if state_end + 4 + length != len(data):
+                raise DecodeError("a session record's length is wrong")
+            return cls(
+                key,
+                data[head:state_end],
+                suite,
+                True,
+                created,
+                next_seq,
+                peer_seq,
+                data[state_end + 4 :],
+                None,
+                None,
+                (),
+                None,
+                None,
+                start,
+                limit or None,
+            )
         record = cls(key, data[head:state_end], suite, bool(flags & _EMS), created)
         record.next_message_seq = next_seq
         record.saved_at_start = start
         if limit:
             record.record_size_limit = limit
-        if flags == _EMS | _PSK | _PEER_SEQ and len(data) >= state_end + 4:
-            # The common case (a PSK session): no general reader.
-            record.peer_last_message_seq, length = _U16X2.unpack_from(data, state_end)
-            record.psk_identity = data[state_end + 4 : state_end + 4 + length]
-            if state_end + 4 + length != len(data):
-                raise DecodeError("a session record's length is wrong")
-            return record
         r = ByteReader(data, state_end, "a session record")
         if len(data) < state_end:
             raise DecodeError("a session record is truncated")
