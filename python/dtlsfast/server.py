@@ -313,6 +313,9 @@ class _Peer:
         self.server._flush_session(self)
 
 
+#: ``_Peer.started`` of a session in the table: one float shared by all.
+_SETTLED = 0.0
+
 #: The first byte of a datagram that starts with a tls12_cid record (RFC 9146 §4).
 _TLS12_CID = b"\x19"
 
@@ -813,6 +816,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         session = peer.session
         if plaintexts or replies:  # forged or replayed records are no activity
             session.last_activity = now
+            # Its application data: the peer has our Finished (RFC 6347 §4.2.4).
+            peer.conn.peer_has_final_flight()  # type: ignore[union-attr]
         if replayed:
             peer.conn.count_drop("replay", replayed)
         if bad_auth:
@@ -917,6 +922,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         settled = full.settle_into(self._table, table_id, now)
         peer.conn = peer.session._conn = settled
         peer.table_id = table_id
+        peer.started = _SETTLED  # the handshake's start time is no use any more: one float less
         if (self._batched or self.state is not None) and not settled.connection_id:
             # From now on the Rust core demultiplexes this peer's datagrams
             # (tls12_cid records are demultiplexed by CID, in Python); the
@@ -1236,8 +1242,14 @@ class DtlsServer(asyncio.DatagramProtocol):
                 continue
             if peer.conn.established:
                 try:
-                    if isinstance(peer.conn, SettledConnection):
-                        peer.conn.expire_final_flight(now)
+                    conn = peer.conn
+                    if isinstance(conn, SettledConnection) and conn.holds_final_flight:
+                        # Application data the table opened (batched) proves the
+                        # peer has our Finished: the flight goes before its 2MSL.
+                        active = None
+                        if peer.table_id is not None:
+                            active = self._table.last_active(peer.table_id)
+                        conn.expire_final_flight(now, active)
                     self._refresh_activity(peer)
                     idle = now - peer.session.last_activity > self.limits.idle_timeout
                 except Exception as exc:

@@ -89,13 +89,31 @@ MAX_PLAINTEXT = 16384
 #: §4.2.4, RFC 793 §3.3).
 FINAL_FLIGHT_LIFETIME = 240.0
 
-#: The head of a kept final flight: its deadline and the next write sequence
-#: number of the epoch before the table's, the Finished message after it.
-_FINAL = struct.Struct(">dQ")
+#: The head of a kept final flight: its deadline, the next write sequence
+#: number of the epoch before the table's and the client's random (the
+#: ClientHello's, 32 bytes), the messages after it.
+_FINAL = struct.Struct(">dQ32s")
 _LENGTH = struct.Struct(">H")
 
 #: max_payload values in use (a few per MTU and suite), shared by the sessions.
 _SHARED_INTS: dict[int, int] = {}
+
+#: PSK identities in use, one bytes object each for all their sessions (a
+#: fleet shares a handful); bounded: past it an identity is kept as it came.
+_SHARED_IDENTITIES: dict[bytes, bytes] = {}
+SHARED_IDENTITIES_LIMIT = 4096
+
+
+def _shared_identity(identity: bytes | None) -> bytes | None:
+    if identity is None:
+        return None
+    shared = _SHARED_IDENTITIES.get(identity)
+    if shared is not None:
+        return shared
+    if len(_SHARED_IDENTITIES) < SHARED_IDENTITIES_LIMIT:
+        _SHARED_IDENTITIES[identity] = identity
+    return identity
+
 
 #: Read when nothing was counted: no Counter per session until one is needed.
 _NOTHING: Mapping[str, int] = MappingProxyType(Counter())
@@ -119,7 +137,6 @@ class SettledConnection:
         "advances",
         "authenticated",
         "cipher_suite",
-        "client_random",
         "closed",
         "config",
         "extended_master_secret",
@@ -169,14 +186,14 @@ class SettledConnection:
         self.advances = 0
         """tls12_cid records that authenticated and were newer than every
         record before them (RFC 9146 §6): what may move the session."""
-        # One bytes object: deadline, sequence number, then each message with
-        # its length (see _answer_repeated_flight).
+        # One bytes object: deadline, sequence number, the client random,
+        # then each message with its length (see _answer_repeated_flight).
         self._final: bytes | None = None
         if final_flight is not None:
             sequence, messages = final_flight
-            self._final = _FINAL.pack(final_flight_until, sequence) + b"".join(
-                _LENGTH.pack(len(m)) + m for m in messages
-            )
+            self._final = _FINAL.pack(
+                final_flight_until, sequence, client_random.rjust(32, b"\0")[-32:]
+            ) + b"".join(_LENGTH.pack(len(m)) + m for m in messages)
         self._table_id = table_id
         self.config = config
         self.peer = peer
@@ -186,8 +203,7 @@ class SettledConnection:
         # Sessions share a handful of values: one int object each, not one per session.
         self.max_payload = _SHARED_INTS.setdefault(max_payload, max_payload)
         self.cipher_suite = cipher_suite
-        self.client_random = client_random
-        self.psk_identity = psk_identity
+        self.psk_identity = _shared_identity(psk_identity)
         self.extended_master_secret = extended_master_secret
         # PSK sessions (most) pay one slot for what certificates would need.
         self._peer_auth: tuple[Any, Any, Any] | None = None
@@ -322,15 +338,38 @@ class SettledConnection:
         return None if cids is None else cids[1 + cids[0] :]
 
     @property
+    def client_random(self) -> bytes:
+        """The ClientHello's random while our last flight is kept (the
+        server tells a retransmitted ClientHello of this handshake from a
+        new one by it, RFC 6347 §4.2.8); b"" once it went."""
+        final = self._final
+        return b"" if final is None else final[16:48]
+
+    @property
     def holds_final_flight(self) -> bool:
         """Our last flight is still kept for retransmission."""
         return self._final is not None
 
-    def expire_final_flight(self, now: float) -> None:
-        """Let the last flight go once its lifetime is over (the endpoint's sweep)."""
+    def expire_final_flight(self, now: float, table_active: float | None = None) -> None:
+        """Let the last flight go once its lifetime is over, or once the
+        session table opened application data of the peer after the
+        handshake (``table_active``: the table's activity time of the
+        session, which the table sets when the session joins and then only
+        when it opens application data): the endpoint's sweep."""
         final = self._final
-        if final is not None and now > _FINAL.unpack_from(final)[0]:
+        if final is None:
+            return
+        until = _FINAL.unpack_from(final)[0]
+        if now > until or (
+            table_active is not None and table_active + FINAL_FLIGHT_LIFETIME > until
+        ):
             self._final = None
+
+    def peer_has_final_flight(self) -> None:
+        """The peer's authenticated application data arrived (opened by the
+        session table): it has our Finished (RFC 6347 §4.2.4), so our last
+        flight need not be kept for it any more."""
+        self._final = None
 
     @property
     def drops(self) -> Mapping[str, int]:
@@ -520,7 +559,7 @@ class SettledConnection:
         final = self._final
         if final is None:
             return
-        until, sequence = _FINAL.unpack_from(final)
+        until, sequence, random = _FINAL.unpack_from(final)
         if now > until:
             self._final = None
             return
@@ -548,7 +587,7 @@ class SettledConnection:
             )
         )
         records.append(bytes(self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)))
-        self._final = _FINAL.pack(until, sequence + len(records) - 1) + final[_FINAL.size :]
+        self._final = _FINAL.pack(until, sequence + len(records) - 1, random) + final[_FINAL.size :]
         self._count("retransmissions")
         datagram = b""
         for record in records:
