@@ -95,8 +95,12 @@ FINAL_FLIGHT_LIFETIME = 240.0
 _FINAL = struct.Struct(">dQ32s")
 _LENGTH = struct.Struct(">H")
 
-#: max_payload values in use (a few per MTU and suite), shared by the sessions.
-_SHARED_INTS: dict[int, int] = {}
+#: What the handshake settled that sessions have in common, one tuple for
+#: all of a kind: (read epoch, next message_seq, the peer's last flight's
+#: message_seq, max_payload, cipher suite, extended master secret, PSK
+#: identity). Bounded: past it a session keeps a tuple of its own.
+_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+SHARED_LIMIT = 4096
 
 #: PSK identities in use, one bytes object each for all their sessions (a
 #: fleet shares a handful); bounded: past it an identity is kept as it came.
@@ -128,22 +132,16 @@ class SettledConnection:
         "_drops",
         "_events",
         "_final",
-        "_last_peer_seq",
-        "_next_seq",
         "_out",
         "_peer_auth",
+        "_shared",
         "_table",
         "_table_id",
         "advances",
         "authenticated",
-        "cipher_suite",
         "closed",
         "config",
-        "extended_master_secret",
-        "max_payload",
         "peer",
-        "psk_identity",
-        "read_epoch",
     )
 
     def __init__(
@@ -197,14 +195,22 @@ class SettledConnection:
         self._table_id = table_id
         self.config = config
         self.peer = peer
-        self.read_epoch = read_epoch
-        self._next_seq = next_message_seq
-        self._last_peer_seq = peer_last_message_seq
-        # Sessions share a handful of values: one int object each, not one per session.
-        self.max_payload = _SHARED_INTS.setdefault(max_payload, max_payload)
-        self.cipher_suite = cipher_suite
-        self.psk_identity = _shared_identity(psk_identity)
-        self.extended_master_secret = extended_master_secret
+        # Sessions share these: one tuple, not six slots each.
+        shared = (
+            read_epoch,
+            next_message_seq,
+            peer_last_message_seq,
+            max_payload,
+            cipher_suite,
+            extended_master_secret,
+            _shared_identity(psk_identity),
+        )
+        kept = _SHARED.get(shared)
+        if kept is None:
+            kept = shared
+            if len(_SHARED) < SHARED_LIMIT:
+                _SHARED[shared] = shared
+        self._shared = kept
         # PSK sessions (most) pay one slot for what certificates would need.
         self._peer_auth: tuple[Any, Any, Any] | None = None
         if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:
@@ -298,6 +304,43 @@ class SettledConnection:
         )
 
     # -- what the endpoints read --------------------------------------------
+
+    @property
+    def read_epoch(self) -> int:
+        """The epoch of the peer's records (the table's)."""
+        return int(self._shared[0])
+
+    @property
+    def _next_seq(self) -> int:
+        """The handshake message_seq the peer sends next (RFC 6347 §4.2.2)."""
+        return int(self._shared[1])
+
+    @property
+    def _last_peer_seq(self) -> int | None:
+        """The message_seq of the peer's last flight's Finished, if any."""
+        value: int | None = self._shared[2]
+        return value
+
+    @property
+    def max_payload(self) -> int:
+        """The largest application data record payload that fits the MTU."""
+        return int(self._shared[3])
+
+    @property
+    def cipher_suite(self) -> CipherSuite | None:
+        suite: CipherSuite | None = self._shared[4]
+        return suite
+
+    @property
+    def extended_master_secret(self) -> bool:
+        """Whether the session's master secret is the RFC 7627 one."""
+        return bool(self._shared[5])
+
+    @property
+    def psk_identity(self) -> bytes | None:
+        """The PSK identity the peer used, if any (one object for its sessions)."""
+        identity: bytes | None = self._shared[6]
+        return identity
 
     @property
     def peer_certificates(self) -> list[x509.Certificate] | None:
