@@ -17,8 +17,13 @@ warning no_renegotiation (RFC 5746 §4.2). The server's last flight of a full
 handshake (ChangeCipherSpec and Finished) is kept as its packed datagrams, a
 hundred bytes or so: a repeat of the peer's Finished means it was lost, and is
 answered with them (RFC 6347 §4.2.4) until the peer's application data shows
-it arrived or :data:`FINAL_FLIGHT_LIFETIME` has passed; after that a repeat is
-ignored. With connection IDs, records are tls12_cid records both ways as the
+it arrived (opened here, or by the session table: the endpoint says so with
+:meth:`~SettledConnection.peer_has_final_flight` or, for the table's batch
+path, its sweep) or :data:`FINAL_FLIGHT_LIFETIME` has passed; after that a
+repeat is ignored. The ClientHello's random is kept with the flight (the
+server's test for a retransmitted hello of this handshake) and goes with it;
+what sessions have in common (epoch, message_seqs, max_payload, suite, PSK
+identity) is one tuple shared by all of them. With connection IDs, records are tls12_cid records both ways as the
 handshake agreed, and each one newer than every one before is counted in
 ``advances`` (what may move the session to a new address, RFC 9146 §6, the
 server's decision). A malformed alert is a decode_error and a record with
