@@ -14,21 +14,22 @@ opened and sealed through the table and an invalid one is dropped and counted
 (RFC 6347 §4.1.2.7); a close_notify is answered with one and closes, a fatal
 alert closes (RFC 5246 §7.2); a ClientHello or HelloRequest is refused with a
 warning no_renegotiation (RFC 5746 §4.2). The server's last flight of a full
-handshake (ChangeCipherSpec and Finished) is kept as its packed datagrams, a
-hundred bytes or so: a repeat of the peer's Finished means it was lost, and is
-answered with them (RFC 6347 §4.2.4) until the peer's application data shows
-it arrived (opened here, or by the session table: the endpoint says so with
-:meth:`~SettledConnection.peer_has_final_flight` or, for the table's batch
-path, its sweep) or :data:`FINAL_FLIGHT_LIFETIME` has passed; after that a
-repeat is ignored. The ClientHello's random is kept with the flight (the
+handshake (ChangeCipherSpec and Finished) is kept as its messages in one bytes
+object, a hundred bytes or so: a repeat of the peer's Finished means it was
+lost, and is answered with them (RFC 6347 §4.2.4) until the peer's application
+data shows it arrived (opened here, or by the session table: the endpoint says
+so with :meth:`~SettledConnection.peer_has_final_flight` or, for the table's
+batch path, its sweep) or :data:`FINAL_FLIGHT_LIFETIME` has passed; after that
+a repeat is ignored. The ClientHello's random is kept with the flight (the
 server's test for a retransmitted hello of this handshake) and goes with it;
 what sessions have in common (epoch, message_seqs, max_payload, suite, PSK
-identity) is one tuple shared by all of them. With connection IDs, records are tls12_cid records both ways as the
-handshake agreed, and each one newer than every one before is counted in
-``advances`` (what may move the session to a new address, RFC 9146 §6, the
-server's decision). A malformed alert is a decode_error and a record with
-more than 2^14 bytes of plaintext a record_overflow (RFC 5246 §7.2, §6.2.1),
-both fatal. As on the full connection, nothing the peer sends makes
+identity) is one tuple shared by all of them. With connection IDs, records are
+tls12_cid records both ways as the handshake agreed, and each one newer than
+every one before is counted in ``advances`` (what may move the session to a
+new address, RFC 9146 §6, the server's decision). A malformed alert is a
+decode_error and a record with more than 2^14 bytes of plaintext a
+record_overflow (RFC 5246 §7.2, §6.2.1), both fatal. As on the full
+connection, nothing the peer sends makes
 :meth:`~SettledConnection.receive_datagram` raise: a defect ends this session
 alone with internal_error. Its interface is the part of DtlsConnection the
 endpoints use once the handshake is over.

@@ -132,6 +132,17 @@ class SourceBuckets:
         if bucket is not None:
             buckets.move_to_end(key)
             return bucket
+        # A newcomer forgets up to two of the least recently used buckets if
+        # they are full again (they carry nothing): a server that sees many
+        # sources keeps only those that recently spent, not one entry per
+        # source until the next prune (a few hundred bytes each).
+        for _ in range(2):
+            if not buckets:
+                break
+            oldest_key, oldest = next(iter(buckets.items()))
+            if self._refilled(oldest, now) < self.burst:
+                break
+            del buckets[oldest_key]
         if len(buckets) >= self.capacity:
             oldest_key, oldest = next(iter(buckets.items()))
             if self.when_full == "evict" or self._refilled(oldest, now) >= self.burst:
