@@ -278,6 +278,8 @@ class ServerLimits:
 CID_DRAWS = 16
 #: An unexpected error is logged at most once per source address in this many seconds.
 ERROR_LOG_INTERVAL = 60.0
+#: Seconds between the info lines that sum up the handshakes (per session: debug).
+SUMMARY_INTERVAL = 10.0
 
 
 @dataclass(slots=True)
@@ -372,6 +374,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._admission: Admission[_Peer] = Admission(limits, config)
         self._error_log = LogLimiter(interval=ERROR_LOG_INTERVAL)
         self._next_full_sweep = self._loop.time()
+        self._next_summary = self._next_full_sweep + SUMMARY_INTERVAL
+        self._summarized = (0, 0, 0)
         self._peers: dict[Any, _Peer] = {}
         #: CID -> peer (RFC 9146), one entry per handshake or session at most,
         #: so bounded like ``_peers``.
@@ -1050,8 +1054,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             self.handshake_observer(self._loop.time() - peer.started)
         self._established += 1
         peer.counted = True
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
+        if logger.isEnabledFor(logging.DEBUG):
+            # Per session at debug only: a gateway must not pay a log line per
+            # device per handshake (the periodic summary counts them at info).
+            logger.debug(
                 "session with %s established (%s, identity %r%s)",
                 _fmt(peer.addr),
                 event.cipher_suite,
@@ -1097,9 +1103,10 @@ class DtlsServer(asyncio.DatagramProtocol):
     def _on_closed(self, peer: _Peer, event: ConnectionClosed) -> None:
         if peer.conn.counters["handshakes"] == 0:
             self._counters["handshakes_failed"] += 1
-            logger.info("handshake with %s failed: %s", _fmt(peer.addr), event.error)
-        elif logger.isEnabledFor(logging.INFO):
-            logger.info(
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("handshake with %s failed: %s", _fmt(peer.addr), event.error)
+        elif logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
                 "session with %s closed%s",
                 _fmt(peer.addr),
                 f": {event.error}" * bool(event.error),
@@ -1224,11 +1231,39 @@ class DtlsServer(asyncio.DatagramProtocol):
             if now >= self._next_full_sweep:
                 self._next_full_sweep = now + full_interval
                 self._full_sweep(now)
+            if now >= self._next_summary:
+                self._log_summary(now)
         except Exception as exc:
             self._internal_error(exc, "the sweep of idle sessions and handshakes")
         finally:
             if self._transport is not None and not self._transport.is_closing():
                 self._schedule_sweep()
+
+    def _log_summary(self, now: float) -> None:
+        """One info line per ``SUMMARY_INTERVAL`` with what the handshakes did
+        since the last one (the per-session lines are at debug), none when
+        nothing happened."""
+        self._next_summary = now + SUMMARY_INTERVAL
+        counters, resumption = self._counters, self.config.resumption
+        resumed = (
+            0
+            if resumption is None
+            else resumption.counters["resumed_ticket"] + resumption.counters["resumed_session_id"]
+        )
+        current = (counters["handshakes_completed"], resumed, counters["handshakes_failed"])
+        last, self._summarized = self._summarized, current
+        if current == last or not logger.isEnabledFor(logging.INFO):
+            return
+        completed, resumed, failed = (c - p for c, p in zip(current, last, strict=True))
+        logger.info(
+            "%d handshakes completed (%d resumed) and %d failed in the last %.0f s; "
+            "%d sessions established",
+            completed,
+            resumed,
+            failed,
+            SUMMARY_INTERVAL,
+            self._established,
+        )
 
     def _full_sweep(self, now: float) -> None:
         for peer in self._live():
