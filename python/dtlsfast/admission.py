@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dtlsfast.handshake_table import HalfOpenTable
-from dtlsfast.source_budget import SourceBuckets, address_key, is_ipv4, prefix_key
+from dtlsfast.source_budget import (
+    SourceBuckets,
+    _host_prefix,
+    address_key,
+    is_ipv4,
+    prefix_key,
+)
 
 if TYPE_CHECKING:
     from dtlsfast.config import DtlsConfiguration
@@ -98,7 +104,10 @@ class Admission(Generic[T]):
     def keys(self, addr: Any) -> tuple[Hashable, Hashable]:
         """The source address and the prefix that ``addr`` is charged to."""
         limits = self.limits
-        return address_key(addr), prefix_key(addr, limits.prefix_length_v4, limits.prefix_length_v6)
+        host = address_key(addr)
+        if isinstance(host, str):
+            return host, _host_prefix(host, limits.prefix_length_v4, limits.prefix_length_v6)
+        return host, prefix_key(addr, limits.prefix_length_v4, limits.prefix_length_v6)
 
     # -- before the cookie --------------------------------------------------------
 
@@ -106,9 +115,10 @@ class Admission(Generic[T]):
         """Why a ClientHello from ``addr`` will be refused whatever its cookie
         (its address's or its prefix's hello bucket is empty), or None. Cheap,
         and reads only buckets that hellos with valid cookies emptied."""
-        if not self.hello_per_address.has(address_key(addr), now):
+        per_address, per_prefix = self.hello_per_address, self.hello_per_prefix
+        if len(per_address) and not per_address.has(address_key(addr), now):
             return "hello_rate_address"
-        if len(self.hello_per_prefix) and not self.hello_per_prefix.has(self.keys(addr)[1], now):
+        if len(per_prefix) and not per_prefix.has(self.keys(addr)[1], now):
             return "hello_rate_prefix"
         return None
 

@@ -244,6 +244,7 @@ class DtlsConnection:
         "_flight",
         "_flight_bytes",
         "_flight_open",
+        "_hello_hint",
         "_hello_verify_count",
         "_identity_hint",
         "_key_share",
@@ -400,6 +401,9 @@ class DtlsConnection:
         self._session_id = b""
         self._ticket_promised = False
         self._new_ticket: tuple[int, bytes] | None = None
+        # (body, decoded): a ClientHello body the server already decoded for
+        # admission, so that the connection does not decode it again.
+        self._hello_hint: tuple[bytes, Any] | None = None
 
     # ------------------------------------------------------------------ API
 
@@ -1391,7 +1395,8 @@ class DtlsConnection:
 
     def _server_on_client_hello(self, body: bytes, message: bytes) -> None:
         codec = self._backend
-        hello = codec.decode_client_hello(body)
+        hint, self._hello_hint = self._hello_hint, None
+        hello = hint[1] if hint is not None and hint[0] == body else codec.decode_client_hello(body)
         # A repeat of this hello (its random) means our flight was lost.
         self._pending_trigger = (0, message)
         # DTLS 1.2 is 0xFEFD; 1.0 (0xFEFF) is refused, and so is anything that

@@ -622,7 +622,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             # The same handshake's hello again: a retransmission.
             self._feed(peer, data, now)
             return
-        offered = self._offered_suites(hello_datagram)
+        length = int.from_bytes(hello_datagram[14:17], "big")
+        hello_body = hello_datagram[25 : 25 + length]
+        hello = self._backend.decode_client_hello(hello_body)
+        offered = hello.cipher_suites
         keys = admission.keys(addr)
         half_open = peer if peer is not None and not peer.conn.established else None
         decision = admission.admit(keys, offered, now, replacing=half_open)
@@ -641,6 +644,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             reassembly_budget=self._reassembly_budget,
             reassembly_source=_as_bytes(keys[1]),
         )
+        conn._hello_hint = (hello_body, hello)  # decoded once, here
         new = _Peer(self, conn, now, addr, cid or b"")
         new.session = DtlsSession(conn, addr, new)
         if new.cid:
@@ -663,15 +667,6 @@ class DtlsServer(asyncio.DatagramProtocol):
         # An abbreviated handshake (resumption) does no public-key work.
         spent = None if suite is None or conn.resumed is not None else suite.key_exchange
         admission.charge_crypto(keys[1], spent, now)
-
-    def _offered_suites(self, hello_datagram: bytes) -> tuple[int, ...]:
-        """The cipher suites of an accepted ClientHello (the gate checked it
-        is whole in the datagram's first record), for admission."""
-        length = int.from_bytes(hello_datagram[14:17], "big")
-        suites: tuple[int, ...] = self._backend.decode_client_hello(
-            hello_datagram[25 : 25 + length]
-        ).cipher_suites
-        return suites
 
     def _mute(self, addr: Any, reason: str, now: float) -> None:
         """Have the batch socket drop the refused source's ClientHellos on
@@ -783,8 +778,9 @@ class DtlsServer(asyncio.DatagramProtocol):
                 return
             conn = peer.conn
             half_open = peer in self._admission.table
-            state = getattr(conn, "state", None)
-            repeats = conn.counters.get("peer_retransmissions", 0)
+            if half_open:
+                state = getattr(conn, "state", None)
+                repeats = conn.counters.get("peer_retransmissions", 0)
             authenticated = _authenticated(conn)
             conn.receive_datagram(data, now)
             if authenticated is None or _authenticated(conn) != authenticated:
@@ -1141,16 +1137,21 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _take_counts(self, conn: DtlsConnection | SettledConnection) -> None:
         """Move a connection's drops and retransmissions into the server's counters."""
-        for reason, value in conn.drops.items():
-            self._counters[f"dropped_{reason}"] += value
-        self._counters["retransmissions"] += conn.counters["retransmissions"]
-        counters = conn.counters
+        drops, counters = conn.drops, conn.counters
+        retransmissions = counters.get("retransmissions", 0)
         internal = counters.get("internal_errors", 0)
+        unknown = counters.get("unknown_psk_identity", 0)
+        if not (drops or retransmissions or internal or unknown):
+            return  # most handshakes: nothing to move
+        mine = self._counters
+        for reason, value in drops.items():
+            mine[f"dropped_{reason}"] += value
+        mine["retransmissions"] += retransmissions
         if internal and isinstance(counters, Counter):
             # The connection's own internal_error closes (caught inside it).
-            self._counters["dtls_internal_errors"] += internal
+            mine["dtls_internal_errors"] += internal
             counters["internal_errors"] = 0
-        self._counters["unknown_psk_identities"] += counters.get("unknown_psk_identity", 0)
+        mine["unknown_psk_identities"] += unknown
         conn.clear_counts()
 
     def _cancel_timer(self, peer: _Peer) -> None:

@@ -85,7 +85,14 @@ class SourceBuckets:
 
     def has(self, key: Hashable, now: float, cost: float = 1.0) -> bool:
         """Whether ``key`` could pay ``cost`` now; nothing is taken or created."""
-        return self.tokens(key, now) >= cost
+        # tokens() inlined: asked several times per handshake.
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return self.burst >= cost
+        elapsed = now - bucket.stamp
+        if elapsed <= 0:
+            return bucket.tokens >= cost
+        return min(self.burst, bucket.tokens + elapsed * self.rate) >= cost
 
     def seconds_until(self, key: Hashable, now: float, cost: float = 1.0) -> float:
         """How long until ``key`` can pay ``cost`` (0 if it can now)."""
