@@ -274,6 +274,8 @@ class ServerLimits:
                 raise ConfigurationError(f"{name} is failures per second, >= 0, not {rate}")
 
 
+#: Seconds of one retransmission timer slot (see DtlsServer._arm_timer).
+TIMER_SLOT = 0.01
 #: Attempts at drawing a CID not in use before giving up on one for a handshake.
 CID_DRAWS = 16
 #: An unexpected error is logged at most once per source address in this many seconds.
@@ -293,7 +295,8 @@ class _Peer:
     session: DtlsSession = field(init=False)
     cid: bytes = b""
     """Our CID for this peer, registered in the server's CID table (RFC 9146)."""
-    timer: asyncio.TimerHandle | None = None
+    timer: int | None = None
+    """The slot its retransmission timer is in (``DtlsServer._timer_slots``)."""
     task: asyncio.Task[None] | None = None
     replaces: _Peer | None = None
     counted: bool = field(default=False)
@@ -377,6 +380,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._next_summary = self._next_full_sweep + SUMMARY_INTERVAL
         self._summarized = (0, 0, 0)
         self._peers: dict[Any, _Peer] = {}
+        #: Retransmission timer slot -> the peers whose timer is in it (by id);
+        #: each a handshake or session in ``_peers``/``_by_cid``, so bounded alike.
+        self._timer_slots: dict[int, dict[int, _Peer]] = {}
         #: CID -> peer (RFC 9146), one entry per handshake or session at most,
         #: so bounded like ``_peers``.
         self._by_cid: dict[bytes, _Peer] = {}
@@ -1154,21 +1160,49 @@ class DtlsServer(asyncio.DatagramProtocol):
         mine["unknown_psk_identities"] += unknown
         conn.clear_counts()
 
+    # Retransmission timers (RFC 6347 §4.2.4) in slots of TIMER_SLOT seconds:
+    # one loop timer per slot that has any, not one per flight of every
+    # handshake (a TimerHandle, a heap push and a cancel each).
+
     def _cancel_timer(self, peer: _Peer) -> None:
-        if peer.timer is not None:
-            peer.timer.cancel()
+        slot = peer.timer
+        if slot is not None:
             peer.timer = None
+            peers = self._timer_slots.get(slot)
+            if peers is not None:
+                peers.pop(id(peer), None)
 
     def _arm_timer(self, peer: _Peer) -> None:
         when = peer.conn.get_timer()
-        timer = peer.timer
-        if timer is not None:
-            if when is not None and timer.when() == when:
-                return  # already armed for that moment
-            timer.cancel()
-            peer.timer = None
-        if when is not None:
-            peer.timer = self._loop.call_at(when, self._on_timer, peer)
+        old = peer.timer
+        if when is None:
+            if old is not None:
+                self._cancel_timer(peer)
+            return
+        # The first slot that ends after ``when``: a timer fires at most one
+        # slot late, never early.
+        slot = int(when // TIMER_SLOT) + 1
+        if slot == old:
+            return  # already armed for that slot
+        if old is not None:
+            self._cancel_timer(peer)
+        peers = self._timer_slots.get(slot)
+        if peers is None:
+            peers = self._timer_slots[slot] = {}
+            self._loop.call_at(slot * TIMER_SLOT, self._fire_timers, slot)
+        peers[id(peer)] = peer
+        peer.timer = slot
+
+    def _fire_timers(self, slot: int) -> None:
+        peers = self._timer_slots.pop(slot, None)
+        if not peers:
+            return
+        for peer in list(peers.values()):
+            if peer.timer == slot:
+                try:
+                    self._on_timer(peer)
+                except Exception as exc:  # each peer's timer on its own
+                    self._internal_error(exc, peer.addr, peer)
 
     def _on_timer(self, peer: _Peer) -> None:
         peer.timer = None
