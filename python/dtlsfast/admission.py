@@ -69,6 +69,10 @@ class Decision(Generic[T]):
     """Half-open handshakes to drop first, to make room."""
 
 
+#: Admitted, nothing to evict (immutable, so shared).
+_ADMIT: Decision[Any] = Decision(None)
+
+
 class Admission(Generic[T]):
     """The admission state of one server: per-source buckets, the crypto
     budget and the half-open table (handles are the server's peers)."""
@@ -178,6 +182,12 @@ class Admission(Generic[T]):
     ) -> Decision[T]:
         limits, table = self.limits, self.table
         freed = 1 if replacing is not None and replacing in table else 0
+        if (
+            table.at_address(address) - freed < limits.max_handshakes_per_address
+            and table.in_prefix(prefix) - freed < limits.max_handshakes_per_prefix
+            and len(table) - freed < limits.max_handshakes
+        ):
+            return _ADMIT  # room everywhere: the usual case
         evict: list[T] = []
         groups = (
             (table.at_address(address), table.oldest_at_address(address),

@@ -595,6 +595,11 @@ class DtlsConnection:
         (:meth:`settle_into`)."""
         return self._settled_flight() is not False
 
+    def settled_final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """False unless :attr:`settled`; else what :meth:`settle_into` takes
+        as ``final`` (the last flight it may have to send again, or None)."""
+        return self._settled_flight()
+
     def _settled_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
         """:meth:`_final_flight` if :attr:`settled`, else False."""
         if (
@@ -628,7 +633,7 @@ class DtlsConnection:
         epoch = self.records.write_epoch
         *before, ccs, finished = flight
         if (
-            ccs != FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            ccs != (epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
             or finished.epoch != epoch
             or finished.content_type != ContentType.HANDSHAKE
             or any(
@@ -643,7 +648,12 @@ class DtlsConnection:
         return self.records.next_write_sequence(epoch - 1), messages
 
     def settle_into(
-        self, table: Any, session_id: int, now: float | None = None
+        self,
+        table: Any,
+        session_id: int,
+        now: float | None = None,
+        *,
+        final: tuple[int, list[bytes]] | Literal[False] | None = False,
     ) -> SettledConnection:
         """Move the record state of a settled server connection into ``table``
         (the backend's SessionTable) under ``session_id`` and return the slim
@@ -655,8 +665,13 @@ class DtlsConnection:
         sent again, as new records, if the peer repeats its Finished until
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
-        connection must not be used afterwards."""
-        final = False if self.is_client else self._settled_flight()
+        connection must not be used afterwards. ``final``: what
+        :meth:`settled_final_flight` just returned, if the caller asked (so
+        that it is not worked out twice)."""
+        if self.is_client:
+            final = False
+        elif final is False:
+            final = self._settled_flight()
         if final is False:
             raise LocalProtocolError("only a settled server connection can join the session table")
         self.records.install_in_table(table, session_id)

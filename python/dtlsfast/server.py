@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, cast, runtime_checkable
+from typing import IO, Any, Literal, Protocol, cast, runtime_checkable
 
 from dtlsfast.admission import MAX_CRYPTO_COST, Admission
 from dtlsfast.auth_filter import AuthFailureFilter, SourceFilters, source_key
@@ -801,8 +801,14 @@ class DtlsServer(asyncio.DatagramProtocol):
                 # (the connection answers only some of them: RFC 6347 §4.2.4
                 # with its amplification bound, but each one is the peer's).
                 self._admission.progressed(peer, now)
-            if peer.table_id is None and not peer.forgotten and peer.conn.settled:
-                self._join_table(peer)
+            if peer.table_id is None and not peer.forgotten:
+                full = peer.conn
+                if isinstance(full, DtlsConnection):
+                    final = full.settled_final_flight()
+                    if final is not False:
+                        self._join_table(peer, final)
+                elif full.settled:
+                    self._join_table(peer)
         except Exception as exc:
             self._internal_error(exc, peer.addr, peer)
 
@@ -906,7 +912,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._open_session(peer)
         return peer
 
-    def _join_table(self, peer: _Peer) -> None:
+    def _join_table(
+        self, peer: _Peer, final: tuple[int, list[bytes]] | Literal[False] | None = False
+    ) -> None:
         """Swap an established session's connection for the slim one, its
         record state in the table: right after the handshake, whatever the
         session (RFC 9146 CIDs included), so that it costs little memory."""
@@ -920,7 +928,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         full.discard_handshake_buffers()
         # The slim connection carries on; the handshake's state goes with `full`.
         now = self._loop.time()
-        settled = full.settle_into(self._table, table_id, now)
+        settled = full.settle_into(self._table, table_id, now, final=final)
         peer.conn = peer.session._conn = settled
         peer.table_id = table_id
         if (self._batched or self.state is not None) and not settled.connection_id:
