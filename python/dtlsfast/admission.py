@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dtlsfast.handshake_table import HalfOpenTable
@@ -148,8 +149,7 @@ class Admission(Generic[T]):
 
     def crypto_estimate(self, offered_suites: Sequence[int]) -> int:
         """The most a handshake offering these suites can cost us."""
-        cost = self._suite_cost
-        return max((cost.get(code, 0) for code in offered_suites), default=0)
+        return max(map(self._suite_cost.get, offered_suites, repeat(0)), default=0)
 
     def admit(
         self,
