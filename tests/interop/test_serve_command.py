@@ -56,6 +56,8 @@ async def test_serve_with_certificates(tmp_path: Path) -> None:
         str(server.keyfile),
         "--ca",
         str(pki.cafile),
+        "--log-level",  # the per-session lines checked below are at debug
+        "debug",
     ) as process:
         secure = f"coaps://127.0.0.1:{port + 1}/light"
         with_cert = await run_coap_client(
