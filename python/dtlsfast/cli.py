@@ -388,6 +388,8 @@ async def run_server(args: argparse.Namespace) -> int:
         config = CoapServerConfig(observers_per_resource=n, observers_total=n)
     coap = CoapServer(config)
     coap.add_resource("light", LightResource())
+    # A worker serves the light every worker serves: its current state first.
+    replica = None if worker is None else workers.shared_replica(worker, coap)
     closers: list[Any] = []
     ciphers = args.ciphers.split(",") if args.ciphers else None
     if args.rpk and (args.cert or args.key):
@@ -454,7 +456,9 @@ async def run_server(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         dtls_server = closers[-1] if args.coaps_port else None
         if worker is not None:
-            closers.append(await workers.start_worker(worker, coap, closers[:], dtls_server, stop))
+            closers.append(
+                await workers.start_worker(worker, coap, closers[:], dtls_server, stop, replica)
+            )
         elif args.metrics is not None:
             closers.append(
                 await workers.serve_single_metrics(args.metrics, closers[:], coap, dtls_server)

@@ -85,7 +85,6 @@ from dtlsfast.handshake import extensions as ext
 from dtlsfast.handshake.cert_types import (
     CertificateType,
     choose_certificate_type,
-    decode_certificate_type,
     encode_certificate_types,
 )
 from dtlsfast.handshake.certificates import (
@@ -111,22 +110,12 @@ from dtlsfast.handshake.constants import (
     alert_name,
 )
 from dtlsfast.handshake.ecdhe import (
-    ClientKeyExchangeEcdhePsk,
     KeyShare,
-    ServerKeyExchangeEcdhePsk,
     choose_group,
 )
 from dtlsfast.handshake.messages import (
-    ClientHello,
-    ClientKeyExchangePsk,
-    Finished,
-    HelloVerifyRequest,
-    ServerHello,
-    ServerHelloDone,
-    ServerKeyExchangePsk,
     decode_alert,
     encode_alert,
-    find_extension,
 )
 from dtlsfast.handshake.prf import (
     psk_premaster_secret,
@@ -146,7 +135,12 @@ from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
 
 if TYPE_CHECKING:
+    from dtlsfast._core import ParsedServerHello
     from dtlsfast.store.records import SessionRecord
+
+#: A client's ClientHello fields, kept to send it again with the cookie:
+#: (random, session_id, cipher suite codes, extensions as (type, data)).
+_ClientHelloFields = tuple[bytes, bytes, tuple[int, ...], list[tuple[int, bytes]]]
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -253,6 +247,7 @@ class DtlsConnection:
         "_offer",
         "_offered_cid",
         "_offered_client_types",
+        "_offered_extensions",
         "_offered_server_types",
         "_out",
         "_peer_repeated",
@@ -364,7 +359,10 @@ class DtlsConnection:
         self._client_random = b""
         self._server_random = b""
         self._master = b""
-        self._client_hello: ClientHello | None = None
+        # Our ClientHello's fields, sent again with the cookie (RFC 6347
+        # §4.2.1): (random, session_id, cipher suites, extensions).
+        self._client_hello: _ClientHelloFields | None = None
+        self._offered_extensions: frozenset[int] = frozenset()
         self._hello_verify_count = 0
         self._identity_hint: bytes | None = None
         self._psk = b""
@@ -503,18 +501,16 @@ class DtlsConnection:
             )
         session_id, ticket_extensions = abbreviated.client_hello_session(self)
         extensions += ticket_extensions
-        self._client_hello = ClientHello(
-            client_version=DTLS_1_2,
-            random=random,
-            session_id=session_id,
-            cookie=b"",
-            cipher_suites=[s.code for s in self.config.cipher_suites],
-            compression_methods=b"\x00",
-            extensions=extensions,
+        self._client_hello = (
+            random,
+            session_id,
+            tuple(s.code for s in self.config.cipher_suites),
+            extensions,
         )
+        self._offered_extensions = frozenset(t for t, _ in extensions)
         self.state = State.CLIENT_WAIT_SERVER_HELLO
         self._transcript.reset()
-        self._queue_handshake(HandshakeType.CLIENT_HELLO, self._client_hello.encode())
+        self._queue_client_hello(b"")
         self._send_flight(now, expect_reply=True)
 
     def receive_datagram(self, data: bytes, now: float) -> None:
@@ -1123,24 +1119,31 @@ class DtlsConnection:
 
     # ------------------------------------------------------------- client
 
+    def _queue_client_hello(self, cookie: bytes) -> None:
+        assert self._client_hello is not None
+        random, session_id, suites, extensions = self._client_hello
+        self._queue_message(
+            self._backend.encode_client_hello(
+                self._send_seq, DTLS_1_2, random, session_id, cookie, suites, b"\x00", extensions
+            )
+        )
+
     def _client_on_hello_verify_request(self, body: bytes, message: bytes) -> None:
-        hvr = HelloVerifyRequest.decode(body)
+        _version, cookie = self._backend.decode_hello_verify_request(body)
         self._hello_verify_count += 1
         if self._hello_verify_count > MAX_HELLO_VERIFY:
             raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "too many HelloVerifyRequests")
-        if not hvr.cookie or len(hvr.cookie) > 255:
+        if not cookie:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "HelloVerifyRequest cookie is empty")
-        assert self._client_hello is not None
-        self._client_hello.cookie = hvr.cookie
         # The hello before the cookie and the HelloVerifyRequest are not part of
         # the handshake hash (RFC 6347 §4.2.6).
         self._transcript.reset()
         # A repeat of this HelloVerifyRequest (its cookie) means our hello was lost.
         self._pending_trigger = (0, message)
-        self._queue_handshake(HandshakeType.CLIENT_HELLO, self._client_hello.encode())
+        self._queue_client_hello(cookie)
 
     def _client_on_server_hello(self, body: bytes, message: bytes) -> None:
-        hello = ServerHello.decode(body)
+        hello = self._backend.decode_server_hello(body)
         if hello.server_version != DTLS_1_2:
             raise _Abort(
                 AlertDescription.PROTOCOL_VERSION,
@@ -1151,54 +1154,56 @@ class DtlsConnection:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "server chose a suite not offered")
         if hello.compression_method != 0:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "server chose compression")
-        offered = {t for t, _ in self._client_hello.extensions} if self._client_hello else set()
-        for ext_type, _data in hello.extensions:
+        offered = self._offered_extensions
+        for ext_type in _server_hello_extensions(hello):
             if ext_type not in offered:
                 raise _Abort(
                     AlertDescription.UNSUPPORTED_EXTENSION,
                     f"server sent extension {ext_type} that was not offered",
                 )
-        reneg = find_extension(hello.extensions, ExtensionType.RENEGOTIATION_INFO)
-        if reneg is not None and ext.decode_renegotiation_info(reneg) != b"":
+        reneg = hello.renegotiation_info
+        if reneg is not None and reneg != b"":
             raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "bad renegotiation_info")
-        self.extended_master_secret = _offers_extended_master_secret(hello.extensions)
+        self.extended_master_secret = hello.extended_master_secret
         if self.config.require_extended_master_secret and not self.extended_master_secret:
             raise _Abort(
                 AlertDescription.HANDSHAKE_FAILURE,
                 "server does not support extended master secret (RFC 7627), which is required",
             )
-        formats = find_extension(hello.extensions, ExtensionType.EC_POINT_FORMATS)
-        if formats is not None and 0 not in ext.decode_ec_point_formats(formats):
+        formats = hello.ec_point_formats
+        if formats is not None and 0 not in formats:
             raise _Abort(
                 AlertDescription.ILLEGAL_PARAMETER,
                 "the server's ec_point_formats lacks uncompressed (0), RFC 8422 §5.2",
             )
-        limit = find_extension(hello.extensions, ExtensionType.RECORD_SIZE_LIMIT)
-        if limit is not None:
-            self.peer_record_size_limit = ext.decode_record_size_limit(limit)
+        if hello.record_size_limit is not None:
+            self.peer_record_size_limit = hello.record_size_limit
         if suite.key_exchange == "ECDHE_ECDSA":
-            self._client_check_certificate_types(hello.extensions)
-        cid = find_extension(hello.extensions, ExtensionType.CONNECTION_ID)
+            self._client_check_certificate_types(
+                hello.server_certificate_type, hello.client_certificate_type
+            )
+        cid = hello.connection_id
         if cid is not None and self._offered_cid is not None:
             # Only an offered extension gets here (checked above).
-            self._use_connection_ids(self._offered_cid, ext.decode_connection_id(cid))
+            self._use_connection_ids(self._offered_cid, cid)
         self.cipher_suite = suite
         self._server_random = hello.random
         # The server's flight ends at ServerHelloDone, which anyone can forge
         # (it is empty): a repeat of the ServerHello (its random) tells
         # that our answer to the flight was lost.
         self._pending_trigger = (0, message)
-        ticket = find_extension(hello.extensions, ExtensionType.SESSION_TICKET)
+        ticket = hello.session_ticket
         if ticket is not None and ticket != b"":
             raise _Abort(AlertDescription.DECODE_ERROR, "a ServerHello's session_ticket is empty")
         if abbreviated.client_resumes(self, hello.session_id, ticket is not None):
             return
         self.state = State.CLIENT_WAIT_SERVER_HELLO_DONE
 
-    def _client_check_certificate_types(self, extensions: list[tuple[int, bytes]]) -> None:
+    def _client_check_certificate_types(
+        self, server_chosen: int | None, client_chosen: int | None
+    ) -> None:
         """The types the server chose (RFC 7250 §4.2), from what we offered."""
-        chosen = find_extension(extensions, ExtensionType.SERVER_CERTIFICATE_TYPE)
-        server_type = CertificateType.X509 if chosen is None else decode_certificate_type(chosen)
+        server_type = CertificateType.X509 if server_chosen is None else server_chosen
         if server_type not in self.config.peer_certificate_types:
             kind = _type_name(server_type)
             raise _Abort(
@@ -1211,9 +1216,8 @@ class DtlsConnection:
                 ),
             )
         self._server_certificate_type = CertificateType(server_type)
-        chosen = find_extension(extensions, ExtensionType.CLIENT_CERTIFICATE_TYPE)
-        if chosen is not None:
-            client_type = decode_certificate_type(chosen)
+        if client_chosen is not None:
+            client_type = client_chosen
             if client_type not in (self._offered_client_types or ()):
                 raise _Abort(
                     AlertDescription.ILLEGAL_PARAMETER,
@@ -1229,17 +1233,17 @@ class DtlsConnection:
             self._client_on_signed_key_exchange(body)
             return
         if self.cipher_suite.key_exchange != "ECDHE_PSK":
-            self._identity_hint = ServerKeyExchangePsk.decode(body).identity_hint
+            self._identity_hint = self._backend.decode_server_key_exchange_psk(body)
             return
-        exchange = ServerKeyExchangeEcdhePsk.decode(body)
-        if exchange.group not in self.config.groups:
+        hint, group, public = self._backend.decode_server_key_exchange_ecdhe_psk(body)
+        if group not in self.config.groups:
             raise _Abort(
                 AlertDescription.ILLEGAL_PARAMETER,
-                f"server chose ECDHE group {exchange.group}, which was not offered",
+                f"server chose ECDHE group {group}, which was not offered",
             )
-        self._identity_hint = exchange.identity_hint
-        self._key_share = KeyShare(exchange.group)
-        self._ecdh_secret = self._exchange(exchange.public)
+        self._identity_hint = hint
+        self._key_share = KeyShare(group)
+        self._ecdh_secret = self._exchange(public)
 
     def _exchange(self, peer_public: bytes) -> bytes:
         assert self._key_share is not None
@@ -1249,7 +1253,7 @@ class DtlsConnection:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, str(exc)) from None
 
     def _client_on_server_hello_done(self, body: bytes, message: bytes) -> None:
-        ServerHelloDone.decode(body)
+        self._backend.decode_server_hello_done(body)
         assert self.cipher_suite is not None
         if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
             self._client_send_certificate_flight()
@@ -1262,19 +1266,22 @@ class DtlsConnection:
                     AlertDescription.UNEXPECTED_MESSAGE,
                     "ECDHE_PSK needs a ServerKeyExchange before ServerHelloDone",
                 )
-            exchange = ClientKeyExchangeEcdhePsk(self.psk_identity, self._key_share.public)
-            self._queue_handshake(HandshakeType.CLIENT_KEY_EXCHANGE, exchange.encode())
+            self._queue_message(
+                self._backend.encode_client_key_exchange_ecdhe_psk(
+                    self._send_seq, self.psk_identity, self._key_share.public
+                )
+            )
         else:
-            self._queue_handshake(
-                HandshakeType.CLIENT_KEY_EXCHANGE, ClientKeyExchangePsk(self.psk_identity).encode()
+            self._queue_message(
+                self._backend.encode_client_key_exchange_psk(self._send_seq, self.psk_identity)
             )
         self._derive_keys()
         self._client_finish_flight()
 
     def _client_finish_flight(self) -> None:
         self._queue_change_cipher_spec()
-        self._queue_handshake(
-            HandshakeType.FINISHED, Finished(self._finished(b"client finished")).encode()
+        self._queue_message(
+            self._backend.encode_finished(self._send_seq, self._finished(b"client finished"))
         )
         self.state = State.CLIENT_WAIT_CHANGE_CIPHER_SPEC
 
@@ -1381,7 +1388,7 @@ class DtlsConnection:
                 body = CertificateMessage.from_certificates(chain or []).encode()
             self._queue_handshake(HandshakeType.CERTIFICATE, body)
         public = self._key_share.public
-        self._queue_handshake(HandshakeType.CLIENT_KEY_EXCHANGE, bytes([len(public)]) + public)
+        self._queue_message(self._backend.encode_client_key_exchange_ecdhe(self._send_seq, public))
         # The extended master secret's session hash ends at ClientKeyExchange.
         self._derive_keys()
         if send_certificate:
@@ -1787,14 +1794,24 @@ _TRANSITIONS: dict[tuple[State, int], Handler] = {
 _EC_GROUPS = frozenset({23, 24, 25, 29, 30})
 
 
-def _offers_extended_master_secret(extensions: list[tuple[int, bytes]]) -> bool:
-    """Whether a hello carries extended_master_secret; DecodeError if the
-    extension carries data (RFC 7627 §5.1: it is empty)."""
-    data = find_extension(extensions, ExtensionType.EXTENDED_MASTER_SECRET)
-    if data is None:
-        return False
-    ext.decode_extended_master_secret(data)
-    return True
+def _server_hello_extensions(hello: ParsedServerHello) -> list[int]:
+    """The types of the extensions a decoded ServerHello carries, known
+    and unknown: each must answer one we offered (RFC 5246 §7.4.1.4)."""
+    present = [t for t, _ in hello.other_extensions]
+    for ext_type, value in (
+        (ExtensionType.RENEGOTIATION_INFO, hello.renegotiation_info),
+        (ExtensionType.EXTENDED_MASTER_SECRET, hello.extended_master_secret or None),
+        (ExtensionType.EC_POINT_FORMATS, hello.ec_point_formats),
+        (ExtensionType.RECORD_SIZE_LIMIT, hello.record_size_limit),
+        (ExtensionType.CONNECTION_ID, hello.connection_id),
+        (ExtensionType.SESSION_TICKET, hello.session_ticket),
+        (ExtensionType.SERVER_CERTIFICATE_TYPE, hello.server_certificate_type),
+        (ExtensionType.CLIENT_CERTIFICATE_TYPE, hello.client_certificate_type),
+        (ExtensionType.SERVER_NAME, hello.server_name or None),
+    ):
+        if value is not None:
+            present.append(ext_type)
+    return present
 
 
 @functools.lru_cache(maxsize=16)
@@ -1821,7 +1838,10 @@ def _type_names(types: Sequence[int] | None) -> str:
     return "[" + ", ".join(names.get(t, str(t)) for t in (types or [0])) + "]"
 
 
+@functools.lru_cache(maxsize=64)
 def _is_ip_literal(name: str) -> bool:
+    """Whether ``name`` is an address (no server_name for it, RFC 6066 §3);
+    cached: a client names the same server handshake after handshake."""
     import ipaddress
 
     try:

@@ -67,14 +67,13 @@ from dtlsfast.connection import DtlsConnection
 from dtlsfast.datagram_transport import (
     ReusingDatagramTransport,
     open_datagram_endpoint,
-    receive_buffer,
 )
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import ConfigurationError, DtlsError, HandshakeError
+from dtlsfast.handshake_storm import HandshakeStorm
 from dtlsfast.pure.client_table import BUCKETS as _BUCKETS
 from dtlsfast.pure.client_table import PER_LOG as _PER_LOG
 from dtlsfast.pure.client_table import bucket_of
-from dtlsfast.resumption.saved_session import SavedSession
 
 #: RFC 7252 §4.8 transmission parameters.
 ACK_TIMEOUT = 2.0
@@ -82,6 +81,9 @@ ACK_RANDOM_FACTOR = 1.5
 MAX_RETRANSMIT = 4
 #: How often the ticker looks for requests due for retransmission.
 TICK = 0.1
+#: How often a handshake storm serves its timers (the retransmission timers
+#: start at 1 s, RFC 6347 §4.2.4.1, so this costs them little precision).
+SWEEP = 0.02
 #: Distinct handshake failure reasons kept in the result.
 MAX_FAILURE_REASONS = 8
 
@@ -1104,82 +1106,6 @@ async def _generate(
     )
 
 
-async def _one_handshake(
-    config: DtlsConfiguration,
-    family: int,
-    address: tuple[Any, ...],
-    timeout: float,
-    resume: SavedSession | None = None,
-) -> DtlsConnection:
-    """One handshake from a new UDP port (offering ``resume``), then
-    close_notify; returns the connection (its suite, whether it resumed, its
-    session to resume next). Raises what went wrong."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    conn = DtlsConnection(config, peer=address, resume=resume)
-    done: asyncio.Future[None] = loop.create_future()
-    timer: asyncio.TimerHandle | None = None
-    fd = -1
-
-    def pump() -> None:
-        nonlocal timer
-        for datagram in conn.datagrams_to_send(loop.time()):
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                sock.send(datagram)
-        while (event := conn.next_event()) is not None:
-            if done.done():
-                continue
-            if isinstance(event, HandshakeCompleted):
-                done.set_result(None)
-            elif isinstance(event, ConnectionClosed):
-                done.set_exception(event.error or HandshakeError("closed during the handshake"))
-        if timer is not None:
-            timer.cancel()
-        when = conn.get_timer()
-        timer = loop.call_at(when, on_timer) if when is not None and not done.done() else None
-
-    def on_timer() -> None:
-        conn.handle_timer(loop.time())
-        pump()
-
-    def readable() -> None:
-        view = receive_buffer()
-        for _ in range(8):
-            try:
-                size = sock.recv_into(view)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if not done.done():
-                    done.set_exception(
-                        HandshakeError(f"{type(exc).__name__} (is a server listening there?)")
-                    )
-                return
-            conn.receive_datagram(bytes(view[:size]), loop.time())
-            pump()
-
-    try:
-        sock.setblocking(False)
-        sock.connect(address)
-        fd = sock.fileno()
-        loop.add_reader(fd, readable)
-        conn.connect(loop.time())
-        pump()
-        async with asyncio.timeout(timeout):
-            await done
-        conn.close()  # close_notify, so that the server frees the session
-        for datagram in conn.datagrams_to_send(loop.time()):
-            with contextlib.suppress(OSError):
-                sock.send(datagram)
-        return conn
-    finally:
-        if timer is not None:
-            timer.cancel()
-        if fd >= 0:
-            loop.remove_reader(fd)
-        sock.close()
-
-
 async def _storm(
     plan: _Plan,
     config: DtlsConfiguration,
@@ -1202,55 +1128,30 @@ async def _storm(
     whenever the server refuses): the outcome counts those that resumed."""
     stats = run.stats
     failures: Counter[str] = Counter()
-    suite = ""
-    resumed = 0
     if gate is not None:
         await gate("handshakes")
     load_started, load_started_at = await _load_start(gate)
     end = load_started + plan.duration
     cpu_started = time.process_time()
 
-    async def slot() -> None:
-        nonlocal suite, resumed
-        saved: SavedSession | None = None
-        while time.perf_counter() < end and not (stop is not None and stop.is_set()):
-            started = time.perf_counter()
-            try:
-                conn = await _one_handshake(
-                    config,
-                    family,
-                    address,
-                    min(plan.handshake_timeout, end - started + 1.0),
-                    saved,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if time.perf_counter() >= end:
-                    return  # cut off by the end of the run: neither way
-                reason = (
-                    f"no handshake within {plan.handshake_timeout} s"
-                    if isinstance(exc, TimeoutError)
-                    else f"{type(exc).__name__}: {exc}"
-                )
-                _count_failure(failures, reason)
-                await asyncio.sleep(0.01)  # a refused port is not a busy loop
-                continue
-            finished = time.perf_counter()
-            if finished > end:
-                return
-            stats.record(finished - started)
-            suite = conn.cipher_suite.name if conn.cipher_suite is not None else ""
-            resumed += conn.resumed is not None
-            if plan.resume:
-                saved = conn.resumption
-
-    slots = [asyncio.ensure_future(slot()) for _ in range(plan.handshake_concurrency)]
+    storm = HandshakeStorm(
+        config,
+        family,
+        address,
+        concurrency=plan.handshake_concurrency,
+        handshake_timeout=plan.handshake_timeout,
+        end=end,
+        resume=plan.resume,
+        on_complete=stats.record,
+        on_failure=lambda reason: _count_failure(failures, reason),
+    )
+    storm.start()
     try:
         next_report = load_started + progress_interval
         last = 0
-        while not all(task.done() for task in slots):
-            await asyncio.wait(slots, timeout=min(TICK, max(0.0, end + 1.0 - time.perf_counter())))
+        while not storm.done and storm.error is None:
+            await asyncio.sleep(SWEEP)
+            storm.sweep()
             now = time.perf_counter()
             if now >= end + 1.0 or (stop is not None and stop.is_set()):
                 break
@@ -1261,21 +1162,18 @@ async def _storm(
                         requests=stats.requests,
                         errors=sum(failures.values()),
                         retransmissions=0,
-                        in_flight=sum(not t.done() for t in slots),
+                        in_flight=storm.in_flight,
                         requests_per_second=(stats.requests - last) / progress_interval,
                     )
                 )
                 last = stats.requests
                 next_report += progress_interval
     finally:
-        for task in slots:
-            task.cancel()
-        await asyncio.gather(*slots, return_exceptions=True)
+        storm.close()
     elapsed = min(time.perf_counter(), end) - load_started
     cpu = time.process_time() - cpu_started
-    for task in slots:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise cast(BaseException, task.exception())
+    if storm.error is not None:
+        raise storm.error
     return _Outcome(
         stats=stats,
         established=stats.requests,
@@ -1286,9 +1184,9 @@ async def _storm(
         cpu=cpu,
         unanswered=0,
         load_started_at=load_started_at,
-        suite=suite,
+        suite=storm.suite,
         interrupted=stop is not None and stop.is_set(),
-        resumed=resumed,
+        resumed=storm.resumed,
     )
 
 

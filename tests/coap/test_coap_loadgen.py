@@ -698,6 +698,89 @@ async def test_handshake_storm_in_processes_through_the_cli(seed: Seed) -> None:
     assert result["handshakes"] > 0 and result["failures"] == 0
 
 
+async def test_handshake_storm_reports_an_unreachable_server() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    result = await loadgen.run_handshakes(
+        f"coaps://127.0.0.1:{port}/light", concurrency=2, duration=0.5
+    )
+    assert result.handshakes == 0 and result.failures > 0
+    [reason] = result.failure_reasons
+    assert "is a server listening there?" in reason
+
+
+class _LossyRelay(asyncio.DatagramProtocol):
+    """Between the generator and the server: the second datagram from each
+    client port (the ClientHello with the cookie) is lost, so that every
+    handshake completes only by retransmission."""
+
+    def __init__(self, server: tuple[str, int]) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+        self.upstream: dict[Any, asyncio.DatagramTransport] = {}
+        self.seen = Counter[Any]()
+        self.lost = 0
+        self.opening: set[asyncio.Future[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.seen[addr] += 1
+        if self.seen[addr] == 2:
+            self.lost += 1
+            return
+        upstream = self.upstream.get(addr)
+        if upstream is not None:
+            upstream.sendto(data)
+            return
+        relay = self
+
+        class Back(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, _from: Any) -> None:
+                if relay.transport is not None:
+                    relay.transport.sendto(data, addr)
+
+        async def open_upstream() -> None:
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(Back, remote_addr=self.server)
+            self.upstream[addr] = transport
+            transport.sendto(data)
+
+        task = asyncio.ensure_future(open_upstream())
+        self.opening.add(task)
+        task.add_done_callback(self.opening.discard)
+
+    def close(self) -> None:
+        for transport in self.upstream.values():
+            transport.close()
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def test_handshake_storm_retransmits_through_loss(seed: Seed) -> None:
+    loop = asyncio.get_running_loop()
+    _, relay = await loop.create_datagram_endpoint(
+        lambda: _LossyRelay(("127.0.0.1", seed.dtls.port)), local_addr=("127.0.0.1", 0)
+    )
+    assert relay.transport is not None
+    port = relay.transport.get_extra_info("sockname")[1]
+    try:
+        result = await loadgen.run_handshakes(
+            f"coaps://127.0.0.1:{port}/light", concurrency=2, duration=3.5
+        )
+    finally:
+        relay.close()
+    # Every handshake lost its second ClientHello and completed only because
+    # the storm's timer sweep sent it again (RFC 6347 §4.2.4), a second on.
+    assert result.handshakes >= 2 and result.failures == 0
+    assert relay.lost >= result.handshakes
+    assert result.p50_ms >= 900
+
+
 async def test_handshake_storm_needs_coaps(seed: Seed) -> None:
     with pytest.raises(ConfigurationError, match="coaps"):
         await loadgen.run_handshakes(seed.uri(secure=False), duration=0.1)

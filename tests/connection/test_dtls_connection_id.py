@@ -182,9 +182,13 @@ def test_malformed_connection_id_extension_is_a_decode_error() -> None:
     hello = pair.client._client_hello
     assert hello is not None
     # The ClientHello sent again with the cookie carries a bad length prefix.
-    hello.extensions = [
-        (t, b"\x05ab" if t == ExtensionType.CONNECTION_ID else d) for t, d in hello.extensions
-    ]
+    random, session_id, suites, extensions = hello
+    pair.client._client_hello = (
+        random,
+        session_id,
+        suites,
+        [(t, b"\x05ab" if t == ExtensionType.CONNECTION_ID else d) for t, d in extensions],
+    )
     pair.run()
     assert not pair.established
     assert pair.server is not None and pair.server.closed

@@ -10,6 +10,8 @@ observable light switch, over RFC 7252 §5.8 GET/PUT and RFC 7641 Observe.
   deeply to parse included; another Content-Format 4.15. Observers are
   notified after every successful PUT, changed or not, as the ESP-IDF
   example calls ``coap_resource_notify_observers`` after each one.
+- Shared (``shared = True``): its state is ``on`` or ``off``, so the workers
+  of ``dtlsfast serve --workers N`` serve one light.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class LightResource(Resource):
     if_ = "core.a"
     ct = (ContentFormat.TEXT_PLAIN, ContentFormat.JSON)
     title = "Light"
+    shared = True
 
     def __init__(self, on: bool = False) -> None:
         self.on = on
@@ -58,8 +61,16 @@ class LightResource(Resource):
             )
         new = self._parse_json(request.payload) if cf == 50 else self._parse_text(request.payload)
         self.on = new
-        self.notify()
+        self.changed()
         return Response(Code.CHANGED)
+
+    def export_state(self) -> bytes:
+        return b"on" if self.on else b"off"
+
+    def import_state(self, data: bytes) -> None:
+        if data not in (b"on", b"off"):
+            raise ValueError("a light's state is b'on' or b'off'")
+        self.on = data == b"on"
 
     def _parse_text(self, payload: bytes) -> bool:
         try:

@@ -8,6 +8,14 @@ as registered with ``@server.resource(path)`` on a function. Class attributes
 link attributes in ``/.well-known/core`` (RFC 6690 §3, RFC 7641 §6).
 :meth:`Resource.notify` tells every server the resource is registered with to
 send notifications to its observers (RFC 7641 §4.2).
+
+A resource whose state must be one across sibling servers (the processes of
+``dtlsfast serve --workers N``) opts in with ``shared = True``: it gives its
+state as bytes (:meth:`Resource.export_state`), takes a sibling's
+(:meth:`Resource.import_state`), and reports a change a request made with
+:meth:`Resource.changed` rather than :meth:`Resource.notify`. The server
+hands every such change to its replicators
+(:meth:`~dtlsfast.coap.server.CoapServer.add_replicator`).
 """
 
 from __future__ import annotations
@@ -53,6 +61,9 @@ class Resource:
     #: Content-Formats accepted in request bodies; None accepts any. A body in
     #: another format is answered with 4.15 before the handler runs.
     accepted_formats: frozenset[int] | None = None
+    #: Opt in to one state across sibling servers (see the module docstring):
+    #: implement :meth:`export_state` and :meth:`import_state`, call :meth:`changed`.
+    shared: bool = False
 
     _RENDERERS: ClassVar[Mapping[int, str]] = {c: f"render_{n}" for c, n in METHOD_NAMES.items()}
 
@@ -122,6 +133,35 @@ class Resource:
         """The state changed: notify the observers on every server (RFC 7641 §4.2)."""
         for hook in list(self.__dict__.get("_coap_notify_hooks", ())):
             hook()
+
+    # -- shared state (``shared = True``) ---------------------------------
+
+    def export_state(self) -> bytes:
+        """The state a sibling server needs to be this resource: short bytes."""
+        raise NotImplementedError(f"{type(self).__name__} is shared but has no export_state")
+
+    def import_state(self, data: bytes) -> None:
+        """Become the state a sibling exported; raise ValueError on bytes
+        that are no state of this resource (nothing changes then). The
+        server notifies the observers afterwards; do not call :meth:`changed`."""
+        raise NotImplementedError(f"{type(self).__name__} is shared but has no import_state")
+
+    def bind_changed(self, hook: Callable[[], None]) -> None:
+        """Called by a server when a shared resource is registered with it."""
+        hooks: list[Callable[[], None]] = self.__dict__.setdefault("_coap_changed_hooks", [])
+        hooks.append(hook)
+
+    def unbind_changed(self, hook: Callable[[], None]) -> None:
+        hooks: list[Callable[[], None]] = self.__dict__.get("_coap_changed_hooks", [])
+        if hook in hooks:
+            hooks.remove(hook)
+
+    def changed(self) -> None:
+        """A request changed the state: hand it to the servers' replicators
+        (a shared resource), then notify the observers as :meth:`notify`."""
+        for hook in list(self.__dict__.get("_coap_changed_hooks", ())):
+            hook()
+        self.notify()
 
 
 class FunctionResource(Resource):

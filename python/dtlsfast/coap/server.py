@@ -119,6 +119,12 @@ _KNOWN_OPTIONS: dict[int, tuple[int, int, bool]] = {
     OptionNumber.NO_RESPONSE: (0, 1, False),
 }
 _BODY_METHODS = frozenset({Code.POST, Code.PUT, Code.FETCH, Code.PATCH, Code.IPATCH})
+#: Shares a shared resource's new state with sibling servers; may return a
+#: future done once they all hold it (:meth:`CoapServer.add_replicator`).
+Replicator = Callable[[str, bytes], "asyncio.Future[None] | None"]
+#: Methods that change nothing (RFC 7252 §5.1, RFC 8132 §2).
+_SAFE = frozenset({Code.GET, Code.FETCH})
+
 #: No-Response bits per response class (RFC 7967 §2.1).
 _NO_RESPONSE_BITS = {2: 0x02, 4: 0x08, 5: 0x10}
 
@@ -152,6 +158,10 @@ class CoapServerConfig:
     notify_con_interval: float = 24 * 3600.0
     #: Remembered NON notification Message IDs, to match a Reset (§3.6).
     recent_non_notifications: int = 4096
+    #: A request that changed a shared resource is answered once the sibling
+    #: servers hold the new state (see :meth:`CoapServer.add_replicator`), or
+    #: after this many seconds when they do not confirm it.
+    shared_state_wait: float = 1.0
 
     def __post_init__(self) -> None:
         if not 16 <= self.block_size <= 1024 or self.block_size & (self.block_size - 1):
@@ -160,6 +170,8 @@ class CoapServerConfig:
             raise ConfigurationError(
                 "separate_response_after must be positive and below ACK_TIMEOUT"
             )
+        if not self.shared_state_wait >= 0:
+            raise ConfigurationError("shared_state_wait must be 0 or more")
         for name in (
             "dedup_per_peer",
             "dedup_total",
@@ -268,6 +280,9 @@ class CoapServer:
         self.counters: Counter[str] = Counter()
         self._resources: dict[str, Resource] = {}
         self._hooks: dict[str, Callable[[], None]] = {}
+        self._changed_hooks: dict[str, Callable[[], None]] = {}
+        self._replicators: list[Replicator] = []
+        self._unsettled: dict[str, asyncio.Future[None]] = {}
         self._publishers: list[Callable[[str, bytes | None], None]] = []
         #: The published answers themselves, once there is a publisher: GETs
         #: that reach Python are answered as the session table answers them.
@@ -327,6 +342,10 @@ class CoapServer:
         hook = partial(self.notify, path)
         resource.bind_notifier(hook)
         self._hooks[path] = hook
+        if resource.shared:
+            changed = partial(self._state_changed, path)
+            resource.bind_changed(changed)
+            self._changed_hooks[path] = changed
         self._resources[path] = resource
         self._republish(path)
         return resource
@@ -338,6 +357,9 @@ class CoapServer:
         if resource is None:
             return
         resource.unbind_notifier(self._hooks.pop(path))
+        changed = self._changed_hooks.pop(path, None)
+        if changed is not None:
+            resource.unbind_changed(changed)
         self._republish(path)
         self.notify(path)
 
@@ -754,6 +776,8 @@ class CoapServer:
             returned = f"returned a {type(response).__name__}, not a Response"
             self._failures.failed(request.path, returned, self._clock.time())
             return Response(Code.INTERNAL_SERVER_ERROR, b"internal server error")
+        if resource.shared and self._unsettled and request.method not in _SAFE:
+            await self._wait_settled(request.path)
         return response
 
     async def _finish_handler(
@@ -862,6 +886,75 @@ class CoapServer:
                 msg.set_option(OptionNumber.SIZE2, len(payload))
 
     # -- observe ---------------------------------------------------------
+
+    # -- shared state (resources with ``shared = True``) -------------------
+
+    def add_replicator(self, replicate: Replicator) -> None:
+        """Share state with sibling servers: ``replicate(path, state)`` gets
+        :meth:`Resource.export_state` of a shared resource each time a request
+        changes it (:meth:`Resource.changed`); the siblings take it with
+        :meth:`import_state`. It must not block; it may return a future that
+        is done once every sibling holds the state: the request is answered
+        then (or after ``shared_state_wait``), so that a client's next
+        request sees its change whichever sibling serves it."""
+        self._replicators.append(replicate)
+
+    def remove_replicator(self, replicate: Replicator) -> None:
+        if replicate in self._replicators:
+            self._replicators.remove(replicate)
+
+    def shared_states(self) -> dict[str, bytes]:
+        """The state of every shared resource, by path."""
+        return {path: self._resources[path].export_state() for path in self._changed_hooks}
+
+    def import_state(self, path: str, data: bytes, *, notify: bool = True) -> bool:
+        """Give the shared resource at ``path`` a sibling's state and notify
+        its observers here, with this server's Observe numbers (RFC 7641
+        §4.2, §4.4). False (counted, nothing changed) when ``path`` is no
+        shared resource or ``data`` no state of it."""
+        path = _normalize(path)
+        resource = self._resources.get(path) if path in self._changed_hooks else None
+        if resource is None:
+            self.counters["state_unknown_path"] += 1
+            return False
+        try:
+            resource.import_state(bytes(data))
+        except (ValueError, TypeError):
+            self.counters["state_invalid"] += 1
+            return False
+        self.counters["state_imported"] += 1
+        if notify:
+            self.notify(path)
+        else:
+            self._republish(path)
+        return True
+
+    def _state_changed(self, path: str) -> None:
+        if not self._replicators:
+            return
+        resource = self._resources.get(path)
+        if resource is None:
+            return
+        state = resource.export_state()
+        self.counters["state_shared"] += 1
+        for replicate in self._replicators:
+            done = replicate(path, state)
+            if done is not None and not done.done():
+                self._unsettled[path] = done
+                done.add_done_callback(partial(self._settled, path))
+
+    def _settled(self, path: str, done: asyncio.Future[None]) -> None:
+        if self._unsettled.get(path) is done:
+            del self._unsettled[path]
+
+    async def _wait_settled(self, path: str) -> None:
+        """Until the latest change of ``path`` is held by every sibling."""
+        waiting = self._unsettled.get(_normalize(path))
+        if waiting is None:
+            return
+        await asyncio.wait((waiting,), timeout=self.config.shared_state_wait)
+        if not waiting.done():
+            self.counters["state_unsettled"] += 1
 
     # -- published responses (answered below Python) ---------------------
 

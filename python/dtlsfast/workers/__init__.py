@@ -7,7 +7,8 @@ program (:mod:`dtlsfast.workers.steering`) or, where it cannot be attached,
 through the handover between workers (:mod:`dtlsfast.workers.handover`);
 the cookie secret is shared (a seed, :class:`dtlsfast.handshake.cookies.CookieJar`);
 counters are summed on SIGUSR1 and served to Prometheus
-(:mod:`dtlsfast.workers.metrics`).
+(:mod:`dtlsfast.workers.metrics`); the state of the CoAP resources that opt
+in is one across the workers (:mod:`dtlsfast.workers.shared_state`).
 """
 
 from __future__ import annotations

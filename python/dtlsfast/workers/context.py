@@ -6,7 +6,8 @@ the first line on it, with the sockets passed along (SCM_RIGHTS), is the
 worker's :class:`WorkerContext` in JSON: its
 index, how many workers there are, the descriptors of its share of each port
 (SO_REUSEPORT sockets bound by the supervisor), the handover sockets, the
-steering in use, the shared cookie seed and the metrics directory. Secrets
+steering in use, the shared cookie seed, the metrics directory and the
+shared resources' current state (:mod:`dtlsfast.workers.shared_state`). Secrets
 never go through the environment or the command line.
 """
 
@@ -24,8 +25,10 @@ from dtlsfast.exceptions import ConfigurationError
 
 #: The environment variable that makes a process a worker.
 CONTROL_ENV = "DTLSFAST_WORKER_CONTROL"
-#: Longest first line the supervisor sends (the context), and most descriptors.
-MAX_CONTEXT_LINE = 64 * 1024
+#: Longest first line the supervisor sends (the context, with the shared
+#: state: 256 paths of up to 4 KiB, hex), and most descriptors.
+MAX_CONTEXT_LINE = 4 * 1024 * 1024
+_READ = 64 * 1024
 MAX_FDS = 3 + 256
 #: What a worker says once it is ready for its context.
 WARM = b'{"warm": true}\n'
@@ -55,6 +58,9 @@ class WorkerContext:
     """The Python API's pickled worker options (hex), empty for the CLI."""
     ticket_secret_hex: str = ""
     """The workers' ticket key secret (RFC 5077) when no key file is given."""
+    shared_state: list[dict[str, Any]] = field(default_factory=list)
+    """The shared resources' current entries (:mod:`dtlsfast.workers.shared_state`),
+    applied before the worker serves."""
     passed: list[int] = field(default_factory=list)
     """The supervisor's descriptors, in the order it passes them
     (SCM_RIGHTS); the worker maps them to its own with :meth:`adopt`."""
@@ -142,9 +148,9 @@ def worker_context() -> WorkerContext | None:
         importlib.import_module(name)
     control.setblocking(True)
     control.sendall(WARM)
-    line, fds, _, _ = socket.recv_fds(control, MAX_CONTEXT_LINE, MAX_FDS)
+    line, fds, _, _ = socket.recv_fds(control, _READ, MAX_FDS)
     while line and not line.endswith(b"\n") and len(line) <= MAX_CONTEXT_LINE:
-        chunk = control.recv(MAX_CONTEXT_LINE)
+        chunk = control.recv(_READ)
         if not chunk:
             break
         line += chunk

@@ -20,8 +20,9 @@ from typing import Any
 
 from dtlsfast.workers.context import WorkerContext
 from dtlsfast.workers.metrics import CounterExport, parse_address, serve_metrics
+from dtlsfast.workers.shared_state import Replica
 from dtlsfast.workers.supervisor import Supervisor, cpu_count, worker_command
-from dtlsfast.workers.worker import WorkerRuntime, counter_snapshot
+from dtlsfast.workers.worker import WorkerRuntime, counter_snapshot, shared_replica
 
 log = logging.getLogger("dtlsfast.cli")
 
@@ -135,10 +136,16 @@ async def run_supervised(args: argparse.Namespace) -> int:
 
 
 async def start_worker(
-    context: WorkerContext, coap: Any, endpoints: list[Any], dtls: Any | None, stop: asyncio.Event
+    context: WorkerContext,
+    coap: Any,
+    endpoints: list[Any],
+    dtls: Any | None,
+    stop: asyncio.Event,
+    replica: Replica | None = None,
 ) -> WorkerRuntime:
-    """Make an ordinary server a worker: answer the supervisor, hand over."""
-    runtime = WorkerRuntime(context, coap, endpoints, dtls, stop)
+    """Make an ordinary server a worker: answer the supervisor, hand over,
+    share state (``replica``, made by :func:`shared_replica` before serving)."""
+    runtime = WorkerRuntime(context, coap, endpoints, dtls, stop, replica)
     await runtime.start()
     log.debug(
         "worker %d of %d serving (steering: %s)", context.index, context.count, context.steering
@@ -175,6 +182,7 @@ __all__ = [
     "run_supervised",
     "serve_single_metrics",
     "serve_workers",
+    "shared_replica",
     "start_worker",
     "worker_count",
 ]

@@ -14,6 +14,9 @@ doubled on each quick death up to ``MAX_RESTART_DELAY``). SIGTERM and
 SIGINT go to every worker, each of which sends close_notify to its peers and
 exits 0. SIGUSR1 logs the counters summed over the workers and each worker's
 line; ``--metrics`` serves them over HTTP (:mod:`dtlsfast.workers.metrics`).
+A shared resource's change on one worker reaches every worker through the
+supervisor, which orders the changes and gives a new worker the current
+state (:mod:`dtlsfast.workers.shared_state`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.workers.context import CONTROL_ENV, WARM, WorkerContext
+from dtlsfast.workers.shared_state import ACK_WAIT, MAX_LINE, LatestSender, Pending, StateBook
 from dtlsfast.workers.steering import MAX_WORKERS, attach_steering
 
 log = logging.getLogger("dtlsfast.workers")
@@ -49,8 +53,8 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 #: How long the supervisor waits for a worker's answer (counters, metrics).
 ASK_TIMEOUT = 5.0
-#: Longest line a worker sends.
-MAX_REPLY = 1024 * 1024
+#: Longest line a worker sends (its counters, or a shared state).
+MAX_REPLY = max(1024 * 1024, MAX_LINE)
 
 
 def cpu_count() -> int:
@@ -107,6 +111,11 @@ class _Worker:
     delay: float = RESTART_DELAY
     restarts: int = 0
     monitor: asyncio.Task[None] | None = None
+    sender: LatestSender | None = None
+    """Shared state to this worker (:mod:`dtlsfast.workers.shared_state`)."""
+    lagging: bool = False
+    """It did not acknowledge a shared state in time: no change waits for it."""
+    settled_seq: int = 0
 
     @property
     def pid(self) -> int | None:
@@ -163,6 +172,9 @@ class Supervisor:
         self._spare: tuple[asyncio.subprocess.Process, socket.socket] | None = None
         self._refill: asyncio.Task[None] | None = None
         self._ids = 0
+        self._book = StateBook()
+        self.state_counters = self._book.counters
+        """The shared state's counts: updates ordered, refused, dropped for slow workers."""
         self.exit_code = 0
         self.restarts = 0
         """Workers started again after dying."""
@@ -252,6 +264,10 @@ class Supervisor:
                 worker.index,
                 worker.pid,
                 json.dumps(counters, sort_keys=True),
+            )
+        if self.state_counters:
+            log.warning(
+                "supervisor shared state %s", json.dumps(dict(self.state_counters), sort_keys=True)
             )
 
     async def render_metrics(self) -> bytes:
@@ -413,8 +429,10 @@ class Supervisor:
             handover_fds=[pair[0].fileno() for pair in self._handover],
             metrics_dir=self._metrics_dir,
             options=self._options,
+            shared_state=[json.loads(e.line()) for e in self._book.entries()],
             passed=passed,
         )
+        known = self._book.version
         try:
             socket.send_fds(ours, [context.to_line()], passed)
         except OSError:
@@ -427,6 +445,10 @@ class Supervisor:
         worker.reader, worker.writer = await asyncio.open_unix_connection(
             sock=ours, limit=MAX_REPLY
         )
+        worker.sender = LatestSender(worker.writer, self.state_counters, f"worker {index}")
+        worker.lagging, worker.settled_seq = False, 0
+        for entry in self._book.entries(after=known):  # changed while the worker connected
+            worker.sender.send(entry.path, entry.line())
         loop = asyncio.get_running_loop()
         worker.ready = loop.create_future()
         worker.monitor = loop.create_task(self._watch(worker))
@@ -440,12 +462,19 @@ class Supervisor:
                 message = json.loads(line)
                 if not isinstance(message, dict):
                     continue
+                if message.get("op") == "state":
+                    self._shared_state(worker, process.pid, message)
+                    continue
+                if message.get("op") == "applied":
+                    self._applied(worker, message.get("version"))
+                    continue
                 if message.get("ready") and ready is not None and not ready.done():
                     ready.set_result(None)
                 waiting = worker.waiting.pop(int(message.get("id") or 0), None)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(message.get("counters") or {})
         code = await process.wait()
+        self._settled(self._book.gone(worker.index))
         for waiting in worker.waiting.values():
             if not waiting.done():
                 waiting.set_result({})
@@ -501,7 +530,60 @@ class Supervisor:
         finally:
             worker.waiting.pop(ask, None)
 
+    def _shared_state(self, origin: _Worker, pid: int, message: dict[str, object]) -> None:
+        """A worker's change of a shared resource: order it, relay it to
+        all, and wait for their acknowledgements (not those of lagging ones)."""
+        entry = self._book.update(pid, message)
+        if entry is None:
+            return
+        line = entry.line()
+        waiting = set()
+        for worker in self._workers:
+            if worker.sender is not None:
+                worker.sender.send(entry.path, line)
+                if not worker.lagging:
+                    waiting.add(worker.index)
+        self._settled(self._book.expect(entry, origin.index, waiting))
+        asyncio.get_running_loop().call_later(ACK_WAIT, self._overdue, entry.version)
+
+    def _applied(self, worker: _Worker, version: object) -> None:
+        if type(version) is not int:
+            return
+        if worker.lagging and version >= self._book.version:
+            worker.lagging = False
+            log.info("worker %d caught up with the shared state", worker.index)
+        self._settled(self._book.applied(worker.index, version))
+
+    def _overdue(self, version: int) -> None:
+        if self._stopping:
+            return
+        for index in self._book.overdue(version):
+            worker = self._workers[index]
+            worker.lagging = True
+            self.state_counters["state_lagging"] += 1
+            log.warning(
+                "worker %d did not acknowledge shared state %d in %g s: changes no longer "
+                "wait for it until it catches up",
+                index,
+                version,
+                ACK_WAIT,
+            )
+            self._settled(self._book.gone(index, dead=False))
+
+    def _settled(self, settled: list[Pending]) -> None:
+        """Tell each origin that its changes are held by every worker."""
+        for pending in settled:
+            worker = self._workers[pending.origin]
+            if worker.sender is None:
+                continue
+            worker.settled_seq = max(worker.settled_seq, pending.seq)
+            line = json.dumps({"op": "settled", "seq": worker.settled_seq}).encode() + b"\n"
+            worker.sender.send(("settled",), line)
+
     def _drop_control(self, worker: _Worker) -> None:
+        if worker.sender is not None:
+            worker.sender.close()
+            worker.sender = None
         if worker.writer is not None:
             worker.writer.close()
         worker.reader = worker.writer = worker.control = None

@@ -5,7 +5,9 @@ the Python API's application) serving the sockets its supervisor bound (see
 :mod:`dtlsfast.workers.context`). :class:`WorkerRuntime` adds what a worker
 needs beyond that: answers to the supervisor's requests on the control socket
 (counters, metrics), the handover of other workers' CID records where the
-kernel does not steer them, and an end when the supervisor goes away.
+kernel does not steer them, the shared resources' state
+(:class:`~dtlsfast.workers.shared_state.Replica`), and an end when the
+supervisor goes away.
 
 ``python -m dtlsfast.workers.worker`` runs a worker of the Python API
 (:func:`dtlsfast.workers.serve_workers`): the application factory and the
@@ -28,11 +30,12 @@ from typing import Any
 
 from dtlsfast.workers.context import WorkerContext, worker_context
 from dtlsfast.workers.handover import Handover
+from dtlsfast.workers.shared_state import MAX_LINE, Replica
 
 log = logging.getLogger("dtlsfast.workers")
 
-#: Longest request line the supervisor sends.
-MAX_REQUEST = 4096
+#: Longest line the supervisor sends (a request, or a shared state).
+MAX_REQUEST = max(4096, MAX_LINE)
 
 
 def counter_snapshot(endpoints: Iterable[Any], coap: Any) -> dict[str, int]:
@@ -57,8 +60,10 @@ class WorkerRuntime:
         endpoints: list[Any],
         dtls: Any | None,
         stop: asyncio.Event,
+        replica: Replica | None = None,
     ) -> None:
         self.context = context
+        self.replica = replica if replica is not None else shared_replica(context, coap)
         self._coap = coap
         self._endpoints = endpoints
         self._stop = stop
@@ -83,6 +88,8 @@ class WorkerRuntime:
         if self.handover is not None:
             for name, value in self.handover.counters.items():
                 counters[f"worker_{name}"] = value
+        for name, value in self.replica.counters.items():
+            counters[f"worker_{name}"] = value
         return counters
 
     async def start(self) -> None:
@@ -91,6 +98,7 @@ class WorkerRuntime:
         sock.setblocking(False)
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REQUEST)
         writer.write(json.dumps({"ready": True}).encode() + b"\n")
+        self.replica.attach(writer)
         await writer.drain()
         self._task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
 
@@ -98,6 +106,11 @@ class WorkerRuntime:
         try:
             while line := await reader.readline():
                 request = json.loads(line)
+                if not isinstance(request, dict):
+                    continue
+                if request.get("op") in ("state", "settled"):
+                    self.replica.received(request)
+                    continue
                 reply: dict[str, Any] = {"id": request.get("id")}
                 counters = self.snapshot()
                 if request.get("op") == "metrics" and self.export is not None:
@@ -114,8 +127,16 @@ class WorkerRuntime:
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self.replica.close()
         if self.handover is not None:
             self.handover.close()
+
+
+def shared_replica(context: WorkerContext, coap: Any) -> Replica:
+    """The worker's side of the shared state, the current state applied:
+    made before the worker serves, so its first answer is already the
+    state every worker serves."""
+    return Replica(coap, context.shared_state)
 
 
 async def run_api_worker(context: WorkerContext) -> int:
@@ -125,6 +146,7 @@ async def run_api_worker(context: WorkerContext) -> int:
     options: dict[str, Any] = pickle.loads(bytes.fromhex(context.options))
     module, _, name = str(options.pop("app")).partition(":")
     coap = getattr(importlib.import_module(module), name)()
+    replica = shared_replica(context, coap)
     endpoints: list[Any] = []
     dtls = None
     try:
@@ -140,7 +162,7 @@ async def run_api_worker(context: WorkerContext) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runtime = WorkerRuntime(context, coap, endpoints, dtls, stop)
+        runtime = WorkerRuntime(context, coap, endpoints, dtls, stop, replica)
         await runtime.start()
         await stop.wait()
         runtime.close()
