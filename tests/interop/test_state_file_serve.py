@@ -53,7 +53,8 @@ async def test_sessions_and_observers_survive_sigterm(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     port = free_udp_port_pair()
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
-    options = ("--state-file", str(state))
+    # _established() counts the per-session lines, logged at debug.
+    options = ("--state-file", str(state), "--log-level", "debug")
     secure = f"coaps://127.0.0.1:{port + 1}/light"
     session: DtlsSession | None = None
     try:
@@ -98,7 +99,7 @@ async def test_sessions_and_observers_survive_sigterm(tmp_path: Path) -> None:
 async def test_kill_9_never_reuses_sequence_numbers(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     port = free_udp_port_pair()
-    options = ("--state-file", str(state), "--state-save-interval", "0.2")
+    options = ("--state-file", str(state), "--state-save-interval", "0.2", "--log-level", "debug")
     session: DtlsSession | None = None
     try:
         async with serve_process(tmp_path / "first.log", 0, port + 1, *options) as first:
