@@ -8,7 +8,10 @@ abbreviated rounds alternate and the best round of each counts, so the
 ratio is "server handshakes per second, resumed / full". With ``--live``
 the script also runs ``dtlsfast serve`` in a process pinned to CPU 0 and
 ``dtlsfast bench --mode handshakes`` (with and without ``--resume``,
-alternating) pinned to CPU 1, and reports both rates and their ratio.
+alternating) pinned to CPU 1, and reports both rates and their ratio, and
+the server's CPU time per handshake of each (from /proc; its ratio is
+"server CPU per full / per abbreviated", the figure that does not depend
+on how fast the Python client is).
 """
 
 from __future__ import annotations
@@ -149,10 +152,12 @@ def live(duration: float = 4.0, rounds: int = 3, concurrency: int = 8) -> dict[s
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     rates: dict[str, list[float]] = {"full": [], "abbreviated": []}
+    server_us: dict[str, list[float]] = {"full": [], "abbreviated": []}
     try:
         time.sleep(1.5)
         for _ in range(rounds):
             for name, extra in (("full", []), ("abbreviated", ["--resume"])):
+                cpu0 = _cpu_seconds(serve.pid)
                 out = subprocess.run(
                     ["taskset", "-c", "1", sys.executable, "-m", "dtlsfast.cli", "bench",
                      f"coaps://127.0.0.1:{port}/light", "--mode", "handshakes", "--json",
@@ -160,12 +165,29 @@ def live(duration: float = 4.0, rounds: int = 3, concurrency: int = 8) -> dict[s
                      *extra],
                     env=env, capture_output=True, text=True, timeout=duration + 30, check=True,
                 )  # fmt: skip
-                rates[name].append(json.loads(out.stdout)["handshakes_per_second"])
+                result = json.loads(out.stdout)
+                rates[name].append(result["handshakes_per_second"])
+                # The server's CPU over the whole run (its warm-up included).
+                spent = _cpu_seconds(serve.pid) - cpu0
+                server_us[name].append(round(1e6 * spent / max(1, result["handshakes"]), 1))
     finally:
         serve.terminate()
         serve.wait(10)
     best = {name: max(values) for name, values in rates.items()}
-    return {"rounds": rates, "best": best, "ratio": best["abbreviated"] / best["full"]}
+    least = {name: min(values) for name, values in server_us.items()}
+    return {
+        "rounds": rates,
+        "best": best,
+        "ratio": best["abbreviated"] / best["full"],
+        "server_us_per_handshake": server_us,
+        "server_cpu_ratio": least["full"] / least["abbreviated"],
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

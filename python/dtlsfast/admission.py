@@ -29,10 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dtlsfast.handshake_table import HalfOpenTable
-from dtlsfast.source_budget import SourceBuckets, address_key, is_ipv4, prefix_key
+from dtlsfast.source_budget import (
+    SourceBuckets,
+    _host_prefix,
+    address_key,
+    is_ipv4,
+    prefix_key,
+)
 
 if TYPE_CHECKING:
     from dtlsfast.config import DtlsConfiguration
@@ -61,6 +68,10 @@ class Decision(Generic[T]):
     """None to admit; else the reason, a counter name (``dropped_<reason>``)."""
     evict: tuple[T, ...] = ()
     """Half-open handshakes to drop first, to make room."""
+
+
+#: Admitted, nothing to evict (immutable, so shared).
+_ADMIT: Decision[Any] = Decision(None)
 
 
 class Admission(Generic[T]):
@@ -98,7 +109,10 @@ class Admission(Generic[T]):
     def keys(self, addr: Any) -> tuple[Hashable, Hashable]:
         """The source address and the prefix that ``addr`` is charged to."""
         limits = self.limits
-        return address_key(addr), prefix_key(addr, limits.prefix_length_v4, limits.prefix_length_v6)
+        host = address_key(addr)
+        if isinstance(host, str):
+            return host, _host_prefix(host, limits.prefix_length_v4, limits.prefix_length_v6)
+        return host, prefix_key(addr, limits.prefix_length_v4, limits.prefix_length_v6)
 
     # -- before the cookie --------------------------------------------------------
 
@@ -106,9 +120,10 @@ class Admission(Generic[T]):
         """Why a ClientHello from ``addr`` will be refused whatever its cookie
         (its address's or its prefix's hello bucket is empty), or None. Cheap,
         and reads only buckets that hellos with valid cookies emptied."""
-        if not self.hello_per_address.has(address_key(addr), now):
+        per_address, per_prefix = self.hello_per_address, self.hello_per_prefix
+        if len(per_address) and not per_address.has(address_key(addr), now):
             return "hello_rate_address"
-        if len(self.hello_per_prefix) and not self.hello_per_prefix.has(self.keys(addr)[1], now):
+        if len(per_prefix) and not per_prefix.has(self.keys(addr)[1], now):
             return "hello_rate_prefix"
         return None
 
@@ -134,8 +149,7 @@ class Admission(Generic[T]):
 
     def crypto_estimate(self, offered_suites: Sequence[int]) -> int:
         """The most a handshake offering these suites can cost us."""
-        cost = self._suite_cost
-        return max((cost.get(code, 0) for code in offered_suites), default=0)
+        return max(map(self._suite_cost.get, offered_suites, repeat(0)), default=0)
 
     def admit(
         self,
@@ -168,6 +182,12 @@ class Admission(Generic[T]):
     ) -> Decision[T]:
         limits, table = self.limits, self.table
         freed = 1 if replacing is not None and replacing in table else 0
+        if (
+            table.at_address(address) - freed < limits.max_handshakes_per_address
+            and table.in_prefix(prefix) - freed < limits.max_handshakes_per_prefix
+            and len(table) - freed < limits.max_handshakes
+        ):
+            return _ADMIT  # room everywhere: the usual case
         evict: list[T] = []
         groups = (
             (table.at_address(address), table.oldest_at_address(address),

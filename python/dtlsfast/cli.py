@@ -118,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="PEM public keys of clients to accept (RFC 7250): require client raw public keys",
     )
     serve.add_argument("--ciphers", help="IANA suite names, comma separated, in preference order")
-    serve.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        help="debug (a line per DTLS session), info (a summary of the handshakes every "
+        "10 s), warning or error",
+    )
     serve.add_argument("--keylog", type=Path, help="write an NSS key log (for Wireshark) here")
     serve.add_argument(
         "--backend",

@@ -238,6 +238,7 @@ class DtlsConnection:
         "_flight",
         "_flight_bytes",
         "_flight_open",
+        "_hello_hint",
         "_hello_verify_count",
         "_identity_hint",
         "_key_share",
@@ -398,6 +399,9 @@ class DtlsConnection:
         self._session_id = b""
         self._ticket_promised = False
         self._new_ticket: tuple[int, bytes] | None = None
+        # (body, decoded): a ClientHello body the server already decoded for
+        # admission, so that the connection does not decode it again.
+        self._hello_hint: tuple[bytes, Any] | None = None
 
     # ------------------------------------------------------------------ API
 
@@ -587,6 +591,11 @@ class DtlsConnection:
         (:meth:`settle_into`)."""
         return self._settled_flight() is not False
 
+    def settled_final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """False unless :attr:`settled`; else what :meth:`settle_into` takes
+        as ``final`` (the last flight it may have to send again, or None)."""
+        return self._settled_flight()
+
     def _settled_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
         """:meth:`_final_flight` if :attr:`settled`, else False."""
         if (
@@ -620,7 +629,7 @@ class DtlsConnection:
         epoch = self.records.write_epoch
         *before, ccs, finished = flight
         if (
-            ccs != FlightItem(epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+            ccs != (epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
             or finished.epoch != epoch
             or finished.content_type != ContentType.HANDSHAKE
             or any(
@@ -635,7 +644,12 @@ class DtlsConnection:
         return self.records.next_write_sequence(epoch - 1), messages
 
     def settle_into(
-        self, table: Any, session_id: int, now: float | None = None
+        self,
+        table: Any,
+        session_id: int,
+        now: float | None = None,
+        *,
+        final: tuple[int, list[bytes]] | Literal[False] | None = False,
     ) -> SettledConnection:
         """Move the record state of a settled server connection into ``table``
         (the backend's SessionTable) under ``session_id`` and return the slim
@@ -647,8 +661,13 @@ class DtlsConnection:
         sent again, as new records, if the peer repeats its Finished until
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
-        connection must not be used afterwards."""
-        final = False if self.is_client else self._settled_flight()
+        connection must not be used afterwards. ``final``: what
+        :meth:`settled_final_flight` just returned, if the caller asked (so
+        that it is not worked out twice)."""
+        if self.is_client:
+            final = False
+        elif final is False:
+            final = self._settled_flight()
         if final is False:
             raise LocalProtocolError("only a settled server connection can join the session table")
         self.records.install_in_table(table, session_id)
@@ -1400,7 +1419,8 @@ class DtlsConnection:
 
     def _server_on_client_hello(self, body: bytes, message: bytes) -> None:
         codec = self._backend
-        hello = codec.decode_client_hello(body)
+        hint, self._hello_hint = self._hello_hint, None
+        hello = hint[1] if hint is not None and hint[0] == body else codec.decode_client_hello(body)
         # A repeat of this hello (its random) means our flight was lost.
         self._pending_trigger = (0, message)
         # DTLS 1.2 is 0xFEFD; 1.0 (0xFEFF) is refused, and so is anything that

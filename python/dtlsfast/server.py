@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, cast, runtime_checkable
+from typing import IO, Any, Literal, Protocol, cast, runtime_checkable
 
 from dtlsfast.admission import MAX_CRYPTO_COST, Admission
 from dtlsfast.auth_filter import AuthFailureFilter, SourceFilters, source_key
@@ -270,10 +270,14 @@ class ServerLimits:
                 raise ConfigurationError(f"{name} is failures per second, >= 0, not {rate}")
 
 
+#: Seconds of one retransmission timer slot (see DtlsServer._arm_timer).
+TIMER_SLOT = 0.01
 #: Attempts at drawing a CID not in use before giving up on one for a handshake.
 CID_DRAWS = 16
 #: An unexpected error is logged at most once per source address in this many seconds.
 ERROR_LOG_INTERVAL = 60.0
+#: Seconds between the info lines that sum up the handshakes (per session: debug).
+SUMMARY_INTERVAL = 10.0
 
 
 @dataclass(slots=True)
@@ -287,7 +291,8 @@ class _Peer:
     session: DtlsSession = field(init=False)
     cid: bytes = b""
     """Our CID for this peer, registered in the server's CID table (RFC 9146)."""
-    timer: asyncio.TimerHandle | None = None
+    timer: int | None = None
+    """The slot its retransmission timer is in (``DtlsServer._timer_slots``)."""
     task: asyncio.Task[None] | None = None
     replaces: _Peer | None = None
     counted: bool = field(default=False)
@@ -308,6 +313,9 @@ class _Peer:
     def flush(self, session: DtlsSession) -> None:
         self.server._flush_session(self)
 
+
+#: ``_Peer.started`` of a session in the table: one float shared by all.
+_SETTLED = 0.0
 
 #: The first byte of a datagram that starts with a tls12_cid record (RFC 9146 §4).
 _TLS12_CID = b"\x19"
@@ -368,7 +376,12 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._admission: Admission[_Peer] = Admission(limits, config)
         self._error_log = LogLimiter(interval=ERROR_LOG_INTERVAL)
         self._next_full_sweep = self._loop.time()
+        self._next_summary = self._next_full_sweep + SUMMARY_INTERVAL
+        self._summarized = (0, 0, 0)
         self._peers: dict[Any, _Peer] = {}
+        #: Retransmission timer slot -> the peers whose timer is in it (by id);
+        #: each a handshake or session in ``_peers``/``_by_cid``, so bounded alike.
+        self._timer_slots: dict[int, dict[int, _Peer]] = {}
         #: CID -> peer (RFC 9146), one entry per handshake or session at most,
         #: so bounded like ``_peers``.
         self._by_cid: dict[bytes, _Peer] = {}
@@ -614,7 +627,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             # The same handshake's hello again: a retransmission.
             self._feed(peer, data, now)
             return
-        offered = self._offered_suites(hello_datagram)
+        length = int.from_bytes(hello_datagram[14:17], "big")
+        hello_body = hello_datagram[25 : 25 + length]
+        hello = self._backend.decode_client_hello(hello_body)
+        offered = hello.cipher_suites
         keys = admission.keys(addr)
         half_open = peer if peer is not None and not peer.conn.established else None
         decision = admission.admit(keys, offered, now, replacing=half_open)
@@ -633,6 +649,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             reassembly_budget=self._reassembly_budget,
             reassembly_source=_as_bytes(keys[1]),
         )
+        conn._hello_hint = (hello_body, hello)  # decoded once, here
         new = _Peer(self, conn, now, addr, cid or b"")
         new.session = DtlsSession(conn, addr, new)
         if new.cid:
@@ -655,15 +672,6 @@ class DtlsServer(asyncio.DatagramProtocol):
         # An abbreviated handshake (resumption) does no public-key work.
         spent = None if suite is None or conn.resumed is not None else suite.key_exchange
         admission.charge_crypto(keys[1], spent, now)
-
-    def _offered_suites(self, hello_datagram: bytes) -> tuple[int, ...]:
-        """The cipher suites of an accepted ClientHello (the gate checked it
-        is whole in the datagram's first record), for admission."""
-        length = int.from_bytes(hello_datagram[14:17], "big")
-        suites: tuple[int, ...] = self._backend.decode_client_hello(
-            hello_datagram[25 : 25 + length]
-        ).cipher_suites
-        return suites
 
     def _mute(self, addr: Any, reason: str, now: float) -> None:
         """Have the batch socket drop the refused source's ClientHellos on
@@ -775,8 +783,9 @@ class DtlsServer(asyncio.DatagramProtocol):
                 return
             conn = peer.conn
             half_open = peer in self._admission.table
-            state = getattr(conn, "state", None)
-            repeats = conn.counters.get("peer_retransmissions", 0)
+            if half_open:
+                state = getattr(conn, "state", None)
+                repeats = conn.counters.get("peer_retransmissions", 0)
             authenticated = _authenticated(conn)
             conn.receive_datagram(data, now)
             if authenticated is None or _authenticated(conn) != authenticated:
@@ -791,8 +800,14 @@ class DtlsServer(asyncio.DatagramProtocol):
                 # (the connection answers only some of them: RFC 6347 §4.2.4
                 # with its amplification bound, but each one is the peer's).
                 self._admission.progressed(peer, now)
-            if peer.table_id is None and not peer.forgotten and peer.conn.settled:
-                self._join_table(peer)
+            if peer.table_id is None and not peer.forgotten:
+                full = peer.conn
+                if isinstance(full, DtlsConnection):
+                    final = full.settled_final_flight()
+                    if final is not False:
+                        self._join_table(peer, final)
+                elif full.settled:
+                    self._join_table(peer)
         except Exception as exc:
             self._internal_error(exc, peer.addr, peer)
 
@@ -809,6 +824,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         session = peer.session
         if plaintexts or replies:  # forged or replayed records are no activity
             session.last_activity = now
+            # Its application data: the peer has our Finished (RFC 6347 §4.2.4).
+            peer.conn.peer_has_final_flight()  # type: ignore[union-attr]
         if replayed:
             peer.conn.count_drop("replay", replayed)
         if bad_auth:
@@ -932,7 +949,9 @@ class DtlsServer(asyncio.DatagramProtocol):
             logger.warning("%d saved sessions could not be restored: %s", count, reason)
         return restored
 
-    def _join_table(self, peer: _Peer) -> None:
+    def _join_table(
+        self, peer: _Peer, final: tuple[int, list[bytes]] | Literal[False] | None = False
+    ) -> None:
         """Swap an established session's connection for the slim one, its
         record state in the table: right after the handshake, whatever the
         session (RFC 9146 CIDs included), so that it costs little memory."""
@@ -946,9 +965,10 @@ class DtlsServer(asyncio.DatagramProtocol):
         full.discard_handshake_buffers()
         # The slim connection carries on; the handshake's state goes with `full`.
         now = self._loop.time()
-        settled = full.settle_into(self._table, table_id, now)
+        settled = full.settle_into(self._table, table_id, now, final=final)
         peer.conn = peer.session._conn = settled
         peer.table_id = table_id
+        peer.started = _SETTLED  # the handshake's start time is no use any more: one float less
         if (self._batched or self.state is not None) and not settled.connection_id:
             # From now on the Rust core demultiplexes this peer's datagrams
             # (tls12_cid records are demultiplexed by CID, in Python); the
@@ -1082,8 +1102,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             self.handshake_observer(self._loop.time() - peer.started)
         self._established += 1
         peer.counted = True
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
+        if logger.isEnabledFor(logging.DEBUG):
+            # Per session at debug only: a gateway must not pay a log line per
+            # device per handshake (the periodic summary counts them at info).
+            logger.debug(
                 "session with %s established (%s, identity %r%s)",
                 _fmt(peer.addr),
                 event.cipher_suite,
@@ -1129,9 +1151,10 @@ class DtlsServer(asyncio.DatagramProtocol):
     def _on_closed(self, peer: _Peer, event: ConnectionClosed) -> None:
         if peer.conn.counters["handshakes"] == 0:
             self._counters["handshakes_failed"] += 1
-            logger.info("handshake with %s failed: %s", _fmt(peer.addr), event.error)
-        elif logger.isEnabledFor(logging.INFO):
-            logger.info(
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("handshake with %s failed: %s", _fmt(peer.addr), event.error)
+        elif logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
                 "session with %s closed%s",
                 _fmt(peer.addr),
                 f": {event.error}" * bool(event.error),
@@ -1166,33 +1189,66 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _take_counts(self, conn: DtlsConnection | SettledConnection) -> None:
         """Move a connection's drops and retransmissions into the server's counters."""
-        for reason, value in conn.drops.items():
-            self._counters[f"dropped_{reason}"] += value
-        self._counters["retransmissions"] += conn.counters["retransmissions"]
-        counters = conn.counters
+        drops, counters = conn.drops, conn.counters
+        retransmissions = counters.get("retransmissions", 0)
         internal = counters.get("internal_errors", 0)
+        unknown = counters.get("unknown_psk_identity", 0)
+        if not (drops or retransmissions or internal or unknown):
+            return  # most handshakes: nothing to move
+        mine = self._counters
+        for reason, value in drops.items():
+            mine[f"dropped_{reason}"] += value
+        mine["retransmissions"] += retransmissions
         if internal and isinstance(counters, Counter):
             # The connection's own internal_error closes (caught inside it).
-            self._counters["dtls_internal_errors"] += internal
+            mine["dtls_internal_errors"] += internal
             counters["internal_errors"] = 0
-        self._counters["unknown_psk_identities"] += counters.get("unknown_psk_identity", 0)
+        mine["unknown_psk_identities"] += unknown
         conn.clear_counts()
 
+    # Retransmission timers (RFC 6347 §4.2.4) in slots of TIMER_SLOT seconds:
+    # one loop timer per slot that has any, not one per flight of every
+    # handshake (a TimerHandle, a heap push and a cancel each).
+
     def _cancel_timer(self, peer: _Peer) -> None:
-        if peer.timer is not None:
-            peer.timer.cancel()
+        slot = peer.timer
+        if slot is not None:
             peer.timer = None
+            peers = self._timer_slots.get(slot)
+            if peers is not None:
+                peers.pop(id(peer), None)
 
     def _arm_timer(self, peer: _Peer) -> None:
         when = peer.conn.get_timer()
-        timer = peer.timer
-        if timer is not None:
-            if when is not None and timer.when() == when:
-                return  # already armed for that moment
-            timer.cancel()
-            peer.timer = None
-        if when is not None:
-            peer.timer = self._loop.call_at(when, self._on_timer, peer)
+        old = peer.timer
+        if when is None:
+            if old is not None:
+                self._cancel_timer(peer)
+            return
+        # The first slot that ends after ``when``: a timer fires at most one
+        # slot late, never early.
+        slot = int(when // TIMER_SLOT) + 1
+        if slot == old:
+            return  # already armed for that slot
+        if old is not None:
+            self._cancel_timer(peer)
+        peers = self._timer_slots.get(slot)
+        if peers is None:
+            peers = self._timer_slots[slot] = {}
+            self._loop.call_at(slot * TIMER_SLOT, self._fire_timers, slot)
+        peers[id(peer)] = peer
+        peer.timer = slot
+
+    def _fire_timers(self, slot: int) -> None:
+        peers = self._timer_slots.pop(slot, None)
+        if not peers:
+            return
+        for peer in list(peers.values()):
+            if peer.timer == slot:
+                try:
+                    self._on_timer(peer)
+                except Exception as exc:  # each peer's timer on its own
+                    self._internal_error(exc, peer.addr, peer)
 
     def _on_timer(self, peer: _Peer) -> None:
         peer.timer = None
@@ -1256,11 +1312,39 @@ class DtlsServer(asyncio.DatagramProtocol):
             if now >= self._next_full_sweep:
                 self._next_full_sweep = now + full_interval
                 self._full_sweep(now)
+            if now >= self._next_summary:
+                self._log_summary(now)
         except Exception as exc:
             self._internal_error(exc, "the sweep of idle sessions and handshakes")
         finally:
             if self._transport is not None and not self._transport.is_closing():
                 self._schedule_sweep()
+
+    def _log_summary(self, now: float) -> None:
+        """One info line per ``SUMMARY_INTERVAL`` with what the handshakes did
+        since the last one (the per-session lines are at debug), none when
+        nothing happened."""
+        self._next_summary = now + SUMMARY_INTERVAL
+        counters, resumption = self._counters, self.config.resumption
+        resumed = (
+            0
+            if resumption is None
+            else resumption.counters["resumed_ticket"] + resumption.counters["resumed_session_id"]
+        )
+        current = (counters["handshakes_completed"], resumed, counters["handshakes_failed"])
+        last, self._summarized = self._summarized, current
+        if current == last or not logger.isEnabledFor(logging.INFO):
+            return
+        completed, resumed, failed = (c - p for c, p in zip(current, last, strict=True))
+        logger.info(
+            "%d handshakes completed (%d resumed) and %d failed in the last %.0f s; "
+            "%d sessions established",
+            completed,
+            resumed,
+            failed,
+            SUMMARY_INTERVAL,
+            self._established,
+        )
 
     def _full_sweep(self, now: float) -> None:
         for peer in self._live():
@@ -1268,8 +1352,14 @@ class DtlsServer(asyncio.DatagramProtocol):
                 continue
             if peer.conn.established:
                 try:
-                    if isinstance(peer.conn, SettledConnection):
-                        peer.conn.expire_final_flight(now)
+                    conn = peer.conn
+                    if isinstance(conn, SettledConnection) and conn.holds_final_flight:
+                        # Application data the table opened (batched) proves the
+                        # peer has our Finished: the flight goes before its 2MSL.
+                        active = None
+                        if peer.table_id is not None:
+                            active = self._table.last_active(peer.table_id)
+                        conn.expire_final_flight(now, active)
                     self._refresh_activity(peer)
                     idle = now - peer.session.last_activity > self.limits.idle_timeout
                 except Exception as exc:

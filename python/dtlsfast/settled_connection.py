@@ -14,16 +14,22 @@ opened and sealed through the table and an invalid one is dropped and counted
 (RFC 6347 §4.1.2.7); a close_notify is answered with one and closes, a fatal
 alert closes (RFC 5246 §7.2); a ClientHello or HelloRequest is refused with a
 warning no_renegotiation (RFC 5746 §4.2). The server's last flight of a full
-handshake (ChangeCipherSpec and Finished) is kept as its packed datagrams, a
-hundred bytes or so: a repeat of the peer's Finished means it was lost, and is
-answered with them (RFC 6347 §4.2.4) until the peer's application data shows
-it arrived or :data:`FINAL_FLIGHT_LIFETIME` has passed; after that a repeat is
-ignored. With connection IDs, records are tls12_cid records both ways as the
-handshake agreed, and each one newer than every one before is counted in
-``advances`` (what may move the session to a new address, RFC 9146 §6, the
-server's decision). A malformed alert is a decode_error and a record with
-more than 2^14 bytes of plaintext a record_overflow (RFC 5246 §7.2, §6.2.1),
-both fatal. As on the full connection, nothing the peer sends makes
+handshake (ChangeCipherSpec and Finished) is kept as its messages in one bytes
+object, a hundred bytes or so: a repeat of the peer's Finished means it was
+lost, and is answered with them (RFC 6347 §4.2.4) until the peer's application
+data shows it arrived (opened here, or by the session table: the endpoint says
+so with :meth:`~SettledConnection.peer_has_final_flight` or, for the table's
+batch path, its sweep) or :data:`FINAL_FLIGHT_LIFETIME` has passed; after that
+a repeat is ignored. The ClientHello's random is kept with the flight (the
+server's test for a retransmitted hello of this handshake) and goes with it;
+what sessions have in common (epoch, message_seqs, max_payload, suite, PSK
+identity) is one tuple shared by all of them. With connection IDs, records are
+tls12_cid records both ways as the handshake agreed, and each one newer than
+every one before is counted in ``advances`` (what may move the session to a
+new address, RFC 9146 §6, the server's decision). A malformed alert is a
+decode_error and a record with more than 2^14 bytes of plaintext a
+record_overflow (RFC 5246 §7.2, §6.2.1), both fatal. As on the full
+connection, nothing the peer sends makes
 :meth:`~SettledConnection.receive_datagram` raise: a defect ends this session
 alone with internal_error. Its interface is the part of DtlsConnection the
 endpoints use once the handshake is over.
@@ -89,13 +95,36 @@ MAX_PLAINTEXT = 16384
 #: §4.2.4, RFC 793 §3.3).
 FINAL_FLIGHT_LIFETIME = 240.0
 
-#: The head of a kept final flight: its deadline and the next write sequence
-#: number of the epoch before the table's, the Finished message after it.
-_FINAL = struct.Struct(">dQ")
+#: The head of a kept final flight: its deadline, the next write sequence
+#: number of the epoch before the table's and the client's random (the
+#: ClientHello's, 32 bytes), the messages after it.
+_FINAL = struct.Struct(">dQ32s")
 _LENGTH = struct.Struct(">H")
 
-#: max_payload values in use (a few per MTU and suite), shared by the sessions.
-_SHARED_INTS: dict[int, int] = {}
+#: What the handshake settled that sessions have in common, one tuple for
+#: all of a kind: (read epoch, next message_seq, the peer's last flight's
+#: message_seq, max_payload, cipher suite, extended master secret, PSK
+#: identity, the peer's record_size_limit). Bounded: past it a session keeps
+#: a tuple of its own.
+_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+SHARED_LIMIT = 4096
+
+#: PSK identities in use, one bytes object each for all their sessions (a
+#: fleet shares a handful); bounded: past it an identity is kept as it came.
+_SHARED_IDENTITIES: dict[bytes, bytes] = {}
+SHARED_IDENTITIES_LIMIT = 4096
+
+
+def _shared_identity(identity: bytes | None) -> bytes | None:
+    if identity is None:
+        return None
+    shared = _SHARED_IDENTITIES.get(identity)
+    if shared is not None:
+        return shared
+    if len(_SHARED_IDENTITIES) < SHARED_IDENTITIES_LIMIT:
+        _SHARED_IDENTITIES[identity] = identity
+    return identity
+
 
 #: Read when nothing was counted: no Counter per session until one is needed.
 _NOTHING: Mapping[str, int] = MappingProxyType(Counter())
@@ -110,24 +139,16 @@ class SettledConnection:
         "_drops",
         "_events",
         "_final",
-        "_last_peer_seq",
-        "_next_seq",
         "_out",
         "_peer_auth",
+        "_shared",
         "_table",
         "_table_id",
         "advances",
         "authenticated",
-        "cipher_suite",
-        "client_random",
         "closed",
         "config",
-        "extended_master_secret",
-        "max_payload",
         "peer",
-        "psk_identity",
-        "read_epoch",
-        "record_size_limit",
     )
 
     def __init__(
@@ -171,32 +192,34 @@ class SettledConnection:
         self.advances = 0
         """tls12_cid records that authenticated and were newer than every
         record before them (RFC 9146 §6): what may move the session."""
-        # One bytes object: deadline, sequence number, then each message with
-        # its length (see _answer_repeated_flight).
+        # One bytes object: deadline, sequence number, the client random,
+        # then each message with its length (see _answer_repeated_flight).
         self._final: bytes | None = None
         if final_flight is not None:
             sequence, messages = final_flight
-            self._final = _FINAL.pack(final_flight_until, sequence) + b"".join(
-                _LENGTH.pack(len(m)) + m for m in messages
-            )
+            self._final = _FINAL.pack(
+                final_flight_until, sequence, client_random.rjust(32, b"\0")[-32:]
+            ) + b"".join(_LENGTH.pack(len(m)) + m for m in messages)
         self._table_id = table_id
         self.config = config
         self.peer = peer
-        self.read_epoch = read_epoch
-        self._next_seq = next_message_seq
-        self._last_peer_seq = peer_last_message_seq
-        # Sessions share a handful of values: one int object each, not one per session.
-        self.max_payload = _SHARED_INTS.setdefault(max_payload, max_payload)
-        #: The peer's record_size_limit (RFC 8449), kept for the session store.
-        self.record_size_limit = (
-            None
-            if record_size_limit is None
-            else _SHARED_INTS.setdefault(record_size_limit, record_size_limit)
+        # Sessions share these: one tuple, not six slots each.
+        shared = (
+            read_epoch,
+            next_message_seq,
+            peer_last_message_seq,
+            max_payload,
+            cipher_suite,
+            extended_master_secret,
+            _shared_identity(psk_identity),
+            record_size_limit,
         )
-        self.cipher_suite = cipher_suite
-        self.client_random = client_random
-        self.psk_identity = psk_identity
-        self.extended_master_secret = extended_master_secret
+        kept = _SHARED.get(shared)
+        if kept is None:
+            kept = shared
+            if len(_SHARED) < SHARED_LIMIT:
+                _SHARED[shared] = shared
+        self._shared = kept
         # PSK sessions (most) pay one slot for what certificates would need.
         self._peer_auth: tuple[Any, Any, Any] | None = None
         if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:
@@ -214,25 +237,18 @@ class SettledConnection:
         state with the reserved ``limit`` as its write sequence number, and
         what the handshake settled. None once closed or gone from the table."""
         state = None if self.closed else self._table.export_session(self._table_id, limit)
-        suite = self.cipher_suite
+        _, next_seq, peer_seq, _, suite, ems, identity, size_limit = self._shared
         if state is None or suite is None:
             return None
         if self._peer_auth is None:
             # A PSK session (the common case, 100,000 at a time): no conversions.
             record = SessionRecord(
-                key,
-                state,
-                suite.code,
-                self.extended_master_secret,
-                created,
-                self._next_seq,
-                self._last_peer_seq,
-                self.psk_identity,
+                key, state, suite.code, ems, created, next_seq, peer_seq, identity
             )
             if self._cids is not None:
                 record.local_cid, record.peer_cid = self.connection_id, self.peer_connection_id
-            if self.record_size_limit is not None:
-                record.record_size_limit = self.record_size_limit
+            if size_limit is not None:
+                record.record_size_limit = size_limit
             return record
         return build_record(
             key,
@@ -315,6 +331,49 @@ class SettledConnection:
     # -- what the endpoints read --------------------------------------------
 
     @property
+    def read_epoch(self) -> int:
+        """The epoch of the peer's records (the table's)."""
+        return int(self._shared[0])
+
+    @property
+    def _next_seq(self) -> int:
+        """The handshake message_seq the peer sends next (RFC 6347 §4.2.2)."""
+        return int(self._shared[1])
+
+    @property
+    def _last_peer_seq(self) -> int | None:
+        """The message_seq of the peer's last flight's Finished, if any."""
+        value: int | None = self._shared[2]
+        return value
+
+    @property
+    def max_payload(self) -> int:
+        """The largest application data record payload that fits the MTU."""
+        return int(self._shared[3])
+
+    @property
+    def cipher_suite(self) -> CipherSuite | None:
+        suite: CipherSuite | None = self._shared[4]
+        return suite
+
+    @property
+    def extended_master_secret(self) -> bool:
+        """Whether the session's master secret is the RFC 7627 one."""
+        return bool(self._shared[5])
+
+    @property
+    def psk_identity(self) -> bytes | None:
+        """The PSK identity the peer used, if any (one object for its sessions)."""
+        identity: bytes | None = self._shared[6]
+        return identity
+
+    @property
+    def record_size_limit(self) -> int | None:
+        """The peer's record_size_limit (RFC 8449), kept for the session store."""
+        limit: int | None = self._shared[7]
+        return limit
+
+    @property
     def peer_certificates(self) -> list[x509.Certificate] | None:
         """The peer's verified certificate chain, leaf first, if it sent one."""
         return None if self._peer_auth is None else self._peer_auth[0]
@@ -353,15 +412,38 @@ class SettledConnection:
         return None if cids is None else cids[1 + cids[0] :]
 
     @property
+    def client_random(self) -> bytes:
+        """The ClientHello's random while our last flight is kept (the
+        server tells a retransmitted ClientHello of this handshake from a
+        new one by it, RFC 6347 §4.2.8); b"" once it went."""
+        final = self._final
+        return b"" if final is None else final[16:48]
+
+    @property
     def holds_final_flight(self) -> bool:
         """Our last flight is still kept for retransmission."""
         return self._final is not None
 
-    def expire_final_flight(self, now: float) -> None:
-        """Let the last flight go once its lifetime is over (the endpoint's sweep)."""
+    def expire_final_flight(self, now: float, table_active: float | None = None) -> None:
+        """Let the last flight go once its lifetime is over, or once the
+        session table opened application data of the peer after the
+        handshake (``table_active``: the table's activity time of the
+        session, which the table sets when the session joins and then only
+        when it opens application data): the endpoint's sweep."""
         final = self._final
-        if final is not None and now > _FINAL.unpack_from(final)[0]:
+        if final is None:
+            return
+        until = _FINAL.unpack_from(final)[0]
+        if now > until or (
+            table_active is not None and table_active + FINAL_FLIGHT_LIFETIME > until
+        ):
             self._final = None
+
+    def peer_has_final_flight(self) -> None:
+        """The peer's authenticated application data arrived (opened by the
+        session table): it has our Finished (RFC 6347 §4.2.4), so our last
+        flight need not be kept for it any more."""
+        self._final = None
 
     @property
     def drops(self) -> Mapping[str, int]:
@@ -551,7 +633,7 @@ class SettledConnection:
         final = self._final
         if final is None:
             return
-        until, sequence = _FINAL.unpack_from(final)
+        until, sequence, random = _FINAL.unpack_from(final)
         if now > until:
             self._final = None
             return
@@ -579,7 +661,7 @@ class SettledConnection:
             )
         )
         records.append(bytes(self._table.seal(self._table_id, ContentType.HANDSHAKE, finished)))
-        self._final = _FINAL.pack(until, sequence + len(records) - 1) + final[_FINAL.size :]
+        self._final = _FINAL.pack(until, sequence + len(records) - 1, random) + final[_FINAL.size :]
         self._count("retransmissions")
         datagram = b""
         for record in records:

@@ -85,7 +85,14 @@ class SourceBuckets:
 
     def has(self, key: Hashable, now: float, cost: float = 1.0) -> bool:
         """Whether ``key`` could pay ``cost`` now; nothing is taken or created."""
-        return self.tokens(key, now) >= cost
+        # tokens() inlined: asked several times per handshake.
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return self.burst >= cost
+        elapsed = now - bucket.stamp
+        if elapsed <= 0:
+            return bucket.tokens >= cost
+        return min(self.burst, bucket.tokens + elapsed * self.rate) >= cost
 
     def seconds_until(self, key: Hashable, now: float, cost: float = 1.0) -> float:
         """How long until ``key`` can pay ``cost`` (0 if it can now)."""
@@ -93,10 +100,21 @@ class SourceBuckets:
 
     def take(self, key: Hashable, now: float, cost: float = 1.0) -> bool:
         """Take ``cost`` tokens from ``key``'s bucket if it has them."""
-        bucket = self._bucket(key, now)
-        if self._refill(bucket, now) < cost:
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = self._bucket(key, now)
+        else:
+            buckets.move_to_end(key)
+        # _refill() inlined: taken on every new handshake.
+        tokens = bucket.tokens
+        if now > bucket.stamp:
+            tokens = min(self.burst, tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+        if tokens < cost:
+            bucket.tokens = tokens
             return False
-        bucket.tokens -= cost
+        bucket.tokens = tokens - cost
         return True
 
     def charge(self, key: Hashable, now: float, cost: float) -> None:
@@ -132,6 +150,17 @@ class SourceBuckets:
         if bucket is not None:
             buckets.move_to_end(key)
             return bucket
+        # A newcomer forgets up to two of the least recently used buckets if
+        # they are full again (they carry nothing): a server that sees many
+        # sources keeps only those that recently spent, not one entry per
+        # source until the next prune (a few hundred bytes each).
+        for _ in range(2):
+            if not buckets:
+                break
+            oldest_key, oldest = next(iter(buckets.items()))
+            if self._refilled(oldest, now) < self.burst:
+                break
+            del buckets[oldest_key]
         if len(buckets) >= self.capacity:
             oldest_key, oldest = next(iter(buckets.items()))
             if self.when_full == "evict" or self._refilled(oldest, now) >= self.burst:

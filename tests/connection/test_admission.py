@@ -155,3 +155,22 @@ def test_hello_buckets_and_the_crypto_share() -> None:
     assert admission.admit(other, [0xC0A8], 0.0).refused is None  # PSK needs none
     elsewhere = admission.keys(("10.0.1.2", 1))
     assert admission.admit(elsewhere, [0xCCAC], 0.0).refused is None
+
+
+def test_a_newcomer_forgets_the_oldest_buckets_that_are_full_again() -> None:
+    """Many sources one after another (a fleet connecting): only those that
+    recently spent keep a bucket, not one entry per source until a prune."""
+    buckets = SourceBuckets(rate=100.0, burst=200.0, capacity=1 << 20)
+    for i in range(1000):
+        assert buckets.take(f"host-{i}", i * 0.001)  # one every millisecond
+    # A bucket refills its token in 10 ms: about ten still carry something.
+    assert len(buckets) < 40
+    # Those that did not refill yet are kept and still charged.
+    assert "host-999" in buckets
+    assert buckets.tokens("host-999", 0.999) == 199.0
+    # A source that spent its burst keeps its bucket while newcomers come.
+    for _ in range(200):
+        buckets.take("busy", 1.0)
+    for i in range(100):
+        buckets.take(f"late-{i}", 1.0 + i * 0.001)
+    assert "busy" in buckets and buckets.tokens("busy", 1.1) < 20

@@ -220,6 +220,8 @@ async def test_coap_client_gnutls_against_dtlsfast_serve(
     async with serve_process(
         log_path, port, port + 1,
         "--rpk", str(server_key.libcoap), "--rpk-trust", str(client_key.pubfile),
+        # The per-session lines checked below (established, failed) are at debug.
+        "--log-level", "debug",
     ) as process:  # fmt: skip
         secure = f"coaps://127.0.0.1:{port + 1}/light"
         got = await run_coap_client(

@@ -47,7 +47,8 @@ async def _openssl_twice(port: int, session_file: Path, *options: str) -> tuple[
 async def test_openssl_client_resumes_with_dtlsfast_serve(tmp_path: Path, kind: str) -> None:
     port = free_udp_port_pair()
     options = () if kind == "ticket" else ("-no_ticket",)
-    async with serve_process(tmp_path / "serve.log", 0, port) as process:
+    # "resumed by" ends the per-session line, logged at debug.
+    async with serve_process(tmp_path / "serve.log", 0, port, "--log-level", "debug") as process:
         first, second = await _openssl_twice(port, tmp_path / "session.pem", *options)
         assert "New, TLSv1.2, Cipher is PSK-AES128-CCM8" in first
         assert ("TLS session ticket:" in first) == (kind == "ticket")

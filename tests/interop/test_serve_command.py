@@ -19,7 +19,8 @@ pytestmark = pytest.mark.interop
 async def test_serve_light_and_stop(tmp_path: Path, stop: signal.Signals) -> None:
     port = free_udp_port_pair()
     log_path = tmp_path / "serve.log"
-    async with serve_process(log_path, port, port + 1) as process:
+    # Per-session lines are at debug (a gateway logs no line per handshake).
+    async with serve_process(log_path, port, port + 1, "--log-level", "debug") as process:
         secure = f"coaps://127.0.0.1:{port + 1}/light"
         got = await run_coap_client(secure, variant="openssl")
         assert got.payload == b"off", got.describe()
@@ -55,6 +56,8 @@ async def test_serve_with_certificates(tmp_path: Path) -> None:
         str(server.keyfile),
         "--ca",
         str(pki.cafile),
+        "--log-level",  # the per-session lines checked below are at debug
+        "debug",
     ) as process:
         secure = f"coaps://127.0.0.1:{port + 1}/light"
         with_cert = await run_coap_client(

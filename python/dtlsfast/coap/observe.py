@@ -53,25 +53,53 @@ class ObserveSequence:
         self._value = value % SEQUENCE_MODULUS
 
 
+#: Registering requests without their Message ID and token, one bytes object
+#: for all the observers whose requests differ only in those (most of a
+#: fleet: the same GET of the same path); bounded, past it a request is kept
+#: as its observer's own.
+_SHARED_REQUESTS: dict[bytes, bytes] = {}
+SHARED_REQUESTS_LIMIT = 1024
+
+
+def _shared_request(data: bytes) -> bytes:
+    """``data`` (an encoded request) with Message ID 0 and no token, shared."""
+    if len(data) < 4:
+        return data
+    tkl = data[0] & 0x0F
+    bare = bytes((data[0] & 0xF0, data[1], 0, 0)) + data[4 + tkl :]
+    shared = _SHARED_REQUESTS.get(bare)
+    if shared is not None:
+        return shared
+    if len(_SHARED_REQUESTS) < SHARED_REQUESTS_LIMIT:
+        _SHARED_REQUESTS[bare] = bare
+    return bare
+
+
 @dataclass(slots=True, eq=False)
 class Observation:
     """One entry in a resource's list of observers (§4.1).
 
     A gateway holds one per observing device, so it is small: the registering
-    request is kept encoded (``request_data``, a few dozen bytes) rather than
-    as a decoded :class:`Message`, and decoded again when needed
-    (:attr:`request`; a notification round decodes one per distinct request,
-    see :attr:`request_shape`)."""
+    request is kept encoded (``request_data``) without its Message ID and
+    token (the token is :attr:`token`), so that observers with the same
+    request share one bytes object, rather than as a decoded
+    :class:`Message`, and decoded again when needed (:attr:`request`; a
+    notification round decodes one per distinct request, see
+    :attr:`request_shape`)."""
 
     remote: Remote
     token: bytes
     path: str
     request_data: bytes
-    """The registering request, encoded (RFC 7252 §3)."""
+    """The registering request, encoded (RFC 7252 §3), with Message ID 0
+    and no token (given with either, they are taken out)."""
     #: When the last Confirmable notification was acknowledged (or registration).
     last_con: float
     #: Message ID of the Confirmable notification in flight, if any (§4.5.2).
     pending_mid: int | None = None
+
+    def __post_init__(self) -> None:
+        self.request_data = _shared_request(self.request_data)
 
     @property
     def key(self) -> tuple[Remote, bytes]:
@@ -80,8 +108,10 @@ class Observation:
 
     @property
     def request(self) -> Message:
-        """The registering request, decoded."""
-        return Message.decode(self.request_data)
+        """The registering request, decoded, with its token (Message ID 0)."""
+        message = Message.decode(self.request_data)
+        message.token = self.token
+        return message
 
     @property
     def request_shape(self) -> bytes:

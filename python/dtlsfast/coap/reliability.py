@@ -202,9 +202,10 @@ class DedupCache:
         self._total = total
         self._counters = counters
         self._all: OrderedDict[tuple[Hashable, int], DedupEntry] = OrderedDict()
-        # Plain dicts per remote (insertion-ordered, and half the size of an
-        # OrderedDict): a gateway keeps one per peer.
-        self._by_remote: dict[Hashable, dict[int, DedupEntry]] = {}
+        # The Message IDs of each remote, oldest first: the ID itself for a
+        # remote with one (most of a gateway's peers: no container per
+        # peer), a plain dict (insertion-ordered) for more.
+        self._by_remote: dict[Hashable, int | dict[int, None]] = {}
 
     def __len__(self) -> int:
         return len(self._all)
@@ -221,33 +222,35 @@ class DedupCache:
     def add(self, remote: Hashable, message_id: int, now: float, lifetime: float) -> DedupEntry:
         self._expire(now)
         self._drop(remote, message_id)
-        per = self._by_remote.get(remote)
-        if per is None:
-            per = self._by_remote[remote] = {}
-        elif len(per) >= self._per_remote:
-            old_mid = next(iter(per))
-            del per[old_mid]
-            del self._all[(remote, old_mid)]
+        mine = self._by_remote.get(remote)
+        if mine is not None and (1 if isinstance(mine, int) else len(mine)) >= self._per_remote:
+            self._drop(remote, mine if isinstance(mine, int) else next(iter(mine)))
             self._counters["dedup_evicted"] += 1
         if len(self._all) >= self._total:
-            (old_remote, old_mid), _ = self._all.popitem(last=False)
-            old_per = self._by_remote[old_remote]
-            del old_per[old_mid]
-            if not old_per and old_remote != remote:
-                del self._by_remote[old_remote]
+            old_remote, old_mid = next(iter(self._all))
+            self._drop(old_remote, old_mid)
             self._counters["dedup_evicted"] += 1
         entry = DedupEntry(now + lifetime)
         self._all[(remote, message_id)] = entry
-        per[message_id] = entry
+        mine = self._by_remote.get(remote)
+        if mine is None:
+            self._by_remote[remote] = message_id
+        elif isinstance(mine, int):
+            self._by_remote[remote] = {mine: None, message_id: None}
+        else:
+            mine[message_id] = None
         return entry
 
     def _drop(self, remote: Hashable, message_id: int) -> None:
         if self._all.pop((remote, message_id), None) is None:
             return
-        per = self._by_remote[remote]
-        del per[message_id]
-        if not per:
+        mine = self._by_remote[remote]
+        if isinstance(mine, int):
             del self._by_remote[remote]
+            return
+        del mine[message_id]
+        if len(mine) == 1:
+            (self._by_remote[remote],) = mine
 
     def _expire(self, now: float) -> None:
         while self._all:
@@ -257,10 +260,11 @@ class DedupCache:
             self._drop(remote, mid)
 
     def remove_remote(self, remote: Hashable) -> None:
-        per = self._by_remote.pop(remote, None)
-        if per:
-            for mid in per:
-                del self._all[(remote, mid)]
+        mine = self._by_remote.pop(remote, None)
+        if mine is None:
+            return
+        for mid in (mine,) if isinstance(mine, int) else mine:
+            del self._all[(remote, mid)]
 
 
 __all__ = ["DedupCache", "DedupEntry", "MessageIdAllocator", "Outcome", "Retransmitter"]

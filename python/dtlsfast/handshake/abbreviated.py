@@ -165,7 +165,9 @@ def session_state(conn: DtlsConnection) -> ResumptionState | None:
     spki = None
     if conn.peer_public_key is not None:
         spki = conn.peer_public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    chain = tuple(c.public_bytes(Encoding.DER) for c in conn.peer_certificates or ())
+    chain: tuple[bytes, ...] = ()
+    if conn.peer_certificates:
+        chain = tuple(c.public_bytes(Encoding.DER) for c in conn.peer_certificates)
     try:
         return resumption.state_for(
             master_secret=conn._master,

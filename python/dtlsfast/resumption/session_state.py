@@ -30,6 +30,7 @@ MAX_PUBLIC_KEY_LENGTH = 1024
 MAX_CERTIFICATES = 8
 MAX_CERTIFICATE_BYTES = 16384
 MAX_LIFETIME = 7 * 24 * 3600  # RFC 5077 §5.6 suggests a bounded lifetime
+_MAX_CREATED = (1 << 64) - 1
 
 # format(1) version(2) suite(2) flags(1) created(8) lifetime(4) master(48)
 _HEAD = struct.Struct(">BHHBQI48s")
@@ -98,18 +99,37 @@ class ResumptionState:
             raise ConfigurationError(
                 f"a master secret is {MASTER_SECRET_LENGTH} bytes, got {len(self.master_secret)}"
             )
-        _check_range(self.cipher_suite, 0xFFFF, "cipher_suite")
-        _check_range(self.version, 0xFFFF, "version")
-        _check_range(self.created, (1 << 64) - 1, "created")
-        _check_range(self.lifetime, MAX_LIFETIME, "lifetime")
+        suite, version, created, lifetime = (
+            self.cipher_suite,
+            self.version,
+            self.created,
+            self.lifetime,
+        )
+        if not (
+            isinstance(suite, int)
+            and isinstance(version, int)
+            and isinstance(created, int)
+            and isinstance(lifetime, int)
+            and 0 <= suite <= 0xFFFF
+            and 0 <= version <= 0xFFFF
+            and 0 <= created <= _MAX_CREATED
+            and 0 <= lifetime <= MAX_LIFETIME
+        ):
+            # One test for the usual case (every state decoded or issued);
+            # the checks one by one say which field is wrong.
+            _check_range(suite, 0xFFFF, "cipher_suite")
+            _check_range(version, 0xFFFF, "version")
+            _check_range(created, _MAX_CREATED, "created")
+            _check_range(lifetime, MAX_LIFETIME, "lifetime")
         if self.psk_identity is not None and len(self.psk_identity) > MAX_IDENTITY_LENGTH:
             raise ConfigurationError(f"a PSK identity is at most {MAX_IDENTITY_LENGTH} bytes")
         if self.peer_certificate_type is not None:
             _check_range(self.peer_certificate_type, 0xFE, "peer_certificate_type")
         if self.peer_public_key is not None and len(self.peer_public_key) > MAX_PUBLIC_KEY_LENGTH:
             raise ConfigurationError(f"a peer public key is at most {MAX_PUBLIC_KEY_LENGTH} bytes")
-        if len(self.peer_certificates) > MAX_CERTIFICATES or (
-            sum(len(c) for c in self.peer_certificates) > MAX_CERTIFICATE_BYTES
+        if self.peer_certificates and (
+            len(self.peer_certificates) > MAX_CERTIFICATES
+            or sum(len(c) for c in self.peer_certificates) > MAX_CERTIFICATE_BYTES
         ):
             raise ConfigurationError(
                 f"a resumable chain is at most {MAX_CERTIFICATES} certificates and "
@@ -167,6 +187,24 @@ class ResumptionState:
             raise StateVersionError(f"resumption state format {fmt}, expected {STATE_FORMAT}")
         if flags & ~(_FLAG_EMS | _FLAG_PSK | _FLAG_PEER_KEY | _FLAG_PEER_TYPE):
             raise DecodeError("unknown flags in a resumption state")
+        if flags & ~_FLAG_EMS == _FLAG_PSK and len(data) > _HEAD.size + 2:
+            # A PSK session (most of a gateway's): head, identity, no chain,
+            # read without the general reader (every abbreviated handshake).
+            length = int.from_bytes(data[_HEAD.size : _HEAD.size + 2], "big")
+            end = _HEAD.size + 2 + length
+            if len(data) == end + 1 and data[end] == 0:
+                try:
+                    return cls(
+                        master,
+                        suite,
+                        bool(flags & _FLAG_EMS),
+                        created,
+                        lifetime,
+                        data[_HEAD.size + 2 : end],
+                        version=version,
+                    )
+                except ConfigurationError as exc:
+                    raise DecodeError(f"resumption state out of bounds: {exc}") from None
         reader = ByteReader(data, _HEAD.size, "a resumption state")
         identity = reader.vector(2) if flags & _FLAG_PSK else None
         peer_type = reader.take(1)[0] if flags & _FLAG_PEER_TYPE else None

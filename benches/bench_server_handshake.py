@@ -1,0 +1,153 @@
+"""The DTLS server's own time per handshake, in memory: a ``DtlsServer`` fed
+datagrams by dtlsfast clients through a transport that only collects what it
+sends, no socket, so that the figure is the server's Python and Rust work
+(cookie gate, admission, connection, session table, close_notify) without
+the kernel, and steady on a shared machine.
+
+    python benches/bench_server_handshake.py [--suite PSK|ECDHE-PSK] [--resume]
+        [--count N] [--rounds R] [--profile FILE]
+
+Only the server's calls (``datagram_received``) are timed; the best round
+counts. ``--resume``: each client offers the session of an earlier one (an
+abbreviated handshake, RFC 5246 §7.3). Timing only: no asserts on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from dtlsfast.config import DtlsConfiguration
+from dtlsfast.connection import DtlsConnection
+from dtlsfast.resumption import ServerResumption
+from dtlsfast.server import DtlsServer, ServerLimits
+from dtlsfast.session import DtlsSession
+
+SUITES = {
+    "PSK": "TLS_PSK_WITH_AES_128_CCM_8",
+    "ECDHE-PSK": "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256",
+}
+PSK = ("CoAP", b"esp32c3_key")
+
+
+class _Listener:
+    def session_opened(self, session: DtlsSession) -> None:
+        pass
+
+
+class _Transport:
+    """What the server sends, by address."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        self.sent.append((bytes(data), addr))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 5684) if name == "sockname" else default
+
+
+def _server(suite: str) -> DtlsServer:
+    config = DtlsConfiguration.server(
+        psk_store={PSK[0]: PSK[1]}, ciphers=[suite], resumption=ServerResumption()
+    )
+    limits = ServerLimits(
+        hello_rate_per_address=1e9,
+        hello_burst_per_address=1e9,
+        hello_rate_per_prefix=1e9,
+        hello_burst_per_prefix=1e9,
+        crypto_rate=1e9,
+        crypto_burst=2e9,
+    )
+    server = DtlsServer(_Listener(), config, limits, 3600.0)
+    server.connection_made(_Transport())  # type: ignore[arg-type]
+    return server
+
+
+def handshake(
+    server: DtlsServer, client_config: DtlsConfiguration, addr: Any, resume: Any
+) -> tuple[float, Any]:
+    """One handshake and close_notify from ``addr``; the server's seconds."""
+    transport = server._transport
+    assert isinstance(transport, _Transport)
+    client = DtlsConnection(client_config, peer="server", resume=resume)
+    client.connect(0.0)
+    spent = 0.0
+    closing = False
+    for _ in range(20):
+        out = client.datagrams_to_send(0.0)
+        if not out:
+            if client.established and not closing:
+                saved = client.resumption
+                client.close()
+                closing = True
+                continue
+            break
+        transport.sent.clear()
+        started = time.perf_counter()
+        for datagram in out:
+            server.datagram_received(datagram, addr)
+        spent += time.perf_counter() - started
+        for datagram, _ in transport.sent:
+            client.receive_datagram(datagram, 0.0)
+    assert closing, "the handshake did not complete"
+    return spent, saved
+
+
+def run(suite: str, resume: bool, count: int, rounds: int) -> float:
+    """Best round's server microseconds per handshake."""
+
+    async def main() -> float:
+        server = _server(SUITES[suite])
+        client_config = DtlsConfiguration.client(psk=(PSK[0], PSK[1]), ciphers=[SUITES[suite]])
+        _, saved = handshake(server, client_config, ("127.0.0.1", 1), None)
+        best = float("inf")
+        port = 2
+        for _ in range(rounds):
+            total = 0.0
+            for _ in range(count):
+                spent, _ = handshake(
+                    server, client_config, ("127.0.0.1", port), saved if resume else None
+                )
+                port = port % 60000 + 2
+                total += spent
+            best = min(best, total / count)
+        server.close()
+        return best * 1e6
+
+    return asyncio.run(main())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="PSK")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", help="write a cProfile of the rounds here")
+    args = parser.parse_args()
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
+        us = run(args.suite, args.resume, args.count, args.rounds)
+        profile.disable()
+        profile.dump_stats(args.profile)
+    else:
+        us = run(args.suite, args.resume, args.count, args.rounds)
+    kind = "abbreviated" if args.resume else "full"
+    print(f"{SUITES[args.suite]} {kind}: {us:.1f} µs of server time per handshake")
+
+
+if __name__ == "__main__":
+    main()
