@@ -11,9 +11,9 @@ Run: ``taskset -c 0 python benches/bench_state_file.py`` (the best of three
 restarts; or ``python -m pytest benches/bench_state_file.py --benchmark-only
 -s``). Wall and CPU times are both reported; on a shared machine the CPU time
 is the steadier figure. Measured on the project's shared 2-core machine
-(loaded): 1.48 to 1.62 s CPU (load 0.73 to 0.81, save 0.74 to 0.82),
-168 B per session, where a load with one table call per session took 1.86
-to 1.95 s (README, State file).
+(quiet): 1.52 to 1.57 s CPU (load 0.79 to 0.80, save 0.72 to 0.77),
+168 B per session, where a load with one table call per session took 1.77
+to 2.09 s (README, State file).
 """
 
 from __future__ import annotations
