@@ -77,6 +77,7 @@ from dtlsfast.handshake.messages import (
     parse_handshake_header,
     split_handshake_fragments,
 )
+from dtlsfast.interning import Interner
 from dtlsfast.record_layer import TLS12_CID
 from dtlsfast.store.connection_state import PeerValues, build_record, peer_values
 from dtlsfast.store.records import SessionRecord
@@ -106,24 +107,15 @@ _LENGTH = struct.Struct(">H")
 #: message_seq, max_payload, cipher suite, extended master secret, PSK
 #: identity, the peer's record_size_limit). Bounded: past it a session keeps
 #: a tuple of its own.
-_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-SHARED_LIMIT = 4096
+_SHARED: Interner[tuple[Any, ...]] = Interner(4096)
 
 #: PSK identities in use, one bytes object each for all their sessions (a
 #: fleet shares a handful); bounded: past it an identity is kept as it came.
-_SHARED_IDENTITIES: dict[bytes, bytes] = {}
-SHARED_IDENTITIES_LIMIT = 4096
+_SHARED_IDENTITIES: Interner[bytes] = Interner(4096)
 
 
 def _shared_identity(identity: bytes | None) -> bytes | None:
-    if identity is None:
-        return None
-    shared = _SHARED_IDENTITIES.get(identity)
-    if shared is not None:
-        return shared
-    if len(_SHARED_IDENTITIES) < SHARED_IDENTITIES_LIMIT:
-        _SHARED_IDENTITIES[identity] = identity
-    return identity
+    return None if identity is None else _SHARED_IDENTITIES(identity)
 
 
 #: Read when nothing was counted: no Counter per session until one is needed.
@@ -204,22 +196,18 @@ class SettledConnection:
         self.config = config
         self.peer = peer
         # Sessions share these: one tuple, not six slots each.
-        shared = (
-            read_epoch,
-            next_message_seq,
-            peer_last_message_seq,
-            max_payload,
-            cipher_suite,
-            extended_master_secret,
-            _shared_identity(psk_identity),
-            record_size_limit,
+        self._shared = _SHARED(
+            (
+                read_epoch,
+                next_message_seq,
+                peer_last_message_seq,
+                max_payload,
+                cipher_suite,
+                extended_master_secret,
+                _shared_identity(psk_identity),
+                record_size_limit,
+            )
         )
-        kept = _SHARED.get(shared)
-        if kept is None:
-            kept = shared
-            if len(_SHARED) < SHARED_LIMIT:
-                _SHARED[shared] = shared
-        self._shared = kept
         # PSK sessions (most) pay one slot for what certificates would need.
         self._peer_auth: tuple[Any, Any, Any] | None = None
         if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:

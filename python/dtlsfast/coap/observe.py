@@ -14,6 +14,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from dtlsfast.coap.message import Message
+from dtlsfast.interning import Interner
 
 #: Observe values are 24-bit (§2) and compared modulo 2**24 (§3.4).
 SEQUENCE_MODULUS = 1 << 24
@@ -57,8 +58,7 @@ class ObserveSequence:
 #: for all the observers whose requests differ only in those (most of a
 #: fleet: the same GET of the same path); bounded, past it a request is kept
 #: as its observer's own.
-_SHARED_REQUESTS: dict[bytes, bytes] = {}
-SHARED_REQUESTS_LIMIT = 1024
+_SHARED_REQUESTS: Interner[bytes] = Interner(1024)
 
 
 def _shared_request(data: bytes) -> bytes:
@@ -66,13 +66,7 @@ def _shared_request(data: bytes) -> bytes:
     if len(data) < 4:
         return data
     tkl = data[0] & 0x0F
-    bare = bytes((data[0] & 0xF0, data[1], 0, 0)) + data[4 + tkl :]
-    shared = _SHARED_REQUESTS.get(bare)
-    if shared is not None:
-        return shared
-    if len(_SHARED_REQUESTS) < SHARED_REQUESTS_LIMIT:
-        _SHARED_REQUESTS[bare] = bare
-    return bare
+    return _SHARED_REQUESTS(bytes((data[0] & 0xF0, data[1], 0, 0)) + data[4 + tkl :])
 
 
 @dataclass(slots=True, eq=False)
