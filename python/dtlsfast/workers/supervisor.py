@@ -16,13 +16,16 @@ exits 0. SIGUSR1 logs the counters summed over the workers and each worker's
 line; ``--metrics`` serves them over HTTP (:mod:`dtlsfast.workers.metrics`).
 A shared resource's change on one worker reaches every worker through the
 supervisor, which orders the changes and gives a new worker the current
-state (:mod:`dtlsfast.workers.shared_state`).
+state (:mod:`dtlsfast.workers.shared_state`); so do the sessions a worker
+caches under a session ID, in batches, so that a client resumes by session ID
+on whichever worker its new port reaches (:mod:`dtlsfast.workers.shared_sessions`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.workers.context import CONTROL_ENV, WARM, WorkerContext
+from dtlsfast.workers.shared_sessions import MAX_SESSION_LINE, SessionBook
 from dtlsfast.workers.shared_state import ACK_WAIT, MAX_LINE, LatestSender, Pending, StateBook
 from dtlsfast.workers.steering import MAX_WORKERS, attach_steering
 
@@ -54,7 +58,7 @@ STOP_TIMEOUT = 10.0
 #: How long the supervisor waits for a worker's answer (counters, metrics).
 ASK_TIMEOUT = 5.0
 #: Longest line a worker sends (its counters, or a shared state).
-MAX_REPLY = max(1024 * 1024, MAX_LINE)
+MAX_REPLY = max(1024 * 1024, MAX_LINE, MAX_SESSION_LINE)
 
 
 def cpu_count() -> int:
@@ -174,7 +178,10 @@ class Supervisor:
         self._ids = 0
         self._book = StateBook()
         self.state_counters = self._book.counters
-        """The shared state's counts: updates ordered, refused, dropped for slow workers."""
+        """The shared state's counts: updates ordered, refused, dropped for
+        slow workers; sessions shared and invalidated."""
+        self._sessions = SessionBook(counters=self.state_counters)
+        self._session_batches = itertools.count()
         self.exit_code = 0
         self.restarts = 0
         """Workers started again after dying."""
@@ -449,6 +456,8 @@ class Supervisor:
         worker.lagging, worker.settled_seq = False, 0
         for entry in self._book.entries(after=known):  # changed while the worker connected
             worker.sender.send(entry.path, entry.line())
+        for line in self._sessions.lines():  # resumable before the worker started
+            worker.sender.send(("sessions", next(self._session_batches)), line)
         loop = asyncio.get_running_loop()
         worker.ready = loop.create_future()
         worker.monitor = loop.create_task(self._watch(worker))
@@ -467,6 +476,9 @@ class Supervisor:
                     continue
                 if message.get("op") == "applied":
                     self._applied(worker, message.get("version"))
+                    continue
+                if message.get("op") == "sessions":
+                    self._shared_sessions(worker, message)
                     continue
                 if message.get("ready") and ready is not None and not ready.done():
                     ready.set_result(None)
@@ -545,6 +557,17 @@ class Supervisor:
                     waiting.add(worker.index)
         self._settled(self._book.expect(entry, origin.index, waiting))
         asyncio.get_running_loop().call_later(ACK_WAIT, self._overdue, entry.version)
+
+    def _shared_sessions(self, origin: _Worker, message: dict[str, object]) -> None:
+        """A worker's batch of sessions cached and invalidated: keep it for
+        workers yet to start, relay it to the others."""
+        line = self._sessions.update(message)
+        if line is None:
+            return
+        key = ("sessions", next(self._session_batches))
+        for worker in self._workers:
+            if worker is not origin and worker.sender is not None:
+                worker.sender.send(key, line)
 
     def _applied(self, worker: _Worker, version: object) -> None:
         if type(version) is not int:
