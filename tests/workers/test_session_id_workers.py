@@ -1,8 +1,10 @@
 """Session-ID resumption across workers (issues 15 and 16): a session that one
 worker cached under its session ID resumes, abbreviated, on whichever worker
 a client's new source port reaches; a session invalidated by a fatal alert
-(RFC 5246 §7.2) resumes on none; and a killed worker's replacement resumes
-the sessions established before it started. Tickets are off throughout, so
+(RFC 5246 §7.2) resumes on none; a killed worker's replacement resumes
+the sessions established before it started; and ``openssl s_client
+-no_ticket -sess_out/-sess_in`` reuses its session on both workers of
+``dtlsfast serve --workers 2``. Tickets are off throughout, so
 only the session ID can resume (:mod:`dtlsfast.workers.shared_sessions`)."""
 
 from __future__ import annotations
@@ -10,10 +12,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
-from workers_harness import connect, eventually, get_light, light_workers, worker_of
+from workers_harness import (
+    ServeProcess,
+    connect,
+    eventually,
+    get_light,
+    light_workers,
+    worker_lines,
+    worker_of,
+)
 
 from dtlsfast import DtlsSession
 from dtlsfast.handshake.constants import AlertDescription
@@ -170,3 +181,49 @@ async def test_a_burst_of_sessions_reaches_every_worker(sessions: int) -> None:
             assert c["dtls_session_ids_cached"] + c.get("dtls_session_ids_merged", 0) == sessions
             # One line per batch, at most one per session (fewer in a storm).
             assert c.get("worker_session_batches_sent", 0) <= c["dtls_session_ids_cached"]
+
+
+@pytest.mark.interop
+async def test_openssl_s_client_resumes_by_session_id_on_both_workers(tmp_path: Path) -> None:
+    """``dtlsfast serve --workers 2`` and ``openssl s_client -no_ticket``:
+    the session saved with ``-sess_out`` is reused with ``-sess_in`` from new
+    source ports, on both workers (the workers' debug lines say which)."""
+    from peers import run_openssl_client  # on the path once workers_harness is imported
+
+    session = tmp_path / "session.pem"
+    args = ("--workers", "2", "--log-level", "debug")
+    async with ServeProcess(tmp_path / "serve.log", *args) as server:
+        first = await run_openssl_client(
+            server.coaps_port, extra_args=("-no_ticket", "-sess_out", str(session)), linger=0.2
+        )
+        assert first.handshake_ok, first.describe()
+        assert "New, TLSv1.2" in first.out
+
+        async def merged() -> bool:
+            await server.sigusr1()
+            lines = worker_lines(server.text())
+            return len(lines) == 2 and all(
+                (c or {}).get("dtls_session_ids_cached", 0)
+                + (c or {}).get("dtls_session_ids_merged", 0)
+                >= 1
+                for _, c in lines.values()
+            )
+
+        await eventually(merged)
+        for _ in range(MAX_TRIES // 2):
+            again = await run_openssl_client(
+                server.coaps_port, extra_args=("-no_ticket", "-sess_in", str(session)), linger=0.2
+            )
+            assert "Reused, TLSv1.2" in again.out, again.describe()
+            resumed_by = {
+                index
+                for line in server.text().splitlines()
+                if "resumed by session_id" in line
+                for index in (0, 1)
+                if f"[worker {index}]: session with" in line
+            }
+            if resumed_by == {0, 1}:
+                break
+        else:
+            pytest.fail(f"{MAX_TRIES // 2} s_client runs did not reach both workers")
+    assert "Traceback" not in server.text()
