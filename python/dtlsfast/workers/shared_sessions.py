@@ -79,35 +79,37 @@ def sessions_line(ops: list[_Op], bound: int, lifetime: float) -> bytes:
     )
 
 
+def parse_op(op: Any) -> tuple[bytes, bytes | None, float]:
+    """One op of a sessions line: (session ID, the encoded state or None
+    for an invalidation, when it was stored); ValueError if it is not one.
+    The state is not decoded here."""
+    if type(op) is not list or not op:
+        raise ValueError("an op is a list")
+    size = len(op)
+    sid = bytes.fromhex(op[1]) if size > 1 and type(op[1]) is str else b""
+    if not 1 <= len(sid) <= SESSION_ID_LENGTH:
+        raise ValueError("an op's session ID is 1 to 32 bytes, hex")
+    if op[0] == "-" and size == 2:
+        return sid, None, 0.0
+    if op[0] != "+" or size != 4:
+        raise ValueError("an op is [+, session ID, state, stored] or [-, session ID]")
+    state, stored = op[2], op[3]
+    if type(state) is not str or len(state) > MAX_STATE_HEX:
+        raise ValueError("an op's state is hex, and bounded")
+    if type(stored) not in (int, float) or not 0 <= stored < math.inf:  # NaN fails too
+        raise ValueError("an op's time is a number of seconds")
+    return sid, bytes.fromhex(state), float(stored)
+
+
 def check_ops(message: Mapping[str, Any]) -> list[_Op]:
-    """The ops of a sessions line (parsed), checked for shape and bounds;
-    ValueError if any is not an op. States are not decoded here."""
+    """The ops of a sessions line (parsed), each checked (:func:`parse_op`);
+    ValueError if any is not an op."""
     ops = message.get("ops")
-    if not isinstance(ops, list):
+    if type(ops) is not list:
         raise ValueError("a sessions line has a list of ops")
-    out: list[_Op] = []
     for op in ops:
-        if not isinstance(op, list) or not op or op[0] not in ("+", "-"):
-            raise ValueError("an op is + or -")
-        sid = op[1] if len(op) > 1 else None
-        if not isinstance(sid, str) or not 2 <= len(sid) <= 2 * SESSION_ID_LENGTH:
-            raise ValueError("an op's session ID is 1 to 32 bytes, hex")
-        bytes.fromhex(sid)
-        if op[0] == "-":
-            if len(op) != 2:
-                raise ValueError("a - op is a session ID")
-            out.append(["-", sid])
-            continue
-        if len(op) != 4:
-            raise ValueError("a + op is a session ID, a state and when it was stored")
-        state, stored = op[2], op[3]
-        if not isinstance(state, str) or len(state) > MAX_STATE_HEX:
-            raise ValueError("an op's state is hex, and bounded")
-        bytes.fromhex(state)
-        if type(stored) not in (int, float) or not (math.isfinite(stored) and stored >= 0):
-            raise ValueError("an op's time is a number of seconds")
-        out.append(["+", sid, state, float(stored)])
-    return out
+        parse_op(op)
+    return ops
 
 
 def _bounds(message: Mapping[str, Any]) -> tuple[int, float]:
@@ -198,27 +200,25 @@ class SessionSharer:
     # -- from the supervisor -----------------------------------------------------
 
     def received(self, message: Mapping[str, Any]) -> None:
-        """A sessions line from the supervisor (parsed): merge it."""
-        try:
-            ops = check_ops(message)
-        except ValueError:
+        """A sessions line from the supervisor (parsed): merge it, op by op
+        (a malformed op is counted and skipped)."""
+        ops = message.get("ops")
+        if type(ops) is not list:
             self.counters["sessions_invalid"] += 1
             return
-        merge = self.resumption.merge
+        counters, merge, decode = self.counters, self.resumption.merge, ResumptionState.decode
         for op in ops:
-            sid = bytes.fromhex(op[1])
-            if op[0] == "-":
-                if merge(sid, None, 0.0):
-                    self.counters["sessions_invalidated"] += 1
-                continue
-            self.counters["sessions_received"] += 1
             try:
-                state = ResumptionState.decode(bytes.fromhex(op[2]))
-            except DecodeError:
-                self.counters["sessions_invalid"] += 1
-                continue
-            if not merge(sid, state, op[3]):
-                self.counters["sessions_stale"] += 1
+                sid, encoded, stored = parse_op(op)
+                if encoded is None:
+                    if merge(sid, None, 0.0):
+                        counters["sessions_invalidated"] += 1
+                    continue
+                counters["sessions_received"] += 1
+                if not merge(sid, decode(encoded), stored):
+                    counters["sessions_stale"] += 1
+            except (ValueError, DecodeError):
+                counters["sessions_invalid"] += 1
 
     def close(self) -> None:
         if self._timer is not None:
@@ -245,16 +245,16 @@ class SessionBook:
         """``sessions_shared``, ``sessions_unshared`` (invalidations),
         ``session_batches``, ``sessions_invalid``."""
 
-    def update(self, message: Mapping[str, Any]) -> bytes | None:
-        """A worker's sessions line (parsed): keep its entries and return
-        the line to relay to the others, or None if it is refused (counted,
-        never logged: it holds secrets)."""
+    def update(self, message: Mapping[str, Any]) -> bool:
+        """A worker's sessions line (parsed): keep its entries; False if it
+        is refused (counted, never logged: it holds secrets). The caller
+        relays the line as it came."""
         try:
             bound, lifetime = _bounds(message)
             ops = check_ops(message)
         except ValueError:
             self.counters["sessions_invalid"] += 1
-            return None
+            return False
         self.bound = max(self.bound, bound)
         self.lifetime = max(self.lifetime, lifetime)
         entries = self._entries
@@ -269,7 +269,7 @@ class SessionBook:
         while len(entries) > self.bound:
             entries.popitem(last=False)
         self.counters["session_batches"] += 1
-        return sessions_line(ops, bound, lifetime)
+        return True
 
     def lines(self) -> list[bytes]:
         """The current entries (expired ones dropped) as sessions lines, the
@@ -302,5 +302,6 @@ __all__ = [
     "SessionBook",
     "SessionSharer",
     "check_ops",
+    "parse_op",
     "sessions_line",
 ]

@@ -478,7 +478,7 @@ class Supervisor:
                     self._applied(worker, message.get("version"))
                     continue
                 if message.get("op") == "sessions":
-                    self._shared_sessions(worker, message)
+                    self._shared_sessions(worker, message, line)
                     continue
                 if message.get("ready") and ready is not None and not ready.done():
                     ready.set_result(None)
@@ -558,12 +558,13 @@ class Supervisor:
         self._settled(self._book.expect(entry, origin.index, waiting))
         asyncio.get_running_loop().call_later(ACK_WAIT, self._overdue, entry.version)
 
-    def _shared_sessions(self, origin: _Worker, message: dict[str, object]) -> None:
+    def _shared_sessions(self, origin: _Worker, message: dict[str, object], line: bytes) -> None:
         """A worker's batch of sessions cached and invalidated: keep it for
-        workers yet to start, relay it to the others."""
-        line = self._sessions.update(message)
-        if line is None:
+        workers yet to start, relay it (as it came) to the others."""
+        if not self._sessions.update(message):
             return
+        if not line.endswith(b"\n"):
+            line += b"\n"  # the last line before the worker's end
         key = ("sessions", next(self._session_batches))
         for worker in self._workers:
             if worker is not origin and worker.sender is not None:
