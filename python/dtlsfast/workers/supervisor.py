@@ -120,6 +120,8 @@ class _Worker:
     lagging: bool = False
     """It did not acknowledge a shared state in time: no change waits for it."""
     settled_seq: int = 0
+    serving: bool = False
+    """It said it is ready: it reads its control socket, sessions go to it."""
 
     @property
     def pid(self) -> int | None:
@@ -456,8 +458,7 @@ class Supervisor:
         worker.lagging, worker.settled_seq = False, 0
         for entry in self._book.entries(after=known):  # changed while the worker connected
             worker.sender.send(entry.path, entry.line())
-        for line in self._sessions.lines():  # resumable before the worker started
-            worker.sender.send(("sessions", next(self._session_batches)), line)
+        worker.serving = False
         loop = asyncio.get_running_loop()
         worker.ready = loop.create_future()
         worker.monitor = loop.create_task(self._watch(worker))
@@ -482,6 +483,7 @@ class Supervisor:
                     continue
                 if message.get("ready") and ready is not None and not ready.done():
                     ready.set_result(None)
+                    self._sessions_to_new(worker)
                 waiting = worker.waiting.pop(int(message.get("id") or 0), None)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(message.get("counters") or {})
@@ -567,8 +569,17 @@ class Supervisor:
             line += b"\n"  # the last line before the worker's end
         key = ("sessions", next(self._session_batches))
         for worker in self._workers:
-            if worker is not origin and worker.sender is not None:
+            if worker is not origin and worker.serving and worker.sender is not None:
                 worker.sender.send(key, line)
+
+    def _sessions_to_new(self, worker: _Worker) -> None:
+        """A worker that starts to serve gets the sessions resumable so far,
+        then every batch: not before, so that nothing follows its context
+        line on the control socket before it reads it as a stream."""
+        worker.serving = True
+        if worker.sender is not None:
+            for line in self._sessions.lines():
+                worker.sender.send(("sessions", next(self._session_batches)), line)
 
     def _applied(self, worker: _Worker, version: object) -> None:
         if type(version) is not int:
