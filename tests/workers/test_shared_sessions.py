@@ -281,3 +281,42 @@ async def test_no_secret_reaches_a_log_line(caplog: pytest.LogCaptureFixture) ->
     assert state.master_secret.hex() in wire.lines[0].decode()  # it does travel, locally
     sharer.close()
     other.close()
+
+
+class _StuckWriter:
+    """A stream whose reader reads nothing: its buffer is always full."""
+
+    class transport:
+        @staticmethod
+        def get_write_buffer_size() -> int:
+            return 1 << 30
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, line: bytes) -> None:
+        self.written.append(line)
+
+    async def drain(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_held_batches_are_bounded_and_never_crowd_out_the_shared_state() -> None:
+    from collections import Counter
+
+    from dtlsfast.workers.shared_state import LatestSender
+
+    writer = _StuckWriter()
+    counters: Counter[str] = Counter()
+    sessions = LatestSender(writer, counters, "w (sessions)", max_held=2, prefix="sessions")
+    state = LatestSender(writer, counters, "w")
+    for n in range(5):
+        sessions.send(("sessions", n), b"{}\n")
+    state.send("light", b"{}\n")
+    assert sessions.held == 2 and counters["sessions_dropped_full"] == 3
+    assert state.held == 1 and counters["state_dropped_full"] == 0
+    sessions.close()
+    state.close()

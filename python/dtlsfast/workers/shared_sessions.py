@@ -21,10 +21,13 @@ it resumes the sessions established before it started.
 
 The lines carry master secrets between the processes of one server only:
 over the control socket (a Unix socketpair), never a network socket; nothing
-here logs an entry. Every stream is a
-:class:`~dtlsfast.workers.shared_state.LatestSender`: a worker that reads too
-slowly loses batches (counted, ``state_dropped_full``), and a session it
-missed costs a full handshake, nothing more.
+here logs an entry. Each stream (worker to supervisor, supervisor to each
+worker) has a :class:`~dtlsfast.workers.shared_state.LatestSender` of its
+own for sessions, beside the shared state's on the same socket, so that
+batches never crowd out a resource's state: past ``MAX_HELD_BATCHES`` lines
+waiting for a slow reader, batches are dropped (counted,
+``sessions_dropped_full``), and a session a worker missed costs a full
+handshake there, nothing more.
 
 The line is JSON, ``{"op": "sessions", "bound": N, "lifetime": S, "ops":
 [...]}``: each op ``["+", session_id, state, stored]`` (hex, hex of
@@ -59,6 +62,9 @@ BATCH_BYTES = 48 * 1024
 MAX_SESSION_LINE = 128 * 1024
 #: Most entries the supervisor's book keeps, whatever the workers' caches say.
 MAX_BOOK = 1_000_000
+#: Batch lines a stream holds while its reader is slow (each under about
+#: ``BATCH_BYTES``: 48 MiB, some 200,000 sessions); past it, batches are dropped.
+MAX_HELD_BATCHES = 1024
 #: The longest encoded state a line may carry (hex).
 MAX_STATE_HEX = MAX_SESSION_LINE - 512
 
@@ -298,6 +304,7 @@ class SessionBook:
 
 __all__ = [
     "BATCH_INTERVAL",
+    "MAX_HELD_BATCHES",
     "MAX_SESSION_LINE",
     "SessionBook",
     "SessionSharer",

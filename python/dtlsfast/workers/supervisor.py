@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.workers.context import CONTROL_ENV, WARM, WorkerContext
-from dtlsfast.workers.shared_sessions import MAX_SESSION_LINE, SessionBook
+from dtlsfast.workers.shared_sessions import MAX_HELD_BATCHES, MAX_SESSION_LINE, SessionBook
 from dtlsfast.workers.shared_state import ACK_WAIT, MAX_LINE, LatestSender, Pending, StateBook
 from dtlsfast.workers.steering import MAX_WORKERS, attach_steering
 
@@ -117,6 +117,8 @@ class _Worker:
     monitor: asyncio.Task[None] | None = None
     sender: LatestSender | None = None
     """Shared state to this worker (:mod:`dtlsfast.workers.shared_state`)."""
+    session_sender: LatestSender | None = None
+    """Sessions to this worker (:mod:`dtlsfast.workers.shared_sessions`)."""
     lagging: bool = False
     """It did not acknowledge a shared state in time: no change waits for it."""
     settled_seq: int = 0
@@ -455,6 +457,13 @@ class Supervisor:
             sock=ours, limit=MAX_REPLY
         )
         worker.sender = LatestSender(worker.writer, self.state_counters, f"worker {index}")
+        worker.session_sender = LatestSender(
+            worker.writer,
+            self.state_counters,
+            f"worker {index} (sessions)",
+            max_held=MAX_HELD_BATCHES,
+            prefix="sessions",
+        )
         worker.lagging, worker.settled_seq = False, 0
         for entry in self._book.entries(after=known):  # changed while the worker connected
             worker.sender.send(entry.path, entry.line())
@@ -569,17 +578,17 @@ class Supervisor:
             line += b"\n"  # the last line before the worker's end
         key = ("sessions", next(self._session_batches))
         for worker in self._workers:
-            if worker is not origin and worker.serving and worker.sender is not None:
-                worker.sender.send(key, line)
+            if worker is not origin and worker.serving and worker.session_sender is not None:
+                worker.session_sender.send(key, line)
 
     def _sessions_to_new(self, worker: _Worker) -> None:
         """A worker that starts to serve gets the sessions resumable so far,
         then every batch: not before, so that nothing follows its context
         line on the control socket before it reads it as a stream."""
         worker.serving = True
-        if worker.sender is not None:
+        if worker.session_sender is not None:
             for line in self._sessions.lines():
-                worker.sender.send(("sessions", next(self._session_batches)), line)
+                worker.session_sender.send(("sessions", next(self._session_batches)), line)
 
     def _applied(self, worker: _Worker, version: object) -> None:
         if type(version) is not int:
@@ -616,9 +625,10 @@ class Supervisor:
             worker.sender.send(("settled",), line)
 
     def _drop_control(self, worker: _Worker) -> None:
-        if worker.sender is not None:
-            worker.sender.close()
-            worker.sender = None
+        for sender in (worker.sender, worker.session_sender):
+            if sender is not None:
+                sender.close()
+        worker.sender = worker.session_sender = None
         if worker.writer is not None:
             worker.writer.close()
         worker.reader = worker.writer = worker.control = None

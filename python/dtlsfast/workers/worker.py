@@ -32,7 +32,7 @@ from typing import Any
 
 from dtlsfast.workers.context import WorkerContext, worker_context
 from dtlsfast.workers.handover import Handover
-from dtlsfast.workers.shared_sessions import MAX_SESSION_LINE, SessionSharer
+from dtlsfast.workers.shared_sessions import MAX_HELD_BATCHES, MAX_SESSION_LINE, SessionSharer
 from dtlsfast.workers.shared_state import MAX_LINE, LatestSender, Replica
 
 log = logging.getLogger("dtlsfast.workers")
@@ -111,7 +111,13 @@ class WorkerRuntime:
         writer.write(json.dumps({"ready": True}).encode() + b"\n")
         self.replica.attach(writer)
         if self.sessions is not None:
-            sender = LatestSender(writer, self.sessions.counters, "the supervisor")
+            sender = LatestSender(
+                writer,
+                self.sessions.counters,
+                "the supervisor (sessions)",
+                max_held=MAX_HELD_BATCHES,
+                prefix="sessions",
+            )
             batches = itertools.count()
             self._session_sender = sender
             self.sessions.attach(lambda line: sender.send(("sessions", next(batches)), line))
