@@ -16,8 +16,11 @@ relays the line to every other worker, which merges it into its own cache
 (:meth:`~dtlsfast.resumption.ServerResumption.merge`: the same bounds and
 lifetime, counted from when the session was first stored, by the wall clock
 every process on the machine shares). A worker that starts (a restart
-included) is sent the book's current entries right after its context, so
-it resumes the sessions established before it started.
+included) is sent the book's current entries, then every batch, once it
+says it serves (not before: nothing may follow its context line on the
+control socket until it reads it as a stream), so it resumes the sessions
+established before it started (a dead worker's last batch, up to
+``BATCH_INTERVAL`` of its sessions, dies with it).
 
 The lines carry master secrets between the processes of one server only:
 over the control socket (a Unix socketpair), never a network socket; nothing
