@@ -1001,7 +1001,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         """Feed a datagram through the peer's MAC-error filter."""
         if self._throttled(peer, now):
             return
-        failures = peer.conn.drops["bad_auth"]
+        failures = peer.conn.drops.get("bad_auth", 0)
         self._feed(peer, data, now)
         self._charge(peer, failures, now)
 
@@ -1013,7 +1013,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         return False
 
     def _charge(self, peer: _Peer, failures_before: int, now: float) -> None:
-        failures = peer.conn.drops["bad_auth"] - failures_before
+        failures = peer.conn.drops.get("bad_auth", 0) - failures_before
         if failures <= 0:
             return
         guard = peer.auth_filter
