@@ -293,9 +293,15 @@ class RecordLayer:
         parsed = self.backend.parse_records_cid(datagram, len(self.local_cid))
         if records_length(parsed) != len(datagram):
             self.drops["malformed"] += 1
+        read = self._read
         for content_type, version, epoch, seq, cid, fragment in parsed:
             if version >> 8 != 0xFE:
                 self.drops["bad_version"] += 1
+                continue
+            if epoch == 0 and content_type != TLS12_CID and 0 in read:
+                # Plaintext epoch 0 (the handshake's first flights): what
+                # _open_one would do, without the call.
+                yield Record(content_type, 0, seq, fragment)
                 continue
             if epoch == self.read_epoch + 1 and self.has_pending_read:
                 if len(self._future) < MAX_FUTURE_RECORDS:
