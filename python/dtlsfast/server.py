@@ -56,7 +56,7 @@ from dtlsfast.connection import DtlsConnection, State
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
-from dtlsfast.exceptions import ConfigurationError, DtlsError
+from dtlsfast.exceptions import ConfigurationError, DtlsError, HandshakeTimeoutError
 from dtlsfast.handshake.constants import AlertDescription, AlertLevel
 from dtlsfast.handshake.cookies import CookieJar
 from dtlsfast.log_limiter import LogLimiter
@@ -971,6 +971,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         # The slim connection carries on; the handshake's state goes with `full`.
         now = self._loop.time()
         settled = full.settle_into(self._table, table_id, now, final=final)
+        settled.session_id = full._session_id  # for RFC 5246 §7.2 (_invalidate_session)
         peer.conn = peer.session._conn = settled
         peer.table_id = table_id
         peer.started = _SETTLED  # the handshake's start time is no use any more: one float less
@@ -1165,9 +1166,19 @@ class DtlsServer(asyncio.DatagramProtocol):
                 _fmt(peer.addr),
                 f": {event.error}" * bool(event.error),
             )
+        if event.error is not None and not isinstance(event.error, HandshakeTimeoutError):
+            self._invalidate_session(peer.conn)
         peer.session._mark_closed(event.error)
         self._forget(peer)
         self._restore_replaced(peer)
+
+    def _invalidate_session(self, conn: DtlsConnection | SettledConnection) -> None:
+        """RFC 5246 §7.2: a connection that ended with a fatal alert (sent
+        or received) leaves its session non-resumable by its session ID."""
+        resumption = self.config.resumption
+        if resumption is not None:
+            sid = conn._session_id if isinstance(conn, DtlsConnection) else conn.session_id
+            resumption.invalidate(sid)
 
     def _restore_replaced(self, peer: _Peer) -> None:
         """The replacement handshake failed: the old session goes on."""

@@ -141,6 +141,7 @@ class SettledConnection:
         "closed",
         "config",
         "peer",
+        "session_id",
     )
 
     def __init__(
@@ -216,6 +217,9 @@ class SettledConnection:
         if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:
             self._peer_auth = (peer_certificates, peer_public_key, peer_certificate_type)
         self.closed = False
+        self.session_id = b""
+        """The session_id it may be resumed by (RFC 5246 §7.4.1.2), so that
+        a fatal alert can make it non-resumable (§7.2); set by the server."""
         self._out: list[bytes] | None = None
         self._events: list[Event] | None = None
         self._drops: Counter[str] | None = None

@@ -9,6 +9,11 @@ before the cookie exchange, since they exist only after it. Every refusal is
 counted (``resumption_refused_<reason>``, see :class:`ResumptionFailure`) and
 the handshake goes on as a full one.
 
+Session IDs can be shared between processes (``dtlsfast serve --workers
+N``): a :attr:`ServerResumption.publisher` is told of each session cached and
+each one invalidated (:mod:`dtlsfast.workers.shared_sessions` sends them to
+the other workers, which :meth:`~ServerResumption.merge` them).
+
 Tickets carry wall-clock times (their keys rotate by period of wall time,
 shared between processes), so this object reads ``clock`` (``time.time`` by
 default); tests pass a fixed one. The connections' own ``now`` stays the
@@ -23,11 +28,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.resumption.session_cache import (
     DEFAULT_LIFETIME,
     DEFAULT_MAX_ENTRIES,
+    SESSION_ID_LENGTH,
     SessionIdCache,
 )
 from dtlsfast.resumption.session_state import (
@@ -52,6 +59,14 @@ class Resumable:
     the offered one is sealed under a key that is no longer the current one."""
 
 
+class SessionPublisher(Protocol):
+    """Told of the session-ID cache's own changes (not of merged ones)."""
+
+    def added(self, session_id: bytes, state: ResumptionState, stored: float) -> None: ...
+
+    def dropped(self, session_id: bytes) -> None: ...
+
+
 class ServerResumption:
     """Session IDs and session tickets for one server (see the module)."""
 
@@ -61,6 +76,7 @@ class ServerResumption:
         "cache",
         "counters",
         "lifetime",
+        "publisher",
         "sealer",
     )
 
@@ -103,7 +119,11 @@ class ServerResumption:
         self._clock = clock
         self.counters: Counter[str] = Counter()
         """``resumed_session_id``, ``resumed_ticket``, ``tickets_issued``,
-        ``session_ids_cached`` and ``resumption_refused_<reason>``."""
+        ``session_ids_cached``, ``session_ids_invalidated``,
+        ``session_ids_merged`` and ``resumption_refused_<reason>``."""
+        self.publisher: SessionPublisher | None = None
+        """Told of each session cached and invalidated here (the workers'
+        sharing, :mod:`dtlsfast.workers.shared_sessions`)."""
 
     def now(self) -> float:
         return self._clock()
@@ -232,8 +252,40 @@ class ServerResumption:
     def remember(self, session_id: bytes, state: ResumptionState) -> None:
         """Keep a completed full handshake's session under its session ID."""
         if self.cache is not None and session_id:
-            self.cache.store(session_id, state, self._clock())
+            now = self._clock()
+            self.cache.store(session_id, state, now)
             self.counters["session_ids_cached"] += 1
+            if self.publisher is not None:
+                self.publisher.added(session_id, state, now)
+
+    def invalidate(self, session_id: bytes) -> bool:
+        """RFC 5246 §7.2: a session whose connection ended with a fatal
+        alert is no longer resumable. Forgets it here and, if it was here,
+        tells the publisher (so that no other worker resumes it either).
+        False if the cache did not hold it."""
+        if self.cache is None or not session_id or not self.cache.invalidate(session_id):
+            return False
+        self.counters["session_ids_invalidated"] += 1
+        if self.publisher is not None:
+            self.publisher.dropped(session_id)
+        return True
+
+    def merge(self, session_id: bytes, state: ResumptionState | None, stored: float) -> bool:
+        """Another process's change: its session cached at ``stored`` (wall
+        clock, so the lifetime counts from there), or with ``state`` None
+        invalidated. Not published again. False if there is no cache or the
+        entry is of no use (expired, malformed ID)."""
+        cache = self.cache
+        if cache is None or not 1 <= len(session_id) <= SESSION_ID_LENGTH:
+            return False
+        if state is None:
+            return cache.invalidate(session_id)
+        now = self._clock()
+        if now >= stored + cache.lifetime or now >= state.expires():
+            return False
+        cache.store(session_id, state, min(stored, now))
+        self.counters["session_ids_merged"] += 1
+        return True
 
     def __repr__(self) -> str:
         return (
@@ -247,4 +299,4 @@ def encode_new_session_ticket(lifetime_hint: int, ticket: bytes) -> bytes:
     return lifetime_hint.to_bytes(4, "big") + len(ticket).to_bytes(2, "big") + ticket
 
 
-__all__ = ["Resumable", "ServerResumption", "encode_new_session_ticket"]
+__all__ = ["Resumable", "ServerResumption", "SessionPublisher", "encode_new_session_ticket"]

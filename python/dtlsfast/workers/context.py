@@ -111,8 +111,7 @@ class WorkerContext:
     def shared_resumption(self) -> Any:
         """Resumption with ticket keys derived from the secret every worker
         holds, so a ticket one worker issued resumes on any other (session
-        IDs stay each worker's own: a client that resumes by session ID
-        from the same address reaches the same worker)."""
+        IDs travel between the workers instead: :mod:`dtlsfast.workers.shared_sessions`)."""
         from dtlsfast.resumption import ServerResumption, TicketKeys
 
         return ServerResumption(ticket_keys=TicketKeys(bytes.fromhex(self.ticket_secret_hex)))

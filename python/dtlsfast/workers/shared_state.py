@@ -115,12 +115,22 @@ class LatestSender:
     queueing more than ``limit`` bytes; see the module docstring."""
 
     def __init__(
-        self, writer: Any, counters: Counter[str], name: str, limit: int = MAX_BUFFERED
+        self,
+        writer: Any,
+        counters: Counter[str],
+        name: str,
+        limit: int = MAX_BUFFERED,
+        max_held: int = MAX_PATHS,
+        prefix: str = "state",
     ) -> None:
         self._writer = writer
         self._counters = counters
         self._name = name
         self.limit = limit
+        self.max_held = max_held
+        """Lines held at most (past it, a line for a new key is dropped)."""
+        self._prefix = prefix
+        """Of the counters: ``<prefix>_dropped_closed``, ``_superseded``, ``_full``."""
         self._held: dict[Hashable, bytes] = {}
         self._flush: asyncio.Task[None] | None = None
 
@@ -133,7 +143,7 @@ class LatestSender:
         """Write ``line`` now, or hold it as the newest for ``key``."""
         writer = self._writer
         if writer is None or writer.is_closing():
-            self._counters["state_dropped_closed"] += 1
+            self._counters[f"{self._prefix}_dropped_closed"] += 1
             return
         if not self._held and writer.transport.get_write_buffer_size() + len(line) <= self.limit:
             writer.write(line)
@@ -142,15 +152,15 @@ class LatestSender:
             # Moved to the end: the held lines go out in the order they were
             # made, so an acknowledgement of one covers all before it.
             del self._held[key]
-            self._counters["state_dropped_superseded"] += 1
+            self._counters[f"{self._prefix}_dropped_superseded"] += 1
             _log_limited(
                 f"superseded {self._name}",
                 "state for %s: it reads slowly; an older line (%s) was dropped for a newer one",
                 self._name,
                 key,
             )
-        elif len(self._held) >= MAX_PATHS:
-            self._counters["state_dropped_full"] += 1
+        elif len(self._held) >= self.max_held:
+            self._counters[f"{self._prefix}_dropped_full"] += 1
             return
         self._held[key] = line
         if self._flush is None or self._flush.done():

@@ -16,13 +16,16 @@ exits 0. SIGUSR1 logs the counters summed over the workers and each worker's
 line; ``--metrics`` serves them over HTTP (:mod:`dtlsfast.workers.metrics`).
 A shared resource's change on one worker reaches every worker through the
 supervisor, which orders the changes and gives a new worker the current
-state (:mod:`dtlsfast.workers.shared_state`).
+state (:mod:`dtlsfast.workers.shared_state`); so do the sessions a worker
+caches under a session ID, in batches, so that a client resumes by session ID
+on whichever worker its new port reaches (:mod:`dtlsfast.workers.shared_sessions`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.workers.context import CONTROL_ENV, WARM, WorkerContext
+from dtlsfast.workers.shared_sessions import MAX_HELD_BATCHES, MAX_SESSION_LINE, SessionBook
 from dtlsfast.workers.shared_state import ACK_WAIT, MAX_LINE, LatestSender, Pending, StateBook
 from dtlsfast.workers.steering import MAX_WORKERS, attach_steering
 
@@ -54,7 +58,7 @@ STOP_TIMEOUT = 10.0
 #: How long the supervisor waits for a worker's answer (counters, metrics).
 ASK_TIMEOUT = 5.0
 #: Longest line a worker sends (its counters, or a shared state).
-MAX_REPLY = max(1024 * 1024, MAX_LINE)
+MAX_REPLY = max(1024 * 1024, MAX_LINE, MAX_SESSION_LINE)
 
 
 def cpu_count() -> int:
@@ -113,9 +117,13 @@ class _Worker:
     monitor: asyncio.Task[None] | None = None
     sender: LatestSender | None = None
     """Shared state to this worker (:mod:`dtlsfast.workers.shared_state`)."""
+    session_sender: LatestSender | None = None
+    """Sessions to this worker (:mod:`dtlsfast.workers.shared_sessions`)."""
     lagging: bool = False
     """It did not acknowledge a shared state in time: no change waits for it."""
     settled_seq: int = 0
+    serving: bool = False
+    """It said it is ready: it reads its control socket, sessions go to it."""
 
     @property
     def pid(self) -> int | None:
@@ -174,7 +182,10 @@ class Supervisor:
         self._ids = 0
         self._book = StateBook()
         self.state_counters = self._book.counters
-        """The shared state's counts: updates ordered, refused, dropped for slow workers."""
+        """The shared state's counts: updates ordered, refused, dropped for
+        slow workers; sessions shared and invalidated."""
+        self._sessions = SessionBook(counters=self.state_counters)
+        self._session_batches = itertools.count()
         self.exit_code = 0
         self.restarts = 0
         """Workers started again after dying."""
@@ -446,9 +457,17 @@ class Supervisor:
             sock=ours, limit=MAX_REPLY
         )
         worker.sender = LatestSender(worker.writer, self.state_counters, f"worker {index}")
+        worker.session_sender = LatestSender(
+            worker.writer,
+            self.state_counters,
+            f"worker {index} (sessions)",
+            max_held=MAX_HELD_BATCHES,
+            prefix="sessions",
+        )
         worker.lagging, worker.settled_seq = False, 0
         for entry in self._book.entries(after=known):  # changed while the worker connected
             worker.sender.send(entry.path, entry.line())
+        worker.serving = False
         loop = asyncio.get_running_loop()
         worker.ready = loop.create_future()
         worker.monitor = loop.create_task(self._watch(worker))
@@ -468,8 +487,12 @@ class Supervisor:
                 if message.get("op") == "applied":
                     self._applied(worker, message.get("version"))
                     continue
+                if message.get("op") == "sessions":
+                    self._shared_sessions(worker, message, line)
+                    continue
                 if message.get("ready") and ready is not None and not ready.done():
                     ready.set_result(None)
+                    self._sessions_to_new(worker)
                 waiting = worker.waiting.pop(int(message.get("id") or 0), None)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(message.get("counters") or {})
@@ -546,6 +569,27 @@ class Supervisor:
         self._settled(self._book.expect(entry, origin.index, waiting))
         asyncio.get_running_loop().call_later(ACK_WAIT, self._overdue, entry.version)
 
+    def _shared_sessions(self, origin: _Worker, message: dict[str, object], line: bytes) -> None:
+        """A worker's batch of sessions cached and invalidated: keep it for
+        workers yet to start, relay it (as it came) to the others."""
+        if not self._sessions.update(message):
+            return
+        if not line.endswith(b"\n"):
+            line += b"\n"  # the last line before the worker's end
+        key = ("sessions", next(self._session_batches))
+        for worker in self._workers:
+            if worker is not origin and worker.serving and worker.session_sender is not None:
+                worker.session_sender.send(key, line)
+
+    def _sessions_to_new(self, worker: _Worker) -> None:
+        """A worker that starts to serve gets the sessions resumable so far,
+        then every batch: not before, so that nothing follows its context
+        line on the control socket before it reads it as a stream."""
+        worker.serving = True
+        if worker.session_sender is not None:
+            for line in self._sessions.lines():
+                worker.session_sender.send(("sessions", next(self._session_batches)), line)
+
     def _applied(self, worker: _Worker, version: object) -> None:
         if type(version) is not int:
             return
@@ -581,9 +625,10 @@ class Supervisor:
             worker.sender.send(("settled",), line)
 
     def _drop_control(self, worker: _Worker) -> None:
-        if worker.sender is not None:
-            worker.sender.close()
-            worker.sender = None
+        for sender in (worker.sender, worker.session_sender):
+            if sender is not None:
+                sender.close()
+        worker.sender = worker.session_sender = None
         if worker.writer is not None:
             worker.writer.close()
         worker.reader = worker.writer = worker.control = None

@@ -6,8 +6,9 @@ the Python API's application) serving the sockets its supervisor bound (see
 needs beyond that: answers to the supervisor's requests on the control socket
 (counters, metrics), the handover of other workers' CID records where the
 kernel does not steer them, the shared resources' state
-(:class:`~dtlsfast.workers.shared_state.Replica`), and an end when the
-supervisor goes away.
+(:class:`~dtlsfast.workers.shared_state.Replica`), the sessions resumable by
+session ID on every worker (:class:`~dtlsfast.workers.shared_sessions.SessionSharer`),
+and an end when the supervisor goes away.
 
 ``python -m dtlsfast.workers.worker`` runs a worker of the Python API
 (:func:`dtlsfast.workers.serve_workers`): the application factory and the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import json
 import logging
 import pickle
@@ -30,12 +32,13 @@ from typing import Any
 
 from dtlsfast.workers.context import WorkerContext, worker_context
 from dtlsfast.workers.handover import Handover
-from dtlsfast.workers.shared_state import MAX_LINE, Replica
+from dtlsfast.workers.shared_sessions import MAX_HELD_BATCHES, MAX_SESSION_LINE, SessionSharer
+from dtlsfast.workers.shared_state import MAX_LINE, LatestSender, Replica
 
 log = logging.getLogger("dtlsfast.workers")
 
-#: Longest line the supervisor sends (a request, or a shared state).
-MAX_REQUEST = max(4096, MAX_LINE)
+#: Longest line the supervisor sends (a request, a shared state, sessions).
+MAX_REQUEST = max(4096, MAX_LINE, MAX_SESSION_LINE)
 
 
 def counter_snapshot(endpoints: Iterable[Any], coap: Any) -> dict[str, int]:
@@ -80,6 +83,11 @@ class WorkerRuntime:
             self.export = CounterExport(context.index)
             if dtls is not None:
                 dtls.handshake_observer = self.export.observe_handshake
+        self.sessions: SessionSharer | None = None
+        resumption = getattr(getattr(dtls, "config", None), "resumption", None)
+        if resumption is not None and resumption.cache is not None:
+            self.sessions = SessionSharer(resumption)
+        self._session_sender: LatestSender | None = None
         self._task: asyncio.Task[None] | None = None
 
     def snapshot(self) -> dict[str, int]:
@@ -90,6 +98,9 @@ class WorkerRuntime:
                 counters[f"worker_{name}"] = value
         for name, value in self.replica.counters.items():
             counters[f"worker_{name}"] = value
+        if self.sessions is not None:
+            for name, value in self.sessions.counters.items():
+                counters[f"worker_{name}"] = value
         return counters
 
     async def start(self) -> None:
@@ -99,6 +110,17 @@ class WorkerRuntime:
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REQUEST)
         writer.write(json.dumps({"ready": True}).encode() + b"\n")
         self.replica.attach(writer)
+        if self.sessions is not None:
+            sender = LatestSender(
+                writer,
+                self.sessions.counters,
+                "the supervisor (sessions)",
+                max_held=MAX_HELD_BATCHES,
+                prefix="sessions",
+            )
+            batches = itertools.count()
+            self._session_sender = sender
+            self.sessions.attach(lambda line: sender.send(("sessions", next(batches)), line))
         await writer.drain()
         self._task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
 
@@ -110,6 +132,10 @@ class WorkerRuntime:
                     continue
                 if request.get("op") in ("state", "settled"):
                     self.replica.received(request)
+                    continue
+                if request.get("op") == "sessions":
+                    if self.sessions is not None:
+                        self.sessions.received(request)
                     continue
                 reply: dict[str, Any] = {"id": request.get("id")}
                 counters = self.snapshot()
@@ -128,6 +154,10 @@ class WorkerRuntime:
         if self._task is not None:
             self._task.cancel()
         self.replica.close()
+        if self.sessions is not None:
+            self.sessions.close()
+        if self._session_sender is not None:
+            self._session_sender.close()
         if self.handover is not None:
             self.handover.close()
 
