@@ -85,7 +85,6 @@ from dtlsfast.handshake import extensions as ext
 from dtlsfast.handshake.cert_types import (
     CertificateType,
     choose_certificate_type,
-    encode_certificate_types,
 )
 from dtlsfast.handshake.certificates import (
     ECDSA_SIGN,
@@ -135,7 +134,6 @@ from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
 
 if TYPE_CHECKING:
-    from dtlsfast._core import ParsedServerHello
     from dtlsfast.store.records import SessionRecord
 
 #: A client's ClientHello fields, kept to send it again with the cookie:
@@ -275,6 +273,7 @@ class DtlsConnection:
         "_transcript",
         "_triggered_at",
         "_unknown_identity",
+        "_unoffered",
         "cipher_suite",
         "config",
         "connection_id",
@@ -466,53 +465,21 @@ class DtlsConnection:
         """Start the handshake (client only): queue the first ClientHello."""
         if self.state is not State.CLIENT_START:
             raise LocalProtocolError("connect() is for a new client connection only")
+        plan = self.config.client_hello_plan
         random = hello_random()
         self._client_random = random
-        extensions: list[tuple[int, bytes]] = [
-            (ExtensionType.EXTENDED_MASTER_SECRET, b""),
-            (ExtensionType.RENEGOTIATION_INFO, ext.encode_renegotiation_info()),
-        ]
-        if any(suite.uses_ecdhe for suite in self.config.cipher_suites):
-            extensions += [
-                (ExtensionType.SUPPORTED_GROUPS, ext.encode_supported_groups(self.config.groups)),
-                (ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()),
-            ]
-        if any(suite.key_exchange == "ECDHE_ECDSA" for suite in self.config.cipher_suites):
-            extensions.append(
-                (
-                    ExtensionType.SIGNATURE_ALGORITHMS,
-                    ext.encode_signature_algorithms(OFFERED_SCHEMES),
-                )
-            )
-            # RFC 7250 §4.1: offer other types than X.509 only when we have them.
-            peer_types = self.config.peer_certificate_types
-            if peer_types != (CertificateType.X509,):
-                extensions.append(
-                    (ExtensionType.SERVER_CERTIFICATE_TYPE, encode_certificate_types(peer_types))
-                )
-            own_types = self.config.own_certificate_types
-            if CertificateType.RAW_PUBLIC_KEY in own_types:
-                self._offered_client_types = list(own_types)
-                extensions.append(
-                    (ExtensionType.CLIENT_CERTIFICATE_TYPE, encode_certificate_types(own_types))
-                )
-        if self._offered_cid is not None:
-            extensions.append(
-                (ExtensionType.CONNECTION_ID, ext.encode_connection_id(self._offered_cid))
-            )
-        if self.config.server_name and not _is_ip_literal(self.config.server_name):
-            extensions.insert(
-                0, (ExtensionType.SERVER_NAME, ext.encode_server_name(self.config.server_name))
-            )
+        extensions = [*plan.extensions]
+        if plan.offered_client_types is not None:
+            self._offered_client_types = list(plan.offered_client_types)
+        cid = self._offered_cid
+        if cid is not None:
+            extensions.append((ExtensionType.CONNECTION_ID, ext.encode_connection_id(cid)))
         session_id, ticket_extensions = abbreviated.client_hello_session(self)
         extensions += ticket_extensions
-        self._client_hello = (
-            random,
-            session_id,
-            tuple(s.code for s in self.config.cipher_suites),
-            extensions,
+        self._client_hello = (random, session_id, plan.suite_codes, extensions)
+        self._offered_extensions, self._unoffered = plan.offered(
+            extensions, (cid is not None, len(ticket_extensions))
         )
-        self._offered_extensions = frozenset(t for t, _ in extensions)
         self.state = State.CLIENT_WAIT_SERVER_HELLO
         self._transcript.reset()
         self._queue_client_hello(b"")
@@ -1163,13 +1130,12 @@ class DtlsConnection:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "server chose a suite not offered")
         if hello.compression_method != 0:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "server chose compression")
-        offered = self._offered_extensions
-        for ext_type in _server_hello_extensions(hello):
-            if ext_type not in offered:
-                raise _Abort(
-                    AlertDescription.UNSUPPORTED_EXTENSION,
-                    f"server sent extension {ext_type} that was not offered",
-                )
+        unoffered = self._unoffered(hello)
+        if unoffered is not None:
+            raise _Abort(
+                AlertDescription.UNSUPPORTED_EXTENSION,
+                f"server sent extension {unoffered} that was not offered",
+            )
         reneg = hello.renegotiation_info
         if reneg is not None and reneg != b"":
             raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "bad renegotiation_info")
@@ -1803,26 +1769,6 @@ _TRANSITIONS: dict[tuple[State, int], Handler] = {
 _EC_GROUPS = frozenset({23, 24, 25, 29, 30})
 
 
-def _server_hello_extensions(hello: ParsedServerHello) -> list[int]:
-    """The types of the extensions a decoded ServerHello carries, known
-    and unknown: each must answer one we offered (RFC 5246 §7.4.1.4)."""
-    present = [t for t, _ in hello.other_extensions]
-    for ext_type, value in (
-        (ExtensionType.RENEGOTIATION_INFO, hello.renegotiation_info),
-        (ExtensionType.EXTENDED_MASTER_SECRET, hello.extended_master_secret or None),
-        (ExtensionType.EC_POINT_FORMATS, hello.ec_point_formats),
-        (ExtensionType.RECORD_SIZE_LIMIT, hello.record_size_limit),
-        (ExtensionType.CONNECTION_ID, hello.connection_id),
-        (ExtensionType.SESSION_TICKET, hello.session_ticket),
-        (ExtensionType.SERVER_CERTIFICATE_TYPE, hello.server_certificate_type),
-        (ExtensionType.CLIENT_CERTIFICATE_TYPE, hello.client_certificate_type),
-        (ExtensionType.SERVER_NAME, hello.server_name or None),
-    ):
-        if value is not None:
-            present.append(ext_type)
-    return present
-
-
 @functools.lru_cache(maxsize=16)
 def _der_chain(chain: tuple[x509.Certificate, ...]) -> tuple[bytes, ...]:
     """A configured chain in DER, leaf first, encoded once rather than per
@@ -1845,16 +1791,3 @@ def _type_names(types: Sequence[int] | None) -> str:
         CertificateType.RAW_PUBLIC_KEY: "RawPublicKey",
     }
     return "[" + ", ".join(names.get(t, str(t)) for t in (types or [0])) + "]"
-
-
-@functools.lru_cache(maxsize=64)
-def _is_ip_literal(name: str) -> bool:
-    """Whether ``name`` is an address (no server_name for it, RFC 6066 §3);
-    cached: a client names the same server handshake after handshake."""
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
