@@ -161,6 +161,9 @@ EPOCH0_SEQUENCE_RESERVE = 1 << 32
 #: Finished: four) number from the hello's message_seq on, which is 16 bits
 #: (RFC 6347 §4.2.2): a hello above this leaves no room for them.
 MAX_HELLO_MESSAGE_SEQ = 0xFFFF - 6
+_tuple_new = tuple.__new__
+_HANDSHAKE = ContentType.HANDSHAKE
+
 #: RFC 6347 §4.2.4: an implementation answers a retransmitted flight with its
 #: own; dtlsfast sends at most this many bytes for every byte the peer sent
 #: since our flight last went out (the anti-amplification factor of QUIC,
@@ -202,6 +205,14 @@ _AWAITING_FINISHED = frozenset(
 _PEER_IN_NEW_EPOCH = frozenset(
     {State.CLIENT_WAIT_FINISHED, State.SERVER_WAIT_FINISHED, State.ESTABLISHED}
 )
+#: The states and types the per-record path compares with, as module
+#: globals: an Enum attribute costs a class attribute lookup each time.
+_SERVER_LISTEN = State.SERVER_LISTEN
+_ESTABLISHED = State.ESTABLISHED
+_CLOSED = State.CLOSED
+_CLOSED_OR_ESTABLISHED = frozenset({State.CLOSED, State.ESTABLISHED})
+_CLIENT_HELLO = HandshakeType.CLIENT_HELLO
+_FINISHED = HandshakeType.FINISHED
 
 
 class _Abort(Exception):
@@ -504,7 +515,7 @@ class DtlsConnection:
         try:
             for record in self.records.receive(data):
                 self._handle_record(record, now)
-                if self.state is State.CLOSED:
+                if self.state is _CLOSED:
                     return
         except _Abort as abort:
             self._fail(abort.alert, str(abort))
@@ -527,7 +538,8 @@ class DtlsConnection:
             # bad_record_mac; a forger cannot add a record to that datagram.
             self._fail(AlertDescription.BAD_RECORD_MAC, self._finished_failed())
             return
-        self._answer_peer_retransmission(now)
+        if self._peer_repeated:
+            self._answer_peer_retransmission(now)
 
     def _finished_failed(self) -> str:
         """What to say when the peer's protected records do not open."""
@@ -807,8 +819,8 @@ class DtlsConnection:
                 f"the peer sent a record of {len(record.payload)} bytes of plaintext; "
                 f"RFC 5246 §6.2.1 allows at most {MAX_PLAINTEXT}",
             )
-        if ctype == ContentType.HANDSHAKE:
-            if self.state is State.ESTABLISHED and record.epoch == 0:
+        if ctype == _HANDSHAKE:
+            if self.state is _ESTABLISHED and record.epoch == 0:
                 # Unauthenticated: only good for spotting a retransmitted
                 # flight; anything malformed is dropped, never alerted.
                 try:
@@ -837,7 +849,7 @@ class DtlsConnection:
     def _handle_handshake_record(self, record: Record, now: float) -> None:
         fragments = self._backend.parse_handshake_fragments(record.payload)
         for msg_type, _length, message_seq, _offset, _fragment_length, piece in fragments:
-            if self.state is State.SERVER_LISTEN and msg_type == HandshakeType.CLIENT_HELLO:
+            if self.state is _SERVER_LISTEN and msg_type == _CLIENT_HELLO:
                 if (
                     record.sequence_number > MAX_SEQUENCE_NUMBER - EPOCH0_SEQUENCE_RESERVE
                     or message_seq > MAX_HELLO_MESSAGE_SEQ
@@ -854,10 +866,10 @@ class DtlsConnection:
                 if self._peer_trigger == (record.epoch, piece):
                     self._peer_repeated = True
                     self.counters["peer_retransmissions"] += 1
-                elif self.state is State.ESTABLISHED and record.epoch > 0:
+                elif self.state is _ESTABLISHED and record.epoch > 0:
                     self._refuse_renegotiation(msg_type)
                 continue
-            if self.state is State.ESTABLISHED:
+            if self.state is _ESTABLISHED:
                 if record.epoch == 0:
                     self.records.drops["unexpected_handshake"] += 1
                 else:
@@ -865,7 +877,7 @@ class DtlsConnection:
                 continue
             for message in self._reassembler.push(piece):
                 self._handle_message(bytes(message), record.epoch, now)
-                if self.state in (State.CLOSED, State.ESTABLISHED):
+                if self.state in _CLOSED_OR_ESTABLISHED:
                     break
 
     def _answer_peer_retransmission(self, now: float) -> None:
@@ -896,11 +908,11 @@ class DtlsConnection:
                 AlertDescription.UNEXPECTED_MESSAGE,
                 f"unexpected handshake message {msg_type} in state {self.state.value}",
             )
-        if msg_type == HandshakeType.FINISHED and epoch != self.records.read_epoch:
+        if msg_type == _FINISHED and epoch != self.records.read_epoch:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "Finished outside the new epoch")
         handler(self, message[12:], message)
         if self._flight_open:
-            self._send_flight(now, expect_reply=self.state is not State.ESTABLISHED)
+            self._send_flight(now, expect_reply=self.state is not _ESTABLISHED)
 
     def _handle_change_cipher_spec(self, record: Record, now: float) -> None:
         if self.state not in (
@@ -954,8 +966,9 @@ class DtlsConnection:
         of the backend take it), and add it to the transcript."""
         self._send_seq += 1
         self._transcript.add(message)
+        # FlightItem(...) without its Python-level __new__ (one per message).
         self._flight_open.append(
-            FlightItem(self.records.write_epoch, ContentType.HANDSHAKE, message)
+            _tuple_new(FlightItem, (self.records.write_epoch, _HANDSHAKE, message))
         )
 
     def _queue_change_cipher_spec(self) -> None:
@@ -983,8 +996,12 @@ class DtlsConnection:
 
     def _send_alert(self, level: int, description: int) -> None:
         # Past the last sequence number nothing can be sent, not even an alert.
-        with contextlib.suppress(DtlsError):
+        # try/except rather than contextlib.suppress: no context manager
+        # object per alert (every client handshake ends with close_notify).
+        try:  # noqa: SIM105
             self._out.append(self.records.seal(ContentType.ALERT, encode_alert(level, description)))
+        except DtlsError:
+            pass
 
     def _fail(self, alert: int, message: str) -> None:
         self._send_alert(AlertLevel.FATAL, alert)
@@ -1119,6 +1136,7 @@ class DtlsConnection:
         self._queue_client_hello(cookie)
 
     def _client_on_server_hello(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         hello = self._backend.decode_server_hello(body)
         if hello.server_version != DTLS_1_2:
             raise _Abort(
@@ -1202,6 +1220,7 @@ class DtlsConnection:
             self._client_certificate_type = CertificateType(client_type)
 
     def _client_on_server_key_exchange(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         assert self.cipher_suite is not None
         self._server_key_exchange_seen = True
         if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
@@ -1228,6 +1247,7 @@ class DtlsConnection:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, str(exc)) from None
 
     def _client_on_server_hello_done(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         self._backend.decode_server_hello_done(body)
         assert self.cipher_suite is not None
         if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
@@ -1263,6 +1283,7 @@ class DtlsConnection:
     # -- client, certificate suites (RFC 8422 §5, RFC 5246 §7.4.2-7.4.8) --
 
     def _client_on_certificate(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         assert self.cipher_suite is not None
         if self.cipher_suite.key_exchange != "ECDHE_ECDSA" or self.peer_public_key is not None:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected Certificate")
@@ -1338,6 +1359,7 @@ class DtlsConnection:
         self._ecdh_secret = self._exchange(exchange.public)
 
     def _client_on_certificate_request(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         if not self._server_key_exchange_seen or self._certificate_requested:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected CertificateRequest")
         request = CertificateRequest.decode(body)
@@ -1716,41 +1738,36 @@ class DtlsConnection:
         self._complete()
 
 
-def _transcript_adding(handler: Handler) -> Handler:
-    """Wrap a handler so the message joins the transcript before it runs."""
-
-    def wrapped(conn: DtlsConnection, body: bytes, message: bytes) -> None:
-        conn._transcript.add(message)
-        handler(conn, body, message)
-
-    return wrapped
-
-
 _TRANSITIONS: dict[tuple[State, int], Handler] = {
     (State.CLIENT_WAIT_SERVER_HELLO, HandshakeType.HELLO_VERIFY_REQUEST): (
         DtlsConnection._client_on_hello_verify_request
     ),
-    (State.CLIENT_WAIT_SERVER_HELLO, HandshakeType.SERVER_HELLO): _transcript_adding(
-        DtlsConnection._client_on_server_hello
-    ),
-    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.SERVER_KEY_EXCHANGE): _transcript_adding(
-        DtlsConnection._client_on_server_key_exchange
-    ),
-    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.CERTIFICATE): _transcript_adding(
-        DtlsConnection._client_on_certificate
-    ),
-    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.CERTIFICATE_REQUEST): _transcript_adding(
-        DtlsConnection._client_on_certificate_request
-    ),
+    (
+        State.CLIENT_WAIT_SERVER_HELLO,
+        HandshakeType.SERVER_HELLO,
+    ): DtlsConnection._client_on_server_hello,
+    (
+        State.CLIENT_WAIT_SERVER_HELLO_DONE,
+        HandshakeType.SERVER_KEY_EXCHANGE,
+    ): DtlsConnection._client_on_server_key_exchange,
+    (
+        State.CLIENT_WAIT_SERVER_HELLO_DONE,
+        HandshakeType.CERTIFICATE,
+    ): DtlsConnection._client_on_certificate,
+    (
+        State.CLIENT_WAIT_SERVER_HELLO_DONE,
+        HandshakeType.CERTIFICATE_REQUEST,
+    ): DtlsConnection._client_on_certificate_request,
     (State.SERVER_WAIT_CLIENT_KEY_EXCHANGE, HandshakeType.CERTIFICATE): (
         DtlsConnection._server_on_client_certificate
     ),
     (State.SERVER_WAIT_CERTIFICATE_VERIFY, HandshakeType.CERTIFICATE_VERIFY): (
         DtlsConnection._server_on_certificate_verify
     ),
-    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.SERVER_HELLO_DONE): _transcript_adding(
-        DtlsConnection._client_on_server_hello_done
-    ),
+    (
+        State.CLIENT_WAIT_SERVER_HELLO_DONE,
+        HandshakeType.SERVER_HELLO_DONE,
+    ): DtlsConnection._client_on_server_hello_done,
     (State.CLIENT_WAIT_FINISHED, HandshakeType.FINISHED): DtlsConnection._client_on_finished,
     (State.CLIENT_WAIT_CHANGE_CIPHER_SPEC, HandshakeType.NEW_SESSION_TICKET): (
         abbreviated.client_on_new_session_ticket

@@ -98,6 +98,10 @@ class Record(NamedTuple):
     payload: bytes
 
 
+#: Record(...) without the Python-level __new__ of a NamedTuple (one per record).
+_tuple_new = tuple.__new__
+
+
 @dataclass(slots=True)
 class RecordLayer:
     """The read and write states of one connection.
@@ -301,7 +305,7 @@ class RecordLayer:
             if epoch == 0 and content_type != TLS12_CID and 0 in read:
                 # Plaintext epoch 0 (the handshake's first flights): what
                 # _open_one would do, without the call.
-                yield Record(content_type, 0, seq, fragment)
+                yield _tuple_new(Record, (content_type, 0, seq, fragment))
                 continue
             if epoch == self.read_epoch + 1 and self.has_pending_read:
                 if len(self._future) < MAX_FUTURE_RECORDS:
@@ -348,4 +352,4 @@ class RecordLayer:
         if (epoch, seq) > self.newest:
             self.newest = (epoch, seq)
             self.advances += 1
-        return Record(content_type, epoch, seq, bytes(plaintext))
+        return _tuple_new(Record, (content_type, epoch, seq, bytes(plaintext)))
