@@ -212,6 +212,8 @@ _ESTABLISHED = State.ESTABLISHED
 _CLOSED = State.CLOSED
 _CLOSED_OR_ESTABLISHED = frozenset({State.CLOSED, State.ESTABLISHED})
 _CLIENT_HELLO = HandshakeType.CLIENT_HELLO
+#: A clean close's event, one for all (events are frozen).
+_CLOSED_CLEANLY = ConnectionClosed(None)
 _FINISHED = HandshakeType.FINISHED
 
 
@@ -1013,7 +1015,7 @@ class DtlsConnection:
         self.state = State.CLOSED
         self._timer_at = None
         self._flight = []
-        self._push_event(ConnectionClosed(error))
+        self._push_event(_CLOSED_CLEANLY if error is None else ConnectionClosed(error))
 
     def _push_event(self, event: Event) -> None:
         if len(self._events) >= MAX_EVENTS and isinstance(event, ApplicationDataReceived):
@@ -1055,9 +1057,12 @@ class DtlsConnection:
             if self.config.is_client:
                 assert self.config.psk is not None
                 psk = self.config.psk[1]
+                if self._ecdh_secret is None:  # plain PSK: the same every time
+                    premaster = self.config.client_hello_plan.psk_premaster(psk)
+                else:
+                    premaster = psk_premaster_secret(psk, self._ecdh_secret)
             else:
-                psk = self._psk
-            premaster = psk_premaster_secret(psk, self._ecdh_secret)
+                premaster = psk_premaster_secret(self._psk, self._ecdh_secret)
         session_hash = (
             self._transcript.digest(suite.prf_hash) if self.extended_master_secret else None
         )

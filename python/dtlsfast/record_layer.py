@@ -269,11 +269,18 @@ class RecordLayer:
         :func:`dtlsfast.flight.pack_flight`. The write sequence numbers of the
         epochs used advance; on an error none does."""
         states = self._write
-        writers = [(epoch, w.cipher, w.next_sequence, w.cid) for epoch, w in states.items()]
-        datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writers)
-        for state, sequence in zip(states.values(), sequences, strict=True):
-            state.next_sequence = sequence
-        return list(datagrams)
+        if len(states) == 1:
+            # Epoch 0 alone (a hello flight): no comprehension, no zip.
+            ((epoch, state),) = states.items()
+            writer = [(epoch, state.cipher, state.next_sequence, state.cid)]
+            datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writer)
+            (state.next_sequence,) = sequences
+        else:
+            writers = [(epoch, w.cipher, w.next_sequence, w.cid) for epoch, w in states.items()]
+            datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writers)
+            for state, sequence in zip(states.values(), sequences, strict=True):
+                state.next_sequence = sequence
+        return datagrams if datagrams.__class__ is list else list(datagrams)
 
     def next_write_sequence(self, epoch: int) -> int:
         """The sequence number the next record of ``epoch`` gets."""
