@@ -254,6 +254,7 @@ class DtlsConnection:
         "_flight",
         "_flight_bytes",
         "_flight_open",
+        "_hello_body",
         "_hello_hint",
         "_hello_verify_count",
         "_identity_hint",
@@ -495,6 +496,7 @@ class DtlsConnection:
         )
         self.state = State.CLIENT_WAIT_SERVER_HELLO
         self._transcript.reset()
+        self._hello_body: tuple[_ClientHelloFields, bytes] | None = None
         self._queue_client_hello(b"")
         self._send_flight(now, expect_reply=True)
 
@@ -1118,13 +1120,24 @@ class DtlsConnection:
     # ------------------------------------------------------------- client
 
     def _queue_client_hello(self, cookie: bytes) -> None:
-        assert self._client_hello is not None
-        random, session_id, suites, extensions = self._client_hello
-        self._queue_message(
-            self._backend.encode_client_hello(
-                self._send_seq, DTLS_1_2, random, session_id, cookie, suites, b"\x00", extensions
-            )
+        fields = self._client_hello
+        assert fields is not None
+        random, session_id, suites, extensions = fields
+        first = self._hello_body
+        if first is not None and first[0] is fields and len(cookie) <= 0xFF:
+            # The hello again with the cookie (RFC 6347 §4.2.1), from the same
+            # fields: the first one's body with the cookie spliced in after
+            # the session_id (version 2, random 32, session_id<0..32>, cookie<0..255>).
+            at = 35 + len(session_id)
+            body = first[1][:at] + bytes((len(cookie),)) + cookie + first[1][at + 1 :]
+            self._queue_handshake(HandshakeType.CLIENT_HELLO, body)
+            return
+        message = self._backend.encode_client_hello(
+            self._send_seq, DTLS_1_2, random, session_id, cookie, suites, b"\x00", extensions
         )
+        self._queue_message(message)
+        if not cookie:
+            self._hello_body = (fields, message[12:])
 
     def _client_on_hello_verify_request(self, body: bytes, message: bytes) -> None:
         _version, cookie = self._backend.decode_hello_verify_request(body)

@@ -1,14 +1,18 @@
 """The per-configuration ClientHello plan (dtlsfast.handshake.client_hello_plan):
 worked out once, forgotten when a field changes, and its ServerHello check
-answers as walking every extension would (RFC 5246 §7.4.1.4)."""
+answers as walking every extension would (RFC 5246 §7.4.1.4); the hello
+with the cookie (RFC 6347 §4.2.1) is the codec's own."""
 
 from __future__ import annotations
 
+import random
 from types import SimpleNamespace
+
+import pytest
 
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
-from dtlsfast.handshake.constants import ExtensionType
+from dtlsfast.handshake.constants import DTLS_1_2, ExtensionType
 
 PSK = ("CoAP", "esp32c3_key")
 
@@ -64,3 +68,29 @@ def test_connections_offering_a_cid_or_not_get_their_own_check() -> None:
     with_cid.connect(0.0)
     assert plain._unoffered(_hello(connection_id=b"\x01")) == ExtensionType.CONNECTION_ID
     assert with_cid._unoffered(_hello(connection_id=b"\x01")) is None
+
+
+@pytest.mark.parametrize("backend", ["rust", "pure"])
+def test_hello_with_cookie_is_the_codecs_own(backend: str) -> None:
+    """The second hello splices the cookie into the first one's body: byte for
+    byte what encode_client_hello makes, whatever the session_id and cookie."""
+    rng = random.Random(3)
+    config = DtlsConfiguration.client(psk=PSK, server_name="coap.example", backend=backend)
+    for _ in range(50):
+        cid = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 9)))
+        conn = DtlsConnection(config, connection_id=cid if rng.random() < 0.5 else None)
+        conn.connect(0.0)
+        assert conn._client_hello is not None
+        hello_random, _, suites, extensions = conn._client_hello
+        session_id = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 33)))
+        conn._client_hello = (hello_random, session_id, suites, extensions)
+        conn._hello_body = None
+        conn._queue_client_hello(b"")  # the first hello, with this session_id
+        cookie = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 256)))
+        conn._flight_open = []
+        seq = conn._send_seq
+        conn._queue_client_hello(cookie)
+        expected = conn._backend.encode_client_hello(
+            seq, DTLS_1_2, hello_random, session_id, cookie, suites, b"\x00", extensions
+        )
+        assert bytes(conn._flight_open[0].payload) == bytes(expected)
