@@ -675,8 +675,7 @@ class DtlsConnection:
             final = self._settled_flight()
         if final is False:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        self.records.install_in_table(table, session_id)
-        read, write = self.records.current_read, self.records.current_write
+        read, write = self.records.install_in_table(table, session_id)
         cids = None
         if read.cid or write.cid:
             table.set_connection_ids(session_id, read.cid, write.cid)
