@@ -633,10 +633,13 @@ class DtlsServer(asyncio.DatagramProtocol):
         hello_body = hello_datagram[25 : 25 + length]
         hello = self._backend.decode_client_hello(hello_body)
         offered = hello.cipher_suites
+        budget_read = keys is not None  # out_of_budget read the buckets above
         if keys is None:
             keys = admission.keys(addr)
         half_open = peer if peer is not None and not peer.conn.established else None
-        decision = admission.admit(keys, offered, now, replacing=half_open)
+        decision = admission.admit(
+            keys, offered, now, replacing=half_open, hello_budget_read=budget_read
+        )
         if decision.refused is not None:
             self._counters[f"dropped_{decision.refused}"] += 1
             return
