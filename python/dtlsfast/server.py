@@ -1190,7 +1190,8 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._invalidate_session(peer.conn)
         peer.session._mark_closed(event.error)
         self._forget(peer)
-        self._restore_replaced(peer)
+        if peer.replaces is not None:
+            self._restore_replaced(peer)
 
     def _invalidate_session(self, conn: DtlsConnection | SettledConnection) -> None:
         """RFC 5246 §7.2: a connection that ended with a fatal alert (sent
@@ -1217,9 +1218,11 @@ class DtlsServer(asyncio.DatagramProtocol):
             # A peer in the session table left the half-open table when its
             # handshake completed (_on_established) or never was in it.
             self._admission.finished(peer)
-        self._release_cid(peer)
+        if peer.cid:  # the calls only when there is something to undo
+            self._release_cid(peer)
         self._leave_table(peer)
-        self._cancel_timer(peer)
+        if peer.timer is not None:
+            self._cancel_timer(peer)
         if peer.counted:
             peer.counted = False
             self._established -= 1

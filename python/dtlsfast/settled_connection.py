@@ -114,10 +114,6 @@ _SHARED: Interner[tuple[Any, ...]] = Interner(4096)
 _SHARED_IDENTITIES: Interner[bytes] = Interner(4096)
 
 
-def _shared_identity(identity: bytes | None) -> bytes | None:
-    return None if identity is None else _SHARED_IDENTITIES(identity)
-
-
 #: Read when nothing was counted: no Counter per session until one is needed.
 _NOTHING: Mapping[str, int] = MappingProxyType(Counter())
 
@@ -208,7 +204,7 @@ class SettledConnection:
                 max_payload,
                 cipher_suite,
                 extended_master_secret,
-                _shared_identity(psk_identity),
+                None if psk_identity is None else _SHARED_IDENTITIES(psk_identity),
                 record_size_limit,
             )
         )
