@@ -672,8 +672,12 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._forget(peer)
             new.replaces = peer.replaces
         self._peers[addr] = new
-        admission.started(new, keys, now)
         self._feed(new, hello_datagram, now)
+        if not new.forgotten:
+            # Into the half-open table once the hello is answered: entered at
+            # `now`, it is where a progress at `now` would put it (so _feed
+            # had nothing to touch), and a refused hello never enters.
+            admission.started(new, keys, now)
         suite = conn.cipher_suite
         # An abbreviated handshake (resumption) does no public-key work.
         spent = None if suite is None or conn.resumed is not None else suite.key_exchange
