@@ -116,14 +116,23 @@ class Admission(Generic[T]):
 
     # -- before the cookie --------------------------------------------------------
 
-    def out_of_budget(self, addr: Any, now: float) -> str | None:
+    def out_of_budget(
+        self, addr: Any, now: float, keys: tuple[Hashable, Hashable] | None = None
+    ) -> str | None:
         """Why a ClientHello from ``addr`` will be refused whatever its cookie
         (its address's or its prefix's hello bucket is empty), or None. Cheap,
-        and reads only buckets that hellos with valid cookies emptied."""
+        and reads only buckets that hellos with valid cookies emptied.
+        ``keys``: :meth:`keys` of ``addr``, if the caller has them already."""
         per_address, per_prefix = self.hello_per_address, self.hello_per_prefix
-        if len(per_address) and not per_address.has(address_key(addr), now):
+        if keys is None:
+            if len(per_address) and not per_address.has(address_key(addr), now):
+                return "hello_rate_address"
+            if len(per_prefix) and not per_prefix.has(self.keys(addr)[1], now):
+                return "hello_rate_prefix"
+            return None
+        if len(per_address) and not per_address.has(keys[0], now):
             return "hello_rate_address"
-        if len(per_prefix) and not per_prefix.has(self.keys(addr)[1], now):
+        if len(per_prefix) and not per_prefix.has(keys[1], now):
             return "hello_rate_prefix"
         return None
 

@@ -250,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="requests",
         help="requests: --sessions sessions, then requests on them (the default); "
         "handshakes: a handshake storm, --handshake-concurrency full handshakes in flight for "
-        "--duration seconds, each from a new port and closed with close_notify, reporting "
+        "--duration seconds, each closed with close_notify (a slot's next one reuses its port), "
+        "reporting "
         "handshakes per second, failures by reason and handshake latency",
     )
     bench.add_argument(

@@ -130,7 +130,7 @@ from dtlsfast.handshake.signatures import (
 )
 from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
 from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
-from dtlsfast.record_layer import Record, RecordLayer
+from dtlsfast.record_layer import Record, RecordLayer, new_counter
 from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
 
@@ -185,6 +185,11 @@ class State(enum.Enum):
     SERVER_WAIT_FINISHED = "server_wait_finished"
     ESTABLISHED = "established"
     CLOSED = "closed"
+
+    # Members are singletons compared by identity: hash them by identity too,
+    # in C (Enum's own __hash__ is Python, and every handshake message looks
+    # its (state, type) up in _TRANSITIONS).
+    __hash__ = object.__hash__
 
 
 _AWAITING_FINISHED = frozenset(
@@ -326,7 +331,7 @@ class DtlsConnection:
             source=reassembly_source,
         )
         self.state = State.CLIENT_START if config.is_client else State.SERVER_LISTEN
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = new_counter()
         # A list, not a deque: events are drained at once, and a deque costs
         # ~600 bytes per connection even when empty.
         self._events: list[Event] = []
@@ -532,7 +537,7 @@ class DtlsConnection:
         try:
             for record in self.records.receive(data):
                 self._handle_record(record, now)
-                if self.closed:
+                if self.state is State.CLOSED:
                     return
         except _Abort as abort:
             self._fail(abort.alert, str(abort))
@@ -546,7 +551,7 @@ class DtlsConnection:
         failures_at_ccs = self._auth_failures_at_ccs
         if (
             failures_at_ccs is not None
-            and self.records.drops["bad_auth"] > failures_at_ccs
+            and self.records.drops.get("bad_auth", 0) > failures_at_ccs
             and self.state in _AWAITING_FINISHED
         ):
             # The record after the ChangeCipherSpec in the peer's own datagram,
@@ -664,7 +669,7 @@ class DtlsConnection:
         connection must not be used afterwards. ``final``: what
         :meth:`settled_final_flight` just returned, if the caller asked (so
         that it is not worked out twice)."""
-        if self.is_client:
+        if self.config.is_client:
             final = False
         elif final is False:
             final = self._settled_flight()
@@ -853,7 +858,7 @@ class DtlsConnection:
             if self.state is not State.ESTABLISHED or record.epoch == 0:
                 self.records.drops["unexpected_application_data"] += 1
                 return
-            if self._flight and (not self.is_client or self._resumed is not None):
+            if self._flight and (not self.config.is_client or self._resumed is not None):
                 # The peer sent data in the new epoch, so it has our
                 # Finished: the last flight is no longer needed.
                 self._flight = []
@@ -941,14 +946,16 @@ class DtlsConnection:
             return
         if record.payload != b"\x01":
             raise _Abort(AlertDescription.DECODE_ERROR, "malformed ChangeCipherSpec")
-        self.state = State.CLIENT_WAIT_FINISHED if self.is_client else State.SERVER_WAIT_FINISHED
+        self.state = (
+            State.CLIENT_WAIT_FINISHED if self.config.is_client else State.SERVER_WAIT_FINISHED
+        )
         for held in self.records.activate_read():
             self._handle_record(held, now)
             if self.state is State.CLOSED:
                 return
         # Records held from earlier datagrams may be anyone's: only a failure
         # later in this datagram is the peer's own Finished failing.
-        self._auth_failures_at_ccs = self.records.drops["bad_auth"]
+        self._auth_failures_at_ccs = self.records.drops.get("bad_auth", 0)
 
     def _handle_alert(self, record: Record) -> None:
         if record.epoch == 0 and self.state in _PEER_IN_NEW_EPOCH:
@@ -1003,7 +1010,7 @@ class DtlsConnection:
     def _emit_flight(self, now: float) -> None:
         datagrams = self.records.pack_flight(self._flight, self.config.mtu)
         self._out.extend(datagrams)
-        self._flight_bytes = sum(len(d) for d in datagrams)
+        self._flight_bytes = sum(map(len, datagrams))
         self._received_since_flight = 0
         self._peer_repeated = False
 
@@ -1061,7 +1068,7 @@ class DtlsConnection:
             assert self._ecdh_secret is not None
             premaster = self._ecdh_secret  # RFC 8422 §5.10
         else:
-            if self.is_client:
+            if self.config.is_client:
                 assert self.config.psk is not None
                 psk = self.config.psk[1]
             else:
@@ -1090,7 +1097,7 @@ class DtlsConnection:
     ) -> None:
         """The key block's keys as the pending epoch, each direction by our
         role (RFC 5246 §6.3), and the master secret to the key log."""
-        if self.is_client:
+        if self.config.is_client:
             self.records.install_pending(suite.aead, server_key, server_iv, client_key, client_iv)
         else:
             self.records.install_pending(suite.aead, client_key, client_iv, server_key, server_iv)

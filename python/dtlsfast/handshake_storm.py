@@ -1,21 +1,33 @@
 """The handshakes of ``dtlsfast bench --mode handshakes``, driven by callbacks.
 
 A storm keeps ``concurrency`` DTLS 1.2 handshakes in flight (RFC 6347 §4.2,
-the cookie exchange included), each from a new UDP port and closed with
-close_notify (RFC 5246 §7.2.1) once complete, the next one started in its
-slot at once. Resuming, each slot offers the session of its last handshake
-(RFC 5246 §7.3, RFC 5077), so that all but its first are abbreviated ones.
+the cookie exchange included), each closed with close_notify (RFC 5246
+§7.2.1) once complete, the next one started in its slot at once. Resuming,
+each slot offers the session of its last handshake (RFC 5246 §7.3, RFC
+5077), so that all but its first are abbreviated ones.
 
-No task, future or timer per handshake: each socket's reader drives its
-sans-I/O connection, and one :meth:`HandshakeStorm.sweep` per tick serves
-the retransmission timers (RFC 6347 §4.2.4) and the handshake timeouts of
-all of them, so that the generator's time goes to the handshakes rather
-than to the event loop.
+Each slot keeps its UDP socket (its port) from one handshake to the next:
+after close_notify the server has forgotten the peer, and a new ClientHello
+from the same port starts a new association (RFC 6347 §4.2.8). A port is
+reused only after a clean handshake (no retransmission, done well within the
+first retransmission timeout), so that no datagram of the old handshake can
+still be on its way to the new one; a slot whose handshake failed or needed
+retransmissions starts its next one from a new port. Records of the old
+epoch that do arrive (the server's own close_notify) are dropped by the new
+connection as from an unknown epoch (RFC 6347 §4.1).
+
+No task, future or timer per handshake, and no event loop callback per
+datagram: the slots' sockets sit in one epoll set that the loop watches as
+one reader; each wake-up serves every ready socket, and one
+:meth:`HandshakeStorm.sweep` per tick serves the retransmission timers (RFC
+6347 §4.2.4) and the handshake timeouts of all of them, so that the
+generator's time goes to the handshakes rather than to the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -23,7 +35,7 @@ from typing import Any
 
 from dtlsfast.config import DtlsConfiguration
 from dtlsfast.connection import DtlsConnection
-from dtlsfast.datagram_transport import receive_buffer
+from dtlsfast.datagram_transport import BUFFER_SIZE
 from dtlsfast.events import ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import HandshakeError
 from dtlsfast.resumption.saved_session import SavedSession
@@ -33,22 +45,29 @@ READS_PER_WAKEUP = 8
 #: A slot whose handshake failed waits this long before the next one, so
 #: that a refused port is not a busy loop.
 RETRY_DELAY = 0.01
+#: A port is reused only after a handshake this much faster than the first
+#: retransmission timeout: then neither side can have retransmitted, and
+#: nothing of it is still in flight (see the module).
+REUSE_WITHIN = 0.5
 
 
-class _Attempt:
-    """One handshake in flight: its socket, connection and deadline."""
+class _Slot:
+    """One slot: its socket (kept across handshakes), and the handshake in
+    flight on it, with its start and deadline."""
 
-    __slots__ = ("conn", "deadline", "fd", "slot", "sock", "started")
+    __slots__ = ("conn", "deadline", "fd", "fresh", "handshakes", "index", "sock", "started")
 
-    def __init__(
-        self, slot: int, sock: socket.socket, conn: DtlsConnection, started: float, deadline: float
-    ) -> None:
-        self.slot = slot
+    def __init__(self, index: int, sock: socket.socket) -> None:
+        self.index = index
         self.sock = sock
         self.fd = sock.fileno()
-        self.conn = conn
-        self.started = started
-        self.deadline = deadline
+        self.conn: DtlsConnection | None = None
+        self.started = 0.0
+        self.deadline = 0.0
+        #: Nothing has come in yet for the handshake in flight.
+        self.fresh = True
+        #: Handshakes this port has started (more than one: it was reused).
+        self.handshakes = 0
 
 
 class HandshakeStorm:
@@ -83,11 +102,19 @@ class HandshakeStorm:
         self._resume = resume
         self._on_complete = on_complete
         self._on_failure = on_failure
-        self._active: dict[int, _Attempt] = {}
+        self._reuse_within = min(REUSE_WITHIN, config.initial_timeout / 2)
+        self._epoll = select.epoll()
+        self._loop.add_reader(self._epoll.fileno(), self._poll)
+        self._by_fd: dict[int, _Slot] = {}  # open sockets
+        self._active: dict[int, _Slot] = {}  # slots with a handshake in flight
         self._saved: list[SavedSession | None] = [None] * concurrency
         self._waiting = 0  # slots between a failure and their next start
         self.suite = ""
         self.resumed = 0
+        #: Handshakes started on a port that an earlier one used.
+        self.reused = 0
+        #: Datagrams of a port's previous association, dropped (see _readable).
+        self.stale = 0
         #: The first unexpected exception of a callback (a defect), for the
         #: caller to raise: callbacks have no caller to raise it to.
         self.error: BaseException | None = None
@@ -102,142 +129,188 @@ class HandshakeStorm:
         return not self._active and not self._waiting and time.perf_counter() >= self._end
 
     def start(self) -> None:
-        for slot in range(self._concurrency):
-            self._start(slot)
+        for index in range(self._concurrency):
+            self._start(index, None)
 
     def sweep(self) -> None:
         """Fire due retransmission timers; give up handshakes past their deadline."""
         now = self._loop.time()
         clock = time.perf_counter()
-        for attempt in list(self._active.values()):
-            if clock >= attempt.deadline:
-                self._failed(attempt, f"no handshake within {self._timeout} s")
+        for slot in list(self._active.values()):
+            conn = slot.conn
+            assert conn is not None
+            if clock >= slot.deadline:
+                self._failed(slot, f"no handshake within {self._timeout} s")
                 continue
-            when = attempt.conn.get_timer()
+            when = conn.get_timer()
             if when is not None and when <= now:
-                attempt.conn.handle_timer(now)
-                self._pump(attempt)
+                conn.handle_timer(now)
+                self._pump(slot, conn)
 
     def close(self) -> None:
         """Stop: every socket closed, handshakes in flight abandoned."""
-        for attempt in list(self._active.values()):
-            self._teardown(attempt)
+        for slot in list(self._by_fd.values()):
+            self._retire(slot)
+        self._active.clear()
+        if not self._epoll.closed:
+            self._loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
 
     # ------------------------------------------------------------ slots
 
-    def _start(self, slot: int) -> None:
+    def _start(self, index: int, slot: _Slot | None) -> None:
+        """The next handshake of slot ``index``, on ``slot``'s socket if it
+        may be reused, else from a new port."""
         started = time.perf_counter()
         if started >= self._end:
+            if slot is not None:
+                self._retire(slot)
             return
-        sock = socket.socket(self._family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.connect(self._address)
-        except OSError as exc:
-            sock.close()
-            self._on_failure(f"{type(exc).__name__}: {exc}")
-            self._retry(slot)
-            return
-        conn = DtlsConnection(self._config, peer=self._address, resume=self._saved[slot])
-        deadline = started + min(self._timeout, self._end - started + 1.0)
-        attempt = _Attempt(slot, sock, conn, started, deadline)
-        self._active[attempt.fd] = attempt
-        self._loop.add_reader(attempt.fd, self._readable, attempt)
+        if slot is None:
+            sock = socket.socket(self._family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.connect(self._address)
+            except OSError as exc:
+                sock.close()
+                self._on_failure(f"{type(exc).__name__}: {exc}")
+                self._retry(index)
+                return
+            slot = _Slot(index, sock)
+            self._by_fd[slot.fd] = slot
+            self._epoll.register(slot.fd, select.EPOLLIN)
+        else:
+            self.reused += 1
+        conn = DtlsConnection(self._config, peer=self._address, resume=self._saved[index])
+        slot.conn = conn
+        slot.started = started
+        slot.deadline = started + min(self._timeout, self._end - started + 1.0)
+        slot.handshakes += 1
+        slot.fresh = True
+        self._active[slot.fd] = slot
         conn.connect(self._loop.time())
-        self._pump(attempt)
+        self._pump(slot, conn)
 
-    def _retry(self, slot: int) -> None:
+    def _retry(self, index: int) -> None:
         self._waiting += 1
-        self._loop.call_later(RETRY_DELAY, self._restart, slot)
+        self._loop.call_later(RETRY_DELAY, self._restart, index)
 
-    def _restart(self, slot: int) -> None:
+    def _restart(self, index: int) -> None:
         self._waiting -= 1
-        self._guarded(self._start, slot)
-
-    def _guarded(self, callback: Callable[..., None], *args: Any) -> None:
         try:
-            callback(*args)
+            self._start(index, None)
         except Exception as exc:
             if self.error is None:
                 self.error = exc
 
     # ----------------------------------------------------------- events
 
-    def _readable(self, attempt: _Attempt) -> None:
+    def _poll(self) -> None:
+        """The epoll set is readable: serve every ready socket."""
         try:
-            view = receive_buffer()
-            sock = attempt.sock
-            conn = attempt.conn
-            for _ in range(READS_PER_WAKEUP):
-                try:
-                    size = sock.recv_into(view)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as exc:
-                    self._failed(attempt, _unreachable(exc))
-                    return
-                conn.receive_datagram(bytes(view[:size]), self._loop.time())
-                if not self._pump(attempt):
-                    return
+            by_fd = self._by_fd
+            for fd, _ in self._epoll.poll(0):
+                slot = by_fd.get(fd)
+                if slot is not None:
+                    self._readable(slot)
         except Exception as exc:
             if self.error is None:
                 self.error = exc
 
-    def _pump(self, attempt: _Attempt) -> bool:
-        """Send what the connection has, act on its events; False once the
-        attempt is over."""
-        conn = attempt.conn
-        send = attempt.sock.send
-        for datagram in conn.datagrams_to_send(self._loop.time()):
+    def _readable(self, slot: _Slot) -> None:
+        recv = slot.sock.recv
+        for _ in range(READS_PER_WAKEUP):
             try:
-                send(datagram)
+                data = recv(BUFFER_SIZE)
             except (BlockingIOError, InterruptedError):
-                pass  # lost, as on the network: the timer sends it again
+                return
             except OSError as exc:
-                self._failed(attempt, _unreachable(exc))
-                return False
+                self._failed(slot, _unreachable(exc))
+                return
+            conn = slot.conn
+            if conn is None:
+                continue  # between two handshakes: nothing to give it to
+            if slot.fresh:
+                if len(data) > 4 and (data[3] or data[4]):
+                    # The new association's first datagram from the server
+                    # (HelloVerifyRequest or ServerHello) is at epoch 0, so
+                    # a record of a later epoch before it is the previous
+                    # association's (its close_notify in answer to ours).
+                    self.stale += 1
+                    continue
+                slot.fresh = False
+            conn.receive_datagram(data, self._loop.time())
+            sent = self._pump(slot, conn)
+            if sent:
+                # A flight went out (or the handshake is over): the server's
+                # flight is whole, its answer is not here yet. Level-triggered,
+                # the set reports anything else that is.
+                return
+
+    def _pump(self, slot: _Slot, conn: DtlsConnection) -> bool:
+        """Send what the connection has, act on its events; True if a flight
+        went out or the handshake is over."""
+        datagrams = conn.datagrams_to_send(self._loop.time())
+        if datagrams:
+            send = slot.sock.send
+            for datagram in datagrams:
+                try:
+                    send(datagram)
+                except (BlockingIOError, InterruptedError):
+                    pass  # lost, as on the network: the timer sends it again
+                except OSError as exc:
+                    self._failed(slot, _unreachable(exc))
+                    return True
         while (event := conn.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
-                self._completed(attempt)
-                return False
+                self._completed(slot, conn)
+                return True
             if isinstance(event, ConnectionClosed):
                 error = event.error or HandshakeError("closed during the handshake")
-                self._failed(attempt, f"{type(error).__name__}: {error}")
-                return False
-        return True
+                self._failed(slot, f"{type(error).__name__}: {error}")
+                return True
+        return bool(datagrams)
 
-    def _completed(self, attempt: _Attempt) -> None:
+    def _completed(self, slot: _Slot, conn: DtlsConnection) -> None:
         finished = time.perf_counter()
-        conn = attempt.conn
+        latency = finished - slot.started
         if finished <= self._end:
-            self._on_complete(finished - attempt.started)
+            self._on_complete(latency)
             if conn.cipher_suite is not None:
                 self.suite = conn.cipher_suite.name
             self.resumed += conn.resumed is not None
         if self._resume:
-            self._saved[attempt.slot] = conn.resumption
+            self._saved[slot.index] = conn.resumption
         conn.close()  # close_notify, so that the server frees the session
         for datagram in conn.datagrams_to_send(self._loop.time()):
             try:
-                attempt.sock.send(datagram)
+                slot.sock.send(datagram)
             except OSError:
                 break
-        self._teardown(attempt)
-        self._start(attempt.slot)
+        del self._active[slot.fd]
+        slot.conn = None
+        if latency < self._reuse_within and not conn.counters["retransmissions"]:
+            self._start(slot.index, slot)
+        else:
+            self._retire(slot)
+            self._start(slot.index, None)
 
-    def _failed(self, attempt: _Attempt, reason: str) -> None:
-        if attempt.fd not in self._active:
+    def _failed(self, slot: _Slot, reason: str) -> None:
+        if self._active.pop(slot.fd, None) is None:
             return
-        self._teardown(attempt)
+        self._retire(slot)
         if time.perf_counter() < self._end:  # cut off by the end: neither way
             self._on_failure(reason)
-            self._retry(attempt.slot)
+            self._retry(slot.index)
 
-    def _teardown(self, attempt: _Attempt) -> None:
-        if self._active.pop(attempt.fd, None) is None:
+    def _retire(self, slot: _Slot) -> None:
+        """Close the slot's socket: its port is not used again."""
+        slot.conn = None
+        if self._by_fd.pop(slot.fd, None) is None:
             return
-        self._loop.remove_reader(attempt.fd)
-        attempt.sock.close()
+        self._active.pop(slot.fd, None)
+        self._epoll.unregister(slot.fd)
+        slot.sock.close()
 
 
 def _unreachable(exc: OSError) -> str:

@@ -1118,11 +1118,12 @@ async def _storm(
     gate: _Gate | None,
 ) -> _Outcome:
     """``dtlsfast bench --mode handshakes``: ``handshake_concurrency`` full
-    handshakes in flight for ``duration`` s, each from a new UDP port and
-    closed (close_notify) once complete. Completed handshakes count as the
-    outcome's requests, their latencies (first ClientHello to the server's
-    Finished, the cookie exchange included) go into the histogram, and the
-    failures by reason; handshakes still going at the end count for nothing.
+    handshakes in flight for ``duration`` s, each closed (close_notify) once
+    complete, a slot's next one from the same UDP port after a clean one.
+    Completed handshakes count as the outcome's requests, their latencies
+    (first ClientHello to the server's Finished, the cookie exchange
+    included) go into the histogram, and the failures by reason; handshakes
+    still going at the end count for nothing.
     With ``plan.resume`` each slot resumes the session of its last handshake
     (abbreviated handshakes, RFC 5246 §7.3; a full one to begin with, and
     whenever the server refuses): the outcome counts those that resumed."""
@@ -1291,12 +1292,13 @@ async def run_handshakes(
     resume: bool = False,
 ) -> HandshakeResult:
     """A handshake storm against ``uri`` (coaps://): ``concurrency`` full PSK
-    handshakes in flight for ``duration`` s, each from a new UDP port and
-    closed with close_notify; reports handshakes per second, failures by
-    reason and latency percentiles. ``processes`` splits the concurrency
-    over generator processes, as in :func:`run_load`. ``resume``: each
-    handshake offers the session of the one before it in its slot, so that
-    (after the first) they are abbreviated ones if the server resumes."""
+    handshakes in flight for ``duration`` s, each closed with close_notify
+    (a slot's next one from the same UDP port after a clean one); reports
+    handshakes per second, failures by reason and latency percentiles.
+    ``processes`` splits the concurrency over generator processes, as in
+    :func:`run_load`. ``resume``: each handshake offers the session of the
+    one before it in its slot, so that (after the first) they are
+    abbreviated ones if the server resumes."""
     plan = _Plan(
         uri=uri,
         sessions=concurrency,  # so that processes split it as the concurrency

@@ -52,7 +52,7 @@ from dtlsfast.config import (
     TrustedKey,
     connection_id_length_for,
 )
-from dtlsfast.connection import DtlsConnection
+from dtlsfast.connection import DtlsConnection, State
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.datagram_transport import open_datagram_endpoint
 from dtlsfast.events import ApplicationDataReceived, ConnectionClosed, HandshakeCompleted
@@ -604,11 +604,13 @@ class DtlsServer(asyncio.DatagramProtocol):
     def _hello_received(self, peer: _Peer | None, data: bytes, addr: Any, now: float) -> None:
         """An epoch-0 ClientHello: the cookie gate, then admission."""
         admission = self._admission
+        keys: tuple[Hashable, Hashable] | None = None
         if peer is None or peer.conn.established or _hello_random(data) != peer.conn.client_random:
             # Anything but a retransmission of the hello of this address's
             # handshake: a source whose budget valid cookies emptied is
             # refused before its cookie is checked, the cheapest refusal.
-            refused = admission.out_of_budget(addr, now)
+            keys = admission.keys(addr)  # the source's keys, once per hello
+            refused = admission.out_of_budget(addr, now, keys)
             if refused is not None:
                 self._counters[f"dropped_{refused}"] += 1
                 self._mute(addr, refused, now)
@@ -631,7 +633,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         hello_body = hello_datagram[25 : 25 + length]
         hello = self._backend.decode_client_hello(hello_body)
         offered = hello.cipher_suites
-        keys = admission.keys(addr)
+        if keys is None:
+            keys = admission.keys(addr)
         half_open = peer if peer is not None and not peer.conn.established else None
         decision = admission.admit(keys, offered, now, replacing=half_open)
         if decision.refused is not None:
@@ -790,7 +793,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             conn.receive_datagram(data, now)
             if authenticated is None or _authenticated(conn) != authenticated:
                 peer.session.last_activity = now
-            answered = self._flush(peer)
+            answered = self._flush(peer, now)
             if half_open and (
                 answered
                 or getattr(conn, "state", None) is not state
@@ -803,7 +806,9 @@ class DtlsServer(asyncio.DatagramProtocol):
             if peer.table_id is None and not peer.forgotten:
                 full = peer.conn
                 if isinstance(full, DtlsConnection):
-                    final = full.settled_final_flight()
+                    # Not settled before it is established (the usual answer,
+                    # worked out without a call).
+                    final = full.state is State.ESTABLISHED and full.settled_final_flight()
                     if final is not False:
                         self._join_table(peer, final)
                 elif full.settled:
@@ -1002,7 +1007,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         """Feed a datagram through the peer's MAC-error filter."""
         if self._throttled(peer, now):
             return
-        failures = peer.conn.drops["bad_auth"]
+        failures = peer.conn.drops.get("bad_auth", 0)
         self._feed(peer, data, now)
         self._charge(peer, failures, now)
 
@@ -1014,7 +1019,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         return False
 
     def _charge(self, peer: _Peer, failures_before: int, now: float) -> None:
-        failures = peer.conn.drops["bad_auth"] - failures_before
+        failures = peer.conn.drops.get("bad_auth", 0) - failures_before
         if failures <= 0:
             return
         guard = peer.auth_filter
@@ -1028,12 +1033,13 @@ class DtlsServer(asyncio.DatagramProtocol):
         if not peer.forgotten:
             self._flush(peer)
 
-    def _flush(self, peer: _Peer) -> int:
+    def _flush(self, peer: _Peer, now: float | None = None) -> int:
         """Send what the peer's connection queued and act on its events (the
-        handlers run here); returns how many datagrams went out."""
+        handlers run here); returns how many datagrams went out. ``now``: the
+        loop's time, if the caller has it."""
         try:
             conn = peer.conn
-            datagrams = conn.datagrams_to_send(self._loop.time())
+            datagrams = conn.datagrams_to_send(self._loop.time() if now is None else now)
             if self._transport is not None:
                 for datagram in datagrams:
                     self._transport.sendto(datagram, peer.addr)

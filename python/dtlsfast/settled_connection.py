@@ -78,7 +78,7 @@ from dtlsfast.handshake.messages import (
     split_handshake_fragments,
 )
 from dtlsfast.interning import Interner
-from dtlsfast.record_layer import TLS12_CID
+from dtlsfast.record_layer import TLS12_CID, records_length
 from dtlsfast.store.connection_state import PeerValues, build_record, peer_values
 from dtlsfast.store.records import SessionRecord
 
@@ -190,9 +190,12 @@ class SettledConnection:
         self._final: bytes | None = None
         if final_flight is not None:
             sequence, messages = final_flight
-            self._final = _FINAL.pack(
-                final_flight_until, sequence, client_random.rjust(32, b"\0")[-32:]
-            ) + b"".join(_LENGTH.pack(len(m)) + m for m in messages)
+            parts = [
+                _FINAL.pack(final_flight_until, sequence, client_random.rjust(32, b"\0")[-32:])
+            ]
+            for message in messages:
+                parts += (_LENGTH.pack(len(message)), message)
+            self._final = b"".join(parts)
         self._table_id = table_id
         self.config = config
         self.peer = peer
@@ -486,7 +489,7 @@ class SettledConnection:
         local_cid = self.connection_id or b""
         # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
         parsed = backend.parse_records_cid(data, len(local_cid))
-        if sum(13 + len(record[4]) + len(record[5]) for record in parsed) != len(data):
+        if records_length(parsed) != len(data):
             self.count_drop("malformed")
         table, table_id = self._table, self._table_id
         for content_type, version, epoch, seq, cid, fragment in parsed:
@@ -672,13 +675,15 @@ class SettledConnection:
             self._out.append(datagram)
 
     def _send_alert(self, level: int, description: int) -> None:
-        # Past the last sequence number nothing can be sent, not even an alert.
-        with contextlib.suppress(DtlsError):
-            self._queue(
-                self._table.seal(
-                    self._table_id, ContentType.ALERT, encode_alert(level, description)
-                )
+        # Past the last sequence number nothing can be sent, not even an alert
+        # (try/except: contextlib.suppress costs three calls per close_notify).
+        try:
+            sealed = self._table.seal(
+                self._table_id, ContentType.ALERT, encode_alert(level, description)
             )
+        except DtlsError:
+            return
+        self._queue(sealed)
 
     def _fail(self, alert: int, message: str) -> None:
         self._send_alert(AlertLevel.FATAL, alert)

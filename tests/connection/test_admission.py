@@ -148,6 +148,11 @@ def test_hello_buckets_and_the_crypto_share() -> None:
     admission.charge_crypto(keys[1], "ECDHE_PSK", 0.0)
     assert admission.admit(keys, [0xC0A8], 0.0).refused == "hello_rate_address"
     assert admission.out_of_budget(("10.0.0.1", 2), 0.0) == "hello_rate_address"
+    # The same answer from the keys the server already worked out.
+    for addr in [("10.0.0.1", 2), ("10.0.0.2", 1), ("10.0.1.2", 1)]:
+        assert admission.out_of_budget(addr, 0.0, admission.keys(addr)) == (
+            admission.out_of_budget(addr, 0.0)
+        )
     # Muted until a token is back: 1 / hello_rate_per_address (100 a second).
     assert admission.mute_for(("10.0.0.1", 2), "hello_rate_address", 0.0) == ("10.0.0.1", 32, 0.01)
     other = admission.keys(("10.0.0.2", 1))  # same /24: its crypto share is spent

@@ -162,21 +162,32 @@ def session_state(conn: DtlsConnection) -> ResumptionState | None:
     kept (a peer chain too large for a ticket)."""
     resumption = conn.config.resumption
     assert resumption is not None and conn.cipher_suite is not None
-    spki = None
-    if conn.peer_public_key is not None:
-        spki = conn.peer_public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    chain: tuple[bytes, ...] = ()
-    if conn.peer_certificates:
-        chain = tuple(c.public_bytes(Encoding.DER) for c in conn.peer_certificates)
     try:
+        if (
+            conn.peer_public_key is None
+            and conn.peer_certificate_type is None
+            and not conn.peer_certificates
+        ):
+            # A PSK session (most of a gateway's): no key or chain to convert.
+            return resumption.state_for(
+                conn._master, conn.cipher_suite.code, conn.extended_master_secret, conn.psk_identity
+            )
+        spki = None
+        if conn.peer_public_key is not None:
+            spki = conn.peer_public_key.public_bytes(
+                Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+            )
+        chain: tuple[bytes, ...] = ()
+        if conn.peer_certificates:
+            chain = tuple(c.public_bytes(Encoding.DER) for c in conn.peer_certificates)
         return resumption.state_for(
-            master_secret=conn._master,
-            cipher_suite=conn.cipher_suite.code,
-            extended_master_secret=conn.extended_master_secret,
-            psk_identity=conn.psk_identity,
-            peer_certificate_type=conn.peer_certificate_type,
-            peer_public_key=spki,
-            peer_certificates=chain[:1],
+            conn._master,
+            conn.cipher_suite.code,
+            conn.extended_master_secret,
+            conn.psk_identity,
+            conn.peer_certificate_type,
+            spki,
+            chain[:1],
         )
     except ConfigurationError:
         resumption.counters["sessions_not_resumable"] += 1

@@ -158,6 +158,8 @@ class CookieJar:
         """Rotate if the secret's lifetime is over; whether it rotated (so a
         :class:`~dtlsfast._core.HelloGate` holding the secrets is given the
         new ones, see :attr:`secrets`)."""
+        if self._seed is None and now - self._created < self.secret_lifetime:
+            return False  # the usual case, asked on every ClientHello
         rotations = self.rotations
         self._maybe_rotate(now)
         return self.rotations != rotations

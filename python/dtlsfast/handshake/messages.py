@@ -482,6 +482,14 @@ def fragment_handshake(message: bytes, max_fragment_body: int) -> list[bytes]:
 
 def encode_alert(level: int, description: int) -> bytes:
     """An alert record payload (RFC 5246 §7.2): level byte, description byte."""
+    if (
+        level in (1, 2)
+        and level.__class__ is not bool
+        and isinstance(description, int)
+        and description.__class__ is not bool
+        and 0 <= description <= 0xFF
+    ):
+        return bytes((level, description))  # every alert the connections send
     return _u8(level, "alert level") + _u8(description, "alert description")
 
 

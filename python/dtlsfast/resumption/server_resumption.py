@@ -218,12 +218,27 @@ class ServerResumption:
         only to a client that sent the session_ticket extension)."""
         return client_asks and self.sealer is not None
 
-    def state_for(self, **fields: object) -> ResumptionState:
+    def state_for(
+        self,
+        master_secret: bytes,
+        cipher_suite: int,
+        extended_master_secret: bool,
+        psk_identity: bytes | None = None,
+        peer_certificate_type: int | None = None,
+        peer_public_key: bytes | None = None,
+        peer_certificates: tuple[bytes, ...] = (),
+    ) -> ResumptionState:
         """A ResumptionState created now, with this server's lifetime."""
         return ResumptionState(
-            created=math.floor(self._clock()),
-            lifetime=self.lifetime,
-            **fields,  # type: ignore[arg-type]
+            master_secret,
+            cipher_suite,
+            extended_master_secret,
+            math.floor(self._clock()),
+            self.lifetime,
+            psk_identity,
+            peer_certificate_type,
+            peer_public_key,
+            peer_certificates,
         )
 
     def seal(self, state: ResumptionState) -> tuple[int, bytes]:
@@ -232,8 +247,7 @@ class ServerResumption:
         now = self._clock()
         ticket = self.sealer.seal(state, now)
         self.counters["tickets_issued"] += 1
-        hint = min(lifetime_hint(state, now), self.sealer.lifetime)
-        return hint, ticket
+        return min(lifetime_hint(state, now), self.sealer.lifetime), ticket
 
     def remember(self, session_id: bytes, state: ResumptionState) -> None:
         """Keep a completed full handshake's session under its session ID."""

@@ -277,7 +277,7 @@ def _check_range(value: int, top: int, name: str) -> None:
 
 def lifetime_hint(state: ResumptionState, now: float) -> int:
     """RFC 5077 §3.3 ticket_lifetime_hint: seconds the state stays valid."""
-    return max(0, math.floor(state.expires() - now))
+    return max(0, math.floor(state.created + state.lifetime - now))  # expires(), per ticket
 
 
 __all__ = [
