@@ -30,6 +30,8 @@ use crate::replay::ReplayWindow;
 
 /// RFC 6347 §4.1 content type of application data.
 pub const APPLICATION_DATA: u8 = 23;
+/// RFC 5246 §6.2.1 content type of an alert.
+pub const ALERT: u8 = 21;
 /// Largest record plaintext (RFC 5246 §6.2.1). A record that would open to
 /// more is not the fast path's to judge: Python answers it with
 /// record_overflow.
@@ -467,6 +469,31 @@ impl SessionTable {
         Some(out)
     }
 
+    /// Open a datagram that is one alert record of session `id`'s current
+    /// read epoch (a peer's close_notify, typically: RFC 5246 §7.2) in one
+    /// call, replay window and all. None if the datagram is anything else or
+    /// the session expects tls12_cid records: nothing was consumed, Python's
+    /// record path takes it.
+    pub fn open_alert(&mut self, id: u64, datagram: &[u8]) -> Option<RecordOutcome> {
+        let session = self.sessions.get_mut(&id)?;
+        if !session.read_cid().is_empty() {
+            return None;
+        }
+        let mut records = record::parse_records(datagram);
+        let r = records.next()?;
+        let h = r.header;
+        if records.next().is_some()
+            || !records.remaining().is_empty()
+            || h.content_type != ALERT
+            || h.epoch != session.read_epoch
+            || h.version >> 8 != 0xFE
+            || r.fragment.len() > MAX_PLAINTEXT_LENGTH + session.read.overhead()
+        {
+            return None;
+        }
+        Some(open_in(session, &h.fields(), r.fragment))
+    }
+
     /// Seal one record in session `id`'s current write epoch with its next
     /// sequence number.
     pub fn seal(&mut self, id: u64, content_type: u8, plaintext: &[u8]) -> CoreResult<Vec<u8>> {
@@ -608,6 +635,35 @@ mod tests {
         // A failed record does not enter the window: the genuine one still opens.
         record[last] ^= 1;
         assert_eq!(t.open_datagram(1, &record).unwrap().plaintexts.len(), 1);
+    }
+
+    #[test]
+    fn one_alert_record_opens_in_one_call() {
+        let mut t = table();
+        let alert = t.seal(1, ALERT, b"\x01\x00").unwrap();
+        let data = t.seal(1, APPLICATION_DATA, b"x").unwrap();
+        // Anything but exactly one alert record of the read epoch is Python's,
+        // and leaves the window alone.
+        let mut two = alert.clone();
+        two.extend_from_slice(&alert);
+        let mut trailing = alert.clone();
+        trailing.push(0);
+        for other in [&data, &two, &trailing, &b""[..].to_vec()] {
+            assert!(t.open_alert(1, other).is_none());
+        }
+        assert!(t.open_alert(2, &alert).is_none());
+        let mut old_epoch = alert.clone();
+        old_epoch[4] = 0;
+        assert!(t.open_alert(1, &old_epoch).is_none());
+        let mut tampered = alert.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(t.open_alert(1, &tampered), Some(RecordOutcome::BadAuth));
+        assert_eq!(
+            t.open_alert(1, &alert),
+            Some(RecordOutcome::Opened(b"\x01\x00".to_vec()))
+        );
+        assert_eq!(t.open_alert(1, &alert), Some(RecordOutcome::Replayed));
     }
 
     #[test]

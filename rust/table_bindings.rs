@@ -372,6 +372,25 @@ impl PySessionTable {
         }
     }
 
+    /// A datagram that is one alert record of the current read epoch (a
+    /// peer's close_notify) opened in one call: its plaintext, "replay" or
+    /// "bad_auth"; None if the datagram is anything else or the session
+    /// expects tls12_cid records (nothing was consumed).
+    fn open_alert<'py>(
+        &mut self,
+        py: Python<'py>,
+        session_id: &Bound<'py, PyAny>,
+        datagram: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let id = session_id_arg(session_id)?;
+        Ok(match self.inner.open_alert(id, datagram) {
+            None => None,
+            Some(RecordOutcome::Opened(p)) => Some(PyBytes::new(py, &p).into_any()),
+            Some(RecordOutcome::Replayed) => Some(PyString::new(py, "replay").into_any()),
+            Some(RecordOutcome::BadAuth) => Some(PyString::new(py, "bad_auth").into_any()),
+        })
+    }
+
     /// :meth:`open_datagram` over ``[(session_id, datagram), ...]`` with the
     /// GIL released for the AEAD work; one result per item, in order.
     fn open_batch<'py>(

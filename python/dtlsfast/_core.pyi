@@ -313,6 +313,12 @@ class SessionTable:
         epoch, else None (hand the datagram to Python; nothing was consumed).
         ``replies`` are sealed records answering published CoAP GETs."""
 
+    def open_alert(self, session_id: int, datagram: bytes) -> bytes | str | None:
+        """A datagram that is one alert record of the current read epoch (a
+        peer's close_notify) opened in one call: its plaintext, "replay" or
+        "bad_auth"; None if the datagram is anything else or the session
+        expects tls12_cid records (nothing was consumed)."""
+
     def open_batch(
         self, batch: Iterable[tuple[int, bytes]]
     ) -> list[tuple[list[bytes], int, int, list[bytes]] | None]:

@@ -166,16 +166,21 @@ class Admission(Generic[T]):
         offered_suites: Sequence[int],
         now: float,
         replacing: T | None = None,
+        *,
+        hello_budget_read: bool = False,
     ) -> Decision[T]:
         """Decide on a new handshake from the source ``keys``; ``replacing``
         is a half-open handshake it takes the place of (same address and port),
-        which frees its slot."""
+        which frees its slot. ``hello_budget_read``: :meth:`out_of_budget`
+        just found the source's hello buckets not empty at ``now`` (nothing
+        took from them since), so they are not read again."""
         address, prefix = keys
         per_address, per_prefix = self.hello_per_address, self.hello_per_prefix
-        if not per_address.has(address, now):
-            return Decision("hello_rate_address")
-        if not per_prefix.has(prefix, now):
-            return Decision("hello_rate_prefix")
+        if not hello_budget_read:
+            if not per_address.has(address, now):
+                return Decision("hello_rate_address")
+            if not per_prefix.has(prefix, now):
+                return Decision("hello_rate_prefix")
         per_address.take(address, now)
         per_prefix.take(prefix, now)
         cost = self.crypto_estimate(offered_suites)

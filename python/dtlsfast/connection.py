@@ -129,7 +129,7 @@ from dtlsfast.handshake.signatures import (
 )
 from dtlsfast.handshake.suites import SUITES_BY_CODE, CipherSuite
 from dtlsfast.handshake.verification import verify_chain, verify_raw_public_key
-from dtlsfast.record_layer import Record, RecordLayer, new_counter
+from dtlsfast.record_layer import Record, RecordLayer, new_counter, write_overhead
 from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
 
@@ -620,14 +620,16 @@ class DtlsConnection:
             ccs != (epoch - 1, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
             or finished.epoch != epoch
             or finished.content_type != ContentType.HANDSHAKE
-            or any(
-                item.epoch != epoch - 1
-                or item.content_type != ContentType.HANDSHAKE
-                or 13 + len(item.payload) > self.config.mtu
-                for item in before
-            )
         ):
             return False
+        mtu = self.config.mtu
+        for item in before:  # a loop, not any() of a generator: two calls less
+            if (
+                item.epoch != epoch - 1
+                or item.content_type != ContentType.HANDSHAKE
+                or 13 + len(item.payload) > mtu
+            ):
+                return False
         messages = [item.payload for item in before] + [finished.payload]
         return self.records.next_write_sequence(epoch - 1), messages
 
@@ -658,8 +660,7 @@ class DtlsConnection:
             final = self._settled_flight()
         if final is False:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        self.records.install_in_table(table, session_id)
-        read, write = self.records.current_read, self.records.current_write
+        read, write = self.records.install_in_table(table, session_id)
         cids = None
         if read.cid or write.cid:
             table.set_connection_ids(session_id, read.cid, write.cid)
@@ -674,7 +675,7 @@ class DtlsConnection:
             read_epoch=self.records.read_epoch,
             next_message_seq=self._reassembler.next_seq,
             peer_last_message_seq=self._peer_last_message_seq,
-            max_payload=self.max_payload,
+            max_payload=self._max_payload(write_overhead(write)),
             cipher_suite=self.cipher_suite,
             client_random=self._client_random,
             psk_identity=self.psk_identity,
@@ -790,7 +791,11 @@ class DtlsConnection:
     @property
     def max_payload(self) -> int:
         """Largest application payload one record (one datagram) can carry."""
-        limit = min(MAX_PLAINTEXT, self.config.mtu - self.records.write_overhead)
+        return self._max_payload(self.records.write_overhead)
+
+    def _max_payload(self, overhead: int) -> int:
+        """:attr:`max_payload` with records that add ``overhead`` bytes."""
+        limit = min(MAX_PLAINTEXT, self.config.mtu - overhead)
         if self.peer_record_size_limit is not None:
             limit = min(limit, self.peer_record_size_limit)
         return limit

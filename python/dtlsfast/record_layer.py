@@ -196,15 +196,15 @@ class RecordLayer:
         whoever seals with the cipher must advance ``next_sequence``)."""
         return self._write[self.write_epoch]
 
-    def install_in_table(self, table: Any, session_id: int) -> None:
+    def install_in_table(self, table: Any, session_id: int) -> tuple[_ReadState, _WriteState]:
         """Copy the current read and write epochs into a session table (the
         fast path) under ``session_id``: keys, replay window and next write
         sequence number (the caller gives the table the epoch's connection
         IDs, if any). This layer must not be used for those epochs afterwards,
         or records would be judged twice and sequence numbers reused; the
         previous epochs are of no use to the table (their records are the
-        handshake's)."""
-        read, write = self.current_read, self.current_write
+        handshake's). Returns those epochs' states (for their CIDs)."""
+        read, write = self._read[self.read_epoch], self._write[self.write_epoch]
         if read.cipher is None or write.cipher is None or read.window is None:
             raise LocalProtocolError("only protected epochs can go to the session table")
         table.install(
@@ -217,6 +217,7 @@ class RecordLayer:
             write.next_sequence,
             self.version,
         )
+        return read, write
 
     def export_current(self, scratch: Any, limit: int, address: Any) -> bytes:
         """The current epochs' record state in the session table's export

@@ -633,10 +633,13 @@ class DtlsServer(asyncio.DatagramProtocol):
         hello_body = hello_datagram[25 : 25 + length]
         hello = self._backend.decode_client_hello(hello_body)
         offered = hello.cipher_suites
+        budget_read = keys is not None  # out_of_budget read the buckets above
         if keys is None:
             keys = admission.keys(addr)
         half_open = peer if peer is not None and not peer.conn.established else None
-        decision = admission.admit(keys, offered, now, replacing=half_open)
+        decision = admission.admit(
+            keys, offered, now, replacing=half_open, hello_budget_read=budget_read
+        )
         if decision.refused is not None:
             self._counters[f"dropped_{decision.refused}"] += 1
             return
@@ -669,8 +672,12 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._forget(peer)
             new.replaces = peer.replaces
         self._peers[addr] = new
-        admission.started(new, keys, now)
         self._feed(new, hello_datagram, now)
+        if not new.forgotten:
+            # Into the half-open table once the hello is answered: entered at
+            # `now`, it is where a progress at `now` would put it (so _feed
+            # had nothing to touch), and a refused hello never enters.
+            admission.started(new, keys, now)
         suite = conn.cipher_suite
         # An abbreviated handshake (resumption) does no public-key work.
         spent = None if suite is None or conn.resumed is not None else suite.key_exchange
@@ -782,7 +789,8 @@ class DtlsServer(asyncio.DatagramProtocol):
         try:
             # Batched, the Rust demultiplexer already offered the datagram to the
             # table (serve_batch) and handed it here because the table declined.
-            if peer.table_id is not None and not self._batched and self._feed_fast(peer, data, now):
+            if peer.table_id is not None:
+                self._feed_settled(peer, data, now)
                 return
             conn = peer.conn
             half_open = peer in self._admission.table
@@ -810,13 +818,26 @@ class DtlsServer(asyncio.DatagramProtocol):
                     # worked out without a call).
                     final = full.state is State.ESTABLISHED and full.settled_final_flight()
                     if final is not False:
-                        self._join_table(peer, final)
+                        self._join_table(peer, now, final)
                 elif full.settled:
-                    self._join_table(peer)
+                    self._join_table(peer, now)
         except Exception as exc:
             self._internal_error(exc, peer.addr, peer)
 
     # -- the session table (fast path) ----------------------------------------
+
+    def _feed_settled(self, peer: _Peer, data: bytes, now: float) -> None:
+        """_feed for a session in the table: its connection is the slim one,
+        long out of the half-open table and never to join the table again."""
+        if not self._batched and self._feed_fast(peer, data, now):
+            return
+        conn = peer.conn
+        assert isinstance(conn, SettledConnection)
+        authenticated = conn.authenticated
+        conn.receive_datagram(data, now)
+        if conn.authenticated != authenticated:
+            peer.session.last_activity = now
+        self._flush(peer, now)
 
     def _feed_fast(self, peer: _Peer, data: bytes, now: float) -> bool:
         """Application data of an established session, opened by the session
@@ -955,11 +976,15 @@ class DtlsServer(asyncio.DatagramProtocol):
         return restored
 
     def _join_table(
-        self, peer: _Peer, final: tuple[int, list[bytes]] | Literal[False] | None = False
+        self,
+        peer: _Peer,
+        now: float,
+        final: tuple[int, list[bytes]] | Literal[False] | None = False,
     ) -> None:
         """Swap an established session's connection for the slim one, its
         record state in the table: right after the handshake, whatever the
-        session (RFC 9146 CIDs included), so that it costs little memory."""
+        session (RFC 9146 CIDs included), so that it costs little memory.
+        ``now``: the loop's time of the datagram that settled it."""
         if len(self._table) >= self._table.capacity:
             self._counters["session_table_full"] += 1
             return
@@ -969,7 +994,6 @@ class DtlsServer(asyncio.DatagramProtocol):
         self._take_counts(full)
         full.discard_handshake_buffers()
         # The slim connection carries on; the handshake's state goes with `full`.
-        now = self._loop.time()
         settled = full.settle_into(self._table, table_id, now, final=final)
         settled.session_id = full._session_id  # for RFC 5246 §7.2 (_invalidate_session)
         peer.conn = peer.session._conn = settled
@@ -1170,7 +1194,8 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._invalidate_session(peer.conn)
         peer.session._mark_closed(event.error)
         self._forget(peer)
-        self._restore_replaced(peer)
+        if peer.replaces is not None:
+            self._restore_replaced(peer)
 
     def _invalidate_session(self, conn: DtlsConnection | SettledConnection) -> None:
         """RFC 5246 §7.2: a connection that ended with a fatal alert (sent
@@ -1193,10 +1218,15 @@ class DtlsServer(asyncio.DatagramProtocol):
         if isinstance(peer.conn, DtlsConnection):
             # Now, not when a reference cycle is collected.
             peer.conn.discard_handshake_buffers()
-        self._admission.finished(peer)
-        self._release_cid(peer)
+        if peer.table_id is None:
+            # A peer in the session table left the half-open table when its
+            # handshake completed (_on_established) or never was in it.
+            self._admission.finished(peer)
+        if peer.cid:  # the calls only when there is something to undo
+            self._release_cid(peer)
         self._leave_table(peer)
-        self._cancel_timer(peer)
+        if peer.timer is not None:
+            self._cancel_timer(peer)
         if peer.counted:
             peer.counted = False
             self._established -= 1

@@ -114,10 +114,6 @@ _SHARED: Interner[tuple[Any, ...]] = Interner(4096)
 _SHARED_IDENTITIES: Interner[bytes] = Interner(4096)
 
 
-def _shared_identity(identity: bytes | None) -> bytes | None:
-    return None if identity is None else _SHARED_IDENTITIES(identity)
-
-
 #: Read when nothing was counted: no Counter per session until one is needed.
 _NOTHING: Mapping[str, int] = MappingProxyType(Counter())
 
@@ -208,7 +204,7 @@ class SettledConnection:
                 max_payload,
                 cipher_suite,
                 extended_master_secret,
-                _shared_identity(psk_identity),
+                None if psk_identity is None else _SHARED_IDENTITIES(psk_identity),
                 record_size_limit,
             )
         )
@@ -485,8 +481,19 @@ class SettledConnection:
             self._close(error)
 
     def _receive_datagram(self, data: bytes, now: float) -> None:
-        backend = load_backend(self.config.backend)
         local_cid = self.connection_id or b""
+        if not local_cid:
+            # One alert record (a close_notify, mostly) is opened by the table
+            # in one call, with the same checks as the loop below.
+            alert = self._table.open_alert(self._table_id, data)
+            if alert is not None:
+                if isinstance(alert, str):
+                    self.count_drop(alert)  # "replay" or "bad_auth"
+                    return
+                self.authenticated += 1
+                self._handle_alert(alert)
+                return
+        backend = load_backend(self.config.backend)
         # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
         parsed = backend.parse_records_cid(data, len(local_cid))
         if records_length(parsed) != len(data):
@@ -679,7 +686,11 @@ class SettledConnection:
         # (try/except: contextlib.suppress costs three calls per close_notify).
         try:
             sealed = self._table.seal(
-                self._table_id, ContentType.ALERT, encode_alert(level, description)
+                self._table_id,
+                ContentType.ALERT,
+                _CLOSE_NOTIFY
+                if description == AlertDescription.CLOSE_NOTIFY and level == AlertLevel.WARNING
+                else encode_alert(level, description),
             )
         except DtlsError:
             return
@@ -706,6 +717,9 @@ class SettledConnection:
         self.closed = True
         self._push(ConnectionClosed(error))
 
+
+#: Our answer to a close_notify (RFC 5246 §7.2.1), encoded once.
+_CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
 
 #: The counters of a session that counted nothing since it settled.
 _ESTABLISHED: Mapping[str, int] = MappingProxyType(Counter(handshakes=1))

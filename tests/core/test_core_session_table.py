@@ -63,6 +63,27 @@ def test_the_fast_path_opens_counts_and_hands_back(core: ModuleType) -> None:
 
 
 @pytest.mark.parametrize("core", BACKENDS)
+def test_one_alert_record_opens_in_one_call(core: ModuleType) -> None:
+    table = _table(core)
+    alert = table.seal(1, ALERT, b"\x01\x00")
+    data = table.seal(1, APPLICATION_DATA, b"d")
+    # Anything but exactly one alert record of the read epoch is declined,
+    # and consumes nothing.
+    for other in (data, alert + alert, alert + b"\x00", b"", data + alert):
+        assert table.open_alert(1, other) is None
+    assert table.open_alert(2, alert) is None  # unknown session
+    assert table.open_alert(1, alert[:4] + b"\x00" + alert[5:]) is None  # epoch 0
+    forged = bytearray(alert)
+    forged[-1] ^= 0x80
+    assert table.open_alert(1, bytes(forged)) == "bad_auth"
+    assert table.open_alert(1, alert) == b"\x01\x00"
+    assert table.open_alert(1, alert) == "replay"
+    assert table.open_datagram(1, data) == ([b"d"], 0, 0, [])  # one window
+    table.set_connection_ids(1, b"\x07", b"")
+    assert table.open_alert(1, table.seal(1, ALERT, b"\x01\x00")) is None  # tls12_cid: Python's
+
+
+@pytest.mark.parametrize("core", BACKENDS)
 def test_batches_match_single_calls(core: ModuleType) -> None:
     table = _table(core)
     sealed = table.seal_batch([(1, b"x"), (9, b"y"), (1, b"z")])
@@ -108,6 +129,7 @@ operations = st.lists(
         ),
         st.tuples(st.just("replay"), st.integers(0, 30), st.integers(0, 3)),
         st.tuples(st.just("flip"), st.integers(0, 30), st.integers(0, 400)),
+        st.tuples(st.just("alert"), st.integers(0, 30), st.integers(-100, 400)),
         st.tuples(st.just("garbage"), st.sampled_from([1, 2, 3]), st.binary(max_size=60)),
         st.tuples(st.just("remove"), st.sampled_from([1, 2, 3])),
     ),
@@ -148,8 +170,17 @@ def _run(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[Any]:
             else:
                 batch = [(sid, record)] * (op[2] + 1)
                 results.append(table.open_batch(batch))
+        elif op[0] == "alert" and sent:
+            sid, record = sent[op[1] % len(sent)]
+            if op[2] >= 0:  # a flipped bit, or else the record as sent
+                bit = op[2] % (len(record) * 8)
+                record = bytearray(record)
+                record[bit // 8] ^= 1 << (bit % 8)
+                record = bytes(record)
+            results.append(table.open_alert(sid, record))
         elif op[0] == "garbage":
             results.append(attempt(partial(table.open_datagram, op[1], op[2])))
+            results.append(attempt(partial(table.open_alert, op[1], op[2])))
         elif op[0] == "remove":
             results.append(table.remove(op[1]))
         results.append((len(table), table.next_write_sequence(1), table.next_write_sequence(2)))

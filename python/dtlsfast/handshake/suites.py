@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from dtlsfast.exceptions import ConfigurationError
 
@@ -56,9 +57,10 @@ class CipherSuite:
         """Whether the key exchange involves a pre-shared key."""
         return self.key_exchange in ("PSK", "ECDHE_PSK")
 
-    @property
+    @cached_property
     def uses_ecdhe(self) -> bool:
-        """Whether the key exchange is ephemeral elliptic-curve Diffie-Hellman."""
+        """Whether the key exchange is ephemeral elliptic-curve Diffie-Hellman
+        (worked out once per suite: asked twice per handshake)."""
         return self.key_exchange.startswith("ECDHE")
 
     def __str__(self) -> str:

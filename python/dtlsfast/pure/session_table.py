@@ -30,6 +30,7 @@ from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
 from dtlsfast.pure.replay_window import ReplayWindow
 
 APPLICATION_DATA = 23
+ALERT = 21
 #: Largest record plaintext (RFC 5246 §6.2.1): a record that would open to
 #: more goes to Python, which answers it with record_overflow.
 MAX_PLAINTEXT_LENGTH = 1 << 14
@@ -408,6 +409,23 @@ class SessionTable:
             else:
                 bad_auth += 1
         return plaintexts, replayed, bad_auth, replies
+
+    def open_alert(self, session_id: int, datagram: bytes) -> bytes | str | None:
+        session = self._sessions.get(uint(session_id, "session_id", _U64))
+        if session is None or session.read_cid:
+            return None
+        records = parse_records(datagram)
+        if len(records) != 1 or RECORD_HEADER_LENGTH + len(records[0][4]) != len(datagram):
+            return None
+        ctype, version, epoch, _seq, fragment = records[0]
+        if (
+            ctype != ALERT
+            or epoch != session.read_epoch
+            or version >> 8 != 0xFE
+            or len(fragment) > MAX_PLAINTEXT_LENGTH + session.read.overhead
+        ):
+            return None
+        return self._open(session, *records[0])
 
     def open_batch(
         self, batch: Iterable[object]
