@@ -8,6 +8,7 @@ and ``trusted_public_keys`` is the set of peer keys accepted.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from dtlsfast.handshake.certificates import (
     load_trust_roots,
     normalize_public_key,
 )
+from dtlsfast.handshake.client_hello_plan import ClientHelloPlan, client_hello_plan
 from dtlsfast.handshake.ecdhe import SUPPORTED_GROUPS
 from dtlsfast.handshake.signatures import SigningKey, VerifyingKey
 from dtlsfast.handshake.suites import (
@@ -167,6 +169,19 @@ class DtlsConfiguration:
     """Client side: ask for a session ticket (RFC 5077 §3.2, an empty
     session_ticket extension) so that the session can be resumed."""
     extra: dict[str, object] = field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Whatever is worked out once per configuration (client_hello_plan)
+        # is forgotten when a field changes: nothing in dtlsfast changes one
+        # after __post_init__, but a caller may.
+        object.__setattr__(self, name, value)
+        self.__dict__.pop("client_hello_plan", None)
+
+    @functools.cached_property
+    def client_hello_plan(self) -> ClientHelloPlan:
+        """Client side: what every ClientHello of this configuration carries
+        (suites and extensions, encoded), worked out on first use and kept."""
+        return client_hello_plan(self)
 
     @property
     def has_certificate(self) -> bool:

@@ -85,7 +85,6 @@ from dtlsfast.handshake import extensions as ext
 from dtlsfast.handshake.cert_types import (
     CertificateType,
     choose_certificate_type,
-    encode_certificate_types,
 )
 from dtlsfast.handshake.certificates import (
     ECDSA_SIGN,
@@ -135,7 +134,6 @@ from dtlsfast.resumption.saved_session import SavedSession
 from dtlsfast.settled_connection import FINAL_FLIGHT_LIFETIME, SettledConnection
 
 if TYPE_CHECKING:
-    from dtlsfast._core import ParsedServerHello
     from dtlsfast.store.records import SessionRecord
 
 #: A client's ClientHello fields, kept to send it again with the cookie:
@@ -163,6 +161,9 @@ EPOCH0_SEQUENCE_RESERVE = 1 << 32
 #: Finished: four) number from the hello's message_seq on, which is 16 bits
 #: (RFC 6347 §4.2.2): a hello above this leaves no room for them.
 MAX_HELLO_MESSAGE_SEQ = 0xFFFF - 6
+_tuple_new = tuple.__new__
+_HANDSHAKE = ContentType.HANDSHAKE
+
 #: RFC 6347 §4.2.4: an implementation answers a retransmitted flight with its
 #: own; dtlsfast sends at most this many bytes for every byte the peer sent
 #: since our flight last went out (the anti-amplification factor of QUIC,
@@ -204,6 +205,16 @@ _AWAITING_FINISHED = frozenset(
 _PEER_IN_NEW_EPOCH = frozenset(
     {State.CLIENT_WAIT_FINISHED, State.SERVER_WAIT_FINISHED, State.ESTABLISHED}
 )
+#: The states and types the per-record path compares with, as module
+#: globals: an Enum attribute costs a class attribute lookup each time.
+_SERVER_LISTEN = State.SERVER_LISTEN
+_ESTABLISHED = State.ESTABLISHED
+_CLOSED = State.CLOSED
+_CLOSED_OR_ESTABLISHED = frozenset({State.CLOSED, State.ESTABLISHED})
+_CLIENT_HELLO = HandshakeType.CLIENT_HELLO
+#: A clean close's event, one for all (events are frozen).
+_CLOSED_CLEANLY = ConnectionClosed(None)
+_FINISHED = HandshakeType.FINISHED
 
 
 class _Abort(Exception):
@@ -243,6 +254,7 @@ class DtlsConnection:
         "_flight",
         "_flight_bytes",
         "_flight_open",
+        "_hello_body",
         "_hello_hint",
         "_hello_verify_count",
         "_identity_hint",
@@ -275,6 +287,7 @@ class DtlsConnection:
         "_transcript",
         "_triggered_at",
         "_unknown_identity",
+        "_unoffered",
         "cipher_suite",
         "config",
         "connection_id",
@@ -466,55 +479,24 @@ class DtlsConnection:
         """Start the handshake (client only): queue the first ClientHello."""
         if self.state is not State.CLIENT_START:
             raise LocalProtocolError("connect() is for a new client connection only")
+        plan = self.config.client_hello_plan
         random = hello_random()
         self._client_random = random
-        extensions: list[tuple[int, bytes]] = [
-            (ExtensionType.EXTENDED_MASTER_SECRET, b""),
-            (ExtensionType.RENEGOTIATION_INFO, ext.encode_renegotiation_info()),
-        ]
-        if any(suite.uses_ecdhe for suite in self.config.cipher_suites):
-            extensions += [
-                (ExtensionType.SUPPORTED_GROUPS, ext.encode_supported_groups(self.config.groups)),
-                (ExtensionType.EC_POINT_FORMATS, ext.encode_ec_point_formats()),
-            ]
-        if any(suite.key_exchange == "ECDHE_ECDSA" for suite in self.config.cipher_suites):
-            extensions.append(
-                (
-                    ExtensionType.SIGNATURE_ALGORITHMS,
-                    ext.encode_signature_algorithms(OFFERED_SCHEMES),
-                )
-            )
-            # RFC 7250 §4.1: offer other types than X.509 only when we have them.
-            peer_types = self.config.peer_certificate_types
-            if peer_types != (CertificateType.X509,):
-                extensions.append(
-                    (ExtensionType.SERVER_CERTIFICATE_TYPE, encode_certificate_types(peer_types))
-                )
-            own_types = self.config.own_certificate_types
-            if CertificateType.RAW_PUBLIC_KEY in own_types:
-                self._offered_client_types = list(own_types)
-                extensions.append(
-                    (ExtensionType.CLIENT_CERTIFICATE_TYPE, encode_certificate_types(own_types))
-                )
-        if self._offered_cid is not None:
-            extensions.append(
-                (ExtensionType.CONNECTION_ID, ext.encode_connection_id(self._offered_cid))
-            )
-        if self.config.server_name and not _is_ip_literal(self.config.server_name):
-            extensions.insert(
-                0, (ExtensionType.SERVER_NAME, ext.encode_server_name(self.config.server_name))
-            )
+        extensions = [*plan.extensions]
+        if plan.offered_client_types is not None:
+            self._offered_client_types = list(plan.offered_client_types)
+        cid = self._offered_cid
+        if cid is not None:
+            extensions.append((ExtensionType.CONNECTION_ID, ext.encode_connection_id(cid)))
         session_id, ticket_extensions = abbreviated.client_hello_session(self)
         extensions += ticket_extensions
-        self._client_hello = (
-            random,
-            session_id,
-            tuple(s.code for s in self.config.cipher_suites),
-            extensions,
+        self._client_hello = (random, session_id, plan.suite_codes, extensions)
+        self._offered_extensions, self._unoffered = plan.offered(
+            extensions, (cid is not None, len(ticket_extensions))
         )
-        self._offered_extensions = frozenset(t for t, _ in extensions)
         self.state = State.CLIENT_WAIT_SERVER_HELLO
         self._transcript.reset()
+        self._hello_body: tuple[_ClientHelloFields, bytes] | None = None
         self._queue_client_hello(b"")
         self._send_flight(now, expect_reply=True)
 
@@ -537,7 +519,7 @@ class DtlsConnection:
         try:
             for record in self.records.receive(data):
                 self._handle_record(record, now)
-                if self.state is State.CLOSED:
+                if self.state is _CLOSED:
                     return
         except _Abort as abort:
             self._fail(abort.alert, str(abort))
@@ -560,7 +542,8 @@ class DtlsConnection:
             # bad_record_mac; a forger cannot add a record to that datagram.
             self._fail(AlertDescription.BAD_RECORD_MAC, self._finished_failed())
             return
-        self._answer_peer_retransmission(now)
+        if self._peer_repeated:
+            self._answer_peer_retransmission(now)
 
     def _finished_failed(self) -> str:
         """What to say when the peer's protected records do not open."""
@@ -845,8 +828,8 @@ class DtlsConnection:
                 f"the peer sent a record of {len(record.payload)} bytes of plaintext; "
                 f"RFC 5246 §6.2.1 allows at most {MAX_PLAINTEXT}",
             )
-        if ctype == ContentType.HANDSHAKE:
-            if self.state is State.ESTABLISHED and record.epoch == 0:
+        if ctype == _HANDSHAKE:
+            if self.state is _ESTABLISHED and record.epoch == 0:
                 # Unauthenticated: only good for spotting a retransmitted
                 # flight; anything malformed is dropped, never alerted.
                 try:
@@ -875,7 +858,7 @@ class DtlsConnection:
     def _handle_handshake_record(self, record: Record, now: float) -> None:
         fragments = self._backend.parse_handshake_fragments(record.payload)
         for msg_type, _length, message_seq, _offset, _fragment_length, piece in fragments:
-            if self.state is State.SERVER_LISTEN and msg_type == HandshakeType.CLIENT_HELLO:
+            if self.state is _SERVER_LISTEN and msg_type == _CLIENT_HELLO:
                 if (
                     record.sequence_number > MAX_SEQUENCE_NUMBER - EPOCH0_SEQUENCE_RESERVE
                     or message_seq > MAX_HELLO_MESSAGE_SEQ
@@ -892,10 +875,10 @@ class DtlsConnection:
                 if self._peer_trigger == (record.epoch, piece):
                     self._peer_repeated = True
                     self.counters["peer_retransmissions"] += 1
-                elif self.state is State.ESTABLISHED and record.epoch > 0:
+                elif self.state is _ESTABLISHED and record.epoch > 0:
                     self._refuse_renegotiation(msg_type)
                 continue
-            if self.state is State.ESTABLISHED:
+            if self.state is _ESTABLISHED:
                 if record.epoch == 0:
                     self.records.drops["unexpected_handshake"] += 1
                 else:
@@ -903,7 +886,7 @@ class DtlsConnection:
                 continue
             for message in self._reassembler.push(piece):
                 self._handle_message(bytes(message), record.epoch, now)
-                if self.state in (State.CLOSED, State.ESTABLISHED):
+                if self.state in _CLOSED_OR_ESTABLISHED:
                     break
 
     def _answer_peer_retransmission(self, now: float) -> None:
@@ -934,11 +917,11 @@ class DtlsConnection:
                 AlertDescription.UNEXPECTED_MESSAGE,
                 f"unexpected handshake message {msg_type} in state {self.state.value}",
             )
-        if msg_type == HandshakeType.FINISHED and epoch != self.records.read_epoch:
+        if msg_type == _FINISHED and epoch != self.records.read_epoch:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "Finished outside the new epoch")
         handler(self, message[12:], message)
         if self._flight_open:
-            self._send_flight(now, expect_reply=self.state is not State.ESTABLISHED)
+            self._send_flight(now, expect_reply=self.state is not _ESTABLISHED)
 
     def _handle_change_cipher_spec(self, record: Record, now: float) -> None:
         if self.state not in (
@@ -992,8 +975,9 @@ class DtlsConnection:
         of the backend take it), and add it to the transcript."""
         self._send_seq += 1
         self._transcript.add(message)
+        # FlightItem(...) without its Python-level __new__ (one per message).
         self._flight_open.append(
-            FlightItem(self.records.write_epoch, ContentType.HANDSHAKE, message)
+            _tuple_new(FlightItem, (self.records.write_epoch, _HANDSHAKE, message))
         )
 
     def _queue_change_cipher_spec(self) -> None:
@@ -1021,8 +1005,12 @@ class DtlsConnection:
 
     def _send_alert(self, level: int, description: int) -> None:
         # Past the last sequence number nothing can be sent, not even an alert.
-        with contextlib.suppress(DtlsError):
+        # try/except rather than contextlib.suppress: no context manager
+        # object per alert (every client handshake ends with close_notify).
+        try:  # noqa: SIM105
             self._out.append(self.records.seal(ContentType.ALERT, encode_alert(level, description)))
+        except DtlsError:
+            pass
 
     def _fail(self, alert: int, message: str) -> None:
         self._send_alert(AlertLevel.FATAL, alert)
@@ -1034,7 +1022,7 @@ class DtlsConnection:
         self.state = State.CLOSED
         self._timer_at = None
         self._flight = []
-        self._push_event(ConnectionClosed(error))
+        self._push_event(_CLOSED_CLEANLY if error is None else ConnectionClosed(error))
 
     def _push_event(self, event: Event) -> None:
         if len(self._events) >= MAX_EVENTS and isinstance(event, ApplicationDataReceived):
@@ -1076,9 +1064,12 @@ class DtlsConnection:
             if self.config.is_client:
                 assert self.config.psk is not None
                 psk = self.config.psk[1]
+                if self._ecdh_secret is None:  # plain PSK: the same every time
+                    premaster = self.config.client_hello_plan.psk_premaster(psk)
+                else:
+                    premaster = psk_premaster_secret(psk, self._ecdh_secret)
             else:
-                psk = self._psk
-            premaster = psk_premaster_secret(psk, self._ecdh_secret)
+                premaster = psk_premaster_secret(self._psk, self._ecdh_secret)
         session_hash = (
             self._transcript.digest(suite.prf_hash) if self.extended_master_secret else None
         )
@@ -1134,13 +1125,24 @@ class DtlsConnection:
     # ------------------------------------------------------------- client
 
     def _queue_client_hello(self, cookie: bytes) -> None:
-        assert self._client_hello is not None
-        random, session_id, suites, extensions = self._client_hello
-        self._queue_message(
-            self._backend.encode_client_hello(
-                self._send_seq, DTLS_1_2, random, session_id, cookie, suites, b"\x00", extensions
-            )
+        fields = self._client_hello
+        assert fields is not None
+        random, session_id, suites, extensions = fields
+        first = self._hello_body
+        if first is not None and first[0] is fields and len(cookie) <= 0xFF:
+            # The hello again with the cookie (RFC 6347 §4.2.1), from the same
+            # fields: the first one's body with the cookie spliced in after
+            # the session_id (version 2, random 32, session_id<0..32>, cookie<0..255>).
+            at = 35 + len(session_id)
+            body = first[1][:at] + bytes((len(cookie),)) + cookie + first[1][at + 1 :]
+            self._queue_handshake(HandshakeType.CLIENT_HELLO, body)
+            return
+        message = self._backend.encode_client_hello(
+            self._send_seq, DTLS_1_2, random, session_id, cookie, suites, b"\x00", extensions
         )
+        self._queue_message(message)
+        if not cookie:
+            self._hello_body = (fields, message[12:])
 
     def _client_on_hello_verify_request(self, body: bytes, message: bytes) -> None:
         _version, cookie = self._backend.decode_hello_verify_request(body)
@@ -1157,6 +1159,7 @@ class DtlsConnection:
         self._queue_client_hello(cookie)
 
     def _client_on_server_hello(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         hello = self._backend.decode_server_hello(body)
         if hello.server_version != DTLS_1_2:
             raise _Abort(
@@ -1168,13 +1171,12 @@ class DtlsConnection:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "server chose a suite not offered")
         if hello.compression_method != 0:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, "server chose compression")
-        offered = self._offered_extensions
-        for ext_type in _server_hello_extensions(hello):
-            if ext_type not in offered:
-                raise _Abort(
-                    AlertDescription.UNSUPPORTED_EXTENSION,
-                    f"server sent extension {ext_type} that was not offered",
-                )
+        unoffered = self._unoffered(hello)
+        if unoffered is not None:
+            raise _Abort(
+                AlertDescription.UNSUPPORTED_EXTENSION,
+                f"server sent extension {unoffered} that was not offered",
+            )
         reneg = hello.renegotiation_info
         if reneg is not None and reneg != b"":
             raise _Abort(AlertDescription.HANDSHAKE_FAILURE, "bad renegotiation_info")
@@ -1241,6 +1243,7 @@ class DtlsConnection:
             self._client_certificate_type = CertificateType(client_type)
 
     def _client_on_server_key_exchange(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         assert self.cipher_suite is not None
         self._server_key_exchange_seen = True
         if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
@@ -1267,6 +1270,7 @@ class DtlsConnection:
             raise _Abort(AlertDescription.ILLEGAL_PARAMETER, str(exc)) from None
 
     def _client_on_server_hello_done(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         self._backend.decode_server_hello_done(body)
         assert self.cipher_suite is not None
         if self.cipher_suite.key_exchange == "ECDHE_ECDSA":
@@ -1302,6 +1306,7 @@ class DtlsConnection:
     # -- client, certificate suites (RFC 8422 §5, RFC 5246 §7.4.2-7.4.8) --
 
     def _client_on_certificate(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         assert self.cipher_suite is not None
         if self.cipher_suite.key_exchange != "ECDHE_ECDSA" or self.peer_public_key is not None:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected Certificate")
@@ -1377,6 +1382,7 @@ class DtlsConnection:
         self._ecdh_secret = self._exchange(exchange.public)
 
     def _client_on_certificate_request(self, body: bytes, message: bytes) -> None:
+        self._transcript.add(message)  # before anything can fail
         if not self._server_key_exchange_seen or self._certificate_requested:
             raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected CertificateRequest")
         request = CertificateRequest.decode(body)
@@ -1755,41 +1761,36 @@ class DtlsConnection:
         self._complete()
 
 
-def _transcript_adding(handler: Handler) -> Handler:
-    """Wrap a handler so the message joins the transcript before it runs."""
-
-    def wrapped(conn: DtlsConnection, body: bytes, message: bytes) -> None:
-        conn._transcript.add(message)
-        handler(conn, body, message)
-
-    return wrapped
-
-
 _TRANSITIONS: dict[tuple[State, int], Handler] = {
     (State.CLIENT_WAIT_SERVER_HELLO, HandshakeType.HELLO_VERIFY_REQUEST): (
         DtlsConnection._client_on_hello_verify_request
     ),
-    (State.CLIENT_WAIT_SERVER_HELLO, HandshakeType.SERVER_HELLO): _transcript_adding(
-        DtlsConnection._client_on_server_hello
-    ),
-    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.SERVER_KEY_EXCHANGE): _transcript_adding(
-        DtlsConnection._client_on_server_key_exchange
-    ),
-    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.CERTIFICATE): _transcript_adding(
-        DtlsConnection._client_on_certificate
-    ),
-    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.CERTIFICATE_REQUEST): _transcript_adding(
-        DtlsConnection._client_on_certificate_request
-    ),
+    (
+        State.CLIENT_WAIT_SERVER_HELLO,
+        HandshakeType.SERVER_HELLO,
+    ): DtlsConnection._client_on_server_hello,
+    (
+        State.CLIENT_WAIT_SERVER_HELLO_DONE,
+        HandshakeType.SERVER_KEY_EXCHANGE,
+    ): DtlsConnection._client_on_server_key_exchange,
+    (
+        State.CLIENT_WAIT_SERVER_HELLO_DONE,
+        HandshakeType.CERTIFICATE,
+    ): DtlsConnection._client_on_certificate,
+    (
+        State.CLIENT_WAIT_SERVER_HELLO_DONE,
+        HandshakeType.CERTIFICATE_REQUEST,
+    ): DtlsConnection._client_on_certificate_request,
     (State.SERVER_WAIT_CLIENT_KEY_EXCHANGE, HandshakeType.CERTIFICATE): (
         DtlsConnection._server_on_client_certificate
     ),
     (State.SERVER_WAIT_CERTIFICATE_VERIFY, HandshakeType.CERTIFICATE_VERIFY): (
         DtlsConnection._server_on_certificate_verify
     ),
-    (State.CLIENT_WAIT_SERVER_HELLO_DONE, HandshakeType.SERVER_HELLO_DONE): _transcript_adding(
-        DtlsConnection._client_on_server_hello_done
-    ),
+    (
+        State.CLIENT_WAIT_SERVER_HELLO_DONE,
+        HandshakeType.SERVER_HELLO_DONE,
+    ): DtlsConnection._client_on_server_hello_done,
     (State.CLIENT_WAIT_FINISHED, HandshakeType.FINISHED): DtlsConnection._client_on_finished,
     (State.CLIENT_WAIT_CHANGE_CIPHER_SPEC, HandshakeType.NEW_SESSION_TICKET): (
         abbreviated.client_on_new_session_ticket
@@ -1806,26 +1807,6 @@ _TRANSITIONS: dict[tuple[State, int], Handler] = {
 #: The elliptic curve groups of RFC 8422 §5.1.1 (secp256r1, secp384r1,
 #: secp521r1, x25519, x448): a client offering one must accept uncompressed points.
 _EC_GROUPS = frozenset({23, 24, 25, 29, 30})
-
-
-def _server_hello_extensions(hello: ParsedServerHello) -> list[int]:
-    """The types of the extensions a decoded ServerHello carries, known
-    and unknown: each must answer one we offered (RFC 5246 §7.4.1.4)."""
-    present = [t for t, _ in hello.other_extensions]
-    for ext_type, value in (
-        (ExtensionType.RENEGOTIATION_INFO, hello.renegotiation_info),
-        (ExtensionType.EXTENDED_MASTER_SECRET, hello.extended_master_secret or None),
-        (ExtensionType.EC_POINT_FORMATS, hello.ec_point_formats),
-        (ExtensionType.RECORD_SIZE_LIMIT, hello.record_size_limit),
-        (ExtensionType.CONNECTION_ID, hello.connection_id),
-        (ExtensionType.SESSION_TICKET, hello.session_ticket),
-        (ExtensionType.SERVER_CERTIFICATE_TYPE, hello.server_certificate_type),
-        (ExtensionType.CLIENT_CERTIFICATE_TYPE, hello.client_certificate_type),
-        (ExtensionType.SERVER_NAME, hello.server_name or None),
-    ):
-        if value is not None:
-            present.append(ext_type)
-    return present
 
 
 @functools.lru_cache(maxsize=16)
@@ -1850,16 +1831,3 @@ def _type_names(types: Sequence[int] | None) -> str:
         CertificateType.RAW_PUBLIC_KEY: "RawPublicKey",
     }
     return "[" + ", ".join(names.get(t, str(t)) for t in (types or [0])) + "]"
-
-
-@functools.lru_cache(maxsize=64)
-def _is_ip_literal(name: str) -> bool:
-    """Whether ``name`` is an address (no server_name for it, RFC 6066 §3);
-    cached: a client names the same server handshake after handshake."""
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True

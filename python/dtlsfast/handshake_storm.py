@@ -145,7 +145,7 @@ class HandshakeStorm:
             when = conn.get_timer()
             if when is not None and when <= now:
                 conn.handle_timer(now)
-                self._pump(slot, conn)
+                self._pump(slot, conn, now)
 
     def close(self) -> None:
         """Stop: every socket closed, handshakes in flight abandoned."""
@@ -188,8 +188,9 @@ class HandshakeStorm:
         slot.handshakes += 1
         slot.fresh = True
         self._active[slot.fd] = slot
-        conn.connect(self._loop.time())
-        self._pump(slot, conn)
+        now = self._loop.time()
+        conn.connect(now)
+        self._pump(slot, conn, now)
 
     def _retry(self, index: int) -> None:
         self._waiting += 1
@@ -239,18 +240,19 @@ class HandshakeStorm:
                     self.stale += 1
                     continue
                 slot.fresh = False
-            conn.receive_datagram(data, self._loop.time())
-            sent = self._pump(slot, conn)
+            now = self._loop.time()
+            conn.receive_datagram(data, now)
+            sent = self._pump(slot, conn, now)
             if sent:
                 # A flight went out (or the handshake is over): the server's
                 # flight is whole, its answer is not here yet. Level-triggered,
                 # the set reports anything else that is.
                 return
 
-    def _pump(self, slot: _Slot, conn: DtlsConnection) -> bool:
+    def _pump(self, slot: _Slot, conn: DtlsConnection, now: float) -> bool:
         """Send what the connection has, act on its events; True if a flight
-        went out or the handshake is over."""
-        datagrams = conn.datagrams_to_send(self._loop.time())
+        went out or the handshake is over. ``now``: the loop's time."""
+        datagrams = conn.datagrams_to_send(now)
         if datagrams:
             send = slot.sock.send
             for datagram in datagrams:
@@ -263,7 +265,7 @@ class HandshakeStorm:
                     return True
         while (event := conn.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
-                self._completed(slot, conn)
+                self._completed(slot, conn, now)
                 return True
             if isinstance(event, ConnectionClosed):
                 error = event.error or HandshakeError("closed during the handshake")
@@ -271,7 +273,7 @@ class HandshakeStorm:
                 return True
         return bool(datagrams)
 
-    def _completed(self, slot: _Slot, conn: DtlsConnection) -> None:
+    def _completed(self, slot: _Slot, conn: DtlsConnection, now: float) -> None:
         finished = time.perf_counter()
         latency = finished - slot.started
         if finished <= self._end:
@@ -282,14 +284,14 @@ class HandshakeStorm:
         if self._resume:
             self._saved[slot.index] = conn.resumption
         conn.close()  # close_notify, so that the server frees the session
-        for datagram in conn.datagrams_to_send(self._loop.time()):
+        for datagram in conn.datagrams_to_send(now):
             try:
                 slot.sock.send(datagram)
             except OSError:
                 break
         del self._active[slot.fd]
         slot.conn = None
-        if latency < self._reuse_within and not conn.counters["retransmissions"]:
+        if latency < self._reuse_within and not conn.counters.get("retransmissions"):
             self._start(slot.index, slot)
         else:
             self._retire(slot)

@@ -98,6 +98,10 @@ class Record(NamedTuple):
     payload: bytes
 
 
+#: Record(...) without the Python-level __new__ of a NamedTuple (one per record).
+_tuple_new = tuple.__new__
+
+
 @dataclass(slots=True)
 class RecordLayer:
     """The read and write states of one connection.
@@ -266,11 +270,18 @@ class RecordLayer:
         :func:`dtlsfast.flight.pack_flight`. The write sequence numbers of the
         epochs used advance; on an error none does."""
         states = self._write
-        writers = [(epoch, w.cipher, w.next_sequence, w.cid) for epoch, w in states.items()]
-        datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writers)
-        for state, sequence in zip(states.values(), sequences, strict=True):
-            state.next_sequence = sequence
-        return list(datagrams)
+        if len(states) == 1:
+            # Epoch 0 alone (a hello flight): no comprehension, no zip.
+            ((epoch, state),) = states.items()
+            writer = [(epoch, state.cipher, state.next_sequence, state.cid)]
+            datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writer)
+            (state.next_sequence,) = sequences
+        else:
+            writers = [(epoch, w.cipher, w.next_sequence, w.cid) for epoch, w in states.items()]
+            datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writers)
+            for state, sequence in zip(states.values(), sequences, strict=True):
+                state.next_sequence = sequence
+        return datagrams if datagrams.__class__ is list else list(datagrams)
 
     def next_write_sequence(self, epoch: int) -> int:
         """The sequence number the next record of ``epoch`` gets."""
@@ -302,7 +313,7 @@ class RecordLayer:
             if epoch == 0 and content_type != TLS12_CID and 0 in read:
                 # Plaintext epoch 0 (the handshake's first flights): what
                 # _open_one would do, without the call.
-                yield Record(content_type, 0, seq, fragment)
+                yield _tuple_new(Record, (content_type, 0, seq, fragment))
                 continue
             if epoch == self.read_epoch + 1 and self.has_pending_read:
                 if len(self._future) < MAX_FUTURE_RECORDS:
@@ -349,4 +360,4 @@ class RecordLayer:
         if (epoch, seq) > self.newest:
             self.newest = (epoch, seq)
             self.advances += 1
-        return Record(content_type, epoch, seq, bytes(plaintext))
+        return _tuple_new(Record, (content_type, epoch, seq, bytes(plaintext)))

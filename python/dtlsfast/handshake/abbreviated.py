@@ -238,14 +238,16 @@ def client_resumes(conn: DtlsConnection, session_id: bytes, ticket_extension: bo
     RFC 5077 §3.4). Installs its keys and waits for the server's
     ChangeCipherSpec. False: a full handshake, which issues a ticket if
     the server sent the session_ticket extension."""
-    from dtlsfast.connection import State, _Abort
-
     conn._ticket_promised = ticket_extension
     offer = conn._offer
     offered = conn._session_id
     if offer is None or not session_id or session_id != offered:
         conn._session_id = session_id
         return False
+    # Imported here, past the full handshake's return: an import statement
+    # costs about a microsecond even when the module is loaded.
+    from dtlsfast.connection import State, _Abort
+
     state = offer.state
     assert conn.cipher_suite is not None
     if conn.cipher_suite.code != state.cipher_suite:
@@ -265,9 +267,9 @@ def client_resumes(conn: DtlsConnection, session_id: bytes, ticket_extension: bo
 
 
 def client_on_new_session_ticket(conn: DtlsConnection, body: bytes, message: bytes) -> None:
-    from dtlsfast.connection import _Abort
-
     if not conn._ticket_promised or conn._new_ticket is not None:
+        from dtlsfast.connection import _Abort
+
         raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected NewSessionTicket")
     hint, ticket = decode_new_session_ticket(body)
     conn._transcript.add(message)

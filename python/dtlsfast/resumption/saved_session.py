@@ -56,6 +56,10 @@ class SavedSession:
 def decode_new_session_ticket(body: bytes) -> tuple[int, bytes]:
     """``(ticket_lifetime_hint, ticket)`` of a NewSessionTicket body (RFC
     5077 §3.3); DecodeError if malformed."""
+    if len(body) >= 6 and int.from_bytes(body[4:6], "big") == len(body) - 6:
+        # Well formed (what the reader below accepts), read without it: a
+        # client reads one per full handshake.
+        return int.from_bytes(body[:4], "big"), body[6:]
     reader = ByteReader(body, 0, "a NewSessionTicket")
     hint = int.from_bytes(reader.take(4), "big")
     ticket = reader.vector(2)
