@@ -87,7 +87,8 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
     conn.cipher_suite = suite
     conn.extended_master_secret = state.extended_master_secret
     conn.psk_identity = state.psk_identity
-    restore_peer(conn, state)
+    if state.peer_public_key is not None or state.peer_certificate_type is not None:
+        restore_peer(conn, state)  # not for a PSK session
     conn._resumed = found.via
     conn._session_id = hello.session_id
     conn._ticket_promised = found.renew_ticket
