@@ -99,3 +99,54 @@ def test_rfc_7627_section_5_3_on_the_client() -> None:
     assert client_refusal(with_ems, server_sent_ems=False) is not None
     assert client_refusal(without, server_sent_ems=True) is not None
     assert ResumptionFailure.EMS_MISSING.counter == "resumption_refused_ems_missing"
+
+
+psk_states = st.builds(
+    ResumptionState,
+    master_secret=st.binary(min_size=48, max_size=48),
+    cipher_suite=st.integers(0, 0xFFFF),
+    extended_master_secret=st.booleans(),
+    created=st.integers(0, 2**40),
+    lifetime=st.integers(0, 7 * 24 * 3600),
+    psk_identity=st.binary(max_size=1024),
+    version=st.integers(0, 0xFFFF),
+)
+
+
+@given(psk_states)
+def test_a_psk_state_has_the_documented_layout(state: ResumptionState) -> None:
+    # The one-pack path for PSK sessions writes the general layout:
+    # format(1) version(2) suite(2) flags(1) created(8) lifetime(4)
+    # master(48) identity<2> chain_count(1) = 0.
+    identity = state.psk_identity
+    assert identity is not None
+    flags = 2 | (1 if state.extended_master_secret else 0)
+    expected = (
+        bytes([1])
+        + state.version.to_bytes(2, "big")
+        + state.cipher_suite.to_bytes(2, "big")
+        + bytes([flags])
+        + state.created.to_bytes(8, "big")
+        + state.lifetime.to_bytes(4, "big")
+        + state.master_secret
+        + len(identity).to_bytes(2, "big")
+        + identity
+        + b"\x00"
+    )
+    assert state.encode() == expected
+    assert ResumptionState.decode(expected) == state
+
+
+def test_a_psk_state_out_of_bounds_is_a_decode_error() -> None:
+    state = ResumptionState(b"m" * 48, 0xC0A8, True, 1, 2, b"CoAP")
+    encoded = state.encode()
+    with pytest.raises(DecodeError):
+        ResumptionState.decode(encoded[:-1] + b"\x01")  # a chain count with no chain
+    too_long = bytearray(ResumptionState(b"m" * 48, 0xC0A8, True, 1, 2, b"x" * 1024).encode())
+    too_long[67:69] = (1025).to_bytes(2, "big")
+    with pytest.raises(DecodeError):
+        ResumptionState.decode(bytes(too_long[:-1] + b"x\x00"))  # a 1025-byte identity
+    big_lifetime = bytearray(encoded)
+    big_lifetime[14:18] = (7 * 24 * 3600 + 1).to_bytes(4, "big")
+    with pytest.raises(DecodeError):
+        ResumptionState.decode(bytes(big_lifetime))

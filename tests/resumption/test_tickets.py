@@ -163,3 +163,22 @@ def test_bad_key_parameters_are_configuration_errors() -> None:
         TicketKeys(SECRET, period=1)
     with pytest.raises(ConfigurationError, match="clock_skew"):
         TicketKeys(SECRET, period=120, clock_skew=60)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.floats(0, 1e6 * PERIOD), min_size=1, max_size=20),
+    st.integers(-3, 3),
+    st.floats(0, 0.5 * PERIOD, exclude_max=True),
+)
+def test_find_accepts_exactly_the_accepted_keys_and_the_cache_stays_bounded(
+    times: list[float], offset: int, skew: float
+) -> None:
+    keys = TicketKeys(SECRET, period=PERIOD, clock_skew=skew)
+    for now in times:
+        period = keys.period_of(now)
+        name = keys.key(period + offset).name
+        accepted = [k for k in keys.accepted(now) if k.name == name]
+        assert keys.find(name, now) == (accepted[0] if accepted else None)
+        assert keys.current(now) == keys.key(period)
+        assert len(keys._cache) <= 5

@@ -82,14 +82,13 @@ def needs_peer_key(conn: DtlsConnection) -> bool:
 
 
 def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
-    from dtlsfast.connection import EMPTY_RENEGOTIATION_INFO_SCSV, MAX_PLAINTEXT
-
     state = found.state
     suite = SUITES_BY_CODE[state.cipher_suite]
     conn.cipher_suite = suite
     conn.extended_master_secret = state.extended_master_secret
     conn.psk_identity = state.psk_identity
-    restore_peer(conn, state)
+    if state.peer_public_key is not None or state.peer_certificate_type is not None:
+        restore_peer(conn, state)  # not for a PSK session
     conn._resumed = found.via
     conn._session_id = hello.session_id
     conn._ticket_promised = found.renew_ticket
@@ -98,7 +97,9 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
     if limit is not None:
         conn.peer_record_size_limit = limit  # RFC 8449 §4, as in a full handshake
     reneg = hello.renegotiation_info
-    secure_reneg = reneg is not None or EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+    secure_reneg = (
+        reneg is not None or _connection.EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+    )
     conn._queue_message(
         conn._backend.encode_server_hello(
             conn._send_seq,
@@ -108,7 +109,7 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
             suite.code,
             renegotiation_info=b"" if secure_reneg else None,
             extended_master_secret=state.extended_master_secret,
-            record_size_limit=None if limit is None else MAX_PLAINTEXT,
+            record_size_limit=None if limit is None else _connection.MAX_PLAINTEXT,
             connection_id=None if cid is None else conn._offered_cid,
             session_ticket=conn._ticket_promised,
         )
@@ -120,9 +121,7 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
     conn._queue_change_cipher_spec()
     finished = conn._finished(b"server finished")
     conn._queue_message(conn._backend.encode_finished(conn._send_seq, finished))
-    from dtlsfast.connection import State
-
-    conn.state = State.SERVER_WAIT_CHANGE_CIPHER_SPEC
+    conn.state = _connection.State.SERVER_WAIT_CHANGE_CIPHER_SPEC
 
 
 def server_finish_abbreviated(conn: DtlsConnection, body: bytes, message: bytes) -> None:
@@ -244,33 +243,27 @@ def client_resumes(conn: DtlsConnection, session_id: bytes, ticket_extension: bo
     if offer is None or not session_id or session_id != offered:
         conn._session_id = session_id
         return False
-    # Imported here, past the full handshake's return: an import statement
-    # costs about a microsecond even when the module is loaded.
-    from dtlsfast.connection import State, _Abort
-
     state = offer.state
     assert conn.cipher_suite is not None
     if conn.cipher_suite.code != state.cipher_suite:
-        raise _Abort(
+        raise _connection._Abort(
             AlertDescription.ILLEGAL_PARAMETER,
             "the server resumed our session with another cipher suite (RFC 5246 §7.4.1.3)",
         )
     problem = client_refusal(state, server_sent_ems=conn.extended_master_secret)
     if problem is not None:
-        raise _Abort(AlertDescription.HANDSHAKE_FAILURE, problem + " (RFC 7627 §5.3)")
+        raise _connection._Abort(AlertDescription.HANDSHAKE_FAILURE, problem + " (RFC 7627 §5.3)")
     conn._resumed = "ticket" if offer.ticket is not None else "session_id"
     conn.psk_identity = state.psk_identity
     conn._master = state.master_secret
     install_resumed_keys(conn)
-    conn.state = State.CLIENT_WAIT_CHANGE_CIPHER_SPEC
+    conn.state = _connection.State.CLIENT_WAIT_CHANGE_CIPHER_SPEC
     return True
 
 
 def client_on_new_session_ticket(conn: DtlsConnection, body: bytes, message: bytes) -> None:
     if not conn._ticket_promised or conn._new_ticket is not None:
-        from dtlsfast.connection import _Abort
-
-        raise _Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected NewSessionTicket")
+        raise _connection._Abort(AlertDescription.UNEXPECTED_MESSAGE, "unexpected NewSessionTicket")
     hint, ticket = decode_new_session_ticket(body)
     conn._transcript.add(message)
     # An empty ticket: the server chose not to issue one (RFC 5077 §3.3).
@@ -356,3 +349,9 @@ __all__ = [
     "server_resume",
     "session_state",
 ]
+
+# Last, for the import cycle (dtlsfast.connection imports this module and
+# reads its functions at import time): bound once here rather than by an
+# import statement inside each function, which costs about a microsecond per
+# call even with the module loaded.
+import dtlsfast.connection as _connection  # noqa: E402

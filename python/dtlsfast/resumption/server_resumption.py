@@ -46,6 +46,9 @@ from dtlsfast.resumption.session_state import (
 from dtlsfast.resumption.ticket_keys import KEY_NAME_LENGTH, TicketKeys
 from dtlsfast.resumption.tickets import TicketSealer
 
+#: The counter of a resumption, by how the session was found.
+_RESUMED_COUNTER = {"ticket": "resumed_ticket", "session_id": "resumed_session_id"}
+
 
 @dataclass(frozen=True, slots=True)
 class Resumable:
@@ -149,11 +152,12 @@ class ServerResumption:
         found: ResumptionState | ResumptionFailure | None = None
         via = ""
         renew = False
-        if ticket and self.sealer is not None:
-            found = self.sealer.open(ticket, now)
+        sealer = self.sealer
+        if ticket and sealer is not None:
+            found = sealer.open(ticket, now)
             via = "ticket"
             renew = isinstance(found, ResumptionState) and (
-                ticket[:KEY_NAME_LENGTH] != self.sealer.keys.current(now).name
+                ticket[:KEY_NAME_LENGTH] != sealer.keys.current(now).name
             )
         elif session_id and self.cache is not None:
             found = self.cache.lookup(session_id, now)
@@ -163,23 +167,22 @@ class ServerResumption:
         if isinstance(found, ResumptionState):
             found = self._check(
                 found,
-                offered_suites=offered_suites,
-                accepted_suites=accepted_suites,
-                client_offers_ems=client_offers_ems,
-                require_ems=require_ems,
-                identity_known=identity_known,
-                needs_peer_key=needs_peer_key,
+                offered_suites,
+                accepted_suites,
+                client_offers_ems,
+                require_ems,
+                identity_known,
+                needs_peer_key,
             )
         if isinstance(found, ResumptionFailure):
             self.counters[found.counter] += 1
             return None
-        self.counters[f"resumed_{via}"] += 1
+        self.counters[_RESUMED_COUNTER[via]] += 1
         return Resumable(found, via, renew)
 
     def _check(
         self,
         state: ResumptionState,
-        *,
         offered_suites: Sequence[int],
         accepted_suites: Sequence[int],
         client_offers_ems: bool,

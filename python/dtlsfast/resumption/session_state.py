@@ -34,6 +34,8 @@ _MAX_CREATED = (1 << 64) - 1
 
 # format(1) version(2) suite(2) flags(1) created(8) lifetime(4) master(48)
 _HEAD = struct.Struct(">BHHBQI48s")
+# The same, then a PSK identity's length.
+_PSK_HEAD = struct.Struct(">BHHBQI48sH")
 _FLAG_EMS = 1
 _FLAG_PSK = 2
 _FLAG_PEER_KEY = 4
@@ -148,6 +150,29 @@ class ResumptionState:
         return None
 
     def encode(self) -> bytes:
+        identity = self.psk_identity
+        if (
+            identity is not None
+            and self.peer_certificate_type is None
+            and self.peer_public_key is None
+            and not self.peer_certificates
+        ):
+            # A PSK session (every ticket a PSK gateway issues): the same
+            # bytes as below, in one pack.
+            return (
+                _PSK_HEAD.pack(
+                    STATE_FORMAT,
+                    self.version,
+                    self.cipher_suite,
+                    _FLAG_PSK | _FLAG_EMS if self.extended_master_secret else _FLAG_PSK,
+                    self.created,
+                    self.lifetime,
+                    self.master_secret,
+                    len(identity),
+                )
+                + identity
+                + b"\x00"
+            )
         flags = (
             (_FLAG_EMS if self.extended_master_secret else 0)
             | (_FLAG_PSK if self.psk_identity is not None else 0)
@@ -180,6 +205,34 @@ class ResumptionState:
     def decode(cls, data: bytes) -> ResumptionState:
         """The inverse of :meth:`encode`; DecodeError for anything else
         (StateVersionError, a DecodeError, for another format version)."""
+        if len(data) > _PSK_HEAD.size:
+            # A PSK session (most of a gateway's): head, identity, no chain,
+            # in one unpack (every abbreviated handshake). Anything else,
+            # including every malformed state, takes the general path below.
+            fmt, version, suite, flags, created, lifetime, master, length = _PSK_HEAD.unpack_from(
+                data
+            )
+            if (
+                fmt == STATE_FORMAT
+                and (flags == _FLAG_PSK or flags == _FLAG_PSK | _FLAG_EMS)
+                and len(data) == _PSK_HEAD.size + length + 1
+                and data[-1] == 0
+            ):
+                try:
+                    return cls(
+                        master,
+                        suite,
+                        flags != _FLAG_PSK,
+                        created,
+                        lifetime,
+                        data[_PSK_HEAD.size : -1],
+                        None,
+                        None,
+                        (),
+                        version,
+                    )
+                except ConfigurationError as exc:
+                    raise DecodeError(f"resumption state out of bounds: {exc}") from None
         if len(data) < _HEAD.size:
             raise DecodeError(f"a resumption state is at least {_HEAD.size} bytes")
         fmt, version, suite, flags, created, lifetime, master = _HEAD.unpack_from(data)
@@ -187,24 +240,6 @@ class ResumptionState:
             raise StateVersionError(f"resumption state format {fmt}, expected {STATE_FORMAT}")
         if flags & ~(_FLAG_EMS | _FLAG_PSK | _FLAG_PEER_KEY | _FLAG_PEER_TYPE):
             raise DecodeError("unknown flags in a resumption state")
-        if flags & ~_FLAG_EMS == _FLAG_PSK and len(data) > _HEAD.size + 2:
-            # A PSK session (most of a gateway's): head, identity, no chain,
-            # read without the general reader (every abbreviated handshake).
-            length = int.from_bytes(data[_HEAD.size : _HEAD.size + 2], "big")
-            end = _HEAD.size + 2 + length
-            if len(data) == end + 1 and data[end] == 0:
-                try:
-                    return cls(
-                        master,
-                        suite,
-                        bool(flags & _FLAG_EMS),
-                        created,
-                        lifetime,
-                        data[_HEAD.size + 2 : end],
-                        version=version,
-                    )
-                except ConfigurationError as exc:
-                    raise DecodeError(f"resumption state out of bounds: {exc}") from None
         reader = ByteReader(data, _HEAD.size, "a resumption state")
         identity = reader.vector(2) if flags & _FLAG_PSK else None
         peer_type = reader.take(1)[0] if flags & _FLAG_PEER_TYPE else None

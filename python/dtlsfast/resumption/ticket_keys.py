@@ -99,7 +99,8 @@ class TicketKeys:
 
     def current(self, now: float) -> TicketKey:
         """The key to seal new tickets under."""
-        return self.key(math.floor(now / self.period))  # period_of(now), asked per ticket
+        period = math.floor(now / self.period)  # period_of(now), asked per ticket
+        return self._cache.get(period) or self.key(period)
 
     def accepted(self, now: float) -> list[TicketKey]:
         """The keys a ticket may be sealed under now: current, previous, and
@@ -112,11 +113,23 @@ class TicketKeys:
 
     def find(self, name: bytes, now: float) -> TicketKey | None:
         """The accepted key named ``name``, or None (a foreign or retired
-        key). Every candidate is compared, in constant time."""
+        key). Every candidate is compared, in constant time.
+
+        The keys of :meth:`accepted`, read from the cache without building
+        the list (once per abbreviated handshake)."""
+        cache = self._cache
+        period = math.floor(now / self.period)
+        current = cache.get(period) or self.key(period)
+        previous = cache.get(period - 1) or self.key(period - 1)
         found = None
-        for key in self.accepted(now):
-            if hmac.compare_digest(key.name, name):
-                found = key
+        if hmac.compare_digest(current.name, name):
+            found = current
+        if hmac.compare_digest(previous.name, name):
+            found = previous
+        if math.floor((now + self.clock_skew) / self.period) > period:
+            following = self.key(period + 1)
+            if hmac.compare_digest(following.name, name):
+                found = following
         return found
 
     def __repr__(self) -> str:
