@@ -125,11 +125,7 @@ class Admission(Generic[T]):
         ``keys``: :meth:`keys` of ``addr``, if the caller has them already."""
         per_address, per_prefix = self.hello_per_address, self.hello_per_prefix
         if keys is None:
-            if len(per_address) and not per_address.has(address_key(addr), now):
-                return "hello_rate_address"
-            if len(per_prefix) and not per_prefix.has(self.keys(addr)[1], now):
-                return "hello_rate_prefix"
-            return None
+            keys = self.keys(addr)
         if len(per_address) and not per_address.has(keys[0], now):
             return "hello_rate_address"
         if len(per_prefix) and not per_prefix.has(keys[1], now):

@@ -687,6 +687,7 @@ class DtlsConnection:
             final_flight=final,
             final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
             record_size_limit=self.peer_record_size_limit,
+            session_id=self._session_id,
         )
 
     # -- the session store (dtlsfast.store) -----------------------------------

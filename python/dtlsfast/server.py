@@ -995,7 +995,6 @@ class DtlsServer(asyncio.DatagramProtocol):
         full.discard_handshake_buffers()
         # The slim connection carries on; the handshake's state goes with `full`.
         settled = full.settle_into(self._table, table_id, now, final=final)
-        settled.session_id = full._session_id  # for RFC 5246 §7.2 (_invalidate_session)
         peer.conn = peer.session._conn = settled
         peer.table_id = table_id
         peer.started = _SETTLED  # the handshake's start time is no use any more: one float less

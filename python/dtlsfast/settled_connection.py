@@ -162,9 +162,11 @@ class SettledConnection:
         final_flight: tuple[int, list[bytes]] | None = None,
         final_flight_until: float = float("inf"),
         record_size_limit: int | None = None,
+        session_id: bytes = b"",
     ) -> None:
         """``connection_ids``: (the CID records to us carry, the one ours
-        carry), as the table has them. ``final_flight``: (the next write
+        carry), as the table has them. ``session_id``: the session_id it may
+        be resumed by (RFC 5246 §7.4.1.2). ``final_flight``: (the next write
         sequence number of the epoch before the table's, our last flight's
         handshake messages: those of that epoch, then the Finished): the
         flight is packed again from it, the ChangeCipherSpec before the
@@ -213,9 +215,9 @@ class SettledConnection:
         if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:
             self._peer_auth = (peer_certificates, peer_public_key, peer_certificate_type)
         self.closed = False
-        self.session_id = b""
-        """The session_id it may be resumed by (RFC 5246 §7.4.1.2), so that
-        a fatal alert can make it non-resumable (§7.2); set by the server."""
+        self.session_id = session_id
+        """The session_id it may be resumed by, so that a fatal alert can
+        make it non-resumable (RFC 5246 §7.2)."""
         self._out: list[bytes] | None = None
         self._events: list[Event] | None = None
         self._drops: Counter[str] | None = None

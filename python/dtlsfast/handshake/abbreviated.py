@@ -87,8 +87,7 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
     conn.cipher_suite = suite
     conn.extended_master_secret = state.extended_master_secret
     conn.psk_identity = state.psk_identity
-    if state.peer_public_key is not None or state.peer_certificate_type is not None:
-        restore_peer(conn, state)  # not for a PSK session
+    restore_peer(conn, state)
     conn._resumed = found.via
     conn._session_id = hello.session_id
     conn._ticket_promised = found.renew_ticket
@@ -162,15 +161,6 @@ def session_state(conn: DtlsConnection) -> ResumptionState | None:
     resumption = conn.config.resumption
     assert resumption is not None and conn.cipher_suite is not None
     try:
-        if (
-            conn.peer_public_key is None
-            and conn.peer_certificate_type is None
-            and not conn.peer_certificates
-        ):
-            # A PSK session (most of a gateway's): no key or chain to convert.
-            return resumption.state_for(
-                conn._master, conn.cipher_suite.code, conn.extended_master_secret, conn.psk_identity
-            )
         spki = None
         if conn.peer_public_key is not None:
             spki = conn.peer_public_key.public_bytes(

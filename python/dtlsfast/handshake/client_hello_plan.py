@@ -13,7 +13,6 @@ session ID (RFC 5077, RFC 5246 §7.3) change from one connection to the next.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Hashable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -152,18 +151,6 @@ def client_hello_plan(config: DtlsConfiguration) -> ClientHelloPlan:
                 (ExtensionType.CLIENT_CERTIFICATE_TYPE, encode_certificate_types(own_types))
             )
     name = config.server_name
-    if name and not is_ip_literal(name):
+    if name and not ext.is_ip_literal(name):
         extensions.insert(0, (ExtensionType.SERVER_NAME, ext.encode_server_name(name)))
     return ClientHelloPlan(tuple(s.code for s in suites), tuple(extensions), offered_client_types)
-
-
-@functools.lru_cache(maxsize=64)
-def is_ip_literal(name: str) -> bool:
-    """Whether ``name`` is an address (no server_name for it, RFC 6066 §3)."""
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
