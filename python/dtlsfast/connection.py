@@ -576,22 +576,10 @@ class DtlsConnection:
     def settled(self) -> bool:
         """Established with nothing of the handshake left to wait for (no
         timer, no pending epoch) and our last flight, if still owed, in a
-        form the slim connection can send again (:meth:`_final_flight`): the
-        record state may move to a session table, right after the handshake
-        (:meth:`settle_into`)."""
+        form the slim connection can send again (:meth:`settled_final_flight`):
+        the record state may move to a session table, right after the
+        handshake (:meth:`settle_into`)."""
         return self.settled_final_flight() is not False
-
-    def settled_final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
-        """False unless :attr:`settled`; else what :meth:`settle_into` takes
-        as ``final`` (:meth:`_final_flight`: the last flight it may have to
-        send again, or None)."""
-        if (
-            self.state is not State.ESTABLISHED
-            or self._timer_at is not None
-            or self.records.has_pending_read
-        ):
-            return False
-        return self._final_flight()
 
     @property
     def _peer_last_message_seq(self) -> int | None:
@@ -599,16 +587,24 @@ class DtlsConnection:
         trigger = self._peer_trigger
         return None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
 
-    def _final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
-        """What the slim connection needs to send our last flight again, if
-        it answered the peer's Finished (a full handshake; RFC 6347 §4.2.4)
-        and the peer has not shown it arrived: the next write sequence number
-        of the epoch before the current one and the flight's handshake
-        messages, those of that epoch (a NewSessionTicket, RFC 5077) and the
-        Finished last, the ChangeCipherSpec between them implied. None if no
-        flight is owed; False if this one does not have that shape, or a
-        message would not fit one datagram unfragmented (then the full
-        connection keeps it until the peer's data shows it arrived)."""
+    def settled_final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """False unless :attr:`settled`; else what :meth:`settle_into` takes
+        as ``final``: what the slim connection needs to send our last flight
+        again, if it answered the peer's Finished (a full handshake; RFC 6347
+        §4.2.4) and the peer has not shown it arrived: the next write
+        sequence number of the epoch before the current one and the flight's
+        handshake messages, those of that epoch (a NewSessionTicket, RFC
+        5077) and the Finished last, the ChangeCipherSpec between them
+        implied. None if no flight is owed; False too if this one does not
+        have that shape, or a message would not fit one datagram unfragmented
+        (then the full connection keeps it until the peer's data shows it
+        arrived)."""
+        if (
+            self.state is not State.ESTABLISHED
+            or self._timer_at is not None
+            or self.records.has_pending_read
+        ):
+            return False
         trigger = self._peer_trigger
         flight = self._flight
         if trigger is None or trigger[0] == 0 or not flight:
@@ -646,7 +642,7 @@ class DtlsConnection:
 
         If our last flight answered the peer's Finished (a full handshake:
         a NewSessionTicket perhaps, our ChangeCipherSpec and Finished), what
-        it takes to pack it again goes along (:meth:`_final_flight`), to be
+        it takes to pack it again goes along (:meth:`settled_final_flight`), to be
         sent again, as new records, if the peer repeats its Finished until
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This

@@ -462,7 +462,20 @@ class SettledConnection:
         if self.closed:
             return
         try:
-            self._receive_datagram(data, now)
+            # Without CIDs (most sessions) no property to read.
+            local_cid = b"" if self._cids is None else self.connection_id or b""
+            if not local_cid:
+                # One alert record (a close_notify, mostly) is opened by the
+                # table in one call, with the same checks as _receive_records.
+                alert = self._table.open_alert(self._table_id, data)
+                if alert is not None:
+                    if isinstance(alert, str):
+                        self.count_drop(alert)  # "replay" or "bad_auth"
+                        return
+                    self.authenticated += 1
+                    self._handle_alert(alert)
+                    return
+            self._receive_records(data, now, local_cid)
         except Exception as exc:
             self._count("internal_errors")
             error = InternalError(
@@ -475,20 +488,8 @@ class SettledConnection:
                 self._send_alert(AlertLevel.FATAL, AlertDescription.INTERNAL_ERROR)
             self._close(error)
 
-    def _receive_datagram(self, data: bytes, now: float) -> None:
-        # Without CIDs (most sessions) no property to read.
-        local_cid = b"" if self._cids is None else self.connection_id or b""
-        if not local_cid:
-            # One alert record (a close_notify, mostly) is opened by the table
-            # in one call, with the same checks as the loop below.
-            alert = self._table.open_alert(self._table_id, data)
-            if alert is not None:
-                if isinstance(alert, str):
-                    self.count_drop(alert)  # "replay" or "bad_auth"
-                    return
-                self.authenticated += 1
-                self._handle_alert(alert)
-                return
+    def _receive_records(self, data: bytes, now: float, local_cid: bytes) -> None:
+        """Each record of the datagram (``local_cid``: the CID records to us carry)."""
         backend = load_backend(self.config.backend)
         # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
         parsed = backend.parse_records_cid(data, len(local_cid))
