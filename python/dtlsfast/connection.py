@@ -1632,7 +1632,8 @@ class DtlsConnection:
             )
         else:
             offered_set = set(offered)
-            ordered = (s for s in ours if s.code in offered_set)
+            # A list, not a generator: one call, not one per suite.
+            ordered = iter([s for s in ours if s.code in offered_set])
         eligible: dict[str, bool] = {}
         for suite in ordered:
             if suite.uses_ecdhe:
