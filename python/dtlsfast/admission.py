@@ -101,8 +101,9 @@ class Admission(Generic[T]):
             + (self._client_auth_cost if s.key_exchange == "ECDHE_ECDSA" else 0)
             for s in config.cipher_suites
         }
-        #: Whether any suite of ours costs anything (a PSK-only server: none).
-        self._priced = any(self._suite_cost.values())
+        self.prices_crypto = any(self._suite_cost.values())
+        """Whether any suite of ours costs expensive operations (a PSK-only
+        server's: none, so that nothing is estimated or charged)."""
         self.crypto_spent = 0
         """Expensive operations charged since the start."""
 
@@ -183,7 +184,7 @@ class Admission(Generic[T]):
                 return Decision("hello_rate_prefix")
         per_address.take(address, now)
         per_prefix.take(prefix, now)
-        cost = self.crypto_estimate(offered_suites) if self._priced else 0
+        cost = self.crypto_estimate(offered_suites) if self.prices_crypto else 0
         if cost:
             if not self.crypto_per_prefix.has(prefix, now, cost):
                 return Decision("crypto_share")

@@ -683,10 +683,11 @@ class DtlsServer(asyncio.DatagramProtocol):
             # `now`, it is where a progress at `now` would put it (so _feed
             # had nothing to touch), and a refused hello never enters.
             admission.started(new, keys, now)
-        suite = conn.cipher_suite
-        # An abbreviated handshake (resumption) does no public-key work.
-        spent = None if suite is None or conn.resumed is not None else suite.key_exchange
-        admission.charge_crypto(keys[1], spent, now)
+        if admission.prices_crypto:  # else whatever the connection chose costs nothing
+            suite = conn.cipher_suite
+            # An abbreviated handshake (resumption) does no public-key work.
+            spent = None if suite is None or conn.resumed is not None else suite.key_exchange
+            admission.charge_crypto(keys[1], spent, now)
 
     def _mute(self, addr: Any, reason: str, now: float) -> None:
         """Have the batch socket drop the refused source's ClientHellos on
