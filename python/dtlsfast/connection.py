@@ -52,7 +52,7 @@ import functools
 import hmac
 import os
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography import x509
@@ -1626,7 +1626,7 @@ class DtlsConnection:
         # certificate type in common; each is looked at only when a suite
         # that needs it comes up (a PSK handshake needs none of them).
         ours = self.config.cipher_suites
-        ordered: Iterator[CipherSuite]
+        ordered: Iterable[CipherSuite]
         if self.config.prefer_client_order:
             # By code, then the suite itself: `s in ours` would run the
             # dataclass __eq__ on every suite before a match.
@@ -1640,7 +1640,7 @@ class DtlsConnection:
         else:
             offered_set = set(offered)
             # A list, not a generator: one call, not one per suite.
-            ordered = iter([s for s in ours if s.code in offered_set])
+            ordered = [s for s in ours if s.code in offered_set]
         eligible: dict[str, bool] = {}
         for suite in ordered:
             if suite.uses_ecdhe:
