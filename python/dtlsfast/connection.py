@@ -424,9 +424,12 @@ class DtlsConnection:
         self._session_id = b""
         self._ticket_promised = False
         self._new_ticket: tuple[int, bytes] | None = None
-        # (body, decoded): a ClientHello body the server already decoded for
-        # admission, so that the connection does not decode it again.
-        self._hello_hint: tuple[bytes, Any] | None = None
+        # (body, decoded, datagram): a ClientHello body the server already
+        # decoded for admission, so that the connection does not decode it
+        # again; and the datagram it came in if that is one epoch-0 record
+        # holding just this whole hello, within max_handshake_message
+        # (_receive_whole_hello), else None.
+        self._hello_hint: tuple[bytes, Any, bytes | None] | None = None
 
     # ------------------------------------------------------------------ API
 
@@ -524,10 +527,14 @@ class DtlsConnection:
         self._received_since_flight += len(data)
         self._auth_failures_at_ccs = None
         try:
-            for record in self.records.receive(data):
-                self._handle_record(record, now)
-                if self.state is _CLOSED:
-                    return
+            hint = self._hello_hint
+            if hint is not None and hint[2] is data:
+                self._receive_whole_hello(data, now)
+            else:
+                for record in self.records.receive(data):
+                    self._handle_record(record, now)
+                    if self.state is _CLOSED:
+                        return
         except _Abort as abort:
             self._fail(abort.alert, str(abort))
             return
@@ -863,22 +870,45 @@ class DtlsConnection:
         else:
             self.records.drops["unknown_content_type"] += 1
 
+    def _receive_whole_hello(self, data: bytes, now: float) -> None:
+        """The server's first datagram when it is one epoch-0 record holding
+        just the whole ClientHello it decoded (``_hello_hint``): what the
+        record layer and the reassembler would make of it is known, so the
+        hello goes straight to the state machine."""
+        message_seq = data[17] << 8 | data[18]
+        if self.state is _SERVER_LISTEN and self._take_client_hello(
+            int.from_bytes(data[5:11], "big"), message_seq
+        ):
+            self._reassembler.next_seq = message_seq + 1  # delivered, as push() would
+            self._handle_message(data[13:], 0, now)
+
+    def _take_client_hello(self, record_sequence: int, message_seq: int) -> bool:
+        """A ClientHello to a listening server: our record and message
+        sequence numbers continue from the hello's (RFC 6347 §4.2.1, §4.2.2)
+        and the next message expected follows it; False if they leave no
+        room for our flights (counted; nothing of it is taken over)."""
+        if (
+            record_sequence > MAX_SEQUENCE_NUMBER - EPOCH0_SEQUENCE_RESERVE
+            or message_seq > MAX_HELLO_MESSAGE_SEQ
+        ):
+            self.records.drops["hello_sequence_exhausted"] += 1
+            self._hello_hint = None  # it described this hello
+            return False
+        self._reassembler.next_seq = message_seq
+        self._send_seq = message_seq
+        # Stay above the HelloVerifyRequest's record sequence number.
+        self.records.set_write_sequence(0, record_sequence)
+        return True
+
     def _handle_handshake_record(self, record: Record, now: float) -> None:
         fragments = self._backend.parse_handshake_fragments(record.payload)
         for msg_type, _length, message_seq, _offset, _fragment_length, piece in fragments:
-            if self.state is _SERVER_LISTEN and msg_type == _CLIENT_HELLO:
-                if (
-                    record.sequence_number > MAX_SEQUENCE_NUMBER - EPOCH0_SEQUENCE_RESERVE
-                    or message_seq > MAX_HELLO_MESSAGE_SEQ
-                ):
-                    # Our flights would run out of sequence numbers: refused
-                    # before anything of it is taken over.
-                    self.records.drops["hello_sequence_exhausted"] += 1
-                    continue
-                self._reassembler.next_seq = message_seq
-                self._send_seq = message_seq
-                # Stay above the HelloVerifyRequest's record sequence number.
-                self.records.set_write_sequence(0, record.sequence_number)
+            if (
+                self.state is _SERVER_LISTEN
+                and msg_type == _CLIENT_HELLO
+                and not self._take_client_hello(record.sequence_number, message_seq)
+            ):
+                continue
             if message_seq < self._reassembler.next_seq:
                 if self._peer_trigger == (record.epoch, piece):
                     self._peer_repeated = True

@@ -660,7 +660,15 @@ class DtlsServer(asyncio.DatagramProtocol):
             reassembly_budget=self._reassembly_budget,
             reassembly_source=_as_bytes(keys[1]),
         )
-        conn._hello_hint = (hello_body, hello)  # decoded once, here
+        # Decoded once, here. A datagram of that one record and nothing else
+        # (the gate found the hello's whole fragment at its start) goes
+        # straight to the connection's state machine.
+        whole = (
+            len(hello_datagram) == 25 + length
+            and hello_datagram[1] == 0xFE
+            and length <= self.config.max_handshake_message
+        )
+        conn._hello_hint = (hello_body, hello, hello_datagram if whole else None)
         new = _Peer(self, conn, now, addr, cid or b"")
         new.session = DtlsSession(conn, addr, new)
         if new.cid:
