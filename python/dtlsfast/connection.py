@@ -163,6 +163,9 @@ EPOCH0_SEQUENCE_RESERVE = 1 << 32
 MAX_HELLO_MESSAGE_SEQ = 0xFFFF - 6
 _tuple_new = tuple.__new__
 _HANDSHAKE = ContentType.HANDSHAKE
+_CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
+_ALERT = ContentType.ALERT
+_APPLICATION_DATA = ContentType.APPLICATION_DATA
 
 #: RFC 6347 §4.2.4: an implementation answers a retransmitted flight with its
 #: own; dtlsfast sends at most this many bytes for every byte the peer sent
@@ -211,6 +214,11 @@ _SERVER_LISTEN = State.SERVER_LISTEN
 _ESTABLISHED = State.ESTABLISHED
 _CLOSED = State.CLOSED
 _CLOSED_OR_ESTABLISHED = frozenset({State.CLOSED, State.ESTABLISHED})
+_AWAITING_CHANGE_CIPHER_SPEC = frozenset(
+    {State.CLIENT_WAIT_CHANGE_CIPHER_SPEC, State.SERVER_WAIT_CHANGE_CIPHER_SPEC}
+)
+_CLIENT_WAIT_FINISHED = State.CLIENT_WAIT_FINISHED
+_SERVER_WAIT_FINISHED = State.SERVER_WAIT_FINISHED
 _CLIENT_HELLO = HandshakeType.CLIENT_HELLO
 # The same for what every new connection starts with (about 75 ns an Enum
 # attribute in CPython 3.11), and for the server's state after its flight.
@@ -516,7 +524,7 @@ class DtlsConnection:
         Never raises: whatever the peer sends is dropped and counted, or ends
         the connection with the right alert; an unexpected error (a defect)
         ends this connection with internal_error (see the module)."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
         try:
             self._receive_datagram(data, now)
@@ -853,12 +861,12 @@ class DtlsConnection:
                     self.records.drops["malformed_handshake"] += 1
                 return
             self._handle_handshake_record(record, now)
-        elif ctype == ContentType.CHANGE_CIPHER_SPEC:
+        elif ctype == _CHANGE_CIPHER_SPEC:
             self._handle_change_cipher_spec(record, now)
-        elif ctype == ContentType.ALERT:
+        elif ctype == _ALERT:
             self._handle_alert(record)
-        elif ctype == ContentType.APPLICATION_DATA:
-            if self.state is not State.ESTABLISHED or record.epoch == 0:
+        elif ctype == _APPLICATION_DATA:
+            if self.state is not _ESTABLISHED or record.epoch == 0:
                 self.records.drops["unexpected_application_data"] += 1
                 return
             if self._flight and (not self.config.is_client or self._resumed is not None):
@@ -962,22 +970,17 @@ class DtlsConnection:
             self._send_flight(now, expect_reply=self.state is not _ESTABLISHED)
 
     def _handle_change_cipher_spec(self, record: Record, now: float) -> None:
-        if self.state not in (
-            State.CLIENT_WAIT_CHANGE_CIPHER_SPEC,
-            State.SERVER_WAIT_CHANGE_CIPHER_SPEC,
-        ):
+        if self.state not in _AWAITING_CHANGE_CIPHER_SPEC:
             # A retransmitted one, one before its time, or a forgery (epoch 0
             # is unauthenticated): dropped before it is even parsed (§4.1).
             self.records.drops["unexpected_change_cipher_spec"] += 1
             return
         if record.payload != b"\x01":
             raise _Abort(AlertDescription.DECODE_ERROR, "malformed ChangeCipherSpec")
-        self.state = (
-            State.CLIENT_WAIT_FINISHED if self.config.is_client else State.SERVER_WAIT_FINISHED
-        )
+        self.state = _CLIENT_WAIT_FINISHED if self.config.is_client else _SERVER_WAIT_FINISHED
         for held in self.records.activate_read():
             self._handle_record(held, now)
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 return
         # Records held from earlier datagrams may be anyone's: only a failure
         # later in this datagram is the peer's own Finished failing.
@@ -1019,9 +1022,7 @@ class DtlsConnection:
         )
 
     def _queue_change_cipher_spec(self) -> None:
-        self._flight_open.append(
-            FlightItem(self.records.write_epoch, ContentType.CHANGE_CIPHER_SPEC, b"\x01")
-        )
+        self._flight_open.append(FlightItem(self.records.write_epoch, _CHANGE_CIPHER_SPEC, b"\x01"))
         self.records.activate_write()
 
     def _send_flight(self, now: float, *, expect_reply: bool) -> None:
@@ -1046,7 +1047,7 @@ class DtlsConnection:
         # try/except rather than contextlib.suppress: no context manager
         # object per alert (every client handshake ends with close_notify).
         try:  # noqa: SIM105
-            self._out.append(self.records.seal(ContentType.ALERT, encode_alert(level, description)))
+            self._out.append(self.records.seal(_ALERT, encode_alert(level, description)))
         except DtlsError:
             pass
 

@@ -569,8 +569,12 @@ class DtlsServer(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         self._counters["socket_errors"] += 1
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        now = self._loop.time()
+    def datagram_received(self, data: bytes, addr: Any, now: float | None = None) -> None:
+        """One datagram from ``addr``; ``now``: the loop's time if the caller
+        just read it (a batch is served at one time, as the Rust table
+        serves it)."""
+        if now is None:
+            now = self._loop.time()
         cid = self._cid_length and data[:1] == _TLS12_CID
         # An epoch-0 ClientHello: type 22, epoch 0, handshake type 1 at offset 13
         # (tested here, not in a function: every datagram asks).
@@ -889,9 +893,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             for data, addr in items:
                 self.datagram_received(data, addr)
             return len(items)
-        received, to_python, delivered, unsent = self._table.serve_batch(io, self._loop.time())
+        now = self._loop.time()
+        received, to_python, delivered, unsent = self._table.serve_batch(io, now)
         for data, addr in to_python:
-            self.datagram_received(data, addr)  # never raises
+            self.datagram_received(data, addr, now)  # never raises
         peers = self._peers
         for addr, plaintext in delivered:
             peer = peers.get(addr)
