@@ -101,6 +101,9 @@ class Admission(Generic[T]):
             + (self._client_auth_cost if s.key_exchange == "ECDHE_ECDSA" else 0)
             for s in config.cipher_suites
         }
+        self.prices_crypto = any(self._suite_cost.values())
+        """Whether any suite of ours costs expensive operations (a PSK-only
+        server's: none, so that nothing is estimated or charged)."""
         self.crypto_spent = 0
         """Expensive operations charged since the start."""
 
@@ -126,9 +129,11 @@ class Admission(Generic[T]):
         per_address, per_prefix = self.hello_per_address, self.hello_per_prefix
         if keys is None:
             keys = self.keys(addr)
-        if len(per_address) and not per_address.has(keys[0], now):
+        # has() of a source without a bucket is one dict miss: no test of
+        # the table's size first (a call of its own, and rarely empty).
+        if not per_address.has(keys[0], now):
             return "hello_rate_address"
-        if len(per_prefix) and not per_prefix.has(keys[1], now):
+        if not per_prefix.has(keys[1], now):
             return "hello_rate_prefix"
         return None
 
@@ -179,7 +184,7 @@ class Admission(Generic[T]):
                 return Decision("hello_rate_prefix")
         per_address.take(address, now)
         per_prefix.take(prefix, now)
-        cost = self.crypto_estimate(offered_suites)
+        cost = self.crypto_estimate(offered_suites) if self.prices_crypto else 0
         if cost:
             if not self.crypto_per_prefix.has(prefix, now, cost):
                 return Decision("crypto_share")
@@ -191,22 +196,23 @@ class Admission(Generic[T]):
         self, address: Hashable, prefix: Hashable, now: float, replacing: T | None
     ) -> Decision[T]:
         limits, table = self.limits, self.table
-        freed = 1 if replacing is not None and replacing in table else 0
+        # Each count without the handshake the newcomer replaces (its slot is freed).
+        at_address, in_prefix, total = table.counts(address, prefix, replacing)
         if (
-            table.at_address(address) - freed < limits.max_handshakes_per_address
-            and table.in_prefix(prefix) - freed < limits.max_handshakes_per_prefix
-            and len(table) - freed < limits.max_handshakes
+            at_address < limits.max_handshakes_per_address
+            and in_prefix < limits.max_handshakes_per_prefix
+            and total < limits.max_handshakes
         ):
             return _ADMIT  # room everywhere: the usual case
         evict: list[T] = []
         groups = (
-            (table.at_address(address), table.oldest_at_address(address),
+            (at_address, table.oldest_at_address(address),
              limits.max_handshakes_per_address, "handshakes_per_address"),
-            (table.in_prefix(prefix), table.oldest_in_prefix(prefix),
+            (in_prefix, table.oldest_in_prefix(prefix),
              limits.max_handshakes_per_prefix, "handshakes_per_prefix"),
         )  # fmt: skip
         for count, oldest, cap, reason in groups:
-            if count - freed - len(evict) < cap:
+            if count - len(evict) < cap:
                 continue
             # At its cap a source makes room only by its own stalled handshake.
             if (
@@ -217,7 +223,7 @@ class Admission(Generic[T]):
             ):
                 return Decision(reason)
             evict.append(oldest.handle)
-        if len(table) - freed - len(evict) >= limits.max_handshakes:
+        if total - len(evict) >= limits.max_handshakes:
             for entry in table:
                 handle = entry.handle
                 if handle is not replacing and not any(handle is e for e in evict):

@@ -82,14 +82,17 @@ class CookieGate:
         if self.jar.refresh(now):
             self._gate.set_secrets(*self.jar.secrets)
         answer: GateAnswer = self._gate.check(datagram, peer)
-        if answer[0] == "fragmented":
-            return self._fragmented(datagram, peer, now)
-        return self._decided(answer, datagram, peer, now)
-
-    def _decided(
-        self, answer: GateAnswer, datagram: bytes, peer: Hashable, now: float
-    ) -> GateAnswer:
         verdict = answer[0]
+        if verdict == "fragmented":
+            # Decided once the hello is whole, on it as one record, the reply
+            # bounded by every datagram that carried part of it.
+            whole = self._fragmented(datagram, peer)
+            if isinstance(whole, str):
+                self.counters[whole] += 1
+                return (whole, None)
+            datagram, received = whole
+            answer = self._gate.check(datagram, peer, received)
+            verdict = answer[0]
         self.counters[verdict] += 1
         if verdict == "accepted":
             return (verdict, datagram)
@@ -100,10 +103,10 @@ class CookieGate:
                 return ("hello_verify_throttled", None)
         return answer
 
-    def _fragmented(self, datagram: bytes, peer: Hashable, now: float) -> GateAnswer:
+    def _fragmented(self, datagram: bytes, peer: Hashable) -> tuple[bytes, int] | str:
         """A fragment of a ClientHello: buffer it; once the hello is whole,
-        decide on it as one record, the reply bounded by every datagram that
-        carried part of it."""
+        that hello as a datagram of one unfragmented record, and the bytes of
+        every datagram that carried part of it; else the verdict."""
         # The gate found this record: the datagram's first epoch-0 handshake one.
         _, _, _, record_seq, fragment = next(
             r
@@ -113,14 +116,13 @@ class CookieGate:
         _, _, message_seq, _, _, piece = self.backend.parse_handshake_fragments(fragment)[0]
         reassembled = self._reassemble(piece, peer, message_seq, len(datagram))
         if isinstance(reassembled, str):
-            self.counters[reassembled] += 1
-            return (reassembled, None)
+            return reassembled
         message, received = reassembled
         # The connection reparses the hello; hand it one unfragmented record.
         whole = bytes(
             self.backend.encode_record(ContentType.HANDSHAKE, DTLS_1_0, 0, record_seq, message)
         )
-        return self._decided(self._gate.check(whole, peer, received), whole, peer, now)
+        return whole, received
 
     def _reassemble(
         self, piece: bytes, peer: Hashable, message_seq: int, size: int

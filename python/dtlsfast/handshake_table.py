@@ -55,11 +55,15 @@ class HalfOpenTable(Generic[T]):
         entry = HalfOpen(handle, address, prefix, now)
         key = id(handle)
         self._all[key] = entry
-        for groups, group_key in ((self._by_address, address), (self._by_prefix, prefix)):
-            group = groups.get(group_key)
-            if group is None:
-                group = groups[group_key] = OrderedDict()
-            group[key] = entry
+        # Both groups spelt out: a loop over them costs a tuple of pairs per handshake.
+        group = self._by_address.get(address)
+        if group is None:
+            group = self._by_address[address] = OrderedDict()
+        group[key] = entry
+        group = self._by_prefix.get(prefix)
+        if group is None:
+            group = self._by_prefix[prefix] = OrderedDict()
+        group[key] = entry
 
     def touch(self, handle: T, now: float) -> None:
         """The handshake made progress: it goes to the back of every queue."""
@@ -93,6 +97,19 @@ class HalfOpenTable(Generic[T]):
     def in_prefix(self, prefix: Hashable) -> int:
         group = self._by_prefix.get(prefix)
         return 0 if group is None else len(group)
+
+    def counts(
+        self, address: Hashable, prefix: Hashable, without: T | None = None
+    ) -> tuple[int, int, int]:
+        """The handshakes at ``address``, in ``prefix`` and in all (one
+        call for the three), each less one if ``without`` is in the table:
+        a handshake of that address that gives way."""
+        freed = 1 if without is not None and id(without) in self._all else 0
+        group = self._by_address.get(address)
+        at_address = (0 if group is None else len(group)) - freed
+        group = self._by_prefix.get(prefix)
+        in_prefix = (0 if group is None else len(group)) - freed
+        return at_address, in_prefix, len(self._all) - freed
 
     def oldest(self) -> HalfOpen[T] | None:
         """The handshake that has waited longest for its peer."""

@@ -321,11 +321,6 @@ _SETTLED = 0.0
 _TLS12_CID = b"\x19"
 
 
-def _is_epoch0_client_hello(data: bytes) -> bool:
-    # type 22, epoch 0, handshake type 1 at offset 13.
-    return len(data) > 25 and data[0] == 22 and data[3] == 0 and data[4] == 0 and data[13] == 1
-
-
 def _hello_random(data: bytes) -> bytes:
     # An epoch-0 ClientHello's random: after the record and handshake headers
     # and client_version (RFC 6347 §4.2.2), in the first fragment.
@@ -574,10 +569,23 @@ class DtlsServer(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         self._counters["socket_errors"] += 1
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        now = self._loop.time()
+    def datagram_received(self, data: bytes, addr: Any, now: float | None = None) -> None:
+        """One datagram from ``addr``; ``now``: the loop's time if the caller
+        just read it (a batch is served at one time, as the Rust table
+        serves it)."""
+        if now is None:
+            now = self._loop.time()
         cid = self._cid_length and data[:1] == _TLS12_CID
-        hello = not cid and _is_epoch0_client_hello(data)
+        # An epoch-0 ClientHello: type 22, epoch 0, handshake type 1 at offset 13
+        # (tested here, not in a function: every datagram asks).
+        hello = (
+            not cid
+            and len(data) > 25
+            and data[0] == 22
+            and data[3] == 0
+            and data[4] == 0
+            and data[13] == 1
+        )
         try:
             if cid:
                 self._cid_datagram_received(data, addr, now)
@@ -643,11 +651,12 @@ class DtlsServer(asyncio.DatagramProtocol):
         if decision.refused is not None:
             self._counters[f"dropped_{decision.refused}"] += 1
             return
-        for evicted in decision.evict:
-            self._drop_handshake(evicted, "handshakes_evicted")
+        if decision.evict:
+            for evicted in decision.evict:
+                self._drop_handshake(evicted, "handshakes_evicted")
+            peer = self._peers.get(addr)  # an eviction may have restored a session here
         self._counters["handshakes_started"] += 1
-        peer = self._peers.get(addr)  # an eviction may have restored a session here
-        cid = self._new_cid()
+        cid = None if self._cid_length is None else self._new_cid()
         conn = DtlsConnection(
             self.config,
             peer=addr,
@@ -655,7 +664,15 @@ class DtlsServer(asyncio.DatagramProtocol):
             reassembly_budget=self._reassembly_budget,
             reassembly_source=_as_bytes(keys[1]),
         )
-        conn._hello_hint = (hello_body, hello)  # decoded once, here
+        # Decoded once, here. A datagram of that one record and nothing else
+        # (the gate found the hello's whole fragment at its start) goes
+        # straight to the connection's state machine.
+        whole = (
+            len(hello_datagram) == 25 + length
+            and hello_datagram[1] == 0xFE
+            and length <= self.config.max_handshake_message
+        )
+        conn._hello_hint = (hello_body, hello, hello_datagram if whole else None)
         new = _Peer(self, conn, now, addr, cid or b"")
         new.session = DtlsSession(conn, addr, new)
         if new.cid:
@@ -678,10 +695,11 @@ class DtlsServer(asyncio.DatagramProtocol):
             # `now`, it is where a progress at `now` would put it (so _feed
             # had nothing to touch), and a refused hello never enters.
             admission.started(new, keys, now)
-        suite = conn.cipher_suite
-        # An abbreviated handshake (resumption) does no public-key work.
-        spent = None if suite is None or conn.resumed is not None else suite.key_exchange
-        admission.charge_crypto(keys[1], spent, now)
+        if admission.prices_crypto:  # else whatever the connection chose costs nothing
+            suite = conn.cipher_suite
+            # An abbreviated handshake (resumption) does no public-key work.
+            spent = None if suite is None or conn.resumed is not None else suite.key_exchange
+            admission.charge_crypto(keys[1], spent, now)
 
     def _mute(self, addr: Any, reason: str, now: float) -> None:
         """Have the batch socket drop the refused source's ClientHellos on
@@ -705,10 +723,12 @@ class DtlsServer(asyncio.DatagramProtocol):
     # -- connection IDs (RFC 9146) -------------------------------------------
 
     def _new_cid(self) -> bytes | None:
-        """A random CID not in use on this server; None (no CID offered) if
-        ``CID_DRAWS`` draws all collide, which only a tiny CID length allows."""
-        if self._cid_length is None or self._cid_length == 0:
-            return None if self._cid_length is None else b""
+        """A random CID not in use on this server (CIDs on); None (no CID
+        offered) if ``CID_DRAWS`` draws all collide, which only a tiny CID
+        length allows."""
+        assert self._cid_length is not None
+        if self._cid_length == 0:
+            return b""
         prefix = self.connection_id_prefix
         for _ in range(CID_DRAWS):
             cid = prefix + os.urandom(self._cid_length - len(prefix))
@@ -876,9 +896,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             for data, addr in items:
                 self.datagram_received(data, addr)
             return len(items)
-        received, to_python, delivered, unsent = self._table.serve_batch(io, self._loop.time())
+        now = self._loop.time()
+        received, to_python, delivered, unsent = self._table.serve_batch(io, now)
         for data, addr in to_python:
-            self.datagram_received(data, addr)  # never raises
+            self.datagram_received(data, addr, now)  # never raises
         peers = self._peers
         for addr, plaintext in delivered:
             peer = peers.get(addr)

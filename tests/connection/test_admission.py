@@ -92,6 +92,9 @@ def test_the_half_open_table_orders_by_progress() -> None:
     oldest_a = table.oldest_at_address("a")
     assert oldest_a is not None and oldest_a.handle is second
     assert [e.handle for e in table.stalled(2.5)] == [second, third]
+    assert table.counts("a", "p") == (2, 3, 3)
+    assert table.counts("a", "p", without=second) == (1, 2, 2), "the one that gives way"
+    assert table.counts("c", "q", without=object()) == (0, 0, 3), "not in the table"
     table.remove(second)
     assert table.at_address("a") == 1 and table.in_prefix("p") == 2 and len(table) == 2
     table.remove(first)
@@ -160,6 +163,16 @@ def test_hello_buckets_and_the_crypto_share() -> None:
     assert admission.admit(other, [0xC0A8], 0.0).refused is None  # PSK needs none
     elsewhere = admission.keys(("10.0.1.2", 1))
     assert admission.admit(elsewhere, [0xCCAC], 0.0).refused is None
+
+
+def test_only_a_server_with_a_suite_that_costs_prices_crypto() -> None:
+    psk = DtlsConfiguration.server(psk_store={"a": b"k"}, ciphers=["TLS_PSK_WITH_AES_128_CCM_8"])
+    assert not Admission(ServerLimits(), psk).prices_crypto
+    ecdhe = DtlsConfiguration.server(
+        psk_store={"a": b"k"},
+        ciphers=["TLS_PSK_WITH_AES_128_CCM_8", "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256"],
+    )
+    assert Admission(ServerLimits(), ecdhe).prices_crypto
 
 
 def test_a_newcomer_forgets_the_oldest_buckets_that_are_full_again() -> None:

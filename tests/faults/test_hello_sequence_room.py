@@ -149,3 +149,45 @@ def test_local_misuse_still_raises() -> None:
     assert any(isinstance(e, HandshakeCompleted) for e in pair.client_events)
     with pytest.raises(LocalProtocolError):
         pair.client.send(b"x" * 20000)
+
+
+@pytest.mark.parametrize(
+    ("record_seq", "message_seq"), [(1, 0), (1, 1), (1 << 40, 5), (MAX_SEQ, 1), (1, 0xFFFF)]
+)
+def test_a_hello_handed_straight_to_the_state_machine_ends_as_the_general_path(
+    record_seq: int, message_seq: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's hint (the hello it decoded, and the datagram when that is
+    one record of just the whole hello) skips the record layer and the
+    reassembler; everything observable is what the general path gives."""
+    datagram = hello_datagram(client_config(), record_seq=record_seq, message_seq=message_seq)
+    body = datagram[25:]
+    results = []
+    records_handled: list[object] = []
+    general = DtlsConnection._handle_record
+    monkeypatch.setattr(
+        DtlsConnection,
+        "_handle_record",
+        lambda self, record, now: records_handled.append(record) or general(self, record, now),
+    )
+    for hint in (
+        None,
+        (body, connection_module.load_backend("rust").decode_client_hello(body), datagram),
+    ):
+        server = DtlsConnection(server_config(), peer=("192.0.2.1", 4000))
+        server._hello_hint = hint  # what DtlsServer sets
+        server.receive_datagram(datagram, 0.0)
+        out = drain(server)
+        results.append(
+            (
+                server.state,
+                dict(server.drops),
+                server._send_seq,
+                server._reassembler.next_seq,
+                server.records.next_write_sequence(0),
+                [(len(d), d[:3], d[5:11], d[13:25]) for d in out.datagrams],
+                out.events,
+            )
+        )
+    assert len(records_handled) == 1, "the hinted hello skipped the record layer"
+    assert results[0] == results[1]

@@ -61,20 +61,25 @@ def server_plan_session(conn: DtlsConnection, hello: Any, message: bytes) -> boo
     resumption = conn.config.resumption
     if resumption is None:
         return False
-    lookup = conn.config.psk_lookup
-    found = resumption.find(
-        session_id=hello.session_id,
-        ticket=hello.session_ticket,
-        offered_suites=hello.cipher_suites,
-        accepted_suites=[s.code for s in conn.config.cipher_suites],
-        client_offers_ems=hello.extended_master_secret,
-        require_ems=conn.config.require_extended_master_secret,
-        identity_known=lambda identity: lookup is not None and lookup(identity) is not None,
-        needs_peer_key=needs_peer_key(conn),
-    )
+    found = None
+    ticket = hello.session_ticket
+    if ticket or hello.session_id:
+        # Only a hello that offers a session has one to look up (a full
+        # handshake's usually offers an empty ticket at most).
+        lookup = conn.config.psk_lookup
+        found = resumption.find(
+            session_id=hello.session_id,
+            ticket=ticket,
+            offered_suites=hello.cipher_suites,
+            accepted_suites=[s.code for s in conn.config.cipher_suites],
+            client_offers_ems=hello.extended_master_secret,
+            require_ems=conn.config.require_extended_master_secret,
+            identity_known=lambda identity: lookup is not None and lookup(identity) is not None,
+            needs_peer_key=needs_peer_key(conn),
+        )
     if found is None:
         conn._session_id = resumption.new_session_id()
-        conn._ticket_promised = resumption.issues_tickets(hello.session_ticket is not None)
+        conn._ticket_promised = resumption.issues_tickets(ticket is not None)
         return False
     server_resume(conn, hello, found)
     return True
