@@ -229,6 +229,8 @@ _NEVER = -float("inf")
 _NO_EXTENSIONS: frozenset[int] = frozenset()
 #: A clean close's event, one for all (events are frozen).
 _CLOSED_CLEANLY = ConnectionClosed(None)
+#: The deadline of a final flight kept until the peer's data shows it arrived.
+_FOREVER = float("inf")
 _FINISHED = HandshakeType.FINISHED
 
 
@@ -596,25 +598,10 @@ class DtlsConnection:
     def settled(self) -> bool:
         """Established with nothing of the handshake left to wait for (no
         timer, no pending epoch) and our last flight, if still owed, in a
-        form the slim connection can send again (:meth:`_final_flight`): the
-        record state may move to a session table, right after the handshake
-        (:meth:`settle_into`)."""
-        return self._settled_flight() is not False
-
-    def settled_final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
-        """False unless :attr:`settled`; else what :meth:`settle_into` takes
-        as ``final`` (the last flight it may have to send again, or None)."""
-        return self._settled_flight()
-
-    def _settled_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
-        """:meth:`_final_flight` if :attr:`settled`, else False."""
-        if (
-            self.state is not State.ESTABLISHED
-            or self._timer_at is not None
-            or self.records.has_pending_read
-        ):
-            return False
-        return self._final_flight()
+        form the slim connection can send again (:meth:`settled_final_flight`):
+        the record state may move to a session table, right after the
+        handshake (:meth:`settle_into`)."""
+        return self.settled_final_flight() is not False
 
     @property
     def _peer_last_message_seq(self) -> int | None:
@@ -622,16 +609,24 @@ class DtlsConnection:
         trigger = self._peer_trigger
         return None if trigger is None else int.from_bytes(trigger[1][4:6], "big")
 
-    def _final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
-        """What the slim connection needs to send our last flight again, if
-        it answered the peer's Finished (a full handshake; RFC 6347 §4.2.4)
-        and the peer has not shown it arrived: the next write sequence number
-        of the epoch before the current one and the flight's handshake
-        messages, those of that epoch (a NewSessionTicket, RFC 5077) and the
-        Finished last, the ChangeCipherSpec between them implied. None if no
-        flight is owed; False if this one does not have that shape, or a
-        message would not fit one datagram unfragmented (then the full
-        connection keeps it until the peer's data shows it arrived)."""
+    def settled_final_flight(self) -> tuple[int, list[bytes]] | Literal[False] | None:
+        """False unless :attr:`settled`; else what :meth:`settle_into` takes
+        as ``final``: what the slim connection needs to send our last flight
+        again, if it answered the peer's Finished (a full handshake; RFC 6347
+        §4.2.4) and the peer has not shown it arrived: the next write
+        sequence number of the epoch before the current one and the flight's
+        handshake messages, those of that epoch (a NewSessionTicket, RFC
+        5077) and the Finished last, the ChangeCipherSpec between them
+        implied. None if no flight is owed; False too if this one does not
+        have that shape, or a message would not fit one datagram unfragmented
+        (then the full connection keeps it until the peer's data shows it
+        arrived)."""
+        if (
+            self.state is not State.ESTABLISHED
+            or self._timer_at is not None
+            or self.records.has_pending_read
+        ):
+            return False
         trigger = self._peer_trigger
         flight = self._flight
         if trigger is None or trigger[0] == 0 or not flight:
@@ -669,47 +664,55 @@ class DtlsConnection:
 
         If our last flight answered the peer's Finished (a full handshake:
         a NewSessionTicket perhaps, our ChangeCipherSpec and Finished), what
-        it takes to pack it again goes along (:meth:`_final_flight`), to be
+        it takes to pack it again goes along (:meth:`settled_final_flight`), to be
         sent again, as new records, if the peer repeats its Finished until
         ``now`` + :data:`~dtlsfast.settled_connection.FINAL_FLIGHT_LIFETIME`
         (RFC 6347 §4.2.4; None keeps it until the peer's data arrives). This
         connection must not be used afterwards. ``final``: what
         :meth:`settled_final_flight` just returned, if the caller asked (so
         that it is not worked out twice)."""
-        if self.config.is_client:
+        config = self.config
+        if config.is_client:
             final = False
         elif final is False:
-            final = self._settled_flight()
+            final = self.settled_final_flight()
         if final is False:
             raise LocalProtocolError("only a settled server connection can join the session table")
-        read, write = self.records.install_in_table(table, session_id)
+        records = self.records
+        read, write = records.install_in_table(table, session_id)
         cids = None
         if read.cid or write.cid:
             table.set_connection_ids(session_id, read.cid, write.cid)
             cids = (read.cid, write.cid)
         self.state = State.CLOSED  # its keys, window and sequence numbers moved
         self._flight = []
+        suite = self.cipher_suite
         return SettledConnection(
             table,
             session_id,
-            config=self.config,
-            peer=self.peer,
-            read_epoch=self.records.read_epoch,
-            next_message_seq=self._reassembler.next_seq,
-            peer_last_message_seq=self._peer_last_message_seq,
-            max_payload=self._max_payload(write_overhead(write)),
-            cipher_suite=self.cipher_suite,
-            client_random=self._client_random,
-            psk_identity=self.psk_identity,
-            extended_master_secret=self.extended_master_secret,
-            peer_certificates=self.peer_certificates,
-            peer_public_key=self.peer_public_key,
-            peer_certificate_type=self.peer_certificate_type,
-            connection_ids=cids,
-            final_flight=final,
-            final_flight_until=float("inf") if now is None else now + FINAL_FLIGHT_LIFETIME,
-            record_size_limit=self.peer_record_size_limit,
-            session_id=self._session_id,
+            config,
+            self.peer,
+            (
+                records.read_epoch,
+                self._reassembler.next_seq,
+                self._peer_last_message_seq,
+                self._max_payload(write_overhead(write)),
+                None if suite is None else suite.code,
+                self.extended_master_secret,
+                self.psk_identity,
+                self.peer_record_size_limit,
+            ),
+            (self.peer_certificates, self.peer_public_key, self.peer_certificate_type),
+            cids,
+            None
+            if final is None
+            else (
+                _FOREVER if now is None else now + FINAL_FLIGHT_LIFETIME,
+                final[0],
+                self._client_random,
+                final[1],
+            ),
+            self._session_id,
         )
 
     # -- the session store (dtlsfast.store) -----------------------------------
@@ -1073,14 +1076,14 @@ class DtlsConnection:
         assert self.cipher_suite is not None
         self.state = State.ESTABLISHED
         self._timer_at = None
-        self.counters["handshakes"] += 1
-        self._push_event(
-            HandshakeCompleted(
-                cipher_suite=self.cipher_suite.name,
-                psk_identity=self.psk_identity,
-                extended_master_secret=self.extended_master_secret,
-            )
+        counters = self.counters
+        # get(), not += on the Counter: no __missing__ call for the first handshake.
+        counters["handshakes"] = counters.get("handshakes", 0) + 1
+        # Not application data: no bound to check (_push_event), appended as it is.
+        event = HandshakeCompleted(
+            self.cipher_suite.name, self.psk_identity, self.extended_master_secret
         )
+        self._events.append(event)
 
     def _use_connection_ids(self, local: bytes, peer: bytes) -> None:
         """Both sides sent connection_id (RFC 9146 §3): from epoch 1 on, records
@@ -1794,7 +1797,9 @@ class DtlsConnection:
         # replay window) means our Finished was lost.
         self._pending_trigger = (self.records.read_epoch, message)
         self._transcript.add(message)
-        abbreviated.server_issue_session(self)
+        resumption = self.config.resumption
+        if resumption is not None:  # no call for a server that does not resume
+            abbreviated.server_issue_session(self, resumption)
         self._queue_change_cipher_spec()
         finished = self._finished(b"server finished")
         self._queue_message(self._backend.encode_finished(self._send_seq, finished))

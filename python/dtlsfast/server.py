@@ -817,15 +817,22 @@ class DtlsServer(asyncio.DatagramProtocol):
             if half_open:
                 state = getattr(conn, "state", None)
                 repeats = conn.counters.get("peer_retransmissions", 0)
-            authenticated = _authenticated(conn)
+                authenticated = None  # a handshake in progress: everything counts
+            else:
+                authenticated = _authenticated(conn)
             conn.receive_datagram(data, now)
             if authenticated is None or _authenticated(conn) != authenticated:
                 peer.session.last_activity = now
             answered = self._flush(peer, now)
-            if half_open and (
-                answered
-                or getattr(conn, "state", None) is not state
-                or conn.counters.get("peer_retransmissions", 0) > repeats
+            if (
+                half_open
+                # Established or failed in this datagram: out of the half-open table.
+                and not (peer.counted or peer.forgotten)
+                and (
+                    answered
+                    or getattr(conn, "state", None) is not state
+                    or conn.counters.get("peer_retransmissions", 0) > repeats
+                )
             ):
                 # A new message, or a retransmission of the peer's last flight
                 # (the connection answers only some of them: RFC 6347 §4.2.4
@@ -848,40 +855,36 @@ class DtlsServer(asyncio.DatagramProtocol):
 
     def _feed_settled(self, peer: _Peer, data: bytes, now: float) -> None:
         """_feed for a session in the table: its connection is the slim one,
-        long out of the half-open table and never to join the table again."""
-        if not self._batched and self._feed_fast(peer, data, now):
-            return
+        long out of the half-open table and never to join the table again.
+        Unbatched, the table first tries the datagram as application data;
+        batched, the Rust demultiplexer already did. What it declines
+        (alerts, handshake, anything unexpected) goes to the connection."""
         conn = peer.conn
         assert isinstance(conn, SettledConnection)
+        if not self._batched:
+            result = self._table.open_datagram(peer.table_id, data)
+            if result is not None:
+                plaintexts, replayed, bad_auth, replies = result
+                session = peer.session
+                if plaintexts or replies:  # forged or replayed records are no activity
+                    session.last_activity = now
+                    # Its application data: the peer has our Finished (RFC 6347 §4.2.4).
+                    conn.peer_has_final_flight()
+                if replayed:
+                    conn.count_drop("replay", replayed)
+                if bad_auth:
+                    conn.count_drop("bad_auth", bad_auth)
+                if replies and self._transport is not None:
+                    for reply in replies:
+                        self._transport.sendto(reply, peer.addr)
+                for plaintext in plaintexts:
+                    session._deliver(plaintext)
+                return
         authenticated = conn.authenticated
         conn.receive_datagram(data, now)
         if conn.authenticated != authenticated:
             peer.session.last_activity = now
         self._flush(peer, now)
-
-    def _feed_fast(self, peer: _Peer, data: bytes, now: float) -> bool:
-        """Application data of an established session, opened by the session
-        table; False if the datagram needs the connection (alerts, handshake,
-        anything unexpected)."""
-        result = self._table.open_datagram(peer.table_id, data)
-        if result is None:
-            return False
-        plaintexts, replayed, bad_auth, replies = result
-        session = peer.session
-        if plaintexts or replies:  # forged or replayed records are no activity
-            session.last_activity = now
-            # Its application data: the peer has our Finished (RFC 6347 §4.2.4).
-            peer.conn.peer_has_final_flight()  # type: ignore[union-attr]
-        if replayed:
-            peer.conn.count_drop("replay", replayed)
-        if bad_auth:
-            peer.conn.count_drop("bad_auth", bad_auth)
-        if replies and self._transport is not None:
-            for reply in replies:
-                self._transport.sendto(reply, peer.addr)
-        for plaintext in plaintexts:
-            session._deliver(plaintext)
-        return True
 
     def serve_batch(self, io: Any) -> int:
         """One batch from the batched transport, demultiplexed in Rust:
@@ -1019,7 +1022,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         peer.conn = peer.session._conn = settled
         peer.table_id = table_id
         peer.started = _SETTLED  # the handshake's start time is no use any more: one float less
-        if (self._batched or self.state is not None) and not settled.connection_id:
+        if (self._batched or self.state is not None) and not full.connection_id:
             # From now on the Rust core demultiplexes this peer's datagrams
             # (tls12_cid records are demultiplexed by CID, in Python); the
             # state file saves the bound address with the session.
@@ -1175,7 +1178,8 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._forget(old)
             if old.task is not None:
                 old.task.cancel()
-        self._evict_if_full()
+        if self._established > self.limits.max_sessions:  # the call only when it evicts
+            self._evict_if_full()
         self._open_session(peer)
 
     def _open_session(self, peer: _Peer) -> None:
@@ -1242,9 +1246,10 @@ class DtlsServer(asyncio.DatagramProtocol):
             # A peer in the session table left the half-open table when its
             # handshake completed (_on_established) or never was in it.
             self._admission.finished(peer)
+        else:
+            self._leave_table(peer)
         if peer.cid:  # the calls only when there is something to undo
             self._release_cid(peer)
-        self._leave_table(peer)
         if peer.timer is not None:
             self._cancel_timer(peer)
         if peer.counted:

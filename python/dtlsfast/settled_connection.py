@@ -77,6 +77,7 @@ from dtlsfast.handshake.messages import (
     parse_handshake_header,
     split_handshake_fragments,
 )
+from dtlsfast.handshake.suites import SUITES_BY_CODE
 from dtlsfast.interning import Interner
 from dtlsfast.record_layer import TLS12_CID, records_length
 from dtlsfast.store.connection_state import PeerValues, build_record, peer_values
@@ -98,15 +99,15 @@ FINAL_FLIGHT_LIFETIME = 240.0
 
 #: The head of a kept final flight: its deadline, the next write sequence
 #: number of the epoch before the table's and the client's random (the
-#: ClientHello's, 32 bytes), the messages after it.
+#: ClientHello's, 32 bytes); the messages follow as they are, each one whole
+#: (its handshake header gives its length).
 _FINAL = struct.Struct(">dQ32s")
-_LENGTH = struct.Struct(">H")
 
 #: What the handshake settled that sessions have in common, one tuple for
 #: all of a kind: (read epoch, next message_seq, the peer's last flight's
-#: message_seq, max_payload, cipher suite, extended master secret, PSK
-#: identity, the peer's record_size_limit). Bounded: past it a session keeps
-#: a tuple of its own.
+#: message_seq, max_payload, cipher suite code, extended master secret, PSK
+#: identity, the peer's record_size_limit): ints, bytes and None, hashed
+#: without a Python call. Bounded: past it a session keeps a tuple of its own.
 _SHARED: Interner[tuple[Any, ...]] = Interner(4096)
 
 #: PSK identities in use, one bytes object each for all their sessions (a
@@ -117,14 +118,26 @@ _SHARED_IDENTITIES: Interner[bytes] = Interner(4096)
 #: Read when nothing was counted: no Counter per session until one is needed.
 _NOTHING: Mapping[str, int] = MappingProxyType(Counter())
 
+#: The counters of a session that counted nothing since it settled.
+_ESTABLISHED: Mapping[str, int] = MappingProxyType(Counter(handshakes=1))
+
+#: What the handshake settled, as :class:`SettledConnection` takes it: (read
+#: epoch, next message_seq, the message_seq of the peer's last flight's
+#: Finished or None, max_payload, cipher suite code or None, extended master
+#: secret, PSK identity or None, the peer's record_size_limit or None).
+Shared = tuple[int, int, "int | None", int, "int | None", bool, "bytes | None", "int | None"]
+#: (the peer's verified chain, its authenticated key, its certificate type).
+PeerAuth = tuple["list[x509.Certificate] | None", "VerifyingKey | None", "CertificateType | None"]
+#: (until when, next write sequence number of the epoch before the table's,
+#: the ClientHello's random, the flight's handshake messages, whole).
+FinalFlight = tuple[float, int, bytes, "list[bytes]"]
+
 
 class SettledConnection:
     """The slim stand-in for a settled server connection (see the module)."""
 
     __slots__ = (
         "_cids",
-        "_counters",
-        "_drops",
         "_events",
         "_final",
         "_out",
@@ -136,92 +149,88 @@ class SettledConnection:
         "authenticated",
         "closed",
         "config",
+        "counters",
+        "drops",
         "peer",
         "session_id",
     )
+
+    #: Records dropped since the session settled, by reason (read-only: a
+    #: shared empty mapping until :meth:`count_drop` adds one).
+    drops: Mapping[str, int]
+    #: ``handshakes`` (1: this session's), ``renegotiation_refused``,
+    #: ``internal_errors``, ``retransmissions`` (of our last flight); shared
+    #: until something is counted.
+    counters: Mapping[str, int]
 
     def __init__(
         self,
         table: Any,
         table_id: int,
-        *,
         config: DtlsConfiguration,
         peer: Any,
-        read_epoch: int,
-        next_message_seq: int,
-        peer_last_message_seq: int | None,
-        max_payload: int,
-        cipher_suite: CipherSuite | None,
-        client_random: bytes,
-        psk_identity: bytes | None,
-        extended_master_secret: bool,
-        peer_certificates: list[x509.Certificate] | None,
-        peer_public_key: VerifyingKey | None,
-        peer_certificate_type: CertificateType | None,
+        shared: Shared,
+        peer_auth: PeerAuth | None = None,
         connection_ids: tuple[bytes, bytes] | None = None,
-        final_flight: tuple[int, list[bytes]] | None = None,
-        final_flight_until: float = float("inf"),
-        record_size_limit: int | None = None,
+        final_flight: FinalFlight | None = None,
         session_id: bytes = b"",
     ) -> None:
-        """``connection_ids``: (the CID records to us carry, the one ours
-        carry), as the table has them. ``session_id``: the session_id it may
-        be resumed by (RFC 5246 §7.4.1.2). ``final_flight``: (the next write
-        sequence number of the epoch before the table's, our last flight's
-        handshake messages: those of that epoch, then the Finished): the
-        flight is packed again from it, the ChangeCipherSpec before the
-        Finished, on a repeat of the peer's Finished until
-        ``final_flight_until``."""
+        """``shared``: what the handshake settled (see :data:`Shared`).
+        ``peer_auth``: (the peer's certificates, its public key, its
+        certificate type), all None or empty for a PSK session.
+        ``connection_ids``: (the CID records to us carry, the one ours
+        carry), as the table has them. ``final_flight``: (until when, the
+        next write sequence number of the epoch before the table's, the
+        ClientHello's random, our last flight's handshake messages, whole:
+        those of that epoch, then the Finished): the flight is packed again
+        from it, the ChangeCipherSpec before the Finished, on a repeat of the
+        peer's Finished until then. ``session_id``: the session_id it may be
+        resumed by (RFC 5246 §7.4.1.2). Positional, few and already in
+        the form kept: one is made per handshake."""
         self._table = table
+        self._table_id = table_id
+        self.config = config
+        self.peer = peer
+        # Sessions share these: one tuple, not eight slots each. The PSK
+        # identity is interned on its own only for a tuple not shared yet.
+        kept = _SHARED(shared)
+        identity = shared[6]
+        if kept is shared and identity is not None:
+            common = _SHARED_IDENTITIES(identity)
+            if common is not identity:
+                kept = (*shared[:6], common, shared[7])
+        self._shared = kept
+        # PSK sessions (most) pay one slot for what certificates would need.
+        self._peer_auth = (
+            peer_auth
+            if peer_auth is not None
+            and (peer_auth[0] or peer_auth[1] is not None or peer_auth[2] is not None)
+            else None
+        )
         # One bytes object: the length of our CID, our CID, the peer's.
         self._cids: bytes | None = None
         if connection_ids is not None:
             local, peer_cid = connection_ids
             self._cids = bytes((len(local),)) + local + peer_cid
+        # One bytes object: deadline, sequence number, the client random,
+        # then the messages (see _answer_repeated_flight).
+        self._final: bytes | None = None
+        if final_flight is not None:
+            until, sequence, random, messages = final_flight
+            self._final = _FINAL.pack(until, sequence, random) + b"".join(messages)
+        self.session_id = session_id
+        """The session_id it may be resumed by, so that a fatal alert can
+        make it non-resumable (RFC 5246 §7.2)."""
         self.authenticated = 0
         """Records opened here (not by the session table's batch path)."""
         self.advances = 0
         """tls12_cid records that authenticated and were newer than every
         record before them (RFC 9146 §6): what may move the session."""
-        # One bytes object: deadline, sequence number, the client random,
-        # then each message with its length (see _answer_repeated_flight).
-        self._final: bytes | None = None
-        if final_flight is not None:
-            sequence, messages = final_flight
-            parts = [
-                _FINAL.pack(final_flight_until, sequence, client_random.rjust(32, b"\0")[-32:])
-            ]
-            for message in messages:
-                parts += (_LENGTH.pack(len(message)), message)
-            self._final = b"".join(parts)
-        self._table_id = table_id
-        self.config = config
-        self.peer = peer
-        # Sessions share these: one tuple, not six slots each.
-        self._shared = _SHARED(
-            (
-                read_epoch,
-                next_message_seq,
-                peer_last_message_seq,
-                max_payload,
-                cipher_suite,
-                extended_master_secret,
-                None if psk_identity is None else _SHARED_IDENTITIES(psk_identity),
-                record_size_limit,
-            )
-        )
-        # PSK sessions (most) pay one slot for what certificates would need.
-        self._peer_auth: tuple[Any, Any, Any] | None = None
-        if peer_certificates or peer_public_key is not None or peer_certificate_type is not None:
-            self._peer_auth = (peer_certificates, peer_public_key, peer_certificate_type)
         self.closed = False
-        self.session_id = session_id
-        """The session_id it may be resumed by, so that a fatal alert can
-        make it non-resumable (RFC 5246 §7.2)."""
         self._out: list[bytes] | None = None
         self._events: list[Event] | None = None
-        self._drops: Counter[str] | None = None
-        self._counters: Counter[str] | None = None
+        self.drops = _NOTHING
+        self.counters = _ESTABLISHED
 
     # -- the session store (dtlsfast.store) -----------------------------------
 
@@ -235,9 +244,7 @@ class SettledConnection:
             return None
         if self._peer_auth is None:
             # A PSK session (the common case, 100,000 at a time): no conversions.
-            record = SessionRecord(
-                key, state, suite.code, ems, created, next_seq, peer_seq, identity
-            )
+            record = SessionRecord(key, state, suite, ems, created, next_seq, peer_seq, identity)
             if self._cids is not None:
                 record.local_cid, record.peer_cid = self.connection_id, self.peer_connection_id
             if size_limit is not None:
@@ -247,7 +254,7 @@ class SettledConnection:
             key,
             state,
             created,
-            cipher_suite=suite,
+            cipher_suite=SUITES_BY_CODE[suite],
             extended_master_secret=self.extended_master_secret,
             next_message_seq=self._next_seq,
             peer_last_message_seq=self._last_peer_seq,
@@ -304,21 +311,20 @@ class SettledConnection:
         return cls(
             table,
             table_id,
-            config=config,
-            peer=peer,
-            read_epoch=values.read_epoch,
-            next_message_seq=record.next_message_seq,
-            peer_last_message_seq=record.peer_last_message_seq,
-            max_payload=max_payload,
-            cipher_suite=values.cipher_suite,
-            client_random=b"",
-            psk_identity=record.psk_identity,
-            extended_master_secret=record.extended_master_secret,
-            peer_certificates=values.peer_certificates,
-            peer_public_key=values.peer_public_key,
-            peer_certificate_type=values.peer_certificate_type,
-            connection_ids=cids,
-            record_size_limit=record.record_size_limit,
+            config,
+            peer,
+            (
+                values.read_epoch,
+                record.next_message_seq,
+                record.peer_last_message_seq,
+                max_payload,
+                values.cipher_suite.code,
+                record.extended_master_secret,
+                record.psk_identity,
+                record.record_size_limit,
+            ),
+            (values.peer_certificates, values.peer_public_key, values.peer_certificate_type),
+            cids,
         )
 
     # -- what the endpoints read --------------------------------------------
@@ -346,8 +352,8 @@ class SettledConnection:
 
     @property
     def cipher_suite(self) -> CipherSuite | None:
-        suite: CipherSuite | None = self._shared[4]
-        return suite
+        code: int | None = self._shared[4]
+        return None if code is None else SUITES_BY_CODE[code]
 
     @property
     def extended_master_secret(self) -> bool:
@@ -438,28 +444,15 @@ class SettledConnection:
         flight need not be kept for it any more."""
         self._final = None
 
-    @property
-    def drops(self) -> Mapping[str, int]:
-        """Records dropped since the session settled, by reason (read-only;
-        :meth:`count_drop` adds)."""
-        return self._drops if self._drops is not None else _NOTHING
-
-    @property
-    def counters(self) -> Mapping[str, int]:
-        """``handshakes`` (1: this session's), ``renegotiation_refused``,
-        ``internal_errors``, ``retransmissions`` (of our last flight)."""
-        if self._counters is None:
-            return _ESTABLISHED
-        return self._counters
-
     def count_drop(self, reason: str, count: int = 1) -> None:
-        if self._drops is None:
-            self._drops = Counter()
-        self._drops[reason] += count
+        drops = self.drops
+        if not isinstance(drops, Counter):
+            drops = self.drops = Counter()
+        drops[reason] += count
 
     def clear_counts(self) -> None:
         """Forget the drops and retransmissions (the endpoint took them over)."""
-        self._drops = None
+        self.drops = _NOTHING
 
     # -- the sans-I/O interface ---------------------------------------------
 
@@ -469,7 +462,20 @@ class SettledConnection:
         if self.closed:
             return
         try:
-            self._receive_datagram(data, now)
+            # Without CIDs (most sessions) no property to read.
+            local_cid = b"" if self._cids is None else self.connection_id or b""
+            if not local_cid:
+                # One alert record (a close_notify, mostly) is opened by the
+                # table in one call, with the same checks as _receive_records.
+                alert = self._table.open_alert(self._table_id, data)
+                if alert is not None:
+                    if isinstance(alert, str):
+                        self.count_drop(alert)  # "replay" or "bad_auth"
+                        return
+                    self.authenticated += 1
+                    self._handle_alert(alert)
+                    return
+            self._receive_records(data, now, local_cid)
         except Exception as exc:
             self._count("internal_errors")
             error = InternalError(
@@ -482,19 +488,8 @@ class SettledConnection:
                 self._send_alert(AlertLevel.FATAL, AlertDescription.INTERNAL_ERROR)
             self._close(error)
 
-    def _receive_datagram(self, data: bytes, now: float) -> None:
-        local_cid = self.connection_id or b""
-        if not local_cid:
-            # One alert record (a close_notify, mostly) is opened by the table
-            # in one call, with the same checks as the loop below.
-            alert = self._table.open_alert(self._table_id, data)
-            if alert is not None:
-                if isinstance(alert, str):
-                    self.count_drop(alert)  # "replay" or "bad_auth"
-                    return
-                self.authenticated += 1
-                self._handle_alert(alert)
-                return
+    def _receive_records(self, data: bytes, now: float, local_cid: bytes) -> None:
+        """Each record of the datagram (``local_cid``: the CID records to us carry)."""
         backend = load_backend(self.config.backend)
         # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
         parsed = backend.parse_records_cid(data, len(local_cid))
@@ -621,12 +616,18 @@ class SettledConnection:
                 self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
 
     def _handle_alert(self, payload: bytes) -> None:
-        try:
-            level, description = decode_alert(payload)
-        except DecodeError as exc:
-            self._fail(AlertDescription.DECODE_ERROR, f"malformed alert: {exc}")
-            return
-        self._push(AlertReceived(level, description))
+        if payload == _CLOSE_NOTIFY:
+            # The alert of almost every session's end: its event made once.
+            event = _CLOSE_NOTIFY_RECEIVED
+        else:
+            try:
+                level, description = decode_alert(payload)
+            except DecodeError as exc:
+                self._fail(AlertDescription.DECODE_ERROR, f"malformed alert: {exc}")
+                return
+            event = AlertReceived(level, description)
+        self._push(event)
+        level, description = event.level, event.description
         if description == AlertDescription.CLOSE_NOTIFY:
             self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
             self._close(None)
@@ -644,9 +645,11 @@ class SettledConnection:
         messages = []
         at = _FINAL.size
         while at < len(final):
-            (length,) = _LENGTH.unpack_from(final, at)
-            messages.append(final[at + 2 : at + 2 + length])
-            at += 2 + length
+            # Each message whole: 12 bytes of header, its body's length in
+            # bytes 1 to 3 (RFC 6347 §4.2.2).
+            end = at + 12 + int.from_bytes(final[at + 1 : at + 4], "big")
+            messages.append(final[at:end])
+            at = end
         *before, finished = messages
         # New records (RFC 6347 §4.2.4 retransmits messages, not records):
         # those of the epoch before the table's, its ChangeCipherSpec, then
@@ -709,19 +712,21 @@ class SettledConnection:
             self._events.append(event)
 
     def _count(self, name: str) -> None:
-        if self._counters is None:
-            self._counters = Counter(handshakes=1)
-        self._counters[name] += 1
+        counters = self.counters
+        if not isinstance(counters, Counter):
+            counters = self.counters = Counter(handshakes=1)
+        counters[name] += 1
 
     def _close(self, error: DtlsError | None) -> None:
         if self.closed:
             return
         self.closed = True
-        self._push(ConnectionClosed(error))
+        self._push(_CLOSED_CLEANLY if error is None else ConnectionClosed(error))
 
 
-#: Our answer to a close_notify (RFC 5246 §7.2.1), encoded once.
+#: Our answer to a close_notify (RFC 5246 §7.2.1), encoded once; the peer's
+#: is the same two bytes.
 _CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
-
-#: The counters of a session that counted nothing since it settled.
-_ESTABLISHED: Mapping[str, int] = MappingProxyType(Counter(handshakes=1))
+#: The events of a clean close, made once (events are immutable).
+_CLOSE_NOTIFY_RECEIVED = AlertReceived(*decode_alert(_CLOSE_NOTIFY))
+_CLOSED_CLEANLY = ConnectionClosed(None)

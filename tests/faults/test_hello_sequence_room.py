@@ -124,19 +124,9 @@ def test_unexpected_error_in_a_settled_session_is_contained() -> None:
     settled = SettledConnection(
         BrokenTable(),
         1,
-        config=pair.server.config,
-        peer=("192.0.2.1", 4000),
-        read_epoch=1,
-        next_message_seq=3,
-        peer_last_message_seq=2,
-        max_payload=1000,
-        cipher_suite=None,
-        client_random=b"",
-        psk_identity=None,
-        extended_master_secret=True,
-        peer_certificates=None,
-        peer_public_key=None,
-        peer_certificate_type=None,
+        pair.server.config,
+        ("192.0.2.1", 4000),
+        (1, 3, 2, 1000, None, True, None, None),
     )
     pair.client.send(b"hello")
     [datagram] = pair.client.datagrams_to_send(pair.now)

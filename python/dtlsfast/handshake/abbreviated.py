@@ -33,7 +33,11 @@ from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.handshake.constants import AlertDescription, HandshakeType
 from dtlsfast.handshake.suites import SUITES_BY_CODE
 from dtlsfast.resumption.saved_session import SavedSession, decode_new_session_ticket
-from dtlsfast.resumption.server_resumption import Resumable, encode_new_session_ticket
+from dtlsfast.resumption.server_resumption import (
+    Resumable,
+    ServerResumption,
+    encode_new_session_ticket,
+)
 from dtlsfast.resumption.session_state import (
     MAX_LIFETIME,
     ResumptionState,
@@ -138,12 +142,10 @@ def server_finish_abbreviated(conn: DtlsConnection, body: bytes, message: bytes)
     conn.records.forget_previous_epochs()
 
 
-def server_issue_session(conn: DtlsConnection) -> None:
+def server_issue_session(conn: DtlsConnection, resumption: ServerResumption) -> None:
     """Before the server's last flight of a full handshake: queue the
-    promised NewSessionTicket, or cache the session under its ID."""
-    resumption = conn.config.resumption
-    if resumption is None:
-        return
+    promised NewSessionTicket, or cache the session under its ID
+    (``resumption``: the configuration's, which the caller read)."""
     state = session_state(conn)
     if conn._ticket_promised:
         queue_new_session_ticket(conn, state)
