@@ -138,7 +138,7 @@ if TYPE_CHECKING:
 
 #: A client's ClientHello fields, kept to send it again with the cookie:
 #: (random, session_id, cipher suite codes, extensions as (type, data)).
-_ClientHelloFields = tuple[bytes, bytes, tuple[int, ...], list[tuple[int, bytes]]]
+_ClientHelloFields = tuple[bytes, bytes, tuple[int, ...], tuple[tuple[int, bytes], ...]]
 
 #: TLS_EMPTY_RENEGOTIATION_INFO_SCSV, RFC 5746 §3.3.
 EMPTY_RENEGOTIATION_INFO_SCSV = 0x00FF
@@ -502,20 +502,25 @@ class DtlsConnection:
         plan = self.config.client_hello_plan
         random = hello_random()
         self._client_random = random
-        extensions = [*plan.extensions]
         if plan.offered_client_types is not None:
             self._offered_client_types = list(plan.offered_client_types)
         cid = self._offered_cid
-        if cid is not None:
-            extensions.append((ExtensionType.CONNECTION_ID, ext.encode_connection_id(cid)))
         session_id, ticket_extensions = abbreviated.client_hello_session(self)
-        extensions += ticket_extensions
+        # One tuple concatenation without a connection ID, the common case.
+        if cid is None:
+            extensions = plan.extensions + ticket_extensions
+        else:
+            extensions = (
+                *plan.extensions,
+                (ExtensionType.CONNECTION_ID, ext.encode_connection_id(cid)),
+                *ticket_extensions,
+            )
         self._client_hello = (random, session_id, plan.suite_codes, extensions)
         self._offered_extensions, self._unoffered = plan.offered(
             extensions, (cid is not None, len(ticket_extensions))
         )
         self.state = State.CLIENT_WAIT_SERVER_HELLO
-        self._transcript.reset()
+        # The transcript is new (the state was CLIENT_START): nothing to reset.
         self._hello_body: tuple[_ClientHelloFields, bytes] | None = None
         self._queue_client_hello(b"")
         self._send_flight(now, expect_reply=True)
@@ -1177,7 +1182,9 @@ class DtlsConnection:
             # the session_id (version 2, random 32, session_id<0..32>, cookie<0..255>).
             at = 35 + len(session_id)
             body = first[1][:at] + bytes((len(cookie),)) + cookie + first[1][at + 1 :]
-            self._queue_handshake(HandshakeType.CLIENT_HELLO, body)
+            self._queue_message(
+                self._backend.encode_handshake(HandshakeType.CLIENT_HELLO, self._send_seq, body)
+            )
             return
         message = self._backend.encode_client_hello(
             self._send_seq, DTLS_1_2, random, session_id, cookie, suites, b"\x00", extensions
@@ -1471,7 +1478,8 @@ class DtlsConnection:
             abbreviated.client_finish_abbreviated(self, body, message)
             return
         self._check_peer_finished(body, b"server finished")
-        self._transcript.add(message)
+        # Not added to the transcript: the client's full handshake hashes
+        # nothing after the server's Finished (RFC 5246 §7.4.9).
         self._flight = []
         self._complete()
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dtlsfast.config import DtlsConfiguration
-from dtlsfast.connection import DtlsConnection
+from dtlsfast.connection import DtlsConnection, State
 from dtlsfast.datagram_transport import BUFFER_SIZE
 from dtlsfast.events import ConnectionClosed, HandshakeCompleted
 from dtlsfast.exceptions import HandshakeError
@@ -49,6 +49,13 @@ RETRY_DELAY = 0.01
 #: retransmission timeout: then neither side can have retransmitted, and
 #: nothing of it is still in flight (see the module).
 REUSE_WITHIN = 0.5
+
+# The loop's clock (asyncio's BaseEventLoop.time() is time.monotonic()),
+# read without the method's frame, once per datagram.
+_monotonic = time.monotonic
+_perf_counter = time.perf_counter
+_ESTABLISHED = State.ESTABLISHED
+_CLOSED = State.CLOSED
 
 
 class _Slot:
@@ -134,8 +141,8 @@ class HandshakeStorm:
 
     def sweep(self) -> None:
         """Fire due retransmission timers; give up handshakes past their deadline."""
-        now = self._loop.time()
-        clock = time.perf_counter()
+        now = _monotonic()
+        clock = _perf_counter()
         for slot in list(self._active.values()):
             conn = slot.conn
             assert conn is not None
@@ -158,10 +165,12 @@ class HandshakeStorm:
 
     # ------------------------------------------------------------ slots
 
-    def _start(self, index: int, slot: _Slot | None) -> None:
+    def _start(self, index: int, slot: _Slot | None, started: float | None = None) -> None:
         """The next handshake of slot ``index``, on ``slot``'s socket if it
-        may be reused, else from a new port."""
-        started = time.perf_counter()
+        may be reused, else from a new port; ``started``: the
+        :func:`time.perf_counter` time, if the caller just read it."""
+        if started is None:
+            started = _perf_counter()
         if started >= self._end:
             if slot is not None:
                 self._retire(slot)
@@ -188,7 +197,7 @@ class HandshakeStorm:
         slot.handshakes += 1
         slot.fresh = True
         self._active[slot.fd] = slot
-        now = self._loop.time()
+        now = _monotonic()
         conn.connect(now)
         self._pump(slot, conn, now)
 
@@ -240,7 +249,7 @@ class HandshakeStorm:
                     self.stale += 1
                     continue
                 slot.fresh = False
-            now = self._loop.time()
+            now = _monotonic()
             conn.receive_datagram(data, now)
             sent = self._pump(slot, conn, now)
             if sent:
@@ -263,24 +272,35 @@ class HandshakeStorm:
                 except OSError as exc:
                     self._failed(slot, _unreachable(exc))
                     return True
+        # The state tells whether there is an event to act on (a handshake
+        # completes in ESTABLISHED, a failure ends in CLOSED): no call per
+        # datagram to find out that there is none.
+        state = conn.state
+        if state is _ESTABLISHED:
+            self._completed(slot, conn, now)
+            return True
+        if state is not _CLOSED:
+            return bool(datagrams)
         while (event := conn.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
+                # Completed, then closed by what followed in its datagram.
                 self._completed(slot, conn, now)
                 return True
             if isinstance(event, ConnectionClosed):
                 error = event.error or HandshakeError("closed during the handshake")
                 self._failed(slot, f"{type(error).__name__}: {error}")
                 return True
-        return bool(datagrams)
+        return True
 
     def _completed(self, slot: _Slot, conn: DtlsConnection, now: float) -> None:
-        finished = time.perf_counter()
+        finished = _perf_counter()
         latency = finished - slot.started
         if finished <= self._end:
             self._on_complete(latency)
-            if conn.cipher_suite is not None:
+            if not self.suite and conn.cipher_suite is not None:
                 self.suite = conn.cipher_suite.name
-            self.resumed += conn.resumed is not None
+            if self._resume:
+                self.resumed += conn.resumed is not None
         if self._resume:
             self._saved[slot.index] = conn.resumption
         conn.close()  # close_notify, so that the server frees the session
@@ -292,7 +312,7 @@ class HandshakeStorm:
         del self._active[slot.fd]
         slot.conn = None
         if latency < self._reuse_within and not conn.counters.get("retransmissions"):
-            self._start(slot.index, slot)
+            self._start(slot.index, slot, finished)
         else:
             self._retire(slot)
             self._start(slot.index, None)

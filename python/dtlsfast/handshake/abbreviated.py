@@ -212,18 +212,18 @@ def restore_peer(conn: DtlsConnection, state: ResumptionState) -> None:
 # ------------------------------------------------------------- client
 
 
-def client_hello_session(conn: DtlsConnection) -> tuple[bytes, list[tuple[int, bytes]]]:
+def client_hello_session(conn: DtlsConnection) -> tuple[bytes, tuple[tuple[int, bytes], ...]]:
     """The session_id and session_ticket extension of our ClientHello:
     the saved session's, if it is still usable, and a request for a
     ticket if we take them."""
     offer = conn._offer
     if offer is not None and not offer.usable(time.time()):
         conn._offer = offer = None
-    extensions: list[tuple[int, bytes]] = []
+    extensions: tuple[tuple[int, bytes], ...] = ()
     if offer is not None and offer.ticket is not None:
-        extensions.append((_SESSION_TICKET, offer.ticket))
+        extensions = ((_SESSION_TICKET, offer.ticket),)
     elif conn.config.session_tickets:
-        extensions.append((_SESSION_TICKET, b""))
+        extensions = _TICKET_REQUEST
     conn._session_id = b"" if offer is None else offer.offered_session_id()
     return conn._session_id, extensions
 
@@ -329,6 +329,8 @@ def install_resumed_keys(conn: DtlsConnection) -> None:
 
 
 _SESSION_TICKET = 35  # ExtensionType.SESSION_TICKET, RFC 5077 §3.2
+#: An empty session_ticket extension: a request for a ticket (RFC 5077 §3.2).
+_TICKET_REQUEST: tuple[tuple[int, bytes], ...] = ((_SESSION_TICKET, b""),)
 
 
 __all__ = [

@@ -13,7 +13,7 @@ session ID (RFC 5077, RFC 5246 §7.3) change from one connection to the next.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,7 @@ class ClientHelloPlan:
         return cached[1]
 
     def offered(
-        self, extensions: list[tuple[int, bytes]], key: Hashable
+        self, extensions: Sequence[tuple[int, bytes]], key: Hashable
     ) -> tuple[frozenset[int], _Unoffered]:
         """The types of a hello's ``extensions`` (these ones, then the
         per-connection ones that ``key`` tells apart) and the ServerHello
