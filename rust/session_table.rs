@@ -437,12 +437,7 @@ impl SessionTable {
         let mut records = record::parse_records(datagram);
         let mut count = 0usize;
         for r in records.by_ref() {
-            let h = r.header;
-            if h.content_type != APPLICATION_DATA
-                || h.epoch != session.read_epoch
-                || h.version >> 8 != 0xFE
-                || r.fragment.len() > MAX_PLAINTEXT_LENGTH + session.read.overhead()
-            {
+            if !of_read_epoch(session, &r, APPLICATION_DATA) {
                 return None;
             }
             count += 1;
@@ -481,17 +476,13 @@ impl SessionTable {
         }
         let mut records = record::parse_records(datagram);
         let r = records.next()?;
-        let h = r.header;
         if records.next().is_some()
             || !records.remaining().is_empty()
-            || h.content_type != ALERT
-            || h.epoch != session.read_epoch
-            || h.version >> 8 != 0xFE
-            || r.fragment.len() > MAX_PLAINTEXT_LENGTH + session.read.overhead()
+            || !of_read_epoch(session, &r, ALERT)
         {
             return None;
         }
-        Some(open_in(session, &h.fields(), r.fragment))
+        Some(open_in(session, &r.header.fields(), r.fragment))
     }
 
     /// Seal one record in session `id`'s current write epoch with its next
@@ -548,6 +539,18 @@ fn seal_in(session: &mut TableSession, content_type: u8, plaintext: &[u8]) -> Co
     };
     session.next_write_sequence = seq + 1;
     Ok(sealed)
+}
+
+/// Whether a parsed record is one the table's fast paths may open: of
+/// `content_type`, in the session's current read epoch, a DTLS version, and
+/// no longer than a protected record of at most 2^14 bytes of plaintext
+/// (RFC 6347 §4.1, RFC 5246 §6.2.3). Anything else goes to Python.
+fn of_read_epoch(session: &TableSession, r: &record::Record<'_>, content_type: u8) -> bool {
+    let h = &r.header;
+    h.content_type == content_type
+        && h.epoch == session.read_epoch
+        && h.version >> 8 == 0xFE
+        && r.fragment.len() <= MAX_PLAINTEXT_LENGTH + session.read.overhead()
 }
 
 fn open_in(session: &mut TableSession, fields: &RecordFields, fragment: &[u8]) -> RecordOutcome {

@@ -12,13 +12,18 @@ from dtlsfast.exceptions import ConfigurationError, DecodeError
 from dtlsfast.resumption import ResumptionFailure, ResumptionState, client_refusal, refusal
 from dtlsfast.resumption.session_state import lifetime_hint
 
+#: The fields every state has, whatever its kind.
+common_fields = {
+    "master_secret": st.binary(min_size=48, max_size=48),
+    "cipher_suite": st.integers(0, 0xFFFF),
+    "extended_master_secret": st.booleans(),
+    "created": st.integers(0, 2**40),
+    "lifetime": st.integers(0, 7 * 24 * 3600),
+}
+
 states = st.builds(
     ResumptionState,
-    master_secret=st.binary(min_size=48, max_size=48),
-    cipher_suite=st.integers(0, 0xFFFF),
-    extended_master_secret=st.booleans(),
-    created=st.integers(0, 2**40),
-    lifetime=st.integers(0, 7 * 24 * 3600),
+    **common_fields,
     psk_identity=st.none() | st.binary(max_size=64),
     peer_certificate_type=st.none() | st.integers(0, 0xFE),
     peer_public_key=st.none() | st.binary(max_size=120),
@@ -103,11 +108,7 @@ def test_rfc_7627_section_5_3_on_the_client() -> None:
 
 psk_states = st.builds(
     ResumptionState,
-    master_secret=st.binary(min_size=48, max_size=48),
-    cipher_suite=st.integers(0, 0xFFFF),
-    extended_master_secret=st.booleans(),
-    created=st.integers(0, 2**40),
-    lifetime=st.integers(0, 7 * 24 * 3600),
+    **common_fields,
     psk_identity=st.binary(max_size=1024),
     version=st.integers(0, 0xFFFF),
 )

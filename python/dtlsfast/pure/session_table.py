@@ -82,6 +82,20 @@ def _address(address: object) -> tuple[object, ...]:
     return (str(ip), port, flow, scope)
 
 
+def _of_read_epoch(session: _Session, record: tuple[int, int, int, int, bytes], ctype: int) -> bool:
+    """Whether a parsed record is one the table's fast paths may open: of
+    ``ctype``, in the session's current read epoch, a DTLS version, and no
+    longer than a protected record of at most 2^14 bytes of plaintext
+    (RFC 6347 §4.1, RFC 5246 §6.2.3). Anything else goes to Python."""
+    content_type, version, epoch, _seq, fragment = record
+    return (
+        content_type == ctype
+        and epoch == session.read_epoch
+        and version >> 8 == 0xFE
+        and len(fragment) <= MAX_PLAINTEXT_LENGTH + session.read.overhead
+    )
+
+
 def _batch(batch: Iterable[object]) -> list[tuple[int, bytes]]:
     items = []
     for item in batch:
@@ -382,13 +396,8 @@ class SessionTable:
         records = parse_records(datagram)
         if not records or sum(RECORD_HEADER_LENGTH + len(r[4]) for r in records) != len(datagram):
             return None
-        for ctype, version, epoch, _seq, fragment in records:
-            if (
-                ctype != APPLICATION_DATA
-                or epoch != session.read_epoch
-                or version >> 8 != 0xFE
-                or len(fragment) > MAX_PLAINTEXT_LENGTH + session.read.overhead
-            ):
+        for record in records:
+            if not _of_read_epoch(session, record, APPLICATION_DATA):
                 return None
         plaintexts: list[bytes] = []
         replies: list[bytes] = []
@@ -415,14 +424,10 @@ class SessionTable:
         if session is None or session.read_cid:
             return None
         records = parse_records(datagram)
-        if len(records) != 1 or RECORD_HEADER_LENGTH + len(records[0][4]) != len(datagram):
-            return None
-        ctype, version, epoch, _seq, fragment = records[0]
         if (
-            ctype != ALERT
-            or epoch != session.read_epoch
-            or version >> 8 != 0xFE
-            or len(fragment) > MAX_PLAINTEXT_LENGTH + session.read.overhead
+            len(records) != 1
+            or RECORD_HEADER_LENGTH + len(records[0][4]) != len(datagram)
+            or not _of_read_epoch(session, records[0], ALERT)
         ):
             return None
         return self._open(session, *records[0])
