@@ -1178,8 +1178,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             self._forget(old)
             if old.task is not None:
                 old.task.cancel()
-        if self._established > self.limits.max_sessions:  # the call only when it evicts
-            self._evict_if_full()
+        self._evict_if_full()
         self._open_session(peer)
 
     def _open_session(self, peer: _Peer) -> None:

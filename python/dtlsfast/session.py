@@ -248,8 +248,7 @@ class DtlsSession:
             return
         self._closed = True
         self._error = error
-        if self._waiter is not None:  # the call only when a reader waits
-            self._wake()
+        self._wake()
         self._endpoint = _CLOSED
         self._receiver = None  # a protocol layer's, which may refer back to the session
         on_close, self._on_close = self._on_close, None
