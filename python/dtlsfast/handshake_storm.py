@@ -4,7 +4,10 @@ A storm keeps ``concurrency`` DTLS 1.2 handshakes in flight (RFC 6347 §4.2,
 the cookie exchange included), each closed with close_notify (RFC 5246
 §7.2.1) once complete, the next one started in its slot at once. Resuming,
 each slot offers the session of its last handshake (RFC 5246 §7.3, RFC
-5077), so that all but its first are abbreviated ones.
+5077), so that all but its first are abbreviated ones; not resuming, it asks
+for no session ticket (RFC 5077 §3.2), which it would never use: the server
+issues none, and the generator has no NewSessionTicket to take (as cgen,
+the C client of the benches, does).
 
 Each slot keeps its UDP socket (its port) from one handshake to the next:
 after close_notify the server has forgotten the peer, and a new ClientHello
@@ -27,6 +30,7 @@ generator's time goes to the handshakes rather than to the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import select
 import socket
 import time
@@ -100,6 +104,8 @@ class HandshakeStorm:
         on_failure: Callable[[str], None],
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        if not resume and config.session_tickets:
+            config = dataclasses.replace(config, session_tickets=False)
         self._config = config
         self._family = family
         self._address = address
@@ -116,6 +122,9 @@ class HandshakeStorm:
         self._active: dict[int, _Slot] = {}  # slots with a handshake in flight
         self._saved: list[SavedSession | None] = [None] * concurrency
         self._waiting = 0  # slots between a failure and their next start
+        # What the connections gave to send during this wake-up of the loop:
+        # (slot, connection, datagrams), sent at its end (_flush).
+        self._outbox: list[tuple[_Slot, DtlsConnection, list[bytes]]] = []
         self.suite = ""
         self.resumed = 0
         #: Handshakes started on a port that an earlier one used.
@@ -138,6 +147,7 @@ class HandshakeStorm:
     def start(self) -> None:
         for index in range(self._concurrency):
             self._start(index, None)
+        self._flush()
 
     def sweep(self) -> None:
         """Fire due retransmission timers; give up handshakes past their deadline."""
@@ -153,12 +163,14 @@ class HandshakeStorm:
             if when is not None and when <= now:
                 conn.handle_timer(now)
                 self._pump(slot, conn, now)
+        self._flush()
 
     def close(self) -> None:
         """Stop: every socket closed, handshakes in flight abandoned."""
         for slot in list(self._by_fd.values()):
             self._retire(slot)
         self._active.clear()
+        self._outbox.clear()
         if not self._epoll.closed:
             self._loop.remove_reader(self._epoll.fileno())
             self._epoll.close()
@@ -209,6 +221,7 @@ class HandshakeStorm:
         self._waiting -= 1
         try:
             self._start(index, None)
+            self._flush()
         except Exception as exc:
             if self.error is None:
                 self.error = exc
@@ -223,6 +236,7 @@ class HandshakeStorm:
                 slot = by_fd.get(fd)
                 if slot is not None:
                     self._readable(slot)
+            self._flush()
         except Exception as exc:
             if self.error is None:
                 self.error = exc
@@ -259,19 +273,11 @@ class HandshakeStorm:
                 return
 
     def _pump(self, slot: _Slot, conn: DtlsConnection, now: float) -> bool:
-        """Send what the connection has, act on its events; True if a flight
-        went out or the handshake is over. ``now``: the loop's time."""
+        """Queue what the connection has to send, act on its events; True
+        if a flight is going out or the handshake is over. ``now``: the loop's time."""
         datagrams = conn.datagrams_to_send(now)
         if datagrams:
-            send = slot.sock.send
-            for datagram in datagrams:
-                try:
-                    send(datagram)
-                except (BlockingIOError, InterruptedError):
-                    pass  # lost, as on the network: the timer sends it again
-                except OSError as exc:
-                    self._failed(slot, _unreachable(exc))
-                    return True
+            self._outbox.append((slot, conn, datagrams))
         # The state tells whether there is an event to act on (a handshake
         # completes in ESTABLISHED, a failure ends in CLOSED): no call per
         # datagram to find out that there is none.
@@ -304,11 +310,7 @@ class HandshakeStorm:
         if self._resume:
             self._saved[slot.index] = conn.resumption
         conn.close()  # close_notify, so that the server frees the session
-        for datagram in conn.datagrams_to_send(now):
-            try:
-                slot.sock.send(datagram)
-            except OSError:
-                break
+        self._outbox.append((slot, conn, conn.datagrams_to_send(now)))
         del self._active[slot.fd]
         slot.conn = None
         if latency < self._reuse_within and not conn.counters.get("retransmissions"):
@@ -316,6 +318,29 @@ class HandshakeStorm:
         else:
             self._retire(slot)
             self._start(slot.index, None)
+
+    def _flush(self) -> None:
+        """Send what this wake-up queued, in order: the server sees a burst
+        (one wake-up of its own for many datagrams, rather than one each).
+        A datagram the socket does not take is lost, as on the network (the
+        timer sends it again); a socket error fails the slot's handshake if
+        it is the one that sent, and is ignored for the close_notify of one
+        that is over (its socket may even be closed by now)."""
+        outbox = self._outbox
+        if not outbox:
+            return
+        self._outbox = []
+        for slot, conn, datagrams in outbox:
+            send = slot.sock.send
+            for datagram in datagrams:
+                try:
+                    send(datagram)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError as exc:
+                    if conn is slot.conn:
+                        self._failed(slot, _unreachable(exc))
+                    break
 
     def _failed(self, slot: _Slot, reason: str) -> None:
         if self._active.pop(slot.fd, None) is None:
@@ -326,10 +351,12 @@ class HandshakeStorm:
             self._retry(slot.index)
 
     def _retire(self, slot: _Slot) -> None:
-        """Close the slot's socket: its port is not used again."""
+        """Close the slot's socket: its port is not used again (what it has
+        queued goes out first: the close_notify of its last handshake)."""
         slot.conn = None
         if self._by_fd.pop(slot.fd, None) is None:
             return
+        self._flush()
         self._active.pop(slot.fd, None)
         self._epoll.unregister(slot.fd)
         slot.sock.close()
