@@ -229,6 +229,9 @@ _NEVER = -float("inf")
 _NO_EXTENSIONS: frozenset[int] = frozenset()
 #: A clean close's event, one for all (events are frozen).
 _CLOSED_CLEANLY = ConnectionClosed(None)
+# The close_notify alert's payload, encoded once (every client handshake of
+# the storm ends with one).
+_CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
 #: The deadline of a final flight kept until the peer's data shows it arrived.
 _FOREVER = float("inf")
 _FINISHED = HandshakeType.FINISHED
@@ -833,7 +836,7 @@ class DtlsConnection:
 
     def close(self) -> None:
         """Send close_notify and close (RFC 5246 §7.2.1)."""
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
         self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
         self._close(None)
@@ -1039,7 +1042,7 @@ class DtlsConnection:
         self._retransmits = 0
         # The peer's flight that this one answers is now its last one.
         self._peer_trigger, self._pending_trigger = self._pending_trigger, None
-        self._triggered_at = -float("inf")
+        self._triggered_at = _NEVER
         self._emit_flight(now)
         self._timer_at = now + self._timeout if expect_reply else None
 
@@ -1055,7 +1058,14 @@ class DtlsConnection:
         # try/except rather than contextlib.suppress: no context manager
         # object per alert (every client handshake ends with close_notify).
         try:  # noqa: SIM105
-            self._out.append(self.records.seal(_ALERT, encode_alert(level, description)))
+            self._out.append(
+                self.records.seal(
+                    _ALERT,
+                    _CLOSE_NOTIFY
+                    if description == AlertDescription.CLOSE_NOTIFY and level == AlertLevel.WARNING
+                    else encode_alert(level, description),
+                )
+            )
         except DtlsError:
             pass
 
@@ -1064,12 +1074,13 @@ class DtlsConnection:
         self._close(HandshakeError(message, alert))
 
     def _close(self, error: DtlsError | None) -> None:
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._timer_at = None
         self._flight = []
-        self._push_event(_CLOSED_CLEANLY if error is None else ConnectionClosed(error))
+        # Not application data: no bound to check (_push_event).
+        self._events.append(_CLOSED_CLEANLY if error is None else ConnectionClosed(error))
 
     def _push_event(self, event: Event) -> None:
         if len(self._events) >= MAX_EVENTS and isinstance(event, ApplicationDataReceived):

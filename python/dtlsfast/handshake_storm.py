@@ -177,10 +177,13 @@ class HandshakeStorm:
 
     # ------------------------------------------------------------ slots
 
-    def _start(self, index: int, slot: _Slot | None, started: float | None = None) -> None:
+    def _start(
+        self, index: int, slot: _Slot | None, started: float | None = None, now: float = 0.0
+    ) -> None:
         """The next handshake of slot ``index``, on ``slot``'s socket if it
         may be reused, else from a new port; ``started``: the
-        :func:`time.perf_counter` time, if the caller just read it."""
+        :func:`time.perf_counter` time, ``now`` the loop's time, if the
+        caller just read them."""
         if started is None:
             started = _perf_counter()
         if started >= self._end:
@@ -209,7 +212,8 @@ class HandshakeStorm:
         slot.handshakes += 1
         slot.fresh = True
         self._active[slot.fd] = slot
-        now = _monotonic()
+        if not now:
+            now = _monotonic()
         conn.connect(now)
         self._pump(slot, conn, now)
 
@@ -311,10 +315,11 @@ class HandshakeStorm:
             self._saved[slot.index] = conn.resumption
         conn.close()  # close_notify, so that the server frees the session
         self._outbox.append((slot, conn, conn.datagrams_to_send(now)))
-        del self._active[slot.fd]
         slot.conn = None
+        # The slot stays in _active: _start puts the next handshake there
+        # (or _retire takes it out).
         if latency < self._reuse_within and not conn.counters.get("retransmissions"):
-            self._start(slot.index, slot, finished)
+            self._start(slot.index, slot, finished, now)
         else:
             self._retire(slot)
             self._start(slot.index, None)
