@@ -221,8 +221,12 @@ _CLIENT_WAIT_FINISHED = State.CLIENT_WAIT_FINISHED
 _SERVER_WAIT_FINISHED = State.SERVER_WAIT_FINISHED
 _CLIENT_HELLO = HandshakeType.CLIENT_HELLO
 # The same for what every new connection starts with (about 75 ns an Enum
-# attribute in CPython 3.11), and for the server's state after its flight.
+# attribute in CPython 3.11), for the client's states on the way, and for the
+# server's state after its flight.
 _CLIENT_START = State.CLIENT_START
+_CLIENT_WAIT_SERVER_HELLO = State.CLIENT_WAIT_SERVER_HELLO
+_CLIENT_WAIT_SERVER_HELLO_DONE = State.CLIENT_WAIT_SERVER_HELLO_DONE
+_CLIENT_WAIT_CHANGE_CIPHER_SPEC = State.CLIENT_WAIT_CHANGE_CIPHER_SPEC
 _SERVER_WAIT_CLIENT_KEY_EXCHANGE = State.SERVER_WAIT_CLIENT_KEY_EXCHANGE
 _X509 = CertificateType.X509
 _NEVER = -float("inf")
@@ -500,7 +504,7 @@ class DtlsConnection:
 
     def connect(self, now: float) -> None:
         """Start the handshake (client only): queue the first ClientHello."""
-        if self.state is not State.CLIENT_START:
+        if self.state is not _CLIENT_START:
             raise LocalProtocolError("connect() is for a new client connection only")
         plan = self.config.client_hello_plan
         random = hello_random()
@@ -522,7 +526,7 @@ class DtlsConnection:
         self._offered_extensions, self._unoffered = plan.offered(
             extensions, (cid is not None, len(ticket_extensions))
         )
-        self.state = State.CLIENT_WAIT_SERVER_HELLO
+        self.state = _CLIENT_WAIT_SERVER_HELLO
         # The transcript is new (the state was CLIENT_START): nothing to reset.
         self._hello_body: tuple[_ClientHelloFields, bytes] | None = None
         self._queue_client_hello(b"")
@@ -1090,7 +1094,7 @@ class DtlsConnection:
 
     def _complete(self) -> None:
         assert self.cipher_suite is not None
-        self.state = State.ESTABLISHED
+        self.state = _ESTABLISHED
         self._timer_at = None
         counters = self.counters
         # get(), not += on the Counter: no __missing__ call for the first handshake.
@@ -1193,9 +1197,7 @@ class DtlsConnection:
             # the session_id (version 2, random 32, session_id<0..32>, cookie<0..255>).
             at = 35 + len(session_id)
             body = first[1][:at] + bytes((len(cookie),)) + cookie + first[1][at + 1 :]
-            self._queue_message(
-                self._backend.encode_handshake(HandshakeType.CLIENT_HELLO, self._send_seq, body)
-            )
+            self._queue_message(self._backend.encode_handshake(_CLIENT_HELLO, self._send_seq, body))
             return
         message = self._backend.encode_client_hello(
             self._send_seq, DTLS_1_2, random, session_id, cookie, suites, b"\x00", extensions
@@ -1273,7 +1275,7 @@ class DtlsConnection:
             raise _Abort(AlertDescription.DECODE_ERROR, "a ServerHello's session_ticket is empty")
         if abbreviated.client_resumes(self, hello.session_id, ticket is not None):
             return
-        self.state = State.CLIENT_WAIT_SERVER_HELLO_DONE
+        self.state = _CLIENT_WAIT_SERVER_HELLO_DONE
 
     def _client_check_certificate_types(
         self, server_chosen: int | None, client_chosen: int | None
@@ -1361,7 +1363,7 @@ class DtlsConnection:
         self._queue_message(
             self._backend.encode_finished(self._send_seq, self._finished(b"client finished"))
         )
-        self.state = State.CLIENT_WAIT_CHANGE_CIPHER_SPEC
+        self.state = _CLIENT_WAIT_CHANGE_CIPHER_SPEC
 
     # -- client, certificate suites (RFC 8422 §5, RFC 5246 §7.4.2-7.4.8) --
 
