@@ -138,7 +138,7 @@ async def _relay(server: DtlsServer, **options: bool) -> tuple[_Relay, tuple[str
 
 
 async def _storm(
-    address: tuple[str, int], *, concurrency: int, duration: float
+    address: tuple[str, int], *, concurrency: int, duration: float, resume: bool = False
 ) -> tuple[HandshakeStorm, list[float], list[str]]:
     """Run a storm as ``dtlsfast bench --mode handshakes`` does."""
     latencies: list[float] = []
@@ -150,7 +150,7 @@ async def _storm(
         concurrency=concurrency,
         handshake_timeout=5.0,
         end=time.perf_counter() + duration,
-        resume=False,
+        resume=resume,
         on_complete=latencies.append,
         on_failure=failures.append,
     )
@@ -222,3 +222,15 @@ async def test_a_handshake_that_retransmitted_moves_its_slot_to_a_new_port(
     assert storm.reused == 0
     assert relay.lost >= len(latencies)
     assert set(relay.handshakes.values()) == {1}
+
+
+async def test_a_storm_that_does_not_resume_asks_for_no_ticket(server: DtlsServer) -> None:
+    # Not resuming, a ticket would never be used: the storm does not ask for
+    # one (RFC 5077 §3.2), so the server issues none; resuming, it does.
+    address = ("127.0.0.1", server.port)
+    _, latencies, failures = await _storm(address, concurrency=2, duration=0.3)
+    assert not failures and latencies
+    assert server.counters["tickets_issued"] == 0
+    _, latencies, failures = await _storm(address, concurrency=2, duration=0.3, resume=True)
+    assert not failures and latencies
+    assert server.counters["tickets_issued"] > 0
