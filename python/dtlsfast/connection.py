@@ -233,6 +233,10 @@ _NEVER = -float("inf")
 _NO_EXTENSIONS: frozenset[int] = frozenset()
 #: A clean close's event, one for all (events are frozen).
 _CLOSED_CLEANLY = ConnectionClosed(None)
+#: HandshakeCompleted events by (suite, PSK identity, extended master
+#: secret), shared (events are frozen); emptied when it holds this many.
+MAX_COMPLETED_EVENTS = 256
+_COMPLETED: dict[tuple[str, bytes | None, bool], HandshakeCompleted] = {}
 # The close_notify alert's payload, encoded once (every client handshake of
 # the storm ends with one).
 _CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
@@ -1099,10 +1103,15 @@ class DtlsConnection:
         counters = self.counters
         # get(), not += on the Counter: no __missing__ call for the first handshake.
         counters["handshakes"] = counters.get("handshakes", 0) + 1
-        # Not application data: no bound to check (_push_event), appended as it is.
-        event = HandshakeCompleted(
-            self.cipher_suite.name, self.psk_identity, self.extended_master_secret
-        )
+        # Not application data: no bound to check (_push_event), appended as
+        # it is. Events are frozen: one per (suite, identity, EMS) is shared,
+        # as _CLOSED_CLEANLY is, rather than a dataclass built per handshake.
+        key = (self.cipher_suite.name, self.psk_identity, self.extended_master_secret)
+        event = _COMPLETED.get(key)
+        if event is None:
+            if len(_COMPLETED) >= MAX_COMPLETED_EVENTS:
+                _COMPLETED.clear()
+            event = _COMPLETED[key] = HandshakeCompleted(*key)
         self._events.append(event)
 
     def _use_connection_ids(self, local: bytes, peer: bytes) -> None:

@@ -418,3 +418,26 @@ def test_client_hello_record_version_dtls10_is_accepted(monkeypatch: pytest.Monk
     assert pair.to_server[0][1:3] == b"\xfe\xff"
     pair.run()
     assert pair.established
+
+
+def test_completed_events_are_shared_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One HandshakeCompleted per (suite, identity, EMS) is shared by the
+    # connections that complete with it (events are frozen); the table of
+    # them never holds more than its bound, whatever identities come.
+    from dtlsfast import connection
+
+    monkeypatch.setattr(connection, "MAX_COMPLETED_EVENTS", 2)
+    monkeypatch.setattr(connection, "_COMPLETED", {})
+    events = []
+    for identity in (b"a", b"b", b"c", b"a"):
+        key = (identity, b"esp32c3_key")
+        pair = handshake(client_config(psk=key), server_config(psk_store=dict([key])))
+        assert pair.established
+        events.append(_completed(pair.client_events))
+        assert len(connection._COMPLETED) <= 2
+    assert [e.psk_identity for e in events] == [b"a", b"b", b"c", b"a"]
+    assert events[0] == events[3]
+    same = handshake(
+        client_config(psk=(b"c", b"esp32c3_key")), server_config(psk_store={b"c": b"esp32c3_key"})
+    )
+    assert _completed(same.client_events) is events[2]
