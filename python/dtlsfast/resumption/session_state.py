@@ -102,11 +102,13 @@ class ResumptionState(_Fields):
       DER, leaf first (empty for PSK and raw keys);
     - ``version``.
 
-    The constructor (and :meth:`decode`, and ``_replace``) checks every
-    bound, ConfigurationError if one is not met. :meth:`negotiated` is the
-    server's own builder for the session it just negotiated, which checks
-    only the fields of the peer's choosing. A tuple rather than a frozen
-    dataclass: built once per full handshake, it costs one allocation.
+    The constructor (and :meth:`decode` and ``_replace``) checks every
+    bound, ConfigurationError if one is not met; the tuple's own ``_make``
+    does not. :meth:`negotiated` is the server's own builder for the
+    session it has just negotiated, which checks only the fields of the
+    peer's choosing. A tuple rather than a frozen dataclass: built once per
+    full handshake, it costs one allocation, not one ``object.__setattr__``
+    per field.
     """
 
     __slots__ = ()
