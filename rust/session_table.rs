@@ -24,9 +24,12 @@ use std::net::SocketAddr;
 
 use crate::cipher::RecordCipher;
 use crate::coap_answer::CoapAnswers;
+use crate::cookie::push_socket_peer;
 use crate::errors::{CoreError, CoreResult};
+use crate::hello_gate::HelloGate;
 use crate::record::{self, check_sequence_number, RecordFields, MAX_SEQUENCE_NUMBER};
 use crate::replay::ReplayWindow;
+use crate::source_mute::is_client_hello;
 
 /// RFC 6347 §4.1 content type of application data.
 pub const APPLICATION_DATA: u8 = 23;
@@ -121,8 +124,11 @@ pub struct Served {
     pub to_python: Vec<(Vec<u8>, SocketAddr)>,
     /// Application data for Python, by the session's address.
     pub delivered: Vec<(SocketAddr, Vec<u8>)>,
-    /// Sealed answers to send (published CoAP responses).
+    /// Sealed answers to send (published CoAP responses), and the
+    /// HelloVerifyRequests of the gate.
     pub replies: Vec<(Vec<u8>, SocketAddr)>,
+    /// ClientHellos without a cookie answered with a HelloVerifyRequest.
+    pub hellos_answered: usize,
 }
 
 /// Totals over every session, removed ones included.
@@ -132,6 +138,8 @@ pub struct TableCounters {
     pub bad_auth: u64,
     pub throttled: u64,
     pub opened: u64,
+    /// ClientHellos without a cookie that [`SessionTable::serve`] answered.
+    pub hellos_answered: u64,
 }
 
 /// What opening one record did.
@@ -316,15 +324,34 @@ impl SessionTable {
 
     /// The fast path for a batch of received datagrams (DESIGN.md): each
     /// from a bound address is opened by its session (its published CoAP
-    /// GETs answered); the rest, and whatever a session cannot take, goes to
-    /// Python untouched.
-    pub fn serve(&mut self, received: Vec<(Vec<u8>, SocketAddr)>, now: f64) -> Served {
+    /// GETs answered); with the server's `gate`, a ClientHello without a
+    /// cookie from any other address is answered with the gate's
+    /// HelloVerifyRequest (RFC 6347 §4.2.1: stateless, so nothing of the
+    /// peer is kept, and no larger than the hello); the rest, and whatever a
+    /// session cannot take, goes to Python untouched.
+    pub fn serve(
+        &mut self,
+        received: Vec<(Vec<u8>, SocketAddr)>,
+        now: f64,
+        gate: Option<&HelloGate>,
+    ) -> Served {
         let mut out = Served {
             received: received.len(),
             ..Served::default()
         };
+        let mut peer = Vec::with_capacity(32);
         for (data, addr) in received {
             let Some(&id) = self.by_address.get(&addr) else {
+                if let Some(gate) = gate.filter(|_| is_client_hello(&data)) {
+                    peer.clear();
+                    push_socket_peer(&addr, &mut peer);
+                    if let Some(reply) = gate.answer_cookieless(&data, &peer) {
+                        out.replies.push((reply.as_bytes().to_vec(), addr));
+                        out.hellos_answered += 1;
+                        self.counters.hellos_answered += 1;
+                        continue;
+                    }
+                }
                 out.to_python.push((data, addr));
                 continue;
             };
@@ -809,9 +836,9 @@ mod tests {
         // 10,000 forged records a second for 3 s, the genuine one at the end.
         for tick in 0..300 {
             let batch = vec![(forged.clone(), peer); 100];
-            t.serve(batch, f64::from(tick) / 100.0);
+            t.serve(batch, f64::from(tick) / 100.0, None);
         }
-        let served = t.serve(vec![(good, peer)], 3.0);
+        let served = t.serve(vec![(good, peer)], 3.0, None);
         assert_eq!(served.delivered, vec![(peer, b"genuine".to_vec())]);
         assert_eq!((t.counters.bad_auth, t.counters.throttled), (30_000, 0));
     }
@@ -838,6 +865,7 @@ mod tests {
                 (forged.clone(), peer), // the bucket (2) is empty: dropped unopened
             ],
             11.0,
+            None,
         );
         assert_eq!(served.delivered, vec![(peer, b"hi".to_vec())]);
         assert_eq!(
@@ -848,12 +876,61 @@ mod tests {
         assert_eq!(t.counters.throttled, 1);
         assert_eq!(t.get(1).unwrap().last_active, 11.0);
         // A second later one token is back.
-        let served = t.serve(vec![(forged, peer)], 12.0);
+        let served = t.serve(vec![(forged, peer)], 12.0, None);
         assert!(served.delivered.is_empty() && served.to_python.is_empty());
         assert_eq!((t.counters.bad_auth, t.counters.throttled), (3, 1));
         // Removing the session frees its address.
         assert!(t.remove(1));
-        let served = t.serve(vec![(good.clone(), peer)], 13.0);
+        let served = t.serve(vec![(good.clone(), peer)], 13.0, None);
         assert_eq!(served.to_python, vec![(good, peer)]);
+    }
+
+    #[test]
+    fn serve_answers_cookieless_hellos_of_unknown_addresses_with_the_gate() {
+        use crate::cookie::CookieKeys;
+        use crate::hello_gate::{HelloGate, Verdict, DEFAULT_MAX_CLIENT_HELLO};
+        let gate = HelloGate::new(
+            CookieKeys::new(&[7u8; 32], None, 32).unwrap(),
+            DEFAULT_MAX_CLIENT_HELLO,
+        );
+        let mut t = table();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let stranger: SocketAddr = "[::1]:5001".parse().unwrap();
+        t.bind_address(1, peer, 10.0).unwrap();
+        let hello = crate::test_support::client_hello_datagram(b"");
+        let with_cookie = crate::test_support::client_hello_datagram(&[9u8; 32]);
+        let served = t.serve(
+            vec![
+                (hello.clone(), stranger),
+                (with_cookie.clone(), stranger),
+                (hello.clone(), peer), // a bound session's address: Python's
+                (b"junk".to_vec(), stranger),
+            ],
+            11.0,
+            Some(&gate),
+        );
+        let mut raw = Vec::new();
+        crate::cookie::push_socket_peer(&stranger, &mut raw);
+        let Verdict::HelloVerifySent(expected) = gate.check(&hello, &raw, hello.len()) else {
+            panic!("expected a HelloVerifyRequest");
+        };
+        assert_eq!(
+            served.replies,
+            vec![(expected.as_bytes().to_vec(), stranger)]
+        );
+        assert_eq!(served.hellos_answered, 1);
+        assert_eq!(t.counters.hellos_answered, 1);
+        assert_eq!(
+            served.to_python,
+            vec![
+                (with_cookie, stranger),
+                (hello.clone(), peer),
+                (b"junk".to_vec(), stranger)
+            ]
+        );
+        // Without the gate every hello is Python's.
+        let served = t.serve(vec![(hello.clone(), stranger)], 12.0, None);
+        assert_eq!(served.to_python, vec![(hello, stranger)]);
+        assert_eq!(served.hellos_answered, 0);
     }
 }

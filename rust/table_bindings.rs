@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::bindings::{
     record_fields, uint_arg, ConfigurationError, PyRecordCipher, PyReplayWindow,
 };
+use crate::handshake_crypto_bindings::PyHelloGate;
 use crate::io_bindings::{address_tuple, extract_datagrams, parse_address, PyBatchSocket};
 use crate::record::{check_sequence_number, MAX_SEQUENCE_NUMBER};
 use crate::session_table::{
@@ -172,7 +173,8 @@ impl PySessionTable {
     }
 
     /// Totals of :meth:`serve_batch` over all sessions, removed ones included:
-    /// ``{"opened", "replayed", "bad_auth", "throttled"}``.
+    /// ``{"opened", "replayed", "bad_auth", "throttled", "hellos_answered"}``
+    /// (the last: ClientHellos without a cookie answered by the gate).
     #[getter]
     fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.inner.counters;
@@ -181,27 +183,33 @@ impl PySessionTable {
         out.set_item("replayed", c.replayed)?;
         out.set_item("bad_auth", c.bad_auth)?;
         out.set_item("throttled", c.throttled)?;
+        out.set_item("hellos_answered", c.hellos_answered)?;
         Ok(out)
     }
 
     /// One batch of the fast path, the GIL released throughout: receive up to
     /// a batch of datagrams from ``sock`` (a :class:`BatchSocket`), open those
-    /// of bound sessions, send the answers to published CoAP GETs, and return
+    /// of bound sessions, send the answers to published CoAP GETs and, with
+    /// the server's ``gate`` (a :class:`HelloGate`), the HelloVerifyRequests
+    /// to ClientHellos without a cookie from other addresses, and return
     /// ``(received, to_python, delivered, unsent)``: how many datagrams came,
     /// those Python must handle as ``(data, address)``, application data as
     /// ``(address, plaintext)``, and answers the socket did not take now as
     /// ``(data, address)``.
+    #[pyo3(signature = (sock, now, gate = None))]
     fn serve_batch<'py>(
         &mut self,
         py: Python<'py>,
         mut sock: PyRefMut<'py, PyBatchSocket>,
         now: f64,
+        gate: Option<PyRef<'py, PyHelloGate>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let table = &mut self.inner;
         let io = &mut sock.inner;
+        let gate = gate.as_deref().map(PyHelloGate::core);
         let (served, sent) = py.detach(|| -> std::io::Result<_> {
             let received = io.recv()?;
-            let served = table.serve(received, now);
+            let served = table.serve(received, now, gate);
             let outgoing: Vec<(&[u8], std::net::SocketAddr)> =
                 served.replies.iter().map(|(d, a)| (&d[..], *a)).collect();
             let sent = if outgoing.is_empty() {
@@ -217,17 +225,21 @@ impl PySessionTable {
     /// The logic of :meth:`serve_batch` without the socket (for tests and
     /// other transports): ``batch`` is ``[(data, address), ...]``; returns
     /// ``(received, to_python, delivered, replies)``.
+    #[pyo3(signature = (batch, now, gate = None))]
     fn serve<'py>(
         &mut self,
         py: Python<'py>,
         batch: &Bound<'py, PyAny>,
         now: f64,
+        gate: Option<PyRef<'py, PyHelloGate>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let received = extract_datagrams(batch)?
             .into_iter()
             .map(|(data, addr)| (data.as_bytes().to_vec(), addr))
             .collect();
-        let served = self.inner.serve(received, now);
+        let served = self
+            .inner
+            .serve(received, now, gate.as_deref().map(PyHelloGate::core));
         served_tuple(py, &served, 0)
     }
 

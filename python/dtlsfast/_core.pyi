@@ -349,10 +349,14 @@ class SessionTable:
     @property
     def totals(self) -> dict[str, int]:
         """Totals of :meth:`serve_batch` over all sessions, removed ones included:
-        ``{"opened", "replayed", "bad_auth", "throttled"}``."""
+        ``{"opened", "replayed", "bad_auth", "throttled", "hellos_answered"}``
+        (the last: ClientHellos without a cookie answered by the gate)."""
 
     def serve(
-        self, batch: Iterable[tuple[bytes, tuple[object, ...]]], now: float
+        self,
+        batch: Iterable[tuple[bytes, tuple[object, ...]]],
+        now: float,
+        gate: HelloGate | None = None,
     ) -> tuple[
         int,
         list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
@@ -364,7 +368,7 @@ class SessionTable:
         ``(received, to_python, delivered, replies)``."""
 
     def serve_batch(
-        self, sock: BatchSocket, now: float
+        self, sock: BatchSocket, now: float, gate: HelloGate | None = None
     ) -> tuple[
         int,
         list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
@@ -373,7 +377,9 @@ class SessionTable:
     ]:
         """One batch of the fast path, the GIL released throughout: receive up to
         a batch of datagrams from ``sock`` (a :class:`BatchSocket`), open those
-        of bound sessions, send the answers to published CoAP GETs, and return
+        of bound sessions, send the answers to published CoAP GETs and, with
+        the server's ``gate``, the HelloVerifyRequests to ClientHellos without
+        a cookie from other addresses, and return
         ``(received, to_python, delivered, unsent)``: how many datagrams came,
         those Python must handle as ``(data, address)``, application data as
         ``(address, plaintext)``, and answers the socket did not take now as

@@ -501,6 +501,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
         out["dropped_auth_throttled"] += totals["throttled"]
+        out["cookie_hello_verify_sent"] += totals["hellos_answered"]
         if self.config.resumption is not None:
             out.update(self.config.resumption.counters)
         out["reassembly_bytes"] = self._reassembly_budget.used
@@ -897,7 +898,12 @@ class DtlsServer(asyncio.DatagramProtocol):
                 self.datagram_received(data, addr)
             return len(items)
         now = self._loop.time()
-        received, to_python, delivered, unsent = self._table.serve_batch(io, now)
+        # A new peer's first ClientHello (no cookie) is answered in Rust with
+        # the gate's HelloVerifyRequest: stateless (RFC 6347 §4.2.1), so
+        # nothing of it reaches Python; hellos with a cookie come here.
+        received, to_python, delivered, unsent = self._table.serve_batch(
+            io, now, self._gate.batch_gate(now)
+        )
         for data, addr in to_python:
             self.datagram_received(data, addr, now)  # never raises
         peers = self._peers

@@ -25,6 +25,7 @@ from typing import Any
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER, record_fields, uint
 from dtlsfast.pure.coap_answer import CoapAnswers
+from dtlsfast.pure.hello_gate import HelloGate
 from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher, key_and_iv_lengths
 from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
 from dtlsfast.pure.replay_window import ReplayWindow
@@ -82,6 +83,13 @@ def _address(address: object) -> tuple[object, ...]:
     return (str(ip), port, flow, scope)
 
 
+def is_client_hello(data: bytes) -> bool:
+    """Whether a datagram starts with an epoch-0 record holding a
+    ClientHello (type 22, epoch 0, handshake type 1 at offset 13): what the
+    server and the batch socket's muting take as a hello."""
+    return len(data) > 25 and data[0] == 22 and data[3] == 0 and data[4] == 0 and data[13] == 1
+
+
 def _of_read_epoch(session: _Session, record: tuple[int, int, int, int, bytes], ctype: int) -> bool:
     """Whether a parsed record is one the table's fast paths may open: of
     ``ctype``, in the session's current read epoch, a DTLS version, and no
@@ -116,7 +124,13 @@ class SessionTable:
         self._answers = CoapAnswers()
         self._by_address: dict[tuple[object, ...], int] = {}
         self._auth_burst, self._auth_rate = DEFAULT_AUTH_BURST, DEFAULT_AUTH_RATE
-        self._totals = {"opened": 0, "replayed": 0, "bad_auth": 0, "throttled": 0}
+        self._totals = {
+            "opened": 0,
+            "replayed": 0,
+            "bad_auth": 0,
+            "throttled": 0,
+            "hellos_answered": 0,
+        }
 
     @property
     def totals(self) -> dict[str, int]:
@@ -149,7 +163,7 @@ class SessionTable:
         return None if session is None else session.last_active
 
     def serve(
-        self, batch: Iterable[object], now: float
+        self, batch: Iterable[object], now: float, gate: HelloGate | None = None
     ) -> tuple[
         int,
         list[tuple[bytes, tuple[object, ...]]],
@@ -157,7 +171,10 @@ class SessionTable:
         list[tuple[bytes, tuple[object, ...]]],
     ]:
         """The fast path for a batch of ``(data, address)``: datagrams from a
-        bound address are opened by their session; the rest goes to Python."""
+        bound address are opened by their session; with the server's
+        ``gate``, a ClientHello without a cookie from another address is
+        answered with its HelloVerifyRequest (RFC 6347 §4.2.1); the rest goes
+        to Python."""
         items = []
         for item in batch:
             if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], bytes):
@@ -169,6 +186,12 @@ class SessionTable:
         for data, addr in items:
             sid = self._by_address.get(addr)
             if sid is None:
+                if gate is not None and is_client_hello(data):
+                    answer = gate.answer_cookieless(data, addr)
+                    if answer is not None:
+                        replies.append((answer, addr))
+                        self._totals["hellos_answered"] += 1
+                        continue
                 to_python.append((data, addr))
                 continue
             session = self._sessions[sid]
