@@ -54,7 +54,7 @@ fn fast_result<'py>(py: Python<'py>, fast: FastDatagram) -> PyResult<Bound<'py, 
     )
 }
 
-/// ``(received, to_python, delivered, replies)`` of a served batch, the
+/// ``(received, to_python, delivered, replies, closed)`` of a served batch, the
 /// first `skip` replies left out (those the socket already took).
 fn served_tuple<'py>(
     py: Python<'py>,
@@ -73,6 +73,10 @@ fn served_tuple<'py>(
     for (data, addr) in served.replies.iter().skip(skip) {
         replies.append((PyBytes::new(py, data), address_tuple(py, addr)?))?;
     }
+    let closed = PyList::empty(py);
+    for (addr, id) in &served.closed {
+        closed.append((address_tuple(py, addr)?, *id))?;
+    }
     PyTuple::new(
         py,
         [
@@ -80,6 +84,7 @@ fn served_tuple<'py>(
             to_python.into_any(),
             delivered.into_any(),
             replies.into_any(),
+            closed.into_any(),
         ],
     )
 }
@@ -173,8 +178,9 @@ impl PySessionTable {
     }
 
     /// Totals of :meth:`serve_batch` over all sessions, removed ones included:
-    /// ``{"opened", "replayed", "bad_auth", "throttled", "hellos_answered"}``
-    /// (the last: ClientHellos without a cookie answered by the gate).
+    /// ``{"opened", "replayed", "bad_auth", "throttled", "hellos_answered",
+    /// "closed"}`` (ClientHellos without a cookie answered by the gate; sessions
+    /// closed on the peer's close_notify).
     #[getter]
     fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.inner.counters;
@@ -184,6 +190,7 @@ impl PySessionTable {
         out.set_item("bad_auth", c.bad_auth)?;
         out.set_item("throttled", c.throttled)?;
         out.set_item("hellos_answered", c.hellos_answered)?;
+        out.set_item("closed", c.closed)?;
         Ok(out)
     }
 
@@ -191,11 +198,14 @@ impl PySessionTable {
     /// a batch of datagrams from ``sock`` (a :class:`BatchSocket`), open those
     /// of bound sessions, send the answers to published CoAP GETs and, with
     /// the server's ``gate`` (a :class:`HelloGate`), the HelloVerifyRequests
-    /// to ClientHellos without a cookie from other addresses, and return
-    /// ``(received, to_python, delivered, unsent)``: how many datagrams came,
-    /// those Python must handle as ``(data, address)``, application data as
-    /// ``(address, plaintext)``, and answers the socket did not take now as
-    /// ``(data, address)``.
+    /// to ClientHellos without a cookie from other addresses, and the answer
+    /// to a bound session's close_notify (RFC 5246 §7.2.1: the session then
+    /// leaves its address), and return ``(received, to_python, delivered,
+    /// unsent, closed)``: how many datagrams came, those Python must handle
+    /// as ``(data, address)``, application data as ``(address, plaintext)``,
+    /// answers the socket did not take now as ``(data, address)``, and the
+    /// sessions closed by their peer as ``(address, session_id)``, for
+    /// Python to forget.
     #[pyo3(signature = (sock, now, gate = None))]
     fn serve_batch<'py>(
         &mut self,
@@ -224,7 +234,7 @@ impl PySessionTable {
 
     /// The logic of :meth:`serve_batch` without the socket (for tests and
     /// other transports): ``batch`` is ``[(data, address), ...]``; returns
-    /// ``(received, to_python, delivered, replies)``.
+    /// ``(received, to_python, delivered, replies, closed)``.
     #[pyo3(signature = (batch, now, gate = None))]
     fn serve<'py>(
         &mut self,

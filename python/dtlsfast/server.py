@@ -901,12 +901,14 @@ class DtlsServer(asyncio.DatagramProtocol):
         # A new peer's first ClientHello (no cookie) is answered in Rust with
         # the gate's HelloVerifyRequest: stateless (RFC 6347 §4.2.1), so
         # nothing of it reaches Python; hellos with a cookie come here.
-        received, to_python, delivered, unsent = self._table.serve_batch(
+        received, to_python, delivered, unsent, closed = self._table.serve_batch(
             io, now, self._gate.batch_gate(now)
         )
-        for data, addr in to_python:
-            self.datagram_received(data, addr, now)  # never raises
         peers = self._peers
+        # In the order that keeps each address's datagrams in theirs: a
+        # session's application data came before its close_notify (the table
+        # unbinds the address there), and what came from that address after
+        # it is in to_python (a new hello, mostly).
         for addr, plaintext in delivered:
             peer = peers.get(addr)
             if peer is not None and peer.table_id is not None:
@@ -914,6 +916,20 @@ class DtlsServer(asyncio.DatagramProtocol):
                     peer.session._deliver(plaintext)
                 except Exception as exc:
                     self._internal_error(exc, addr, peer)
+        for addr, table_id in closed:
+            # The peer's close_notify, answered by the table (RFC 5246
+            # §7.2.1): the session ends as if its connection had read it.
+            peer = peers.get(addr)
+            if peer is not None and peer.table_id == table_id:
+                try:
+                    conn = peer.conn
+                    assert isinstance(conn, SettledConnection)  # a peer in the table
+                    conn.close_notified()
+                    self._flush(peer, now)
+                except Exception as exc:
+                    self._internal_error(exc, addr, peer)
+        for data, addr in to_python:
+            self.datagram_received(data, addr, now)  # never raises
         if unsent and self._transport is not None:
             for data, addr in unsent:
                 try:

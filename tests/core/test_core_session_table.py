@@ -202,7 +202,7 @@ datagram_kinds = st.lists(
         st.sampled_from(
             [
                 *("data", "get", "alert", "forged", "replay", "garbage"),
-                *("hello", "hello_cookie", "hello_fragment", "hello_cut"),
+                *("hello", "hello_cookie", "hello_fragment", "hello_cut", "close"),
             ]
         ),
         st.sampled_from([PEER, OTHER, STRANGER]),
@@ -254,6 +254,8 @@ def _serve_run(core: ModuleType, kinds: list[tuple[str, tuple[str, int], int]]) 
         elif kind == "get":
             record = table.seal(sid, APPLICATION_DATA, get)
         elif kind == "alert":
+            record = table.seal(sid, ALERT, b"\x02\x28")
+        elif kind == "close":
             record = table.seal(sid, ALERT, b"\x01\x00")
         elif kind == "forged":
             record = bytearray(table.seal(sid, APPLICATION_DATA, b"f"))
@@ -302,10 +304,10 @@ def test_serve_answers_a_new_peers_first_hello_with_the_gate(core: ModuleType) -
     cookie = expected[28:]
     second = _client_hello(3, cookie)
     assert gate.check(second, STRANGER)[0] == "accepted"
-    received, to_python, delivered, replies = table.serve(
+    received, to_python, delivered, replies, closed = table.serve(
         [(hello, STRANGER), (second, STRANGER), (fragment, STRANGER), (hello, PEER)], 6.0, gate
     )
-    assert (received, delivered) == (4, [])
+    assert (received, delivered, closed) == (4, [], [])
     assert replies == [(expected, STRANGER)]
     assert to_python == [(second, STRANGER), (fragment, STRANGER), (hello, PEER)]
     assert table.totals["hellos_answered"] == 1
@@ -314,15 +316,41 @@ def test_serve_answers_a_new_peers_first_hello_with_the_gate(core: ModuleType) -
 
 
 @pytest.mark.parametrize("core", BACKENDS)
+def test_serve_answers_a_close_notify_and_unbinds_the_session(core: ModuleType) -> None:
+    """RFC 5246 §7.2.1 in the batch: a bound session's close_notify is
+    answered with ours and reported closed, the address unbound for the rest
+    of the batch; another alert, a forged or a replayed close_notify is
+    Python's, the session's window untouched."""
+    table = _table(core)
+    table.bind_address(1, PEER, 5.0)
+    close = table.seal(1, ALERT, b"\x01\x00")
+    fatal = table.seal(1, ALERT, b"\x02\x28")
+    forged = bytearray(close)
+    forged[-1] ^= 1
+    after = table.seal(1, APPLICATION_DATA, b"after")
+    served = table.serve([(fatal, PEER), (bytes(forged), PEER)], 6.0)
+    assert served[1] == [(fatal, PEER), (bytes(forged), PEER)] and served[4] == []
+    assert table.open_alert(1, fatal) == b"\x02\x28"  # not consumed by serve
+    _, to_python, delivered, replies, closed = table.serve([(close, PEER), (after, PEER)], 7.0)
+    assert closed == [(PEER, 1)] and delivered == []
+    assert to_python == [(after, PEER)]  # the session left its address
+    ((reply, to),) = replies
+    assert to == PEER and table.open_alert(1, reply) == b"\x01\x00"
+    assert table.totals["closed"] == 1 and table.last_active(1) == 7.0
+    assert table.serve([(close, PEER)], 8.0)[1] == [(close, PEER)]
+    assert table.open_alert(1, close) == "replay"
+
+
+@pytest.mark.parametrize("core", BACKENDS)
 def test_serve_routes_by_address(core: ModuleType) -> None:
     table = _table(core)
     table.bind_address(1, PEER, 5.0)
     data = table.seal(1, APPLICATION_DATA, b"hello")
-    alert = table.seal(1, ALERT, b"\x01\x00")
-    received, to_python, delivered, replies = table.serve(
+    alert = table.seal(1, ALERT, b"\x02\x28")  # fatal: Python's
+    received, to_python, delivered, replies, closed = table.serve(
         [(data, PEER), (data, STRANGER), (alert, PEER)], 6.0
     )
-    assert received == 3 and replies == []
+    assert received == 3 and replies == [] and closed == []
     assert delivered == [(PEER, b"hello")]
     assert to_python == [(data, STRANGER), (alert, PEER)]
     assert table.last_active(1) == 6.0 and table.totals["opened"] == 1
