@@ -1073,24 +1073,21 @@ class DtlsServer(asyncio.DatagramProtocol):
     # -- the MAC-error filter (dtlsfast.auth_filter) ---------------------------
 
     def _feed_checked(self, peer: _Peer, data: bytes, now: float) -> None:
-        """Feed a datagram through the peer's MAC-error filter."""
-        if self._throttled(peer, now):
-            return
-        failures = peer.conn.drops.get("bad_auth", 0)
-        self._feed(peer, data, now)
-        self._charge(peer, failures, now)
-
-    def _throttled(self, peer: _Peer, now: float) -> bool:
+        """Feed a datagram through the peer's MAC-error filter (the filter's
+        calls only when it exists or the datagram failed authentication:
+        every datagram of every handshake comes here)."""
         guard = peer.auth_filter
         if guard is not None and not guard.allows(now):
             self._counters["dropped_auth_throttled"] += 1
-            return True
-        return False
-
-    def _charge(self, peer: _Peer, failures_before: int, now: float) -> None:
-        failures = peer.conn.drops.get("bad_auth", 0) - failures_before
-        if failures <= 0:
             return
+        failures = peer.conn.drops.get("bad_auth", 0)
+        self._feed(peer, data, now)
+        failures = peer.conn.drops.get("bad_auth", 0) - failures
+        if failures > 0:
+            self._charge(peer, failures, now)
+
+    def _charge(self, peer: _Peer, failures: int, now: float) -> None:
+        """Charge ``failures`` authentication failures to the peer's filter."""
         guard = peer.auth_filter
         if guard is None:
             limits = self.limits
