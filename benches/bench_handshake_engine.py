@@ -5,8 +5,8 @@ Python code of the handshake modules that the server ran before it used the
 engines (for the gate, ``server``: the server's CookieGate around the Rust
 HelloGate, its counters and throttle included).
 
-- ``keys``: master secret + key block, and the server's two record ciphers
-  built from it;
+- ``keys``: premaster secret, master secret + key block, and the server's
+  two record ciphers built from it;
 - ``gate``: the first ClientHello (answered with a HelloVerifyRequest) and
   the second one with its cookie (accepted);
 - ``transcript``: the server's messages, the session hash, the client's
@@ -92,7 +92,7 @@ def _finish(benchmark: Any, correct: bool) -> None:
 
 # ------------------------------------------------------------------ keys
 
-PREMASTER = prf.psk_premaster_secret(b"esp32c3_key")
+PSK = b"esp32c3_key"
 CLIENT_RANDOM, SERVER_RANDOM = bytes(range(32)), bytes(range(32, 64))
 SESSION_HASH = bytes([1]) * 32
 
@@ -100,7 +100,8 @@ SESSION_HASH = bytes([1]) * 32
 def keys_before() -> tuple[bytes, tuple[bytes, bytes], tuple[bytes, bytes]]:
     """What connection.py did before derive_keys: prf.py's functions, then
     two Rust RecordCiphers (the server's: it reads with the client's key)."""
-    master = prf.extended_master_secret(SUITE.prf_hash, PREMASTER, SESSION_HASH)
+    premaster = prf.psk_premaster_secret(PSK)
+    master = prf.extended_master_secret(SUITE.prf_hash, premaster, SESSION_HASH)
     keys = prf.key_block(SUITE, master, CLIENT_RANDOM, SERVER_RANDOM)
     read = _core.RecordCipher(SUITE.aead, keys.client_write_key, keys.client_write_iv)
     write = _core.RecordCipher(SUITE.aead, keys.server_write_key, keys.server_write_iv)
@@ -109,7 +110,7 @@ def keys_before() -> tuple[bytes, tuple[bytes, bytes], tuple[bytes, bytes]]:
 
 def keys_one_call(m: ModuleType) -> tuple[bytes, tuple[bytes, bytes], tuple[bytes, bytes]]:
     master, read, write = m.derive_keys(
-        SUITE.prf_hash, SUITE.aead, PREMASTER, CLIENT_RANDOM, SERVER_RANDOM, SESSION_HASH, False
+        SUITE.prf_hash, SUITE.aead, PSK, None, CLIENT_RANDOM, SERVER_RANDOM, SESSION_HASH, False
     )
     return master, read.key_material(), write.key_material()
 

@@ -69,7 +69,9 @@ fn role_ciphers<'py>(
     ))
 }
 
-/// Master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
+/// The premaster secret (RFC 4279 §2 of ``psk`` and ``other_secret``, or
+/// without a PSK the ECDH shared secret ``other_secret``, RFC 8422 §5.10),
+/// the master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
 /// 5246 §8.1) and the key block of ``aead`` (RFC 5246 §6.3) in one step:
 /// ``(master_secret, read_cipher, write_cipher)`` of the client
 /// (``client``) or the server.
@@ -79,7 +81,8 @@ fn derive_keys<'py>(
     py: Python<'py>,
     hash_name: &str,
     aead: &str,
-    premaster: &[u8],
+    psk: Option<&[u8]>,
+    other_secret: Option<&[u8]>,
     client_random: &[u8],
     server_random: &[u8],
     session_hash: Option<&[u8]>,
@@ -88,7 +91,8 @@ fn derive_keys<'py>(
     let keys = key_schedule::derive_keys(
         prf_hash(hash_name)?,
         aead,
-        premaster,
+        psk,
+        other_secret,
         client_random,
         server_random,
         session_hash,

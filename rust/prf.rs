@@ -7,6 +7,8 @@
 //! `dtlsfast.handshake.prf`; each function here is one step of the handshake,
 //! so Python crosses the boundary once per step, not once per HMAC.
 
+use std::borrow::Cow;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha384};
 
@@ -236,13 +238,16 @@ fn aead_kind(aead: &str) -> CoreResult<AeadKind> {
     })
 }
 
-/// One step from the premaster secret to the keys of a suite: the master
-/// secret (extended when `session_hash` is given, RFC 7627 §4, else RFC 5246
-/// §8.1), then the key block split for the suite's AEAD (RFC 5246 §6.3).
+/// One step from the key exchange's secrets to the keys of a suite: the
+/// premaster secret ([`premaster_secret`] of `psk` and `other_secret`), the
+/// master secret (extended when `session_hash` is given, RFC 7627 §4, else
+/// RFC 5246 §8.1), then the key block split for the suite's AEAD (RFC 5246
+/// §6.3).
 pub fn derive_keys(
     hash: PrfHash,
     aead: &str,
-    premaster: &[u8],
+    psk: Option<&[u8]>,
+    other_secret: Option<&[u8]>,
     client_random: &[u8],
     server_random: &[u8],
     session_hash: Option<&[u8]>,
@@ -250,9 +255,10 @@ pub fn derive_keys(
     aead_kind(aead)?;
     // Both randoms are checked before any work, extended or not.
     check_randoms(client_random, server_random)?;
+    let premaster = premaster_secret(psk, other_secret)?;
     let master = match session_hash {
-        Some(hash_value) => extended_master_secret(hash, premaster, hash_value),
-        None => master_secret(hash, premaster, client_random, server_random)?,
+        Some(hash_value) => extended_master_secret(hash, &premaster, hash_value),
+        None => master_secret(hash, &premaster, client_random, server_random)?,
     };
     expand_master_secret(hash, aead, &master, client_random, server_random)
 }
@@ -337,6 +343,23 @@ pub fn check_finished_label(label: &[u8]) -> CoreResult<()> {
         )));
     }
     Ok(())
+}
+
+/// The premaster secret of a key exchange: with a PSK, RFC 4279 §2's of
+/// `psk` and `other_secret` ([`psk_premaster_secret`]: the ECDH shared
+/// secret of ECDHE_PSK, or None for plain PSK); without one, the ECDH shared
+/// secret itself (ECDHE_ECDSA, RFC 8422 §5.10), which must then be given.
+pub fn premaster_secret<'a>(
+    psk: Option<&[u8]>,
+    other_secret: Option<&'a [u8]>,
+) -> CoreResult<Cow<'a, [u8]>> {
+    match (psk, other_secret) {
+        (Some(psk), other) => Ok(Cow::Owned(psk_premaster_secret(psk, other)?)),
+        (None, Some(shared)) => Ok(Cow::Borrowed(shared)),
+        (None, None) => Err(CoreError::config(
+            "no premaster secret: give the PSK, the ECDH shared secret or both",
+        )),
+    }
 }
 
 /// The premaster secret of a PSK key exchange (RFC 4279 §2):
@@ -513,23 +536,58 @@ mod tests {
     fn derive_keys_is_master_then_key_block() {
         let cr = [3u8; 32];
         let sr = [4u8; 32];
-        let keys = derive_keys(PrfHash::Sha256, "AES_128_CCM_8", b"pms", &cr, &sr, None).unwrap();
+        let keys = derive_keys(
+            PrfHash::Sha256,
+            "AES_128_CCM_8",
+            None,
+            Some(b"pms"),
+            &cr,
+            &sr,
+            None,
+        )
+        .unwrap();
         let master = master_secret(PrfHash::Sha256, b"pms", &cr, &sr).unwrap();
         assert_eq!(keys.master_secret, master);
         assert_eq!(
             keys,
             key_block(PrfHash::Sha256, &master, &cr, &sr, 16, 4).unwrap()
         );
-        let ems =
-            derive_keys(PrfHash::Sha384, "AES_256_GCM", b"pms", &cr, &sr, Some(b"h")).unwrap();
+        let ems = derive_keys(
+            PrfHash::Sha384,
+            "AES_256_GCM",
+            None,
+            Some(b"pms"),
+            &cr,
+            &sr,
+            Some(b"h"),
+        )
+        .unwrap();
         assert_eq!(
             ems.master_secret,
             extended_master_secret(PrfHash::Sha384, b"pms", b"h")
         );
         assert_eq!(ems.client_write_key.len(), 32);
-        assert!(derive_keys(PrfHash::Sha256, "NULL", b"p", &cr, &sr, None).is_err());
-        assert!(derive_keys(PrfHash::Sha256, "AES_128_GCM", b"p", &cr[..31], &sr, None).is_err());
-        assert!(derive_keys(PrfHash::Sha256, "AES_128_GCM", b"p", &cr, &[], Some(b"h")).is_err());
+        assert!(derive_keys(PrfHash::Sha256, "NULL", None, Some(b"p"), &cr, &sr, None).is_err());
+        assert!(derive_keys(
+            PrfHash::Sha256,
+            "AES_128_GCM",
+            None,
+            Some(b"p"),
+            &cr[..31],
+            &sr,
+            None
+        )
+        .is_err());
+        assert!(derive_keys(
+            PrfHash::Sha256,
+            "AES_128_GCM",
+            None,
+            Some(b"p"),
+            &cr,
+            &[],
+            Some(b"h")
+        )
+        .is_err());
         assert!(!format!("{keys:?}").contains("master_secret: ["));
     }
 
@@ -551,9 +609,9 @@ mod tests {
     #[test]
     fn derive_keys_gives_each_side_its_ciphers_openssl_vector() {
         let (cr, sr) = openssl_randoms();
-        let premaster = psk_premaster_secret(b"esp32c3_key", None).unwrap();
+        let psk = Some(&b"esp32c3_key"[..]);
         let keys =
-            derive_keys(PrfHash::Sha256, "AES_128_CCM_8", &premaster, &cr, &sr, None).unwrap();
+            derive_keys(PrfHash::Sha256, "AES_128_CCM_8", psk, None, &cr, &sr, None).unwrap();
         assert_eq!(keys.master_secret[..], unhex(MASTER_SHA256)[..]);
         let block = unhex(KEY_BLOCK_CCM8);
         let (client_key, server_key) = (&block[..16], &block[16..32]);
@@ -578,7 +636,8 @@ mod tests {
         let ems = derive_keys(
             PrfHash::Sha256,
             "AES_128_CCM_8",
-            &premaster,
+            psk,
+            None,
             &cr,
             &sr,
             Some(&ems_hash),
@@ -591,7 +650,16 @@ mod tests {
     fn expand_master_secret_is_derive_keys_without_the_master() {
         let (cr, sr) = openssl_randoms();
         for aead in crate::cipher::AEAD_NAMES {
-            let keys = derive_keys(PrfHash::Sha384, aead, b"pms", &cr, &sr, None).unwrap();
+            let keys = derive_keys(
+                PrfHash::Sha384,
+                aead,
+                Some(b"psk"),
+                Some(b"ecdh"),
+                &cr,
+                &sr,
+                None,
+            )
+            .unwrap();
             let again =
                 expand_master_secret(PrfHash::Sha384, aead, &keys.master_secret, &cr, &sr).unwrap();
             assert_eq!(keys, again);
@@ -633,5 +701,42 @@ mod tests {
         );
         assert!(psk_premaster_secret(b"", None).is_err());
         assert!(psk_premaster_secret(&vec![1u8; 65536], None).is_err());
+    }
+
+    #[test]
+    fn premaster_secret_by_key_exchange() {
+        // PSK and ECDHE_PSK: RFC 4279 §2; ECDHE_ECDSA: the shared secret.
+        let psk = premaster_secret(Some(b"ab"), None).unwrap();
+        assert_eq!(psk, psk_premaster_secret(b"ab", None).unwrap());
+        let ecdhe_psk = premaster_secret(Some(b"k"), Some(b"xyz")).unwrap();
+        assert_eq!(ecdhe_psk, psk_premaster_secret(b"k", Some(b"xyz")).unwrap());
+        assert_eq!(
+            premaster_secret(None, Some(b"xyz")).unwrap()[..],
+            b"xyz"[..]
+        );
+        assert!(premaster_secret(None, None).is_err());
+        assert!(premaster_secret(Some(b""), Some(b"xyz")).is_err());
+        // The premaster secret derive_keys takes is that one.
+        let (cr, sr) = openssl_randoms();
+        let direct = derive_keys(
+            PrfHash::Sha256,
+            "AES_128_GCM",
+            None,
+            Some(&ecdhe_psk),
+            &cr,
+            &sr,
+            None,
+        );
+        let built = derive_keys(
+            PrfHash::Sha256,
+            "AES_128_GCM",
+            Some(b"k"),
+            Some(b"xyz"),
+            &cr,
+            &sr,
+            None,
+        );
+        assert_eq!(direct.unwrap(), built.unwrap());
+        assert!(derive_keys(PrfHash::Sha256, "AES_128_GCM", None, None, &cr, &sr, None).is_err());
     }
 }

@@ -492,13 +492,17 @@ class ClientTable:
 def derive_keys(
     hash_name: str,
     aead: str,
-    premaster: bytes,
+    psk: bytes | None,
+    other_secret: bytes | None,
     client_random: bytes,
     server_random: bytes,
     session_hash: bytes | None,
     client: bool,
 ) -> tuple[bytes, RecordCipher, RecordCipher]:
-    """Master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
+    """The premaster secret (RFC 4279 §2 of ``psk`` and ``other_secret``,
+    the ECDH shared secret of ECDHE_PSK or None for plain PSK; without a
+    PSK the ECDH shared secret ``other_secret`` itself, RFC 8422 §5.10), the
+    master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
     5246 §8.1) and the key block of ``aead`` (RFC 5246 §6.3) in one step:
     ``(master_secret, read_cipher, write_cipher)`` of the client
     (``client``) or the server."""

@@ -115,9 +115,6 @@ from dtlsfast.handshake.messages import (
     decode_alert,
     encode_alert,
 )
-from dtlsfast.handshake.prf import (
-    psk_premaster_secret,
-)
 from dtlsfast.handshake.randoms import hello_random
 from dtlsfast.handshake.signatures import (
     OFFERED_SCHEMES,
@@ -1105,26 +1102,25 @@ class DtlsConnection:
     def _derive_keys(self) -> None:
         suite = self.cipher_suite
         assert suite is not None
+        # The premaster secret is built in derive_keys: RFC 4279 §2 with the
+        # PSK (and the ECDH secret of ECDHE_PSK), else the ECDH secret alone.
+        psk: bytes | None
         if suite.key_exchange == "ECDHE_ECDSA":
             assert self._ecdh_secret is not None
-            premaster = self._ecdh_secret  # RFC 8422 §5.10
+            psk = None  # RFC 8422 §5.10
+        elif self.config.is_client:
+            assert self.config.psk is not None
+            psk = self.config.psk[1]
         else:
-            if self.config.is_client:
-                assert self.config.psk is not None
-                psk = self.config.psk[1]
-                if self._ecdh_secret is None:  # plain PSK: the same every time
-                    premaster = self.config.client_hello_plan.psk_premaster(psk)
-                else:
-                    premaster = psk_premaster_secret(psk, self._ecdh_secret)
-            else:
-                premaster = psk_premaster_secret(self._psk, self._ecdh_secret)
+            psk = self._psk
         session_hash = (
             self._transcript.digest(suite.prf_hash) if self.extended_master_secret else None
         )
         self._master, read_cipher, write_cipher = self._backend.derive_keys(
             suite.prf_hash,
             suite.aead,
-            premaster,
+            psk,
+            self._ecdh_secret,
             self._client_random,
             self._server_random,
             session_hash,

@@ -1,6 +1,7 @@
-"""The TLS 1.2 key schedule one step per call (RFC 5246 §6.3, §8.1; RFC 7627
-§4), Rust and pure twin: ``derive_keys`` and ``key_block`` hand back the
-record ciphers of one side. Known answers computed with OpenSSL, the two
+"""The TLS 1.2 key schedule one step per call (RFC 4279 §2, RFC 8422 §5.10;
+RFC 5246 §6.3, §8.1; RFC 7627 §4), Rust and pure twin: ``derive_keys`` (from
+the PSK and the ECDH secret) and ``key_block`` (from a master secret) hand
+back the record ciphers of one side. Known answers computed with OpenSSL, the two
 held to identical keys and errors, and checked against the step-by-step
 functions of :mod:`dtlsfast.handshake.prf`."""
 
@@ -60,9 +61,8 @@ def same_keys(call: Callable[[ModuleType], Any]) -> Any:
 
 @pytest.mark.parametrize("client", [True, False])
 def test_openssl_vectors_each_side_its_ciphers(impl: ModuleType, client: bool) -> None:
-    premaster = py_prf.psk_premaster_secret(PSK)
     master, read, write = impl.derive_keys(
-        "sha256", "AES_128_CCM_8", premaster, CLIENT_RANDOM, SERVER_RANDOM, None, client
+        "sha256", "AES_128_CCM_8", PSK, None, CLIENT_RANDOM, SERVER_RANDOM, None, client
     )
     assert master.hex() == MASTER_SHA256
     block = bytes.fromhex(KEY_BLOCK_CCM8)
@@ -76,7 +76,7 @@ def test_openssl_vectors_each_side_its_ciphers(impl: ModuleType, client: bool) -
     assert keys_of(again) == keys_of((read, write))
     session_hash = hashlib.sha256(b"transcript").digest()
     ems, _, _ = impl.derive_keys(
-        "sha256", "AES_128_CCM_8", premaster, CLIENT_RANDOM, SERVER_RANDOM, session_hash, client
+        "sha256", "AES_128_CCM_8", PSK, None, CLIENT_RANDOM, SERVER_RANDOM, session_hash, client
     )
     assert ems.hex() == EMS_SHA256
 
@@ -84,7 +84,7 @@ def test_openssl_vectors_each_side_its_ciphers(impl: ModuleType, client: bool) -
 def test_what_one_side_seals_the_other_opens() -> None:
     """The client's write cipher is the server's read cipher, across the
     two backends."""
-    args = ("sha384", "AES_256_GCM", b"premaster", CLIENT_RANDOM, SERVER_RANDOM, None)
+    args = ("sha384", "AES_256_GCM", None, b"ecdh secret", CLIENT_RANDOM, SERVER_RANDOM, None)
     _, client_read, client_write = _core.derive_keys(*args, True)
     _, server_read, server_write = pure.derive_keys(*args, False)
     record = client_write.seal(23, 0xFEFD, 1, 5, b"ping")
@@ -99,7 +99,9 @@ randoms = st.binary(min_size=32, max_size=32)
 @SETTINGS
 @given(
     st.sampled_from(ALL_SUITES),
-    st.binary(min_size=1, max_size=140),
+    st.none() | st.binary(min_size=1, max_size=70),
+    st.binary(min_size=0, max_size=70),
+    st.booleans(),
     randoms,
     randoms,
     st.none() | st.binary(min_size=32, max_size=48),
@@ -107,19 +109,25 @@ randoms = st.binary(min_size=32, max_size=32)
 )
 def test_derive_keys_agree_for_every_suite(
     suite: CipherSuite,
-    premaster: bytes,
+    psk: bytes | None,
+    ecdh_secret: bytes,
+    plain_psk: bool,
     client_random: bytes,
     server_random: bytes,
     session_hash: bytes | None,
     client: bool,
 ) -> None:
     s = suite
+    # PSK (no other secret), ECDHE_PSK (both), ECDHE_ECDSA (no PSK).
+    other = None if plain_psk and psk is not None else ecdh_secret
     master, (_, read), (_, write) = same_keys(
         lambda m: m.derive_keys(
-            s.prf_hash, s.aead, premaster, client_random, server_random, session_hash, client
+            s.prf_hash, s.aead, psk, other, client_random, server_random, session_hash, client
         )
     )
     # The same as the step-by-step functions of the key schedule.
+    premaster = other if psk is None else py_prf.psk_premaster_secret(psk, other)
+    assert premaster is not None
     if session_hash is None:
         expected_master = py_prf.master_secret(s.prf_hash, premaster, client_random, server_random)
     else:
@@ -139,7 +147,8 @@ def test_derive_keys_agree_for_every_suite(
 @given(
     st.sampled_from(["sha256", "sha384", "sha1", "SHA256"]),
     st.sampled_from([*AEAD_KEY_IV, "AES_128_CBC", ""]),
-    st.binary(max_size=64),
+    st.none() | st.binary(max_size=4) | st.sampled_from([bytes(65535), bytes(65536)]),
+    st.none() | st.binary(max_size=40) | st.just(bytes(65536)),
     st.binary(max_size=40),
     st.binary(max_size=40),
     st.none() | st.binary(max_size=60),
@@ -148,17 +157,20 @@ def test_derive_keys_agree_for_every_suite(
 def test_derive_keys_errors_agree(
     hash_name: str,
     aead: str,
-    premaster: bytes,
+    psk: bytes | None,
+    other: bytes | None,
     client_random: bytes,
     server_random: bytes,
     session_hash: bytes | None,
     client: bool,
 ) -> None:
-    same_keys(
+    out = same_keys(
         lambda m: m.derive_keys(
-            hash_name, aead, premaster, client_random, server_random, session_hash, client
+            hash_name, aead, psk, other, client_random, server_random, session_hash, client
         )
     )
+    if (psk is None and other is None) or psk == b"":
+        assert out is ConfigurationError
 
 
 @SETTINGS
