@@ -65,6 +65,8 @@ def key_block(
     """The key block of a known master secret (a resumed session's, RFC
     5246 §7.3) and this handshake's randoms: ``(read_cipher,
     write_cipher)`` of the client (``client``) or the server."""
+    if client.__class__ is not bool:  # as the Rust binding takes it
+        raise TypeError(f"client must be a bool, not {type(client).__name__}")
     _prf.hash_length(hash_name)
     key_length, iv_length = _aead_lengths(aead)
     if len(master) != _prf.MASTER_SECRET_LENGTH:
