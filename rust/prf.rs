@@ -330,19 +330,13 @@ pub fn verify_data(
     handshake_hash: &[u8],
     length: usize,
 ) -> CoreResult<Vec<u8>> {
-    check_finished_label(label)?;
-    prf(hash, master, label, &[handshake_hash], length)
-}
-
-/// ConfigurationError unless `label` is `client finished` or `server finished`.
-pub fn check_finished_label(label: &[u8]) -> CoreResult<()> {
     if label != b"client finished" && label != b"server finished" {
         return Err(CoreError::config(format!(
             "Finished label must be b'client finished' or b'server finished', not {}",
             String::from_utf8_lossy(label)
         )));
     }
-    Ok(())
+    prf(hash, master, label, &[handshake_hash], length)
 }
 
 /// The premaster secret of a key exchange: with a PSK, RFC 4279 §2's of

@@ -156,8 +156,6 @@ impl Transcript {
                 "verify_data is 1..={MAX_PRF_OUTPUT} bytes, not {length}"
             )));
         }
-        // The label is checked before the digest chooses the running hash.
-        prf::check_finished_label(label)?;
         let handshake_hash = self.digest(hash);
         prf::verify_data(hash, master, label, &handshake_hash, length)
     }
