@@ -5,12 +5,16 @@ sends, no socket, so that the figure is the server's Python and Rust work
 the kernel, and steady on a shared machine.
 
     python benches/bench_server_handshake.py [--suite PSK|ECDHE-PSK] [--resume]
-        [--count N] [--rounds R] [--profile FILE]
+        [--no-tickets] [--count N] [--rounds R] [--profile FILE]
 
 Only the server's calls (``datagram_received``) are timed; the best round
 counts, printed per step too (first hello, second hello, the client's last
 flight, close_notify). ``--resume``: each client offers the session of an earlier one (an
-abbreviated handshake, RFC 5246 §7.3). Timing only: no asserts on speed.
+abbreviated handshake, RFC 5246 §7.3). ``--no-tickets``: the clients do not
+offer the session_ticket extension (as an OpenSSL client with SSL_OP_NO_TICKET,
+e.g. cgen, does not), so a full handshake ends with the server caching the
+session under its session ID instead of sealing a ticket, and ``--resume``
+resumes by session ID. Timing only: no asserts on speed.
 """
 
 from __future__ import annotations
@@ -120,14 +124,16 @@ def handshake(
     return spent, saved
 
 
-def run(suite: str, resume: bool, count: int, rounds: int) -> float:
+def run(suite: str, resume: bool, count: int, rounds: int, tickets: bool = True) -> float:
     """Best round's server microseconds per handshake."""
 
     steps: list[float] = []
 
     async def main() -> float:
         server = _server(SUITES[suite])
-        client_config = DtlsConfiguration.client(psk=(PSK[0], PSK[1]), ciphers=[SUITES[suite]])
+        client_config = DtlsConfiguration.client(
+            psk=(PSK[0], PSK[1]), ciphers=[SUITES[suite]], session_tickets=tickets
+        )
         _, saved = handshake(server, client_config, ("127.0.0.1", 1), None)
         best = float("inf")
         port = 2
@@ -156,6 +162,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=sorted(SUITES), default="PSK")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--no-tickets",
+        action="store_true",
+        help="clients offer no session ticket: the session-ID cache path (as cgen)",
+    )
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", help="write a cProfile of the server's calls here")
@@ -164,11 +175,12 @@ def main() -> None:
         import cProfile
 
         PROFILE = cProfile.Profile()
-    us = run(args.suite, args.resume, args.count, args.rounds)
+    us = run(args.suite, args.resume, args.count, args.rounds, not args.no_tickets)
     if args.profile:
         PROFILE.dump_stats(args.profile)
     kind = "abbreviated" if args.resume else "full"
-    print(f"{SUITES[args.suite]} {kind}: {us:.1f} µs of server time per handshake")
+    via = "session ID" if args.no_tickets else "ticket"
+    print(f"{SUITES[args.suite]} {kind} ({via}): {us:.1f} µs of server time per handshake")
 
 
 if __name__ == "__main__":

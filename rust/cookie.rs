@@ -206,6 +206,17 @@ pub fn push_address_peer(host_text: Option<&str>, host_utf8: &[u8], port: u16, o
     out.extend_from_slice(&port.to_be_bytes());
 }
 
+/// The canonical peer bytes of a socket address: what [`push_address_peer`]
+/// gives for the host and port that the socket reports to Python (an IP
+/// literal always; IPv6 scope and flow info do not count).
+pub fn push_socket_peer(addr: &std::net::SocketAddr, out: &mut Vec<u8>) {
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => push_tagged(b'I', &v4.octets(), out),
+        std::net::IpAddr::V6(v6) => push_tagged(b'I', &v6.octets(), out),
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
+}
+
 /// The canonical bytes of an opaque peer (a connection ID, a label):
 /// `B` + len + bytes, a domain apart from addresses.
 pub fn push_opaque_peer(raw: &[u8], out: &mut Vec<u8>) {
@@ -470,6 +481,21 @@ mod tests {
         out.clear();
         push_opaque_peer(b"xy", &mut out);
         assert_eq!(out, b"B\0\0\0\x02xy");
+    }
+
+    #[test]
+    fn socket_peer_bytes_are_those_of_the_address_python_sees() {
+        for (text, addr) in [
+            ("127.0.0.1", "127.0.0.1:5684"),
+            ("::1", "[::1]:5684"),
+            ("::ffff:10.0.0.1", "[::ffff:10.0.0.1]:5684"),
+        ] {
+            let mut from_text = Vec::new();
+            push_address_peer(Some(text), text.as_bytes(), 5684, &mut from_text);
+            let mut from_socket = Vec::new();
+            push_socket_peer(&addr.parse().unwrap(), &mut from_socket);
+            assert_eq!(from_socket, from_text, "{text}");
+        }
     }
 
     fn hello<'a>(random: &'a [u8], suites: &'a [u8]) -> HelloFields<'a> {

@@ -229,6 +229,13 @@ pub struct PyHelloGate {
     inner: CoreGate,
 }
 
+impl PyHelloGate {
+    /// The engine's gate, for the session table's batch.
+    pub(crate) fn core(&self) -> &CoreGate {
+        &self.inner
+    }
+}
+
 #[pymethods]
 impl PyHelloGate {
     #[new]

@@ -267,39 +267,9 @@ impl HelloGate {
     /// `received` is the budget for the reply: the datagram's length, or for
     /// a reassembled hello the bytes of every datagram that carried it.
     pub fn check<'a>(&self, datagram: &'a [u8], peer: &[u8], received: usize) -> Verdict<'a> {
-        let Some(record) = parse_records(datagram)
-            .find(|r| r.header.content_type == HANDSHAKE && r.header.epoch == 0)
-        else {
-            return Verdict::NotClientHello;
-        };
-        let payload = record.fragment;
-        if check_fragments(payload).is_none() {
-            return Verdict::Malformed;
-        }
-        // The first fragment decides (the only other outcome, a fragment
-        // buffered for reassembly, is Python's).
-        let Some(header) = parse_handshake_header(payload) else {
-            return Verdict::Malformed;
-        };
-        if header.msg_type != CLIENT_HELLO {
-            return Verdict::NotClientHello;
-        }
-        if header.length > self.max_client_hello {
-            return Verdict::OversizeClientHello;
-        }
-        if record.header.sequence_number > MAX_HELLO_RECORD_SEQ
-            || header.message_seq > MAX_HELLO_MESSAGE_SEQ
-        {
-            return Verdict::SequenceTooHigh;
-        }
-        if header.fragment_offset != 0 || header.fragment_length != header.length {
-            return Verdict::Fragmented;
-        }
-        let Some(body) = payload.get(HANDSHAKE_HEADER..HANDSHAKE_HEADER + header.length) else {
-            return Verdict::Malformed;
-        };
-        let Some(hello) = parse_client_hello(body) else {
-            return Verdict::Malformed;
+        let (record_seq, message_seq, hello) = match self.whole_hello(datagram) {
+            Ok(found) => found,
+            Err(verdict) => return verdict,
         };
         let input = CookieInput::Hello(hello.fields);
         if !hello.cookie.is_empty() && self.keys.verify(peer, &input, hello.cookie) {
@@ -307,12 +277,7 @@ impl HelloGate {
                 random: hello.fields.random,
             };
         }
-        let Some(reply) = self.hello_verify_request(
-            peer,
-            &input,
-            header.message_seq,
-            record.header.sequence_number,
-        ) else {
+        let Some(reply) = self.hello_verify_request(peer, &input, message_seq, record_seq) else {
             return Verdict::Malformed;
         };
         if reply.length > received {
@@ -323,6 +288,65 @@ impl HelloGate {
         } else {
             Verdict::BadCookie(reply)
         }
+    }
+
+    /// The HelloVerifyRequest for `datagram` if [`HelloGate::check`] would
+    /// answer it with one because its ClientHello has no cookie
+    /// (`Verdict::HelloVerifySent`); None for anything else, without
+    /// computing a cookie for a hello that carries one. What a server's
+    /// batch answers without Python: a new peer's first hello.
+    pub fn answer_cookieless(&self, datagram: &[u8], peer: &[u8]) -> Option<Reply> {
+        let (record_seq, message_seq, hello) = self.whole_hello(datagram).ok()?;
+        if !hello.cookie.is_empty() {
+            return None;
+        }
+        let input = CookieInput::Hello(hello.fields);
+        let reply = self.hello_verify_request(peer, &input, message_seq, record_seq)?;
+        (reply.length <= datagram.len()).then_some(reply)
+    }
+
+    /// The first epoch-0 handshake record's ClientHello, whole in its one
+    /// fragment: `(record sequence number, message_seq, hello)`; else the
+    /// verdict that ends the check.
+    fn whole_hello<'a>(
+        &self,
+        datagram: &'a [u8],
+    ) -> Result<(u64, u16, ParsedHello<'a>), Verdict<'a>> {
+        let Some(record) = parse_records(datagram)
+            .find(|r| r.header.content_type == HANDSHAKE && r.header.epoch == 0)
+        else {
+            return Err(Verdict::NotClientHello);
+        };
+        let payload = record.fragment;
+        if check_fragments(payload).is_none() {
+            return Err(Verdict::Malformed);
+        }
+        // The first fragment decides (the only other outcome, a fragment
+        // buffered for reassembly, is Python's).
+        let Some(header) = parse_handshake_header(payload) else {
+            return Err(Verdict::Malformed);
+        };
+        if header.msg_type != CLIENT_HELLO {
+            return Err(Verdict::NotClientHello);
+        }
+        if header.length > self.max_client_hello {
+            return Err(Verdict::OversizeClientHello);
+        }
+        if record.header.sequence_number > MAX_HELLO_RECORD_SEQ
+            || header.message_seq > MAX_HELLO_MESSAGE_SEQ
+        {
+            return Err(Verdict::SequenceTooHigh);
+        }
+        if header.fragment_offset != 0 || header.fragment_length != header.length {
+            return Err(Verdict::Fragmented);
+        }
+        let Some(body) = payload.get(HANDSHAKE_HEADER..HANDSHAKE_HEADER + header.length) else {
+            return Err(Verdict::Malformed);
+        };
+        let Some(hello) = parse_client_hello(body) else {
+            return Err(Verdict::Malformed);
+        };
+        Ok((record.header.sequence_number, header.message_seq, hello))
     }
 
     /// The HelloVerifyRequest record answering a hello: record sequence
@@ -385,32 +409,10 @@ mod tests {
         )
     }
 
-    fn client_hello_body(cookie: &[u8], extensions: Option<&[u8]>) -> Vec<u8> {
-        let mut b = vec![0xFE, 0xFD];
-        b.extend_from_slice(&[0x11; 32]);
-        b.push(0); // session_id
-        b.push(cookie.len() as u8);
-        b.extend_from_slice(cookie);
-        b.extend_from_slice(&[0, 4, 0xC0, 0xA8, 0x00, 0xA8]);
-        b.extend_from_slice(&[1, 0]);
-        if let Some(ext) = extensions {
-            b.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-            b.extend_from_slice(ext);
-        }
-        b
-    }
-
-    use crate::test_support::handshake_message as handshake;
-
-    fn record(content_type: u8, epoch: u16, seq: u64, payload: &[u8]) -> Vec<u8> {
-        let fields =
-            RecordFields::new(u64::from(content_type), 0xFEFD, u64::from(epoch), seq).unwrap();
-        crate::record::encode_record(&fields, payload).unwrap()
-    }
-
-    fn hello_datagram(cookie: &[u8]) -> Vec<u8> {
-        record(22, 0, 5, &handshake(1, 0, &client_hello_body(cookie, None)))
-    }
+    use crate::test_support::{
+        client_hello_body, client_hello_datagram as hello_datagram, handshake_message as handshake,
+        record,
+    };
 
     #[test]
     fn first_hello_gets_a_hello_verify_request_echoing_its_sequence_numbers() {
@@ -441,6 +443,25 @@ mod tests {
             g.check(&second, b"other", second.len()),
             Verdict::BadCookie(_)
         ));
+    }
+
+    #[test]
+    fn cookieless_answers_are_those_of_check_and_only_for_hellos_without_a_cookie() {
+        let g = gate();
+        let first = hello_datagram(b"");
+        let Verdict::HelloVerifySent(reply) = g.check(&first, PEER, first.len()) else {
+            panic!("expected a HelloVerifyRequest");
+        };
+        assert_eq!(g.answer_cookieless(&first, PEER), Some(reply));
+        // A cookie, valid or not, is the full check's (Python's) to decide.
+        let cookie = &reply.as_bytes()[28..];
+        assert_eq!(g.answer_cookieless(&hello_datagram(cookie), PEER), None);
+        assert_eq!(g.answer_cookieless(&hello_datagram(&[1; 32]), PEER), None);
+        // So is everything that is not one whole hello.
+        let fragment = record(22, 0, 5, &first[13..40]);
+        assert_eq!(g.answer_cookieless(&fragment, PEER), None);
+        assert_eq!(g.answer_cookieless(b"junk", PEER), None);
+        assert_eq!(g.answer_cookieless(&first[..first.len() - 1], PEER), None);
     }
 
     #[test]

@@ -325,7 +325,7 @@ mod tests {
         let record = restarted.seal(3, APPLICATION_DATA, b"x").unwrap();
         assert_eq!(&record[5..11], &[0, 0, 1, 0, 0, 0]);
         // The imported session answers its peer's address in serve().
-        let served = restarted.serve(vec![(b"junk".to_vec(), peer)], 6.0);
+        let served = restarted.serve(vec![(b"junk".to_vec(), peer)], 6.0, None);
         assert_eq!(served.to_python.len(), 1);
     }
 

@@ -24,14 +24,19 @@ use std::net::SocketAddr;
 
 use crate::cipher::RecordCipher;
 use crate::coap_answer::CoapAnswers;
+use crate::cookie::push_socket_peer;
 use crate::errors::{CoreError, CoreResult};
+use crate::hello_gate::HelloGate;
 use crate::record::{self, check_sequence_number, RecordFields, MAX_SEQUENCE_NUMBER};
 use crate::replay::ReplayWindow;
+use crate::source_mute::is_client_hello;
 
 /// RFC 6347 §4.1 content type of application data.
 pub const APPLICATION_DATA: u8 = 23;
 /// RFC 5246 §6.2.1 content type of an alert.
 pub const ALERT: u8 = 21;
+/// The close_notify alert (RFC 5246 §7.2.1): level warning, description 0.
+pub const CLOSE_NOTIFY: [u8; 2] = [1, 0];
 /// Largest record plaintext (RFC 5246 §6.2.1). A record that would open to
 /// more is not the fast path's to judge: Python answers it with
 /// record_overflow.
@@ -121,8 +126,14 @@ pub struct Served {
     pub to_python: Vec<(Vec<u8>, SocketAddr)>,
     /// Application data for Python, by the session's address.
     pub delivered: Vec<(SocketAddr, Vec<u8>)>,
-    /// Sealed answers to send (published CoAP responses).
+    /// Sealed answers to send (published CoAP responses), and the
+    /// HelloVerifyRequests of the gate.
     pub replies: Vec<(Vec<u8>, SocketAddr)>,
+    /// ClientHellos without a cookie answered with a HelloVerifyRequest.
+    pub hellos_answered: usize,
+    /// Sessions whose peer sent close_notify, answered and unbound, by
+    /// address and session id: Python forgets them.
+    pub closed: Vec<(SocketAddr, u64)>,
 }
 
 /// Totals over every session, removed ones included.
@@ -132,6 +143,10 @@ pub struct TableCounters {
     pub bad_auth: u64,
     pub throttled: u64,
     pub opened: u64,
+    /// ClientHellos without a cookie that [`SessionTable::serve`] answered.
+    pub hellos_answered: u64,
+    /// Sessions [`SessionTable::serve`] closed on the peer's close_notify.
+    pub closed: u64,
 }
 
 /// What opening one record did.
@@ -316,15 +331,34 @@ impl SessionTable {
 
     /// The fast path for a batch of received datagrams (DESIGN.md): each
     /// from a bound address is opened by its session (its published CoAP
-    /// GETs answered); the rest, and whatever a session cannot take, goes to
-    /// Python untouched.
-    pub fn serve(&mut self, received: Vec<(Vec<u8>, SocketAddr)>, now: f64) -> Served {
+    /// GETs answered); with the server's `gate`, a ClientHello without a
+    /// cookie from any other address is answered with the gate's
+    /// HelloVerifyRequest (RFC 6347 §4.2.1: stateless, so nothing of the
+    /// peer is kept, and no larger than the hello); the rest, and whatever a
+    /// session cannot take, goes to Python untouched.
+    pub fn serve(
+        &mut self,
+        received: Vec<(Vec<u8>, SocketAddr)>,
+        now: f64,
+        gate: Option<&HelloGate>,
+    ) -> Served {
         let mut out = Served {
             received: received.len(),
             ..Served::default()
         };
+        let mut peer = Vec::with_capacity(32);
         for (data, addr) in received {
             let Some(&id) = self.by_address.get(&addr) else {
+                if let Some(gate) = gate.filter(|_| is_client_hello(&data)) {
+                    peer.clear();
+                    push_socket_peer(&addr, &mut peer);
+                    if let Some(reply) = gate.answer_cookieless(&data, &peer) {
+                        out.replies.push((reply.as_bytes().to_vec(), addr));
+                        out.hellos_answered += 1;
+                        self.counters.hellos_answered += 1;
+                        continue;
+                    }
+                }
                 out.to_python.push((data, addr));
                 continue;
             };
@@ -333,6 +367,9 @@ impl SessionTable {
                 continue;
             }
             let Some(fast) = self.open_datagram(id, &data) else {
+                if self.close_notified(id, &data, addr, now, &mut out) {
+                    continue;
+                }
                 out.to_python.push((data, addr));
                 continue;
             };
@@ -358,6 +395,44 @@ impl SessionTable {
             );
         }
         out
+    }
+
+    /// A datagram that is one close_notify alert of session `id`'s current
+    /// read epoch (RFC 5246 §7.2.1): ours answers it, the session leaves
+    /// its address (the rest of the batch from there is Python's) and is
+    /// reported in `out.closed` for Python to forget. Anything else (another
+    /// alert, a replay, a forgery, a tls12_cid session) leaves the session
+    /// untouched, its window too, for Python's record path: false.
+    fn close_notified(
+        &mut self,
+        id: u64,
+        datagram: &[u8],
+        addr: SocketAddr,
+        now: f64,
+        out: &mut Served,
+    ) -> bool {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        let Some(r) = one_alert(session, datagram) else {
+            return false;
+        };
+        let fields = r.header.fields();
+        if unsealed(session, &fields, r.fragment).as_deref() != Ok(&CLOSE_NOTIFY[..])
+            || session.window.accept(fields.sequence_number).is_err()
+        {
+            return false;
+        }
+        session.last_active = now;
+        // Past the last sequence number nothing can be sent, not even this.
+        if let Ok(reply) = seal_in(session, ALERT, &CLOSE_NOTIFY) {
+            out.replies.push((reply, addr));
+        }
+        session.address = None;
+        self.by_address.remove(&addr);
+        self.counters.closed += 1;
+        out.closed.push((addr, id));
+        true
     }
 
     fn auth_allows(&mut self, id: u64, now: f64) -> bool {
@@ -471,17 +546,7 @@ impl SessionTable {
     /// record path takes it.
     pub fn open_alert(&mut self, id: u64, datagram: &[u8]) -> Option<RecordOutcome> {
         let session = self.sessions.get_mut(&id)?;
-        if !session.read_cid().is_empty() {
-            return None;
-        }
-        let mut records = record::parse_records(datagram);
-        let r = records.next()?;
-        if records.next().is_some()
-            || !records.remaining().is_empty()
-            || !of_read_epoch(session, &r, ALERT)
-        {
-            return None;
-        }
+        let r = one_alert(session, datagram)?;
         Some(open_in(session, &r.header.fields(), r.fragment))
     }
 
@@ -553,21 +618,48 @@ fn of_read_epoch(session: &TableSession, r: &record::Record<'_>, content_type: u
         && r.fragment.len() <= MAX_PLAINTEXT_LENGTH + session.read.overhead()
 }
 
+/// The datagram's one record if it is an alert of the session's current
+/// read epoch (a session without tls12_cid records) and nothing follows it.
+fn one_alert<'a>(session: &TableSession, datagram: &'a [u8]) -> Option<record::Record<'a>> {
+    if !session.read_cid().is_empty() {
+        return None;
+    }
+    let mut records = record::parse_records(datagram);
+    let r = records.next()?;
+    if records.next().is_some()
+        || !records.remaining().is_empty()
+        || !of_read_epoch(session, &r, ALERT)
+    {
+        return None;
+    }
+    Some(r)
+}
+
 fn open_in(session: &mut TableSession, fields: &RecordFields, fragment: &[u8]) -> RecordOutcome {
-    let seq = fields.sequence_number;
-    if !session.window.check(seq) {
-        return RecordOutcome::Replayed;
+    match unsealed(session, fields, fragment) {
+        // unsealed() checked the window, so seq is in range and accept cannot fail.
+        Ok(plaintext) => match session.window.accept(fields.sequence_number) {
+            Ok(()) => RecordOutcome::Opened(plaintext),
+            Err(_) => RecordOutcome::Replayed,
+        },
+        Err(outcome) => outcome,
     }
-    match session.read.open_parts(fields, fragment) {
-        Some(plaintext) => {
-            // check() passed, so seq is in range and accept cannot fail.
-            if session.window.accept(seq).is_err() {
-                return RecordOutcome::Replayed;
-            }
-            RecordOutcome::Opened(plaintext)
-        }
-        None => RecordOutcome::BadAuth,
+}
+
+/// The record's plaintext if it is new to the replay window and
+/// authenticates (RFC 6347 §4.1.2.6, §4.1.2.7); the window is left as it was.
+fn unsealed(
+    session: &TableSession,
+    fields: &RecordFields,
+    fragment: &[u8],
+) -> Result<Vec<u8>, RecordOutcome> {
+    if !session.window.check(fields.sequence_number) {
+        return Err(RecordOutcome::Replayed);
     }
+    session
+        .read
+        .open_parts(fields, fragment)
+        .ok_or(RecordOutcome::BadAuth)
 }
 
 #[cfg(test)]
@@ -809,9 +901,9 @@ mod tests {
         // 10,000 forged records a second for 3 s, the genuine one at the end.
         for tick in 0..300 {
             let batch = vec![(forged.clone(), peer); 100];
-            t.serve(batch, f64::from(tick) / 100.0);
+            t.serve(batch, f64::from(tick) / 100.0, None);
         }
-        let served = t.serve(vec![(good, peer)], 3.0);
+        let served = t.serve(vec![(good, peer)], 3.0, None);
         assert_eq!(served.delivered, vec![(peer, b"genuine".to_vec())]);
         assert_eq!((t.counters.bad_auth, t.counters.throttled), (30_000, 0));
     }
@@ -824,7 +916,7 @@ mod tests {
         t.set_auth_filter(2.0, 1.0).unwrap();
         t.bind_address(1, peer, 10.0).unwrap();
         let good = t.seal(1, APPLICATION_DATA, b"hi").unwrap();
-        let alert = t.seal(1, 21, b"\x01\x00").unwrap();
+        let alert = t.seal(1, 21, b"\x02\x28").unwrap(); // fatal: Python's
         let mut forged = t.seal(1, APPLICATION_DATA, b"x").unwrap();
         let last = forged.len() - 1;
         forged[last] ^= 1;
@@ -838,6 +930,7 @@ mod tests {
                 (forged.clone(), peer), // the bucket (2) is empty: dropped unopened
             ],
             11.0,
+            None,
         );
         assert_eq!(served.delivered, vec![(peer, b"hi".to_vec())]);
         assert_eq!(
@@ -848,12 +941,110 @@ mod tests {
         assert_eq!(t.counters.throttled, 1);
         assert_eq!(t.get(1).unwrap().last_active, 11.0);
         // A second later one token is back.
-        let served = t.serve(vec![(forged, peer)], 12.0);
+        let served = t.serve(vec![(forged, peer)], 12.0, None);
         assert!(served.delivered.is_empty() && served.to_python.is_empty());
         assert_eq!((t.counters.bad_auth, t.counters.throttled), (3, 1));
         // Removing the session frees its address.
         assert!(t.remove(1));
-        let served = t.serve(vec![(good.clone(), peer)], 13.0);
+        let served = t.serve(vec![(good.clone(), peer)], 13.0, None);
         assert_eq!(served.to_python, vec![(good, peer)]);
+    }
+
+    #[test]
+    fn serve_answers_cookieless_hellos_of_unknown_addresses_with_the_gate() {
+        use crate::cookie::CookieKeys;
+        use crate::hello_gate::{HelloGate, Verdict, DEFAULT_MAX_CLIENT_HELLO};
+        let gate = HelloGate::new(
+            CookieKeys::new(&[7u8; 32], None, 32).unwrap(),
+            DEFAULT_MAX_CLIENT_HELLO,
+        );
+        let mut t = table();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let stranger: SocketAddr = "[::1]:5001".parse().unwrap();
+        t.bind_address(1, peer, 10.0).unwrap();
+        let hello = crate::test_support::client_hello_datagram(b"");
+        let with_cookie = crate::test_support::client_hello_datagram(&[9u8; 32]);
+        let served = t.serve(
+            vec![
+                (hello.clone(), stranger),
+                (with_cookie.clone(), stranger),
+                (hello.clone(), peer), // a bound session's address: Python's
+                (b"junk".to_vec(), stranger),
+            ],
+            11.0,
+            Some(&gate),
+        );
+        let mut raw = Vec::new();
+        crate::cookie::push_socket_peer(&stranger, &mut raw);
+        let Verdict::HelloVerifySent(expected) = gate.check(&hello, &raw, hello.len()) else {
+            panic!("expected a HelloVerifyRequest");
+        };
+        assert_eq!(
+            served.replies,
+            vec![(expected.as_bytes().to_vec(), stranger)]
+        );
+        assert_eq!(served.hellos_answered, 1);
+        assert_eq!(t.counters.hellos_answered, 1);
+        assert_eq!(
+            served.to_python,
+            vec![
+                (with_cookie, stranger),
+                (hello.clone(), peer),
+                (b"junk".to_vec(), stranger)
+            ]
+        );
+        // Without the gate every hello is Python's.
+        let served = t.serve(vec![(hello.clone(), stranger)], 12.0, None);
+        assert_eq!(served.to_python, vec![(hello, stranger)]);
+        assert_eq!(served.hellos_answered, 0);
+    }
+
+    #[test]
+    fn serve_answers_a_close_notify_and_unbinds_the_session() {
+        let mut t = table();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        t.bind_address(1, peer, 10.0).unwrap();
+        let fatal = t.seal(1, ALERT, b"\x02\x28").unwrap();
+        let close = t.seal(1, ALERT, &CLOSE_NOTIFY).unwrap();
+        let later = t.seal(1, APPLICATION_DATA, b"late").unwrap();
+        // Another alert is Python's, its record unconsumed.
+        let served = t.serve(vec![(fatal.clone(), peer)], 11.0, None);
+        assert_eq!(served.to_python, vec![(fatal.clone(), peer)]);
+        assert_eq!(
+            t.open_alert(1, &fatal),
+            Some(RecordOutcome::Opened(b"\x02\x28".to_vec()))
+        );
+        // A forged close_notify is Python's too (to count), the window untouched.
+        let mut forged = close.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let served = t.serve(vec![(forged.clone(), peer)], 11.5, None);
+        assert_eq!(served.to_python, vec![(forged, peer)]);
+        let before = t.get(1).unwrap().next_write_sequence;
+        let served = t.serve(
+            vec![(close.clone(), peer), (later.clone(), peer)],
+            12.0,
+            None,
+        );
+        assert_eq!(served.closed, vec![(peer, 1)]);
+        assert_eq!(t.counters.closed, 1);
+        // Ours answers it, sealed with the next sequence number ...
+        assert_eq!(served.replies.len(), 1);
+        let (reply, to) = &served.replies[0];
+        assert_eq!(*to, peer);
+        assert_eq!(reply[0], ALERT);
+        assert_eq!(t.get(1).unwrap().next_write_sequence, before + 1);
+        assert_eq!(
+            t.open_alert(1, reply),
+            Some(RecordOutcome::Opened(CLOSE_NOTIFY.to_vec()))
+        );
+        // ... and the rest of the batch from that address is Python's.
+        assert_eq!(served.to_python, vec![(later, peer)]);
+        assert_eq!(t.get(1).unwrap().last_active, 12.0);
+        // The close_notify again: the session is unbound, Python's.
+        let served = t.serve(vec![(close.clone(), peer)], 13.0, None);
+        assert_eq!(served.to_python, vec![(close, peer)]);
+        assert!(served.closed.is_empty());
+        assert!(t.remove(1));
     }
 }

@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::bindings::{
     record_fields, uint_arg, ConfigurationError, PyRecordCipher, PyReplayWindow,
 };
+use crate::handshake_crypto_bindings::PyHelloGate;
 use crate::io_bindings::{address_tuple, extract_datagrams, parse_address, PyBatchSocket};
 use crate::record::{check_sequence_number, MAX_SEQUENCE_NUMBER};
 use crate::session_table::{
@@ -53,7 +54,7 @@ fn fast_result<'py>(py: Python<'py>, fast: FastDatagram) -> PyResult<Bound<'py, 
     )
 }
 
-/// ``(received, to_python, delivered, replies)`` of a served batch, the
+/// ``(received, to_python, delivered, replies, closed)`` of a served batch, the
 /// first `skip` replies left out (those the socket already took).
 fn served_tuple<'py>(
     py: Python<'py>,
@@ -72,6 +73,10 @@ fn served_tuple<'py>(
     for (data, addr) in served.replies.iter().skip(skip) {
         replies.append((PyBytes::new(py, data), address_tuple(py, addr)?))?;
     }
+    let closed = PyList::empty(py);
+    for (addr, id) in &served.closed {
+        closed.append((address_tuple(py, addr)?, *id))?;
+    }
     PyTuple::new(
         py,
         [
@@ -79,6 +84,7 @@ fn served_tuple<'py>(
             to_python.into_any(),
             delivered.into_any(),
             replies.into_any(),
+            closed.into_any(),
         ],
     )
 }
@@ -172,7 +178,9 @@ impl PySessionTable {
     }
 
     /// Totals of :meth:`serve_batch` over all sessions, removed ones included:
-    /// ``{"opened", "replayed", "bad_auth", "throttled"}``.
+    /// ``{"opened", "replayed", "bad_auth", "throttled", "hellos_answered",
+    /// "closed"}`` (ClientHellos without a cookie answered by the gate; sessions
+    /// closed on the peer's close_notify).
     #[getter]
     fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.inner.counters;
@@ -181,27 +189,37 @@ impl PySessionTable {
         out.set_item("replayed", c.replayed)?;
         out.set_item("bad_auth", c.bad_auth)?;
         out.set_item("throttled", c.throttled)?;
+        out.set_item("hellos_answered", c.hellos_answered)?;
+        out.set_item("closed", c.closed)?;
         Ok(out)
     }
 
     /// One batch of the fast path, the GIL released throughout: receive up to
     /// a batch of datagrams from ``sock`` (a :class:`BatchSocket`), open those
-    /// of bound sessions, send the answers to published CoAP GETs, and return
-    /// ``(received, to_python, delivered, unsent)``: how many datagrams came,
-    /// those Python must handle as ``(data, address)``, application data as
-    /// ``(address, plaintext)``, and answers the socket did not take now as
-    /// ``(data, address)``.
+    /// of bound sessions, send the answers to published CoAP GETs and, with
+    /// the server's ``gate`` (a :class:`HelloGate`), the HelloVerifyRequests
+    /// to ClientHellos without a cookie from other addresses, and the answer
+    /// to a bound session's close_notify (RFC 5246 §7.2.1: the session then
+    /// leaves its address), and return ``(received, to_python, delivered,
+    /// unsent, closed)``: how many datagrams came, those Python must handle
+    /// as ``(data, address)``, application data as ``(address, plaintext)``,
+    /// answers the socket did not take now as ``(data, address)``, and the
+    /// sessions closed by their peer as ``(address, session_id)``, for
+    /// Python to forget.
+    #[pyo3(signature = (sock, now, gate = None))]
     fn serve_batch<'py>(
         &mut self,
         py: Python<'py>,
         mut sock: PyRefMut<'py, PyBatchSocket>,
         now: f64,
+        gate: Option<PyRef<'py, PyHelloGate>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let table = &mut self.inner;
         let io = &mut sock.inner;
+        let gate = gate.as_deref().map(PyHelloGate::core);
         let (served, sent) = py.detach(|| -> std::io::Result<_> {
             let received = io.recv()?;
-            let served = table.serve(received, now);
+            let served = table.serve(received, now, gate);
             let outgoing: Vec<(&[u8], std::net::SocketAddr)> =
                 served.replies.iter().map(|(d, a)| (&d[..], *a)).collect();
             let sent = if outgoing.is_empty() {
@@ -216,18 +234,22 @@ impl PySessionTable {
 
     /// The logic of :meth:`serve_batch` without the socket (for tests and
     /// other transports): ``batch`` is ``[(data, address), ...]``; returns
-    /// ``(received, to_python, delivered, replies)``.
+    /// ``(received, to_python, delivered, replies, closed)``.
+    #[pyo3(signature = (batch, now, gate = None))]
     fn serve<'py>(
         &mut self,
         py: Python<'py>,
         batch: &Bound<'py, PyAny>,
         now: f64,
+        gate: Option<PyRef<'py, PyHelloGate>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let received = extract_datagrams(batch)?
             .into_iter()
             .map(|(data, addr)| (data.as_bytes().to_vec(), addr))
             .collect();
-        let served = self.inner.serve(received, now);
+        let served = self
+            .inner
+            .serve(received, now, gate.as_deref().map(PyHelloGate::core));
         served_tuple(py, &served, 0)
     }
 

@@ -349,35 +349,46 @@ class SessionTable:
     @property
     def totals(self) -> dict[str, int]:
         """Totals of :meth:`serve_batch` over all sessions, removed ones included:
-        ``{"opened", "replayed", "bad_auth", "throttled"}``."""
+        ``{"opened", "replayed", "bad_auth", "throttled", "hellos_answered",
+        "closed"}`` (ClientHellos without a cookie answered by the gate; sessions
+        closed on the peer's close_notify)."""
 
     def serve(
-        self, batch: Iterable[tuple[bytes, tuple[object, ...]]], now: float
+        self,
+        batch: Iterable[tuple[bytes, tuple[object, ...]]],
+        now: float,
+        gate: HelloGate | None = None,
     ) -> tuple[
         int,
         list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
         list[tuple[tuple[str, int] | tuple[str, int, int, int], bytes]],
         list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
+        list[tuple[tuple[str, int] | tuple[str, int, int, int], int]],
     ]:
         """The logic of :meth:`serve_batch` without the socket (for tests and
         other transports): ``batch`` is ``[(data, address), ...]``; returns
-        ``(received, to_python, delivered, replies)``."""
+        ``(received, to_python, delivered, replies, closed)``."""
 
     def serve_batch(
-        self, sock: BatchSocket, now: float
+        self, sock: BatchSocket, now: float, gate: HelloGate | None = None
     ) -> tuple[
         int,
         list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
         list[tuple[tuple[str, int] | tuple[str, int, int, int], bytes]],
         list[tuple[bytes, tuple[str, int] | tuple[str, int, int, int]]],
+        list[tuple[tuple[str, int] | tuple[str, int, int, int], int]],
     ]:
         """One batch of the fast path, the GIL released throughout: receive up to
         a batch of datagrams from ``sock`` (a :class:`BatchSocket`), open those
-        of bound sessions, send the answers to published CoAP GETs, and return
-        ``(received, to_python, delivered, unsent)``: how many datagrams came,
-        those Python must handle as ``(data, address)``, application data as
-        ``(address, plaintext)``, and answers the socket did not take now as
-        ``(data, address)``."""
+        of bound sessions, send the answers to published CoAP GETs and, with
+        the server's ``gate``, the HelloVerifyRequests to ClientHellos without
+        a cookie from other addresses, and the answer to a bound session's
+        close_notify (RFC 5246 §7.2.1: the session then leaves its address),
+        and return ``(received, to_python, delivered, unsent, closed)``: how
+        many datagrams came, those Python must handle as ``(data, address)``,
+        application data as ``(address, plaintext)``, answers the socket did
+        not take now as ``(data, address)``, and the sessions closed by their
+        peer as ``(address, session_id)``, for Python to forget."""
 
 @final
 class BatchSocket:

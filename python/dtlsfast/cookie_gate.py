@@ -77,6 +77,15 @@ class CookieGate:
             max_client_hello=MAX_CLIENT_HELLO,
         )
 
+    def batch_gate(self, now: float) -> Any:
+        """The backend's gate, its secrets current at ``now``, for a batch of
+        datagrams decided without Python (``SessionTable.serve_batch``
+        answers ClientHellos without a cookie with it, counted in the
+        table's ``hellos_answered``)."""
+        if self.jar.refresh(now):
+            self._gate.set_secrets(*self.jar.secrets)
+        return self._gate
+
     def check(self, datagram: bytes, peer: Hashable, now: float) -> GateAnswer:
         """Decide on a datagram from ``peer`` that has no connection yet."""
         if self.jar.refresh(now):

@@ -501,6 +501,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         out["dropped_replay"] += totals["replayed"]
         out["dropped_bad_auth"] += totals["bad_auth"]
         out["dropped_auth_throttled"] += totals["throttled"]
+        out["cookie_hello_verify_sent"] += totals["hellos_answered"]
         if self.config.resumption is not None:
             out.update(self.config.resumption.counters)
         out["reassembly_bytes"] = self._reassembly_budget.used
@@ -897,10 +898,17 @@ class DtlsServer(asyncio.DatagramProtocol):
                 self.datagram_received(data, addr)
             return len(items)
         now = self._loop.time()
-        received, to_python, delivered, unsent = self._table.serve_batch(io, now)
-        for data, addr in to_python:
-            self.datagram_received(data, addr, now)  # never raises
+        # A new peer's first ClientHello (no cookie) is answered in Rust with
+        # the gate's HelloVerifyRequest: stateless (RFC 6347 §4.2.1), so
+        # nothing of it reaches Python; hellos with a cookie come here.
+        received, to_python, delivered, unsent, closed = self._table.serve_batch(
+            io, now, self._gate.batch_gate(now)
+        )
         peers = self._peers
+        # In the order that keeps each address's datagrams in theirs: a
+        # session's application data came before its close_notify (the table
+        # unbinds the address there), and what came from that address after
+        # it is in to_python (a new hello, mostly).
         for addr, plaintext in delivered:
             peer = peers.get(addr)
             if peer is not None and peer.table_id is not None:
@@ -908,6 +916,20 @@ class DtlsServer(asyncio.DatagramProtocol):
                     peer.session._deliver(plaintext)
                 except Exception as exc:
                     self._internal_error(exc, addr, peer)
+        for addr, table_id in closed:
+            # The peer's close_notify, answered by the table (RFC 5246
+            # §7.2.1): the session ends as if its connection had read it.
+            peer = peers.get(addr)
+            if peer is not None and peer.table_id == table_id:
+                try:
+                    conn = peer.conn
+                    assert isinstance(conn, SettledConnection)  # a peer in the table
+                    conn.close_notified()
+                    self._flush(peer, now)
+                except Exception as exc:
+                    self._internal_error(exc, addr, peer)
+        for data, addr in to_python:
+            self.datagram_received(data, addr, now)  # never raises
         if unsent and self._transport is not None:
             for data, addr in unsent:
                 try:
@@ -1051,24 +1073,21 @@ class DtlsServer(asyncio.DatagramProtocol):
     # -- the MAC-error filter (dtlsfast.auth_filter) ---------------------------
 
     def _feed_checked(self, peer: _Peer, data: bytes, now: float) -> None:
-        """Feed a datagram through the peer's MAC-error filter."""
-        if self._throttled(peer, now):
-            return
-        failures = peer.conn.drops.get("bad_auth", 0)
-        self._feed(peer, data, now)
-        self._charge(peer, failures, now)
-
-    def _throttled(self, peer: _Peer, now: float) -> bool:
+        """Feed a datagram through the peer's MAC-error filter (the filter's
+        calls only when it exists or the datagram failed authentication:
+        every datagram of every handshake comes here)."""
         guard = peer.auth_filter
         if guard is not None and not guard.allows(now):
             self._counters["dropped_auth_throttled"] += 1
-            return True
-        return False
-
-    def _charge(self, peer: _Peer, failures_before: int, now: float) -> None:
-        failures = peer.conn.drops.get("bad_auth", 0) - failures_before
-        if failures <= 0:
             return
+        failures = peer.conn.drops.get("bad_auth", 0)
+        self._feed(peer, data, now)
+        failures = peer.conn.drops.get("bad_auth", 0) - failures
+        if failures > 0:
+            self._charge(peer, failures, now)
+
+    def _charge(self, peer: _Peer, failures: int, now: float) -> None:
+        """Charge ``failures`` authentication failures to the peer's filter."""
         guard = peer.auth_filter
         if guard is None:
             limits = self.limits

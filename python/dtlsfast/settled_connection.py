@@ -626,13 +626,22 @@ class SettledConnection:
                 self._fail(AlertDescription.DECODE_ERROR, f"malformed alert: {exc}")
                 return
             event = AlertReceived(level, description)
-        self._push(event)
         level, description = event.level, event.description
         if description == AlertDescription.CLOSE_NOTIFY:
             self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
-            self._close(None)
-        elif level == AlertLevel.FATAL:
+            self.close_notified(event)
+            return
+        self._push(event)
+        if level == AlertLevel.FATAL:
             self._close(RemoteProtocolError(f"peer sent fatal alert {alert_name(description)}"))
+
+    def close_notified(self, event: AlertReceived | None = None) -> None:
+        """The peer's close_notify (``event``, by default the usual one)
+        arrived and ours answered it (RFC 5246 §7.2.1; sent here, or by the
+        session table's batch, which also opened the peer's): the events of
+        a clean close."""
+        self._push(_CLOSE_NOTIFY_RECEIVED if event is None else event)
+        self._close(None)
 
     def _answer_repeated_flight(self, now: float) -> None:
         final = self._final

@@ -106,6 +106,37 @@ async def test_many_clients_on_either_transport(batch_io: bool) -> None:
                 await asyncio.wait_for(session.recv(), 5)
 
 
+@pytest.mark.parametrize("batch_io", [True, False])
+async def test_a_client_close_notify_ends_the_session_on_either_transport(batch_io: bool) -> None:
+    """RFC 5246 §7.2.1: the client's close_notify closes the server's session
+    and frees it; batched, the session table answers it in Rust and Python
+    only forgets the session (the client's datagram never reaches the
+    connection)."""
+    ended: list[DtlsSession] = []
+
+    async def handler(session: DtlsSession) -> None:
+        async for data in session:
+            await session.send(data.upper())
+        ended.append(session)
+
+    async with await dtlsfast.serve(
+        handler, "127.0.0.1", 0, psk_store=PSK_STORE, batch_io=batch_io
+    ) as server:
+        client = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK)
+        await client.send(b"hi")
+        assert await asyncio.wait_for(client.recv(), 5) == b"HI"
+        assert server.counters["sessions_in_table"] == 1
+        await client.close()
+        for _ in range(500):
+            if ended and not server._peers:
+                break
+            await asyncio.sleep(0.01)
+        assert len(ended) == 1 and ended[0].closed
+        counters = server.counters
+        assert counters["sessions_open"] == 0 and counters["sessions_in_table"] == 0
+        assert server._table.totals["closed"] == int(batch_io)
+
+
 LARGEST_RECORD = 13 + 2**14 + 2048
 
 

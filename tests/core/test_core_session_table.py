@@ -199,7 +199,12 @@ PEER, OTHER, STRANGER = ("127.0.0.1", 5000), ("127.0.0.1", 5001), ("10.0.0.9", 7
 
 datagram_kinds = st.lists(
     st.tuples(
-        st.sampled_from(["data", "get", "alert", "forged", "replay", "garbage"]),
+        st.sampled_from(
+            [
+                *("data", "get", "alert", "forged", "replay", "garbage"),
+                *("hello", "hello_cookie", "hello_fragment", "hello_cut", "close"),
+            ]
+        ),
         st.sampled_from([PEER, OTHER, STRANGER]),
         st.sampled_from([1, 2]),
     ),
@@ -207,7 +212,30 @@ datagram_kinds = st.lists(
 )
 
 
+def _client_hello(n: int, cookie: bytes = b"", *, fragment: bool = False) -> bytes:
+    """A datagram of one epoch-0 record holding a ClientHello (RFC 5246
+    §7.4.1.2) with this cookie; its first half only if ``fragment``."""
+    body = (
+        b"\xfe\xfd"
+        + bytes([n % 256]) * 32
+        + b"\x00"
+        + bytes([len(cookie)])
+        + cookie
+        + b"\x00\x02\xc0\xa8\x01\x00"
+    )
+    length = len(body).to_bytes(3, "big")
+    piece = body[: len(body) // 2] if fragment else body
+    message = (
+        b"\x01" + length + (n % 7).to_bytes(2, "big") + b"\x00\x00\x00"
+        + len(piece).to_bytes(3, "big") + piece
+    )  # fmt: skip
+    return (
+        b"\x16\xfe\xfd\x00\x00" + n.to_bytes(6, "big") + len(message).to_bytes(2, "big") + message
+    )
+
+
 def _serve_run(core: ModuleType, kinds: list[tuple[str, tuple[str, int], int]]) -> list[Any]:
+    gate = core.HelloGate(b"\x07" * 32)
     table = core.SessionTable(4)
     cipher = core.RecordCipher("AES_128_CCM_8", KEY, IV)
     for sid in (1, 2):
@@ -226,6 +254,8 @@ def _serve_run(core: ModuleType, kinds: list[tuple[str, tuple[str, int], int]]) 
         elif kind == "get":
             record = table.seal(sid, APPLICATION_DATA, get)
         elif kind == "alert":
+            record = table.seal(sid, ALERT, b"\x02\x28")
+        elif kind == "close":
             record = table.seal(sid, ALERT, b"\x01\x00")
         elif kind == "forged":
             record = bytearray(table.seal(sid, APPLICATION_DATA, b"f"))
@@ -233,14 +263,22 @@ def _serve_run(core: ModuleType, kinds: list[tuple[str, tuple[str, int], int]]) 
             record = bytes(record)
         elif kind == "replay" and sent:
             record = sent[n % len(sent)]
+        elif kind == "hello":
+            record = _client_hello(n)
+        elif kind == "hello_cookie":
+            record = _client_hello(n, bytes([n % 256]) * 32)
+        elif kind == "hello_fragment":
+            record = _client_hello(n, fragment=True)
+        elif kind == "hello_cut":
+            record = _client_hello(n)[: 26 + n % 40]
         else:
             record = bytes([n % 256]) * (n % 20)
         sent.append(record)
         batch.append((record, addr))
         if n % 7 == 6:
-            out.append(table.serve(batch, n / 3))
+            out.append(table.serve(batch, n / 3, gate if n % 2 else None))
             batch = []
-    out.append(table.serve(batch, 100.0))
+    out.append(table.serve(batch, 100.0, gate))
     out.append((table.totals, table.last_active(1), table.last_active(2), table.coap_answered))
     return out
 
@@ -252,15 +290,67 @@ def test_rust_and_pure_demultiplex_alike(kinds: list[tuple[str, tuple[str, int],
 
 
 @pytest.mark.parametrize("core", BACKENDS)
+def test_serve_answers_a_new_peers_first_hello_with_the_gate(core: ModuleType) -> None:
+    """RFC 6347 §4.2.1 in the batch: a ClientHello without a cookie from an
+    address without a session gets the gate's HelloVerifyRequest, as
+    :meth:`HelloGate.check` gives it, and never reaches Python; a hello with
+    a cookie, a fragment, or one from a session's address does."""
+    gate = core.HelloGate(b"\x07" * 32)
+    table = _table(core)
+    table.bind_address(1, PEER, 5.0)
+    hello, fragment = _client_hello(3), _client_hello(4, fragment=True)
+    verdict, expected = gate.check(hello, STRANGER)
+    assert verdict == "hello_verify_sent" and expected is not None
+    cookie = expected[28:]
+    second = _client_hello(3, cookie)
+    assert gate.check(second, STRANGER)[0] == "accepted"
+    received, to_python, delivered, replies, closed = table.serve(
+        [(hello, STRANGER), (second, STRANGER), (fragment, STRANGER), (hello, PEER)], 6.0, gate
+    )
+    assert (received, delivered, closed) == (4, [], [])
+    assert replies == [(expected, STRANGER)]
+    assert to_python == [(second, STRANGER), (fragment, STRANGER), (hello, PEER)]
+    assert table.totals["hellos_answered"] == 1
+    # Without a gate the batch answers no hello.
+    assert table.serve([(hello, STRANGER)], 7.0)[1] == [(hello, STRANGER)]
+
+
+@pytest.mark.parametrize("core", BACKENDS)
+def test_serve_answers_a_close_notify_and_unbinds_the_session(core: ModuleType) -> None:
+    """RFC 5246 §7.2.1 in the batch: a bound session's close_notify is
+    answered with ours and reported closed, the address unbound for the rest
+    of the batch; another alert, a forged or a replayed close_notify is
+    Python's, the session's window untouched."""
+    table = _table(core)
+    table.bind_address(1, PEER, 5.0)
+    close = table.seal(1, ALERT, b"\x01\x00")
+    fatal = table.seal(1, ALERT, b"\x02\x28")
+    forged = bytearray(close)
+    forged[-1] ^= 1
+    after = table.seal(1, APPLICATION_DATA, b"after")
+    served = table.serve([(fatal, PEER), (bytes(forged), PEER)], 6.0)
+    assert served[1] == [(fatal, PEER), (bytes(forged), PEER)] and served[4] == []
+    assert table.open_alert(1, fatal) == b"\x02\x28"  # not consumed by serve
+    _, to_python, delivered, replies, closed = table.serve([(close, PEER), (after, PEER)], 7.0)
+    assert closed == [(PEER, 1)] and delivered == []
+    assert to_python == [(after, PEER)]  # the session left its address
+    ((reply, to),) = replies
+    assert to == PEER and table.open_alert(1, reply) == b"\x01\x00"
+    assert table.totals["closed"] == 1 and table.last_active(1) == 7.0
+    assert table.serve([(close, PEER)], 8.0)[1] == [(close, PEER)]
+    assert table.open_alert(1, close) == "replay"
+
+
+@pytest.mark.parametrize("core", BACKENDS)
 def test_serve_routes_by_address(core: ModuleType) -> None:
     table = _table(core)
     table.bind_address(1, PEER, 5.0)
     data = table.seal(1, APPLICATION_DATA, b"hello")
-    alert = table.seal(1, ALERT, b"\x01\x00")
-    received, to_python, delivered, replies = table.serve(
+    alert = table.seal(1, ALERT, b"\x02\x28")  # fatal: Python's
+    received, to_python, delivered, replies, closed = table.serve(
         [(data, PEER), (data, STRANGER), (alert, PEER)], 6.0
     )
-    assert received == 3 and replies == []
+    assert received == 3 and replies == [] and closed == []
     assert delivered == [(PEER, b"hello")]
     assert to_python == [(data, STRANGER), (alert, PEER)]
     assert table.last_active(1) == 6.0 and table.totals["opened"] == 1

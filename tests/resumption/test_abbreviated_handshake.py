@@ -284,3 +284,28 @@ def test_resume_is_for_clients_only() -> None:
         DtlsConnection(_server(resumption), resume=saved)
     with pytest.raises(ConfigurationError, match="resume="):
         DtlsConnection(client_config(), resume=b"ticket")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_session_too_large_to_keep_is_counted_and_not_kept(kind: str) -> None:
+    # A PSK identity the store accepts but a resumption state cannot hold
+    # (more than 1024 bytes): the handshake completes, nothing is kept.
+    identity = b"i" * 1100
+    resumption = ServerResumption(clock=Clock())
+    pair = handshake(
+        client_config(psk=(identity, b"key"), session_tickets=kind == "ticket"),
+        _server(resumption, psk_store={identity: b"key"}),
+    )
+    assert pair.established
+    assert resumption.counters["sessions_not_resumable"] == 1
+    assert len(resumption.cache or ()) == 0
+    assert resumption.counters["session_ids_cached"] == resumption.counters["tickets_issued"] == 0
+    # A promised ticket is sent empty (RFC 5077 §3.3).
+    assert pair.client._new_ticket == ((0, b"") if kind == "ticket" else None)
+
+
+def test_each_full_handshake_gets_a_fresh_session_id() -> None:
+    with_ids = ServerResumption(clock=Clock())
+    first, second = with_ids.new_session_id(), with_ids.new_session_id()
+    assert len(first) == len(second) == 32 and first != second
+    assert ServerResumption(session_ids=False).new_session_id() == b""

@@ -1,5 +1,6 @@
-"""decode_new_session_ticket (RFC 5077 §3.3): its fast path for a well-formed
-body answers exactly as the bounds-checked reader does, errors included."""
+"""NewSessionTicket bodies (RFC 5077 §3.3): the encoding's layout, and
+decode_new_session_ticket's fast path for a well-formed body answers exactly
+as the bounds-checked reader does, errors included."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from dtlsfast.byte_reader import ByteReader
 from dtlsfast.exceptions import DecodeError
 from dtlsfast.resumption.saved_session import decode_new_session_ticket
+from dtlsfast.resumption.server_resumption import encode_new_session_ticket
 
 
 def test_new_session_ticket_reads_as_the_byte_reader_does() -> None:
@@ -33,3 +35,13 @@ def test_new_session_ticket_reads_as_the_byte_reader_does() -> None:
                 decode_new_session_ticket(body)
             continue
         assert decode_new_session_ticket(body) == expected
+
+
+@pytest.mark.parametrize("hint", [0, 1, 7200, 0xFFFFFFFF])
+@pytest.mark.parametrize("length", [0, 1, 100, 0xFFFF])
+def test_new_session_ticket_encoding_is_the_rfc_layout(hint: int, length: int) -> None:
+    # ticket_lifetime_hint(4) ticket<0..2^16-1>, big-endian (RFC 5077 §3.3).
+    ticket = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    body = encode_new_session_ticket(hint, ticket)
+    assert body == hint.to_bytes(4, "big") + length.to_bytes(2, "big") + ticket
+    assert decode_new_session_ticket(body) == (hint, ticket)

@@ -4,7 +4,6 @@ resumes a session against its terms is refused by the client."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -109,7 +108,7 @@ def test_session_without_extended_master_secret_is_not_resumed() -> None:
     clock = Clock()
     resumption = ServerResumption(clock=clock)
     saved, _ = first_session("ticket", resumption)
-    legacy = replace(saved.state, extended_master_secret=False, created=int(T0))
+    legacy = saved.state._replace(extended_master_secret=False, created=int(T0))
     assert resumption.sealer is not None
     ticket = resumption.sealer.seal(legacy, clock.now)
     _falls_back(SavedSession(legacy, b"", ticket), resumption, ResumptionFailure.NO_EMS)
@@ -176,7 +175,7 @@ def test_client_refuses_a_resumption_that_drops_extended_master_secret() -> None
     # The client remembers the session as without EMS; the server (its
     # ticket) resumes it with EMS: the two disagree, the client aborts.
     mismatched = SavedSession(
-        replace(saved.state, extended_master_secret=False), saved.session_id, saved.ticket
+        saved.state._replace(extended_master_secret=False), saved.session_id, saved.ticket
     )
     pair = resume(mismatched, resumption)
     error = _closed_error(pair.client_events)
@@ -187,7 +186,7 @@ def test_client_refuses_a_resumption_that_drops_extended_master_secret() -> None
 def test_client_refuses_a_resumption_with_another_suite() -> None:
     resumption = ServerResumption(clock=Clock())
     saved, _ = first_session("ticket", resumption)
-    other = SavedSession(replace(saved.state, cipher_suite=0xC0A4), b"", saved.ticket)
+    other = SavedSession(saved.state._replace(cipher_suite=0xC0A4), b"", saved.ticket)
     pair = resume(other, resumption)
     assert _closed_error(pair.client_events).alert == AlertDescription.ILLEGAL_PARAMETER
 
@@ -195,7 +194,7 @@ def test_client_refuses_a_resumption_with_another_suite() -> None:
 def test_client_does_not_offer_an_expired_session() -> None:
     resumption = ServerResumption(clock=Clock())
     saved, _ = first_session("ticket", resumption)
-    old = SavedSession(replace(saved.state, created=0, lifetime=60), b"", saved.ticket)
+    old = SavedSession(saved.state._replace(created=0, lifetime=60), b"", saved.ticket)
     pair = resume(old, resumption)
     assert pair.established and pair.client.resumed is None
     assert _refused(resumption) == {}  # nothing was offered

@@ -32,6 +32,10 @@ states = st.builds(
 )
 
 
+def _dtls_1_2(state: ResumptionState) -> ResumptionState:
+    return state._replace(version=0xFEFD)
+
+
 @given(states)
 def test_the_encoding_round_trips(state: ResumptionState) -> None:
     assert ResumptionState.decode(state.encode()) == state
@@ -110,6 +114,10 @@ psk_states = st.builds(
     ResumptionState,
     **common_fields,
     psk_identity=st.binary(max_size=1024),
+    # builds() draws a tuple's defaulted fields too: a PSK state has none.
+    peer_certificate_type=st.none(),
+    peer_public_key=st.none(),
+    peer_certificates=st.just(()),
     version=st.integers(0, 0xFFFF),
 )
 
@@ -151,3 +159,30 @@ def test_a_psk_state_out_of_bounds_is_a_decode_error() -> None:
     big_lifetime[14:18] = (7 * 24 * 3600 + 1).to_bytes(4, "big")
     with pytest.raises(DecodeError):
         ResumptionState.decode(bytes(big_lifetime))
+
+
+@given(states.map(_dtls_1_2))
+def test_negotiated_builds_what_the_constructor_builds(state: ResumptionState) -> None:
+    assert ResumptionState.negotiated(*state[:-1]) == state
+    assert type(ResumptionState.negotiated(*state[:-1])) is ResumptionState
+
+
+def test_negotiated_checks_what_the_peer_chose() -> None:
+    master = b"m" * 48
+    with pytest.raises(ConfigurationError, match="PSK identity"):
+        ResumptionState.negotiated(master, 0xC0A8, True, 0, 60, b"i" * 1025)
+    with pytest.raises(ConfigurationError, match="public key"):
+        ResumptionState.negotiated(master, 0xC0AC, True, 0, 60, None, 2, b"k" * 1025)
+    with pytest.raises(ConfigurationError, match="leaf only"):
+        ResumptionState.negotiated(master, 0xC0AC, True, 0, 60, None, 0, b"k", (b"c" * 16385,))
+    largest = ResumptionState.negotiated(master, 0xC0A8, True, 0, 60, b"i" * 1024)
+    assert ResumptionState.decode(largest.encode()) == largest
+
+
+def test_a_changed_state_is_checked_like_a_new_one() -> None:
+    state = ResumptionState(b"m" * 48, 0xC0A8, True, 1, 2, b"CoAP")
+    assert state._replace(lifetime=60) == ResumptionState(b"m" * 48, 0xC0A8, True, 1, 60, b"CoAP")
+    with pytest.raises(ConfigurationError, match="lifetime"):
+        state._replace(lifetime=10**9)
+    with pytest.raises(ConfigurationError, match="48 bytes"):
+        state._replace(master_secret=b"short")

@@ -105,6 +105,8 @@ class Block1Assembler:
                 del self._count[remote]
 
     def remove_remote(self, remote: Hashable) -> None:
+        if remote not in self._count:
+            return  # most remotes: no body in progress, no scan
         for key in [k for k in self._buffers if k[0] == remote]:
             self._pop(key)
 

@@ -91,7 +91,10 @@ class Retransmitter:
         self._total = total
         self._counters = counters
         self._pending: dict[tuple[Hashable, int], _Outgoing] = {}
-        self._count: dict[Hashable, int] = {}
+        # The Message IDs in flight by remote, in the order of _pending (a
+        # dict as an ordered set): its count, and what a closed session
+        # cancels without a scan of every remote's messages.
+        self._ids: dict[Hashable, dict[int, None]] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -100,7 +103,8 @@ class Retransmitter:
         return key in self._pending
 
     def count(self, remote: Hashable) -> int:
-        return self._count.get(remote, 0)
+        ids = self._ids.get(remote)
+        return 0 if ids is None else len(ids)
 
     def start(
         self,
@@ -120,7 +124,7 @@ class Retransmitter:
             return False
         out = _Outgoing(key, data, self._params.initial_timeout(self._rng), on_result)
         self._pending[key] = out
-        self._count[remote] = self.count(remote) + 1
+        self._ids.setdefault(remote, {})[message_id] = None
         self._send(remote, data)
         self._arm(out)
         return True
@@ -143,12 +147,11 @@ class Retransmitter:
 
     def _finish(self, out: _Outgoing, outcome: Outcome) -> None:
         del self._pending[out.key]
-        remote = out.key[0]
-        left = self._count[remote] - 1
-        if left:
-            self._count[remote] = left
-        else:
-            del self._count[remote]
+        remote, message_id = out.key
+        ids = self._ids[remote]
+        del ids[message_id]
+        if not ids:
+            del self._ids[remote]
         if out.handle is not None:
             out.handle.cancel()
         out.on_result(outcome)
@@ -170,12 +173,16 @@ class Retransmitter:
         out.key = (remote, new_id)
         out.data = data
         self._pending[out.key] = out
+        ids = self._ids[remote]
+        del ids[old_id]
+        ids[new_id] = None
         self._send(remote, data)
         return True
 
     def cancel_remote(self, remote: Hashable) -> None:
-        for out in [o for k, o in self._pending.items() if k[0] == remote]:
-            self._finish(out, Outcome.CANCELLED)
+        """Stop every message in flight to ``remote`` (its session ended)."""
+        for message_id in list(self._ids.get(remote, ())):
+            self._finish(self._pending[(remote, message_id)], Outcome.CANCELLED)
 
     def close(self) -> None:
         for out in list(self._pending.values()):

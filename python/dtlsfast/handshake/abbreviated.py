@@ -123,7 +123,9 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
         )
     )
     if conn._ticket_promised:
-        queue_new_session_ticket(conn, state)
+        resumption = conn.config.resumption
+        assert resumption is not None
+        queue_new_session_ticket(conn, state, resumption)
     conn._master = state.master_secret
     install_resumed_keys(conn)
     conn._queue_change_cipher_spec()
@@ -143,49 +145,42 @@ def server_finish_abbreviated(conn: DtlsConnection, body: bytes, message: bytes)
 def server_issue_session(conn: DtlsConnection, resumption: ServerResumption) -> None:
     """Before the server's last flight of a full handshake: queue the
     promised NewSessionTicket, or cache the session under its ID
-    (``resumption``: the configuration's, which the caller read)."""
-    state = session_state(conn)
-    if conn._ticket_promised:
-        queue_new_session_ticket(conn, state)
-    elif state is not None:
-        resumption.remember(conn._session_id, state)
-
-
-def queue_new_session_ticket(conn: DtlsConnection, state: ResumptionState | None) -> None:
-    resumption = conn.config.resumption
-    assert resumption is not None
-    # RFC 5077 §3.3: a server that promised a ticket and cannot issue
-    # one sends an empty ticket.
-    hint, ticket = (0, b"") if state is None else resumption.seal(state)
-    conn._queue_handshake(HandshakeType.NEW_SESSION_TICKET, encode_new_session_ticket(hint, ticket))
-
-
-def session_state(conn: DtlsConnection) -> ResumptionState | None:
-    """This session as the server resumes it, or None if it cannot be
-    kept (a peer chain too large for a ticket)."""
-    resumption = conn.config.resumption
-    assert resumption is not None and conn.cipher_suite is not None
+    (``resumption``: the configuration's, which the caller read). A session
+    that cannot be kept (a peer identity, key or chain too large for a
+    state) is counted; a promised ticket is then empty."""
+    assert conn.cipher_suite is not None
+    key = conn.peer_public_key
+    certificates = conn.peer_certificates
     try:
-        spki = None
-        if conn.peer_public_key is not None:
-            spki = conn.peer_public_key.public_bytes(
-                Encoding.DER, PublicFormat.SubjectPublicKeyInfo
-            )
-        chain: tuple[bytes, ...] = ()
-        if conn.peer_certificates:
-            chain = tuple(c.public_bytes(Encoding.DER) for c in conn.peer_certificates)
-        return resumption.state_for(
+        # A PSK session has neither key nor chain: nothing to encode. Of a
+        # chain, only the leaf is kept.
+        state: ResumptionState | None = resumption.state_for(
             conn._master,
             conn.cipher_suite.code,
             conn.extended_master_secret,
             conn.psk_identity,
             conn.peer_certificate_type,
-            spki,
-            chain[:1],
+            None
+            if key is None
+            else key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo),
+            (certificates[0].public_bytes(Encoding.DER),) if certificates else (),
         )
     except ConfigurationError:
         resumption.counters["sessions_not_resumable"] += 1
-        return None
+        state = None
+    if conn._ticket_promised:
+        queue_new_session_ticket(conn, state, resumption)
+    elif state is not None:
+        resumption.remember(conn._session_id, state)
+
+
+def queue_new_session_ticket(
+    conn: DtlsConnection, state: ResumptionState | None, resumption: ServerResumption
+) -> None:
+    # RFC 5077 §3.3: a server that promised a ticket and cannot issue
+    # one sends an empty ticket.
+    hint, ticket = (0, b"") if state is None else resumption.seal(state)
+    conn._queue_handshake(HandshakeType.NEW_SESSION_TICKET, encode_new_session_ticket(hint, ticket))
 
 
 def restore_peer(conn: DtlsConnection, state: ResumptionState) -> None:
@@ -340,7 +335,6 @@ __all__ = [
     "server_issue_session",
     "server_plan_session",
     "server_resume",
-    "session_state",
 ]
 
 # Last, for the import cycle (dtlsfast.connection imports this module and

@@ -116,6 +116,14 @@ class HelloGate:
             return self._check_hello(piece, record_seq, peer_raw, budget)
         return ("not_client_hello", None)
 
+    def answer_cookieless(self, datagram: bytes, peer: Hashable) -> bytes | None:
+        """The HelloVerifyRequest if :meth:`check` answers ``datagram`` with
+        one because its ClientHello has no cookie (``hello_verify_sent``);
+        None for anything else. What a server's batch answers without the
+        server's Python (:meth:`SessionTable.serve` with a gate)."""
+        verdict, reply = self.check(datagram, peer)
+        return reply if verdict == "hello_verify_sent" else None
+
     def _check_hello(
         self, piece: bytes, record_seq: int, peer_raw: bytes, budget: int
     ) -> GateAnswer:

@@ -25,6 +25,7 @@ from typing import Any
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER, record_fields, uint
 from dtlsfast.pure.coap_answer import CoapAnswers
+from dtlsfast.pure.hello_gate import HelloGate
 from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher, key_and_iv_lengths
 from dtlsfast.pure.records import RECORD_HEADER_LENGTH, parse_records
 from dtlsfast.pure.replay_window import ReplayWindow
@@ -82,6 +83,17 @@ def _address(address: object) -> tuple[object, ...]:
     return (str(ip), port, flow, scope)
 
 
+#: The close_notify alert (RFC 5246 §7.2.1): level warning, description 0.
+CLOSE_NOTIFY = b"\x01\x00"
+
+
+def is_client_hello(data: bytes) -> bool:
+    """Whether a datagram starts with an epoch-0 record holding a
+    ClientHello (type 22, epoch 0, handshake type 1 at offset 13): what the
+    server and the batch socket's muting take as a hello."""
+    return len(data) > 25 and data[0] == 22 and data[3] == 0 and data[4] == 0 and data[13] == 1
+
+
 def _of_read_epoch(session: _Session, record: tuple[int, int, int, int, bytes], ctype: int) -> bool:
     """Whether a parsed record is one the table's fast paths may open: of
     ``ctype``, in the session's current read epoch, a DTLS version, and no
@@ -116,7 +128,14 @@ class SessionTable:
         self._answers = CoapAnswers()
         self._by_address: dict[tuple[object, ...], int] = {}
         self._auth_burst, self._auth_rate = DEFAULT_AUTH_BURST, DEFAULT_AUTH_RATE
-        self._totals = {"opened": 0, "replayed": 0, "bad_auth": 0, "throttled": 0}
+        self._totals = {
+            "opened": 0,
+            "replayed": 0,
+            "bad_auth": 0,
+            "throttled": 0,
+            "hellos_answered": 0,
+            "closed": 0,
+        }
 
     @property
     def totals(self) -> dict[str, int]:
@@ -149,15 +168,20 @@ class SessionTable:
         return None if session is None else session.last_active
 
     def serve(
-        self, batch: Iterable[object], now: float
+        self, batch: Iterable[object], now: float, gate: HelloGate | None = None
     ) -> tuple[
         int,
         list[tuple[bytes, tuple[object, ...]]],
         list[tuple[tuple[object, ...], bytes]],
         list[tuple[bytes, tuple[object, ...]]],
+        list[tuple[tuple[object, ...], int]],
     ]:
         """The fast path for a batch of ``(data, address)``: datagrams from a
-        bound address are opened by their session; the rest goes to Python."""
+        bound address are opened by their session, and a close_notify is
+        answered (RFC 5246 §7.2.1), the session unbound and reported closed;
+        with the server's ``gate``, a ClientHello without a cookie from
+        another address is answered with its HelloVerifyRequest (RFC 6347
+        §4.2.1); the rest goes to Python."""
         items = []
         for item in batch:
             if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], bytes):
@@ -166,9 +190,16 @@ class SessionTable:
         to_python: list[tuple[bytes, tuple[object, ...]]] = []
         delivered: list[tuple[tuple[object, ...], bytes]] = []
         replies: list[tuple[bytes, tuple[object, ...]]] = []
+        closed: list[tuple[tuple[object, ...], int]] = []
         for data, addr in items:
             sid = self._by_address.get(addr)
             if sid is None:
+                if gate is not None and is_client_hello(data):
+                    answer = gate.answer_cookieless(data, addr)
+                    if answer is not None:
+                        replies.append((answer, addr))
+                        self._totals["hellos_answered"] += 1
+                        continue
                 to_python.append((data, addr))
                 continue
             session = self._sessions[sid]
@@ -183,6 +214,13 @@ class SessionTable:
                 continue
             fast = self.open_datagram(sid, data)
             if fast is None:
+                if self._close_notified(session, data, now):
+                    replies += [(reply, addr) for reply in self._close_reply(session)]
+                    del self._by_address[addr]
+                    session.address = None
+                    self._totals["closed"] += 1
+                    closed.append((addr, sid))
+                    continue
                 to_python.append((data, addr))
                 continue
             plaintexts, replayed, bad_auth, answers = fast
@@ -195,7 +233,29 @@ class SessionTable:
                 session.auth_tokens = max(0.0, session.auth_tokens - bad_auth)
             replies += [(reply, addr) for reply in answers]
             delivered += [(addr, plaintext) for plaintext in plaintexts]
-        return len(items), to_python, delivered, replies
+        return len(items), to_python, delivered, replies, closed
+
+    def _close_notified(self, session: _Session, datagram: bytes, now: float) -> bool:
+        """Whether the datagram is one close_notify of the session's read
+        epoch, new and authentic (then taken into the window); anything else
+        leaves the session as it was."""
+        record = self._one_alert(session, datagram)
+        if record is None:
+            return False
+        _, _, _, seq, _ = record
+        opened = self._unsealed(session, *record)
+        if not isinstance(opened, bytes) or opened != CLOSE_NOTIFY:
+            return False
+        session.window.accept(seq)
+        session.last_active = now
+        return True
+
+    def _close_reply(self, session: _Session) -> list[bytes]:
+        """Our close_notify, if a sequence number is left for it."""
+        try:
+            return [self._seal(session, ALERT, CLOSE_NOTIFY)]
+        except ConfigurationError:
+            return []
 
     @property
     def coap_answered(self) -> int:
@@ -421,7 +481,16 @@ class SessionTable:
 
     def open_alert(self, session_id: int, datagram: bytes) -> bytes | str | None:
         session = self._sessions.get(uint(session_id, "session_id", _U64))
-        if session is None or session.read_cid:
+        if session is None:
+            return None
+        record = self._one_alert(session, datagram)
+        return None if record is None else self._open(session, *record)
+
+    @staticmethod
+    def _one_alert(session: _Session, datagram: bytes) -> tuple[int, int, int, int, bytes] | None:
+        """The datagram's one record if it is an alert of the session's read
+        epoch (a session without tls12_cid records) and nothing follows it."""
+        if session.read_cid:
             return None
         records = parse_records(datagram)
         if (
@@ -430,7 +499,7 @@ class SessionTable:
             or not _of_read_epoch(session, records[0], ALERT)
         ):
             return None
-        return self._open(session, *records[0])
+        return records[0]
 
     def open_batch(
         self, batch: Iterable[object]
@@ -476,12 +545,22 @@ class SessionTable:
     def _open(
         session: _Session, ctype: int, version: int, epoch: int, seq: int, fragment: bytes
     ) -> bytes | str:
+        opened = SessionTable._unsealed(session, ctype, version, epoch, seq, fragment)
+        if isinstance(opened, bytes):
+            session.window.accept(seq)
+        return opened
+
+    @staticmethod
+    def _unsealed(
+        session: _Session, ctype: int, version: int, epoch: int, seq: int, fragment: bytes
+    ) -> bytes | str:
+        """The record's plaintext if it is new to the window and
+        authenticates, else why not; the window is left as it was."""
         if not session.window.check(seq):
             return "replay"
         plaintext = session.read.open_parts(ctype, version, epoch, seq, fragment)
         if plaintext is None:
             return "bad_auth"
-        session.window.accept(seq)
         return bytes(plaintext)
 
     def __repr__(self) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from dtlsfast.resumption.session_cache import (
     DEFAULT_MAX_ENTRIES,
     SESSION_ID_LENGTH,
     SessionIdCache,
+    new_session_id,
 )
 from dtlsfast.resumption.session_state import (
     ResumptionFailure,
@@ -79,6 +81,7 @@ class ServerResumption:
         "cache",
         "counters",
         "lifetime",
+        "new_session_id",
         "publisher",
         "sealer",
     )
@@ -110,6 +113,10 @@ class ServerResumption:
                 "resumption with neither session IDs nor tickets: pass resumption=None instead"
             )
         self.cache = SessionIdCache(cache_size, lifetime) if session_ids else None
+        self.new_session_id: Callable[[], bytes] = new_session_id if session_ids else bytes
+        """The session_id for a full handshake's ServerHello: a fresh random
+        one, or empty when session IDs are off (the session is not resumable
+        by ID). A C callable, not a method: one call per full handshake."""
         if tickets:
             keys = ticket_keys if ticket_keys is not None else TicketKeys(os.urandom(64))
             self.sealer: TicketSealer | None = TicketSealer(
@@ -211,11 +218,6 @@ class ServerResumption:
 
     # -------------------------------------------------------------- issue
 
-    def new_session_id(self) -> bytes:
-        """The session_id for a full handshake's ServerHello (empty when
-        session IDs are off: the session is not resumable by ID)."""
-        return SessionIdCache.new_session_id() if self.cache is not None else b""
-
     def issues_tickets(self, client_asks: bool) -> bool:
         """Whether a full handshake sends NewSessionTicket (RFC 5077 §3.2:
         only to a client that sent the session_ticket extension)."""
@@ -231,8 +233,11 @@ class ServerResumption:
         peer_public_key: bytes | None = None,
         peer_certificates: tuple[bytes, ...] = (),
     ) -> ResumptionState:
-        """A ResumptionState created now, with this server's lifetime."""
-        return ResumptionState(
+        """The state of the session a full handshake here has just
+        negotiated, created now, with this server's lifetime
+        (:meth:`ResumptionState.negotiated`: ConfigurationError if what the
+        peer chose is too large to keep)."""
+        return ResumptionState.negotiated(
             master_secret,
             cipher_suite,
             extended_master_secret,
@@ -246,17 +251,19 @@ class ServerResumption:
 
     def seal(self, state: ResumptionState) -> tuple[int, bytes]:
         """``(ticket_lifetime_hint, ticket)`` for a NewSessionTicket."""
-        assert self.sealer is not None
+        sealer = self.sealer
+        assert sealer is not None
         now = self._clock()
-        ticket = self.sealer.seal(state, now)
+        ticket = sealer.seal(state, now)
         self.counters["tickets_issued"] += 1
-        return min(lifetime_hint(state, now), self.sealer.lifetime), ticket
+        return min(lifetime_hint(state, now), sealer.lifetime), ticket
 
     def remember(self, session_id: bytes, state: ResumptionState) -> None:
         """Keep a completed full handshake's session under its session ID."""
-        if self.cache is not None and session_id:
+        cache = self.cache
+        if cache is not None and session_id:
             now = self._clock()
-            self.cache.store(session_id, state, now)
+            cache.store(session_id, state, now)
             self.counters["session_ids_cached"] += 1
             if self.publisher is not None:
                 self.publisher.added(session_id, state, now)
@@ -299,7 +306,11 @@ class ServerResumption:
 
 def encode_new_session_ticket(lifetime_hint: int, ticket: bytes) -> bytes:
     """A NewSessionTicket body (RFC 5077 §3.3)."""
-    return lifetime_hint.to_bytes(4, "big") + len(ticket).to_bytes(2, "big") + ticket
+    return _NEW_SESSION_TICKET_HEAD.pack(lifetime_hint, len(ticket)) + ticket
+
+
+# ticket_lifetime_hint(4) ticket<0..2^16-1>
+_NEW_SESSION_TICKET_HEAD = struct.Struct(">IH")
 
 
 __all__ = ["Resumable", "ServerResumption", "SessionPublisher", "encode_new_session_ticket"]

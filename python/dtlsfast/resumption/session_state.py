@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import math
 import struct
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from dtlsfast.byte_reader import ByteReader
 from dtlsfast.exceptions import ConfigurationError, DecodeError
@@ -40,6 +40,7 @@ _FLAG_EMS = 1
 _FLAG_PSK = 2
 _FLAG_PEER_KEY = 4
 _FLAG_PEER_TYPE = 8
+_new_tuple = tuple.__new__
 
 
 class ResumptionFailure(enum.Enum):
@@ -74,69 +75,140 @@ class ResumptionFailure(enum.Enum):
         return f"resumption_refused_{self.value}"
 
 
-@dataclass(frozen=True, slots=True)
-class ResumptionState:
-    """One resumable session (see the module)."""
-
+class _Fields(NamedTuple):
     master_secret: bytes
     cipher_suite: int
-    """The suite's two-byte code."""
     extended_master_secret: bool
     created: int
-    """Seconds since the epoch when the full handshake completed."""
     lifetime: int
-    """Seconds the session may be resumed for, from ``created``."""
     psk_identity: bytes | None = None
     peer_certificate_type: int | None = None
-    """RFC 7250 certificate type the peer authenticated with (X.509 or raw
-    public key), None for PSK."""
     peer_public_key: bytes | None = None
-    """The peer's authenticated key as SubjectPublicKeyInfo DER."""
     peer_certificates: tuple[bytes, ...] = ()
-    """The peer's chain as DER, leaf first (empty for PSK and raw keys)."""
     version: int = DTLS_1_2
 
-    def __post_init__(self) -> None:
-        if len(self.master_secret) != MASTER_SECRET_LENGTH:
+
+class ResumptionState(_Fields):
+    """One resumable session (see the module): an immutable tuple of
+
+    - ``master_secret``, ``cipher_suite`` (the suite's two-byte code),
+      ``extended_master_secret``;
+    - ``created``: seconds since the epoch when the full handshake completed;
+      ``lifetime``: seconds the session may be resumed for, from ``created``;
+    - ``psk_identity``; ``peer_certificate_type``: the RFC 7250 certificate
+      type the peer authenticated with (X.509 or raw public key), None for
+      PSK; ``peer_public_key``: the peer's authenticated key as
+      SubjectPublicKeyInfo DER; ``peer_certificates``: the peer's chain as
+      DER, leaf first (empty for PSK and raw keys);
+    - ``version``.
+
+    The constructor (and :meth:`decode` and ``_replace``) checks every
+    bound, ConfigurationError if one is not met; the tuple's own ``_make``
+    does not. :meth:`negotiated` is the server's own builder for the
+    session it has just negotiated, which checks only the fields of the
+    peer's choosing. A tuple rather than a frozen dataclass: built once per
+    full handshake, it costs one allocation, not one ``object.__setattr__``
+    per field.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        master_secret: bytes,
+        cipher_suite: int,
+        extended_master_secret: bool,
+        created: int,
+        lifetime: int,
+        psk_identity: bytes | None = None,
+        peer_certificate_type: int | None = None,
+        peer_public_key: bytes | None = None,
+        peer_certificates: tuple[bytes, ...] = (),
+        version: int = DTLS_1_2,
+    ) -> ResumptionState:
+        if len(master_secret) != MASTER_SECRET_LENGTH:
             raise ConfigurationError(
-                f"a master secret is {MASTER_SECRET_LENGTH} bytes, got {len(self.master_secret)}"
+                f"a master secret is {MASTER_SECRET_LENGTH} bytes, got {len(master_secret)}"
             )
-        suite, version, created, lifetime = (
-            self.cipher_suite,
-            self.version,
-            self.created,
-            self.lifetime,
-        )
         if not (
-            isinstance(suite, int)
+            isinstance(cipher_suite, int)
             and isinstance(version, int)
             and isinstance(created, int)
             and isinstance(lifetime, int)
-            and 0 <= suite <= 0xFFFF
+            and 0 <= cipher_suite <= 0xFFFF
             and 0 <= version <= 0xFFFF
             and 0 <= created <= _MAX_CREATED
             and 0 <= lifetime <= MAX_LIFETIME
         ):
-            # One test for the usual case (every state decoded or issued);
-            # the checks one by one say which field is wrong.
-            _check_range(suite, 0xFFFF, "cipher_suite")
+            # One test for the usual case (every state decoded); the checks
+            # one by one say which field is wrong.
+            _check_range(cipher_suite, 0xFFFF, "cipher_suite")
             _check_range(version, 0xFFFF, "version")
             _check_range(created, _MAX_CREATED, "created")
             _check_range(lifetime, MAX_LIFETIME, "lifetime")
-        if self.psk_identity is not None and len(self.psk_identity) > MAX_IDENTITY_LENGTH:
-            raise ConfigurationError(f"a PSK identity is at most {MAX_IDENTITY_LENGTH} bytes")
-        if self.peer_certificate_type is not None:
-            _check_range(self.peer_certificate_type, 0xFE, "peer_certificate_type")
-        if self.peer_public_key is not None and len(self.peer_public_key) > MAX_PUBLIC_KEY_LENGTH:
-            raise ConfigurationError(f"a peer public key is at most {MAX_PUBLIC_KEY_LENGTH} bytes")
-        if self.peer_certificates and (
-            len(self.peer_certificates) > MAX_CERTIFICATES
-            or sum(len(c) for c in self.peer_certificates) > MAX_CERTIFICATE_BYTES
+        if peer_certificate_type is not None:
+            _check_range(peer_certificate_type, 0xFE, "peer_certificate_type")
+        _check_peer(psk_identity, peer_public_key, peer_certificates)
+        return _new_tuple(
+            cls,
+            (
+                master_secret,
+                cipher_suite,
+                extended_master_secret,
+                created,
+                lifetime,
+                psk_identity,
+                peer_certificate_type,
+                peer_public_key,
+                peer_certificates,
+                version,
+            ),
+        )
+
+    @classmethod
+    def negotiated(
+        cls,
+        master_secret: bytes,
+        cipher_suite: int,
+        extended_master_secret: bool,
+        created: int,
+        lifetime: int,
+        psk_identity: bytes | None = None,
+        peer_certificate_type: int | None = None,
+        peer_public_key: bytes | None = None,
+        peer_certificates: tuple[bytes, ...] = (),
+    ) -> ResumptionState:
+        """The state of a DTLS 1.2 session this process has just negotiated.
+        The master secret (the PRF's 48 bytes), the suite, the certificate
+        type and the times are its own and not checked again; the fields the
+        peer chose are (ConfigurationError if the PSK identity, key or chain
+        is too large to keep), but nothing is done for those a PSK session
+        does not have."""
+        if (
+            peer_public_key is not None
+            or peer_certificates
+            or (psk_identity is not None and len(psk_identity) > MAX_IDENTITY_LENGTH)
         ):
-            raise ConfigurationError(
-                f"a resumable chain is at most {MAX_CERTIFICATES} certificates and "
-                f"{MAX_CERTIFICATE_BYTES} bytes; keep the leaf only"
-            )
+            _check_peer(psk_identity, peer_public_key, peer_certificates)
+        return _new_tuple(
+            cls,
+            (
+                master_secret,
+                cipher_suite,
+                extended_master_secret,
+                created,
+                lifetime,
+                psk_identity,
+                peer_certificate_type,
+                peer_public_key,
+                peer_certificates,
+                DTLS_1_2,
+            ),
+        )
+
+    def _replace(self, **changes: Any) -> ResumptionState:
+        """A copy with ``changes``, checked as by the constructor."""
+        return ResumptionState(**{**self._asdict(), **changes})
 
     def expires(self) -> int:
         return self.created + self.lifetime
@@ -303,6 +375,24 @@ def client_refusal(state: ResumptionState, *, server_sent_ems: bool) -> str | No
     if not state.extended_master_secret and server_sent_ems:
         return "the server resumed a session without extended master secret but sent the extension"
     return None
+
+
+def _check_peer(
+    psk_identity: bytes | None, peer_public_key: bytes | None, peer_certificates: tuple[bytes, ...]
+) -> None:
+    """The bounds of what the peer chose (ConfigurationError if one is not met)."""
+    if psk_identity is not None and len(psk_identity) > MAX_IDENTITY_LENGTH:
+        raise ConfigurationError(f"a PSK identity is at most {MAX_IDENTITY_LENGTH} bytes")
+    if peer_public_key is not None and len(peer_public_key) > MAX_PUBLIC_KEY_LENGTH:
+        raise ConfigurationError(f"a peer public key is at most {MAX_PUBLIC_KEY_LENGTH} bytes")
+    if peer_certificates and (
+        len(peer_certificates) > MAX_CERTIFICATES
+        or sum(len(c) for c in peer_certificates) > MAX_CERTIFICATE_BYTES
+    ):
+        raise ConfigurationError(
+            f"a resumable chain is at most {MAX_CERTIFICATES} certificates and "
+            f"{MAX_CERTIFICATE_BYTES} bytes; keep the leaf only"
+        )
 
 
 def _check_range(value: int, top: int, name: str) -> None:

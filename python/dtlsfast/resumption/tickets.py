@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import replace
 
 from cryptography.exceptions import InvalidTag
 
@@ -58,7 +57,7 @@ class TicketSealer:
     def seal(self, state: ResumptionState, now: float) -> bytes:
         """The ticket for ``state`` (its lifetime capped at this sealer's)."""
         if state.lifetime > self.lifetime:
-            state = replace(state, lifetime=self.lifetime)
+            state = state._replace(lifetime=self.lifetime)
         key = self.keys.current(now)
         nonce = os.urandom(NONCE_LENGTH)
         ticket = key.name + nonce + key.aead.encrypt(nonce, state.encode(), key.name)
