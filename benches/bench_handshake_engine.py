@@ -5,10 +5,13 @@ Python code of the handshake modules that the server ran before it used the
 engines (for the gate, ``server``: the server's CookieGate around the Rust
 HelloGate, its counters and throttle included).
 
-- ``prf``: master secret + key block, and two Finished verify_data;
+- ``keys``: premaster secret, master secret + key block, and the server's
+  two record ciphers built from it;
 - ``gate``: the first ClientHello (answered with a HelloVerifyRequest) and
   the second one with its cookie (accepted);
-- ``transcript``: the server's seven messages and its three digests;
+- ``transcript``: the server's messages, the session hash, the client's
+  Finished checked and the server's made (``before``: digests, verify_data,
+  the Finished codec and a compare, as the connection did it);
 - ``flight``: flight 4 (ServerHello, ServerKeyExchange, ServerHelloDone) and
   flight 6 (ChangeCipherSpec, Finished) fragmented and sealed.
 
@@ -18,6 +21,7 @@ each group; ``extra_info["us_per_handshake"]`` holds each mean.
 
 from __future__ import annotations
 
+import hmac
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -34,10 +38,10 @@ from dtlsfast.connection import DtlsConnection
 from dtlsfast.cookie_gate import CookieGate
 from dtlsfast.flight import FlightItem, pack_flight
 from dtlsfast.handshake import prf
-from dtlsfast.handshake.constants import ContentType
+from dtlsfast.handshake.constants import ContentType, HandshakeType
 from dtlsfast.handshake.cookies import CookieJar
+from dtlsfast.handshake.messages import Finished, encode_handshake
 from dtlsfast.handshake.suites import TLS_PSK_WITH_AES_128_CCM_8 as SUITE
-from dtlsfast.handshake.transcript import HandshakeTranscript
 from dtlsfast.record_layer import RecordLayer
 
 IMPLS: dict[str, ModuleType] = {"rust": _core, "python": pure}
@@ -70,6 +74,7 @@ def _handshake_material() -> dict[str, Any]:
         "jar": jar,
         "hellos": (first, second),
         "messages": server._transcript.messages,
+        "master": server._master,
     }
 
 
@@ -85,35 +90,37 @@ def _finish(benchmark: Any, correct: bool) -> None:
     benchmark.extra_info["us_per_handshake"] = benchmark.stats.stats.mean * 1e6
 
 
-# ------------------------------------------------------------------- prf
+# ------------------------------------------------------------------ keys
 
-PREMASTER = prf.psk_premaster_secret(b"esp32c3_key")
+PSK = b"esp32c3_key"
 CLIENT_RANDOM, SERVER_RANDOM = bytes(range(32)), bytes(range(32, 64))
-SESSION_HASH, CLIENT_HASH, SERVER_HASH = (bytes([i]) * 32 for i in (1, 2, 3))
+SESSION_HASH = bytes([1]) * 32
 
 
-def prf_before() -> bytes:
-    """What connection.py called before derive_keys: four functions of prf.py."""
-    master = prf.extended_master_secret(SUITE.prf_hash, PREMASTER, SESSION_HASH)
-    prf.key_block(SUITE, master, CLIENT_RANDOM, SERVER_RANDOM)
-    prf.verify_data(SUITE.prf_hash, master, b"client finished", CLIENT_HASH)
-    return prf.verify_data(SUITE.prf_hash, master, b"server finished", SERVER_HASH)
+def keys_before() -> tuple[bytes, tuple[bytes, bytes], tuple[bytes, bytes]]:
+    """What connection.py did before derive_keys: prf.py's functions, then
+    two Rust RecordCiphers (the server's: it reads with the client's key)."""
+    premaster = prf.psk_premaster_secret(PSK)
+    master = prf.extended_master_secret(SUITE.prf_hash, premaster, SESSION_HASH)
+    keys = prf.key_block(SUITE, master, CLIENT_RANDOM, SERVER_RANDOM)
+    read = _core.RecordCipher(SUITE.aead, keys.client_write_key, keys.client_write_iv)
+    write = _core.RecordCipher(SUITE.aead, keys.server_write_key, keys.server_write_iv)
+    return master, read.key_material(), write.key_material()
 
 
-def prf_steps(m: ModuleType) -> bytes:
-    keys = m.derive_keys(
-        SUITE.prf_hash, SUITE.aead, PREMASTER, CLIENT_RANDOM, SERVER_RANDOM, SESSION_HASH
+def keys_one_call(m: ModuleType) -> tuple[bytes, tuple[bytes, bytes], tuple[bytes, bytes]]:
+    master, read, write = m.derive_keys(
+        SUITE.prf_hash, SUITE.aead, PSK, None, CLIENT_RANDOM, SERVER_RANDOM, SESSION_HASH, False
     )
-    m.verify_data(SUITE.prf_hash, keys[0], b"client finished", CLIENT_HASH)
-    return bytes(m.verify_data(SUITE.prf_hash, keys[0], b"server finished", SERVER_HASH))
+    return master, read.key_material(), write.key_material()
 
 
 @pytest.mark.parametrize("impl", ["rust", "python", "before"])
-def test_prf(benchmark: Any, impl: str) -> None:
-    _record(benchmark, "prf-per-handshake")
-    run = prf_before if impl == "before" else (lambda: prf_steps(IMPLS[impl]))
+def test_keys(benchmark: Any, impl: str) -> None:
+    _record(benchmark, "keys-per-handshake")
+    run = keys_before if impl == "before" else (lambda: keys_one_call(IMPLS[impl]))
     out = benchmark(run)
-    _finish(benchmark, out == prf_before())
+    _finish(benchmark, out == keys_before())
 
 
 # ------------------------------------------------------------------ gate
@@ -146,27 +153,45 @@ def test_gate(benchmark: Any, impl: str) -> None:
 # ------------------------------------------------------------ transcript
 
 
-def transcript_work(transcript: Any) -> bytes:
+def transcript_work(transcript: Any) -> tuple[bool, bytes]:
     """The server's transcript: adds, the EMS session hash after
-    ClientKeyExchange, the client Finished check, the server Finished."""
-    messages = MATERIAL["messages"]
+    ClientKeyExchange, the client's Finished checked and added, the
+    server's Finished made and added."""
+    messages, master = MATERIAL["messages"], MATERIAL["master"]
     for m in messages[:-2]:
         transcript.add(m)
     transcript.digest("sha256")
+    ok = transcript.check_finished("sha256", master, b"client finished", messages[-2])
+    seq = int.from_bytes(messages[-1][4:6], "big")
+    return ok, bytes(transcript.add_finished("sha256", master, b"server finished", seq))
+
+
+def transcript_before(transcript: Any) -> tuple[bool, bytes]:
+    """The same as the connection did it before: digests, verify_data,
+    the Finished codec and hmac.compare_digest, on the Rust transcript."""
+    messages, master = MATERIAL["messages"], MATERIAL["master"]
+    for m in messages[:-2]:
+        transcript.add(m)
     transcript.digest("sha256")
+    expected = prf.verify_data("sha256", master, b"client finished", transcript.digest("sha256"))
+    ok = hmac.compare_digest(expected, Finished.decode(messages[-2][12:]).verify_data)
     transcript.add(messages[-2])
-    out = bytes(transcript.digest("sha256"))
-    transcript.add(messages[-1])
-    return out
+    verify_data = prf.verify_data("sha256", master, b"server finished", transcript.digest("sha256"))
+    seq = int.from_bytes(messages[-1][4:6], "big")
+    ours = encode_handshake(HandshakeType.FINISHED, seq, Finished(verify_data).encode())
+    transcript.add(ours)
+    return ok, ours
 
 
-@pytest.mark.parametrize("impl", ["rust", "python"])
+@pytest.mark.parametrize("impl", ["rust", "python", "before"])
 def test_transcript(benchmark: Any, impl: str) -> None:
-    """``python`` is handshake.transcript, what the connection used before."""
     _record(benchmark, "transcript-per-handshake")
-    cls = IMPLS[impl].HandshakeTranscript
-    out = benchmark(lambda: transcript_work(cls()))
-    _finish(benchmark, out == transcript_work(HandshakeTranscript()))
+    if impl == "before":
+        out = benchmark(lambda: transcript_before(_core.HandshakeTranscript()))
+    else:
+        cls = IMPLS[impl].HandshakeTranscript
+        out = benchmark(lambda: transcript_work(cls()))
+    _finish(benchmark, out == (True, MATERIAL["messages"][-1]))
 
 
 # ---------------------------------------------------------------- flight
@@ -183,7 +208,10 @@ def server_flights() -> tuple[list[FlightItem], list[FlightItem]]:
 
 def record_layer(backend: ModuleType) -> RecordLayer:
     layer = RecordLayer(backend)
-    layer.install_pending(SUITE.aead, bytes(16), bytes(4), bytes(range(16)), bytes(4))
+    cipher = backend.RecordCipher
+    layer.install_pending(
+        cipher(SUITE.aead, bytes(16), bytes(4)), cipher(SUITE.aead, bytes(range(16)), bytes(4))
+    )
     return layer
 
 

@@ -12,9 +12,10 @@ use crate::bindings::{uint_arg, ConfigurationError, PyRecordCipher};
 use crate::cookie::{push_address_peer, push_opaque_peer, CookieInput, CookieKeys};
 use crate::flight::{self, FlightError, FlightItem, WriteEpoch};
 use crate::hello_gate::{HelloGate as CoreGate, Verdict};
+use crate::hs_codec_bindings::u16_field;
 use crate::prf::{self as key_schedule, PrfHash, MAX_PRF_OUTPUT};
 use crate::record::MAX_SEQUENCE_NUMBER;
-use crate::transcript::Transcript;
+use crate::transcript::{FinishedError, Transcript};
 
 pyo3::import_exception!(dtlsfast.exceptions, LocalProtocolError);
 
@@ -43,68 +44,91 @@ fn length_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
     bounded_usize(value, "length", MAX_PRF_OUTPUT as u64)
 }
 
-/// PRF(secret, label, seed) of RFC 5246 §5 on SHA-256 or SHA-384, ``length`` bytes.
-#[pyfunction]
-fn prf<'py>(
+/// Our two record ciphers from a key block: ``(read_cipher, write_cipher)``
+/// of the client (``client``) or the server (RFC 5246 §6.3).
+fn role_ciphers<'py>(
     py: Python<'py>,
-    hash_name: &str,
-    secret: &[u8],
-    label: &[u8],
-    seed: &[u8],
-    #[pyo3(from_py_with = length_arg)] length: usize,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let out = key_schedule::prf(prf_hash(hash_name)?, secret, label, &[seed], length)?;
-    Ok(PyBytes::new(py, &out))
+    keys: &key_schedule::KeySchedule,
+    aead: &str,
+    client: bool,
+) -> PyResult<(Bound<'py, PyRecordCipher>, Bound<'py, PyRecordCipher>)> {
+    let ciphers = keys.role_ciphers(aead, client)?;
+    Ok((
+        Bound::new(
+            py,
+            PyRecordCipher {
+                inner: ciphers.read,
+            },
+        )?,
+        Bound::new(
+            py,
+            PyRecordCipher {
+                inner: ciphers.write,
+            },
+        )?,
+    ))
 }
 
-/// Master secret (extended with ``session_hash``, RFC 7627 §4) and the key
-/// block of ``aead`` (RFC 5246 §8.1, §6.3) in one step: ``(master_secret,
-/// client_write_key, server_write_key, client_write_iv, server_write_iv)``.
+/// The premaster secret (RFC 4279 §2 of ``psk`` and ``other_secret``, or
+/// without a PSK the ECDH shared secret ``other_secret``, RFC 8422 §5.10),
+/// the master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
+/// 5246 §8.1) and the key block of ``aead`` (RFC 5246 §6.3) in one step:
+/// ``(master_secret, read_cipher, write_cipher)`` of the client
+/// (``client``) or the server.
 #[pyfunction]
-#[pyo3(signature = (hash_name, aead, premaster, client_random, server_random, session_hash = None))]
+#[allow(clippy::too_many_arguments)]
 fn derive_keys<'py>(
     py: Python<'py>,
     hash_name: &str,
     aead: &str,
-    premaster: &[u8],
+    psk: Option<&[u8]>,
+    other_secret: Option<&[u8]>,
     client_random: &[u8],
     server_random: &[u8],
     session_hash: Option<&[u8]>,
+    client: bool,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let keys = key_schedule::derive_keys(
         prf_hash(hash_name)?,
         aead,
-        premaster,
+        psk,
+        other_secret,
         client_random,
         server_random,
         session_hash,
     )?;
+    let (read, write) = role_ciphers(py, &keys, aead, client)?;
     PyTuple::new(
         py,
         [
-            PyBytes::new(py, &keys.master_secret),
-            PyBytes::new(py, &keys.client_write_key),
-            PyBytes::new(py, &keys.server_write_key),
-            PyBytes::new(py, &keys.client_write_iv),
-            PyBytes::new(py, &keys.server_write_iv),
+            PyBytes::new(py, &keys.master_secret).into_any(),
+            read.into_any(),
+            write.into_any(),
         ],
     )
 }
 
-/// Finished.verify_data (RFC 5246 §7.4.9).
+/// The key block of a known master secret (a resumed session's) and this
+/// handshake's randoms (RFC 5246 §6.3): ``(read_cipher, write_cipher)`` of
+/// the client (``client``) or the server.
 #[pyfunction]
-#[pyo3(signature = (hash_name, master, label, handshake_hash, length = 12))]
-fn verify_data<'py>(
+fn key_block<'py>(
     py: Python<'py>,
     hash_name: &str,
+    aead: &str,
     master: &[u8],
-    label: &[u8],
-    handshake_hash: &[u8],
-    #[pyo3(from_py_with = length_arg)] length: usize,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let out =
-        key_schedule::verify_data(prf_hash(hash_name)?, master, label, handshake_hash, length)?;
-    Ok(PyBytes::new(py, &out))
+    client_random: &[u8],
+    server_random: &[u8],
+    client: bool,
+) -> PyResult<(Bound<'py, PyRecordCipher>, Bound<'py, PyRecordCipher>)> {
+    let keys = key_schedule::expand_master_secret(
+        prf_hash(hash_name)?,
+        aead,
+        master,
+        client_random,
+        server_random,
+    )?;
+    role_ciphers(py, &keys, aead, client)
 }
 
 // ------------------------------------------------------------------ peers
@@ -332,6 +356,14 @@ impl PyHelloGate {
 
 // ------------------------------------------------------------ transcript
 
+fn finished_error(err: FinishedError) -> PyErr {
+    match err {
+        FinishedError::Core(e) => e.into(),
+        FinishedError::Codec(e) => e.into(),
+        FinishedError::NotWhole(e) => LocalProtocolError::new_err(e.0),
+    }
+}
+
 /// The handshake transcript (RFC 5246 §7.4.9, RFC 7627 §3, RFC 6347 §4.2.6).
 #[pyclass(module = "dtlsfast._core", name = "HandshakeTranscript")]
 pub struct PyHandshakeTranscript {
@@ -363,6 +395,44 @@ impl PyHandshakeTranscript {
             ))
         })?;
         Ok(PyBytes::new(py, &self.inner.digest(hash)))
+    }
+
+    /// Our Finished message with ``message_seq`` over the messages so far
+    /// (RFC 5246 §7.4.9), added to them: what the flight sends.
+    #[pyo3(signature = (hash_name, master, label, message_seq, length = 12))]
+    fn add_finished<'py>(
+        &mut self,
+        py: Python<'py>,
+        hash_name: &str,
+        master: &[u8],
+        label: &[u8],
+        message_seq: &Bound<'py, PyAny>,
+        #[pyo3(from_py_with = length_arg)] length: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let message_seq = u16_field(message_seq, "message_seq")?;
+        let message = self
+            .inner
+            .add_finished(prf_hash(hash_name)?, master, label, message_seq, length)
+            .map_err(finished_error)?;
+        Ok(PyBytes::new(py, &message))
+    }
+
+    /// Whether the peer's Finished ``message`` (header and body) verifies
+    /// over the messages so far, compared in constant time (RFC 5246
+    /// §7.4.9); added to them if it does. DecodeError for an empty body,
+    /// LocalProtocolError if ``message`` is not one whole Finished.
+    #[pyo3(signature = (hash_name, master, label, message, length = 12))]
+    fn check_finished(
+        &mut self,
+        hash_name: &str,
+        master: &[u8],
+        label: &[u8],
+        message: &[u8],
+        #[pyo3(from_py_with = length_arg)] length: usize,
+    ) -> PyResult<bool> {
+        self.inner
+            .check_finished(prf_hash(hash_name)?, master, label, message, length)
+            .map_err(finished_error)
     }
 
     /// Forget everything (after a HelloVerifyRequest, RFC 6347 §4.2.1).
@@ -526,9 +596,8 @@ fn u16_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u16> {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // setattr, as bindings::register does: the stub declares no __all__.
     let py = m.py();
-    m.setattr("prf", wrap_pyfunction!(prf, m)?)?;
     m.setattr("derive_keys", wrap_pyfunction!(derive_keys, m)?)?;
-    m.setattr("verify_data", wrap_pyfunction!(verify_data, m)?)?;
+    m.setattr("key_block", wrap_pyfunction!(key_block, m)?)?;
     m.setattr("peer_bytes", wrap_pyfunction!(peer_bytes, m)?)?;
     m.setattr("pack_flight", wrap_pyfunction!(pack_flight, m)?)?;
     m.setattr("HelloGate", py.get_type::<PyHelloGate>())?;

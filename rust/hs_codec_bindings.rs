@@ -56,7 +56,7 @@ fn u8_field(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u8> {
     Ok(u8::try_from(field(value, name, 0xFF)?).unwrap_or(u8::MAX))
 }
 
-fn u16_field(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u16> {
+pub(crate) fn u16_field(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u16> {
     Ok(u16::try_from(field(value, name, 0xFFFF)?).unwrap_or(u16::MAX))
 }
 
@@ -647,12 +647,6 @@ fn decode_server_hello_done(body: &[u8]) -> PyResult<()> {
     Ok(codec::decode_server_hello_done(body)?)
 }
 
-/// The verify_data of a Finished body (RFC 5246 §7.4.9): the whole body, non-empty.
-#[pyfunction]
-fn decode_finished<'py>(py: Python<'py>, body: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    Ok(PyBytes::new(py, codec::decode_finished(body)?))
-}
-
 #[pyfunction]
 fn encode_certificate<'py>(
     py: Python<'py>,
@@ -714,16 +708,6 @@ fn encode_server_hello_done<'py>(
     message_bytes(py, codec::encode_server_hello_done(seq))
 }
 
-#[pyfunction]
-fn encode_finished<'py>(
-    py: Python<'py>,
-    message_seq: &Bound<'py, PyAny>,
-    verify_data: &[u8],
-) -> PyResult<Bound<'py, PyBytes>> {
-    let seq = u16_field(message_seq, "message_seq")?;
-    message_bytes(py, codec::encode_finished(seq, verify_data))
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // setattr, as bindings.rs does: no module __all__.
     let py = m.py();
@@ -763,13 +747,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         decode_certificate_request,
         decode_certificate_verify,
         decode_server_hello_done,
-        decode_finished,
         encode_certificate,
         encode_raw_public_key_certificate,
         encode_certificate_request,
         encode_certificate_verify,
         encode_server_hello_done,
-        encode_finished,
     );
     Ok(())
 }

@@ -7,10 +7,12 @@
 //! `dtlsfast.handshake.prf`; each function here is one step of the handshake,
 //! so Python crosses the boundary once per step, not once per HMAC.
 
+use std::borrow::Cow;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Sha256, Sha384};
 
-use crate::cipher::AeadKind;
+use crate::cipher::{AeadKind, RecordCipher};
 use crate::errors::{CoreError, CoreResult};
 
 /// Bytes of the master secret (RFC 5246 §8.1).
@@ -227,37 +229,95 @@ pub fn key_block(
     })
 }
 
-/// One step from the premaster secret to the keys of a suite: the master
-/// secret (extended when `session_hash` is given, RFC 7627 §4, else RFC 5246
-/// §8.1), then the key block split for the suite's AEAD (RFC 5246 §6.3).
-pub fn derive_keys(
-    hash: PrfHash,
-    aead: &str,
-    premaster: &[u8],
-    client_random: &[u8],
-    server_random: &[u8],
-    session_hash: Option<&[u8]>,
-) -> CoreResult<KeySchedule> {
-    let kind = AeadKind::from_name(aead).ok_or_else(|| {
+fn aead_kind(aead: &str) -> CoreResult<AeadKind> {
+    AeadKind::from_name(aead).ok_or_else(|| {
         CoreError::config(format!(
             "unknown AEAD {aead:?}; expected one of {}",
             crate::cipher::AEAD_NAMES.join(", ")
         ))
-    })?;
+    })
+}
+
+/// One step from the key exchange's secrets to the keys of a suite: the
+/// premaster secret ([`premaster_secret`] of `psk` and `other_secret`), the
+/// master secret (extended when `session_hash` is given, RFC 7627 §4, else
+/// RFC 5246 §8.1), then the key block split for the suite's AEAD (RFC 5246
+/// §6.3).
+pub fn derive_keys(
+    hash: PrfHash,
+    aead: &str,
+    psk: Option<&[u8]>,
+    other_secret: Option<&[u8]>,
+    client_random: &[u8],
+    server_random: &[u8],
+    session_hash: Option<&[u8]>,
+) -> CoreResult<KeySchedule> {
+    aead_kind(aead)?;
     // Both randoms are checked before any work, extended or not.
     check_randoms(client_random, server_random)?;
+    let premaster = premaster_secret(psk, other_secret)?;
     let master = match session_hash {
-        Some(hash_value) => extended_master_secret(hash, premaster, hash_value),
-        None => master_secret(hash, premaster, client_random, server_random)?,
+        Some(hash_value) => extended_master_secret(hash, &premaster, hash_value),
+        None => master_secret(hash, &premaster, client_random, server_random)?,
     };
+    expand_master_secret(hash, aead, &master, client_random, server_random)
+}
+
+/// The key block of a master secret already known (a resumed session's,
+/// RFC 5246 §7.3) and this handshake's randoms, split for `aead` (RFC 5246
+/// §6.3). ConfigurationError unless `master` is 48 bytes.
+pub fn expand_master_secret(
+    hash: PrfHash,
+    aead: &str,
+    master: &[u8],
+    client_random: &[u8],
+    server_random: &[u8],
+) -> CoreResult<KeySchedule> {
+    let kind = aead_kind(aead)?;
+    let master: &[u8; MASTER_SECRET_LENGTH] = master.try_into().map_err(|_| {
+        CoreError::config(format!(
+            "a master secret is {MASTER_SECRET_LENGTH} bytes, not {}",
+            master.len()
+        ))
+    })?;
     key_block(
         hash,
-        &master,
+        master,
         client_random,
         server_random,
         kind.key_length(),
         kind.iv_length(),
     )
+}
+
+/// The two record ciphers of one side of the connection: a client reads
+/// with the server's write key and IV and writes with its own, a server
+/// the reverse (RFC 5246 §6.3).
+pub struct RoleCiphers {
+    pub read: RecordCipher,
+    pub write: RecordCipher,
+}
+
+impl KeySchedule {
+    /// This key block's ciphers for `aead` (the one it was cut for), as the
+    /// client (`client`) or the server uses them.
+    pub fn role_ciphers(&self, aead: &str, client: bool) -> CoreResult<RoleCiphers> {
+        let client_cipher =
+            || RecordCipher::new(aead, &self.client_write_key, &self.client_write_iv);
+        let server_cipher =
+            || RecordCipher::new(aead, &self.server_write_key, &self.server_write_iv);
+        Ok(if client {
+            RoleCiphers {
+                read: server_cipher()?,
+                write: client_cipher()?,
+            }
+        } else {
+            RoleCiphers {
+                read: client_cipher()?,
+                write: server_cipher()?,
+            }
+        })
+    }
 }
 
 /// Finished.verify_data = PRF(master, label, Hash(handshake_messages))
@@ -277,6 +337,23 @@ pub fn verify_data(
         )));
     }
     prf(hash, master, label, &[handshake_hash], length)
+}
+
+/// The premaster secret of a key exchange: with a PSK, RFC 4279 §2's of
+/// `psk` and `other_secret` ([`psk_premaster_secret`]: the ECDH shared
+/// secret of ECDHE_PSK, or None for plain PSK); without one, the ECDH shared
+/// secret itself (ECDHE_ECDSA, RFC 8422 §5.10), which must then be given.
+pub fn premaster_secret<'a>(
+    psk: Option<&[u8]>,
+    other_secret: Option<&'a [u8]>,
+) -> CoreResult<Cow<'a, [u8]>> {
+    match (psk, other_secret) {
+        (Some(psk), other) => Ok(Cow::Owned(psk_premaster_secret(psk, other)?)),
+        (None, Some(shared)) => Ok(Cow::Borrowed(shared)),
+        (None, None) => Err(CoreError::config(
+            "no premaster secret: give the PSK, the ECDH shared secret or both",
+        )),
+    }
 }
 
 /// The premaster secret of a PSK key exchange (RFC 4279 §2):
@@ -320,6 +397,7 @@ pub fn psk_premaster_secret(psk: &[u8], other_secret: Option<&[u8]>) -> CoreResu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     fn unhex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
@@ -452,24 +530,145 @@ mod tests {
     fn derive_keys_is_master_then_key_block() {
         let cr = [3u8; 32];
         let sr = [4u8; 32];
-        let keys = derive_keys(PrfHash::Sha256, "AES_128_CCM_8", b"pms", &cr, &sr, None).unwrap();
+        let keys = derive_keys(
+            PrfHash::Sha256,
+            "AES_128_CCM_8",
+            None,
+            Some(b"pms"),
+            &cr,
+            &sr,
+            None,
+        )
+        .unwrap();
         let master = master_secret(PrfHash::Sha256, b"pms", &cr, &sr).unwrap();
         assert_eq!(keys.master_secret, master);
         assert_eq!(
             keys,
             key_block(PrfHash::Sha256, &master, &cr, &sr, 16, 4).unwrap()
         );
-        let ems =
-            derive_keys(PrfHash::Sha384, "AES_256_GCM", b"pms", &cr, &sr, Some(b"h")).unwrap();
+        let ems = derive_keys(
+            PrfHash::Sha384,
+            "AES_256_GCM",
+            None,
+            Some(b"pms"),
+            &cr,
+            &sr,
+            Some(b"h"),
+        )
+        .unwrap();
         assert_eq!(
             ems.master_secret,
             extended_master_secret(PrfHash::Sha384, b"pms", b"h")
         );
         assert_eq!(ems.client_write_key.len(), 32);
-        assert!(derive_keys(PrfHash::Sha256, "NULL", b"p", &cr, &sr, None).is_err());
-        assert!(derive_keys(PrfHash::Sha256, "AES_128_GCM", b"p", &cr[..31], &sr, None).is_err());
-        assert!(derive_keys(PrfHash::Sha256, "AES_128_GCM", b"p", &cr, &[], Some(b"h")).is_err());
+        assert!(derive_keys(PrfHash::Sha256, "NULL", None, Some(b"p"), &cr, &sr, None).is_err());
+        assert!(derive_keys(
+            PrfHash::Sha256,
+            "AES_128_GCM",
+            None,
+            Some(b"p"),
+            &cr[..31],
+            &sr,
+            None
+        )
+        .is_err());
+        assert!(derive_keys(
+            PrfHash::Sha256,
+            "AES_128_GCM",
+            None,
+            Some(b"p"),
+            &cr,
+            &[],
+            Some(b"h")
+        )
+        .is_err());
         assert!(!format!("{keys:?}").contains("master_secret: ["));
+    }
+
+    // Computed with OpenSSL 3's `openssl kdf TLS1-PRF` (tests/handshake/test_prf.py):
+    // the PSK b"esp32c3_key", client random 0..32, server random 32..64.
+    const MASTER_SHA256: &str = "1b68b4bf11e0ca4f3b23fcb0bac75b29dc6a62d79ad8d06dbcb760503081264d
+                                 4d23eca448197b8e588d063082d01c29";
+    const KEY_BLOCK_CCM8: &str =
+        "d57790e6f4f032bc23f9d7cb8821f2fb798ab094f3f8f79aa66ddcf4a16d3d520b1b2074b5a3d01a";
+    const EMS_SHA256: &str = "1ab04d336703a94e14e9ca977889261335a7a5a2def5ba17e3940075d1c03191
+                              3af982468a01bfc4851fc9c452815263";
+
+    fn openssl_randoms() -> ([u8; 32], [u8; 32]) {
+        let cr: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let sr: [u8; 32] = std::array::from_fn(|i| 32 + i as u8);
+        (cr, sr)
+    }
+
+    #[test]
+    fn derive_keys_gives_each_side_its_ciphers_openssl_vector() {
+        let (cr, sr) = openssl_randoms();
+        let psk = Some(&b"esp32c3_key"[..]);
+        let keys =
+            derive_keys(PrfHash::Sha256, "AES_128_CCM_8", psk, None, &cr, &sr, None).unwrap();
+        assert_eq!(keys.master_secret[..], unhex(MASTER_SHA256)[..]);
+        let block = unhex(KEY_BLOCK_CCM8);
+        let (client_key, server_key) = (&block[..16], &block[16..32]);
+        let (client_iv, server_iv) = (&block[32..36], &block[36..40]);
+        let client = keys.role_ciphers("AES_128_CCM_8", true).unwrap();
+        let server = keys.role_ciphers("AES_128_CCM_8", false).unwrap();
+        assert_eq!(client.write.key_material(), (client_key, client_iv));
+        assert_eq!(client.read.key_material(), (server_key, server_iv));
+        assert_eq!(server.write.key_material(), (server_key, server_iv));
+        assert_eq!(server.read.key_material(), (client_key, client_iv));
+        // What one side seals, the other opens.
+        let fields = crate::record::RecordFields {
+            content_type: 23,
+            version: 0xFEFD,
+            epoch: 1,
+            sequence_number: 7,
+        };
+        let sealed = client.write.seal(&fields, b"ping").unwrap();
+        assert_eq!(server.read.open(&sealed).unwrap(), b"ping");
+        assert!(client.read.open(&sealed).is_none());
+        let ems_hash = Sha256::digest(b"transcript");
+        let ems = derive_keys(
+            PrfHash::Sha256,
+            "AES_128_CCM_8",
+            psk,
+            None,
+            &cr,
+            &sr,
+            Some(&ems_hash),
+        )
+        .unwrap();
+        assert_eq!(ems.master_secret[..], unhex(EMS_SHA256)[..]);
+    }
+
+    #[test]
+    fn expand_master_secret_is_derive_keys_without_the_master() {
+        let (cr, sr) = openssl_randoms();
+        for aead in crate::cipher::AEAD_NAMES {
+            let keys = derive_keys(
+                PrfHash::Sha384,
+                aead,
+                Some(b"psk"),
+                Some(b"ecdh"),
+                &cr,
+                &sr,
+                None,
+            )
+            .unwrap();
+            let again =
+                expand_master_secret(PrfHash::Sha384, aead, &keys.master_secret, &cr, &sr).unwrap();
+            assert_eq!(keys, again);
+        }
+        let master = [5u8; 48];
+        assert!(
+            expand_master_secret(PrfHash::Sha256, "AES_128_GCM", &master[..47], &cr, &sr).is_err()
+        );
+        assert!(expand_master_secret(PrfHash::Sha256, "NULL", &master, &cr, &sr).is_err());
+        assert!(
+            expand_master_secret(PrfHash::Sha256, "AES_128_GCM", &master, &cr[..31], &sr).is_err()
+        );
+        let keys = expand_master_secret(PrfHash::Sha256, "AES_128_GCM", &master, &cr, &sr).unwrap();
+        // Cut for 16-byte keys: a 32-byte-key AEAD cannot take them.
+        assert!(keys.role_ciphers("AES_256_GCM", true).is_err());
     }
 
     #[test]
@@ -496,5 +695,42 @@ mod tests {
         );
         assert!(psk_premaster_secret(b"", None).is_err());
         assert!(psk_premaster_secret(&vec![1u8; 65536], None).is_err());
+    }
+
+    #[test]
+    fn premaster_secret_by_key_exchange() {
+        // PSK and ECDHE_PSK: RFC 4279 §2; ECDHE_ECDSA: the shared secret.
+        let psk = premaster_secret(Some(b"ab"), None).unwrap();
+        assert_eq!(psk, psk_premaster_secret(b"ab", None).unwrap());
+        let ecdhe_psk = premaster_secret(Some(b"k"), Some(b"xyz")).unwrap();
+        assert_eq!(ecdhe_psk, psk_premaster_secret(b"k", Some(b"xyz")).unwrap());
+        assert_eq!(
+            premaster_secret(None, Some(b"xyz")).unwrap()[..],
+            b"xyz"[..]
+        );
+        assert!(premaster_secret(None, None).is_err());
+        assert!(premaster_secret(Some(b""), Some(b"xyz")).is_err());
+        // The premaster secret derive_keys takes is that one.
+        let (cr, sr) = openssl_randoms();
+        let direct = derive_keys(
+            PrfHash::Sha256,
+            "AES_128_GCM",
+            None,
+            Some(&ecdhe_psk),
+            &cr,
+            &sr,
+            None,
+        );
+        let built = derive_keys(
+            PrfHash::Sha256,
+            "AES_128_GCM",
+            Some(b"k"),
+            Some(b"xyz"),
+            &cr,
+            &sr,
+            None,
+        );
+        assert_eq!(direct.unwrap(), built.unwrap());
+        assert!(derive_keys(PrfHash::Sha256, "AES_128_GCM", None, None, &cr, &sr, None).is_err());
     }
 }

@@ -500,28 +500,36 @@ class ClientTable:
 # -- the handshake's crypto work (prf.rs, cookie.rs, hello_gate.rs,
 # -- transcript.rs, flight.rs): one call per handshake step.
 
-def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
-    """PRF(secret, label, seed) of RFC 5246 §5 on ``"sha256"`` or ``"sha384"``,
-    ``length`` (at most 65536) bytes. ConfigurationError otherwise."""
-
 def derive_keys(
     hash_name: str,
     aead: str,
-    premaster: bytes,
+    psk: bytes | None,
+    other_secret: bytes | None,
     client_random: bytes,
     server_random: bytes,
-    session_hash: bytes | None = None,
-) -> tuple[bytes, bytes, bytes, bytes, bytes]:
-    """Master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
+    session_hash: bytes | None,
+    client: bool,
+) -> tuple[bytes, RecordCipher, RecordCipher]:
+    """The premaster secret (RFC 4279 §2 of ``psk`` and ``other_secret``,
+    the ECDH shared secret of ECDHE_PSK or None for plain PSK; without a
+    PSK the ECDH shared secret ``other_secret`` itself, RFC 8422 §5.10), the
+    master secret (extended with ``session_hash``, RFC 7627 §4; else RFC
     5246 §8.1) and the key block of ``aead`` (RFC 5246 §6.3) in one step:
-    ``(master_secret, client_write_key, server_write_key, client_write_iv,
-    server_write_iv)``."""
+    ``(master_secret, read_cipher, write_cipher)`` of the client
+    (``client``) or the server."""
 
-def verify_data(
-    hash_name: str, master: bytes, label: bytes, handshake_hash: bytes, length: int = 12
-) -> bytes:
-    """Finished.verify_data (RFC 5246 §7.4.9); ``label`` is ``b"client
-    finished"`` or ``b"server finished"``."""
+def key_block(
+    hash_name: str,
+    aead: str,
+    master: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    client: bool,
+) -> tuple[RecordCipher, RecordCipher]:
+    """The key block of a known (48-byte) master secret, a resumed
+    session's, and this handshake's randoms (RFC 5246 §6.3):
+    ``(read_cipher, write_cipher)`` of the client (``client``) or the
+    server."""
 
 def peer_bytes(peer: tuple[object, ...] | bytes | bytearray | memoryview) -> bytes:
     """The canonical bytes of a peer address that a cookie binds, exactly
@@ -589,6 +597,20 @@ class HandshakeTranscript:
 
     def digest(self, hash_name: str) -> bytes:
         """The hash of every message so far (``"sha256"`` or ``"sha384"``)."""
+
+    def add_finished(
+        self, hash_name: str, master: bytes, label: bytes, message_seq: int, length: int = 12
+    ) -> bytes:
+        """Our Finished message with ``message_seq`` over the messages so far
+        (RFC 5246 §7.4.9), added to them: what the flight sends."""
+
+    def check_finished(
+        self, hash_name: str, master: bytes, label: bytes, message: bytes, length: int = 12
+    ) -> bool:
+        """Whether the peer's Finished ``message`` (header and body) verifies
+        over the messages so far, compared in constant time (RFC 5246
+        §7.4.9); added to them if it does. DecodeError for an empty body,
+        LocalProtocolError if ``message`` is not one whole Finished."""
 
     def reset(self) -> None:
         """Forget everything (after a HelloVerifyRequest, RFC 6347 §4.2.1)."""
@@ -802,9 +824,6 @@ def decode_certificate_verify(body: bytes) -> tuple[int, bytes]:
 def decode_server_hello_done(body: bytes) -> None:
     """Check a ServerHelloDone body is empty (RFC 5246 §7.4.5)."""
 
-def decode_finished(body: bytes) -> bytes:
-    """The verify_data of a Finished body (RFC 5246 §7.4.9): the whole body, non-empty."""
-
 def encode_certificate(message_seq: int, chain: Sequence[bytes]) -> bytes: ...
 def encode_raw_public_key_certificate(message_seq: int, spki: bytes) -> bytes: ...
 def encode_certificate_request(
@@ -815,4 +834,3 @@ def encode_certificate_request(
 ) -> bytes: ...
 def encode_certificate_verify(message_seq: int, scheme: int, signature: bytes) -> bytes: ...
 def encode_server_hello_done(message_seq: int) -> bytes: ...
-def encode_finished(message_seq: int, verify_data: bytes) -> bytes: ...

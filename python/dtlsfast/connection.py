@@ -49,7 +49,6 @@ import contextlib
 import datetime
 import enum
 import functools
-import hmac
 import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -115,9 +114,6 @@ from dtlsfast.handshake.ecdhe import (
 from dtlsfast.handshake.messages import (
     decode_alert,
     encode_alert,
-)
-from dtlsfast.handshake.prf import (
-    psk_premaster_secret,
 )
 from dtlsfast.handshake.randoms import hello_random
 from dtlsfast.handshake.signatures import (
@@ -1030,11 +1026,13 @@ class DtlsConnection:
     def _queue_handshake(self, msg_type: int, body: bytes) -> None:
         self._queue_message(self._backend.encode_handshake(msg_type, self._send_seq, body))
 
-    def _queue_message(self, message: bytes) -> None:
+    def _queue_message(self, message: bytes, hashed: bool = False) -> None:
         """Queue a whole message encoded with ``self._send_seq`` (the codecs
-        of the backend take it), and add it to the transcript."""
+        of the backend take it), and add it to the transcript unless it is
+        there already (``hashed``: our Finished)."""
         self._send_seq += 1
-        self._transcript.add(message)
+        if not hashed:
+            self._transcript.add(message)
         # FlightItem(...) without its Python-level __new__ (one per message).
         self._flight_open.append(
             _tuple_new(FlightItem, (self.records.write_epoch, _HANDSHAKE, message))
@@ -1128,46 +1126,36 @@ class DtlsConnection:
     def _derive_keys(self) -> None:
         suite = self.cipher_suite
         assert suite is not None
+        # The premaster secret is built in derive_keys: RFC 4279 §2 with the
+        # PSK (and the ECDH secret of ECDHE_PSK), else the ECDH secret alone.
+        psk: bytes | None
         if suite.key_exchange == "ECDHE_ECDSA":
             assert self._ecdh_secret is not None
-            premaster = self._ecdh_secret  # RFC 8422 §5.10
+            psk = None  # RFC 8422 §5.10
+        elif self.config.is_client:
+            assert self.config.psk is not None
+            psk = self.config.psk[1]
         else:
-            if self.config.is_client:
-                assert self.config.psk is not None
-                psk = self.config.psk[1]
-                if self._ecdh_secret is None:  # plain PSK: the same every time
-                    premaster = self.config.client_hello_plan.psk_premaster(psk)
-                else:
-                    premaster = psk_premaster_secret(psk, self._ecdh_secret)
-            else:
-                premaster = psk_premaster_secret(self._psk, self._ecdh_secret)
+            psk = self._psk
         session_hash = (
             self._transcript.digest(suite.prf_hash) if self.extended_master_secret else None
         )
-        self._master, client_key, server_key, client_iv, server_iv = self._backend.derive_keys(
+        self._master, read_cipher, write_cipher = self._backend.derive_keys(
             suite.prf_hash,
             suite.aead,
-            premaster,
+            psk,
+            self._ecdh_secret,
             self._client_random,
             self._server_random,
             session_hash,
+            self.config.is_client,
         )
-        self._install_keys(suite, client_key, client_iv, server_key, server_iv)
+        self._install_keys(read_cipher, write_cipher)
 
-    def _install_keys(
-        self,
-        suite: CipherSuite,
-        client_key: bytes,
-        client_iv: bytes,
-        server_key: bytes,
-        server_iv: bytes,
-    ) -> None:
-        """The key block's keys as the pending epoch, each direction by our
-        role (RFC 5246 §6.3), and the master secret to the key log."""
-        if self.config.is_client:
-            self.records.install_pending(suite.aead, server_key, server_iv, client_key, client_iv)
-        else:
-            self.records.install_pending(suite.aead, client_key, client_iv, server_key, server_iv)
+    def _install_keys(self, read_cipher: Any, write_cipher: Any) -> None:
+        """Our role's ciphers from the key block (RFC 5246 §6.3) as the
+        pending epoch, and the master secret to the key log."""
+        self.records.install_pending(read_cipher, write_cipher)
         if self.config.keylog is not None:
             # NSS key log format, written only when configured.
             self.config.keylog.write(
@@ -1175,22 +1163,25 @@ class DtlsConnection:
             )
             self.config.keylog.flush()
 
-    def _finished(self, label: bytes) -> bytes:
+    def _queue_finished(self, label: bytes) -> None:
+        """Queue our Finished (RFC 5246 §7.4.9, ``label`` by our role): the
+        transcript makes it over its hash and adds it in the same call."""
         suite = self.cipher_suite
         assert suite is not None
-        verify_data: bytes = self._backend.verify_data(
-            suite.prf_hash,
-            self._master,
-            label,
-            self._transcript.digest(suite.prf_hash),
-            suite.verify_data_length,
+        message = self._transcript.add_finished(
+            suite.prf_hash, self._master, label, self._send_seq, suite.verify_data_length
         )
-        return verify_data
+        self._queue_message(message, hashed=True)
 
-    def _check_peer_finished(self, body: bytes, label: bytes) -> None:
-        expected = self._finished(label)
-        received = self._backend.decode_finished(body)
-        if not hmac.compare_digest(expected, received):
+    def _check_peer_finished(self, message: bytes, label: bytes) -> None:
+        """The peer's Finished ``message`` must verify (compared in constant
+        time by the transcript, which adds it if it does), else decrypt_error
+        (RFC 5246 §7.4.9)."""
+        suite = self.cipher_suite
+        assert suite is not None
+        if not self._transcript.check_finished(
+            suite.prf_hash, self._master, label, message, suite.verify_data_length
+        ):
             raise _Abort(AlertDescription.DECRYPT_ERROR, "the peer's Finished does not verify")
 
     # ------------------------------------------------------------- client
@@ -1369,9 +1360,7 @@ class DtlsConnection:
 
     def _client_finish_flight(self) -> None:
         self._queue_change_cipher_spec()
-        self._queue_message(
-            self._backend.encode_finished(self._send_seq, self._finished(b"client finished"))
-        )
+        self._queue_finished(b"client finished")
         self.state = _CLIENT_WAIT_CHANGE_CIPHER_SPEC
 
     # -- client, certificate suites (RFC 8422 §5, RFC 5246 §7.4.2-7.4.8) --
@@ -1499,9 +1488,9 @@ class DtlsConnection:
         if self._resumed is not None:
             abbreviated.client_finish_abbreviated(self, body, message)
             return
-        self._check_peer_finished(body, b"server finished")
-        # Not added to the transcript: the client's full handshake hashes
-        # nothing after the server's Finished (RFC 5246 §7.4.9).
+        # The client's full handshake hashes nothing after the server's
+        # Finished (RFC 5246 §7.4.9): that the check adds it changes nothing.
+        self._check_peer_finished(message, b"server finished")
         self._flight = []
         self._complete()
 
@@ -1822,17 +1811,15 @@ class DtlsConnection:
         if self._resumed is not None:
             abbreviated.server_finish_abbreviated(self, body, message)
             return
-        self._check_peer_finished(body, b"client finished")
+        self._check_peer_finished(message, b"client finished")  # and adds it
         # A repeat of the client's Finished (authenticated, and new to the
         # replay window) means our Finished was lost.
         self._pending_trigger = (self.records.read_epoch, message)
-        self._transcript.add(message)
         resumption = self.config.resumption
         if resumption is not None:  # no call for a server that does not resume
             abbreviated.server_issue_session(self, resumption)
         self._queue_change_cipher_spec()
-        finished = self._finished(b"server finished")
-        self._queue_message(self._backend.encode_finished(self._send_seq, finished))
+        self._queue_finished(b"server finished")
         self._complete()
 
 

@@ -135,18 +135,14 @@ class RecordLayer:
 
     # -- key installation -------------------------------------------------
 
-    def install_pending(
-        self, aead: str, read_key: bytes, read_iv: bytes, write_key: bytes, write_iv: bytes
-    ) -> None:
-        """Prepare the next epoch in both directions (keys from the key block)."""
+    def install_pending(self, read_cipher: Any, write_cipher: Any) -> None:
+        """Prepare the next epoch in both directions with the backend's
+        RecordCipher of each (the key block's, as ``derive_keys`` and
+        ``key_block`` hand them back for our role)."""
         self._read[self.read_epoch + 1] = _ReadState(
-            self.backend.RecordCipher(aead, read_key, read_iv),
-            self.backend.ReplayWindow(self.replay_window_size),
-            self.local_cid,
+            read_cipher, self.backend.ReplayWindow(self.replay_window_size), self.local_cid
         )
-        self._write[self.write_epoch + 1] = _WriteState(
-            self.backend.RecordCipher(aead, write_key, write_iv), cid=self.peer_cid
-        )
+        self._write[self.write_epoch + 1] = _WriteState(write_cipher, 0, self.peer_cid)
 
     @property
     def has_pending_read(self) -> bool:

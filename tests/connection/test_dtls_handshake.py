@@ -192,6 +192,38 @@ def test_wrong_key_fails_with_bad_record_mac() -> None:
     assert "PSK" in str(server_error)
 
 
+@pytest.mark.parametrize("liar", ["client", "server"])
+def test_a_finished_that_does_not_verify_is_decrypt_error(
+    liar: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its record opens but its verify_data is wrong (the liar makes its
+    Finished from another master secret): the other side answers
+    decrypt_error (RFC 5246 §7.4.9), and its check added nothing."""
+    queue_finished = DtlsConnection._queue_finished
+
+    def lie(self: DtlsConnection, label: bytes) -> None:
+        if self.is_client != (liar == "client"):
+            queue_finished(self, label)
+            return
+        master, self._master = self._master, bytes(48)
+        queue_finished(self, label)
+        self._master = master
+
+    monkeypatch.setattr(DtlsConnection, "_queue_finished", lie)
+    pair = handshake(client_config(backend=backend), server_config(backend=backend))
+    assert pair.server is not None and not pair.client.established
+    liar_conn, victim = (
+        (pair.client, pair.server) if liar == "client" else (pair.server, pair.client)
+    )
+    error = _closed_error(pair.server_events if liar == "client" else pair.client_events)
+    assert isinstance(error, HandshakeError)
+    assert error.alert == AlertDescription.DECRYPT_ERROR
+    assert "does not verify" in str(error)
+    lie_message = liar_conn._transcript.messages[-1]
+    assert lie_message[0] == HandshakeType.FINISHED
+    assert lie_message not in victim._transcript.messages
+
+
 def test_psk_store_callable() -> None:
     seen: list[bytes] = []
 

@@ -75,7 +75,10 @@ def test_record_layer_packs_in_one_call(impl: ModuleType) -> None:
     layers = [RecordLayer(impl), RecordLayer(impl)]
     for layer in layers:
         layer.peer_cid = b"\x07\x08"
-        layer.install_pending("AES_128_GCM", bytes(16), bytes(4), bytes(range(16)), bytes(4))
+        layer.install_pending(
+            impl.RecordCipher("AES_128_GCM", bytes(16), bytes(4)),
+            impl.RecordCipher("AES_128_GCM", bytes(range(16)), bytes(4)),
+        )
         layer.set_write_sequence(0, 11)
     items = [*server_flight(), FlightItem(0, CCS, b"\x01"), FlightItem(1, HS, bytes(12) + b"x")]
     old = pack_flight(items, 600, layers[0].overhead_for, lambda c, p, e: layers[0].seal(c, p, e))

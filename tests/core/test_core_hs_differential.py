@@ -226,7 +226,6 @@ DECODERS = [
     "decode_certificate_request",
     "decode_certificate_verify",
     "decode_server_hello_done",
-    "decode_finished",
 ]
 
 SEQ = mostly(st.integers(0, 0xFFFF), st.sampled_from([-1, 0x10000]))
@@ -257,7 +256,6 @@ ENCODERS: list[tuple[str, st.SearchStrategy[tuple[Any, ...]]]] = [
     ),
     ("encode_certificate_verify", st.tuples(U16, OPAQUE16)),
     ("encode_server_hello_done", st.tuples()),
-    ("encode_finished", st.tuples(mostly(blob(min_size=12, max_size=12), st.just(b"")))),
 ]
 
 

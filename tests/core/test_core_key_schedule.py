@@ -1,76 +1,96 @@
-"""The TLS 1.2 key schedule one step per call (RFC 5246 §5, §6.3, §8.1,
-§7.4.9; RFC 7627 §4), Rust and pure twin: published PRF vectors, a
-cross-check against Python's hmac, and the two held to identical bytes."""
+"""The TLS 1.2 key schedule one step per call (RFC 4279 §2, RFC 8422 §5.10;
+RFC 5246 §6.3, §8.1; RFC 7627 §4), Rust and pure twin: ``derive_keys`` (from
+the PSK and the ECDH secret) and ``key_block`` (from a master secret) hand
+back the record ciphers of one side. Known answers computed with OpenSSL, the two
+held to identical keys and errors, and checked against the step-by-step
+functions of :mod:`dtlsfast.handshake.prf`."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+import inspect
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_core_differential import same
+from test_core_differential import outcome
 
 from dtlsfast import _core, pure
 from dtlsfast.exceptions import ConfigurationError
 from dtlsfast.handshake import prf as py_prf
-from dtlsfast.handshake.suites import AEAD_KEY_IV, ALL_SUITES
+from dtlsfast.handshake.suites import AEAD_KEY_IV, ALL_SUITES, CipherSuite
 
-# The TLS 1.2 PRF vectors posted to the IETF TLS working group list
-# (ietf.org/mail-archive/web/tls/current/msg03416.html), carried by BearSSL's
-# and other stacks' known-answer tests: label "test label".
-P_SHA256 = (
-    "9bbe436ba940f017b17652849a71db35",
-    "a0ba9f936cda311827a6f796ffd5198c",
-    "e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a"
-    "6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab"
-    "4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff701"
-    "87347b66",
+# Computed independently with OpenSSL 3's `openssl kdf TLS1-PRF`, as in
+# tests/handshake/test_prf.py: the PSK b"esp32c3_key" (plain PSK premaster),
+# client random 0..31, server random 32..63.
+PSK = b"esp32c3_key"
+CLIENT_RANDOM = bytes(range(32))
+SERVER_RANDOM = bytes(range(32, 64))
+MASTER_SHA256 = (
+    "1b68b4bf11e0ca4f3b23fcb0bac75b29dc6a62d79ad8d06dbcb760503081264d"
+    "4d23eca448197b8e588d063082d01c29"
 )
-P_SHA384 = (
-    "b80b733d6ceefcdc71566ea48e5567df",
-    "cd665cf6a8447dd6ff8b27555edb7465",
-    "7b0c18e9ced410ed1804f2cfa34a336a1c14dffb4900bb5fd7942107e81c83cd"
-    "e9ca0faa60be9fe34f82b1233c9146a0e534cb400fed2700884f9dc236f80edd"
-    "8bfa961144c9e8d792eca722a7b32fc3d416d473ebc2c5fd4abfdad05d918425"
-    "9b5bf8cd4d90fa0d31e2dec479e4f1a26066f2eea9a69236a3e52655c9e9aee6"
-    "91c8f3a26854308d5eaa3be85e0990703d73e56f",
+KEY_BLOCK_CCM8 = "d57790e6f4f032bc23f9d7cb8821f2fb798ab094f3f8f79aa66ddcf4a16d3d520b1b2074b5a3d01a"
+EMS_SHA256 = (
+    "1ab04d336703a94e14e9ca977889261335a7a5a2def5ba17e3940075d1c03191"
+    "3af982468a01bfc4851fc9c452815263"
 )
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
 
-@pytest.mark.parametrize(("hash_name", "vector"), [("sha256", P_SHA256), ("sha384", P_SHA384)])
-def test_published_prf_vectors(impl: ModuleType, hash_name: str, vector: tuple[str, ...]) -> None:
-    secret, seed, expected = (bytes.fromhex(v) for v in vector)
-    assert impl.prf(hash_name, secret, b"test label", seed, len(expected)) == expected
+def keys_of(result: Any) -> Any:
+    """A derive_keys / key_block result with each cipher as its AEAD and
+    ``(key, iv)``, so the two backends' results compare."""
+    if not isinstance(result, tuple):
+        return result
+    return tuple(
+        item if isinstance(item, bytes) else (item.aead, item.key_material()) for item in result
+    )
 
 
-def p_hash_by_hand(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
-    """RFC 5246 §5 written out on hmac.new, independent of prf.py."""
-    out, a = b"", seed
-    while len(out) < length:
-        a = hmac.new(secret, a, hash_name).digest()
-        out += hmac.new(secret, a + seed, hash_name).digest()
-    return out[:length]
+def same_keys(call: Callable[[ModuleType], Any]) -> Any:
+    rust = outcome(lambda: keys_of(call(_core)))
+    python = outcome(lambda: keys_of(call(pure)))
+    assert rust == python
+    return rust[1]
 
 
-@SETTINGS
-@given(
-    st.sampled_from(["sha256", "sha384"]),
-    st.binary(max_size=200),
-    st.binary(max_size=40),
-    st.binary(max_size=100),
-    st.integers(0, 300),
-)
-def test_prf_is_p_hash_of_python_hmac(
-    hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int
-) -> None:
-    expected = p_hash_by_hand(hash_name, secret, label + seed, length)
-    assert _core.prf(hash_name, secret, label, seed, length) == expected
-    assert pure.prf(hash_name, secret, label, seed, length) == expected
+@pytest.mark.parametrize("client", [True, False])
+def test_openssl_vectors_each_side_its_ciphers(impl: ModuleType, client: bool) -> None:
+    master, read, write = impl.derive_keys(
+        "sha256", "AES_128_CCM_8", PSK, None, CLIENT_RANDOM, SERVER_RANDOM, None, client
+    )
+    assert master.hex() == MASTER_SHA256
+    block = bytes.fromhex(KEY_BLOCK_CCM8)
+    client_keys = (block[0:16], block[32:36])
+    server_keys = (block[16:32], block[36:40])
+    mine, theirs = (client_keys, server_keys) if client else (server_keys, client_keys)
+    assert write.key_material() == mine and read.key_material() == theirs
+    assert read.aead == write.aead == "AES_128_CCM_8"
+    # A resumed session's keys: the same key block from the master secret.
+    again = impl.key_block("sha256", "AES_128_CCM_8", master, CLIENT_RANDOM, SERVER_RANDOM, client)
+    assert keys_of(again) == keys_of((read, write))
+    session_hash = hashlib.sha256(b"transcript").digest()
+    ems, _, _ = impl.derive_keys(
+        "sha256", "AES_128_CCM_8", PSK, None, CLIENT_RANDOM, SERVER_RANDOM, session_hash, client
+    )
+    assert ems.hex() == EMS_SHA256
+
+
+def test_what_one_side_seals_the_other_opens() -> None:
+    """The client's write cipher is the server's read cipher, across the
+    two backends."""
+    args = ("sha384", "AES_256_GCM", None, b"ecdh secret", CLIENT_RANDOM, SERVER_RANDOM, None)
+    _, client_read, client_write = _core.derive_keys(*args, True)
+    _, server_read, server_write = pure.derive_keys(*args, False)
+    record = client_write.seal(23, 0xFEFD, 1, 5, b"ping")
+    assert server_read.open_parts(23, 0xFEFD, 1, 5, record[13:]) == b"ping"
+    record = server_write.seal(23, 0xFEFD, 1, 6, b"pong")
+    assert client_read.open_parts(23, 0xFEFD, 1, 6, record[13:]) == b"pong"
 
 
 randoms = st.binary(min_size=32, max_size=32)
@@ -79,94 +99,110 @@ randoms = st.binary(min_size=32, max_size=32)
 @SETTINGS
 @given(
     st.sampled_from(ALL_SUITES),
-    st.binary(min_size=1, max_size=140),
+    st.none() | st.binary(min_size=1, max_size=70),
+    st.binary(min_size=0, max_size=70),
+    st.booleans(),
     randoms,
     randoms,
     st.none() | st.binary(min_size=32, max_size=48),
+    st.booleans(),
 )
 def test_derive_keys_agree_for_every_suite(
-    suite: object,
-    premaster: bytes,
+    suite: CipherSuite,
+    psk: bytes | None,
+    ecdh_secret: bytes,
+    plain_psk: bool,
     client_random: bytes,
     server_random: bytes,
     session_hash: bytes | None,
+    client: bool,
 ) -> None:
-    s = suite  # CipherSuite
-    keys = same(
+    s = suite
+    # PSK (no other secret), ECDHE_PSK (both), ECDHE_ECDSA (no PSK).
+    other = None if plain_psk and psk is not None else ecdh_secret
+    master, (_, read), (_, write) = same_keys(
         lambda m: m.derive_keys(
-            s.prf_hash, s.aead, premaster, client_random, server_random, session_hash
+            s.prf_hash, s.aead, psk, other, client_random, server_random, session_hash, client
         )
     )
-    master, cwk, swk, civ, siv = keys
-    # The same as the step-by-step functions the connection uses today.
+    # The same as the step-by-step functions of the key schedule.
+    premaster = other if psk is None else py_prf.psk_premaster_secret(psk, other)
+    assert premaster is not None
     if session_hash is None:
         expected_master = py_prf.master_secret(s.prf_hash, premaster, client_random, server_random)
     else:
         expected_master = py_prf.extended_master_secret(s.prf_hash, premaster, session_hash)
     assert master == expected_master
     material = py_prf.key_block(s, master, client_random, server_random)
-    assert (cwk, swk, civ, siv) == (
-        material.client_write_key,
-        material.server_write_key,
-        material.client_write_iv,
-        material.server_write_iv,
+    client_keys = (material.client_write_key, material.client_write_iv)
+    server_keys = (material.server_write_key, material.server_write_iv)
+    assert (write, read) == ((client_keys, server_keys) if client else (server_keys, client_keys))
+    resumed = same_keys(
+        lambda m: m.key_block(s.prf_hash, s.aead, master, client_random, server_random, client)
     )
-    assert (len(cwk), len(civ)) == (s.key_length, s.fixed_iv_length)
+    assert resumed == ((s.aead, read), (s.aead, write))
 
 
 @SETTINGS
 @given(
     st.sampled_from(["sha256", "sha384", "sha1", "SHA256"]),
     st.sampled_from([*AEAD_KEY_IV, "AES_128_CBC", ""]),
-    st.binary(max_size=64),
+    st.none() | st.binary(max_size=4) | st.sampled_from([bytes(65535), bytes(65536)]),
+    st.none() | st.binary(max_size=40) | st.just(bytes(65536)),
     st.binary(max_size=40),
     st.binary(max_size=40),
     st.none() | st.binary(max_size=60),
+    st.booleans(),
 )
 def test_derive_keys_errors_agree(
     hash_name: str,
     aead: str,
-    premaster: bytes,
+    psk: bytes | None,
+    other: bytes | None,
     client_random: bytes,
     server_random: bytes,
     session_hash: bytes | None,
+    client: bool,
 ) -> None:
-    same(
+    out = same_keys(
         lambda m: m.derive_keys(
-            hash_name, aead, premaster, client_random, server_random, session_hash
+            hash_name, aead, psk, other, client_random, server_random, session_hash, client
         )
     )
+    if (psk is None and other is None) or psk == b"":
+        assert out is ConfigurationError
 
 
 @SETTINGS
 @given(
     st.sampled_from(["sha256", "sha384", "md5"]),
-    st.binary(min_size=48, max_size=48),
-    st.sampled_from([b"client finished", b"server finished", b"finished", b""]),
-    st.binary(max_size=48),
-    st.integers(-2, 70),
+    st.sampled_from([*AEAD_KEY_IV, "NULL"]),
+    st.binary(min_size=46, max_size=50),
+    st.binary(min_size=31, max_size=33),
+    st.binary(min_size=31, max_size=33),
+    st.sampled_from([True, False, True, False, 1, None]),
 )
-def test_verify_data_agree(
-    hash_name: str, master: bytes, label: bytes, handshake_hash: bytes, length: int
+def test_key_block_errors_agree(
+    hash_name: str,
+    aead: str,
+    master: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    client: object,
 ) -> None:
-    out = same(lambda m: m.verify_data(hash_name, master, label, handshake_hash, length))
-    if isinstance(out, bytes):
-        assert out == py_prf.verify_data(hash_name, master, label, handshake_hash, length)
+    out = same_keys(
+        lambda m: m.key_block(hash_name, aead, master, client_random, server_random, client)
+    )
+    if client.__class__ is not bool:
+        assert out is TypeError
+    elif len(master) != 48:
+        assert out is ConfigurationError
 
 
-def test_finished_of_a_real_transcript(impl: ModuleType) -> None:
-    transcript_hash = hashlib.sha256(b"handshake messages").digest()
-    master = bytes(range(48))
-    expected = p_hash_by_hand("sha256", master, b"server finished" + transcript_hash, 12)
-    assert impl.verify_data("sha256", master, b"server finished", transcript_hash) == expected
-
-
-@pytest.mark.parametrize("length", [-1, py_prf.MAX_PRF_OUTPUT + 1, 2**70])
-def test_prf_length_is_bounded(impl: ModuleType, length: int) -> None:
-    with pytest.raises(ConfigurationError):
-        impl.prf("sha256", b"k", b"l", b"s", length)
-
-
-def test_prf_length_at_the_bound(impl: ModuleType) -> None:
-    out = impl.prf("sha384", b"k", b"l", b"s", py_prf.MAX_PRF_OUTPUT)
-    assert out == p_hash_by_hand("sha384", b"k", b"ls", py_prf.MAX_PRF_OUTPUT)
+@pytest.mark.parametrize("name", ["derive_keys", "key_block"])
+def test_the_twins_have_one_api(name: str) -> None:
+    ours = inspect.signature(getattr(_core, name)).parameters
+    theirs = inspect.signature(getattr(pure, name)).parameters
+    assert [(p.name, p.kind, p.default) for p in ours.values()] == [
+        (p.name, p.kind, p.default) for p in theirs.values()
+    ]

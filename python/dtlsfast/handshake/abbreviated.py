@@ -129,16 +129,14 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
     conn._master = state.master_secret
     install_resumed_keys(conn)
     conn._queue_change_cipher_spec()
-    finished = conn._finished(b"server finished")
-    conn._queue_message(conn._backend.encode_finished(conn._send_seq, finished))
+    conn._queue_finished(b"server finished")
     conn.state = _connection.State.SERVER_WAIT_CHANGE_CIPHER_SPEC
 
 
 def server_finish_abbreviated(conn: DtlsConnection, body: bytes, message: bytes) -> None:
     """The client's Finished ends an abbreviated handshake: nothing more
     to send, and no earlier epoch to keep."""
-    conn._check_peer_finished(body, b"client finished")
-    conn._transcript.add(message)
+    conn._check_peer_finished(message, b"client finished")  # and adds it
     conn._flight = []
     conn._complete()
     conn.records.forget_previous_epochs()
@@ -265,11 +263,9 @@ def client_on_new_session_ticket(conn: DtlsConnection, body: bytes, message: byt
 def client_finish_abbreviated(conn: DtlsConnection, body: bytes, message: bytes) -> None:
     """The server's Finished came first: answer with ours and complete.
     The flight stays for a repeat of the server's (its ServerHello)."""
-    conn._check_peer_finished(body, b"server finished")
-    conn._transcript.add(message)
+    conn._check_peer_finished(message, b"server finished")  # and adds it
     conn._queue_change_cipher_spec()
-    finished = conn._finished(b"client finished")
-    conn._queue_message(conn._backend.encode_finished(conn._send_seq, finished))
+    conn._queue_finished(b"client finished")
     conn._complete()
 
 
@@ -310,17 +306,15 @@ def install_resumed_keys(conn: DtlsConnection) -> None:
     randoms (RFC 5246 §6.3)."""
     suite = conn.cipher_suite
     assert suite is not None
-    k, v = suite.key_length, suite.fixed_iv_length
-    block = conn._backend.prf(
+    read_cipher, write_cipher = conn._backend.key_block(
         suite.prf_hash,
+        suite.aead,
         conn._master,
-        b"key expansion",
-        conn._server_random + conn._client_random,
-        2 * k + 2 * v,
+        conn._client_random,
+        conn._server_random,
+        conn.config.is_client,
     )
-    client_key, server_key = block[:k], block[k : 2 * k]
-    client_iv, server_iv = block[2 * k : 2 * k + v], block[2 * k + v :]
-    conn._install_keys(suite, client_key, client_iv, server_key, server_iv)
+    conn._install_keys(read_cipher, write_cipher)
 
 
 _SESSION_TICKET = 35  # ExtensionType.SESSION_TICKET, RFC 5077 §3.2

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from dtlsfast.handshake import extensions as ext
 from dtlsfast.handshake.cert_types import CertificateType, encode_certificate_types
 from dtlsfast.handshake.constants import ExtensionType
-from dtlsfast.handshake.prf import psk_premaster_secret
 from dtlsfast.handshake.signatures import OFFERED_SCHEMES
 
 if TYPE_CHECKING:
@@ -79,7 +78,7 @@ class ClientHelloPlan:
     """The parts of a client's hello fixed by its configuration (immutable:
     built by :func:`client_hello_plan`, never changed)."""
 
-    __slots__ = ("_checks", "_premaster", "extensions", "offered_client_types", "suite_codes")
+    __slots__ = ("_checks", "extensions", "offered_client_types", "suite_codes")
 
     def __init__(
         self,
@@ -94,15 +93,6 @@ class ClientHelloPlan:
         #: Our certificate types when we offer raw public keys (RFC 7250 §4.1).
         self.offered_client_types = offered_client_types
         self._checks: dict[Hashable, tuple[frozenset[int], _Unoffered]] = {}
-        self._premaster: tuple[bytes, bytes] | None = None
-
-    def psk_premaster(self, psk: bytes) -> bytes:
-        """The plain PSK premaster secret of ``psk`` (RFC 4279 §2), which
-        depends on nothing else: worked out once (errors each time)."""
-        cached = self._premaster
-        if cached is None or cached[0] is not psk:
-            cached = self._premaster = (psk, psk_premaster_secret(psk))
-        return cached[1]
 
     def offered(
         self, extensions: Sequence[tuple[int, bytes]], key: Hashable

@@ -23,6 +23,27 @@ from dtlsfast.handshake.messages import (
 from dtlsfast.handshake.prf import PRF_HASHES
 
 
+def whole_message(message: bytes) -> bytes:
+    """``message`` as the transcript keeps it: one whole message, its
+    fragment fields normalised; LocalProtocolError if it is not whole."""
+    try:
+        header = parse_handshake_header(message)
+    except DecodeError as exc:
+        raise LocalProtocolError(f"not a handshake message: {exc}") from None
+    body = bytes(message[HANDSHAKE_HEADER:])
+    if header.fragment_offset != 0 or header.length != len(body):
+        raise LocalProtocolError(
+            f"the transcript takes whole messages: offset {header.fragment_offset}, "
+            f"length {header.length}, {len(body)} body bytes"
+        )
+    if header.fragment_length != header.length:
+        header = HandshakeHeader(
+            header.msg_type, header.length, header.message_seq, 0, header.length
+        )
+        return encode_handshake_header(header) + body
+    return bytes(message)
+
+
 class HandshakeTranscript:
     """Accumulates whole handshake messages (header + body) in order."""
 
@@ -37,23 +58,7 @@ class HandshakeTranscript:
         length, so a reassembled message that kept its first fragment's header
         hashes correctly. LocalProtocolError if the body is not complete.
         """
-        try:
-            header = parse_handshake_header(message)
-        except DecodeError as exc:
-            raise LocalProtocolError(f"not a handshake message: {exc}") from None
-        body = bytes(message[HANDSHAKE_HEADER:])
-        if header.fragment_offset != 0 or header.length != len(body):
-            raise LocalProtocolError(
-                f"the transcript takes whole messages: offset {header.fragment_offset}, "
-                f"length {header.length}, {len(body)} body bytes"
-            )
-        if header.fragment_length != header.length:
-            header = HandshakeHeader(
-                header.msg_type, header.length, header.message_seq, 0, header.length
-            )
-            self._messages.append(encode_handshake_header(header) + body)
-        else:
-            self._messages.append(bytes(message))
+        self._messages.append(whole_message(message))
 
     def digest(self, hash_name: str) -> bytes:
         """The hash of every message added so far (``"sha256"`` or ``"sha384"``)."""
@@ -83,4 +88,4 @@ class HandshakeTranscript:
         return len(self._messages)
 
 
-__all__ = ["HandshakeTranscript"]
+__all__ = ["HandshakeTranscript", "whole_message"]

@@ -13,14 +13,13 @@ measure one against the other. ``backend="pure"`` runs a whole endpoint on it.
 from __future__ import annotations
 
 from dtlsfast.handshake.cookies import peer_bytes
-from dtlsfast.handshake.transcript import HandshakeTranscript
 from dtlsfast.pure import hs_codec
 from dtlsfast.pure._args import MAX_SEQUENCE_NUMBER
 from dtlsfast.pure.client_table import ClientTable
 from dtlsfast.pure.flight import pack_flight
 from dtlsfast.pure.hello_gate import HelloGate
 from dtlsfast.pure.hs_codec import *  # noqa: F403  (its __all__, joined below)
-from dtlsfast.pure.key_schedule import derive_keys, prf, verify_data
+from dtlsfast.pure.key_schedule import derive_keys, key_block
 from dtlsfast.pure.reassembly import HANDSHAKE_HEADER_LENGTH, HandshakeReassembler
 from dtlsfast.pure.reassembly_budget import ReassemblyBudget
 from dtlsfast.pure.record_cipher import AEAD_NAMES, RecordCipher
@@ -34,6 +33,7 @@ from dtlsfast.pure.records import (
 )
 from dtlsfast.pure.replay_window import ReplayWindow
 from dtlsfast.pure.session_table import SessionTable
+from dtlsfast.pure.transcript import HandshakeTranscript
 
 __all__ = [
     "AEAD_NAMES",
@@ -52,11 +52,10 @@ __all__ = [
     "SessionTable",
     "derive_keys",
     "encode_record",
+    "key_block",
     "pack_flight",
     "parse_records",
     "parse_records_cid",
     "peer_bytes",
-    "prf",
-    "verify_data",
 ]
 __all__ += hs_codec.__all__

@@ -46,7 +46,6 @@ from dtlsfast.handshake.messages import (
     ClientHello,
     ClientKeyExchangePsk,
     Extension,
-    Finished,
     HelloVerifyRequest,
     ServerHello,
     ServerHelloDone,
@@ -445,11 +444,6 @@ def decode_server_hello_done(body: bytes) -> None:
     ServerHelloDone.decode(body)
 
 
-def decode_finished(body: bytes) -> bytes:
-    """The verify_data of a Finished body (RFC 5246 §7.4.9): the whole body, non-empty."""
-    return Finished.decode(body).verify_data
-
-
 def encode_certificate(message_seq: int, chain: Sequence[bytes]) -> bytes:
     return _key_exchange(HandshakeType.CERTIFICATE, message_seq, CertificateMessage(list(chain)))
 
@@ -482,10 +476,6 @@ def encode_server_hello_done(message_seq: int) -> bytes:
     return _key_exchange(HandshakeType.SERVER_HELLO_DONE, message_seq, ServerHelloDone())
 
 
-def encode_finished(message_seq: int, verify_data: bytes) -> bytes:
-    return _key_exchange(HandshakeType.FINISHED, message_seq, Finished(verify_data))
-
-
 __all__ = [
     "ParsedClientHello",
     "ParsedServerHello",
@@ -497,7 +487,6 @@ __all__ = [
     "decode_client_key_exchange_ecdhe",
     "decode_client_key_exchange_ecdhe_psk",
     "decode_client_key_exchange_psk",
-    "decode_finished",
     "decode_hello_verify_request",
     "decode_raw_public_key_certificate",
     "decode_server_hello",
@@ -513,7 +502,6 @@ __all__ = [
     "encode_client_key_exchange_ecdhe",
     "encode_client_key_exchange_ecdhe_psk",
     "encode_client_key_exchange_psk",
-    "encode_finished",
     "encode_handshake",
     "encode_hello_verify_request",
     "encode_raw_public_key_certificate",
