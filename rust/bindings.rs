@@ -57,6 +57,10 @@ fn max_buffered_bytes_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
     uint_arg(value, "max_buffered_bytes", u64::MAX)
 }
 
+fn offset_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint_arg(value, "offset", u64::MAX)
+}
+
 fn limit_arg(value: &Bound<'_, PyAny>) -> PyResult<u64> {
     uint_arg(value, "limit", u64::MAX)
 }
@@ -140,6 +144,38 @@ fn parse_records_cid<'py>(
         ))?;
     }
     Ok(list)
+}
+
+/// :func:`parse_records_cid` and what a record layer needs besides:
+/// ``(records, consumed, plaintext)``, ``consumed`` the bytes the records
+/// took (less than the datagram if something malformed followed them) and
+/// ``plaintext`` whether every record is an epoch-0, non-tls12_cid record
+/// of a DTLS version (major 0xFE), true for none.
+#[pyfunction]
+fn split_records<'py>(
+    py: Python<'py>,
+    datagram: &[u8],
+    #[pyo3(from_py_with = cid_length_arg)] cid_length: u64,
+) -> PyResult<(Bound<'py, PyList>, usize, bool)> {
+    let cid_length = usize::try_from(cid_length)
+        .map_err(|_| ConfigurationError::new_err("cid_length out of range"))?;
+    let list = PyList::empty(py);
+    let mut records = record::parse_records_cid(datagram, cid_length)?;
+    let mut plaintext = true;
+    for r in records.by_ref() {
+        plaintext &= r.is_epoch0_plaintext();
+        let h = r.header;
+        list.append((
+            h.content_type,
+            h.version,
+            h.epoch,
+            h.sequence_number,
+            PyBytes::new(py, r.cid),
+            PyBytes::new(py, r.fragment),
+        ))?;
+    }
+    let consumed = datagram.len().saturating_sub(records.remaining().len());
+    Ok((list, consumed, plaintext))
 }
 
 /// Build one record: the 13-byte header followed by ``fragment``.
@@ -528,6 +564,34 @@ impl PyHandshakeReassembler {
         PyList::new(py, messages.iter().map(|m| PyBytes::new(py, m)))
     }
 
+    /// The fragments of one handshake record's payload from ``offset`` on:
+    /// ``(judged, messages, offset)`` (rust/reassembly.rs ``push_record``).
+    /// With ``push``, the fragments at or past next_seq are pushed until one
+    /// delivers ``messages``; ``judged`` holds ``(msg_type, message_seq,
+    /// fragment)`` of those left to the caller (below next_seq; without
+    /// ``push``, the first fragment alone). ``offset``: where the next call
+    /// starts, 0 when the record is done.
+    #[pyo3(signature = (payload, offset = 0, push = true))]
+    fn push_record<'py>(
+        &mut self,
+        py: Python<'py>,
+        payload: &[u8],
+        #[pyo3(from_py_with = offset_arg)] offset: u64,
+        push: bool,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>, usize)> {
+        // Past usize it is past the payload too.
+        let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+        let out = self.inner.push_record(payload, offset, push)?;
+        let judged = PyList::new(
+            py,
+            out.judged
+                .iter()
+                .map(|&(t, seq, bytes)| (t, seq, PyBytes::new(py, bytes))),
+        )?;
+        let messages = PyList::new(py, out.messages.iter().map(|m| PyBytes::new(py, m)))?;
+        Ok((judged, messages, out.offset))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<HandshakeReassembler next_seq={} buffered_bytes={} dropped={}>",
@@ -550,6 +614,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.setattr("CID_CONTENT_TYPE", CID_CONTENT_TYPE)?;
     m.setattr("parse_records", wrap_pyfunction!(parse_records, m)?)?;
     m.setattr("parse_records_cid", wrap_pyfunction!(parse_records_cid, m)?)?;
+    m.setattr("split_records", wrap_pyfunction!(split_records, m)?)?;
     m.setattr("encode_record", wrap_pyfunction!(encode_record, m)?)?;
     m.setattr("RecordCipher", py.get_type::<PyRecordCipher>())?;
     m.setattr("ReplayWindow", py.get_type::<PyReplayWindow>())?;

@@ -24,6 +24,7 @@
 use std::sync::Arc;
 
 use crate::errors::{CoreError, CoreResult};
+use crate::hs_codec::parse_fragments;
 use crate::reassembly_budget::ReassemblyBudget;
 
 /// msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3).
@@ -245,6 +246,18 @@ impl Pending {
     }
 }
 
+/// What [`HandshakeReassembler::push_record`] did with a record's fragments.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RecordPush<'a> {
+    /// `(msg_type, message_seq, fragment)` of the fragments left to the
+    /// caller (not pushed), in record order.
+    pub judged: Vec<(u8, u16, &'a [u8])>,
+    /// The messages the pushed fragments delivered, in order.
+    pub messages: Vec<Vec<u8>>,
+    /// Where the next call starts; 0 when the record is done.
+    pub offset: usize,
+}
+
 #[derive(Debug)]
 pub struct HandshakeReassembler {
     max_message_size: u64,
@@ -385,6 +398,59 @@ impl HandshakeReassembler {
             }
         }
         self.deliver(&mut out);
+        Ok(out)
+    }
+
+    /// The handshake fragments of one record's payload from byte `offset` on
+    /// (RFC 6347 §4.2.3), as a connection takes them: the framing of all of
+    /// them is checked first (the errors of `hs_codec::parse_fragments`,
+    /// DecodeError in Python; `offset` past the payload is a configuration
+    /// error). With `push`, each fragment whose message_seq is not below
+    /// next_seq is pushed, and the call stops after the first one that
+    /// delivers messages, so that the caller handles them before the next
+    /// fragment is judged; the fragments below next_seq (retransmissions) are
+    /// left to the caller in `judged`. A push that fails after some fragment
+    /// was left to the caller stops before that fragment instead, so that the
+    /// caller judges those first and the next call fails. Without `push`
+    /// (a connection that judges every fragment itself first) nothing is
+    /// pushed and only the first fragment is returned in `judged`.
+    pub fn push_record<'a>(
+        &mut self,
+        payload: &'a [u8],
+        offset: usize,
+        push: bool,
+    ) -> CoreResult<RecordPush<'a>> {
+        let rest = payload
+            .get(offset..)
+            .ok_or_else(|| CoreError::config("offset is past the end of the record"))?;
+        let fragments = parse_fragments(rest).map_err(|e| CoreError::decode(e.to_string()))?;
+        let mut out = RecordPush::default();
+        let mut at = offset;
+        for fragment in fragments {
+            let start = at;
+            at = at.saturating_add(fragment.bytes.len());
+            let h = fragment.header;
+            if !push || u32::from(h.message_seq) < self.next_seq {
+                out.judged.push((h.msg_type, h.message_seq, fragment.bytes));
+                if !push {
+                    break;
+                }
+                continue;
+            }
+            match self.push(fragment.bytes) {
+                Ok(messages) if messages.is_empty() => {}
+                Ok(messages) => {
+                    out.messages = messages;
+                    break;
+                }
+                Err(_) if !out.judged.is_empty() => {
+                    out.offset = start;
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out.offset = if at >= payload.len() { 0 } else { at };
         Ok(out)
     }
 
@@ -921,5 +987,85 @@ mod tests {
             let _ = r.push(&buf);
             assert!(r.buffered_bytes() <= 600);
         }
+    }
+
+    #[test]
+    fn push_record_stops_after_a_delivery() {
+        let mut r = HandshakeReassembler::default();
+        let (a, b, c) = (
+            whole(1, 0, &body(5, 1)),
+            whole(2, 1, &body(3, 2)),
+            whole(3, 2, b""),
+        );
+        let payload = [a.clone(), b.clone(), c.clone()].concat();
+        let first = r.push_record(&payload, 0, true).unwrap();
+        assert_eq!(first.messages, vec![a.clone()]);
+        assert!(first.judged.is_empty());
+        assert_eq!(first.offset, a.len());
+        let second = r.push_record(&payload, first.offset, true).unwrap();
+        assert_eq!(second.messages, vec![b.clone()]);
+        let third = r.push_record(&payload, second.offset, true).unwrap();
+        assert_eq!((third.messages, third.offset), (vec![c], 0));
+        // Again: all below next_seq now, left to the caller, nothing pushed.
+        let again = r.push_record(&payload, 0, true).unwrap();
+        assert_eq!(again.judged.len(), 3);
+        assert_eq!(again.judged[1], (2, 1, &b[..]));
+        assert!(again.messages.is_empty());
+        assert_eq!(again.offset, 0);
+        assert_eq!(r.next_seq(), 3);
+    }
+
+    #[test]
+    fn push_record_fragments_and_judging() {
+        let mut r = HandshakeReassembler::default();
+        let m = body(40, 3);
+        let payload = [frag(1, 0, &m, 0, 10), frag(1, 0, &m, 10, 30)].concat();
+        let out = r.push_record(&payload, 0, true).unwrap();
+        assert_eq!(out.messages, vec![whole(1, 0, &m)]);
+        assert_eq!(out.offset, 0);
+        // Without push: the first fragment only, untouched.
+        let mut q = HandshakeReassembler::default();
+        let out = q.push_record(&payload, 0, false).unwrap();
+        assert_eq!(out.judged, vec![(1, 0, &payload[..22])]);
+        assert_eq!(out.offset, 22);
+        assert_eq!(q.buffered_bytes(), 0);
+        let out = q.push_record(&payload, 22, false).unwrap();
+        assert_eq!(out.offset, 0);
+        assert_eq!(q.next_seq(), 0);
+    }
+
+    #[test]
+    fn push_record_checks_the_whole_record_first() {
+        let mut r = HandshakeReassembler::default();
+        let good = whole(1, 0, b"abc");
+        let payload = [&good[..], &[1, 0, 0]].concat();
+        assert!(matches!(
+            r.push_record(&payload, 0, true),
+            Err(CoreError::Decode(_))
+        ));
+        assert_eq!(r.next_seq(), 0);
+        assert!(matches!(
+            r.push_record(b"", 0, true),
+            Err(CoreError::Decode(_))
+        ));
+        assert!(matches!(
+            r.push_record(&good, 99, true),
+            Err(CoreError::Configuration(_))
+        ));
+    }
+
+    #[test]
+    fn push_record_failure_after_a_judged_fragment() {
+        let mut r = HandshakeReassembler::new(10, 100, 1).unwrap();
+        let old = whole(1, 0, b"abc");
+        let big = whole(2, 1, &body(20, 0)); // past max_message_size
+        let payload = [old.clone(), big].concat();
+        let out = r.push_record(&payload, 0, true).unwrap();
+        assert_eq!(out.judged, vec![(1, 0, &old[..])]);
+        assert_eq!(out.offset, old.len());
+        assert!(matches!(
+            r.push_record(&payload, out.offset, true),
+            Err(CoreError::Decode(_))
+        ));
     }
 }

@@ -167,6 +167,16 @@ pub struct Record<'a> {
     pub fragment: &'a [u8],
 }
 
+impl Record<'_> {
+    /// An epoch-0 record of a DTLS version (major 0xFE) that is not
+    /// tls12_cid: plaintext, which a connection judges without any state of
+    /// its own besides having epoch 0 (RFC 6347 §4.1).
+    pub fn is_epoch0_plaintext(&self) -> bool {
+        let h = &self.header;
+        h.epoch == 0 && h.content_type != CID_CONTENT_TYPE && h.version >> 8 == 0xFE
+    }
+}
+
 /// Iterator over the well-formed records at the start of a datagram. It stops
 /// at the first header that is truncated or whose length runs past the end:
 /// nothing after a malformed record can be trusted to be aligned.
@@ -432,6 +442,27 @@ mod tests {
         write_cid_header(&fields(23, 0xFEFD, 1, 7), &[0xC1, 0xC2, 0xC3], 2, &mut out).unwrap();
         assert_eq!(out, cid_record[..16]);
         assert!(write_cid_header(&fields(23, 0xFEFD, 1, 7), &[1], 2, &mut out).is_err());
+    }
+
+    #[test]
+    fn epoch0_plaintext() {
+        let plain = encode_record(&fields(22, 0xFEFD, 0, 1), b"hs").unwrap();
+        let dtls10 = encode_record(&fields(22, 0xFEFF, 0, 2), b"hs").unwrap();
+        let epoch1 = encode_record(&fields(23, 0xFEFD, 1, 1), b"ad").unwrap();
+        let tls = encode_record(&fields(22, 0x0303, 0, 1), b"hs").unwrap();
+        let cid = [
+            &[25u8, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 1, 7, 0, 1][..],
+            b"x",
+        ]
+        .concat();
+        let judge = |d: &[u8]| {
+            parse_records_cid(d, 1)
+                .unwrap()
+                .map(|r| r.is_epoch0_plaintext())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(judge(&[plain, dtls10].concat()), [true, true]);
+        assert_eq!(judge(&[epoch1, tls, cid].concat()), [false, false, false]);
     }
 
     #[test]

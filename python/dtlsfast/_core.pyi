@@ -45,6 +45,15 @@ def parse_records_cid(
     ``cid_length`` outside 0..=255.
     """
 
+def split_records(
+    datagram: bytes, cid_length: int
+) -> tuple[list[tuple[int, int, int, int, bytes, bytes]], int, bool]:
+    """:func:`parse_records_cid` and what a record layer needs besides:
+    ``(records, consumed, plaintext)``, ``consumed`` the bytes the records
+    took (less than the datagram if something malformed followed them) and
+    ``plaintext`` whether every record is an epoch-0, non-tls12_cid record
+    of a DTLS version (major 0xFE), true for none."""
+
 def encode_record(
     content_type: int, version: int, epoch: int, sequence_number: int, fragment: bytes
 ) -> bytes:
@@ -203,6 +212,17 @@ class HandshakeReassembler:
     def push(self, fragment: bytes) -> list[bytes]:
         """Take one fragment (12-byte header + body); return the messages now
         whole, each as an unfragmented message with its 12-byte header."""
+
+    def push_record(
+        self, payload: bytes, offset: int = 0, push: bool = True
+    ) -> tuple[list[tuple[int, int, bytes]], list[bytes], int]:
+        """The fragments of one handshake record's payload from ``offset`` on:
+        ``(judged, messages, offset)`` (rust/reassembly.rs ``push_record``).
+        With ``push``, the fragments at or past next_seq are pushed until one
+        delivers ``messages``; ``judged`` holds ``(msg_type, message_seq,
+        fragment)`` of those left to the caller (below next_seq; without
+        ``push``, the first fragment alone). ``offset``: where the next call
+        starts, 0 when the record is done."""
 
 @final
 class SessionTable:

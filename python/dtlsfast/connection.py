@@ -210,6 +210,9 @@ _SERVER_LISTEN = State.SERVER_LISTEN
 _ESTABLISHED = State.ESTABLISHED
 _CLOSED = State.CLOSED
 _CLOSED_OR_ESTABLISHED = frozenset({State.CLOSED, State.ESTABLISHED})
+#: States that judge each handshake fragment before it is pushed (a listening
+#: server's ClientHello sequence rules; an established connection pushes none).
+_JUDGE_EACH_FRAGMENT = frozenset({State.SERVER_LISTEN, State.ESTABLISHED})
 _AWAITING_CHANGE_CIPHER_SPEC = frozenset(
     {State.CLIENT_WAIT_CHANGE_CIPHER_SPEC, State.SERVER_WAIT_CHANGE_CIPHER_SPEC}
 )
@@ -924,31 +927,46 @@ class DtlsConnection:
         return True
 
     def _handle_handshake_record(self, record: Record, now: float) -> None:
-        fragments = self._backend.parse_handshake_fragments(record.payload)
-        for msg_type, _length, message_seq, _offset, _fragment_length, piece in fragments:
-            if (
-                self.state is _SERVER_LISTEN
-                and msg_type == _CLIENT_HELLO
-                and not self._take_client_hello(record.sequence_number, message_seq)
-            ):
-                continue
-            if message_seq < self._reassembler.next_seq:
-                if self._peer_trigger == (record.epoch, piece):
-                    self._peer_repeated = True
-                    self.counters["peer_retransmissions"] += 1
-                elif self.state is _ESTABLISHED and record.epoch > 0:
-                    self._refuse_renegotiation(msg_type)
-                continue
-            if self.state is _ESTABLISHED:
-                if record.epoch == 0:
-                    self.records.drops["unexpected_handshake"] += 1
-                else:
-                    self._refuse_renegotiation(msg_type)
-                continue
-            for message in self._reassembler.push(piece):
-                self._handle_message(bytes(message), record.epoch, now)
+        reassembler = self._reassembler
+        payload = record.payload
+        epoch = record.epoch
+        offset = 0
+        while True:
+            # The reassembler pushes the fragments itself, stopping after one
+            # that delivers messages, and leaves us those below next_seq; a
+            # listening server and an established connection judge each
+            # fragment first, so they get them one at a time, unpushed.
+            judged, messages, offset = reassembler.push_record(
+                payload, offset, self.state not in _JUDGE_EACH_FRAGMENT
+            )
+            for msg_type, message_seq, piece in judged:
+                if (
+                    self.state is _SERVER_LISTEN
+                    and msg_type == _CLIENT_HELLO
+                    and not self._take_client_hello(record.sequence_number, message_seq)
+                ):
+                    continue
+                if message_seq < reassembler.next_seq:
+                    if self._peer_trigger == (epoch, piece):
+                        self._peer_repeated = True
+                        self.counters["peer_retransmissions"] += 1
+                    elif self.state is _ESTABLISHED and epoch > 0:
+                        self._refuse_renegotiation(msg_type)
+                    continue
+                if self.state is _ESTABLISHED:
+                    if epoch == 0:
+                        self.records.drops["unexpected_handshake"] += 1
+                    else:
+                        self._refuse_renegotiation(msg_type)
+                    continue
+                # The one fragment of a listening server: pushed here.
+                messages = reassembler.push(piece)
+            for message in messages:
+                self._handle_message(message, epoch, now)
                 if self.state in _CLOSED_OR_ESTABLISHED:
                     break
+            if not offset:
+                return
 
     def _answer_peer_retransmission(self, now: float) -> None:
         """The peer repeated its last flight, so ours was lost: send it again

@@ -15,7 +15,7 @@ direction. Both are fixed per epoch when its keys are installed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -76,15 +76,6 @@ def new_counter() -> Counter[str]:
     calls ``update()`` with nothing): a quarter of the cost, and each
     connection makes two."""
     return Counter.__new__(Counter)
-
-
-def records_length(parsed: Sequence[tuple[int, int, int, int, bytes, bytes]]) -> int:
-    """The bytes that ``parse_records_cid``'s records took of their datagram
-    (less than its length if something malformed followed them)."""
-    consumed = 13 * len(parsed)
-    for record in parsed:  # a loop, not sum() of a generator: one frame less
-        consumed += len(record[4]) + len(record[5])
-    return consumed
 
 
 class Record(NamedTuple):
@@ -288,19 +279,32 @@ class RecordLayer:
 
     # -- input --------------------------------------------------------------
 
-    def receive(self, datagram: bytes) -> Iterator[Record]:
-        """Open the records of a datagram one by one; drop and count what fails.
+    def receive(self, datagram: bytes) -> Iterable[Record]:
+        """Open the records of a datagram; drop and count what fails.
 
-        A generator on purpose: handling one record may install the keys
-        the next record in the same datagram needs (ClientKeyExchange,
-        ChangeCipherSpec and Finished travel together).
+        Lazily (a generator) unless every record is plaintext epoch 0:
+        handling one record may install the keys the next record in the same
+        datagram needs (ClientKeyExchange, ChangeCipherSpec and Finished
+        travel together), and once the connection closes the rest is not
+        judged. An epoch-0 plaintext record needs nothing but epoch 0 (which
+        handling such a record never removes) and judging it changes nothing,
+        so a datagram of only those (the handshake's first flights) is
+        judged at once.
         """
         # tls12_cid headers are parsed with the length of our own CID
         # (RFC 9146 §4); without one, a type 25 record has an empty CID and is
         # dropped below.
-        parsed = self.backend.parse_records_cid(datagram, len(self.local_cid))
-        if records_length(parsed) != len(datagram):
+        parsed, consumed, plaintext = self.backend.split_records(datagram, len(self.local_cid))
+        if consumed != len(datagram):
             self.drops["malformed"] += 1
+        if plaintext and 0 in self._read:
+            return [_tuple_new(Record, (r[0], 0, r[3], r[5])) for r in parsed]
+        return self._open_records(parsed)
+
+    def _open_records(
+        self, parsed: list[tuple[int, int, int, int, bytes, bytes]]
+    ) -> Iterator[Record]:
+        """The records of ``receive`` one by one, each judged when it is due."""
         read = self._read
         for content_type, version, epoch, seq, cid, fragment in parsed:
             if version >> 8 != 0xFE:

@@ -79,7 +79,7 @@ from dtlsfast.handshake.messages import (
 )
 from dtlsfast.handshake.suites import SUITES_BY_CODE
 from dtlsfast.interning import Interner
-from dtlsfast.record_layer import TLS12_CID, records_length
+from dtlsfast.record_layer import TLS12_CID
 from dtlsfast.store.connection_state import PeerValues, build_record, peer_values
 from dtlsfast.store.records import SessionRecord
 
@@ -492,8 +492,8 @@ class SettledConnection:
         """Each record of the datagram (``local_cid``: the CID records to us carry)."""
         backend = load_backend(self.config.backend)
         # tls12_cid headers are parsed with the length of our own CID (RFC 9146 §4).
-        parsed = backend.parse_records_cid(data, len(local_cid))
-        if records_length(parsed) != len(data):
+        parsed, consumed, _ = backend.split_records(data, len(local_cid))
+        if consumed != len(data):
             self.count_drop("malformed")
         table, table_id = self._table, self._table_id
         for content_type, version, epoch, seq, cid, fragment in parsed:

@@ -30,6 +30,7 @@ from dtlsfast.pure.records import (
     encode_record,
     parse_records,
     parse_records_cid,
+    split_records,
 )
 from dtlsfast.pure.replay_window import ReplayWindow
 from dtlsfast.pure.session_table import SessionTable
@@ -57,5 +58,6 @@ __all__ = [
     "parse_records",
     "parse_records_cid",
     "peer_bytes",
+    "split_records",
 ]
 __all__ += hs_codec.__all__

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import bisect
 
-from dtlsfast.exceptions import DecodeError
+from dtlsfast.exceptions import ConfigurationError, DecodeError
 from dtlsfast.pure._args import uint
+from dtlsfast.pure.hs_codec import parse_handshake_fragments
 from dtlsfast.pure.reassembly_budget import ReassemblyBudget
 
 HANDSHAKE_HEADER_LENGTH = 12
@@ -223,6 +224,42 @@ class HandshakeReassembler:
                 self._next += 1
         self._deliver(out)
         return out
+
+    def push_record(
+        self, payload: bytes, offset: int = 0, push: bool = True
+    ) -> tuple[list[tuple[int, int, bytes]], list[bytes], int]:
+        """The fragments of one handshake record's payload from ``offset``
+        on: ``(judged, messages, offset)``. The framing of all of them is
+        checked first. With ``push``, the fragments at or past next_seq are
+        pushed until one delivers ``messages``; ``judged`` holds
+        ``(msg_type, message_seq, fragment)`` of those left to the caller
+        (below next_seq; without ``push``, the first fragment alone; a push
+        that fails after one was left to the caller stops before its
+        fragment). ``offset``: where the next call starts, 0 when done."""
+        start = uint(offset, "offset", _U64)
+        if start > len(payload):
+            raise ConfigurationError("offset is past the end of the record")
+        fragments = parse_handshake_fragments(bytes(payload[start:]))
+        judged: list[tuple[int, int, bytes]] = []
+        messages: list[bytes] = []
+        at = start
+        for msg_type, _length, message_seq, _offset, _fragment_length, piece in fragments:
+            here = at
+            at += len(piece)
+            if not push or message_seq < self._next:
+                judged.append((msg_type, message_seq, piece))
+                if not push:
+                    break
+                continue
+            try:
+                messages = self.push(piece)
+            except DecodeError:
+                if not judged:
+                    raise
+                return judged, [], here
+            if messages:
+                break
+        return judged, messages, 0 if at >= len(payload) else at
 
     def _store(self, msg_type: int, length: int, seq: int, offset: int, body: memoryview) -> bool:
         """Buffer a fragment; True if it is the whole message at next_seq with

@@ -1,5 +1,6 @@
 """DTLS record header codec (RFC 6347 §4.1): the pure-Python twin of the Rust
-``parse_records``, ``parse_records_cid`` and ``encode_record``.
+``parse_records``, ``parse_records_cid``, ``split_records`` and
+``encode_record``.
 
 tls12_cid records (RFC 9146 §4) carry the connection ID between the sequence
 number and the length; its length is not on the wire, the receiver parses
@@ -48,11 +49,21 @@ def parse_records_cid(
     """Every well-formed record of a datagram as ``(type, version, epoch,
     sequence_number, cid, fragment)``: records of type 25 carry a
     ``cid_length``-byte CID (RFC 9146 §4), others an empty one."""
+    return split_records(datagram, cid_length)[0]
+
+
+def split_records(
+    datagram: bytes, cid_length: int
+) -> tuple[list[tuple[int, int, int, int, bytes, bytes]], int, bool]:
+    """:func:`parse_records_cid`'s records, the bytes they took (less than
+    the datagram if something malformed followed them) and whether every one
+    is an epoch-0, non-tls12_cid record of a DTLS version (major 0xFE)."""
     cid_length = uint(cid_length, "cid_length", MAX_CID_LENGTH)
     data = memoryview(datagram)
     out: list[tuple[int, int, int, int, bytes, bytes]] = []
     offset = 0
     end = len(data)
+    plaintext = True
     while True:
         if offset >= end:
             break
@@ -67,8 +78,9 @@ def parse_records_cid(
             break
         fragment = bytes(data[header_end : header_end + length])
         out.append((ctype, version, epoch, (seq_hi << 32) | seq_lo, cid, fragment))
+        plaintext = plaintext and epoch == 0 and ctype != CID_CONTENT_TYPE and version >> 8 == 0xFE
         offset = header_end + length
-    return out
+    return out, offset, plaintext
 
 
 #: type(1) version(2) epoch(2) sequence_number(6, as 2 + 4): before the CID.
