@@ -6,6 +6,7 @@ the kernel, and steady on a shared machine.
 
     python benches/bench_server_handshake.py [--suite PSK|ECDHE-PSK] [--resume]
         [--no-tickets] [--count N] [--rounds R] [--profile FILE]
+        [--profile-client FILE]
 
 Only the server's calls (``datagram_received``) are timed; the best round
 counts, printed per step too (first hello, second hello, the client's last
@@ -14,7 +15,10 @@ abbreviated handshake, RFC 5246 §7.3). ``--no-tickets``: the clients do not
 offer the session_ticket extension (as an OpenSSL client with SSL_OP_NO_TICKET,
 e.g. cgen, does not), so a full handshake ends with the server caching the
 session under its session ID instead of sealing a ticket, and ``--resume``
-resumes by session ID. Timing only: no asserts on speed.
+resumes by session ID. ``--profile-client``: a cProfile of the clients'
+calls instead (their DtlsConnection from construction to close_notify: the
+client side of ``dtlsfast bench --mode handshakes``). Timing only: no asserts
+on speed.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ def _server(suite: str) -> DtlsServer:
 
 #: Set by ``--profile``: a cProfile enabled around the server's calls only.
 PROFILE: Any = None
+#: Set by ``--profile-client``: one enabled around the clients' calls only.
+CLIENT_PROFILE: Any = None
 #: The server's seconds by step (first hello, second hello, the client's
 #: last flight, close_notify), summed over the handshakes of a round.
 STEPS: list[float] = []
@@ -91,6 +97,8 @@ def handshake(
     """One handshake and close_notify from ``addr``; the server's seconds."""
     transport = server._transport
     assert isinstance(transport, _Transport)
+    if CLIENT_PROFILE is not None:
+        CLIENT_PROFILE.enable()
     client = DtlsConnection(client_config, peer="server", resume=resume)
     client.connect(0.0)
     spent = 0.0
@@ -105,6 +113,8 @@ def handshake(
                 closing = True
                 continue
             break
+        if CLIENT_PROFILE is not None:
+            CLIENT_PROFILE.disable()
         transport.sent.clear()
         if PROFILE is not None:
             PROFILE.enable()
@@ -118,8 +128,12 @@ def handshake(
         step += 1
         if PROFILE is not None:
             PROFILE.disable()
+        if CLIENT_PROFILE is not None:
+            CLIENT_PROFILE.enable()
         for datagram, _ in transport.sent:
             client.receive_datagram(datagram, 0.0)
+    if CLIENT_PROFILE is not None:
+        CLIENT_PROFILE.disable()
     assert closing, "the handshake did not complete"
     return spent, saved
 
@@ -158,7 +172,7 @@ def run(suite: str, resume: bool, count: int, rounds: int, tickets: bool = True)
 
 
 def main() -> None:
-    global PROFILE
+    global PROFILE, CLIENT_PROFILE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", choices=sorted(SUITES), default="PSK")
     parser.add_argument("--resume", action="store_true")
@@ -170,14 +184,21 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", help="write a cProfile of the server's calls here")
+    parser.add_argument("--profile-client", help="write a cProfile of the clients' calls here")
     args = parser.parse_args()
     if args.profile:
         import cProfile
 
         PROFILE = cProfile.Profile()
+    if args.profile_client:
+        import cProfile
+
+        CLIENT_PROFILE = cProfile.Profile()
     us = run(args.suite, args.resume, args.count, args.rounds, not args.no_tickets)
     if args.profile:
         PROFILE.dump_stats(args.profile)
+    if args.profile_client:
+        CLIENT_PROFILE.dump_stats(args.profile_client)
     kind = "abbreviated" if args.resume else "full"
     via = "session ID" if args.no_tickets else "ticket"
     print(f"{SUITES[args.suite]} {kind} ({via}): {us:.1f} µs of server time per handshake")
