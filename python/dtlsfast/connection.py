@@ -49,6 +49,7 @@ import contextlib
 import datetime
 import enum
 import functools
+import operator
 import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -239,6 +240,7 @@ _CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
 #: The deadline of a final flight kept until the peer's data shows it arrived.
 _FOREVER = float("inf")
 _FINISHED = HandshakeType.FINISHED
+_PAYLOAD = operator.attrgetter("payload")
 #: take_output()'s answer when nothing is queued (shared: it is empty).
 _NOTHING: tuple[()] = ()
 #: The ChangeCipherSpec of a handshake's epoch 0 as a flight item, made once.
@@ -260,7 +262,8 @@ class DtlsConnection:
     """One DTLS 1.2 association with one peer.
 
     Drive it with :meth:`receive_datagram`, :meth:`handle_timer` and
-    :meth:`datagrams_to_send`; read what happened with :meth:`next_event`.
+    :meth:`datagrams_to_send`; read what happened with :meth:`next_event`
+    (or take the datagrams and the events in one call: :meth:`take_output`).
     A client starts with :meth:`connect`; a server connection is created for
     a ClientHello that passed the cookie exchange
     (:class:`~dtlsfast.cookie_gate.CookieGate`) and fed that datagram.
@@ -663,7 +666,8 @@ class DtlsConnection:
                 or 13 + len(item.payload) > mtu
             ):
                 return False
-        messages = [item.payload for item in before] + [finished.payload]
+        # map() of an attrgetter, not a list comprehension: no Python frame.
+        messages = [*map(_PAYLOAD, before), finished.payload]
         return self.records.next_write_sequence(epoch - 1), messages
 
     def settle_into(

@@ -1480,7 +1480,8 @@ def _authenticated(conn: DtlsConnection | SettledConnection) -> int | None:
     forger's records leave it as it was, so they do not keep an idle session
     alive."""
     if isinstance(conn, DtlsConnection):
-        return conn.records.advances if conn.established else None
+        # The state, not the established property: no call.
+        return conn.records.advances if conn.state is State.ESTABLISHED else None
     return conn.authenticated
 
 
