@@ -240,6 +240,7 @@ _CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
 #: The deadline of a final flight kept until the peer's data shows it arrived.
 _FOREVER = float("inf")
 _FINISHED = HandshakeType.FINISHED
+#: A flight item's payload, for map() (settled_final_flight).
 _PAYLOAD = operator.attrgetter("payload")
 #: take_output()'s answer when nothing is queued (shared: it is empty).
 _NOTHING: tuple[()] = ()
