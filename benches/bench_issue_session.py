@@ -42,7 +42,9 @@ def run(tickets: bool, count: int, rounds: int) -> tuple[float, float]:
         _ticket_promised=tickets,
         _session_id=b"",
         config=types.SimpleNamespace(resumption=resumption),
-        _queue_handshake=lambda msg_type, body: None,
+        _send_seq=0,
+        _backend=types.SimpleNamespace(encode_handshake=lambda msg_type, seq, body: body),
+        _queue_message=lambda message: None,
     )
     issue = abbreviated.server_issue_session
     if resumption.cache is not None and not tickets:

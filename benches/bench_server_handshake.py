@@ -16,9 +16,9 @@ offer the session_ticket extension (as an OpenSSL client with SSL_OP_NO_TICKET,
 e.g. cgen, does not), so a full handshake ends with the server caching the
 session under its session ID instead of sealing a ticket, and ``--resume``
 resumes by session ID. ``--profile-client``: a cProfile of the clients'
-calls instead (connect, datagrams_to_send, receive_datagram, close: the
-client side of a handshake, as the load generator's). Timing only: no
-asserts on speed.
+calls instead (their DtlsConnection from construction to close_notify: the
+client side of ``dtlsfast bench --mode handshakes``). Timing only: no asserts
+on speed.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _server(suite: str) -> DtlsServer:
 
 #: Set by ``--profile``: a cProfile enabled around the server's calls only.
 PROFILE: Any = None
-#: Set by ``--profile-client``: a cProfile enabled around the client's calls only.
+#: Set by ``--profile-client``: one enabled around the clients' calls only.
 CLIENT_PROFILE: Any = None
 #: The server's seconds by step (first hello, second hello, the client's
 #: last flight, close_notify), summed over the handshakes of a round.
@@ -101,26 +101,20 @@ def handshake(
         CLIENT_PROFILE.enable()
     client = DtlsConnection(client_config, peer="server", resume=resume)
     client.connect(0.0)
-    if CLIENT_PROFILE is not None:
-        CLIENT_PROFILE.disable()
     spent = 0.0
     closing = False
     step = 0
     for _ in range(20):
-        if CLIENT_PROFILE is not None:
-            CLIENT_PROFILE.enable()
         out = client.datagrams_to_send(0.0)
-        close_now = not out and client.established and not closing
-        if close_now:
-            saved = client.resumption
-            client.close()
+        if not out:
+            if client.established and not closing:
+                saved = client.resumption
+                client.close()
+                closing = True
+                continue
+            break
         if CLIENT_PROFILE is not None:
             CLIENT_PROFILE.disable()
-        if close_now:
-            closing = True
-            continue
-        if not out:
-            break
         transport.sent.clear()
         if PROFILE is not None:
             PROFILE.enable()
@@ -138,8 +132,8 @@ def handshake(
             CLIENT_PROFILE.enable()
         for datagram, _ in transport.sent:
             client.receive_datagram(datagram, 0.0)
-        if CLIENT_PROFILE is not None:
-            CLIENT_PROFILE.disable()
+    if CLIENT_PROFILE is not None:
+        CLIENT_PROFILE.disable()
     assert closing, "the handshake did not complete"
     return spent, saved
 
@@ -192,13 +186,14 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile of the server's calls here")
     parser.add_argument("--profile-client", help="write a cProfile of the clients' calls here")
     args = parser.parse_args()
-    if args.profile or args.profile_client:
+    if args.profile:
         import cProfile
 
-        if args.profile:
-            PROFILE = cProfile.Profile()
-        else:
-            CLIENT_PROFILE = cProfile.Profile()
+        PROFILE = cProfile.Profile()
+    if args.profile_client:
+        import cProfile
+
+        CLIENT_PROFILE = cProfile.Profile()
     us = run(args.suite, args.resume, args.count, args.rounds, not args.no_tickets)
     if args.profile:
         PROFILE.dump_stats(args.profile)

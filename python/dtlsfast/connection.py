@@ -49,6 +49,7 @@ import contextlib
 import datetime
 import enum
 import functools
+import operator
 import os
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -242,6 +243,12 @@ _CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
 #: The deadline of a final flight kept until the peer's data shows it arrived.
 _FOREVER = float("inf")
 _FINISHED = HandshakeType.FINISHED
+#: A flight item's payload, for map() (settled_final_flight).
+_PAYLOAD = operator.attrgetter("payload")
+#: take_output()'s answer when nothing is queued (shared: it is empty).
+_NOTHING: tuple[()] = ()
+#: The ChangeCipherSpec of a handshake's epoch 0 as a flight item, made once.
+_CHANGE_CIPHER_SPEC_AT_0 = FlightItem(0, _CHANGE_CIPHER_SPEC, b"\x01")
 
 
 class _Abort(Exception):
@@ -259,7 +266,8 @@ class DtlsConnection:
     """One DTLS 1.2 association with one peer.
 
     Drive it with :meth:`receive_datagram`, :meth:`handle_timer` and
-    :meth:`datagrams_to_send`; read what happened with :meth:`next_event`.
+    :meth:`datagrams_to_send`; read what happened with :meth:`next_event`
+    (or take the datagrams and the events in one call: :meth:`take_output`).
     A client starts with :meth:`connect`; a server connection is created for
     a ClientHello that passed the cookie exchange
     (:class:`~dtlsfast.cookie_gate.CookieGate`) and fed that datagram.
@@ -662,7 +670,8 @@ class DtlsConnection:
                 or 13 + len(item.payload) > mtu
             ):
                 return False
-        messages = [item.payload for item in before] + [finished.payload]
+        # map() of an attrgetter, not a list comprehension: no Python frame.
+        messages = [*map(_PAYLOAD, before), finished.payload]
         return self.records.next_write_sequence(epoch - 1), messages
 
     def settle_into(
@@ -766,6 +775,24 @@ class DtlsConnection:
         out, self._out = self._out, []
         return out
 
+    def take_output(self) -> tuple[Sequence[bytes], Sequence[Event]]:
+        """What :meth:`datagrams_to_send` and :meth:`next_event` until None
+        would hand over, in one call: the datagrams queued for the peer and
+        the pending events, oldest first (the caller's to keep; an empty
+        tuple for none, so that nothing queued later lands in them). An
+        endpoint's per-datagram path (the server's flush) takes both this way."""
+        out: Sequence[bytes] = self._out
+        events: Sequence[Event] = self._events
+        if out:
+            self._out = []
+        else:
+            out = _NOTHING
+        if events:
+            self._events = []
+        else:
+            events = _NOTHING
+        return out, events
+
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` must next be called, or None."""
         return self._timer_at
@@ -793,7 +820,7 @@ class DtlsConnection:
         self._retransmits += 1
         self.counters["retransmissions"] += 1
         self._timeout = min(self._timeout * 2, self.config.max_timeout)
-        self._emit_flight(now)
+        self._send_flight(now, again=True)
         self._timer_at = now + self._timeout
 
     def _timeout_hint(self) -> str:
@@ -981,7 +1008,7 @@ class DtlsConnection:
             return
         self._triggered_at = now
         self.counters["retransmissions"] += 1
-        self._emit_flight(now)
+        self._send_flight(now, again=True)
 
     def _refuse_renegotiation(self, msg_type: int) -> None:
         if msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
@@ -1041,41 +1068,43 @@ class DtlsConnection:
 
     # ------------------------------------------------------------ flights
 
-    def _queue_handshake(self, msg_type: int, body: bytes) -> None:
-        self._queue_message(self._backend.encode_handshake(msg_type, self._send_seq, body))
-
-    def _queue_message(self, message: bytes, hashed: bool = False) -> None:
+    def _queue_message(self, message: bytes) -> None:
         """Queue a whole message encoded with ``self._send_seq`` (the codecs
-        of the backend take it), and add it to the transcript unless it is
-        there already (``hashed``: our Finished)."""
+        of the backend take it), and add it to the transcript (our Finished,
+        which the transcript makes, is queued by
+        :meth:`_queue_change_cipher_spec_and_finished`)."""
         self._send_seq += 1
-        if not hashed:
-            self._transcript.add(message)
+        self._transcript.add(message)
         # FlightItem(...) without its Python-level __new__ (one per message).
         self._flight_open.append(
             _tuple_new(FlightItem, (self.records.write_epoch, _HANDSHAKE, message))
         )
 
-    def _queue_change_cipher_spec(self) -> None:
-        self._flight_open.append(FlightItem(self.records.write_epoch, _CHANGE_CIPHER_SPEC, b"\x01"))
-        self.records.activate_write()
-
-    def _send_flight(self, now: float, *, expect_reply: bool) -> None:
-        self._flight, self._flight_open = self._flight_open, []
-        self._timeout = self.config.initial_timeout
-        self._retransmits = 0
-        # The peer's flight that this one answers is now its last one.
-        self._peer_trigger, self._pending_trigger = self._pending_trigger, None
-        self._triggered_at = _NEVER
-        self._emit_flight(now)
-        self._timer_at = now + self._timeout if expect_reply else None
-
-    def _emit_flight(self, now: float) -> None:
+    def _send_flight(self, now: float, *, expect_reply: bool = True, again: bool = False) -> None:
+        """Seal our flight into datagrams, queue them for the peer and note
+        their size (the amplification bound, RFC 6347 §4.2.4): the flight
+        just queued (``_flight_open``), whose retransmission state starts
+        afresh, with a timer if ``expect_reply``; or, ``again``, the last
+        flight once more as new records (a retransmission: the caller sees
+        to the timer). One function for both, so that a new flight costs one
+        call here."""
+        if not again:
+            self._flight, self._flight_open = self._flight_open, []
+            self._timeout = self.config.initial_timeout
+            self._retransmits = 0
+            # The peer's flight that this one answers is now its last one.
+            self._peer_trigger, self._pending_trigger = self._pending_trigger, None
+            self._triggered_at = _NEVER
         datagrams = self.records.pack_flight(self._flight, self.config.mtu)
-        self._out.extend(datagrams)
+        if self._out:
+            self._out.extend(datagrams)
+        else:
+            self._out = datagrams  # the usual case: nothing else queued
         self._flight_bytes = sum(map(len, datagrams))
         self._received_since_flight = 0
         self._peer_repeated = False
+        if not again:
+            self._timer_at = now + self._timeout if expect_reply else None
 
     def _send_alert(self, level: int, description: int) -> None:
         # Past the last sequence number nothing can be sent, not even an alert.
@@ -1181,15 +1210,28 @@ class DtlsConnection:
             )
             self.config.keylog.flush()
 
-    def _queue_finished(self, label: bytes) -> None:
-        """Queue our Finished (RFC 5246 §7.4.9, ``label`` by our role): the
-        transcript makes it over its hash and adds it in the same call."""
+    def _queue_change_cipher_spec_and_finished(self, label: bytes) -> None:
+        """Queue the end of every handshake flight of ours that has one: a
+        ChangeCipherSpec, which moves writing to the pending epoch, and our
+        Finished in that epoch (RFC 5246 §7.4.9, ``label`` by our role),
+        which the transcript makes over its hash and adds in the same call."""
         suite = self.cipher_suite
         assert suite is not None
+        records = self.records
+        epoch = records.write_epoch
+        records.activate_write()
         message = self._transcript.add_finished(
             suite.prf_hash, self._master, label, self._send_seq, suite.verify_data_length
         )
-        self._queue_message(message, hashed=True)
+        self._send_seq += 1
+        # FlightItem(...) without its Python-level __new__; the ChangeCipherSpec
+        # of epoch 0 (every handshake's) made once.
+        self._flight_open += (
+            _CHANGE_CIPHER_SPEC_AT_0
+            if epoch == 0
+            else _tuple_new(FlightItem, (epoch, _CHANGE_CIPHER_SPEC, b"\x01")),
+            _tuple_new(FlightItem, (epoch + 1, _HANDSHAKE, message)),
+        )
 
     def _check_peer_finished(self, message: bytes, label: bytes) -> None:
         """The peer's Finished ``message`` must verify (compared in constant
@@ -1377,8 +1419,7 @@ class DtlsConnection:
         self._client_finish_flight()
 
     def _client_finish_flight(self) -> None:
-        self._queue_change_cipher_spec()
-        self._queue_finished(b"client finished")
+        self._queue_change_cipher_spec_and_finished(b"client finished")
         self.state = _CLIENT_WAIT_CHANGE_CIPHER_SPEC
 
     # -- client, certificate suites (RFC 8422 §5, RFC 5246 §7.4.2-7.4.8) --
@@ -1484,7 +1525,9 @@ class DtlsConnection:
             else:
                 chain = self.config.certificate_chain if send_certificate else []
                 body = CertificateMessage.from_certificates(chain or []).encode()
-            self._queue_handshake(HandshakeType.CERTIFICATE, body)
+            self._queue_message(
+                self._backend.encode_handshake(HandshakeType.CERTIFICATE, self._send_seq, body)
+            )
         public = self._key_share.public
         self._queue_message(self._backend.encode_client_key_exchange_ecdhe(self._send_seq, public))
         # The extended master secret's session hash ends at ClientKeyExchange.
@@ -1497,8 +1540,12 @@ class DtlsConnection:
             except HandshakeError as exc:
                 raise _Abort(exc.alert or AlertDescription.HANDSHAKE_FAILURE, str(exc)) from None
             signature = sign(key, scheme, self._transcript.data())
-            self._queue_handshake(
-                HandshakeType.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode()
+            self._queue_message(
+                self._backend.encode_handshake(
+                    HandshakeType.CERTIFICATE_VERIFY,
+                    self._send_seq,
+                    CertificateVerify(scheme, signature).encode(),
+                )
             )
         self._client_finish_flight()
 
@@ -1836,8 +1883,7 @@ class DtlsConnection:
         resumption = self.config.resumption
         if resumption is not None:  # no call for a server that does not resume
             abbreviated.server_issue_session(self, resumption)
-        self._queue_change_cipher_spec()
-        self._queue_finished(b"server finished")
+        self._queue_change_cipher_spec_and_finished(b"server finished")
         self._complete()
 
 

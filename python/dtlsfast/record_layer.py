@@ -14,9 +14,10 @@ direction. Both are fixed per epoch when its keys are installed.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from dtlsfast.exceptions import LocalProtocolError
@@ -31,11 +32,18 @@ TLS12_CID = 25
 MAX_FUTURE_RECORDS = 8
 
 
-@dataclass(slots=True)
-class _ReadState:
+class _ReadState(NamedTuple):
+    """One read epoch. Never changed once installed (the replay window
+    object changes, not the state), so a tuple: built without a Python call,
+    and epoch 0's is one for all connections (:data:`_PLAINTEXT_READ`)."""
+
     cipher: Any | None  # RecordCipher of the backend, None for epoch 0
     window: Any | None  # ReplayWindow, None for epoch 0 (see receive())
     cid: bytes = b""  # the CID records of this epoch must carry (RFC 9146)
+
+
+#: Epoch 0's read state (plaintext, no replay window), shared.
+_PLAINTEXT_READ = _ReadState(None, None)
 
 
 @dataclass(slots=True)
@@ -71,11 +79,11 @@ def seal_record(
     return bytes(state.cipher.seal(content_type, version, epoch, seq, payload))
 
 
-def new_counter() -> Counter[str]:
-    """An empty Counter without ``Counter.__init__`` (Python code that only
-    calls ``update()`` with nothing): a quarter of the cost, and each
-    connection makes two."""
-    return Counter.__new__(Counter)
+#: new_counter() is an empty Counter without ``Counter.__init__`` (Python
+#: code that only calls ``update()`` with nothing): a quarter of the cost,
+#: and each connection makes two. A partial of ``Counter.__new__``, not a
+#: function: no Python frame either.
+new_counter: Callable[[], Counter[str]] = functools.partial(Counter.__new__, Counter)
 
 
 class Record(NamedTuple):
@@ -93,36 +101,52 @@ class Record(NamedTuple):
 _tuple_new = tuple.__new__
 
 
-@dataclass(slots=True)
 class RecordLayer:
     """The read and write states of one connection.
 
     Epoch 0 records are plaintext and have no replay window: duplicates of
     handshake records are harmless (the reassembler ignores old messages) and
     retransmitted flights must still be seen, RFC 6347 §4.2.4.
+
+    A plain class with slots rather than a dataclass: one is built per
+    connection, and this ``__init__`` is the only Python call it costs (no
+    ``__post_init__``, no default factories).
     """
 
-    backend: Any
-    replay_window_size: int = 64
-    version: int = DTLS_1_2
-    read_epoch: int = 0
-    write_epoch: int = 0
-    drops: Counter[str] = field(default_factory=new_counter)
-    local_cid: bytes = b""
-    """The CID we receive, for epochs installed from now on (RFC 9146 §3)."""
-    peer_cid: bytes = b""
-    """The CID we send, for epochs installed from now on."""
-    newest: tuple[int, int] = (-1, -1)
-    """(epoch, sequence_number) of the newest authenticated record so far."""
-    advances: int = 0
-    """Authenticated records that were newer than every one before (RFC 9146 §6)."""
-    _read: dict[int, _ReadState] = field(default_factory=dict)
-    _write: dict[int, _WriteState] = field(default_factory=dict)
-    _future: list[tuple[int, int, int, int, bytes, bytes]] = field(default_factory=list)
+    __slots__ = (
+        "_future",
+        "_read",
+        "_write",
+        "advances",
+        "backend",
+        "drops",
+        "local_cid",
+        "newest",
+        "peer_cid",
+        "read_epoch",
+        "replay_window_size",
+        "version",
+        "write_epoch",
+    )
 
-    def __post_init__(self) -> None:
-        self._read[0] = _ReadState(None, None)
-        self._write[0] = _WriteState(None)
+    def __init__(self, backend: Any, replay_window_size: int = 64, version: int = DTLS_1_2) -> None:
+        self.backend = backend
+        self.replay_window_size = replay_window_size
+        self.version = version
+        self.read_epoch = 0
+        self.write_epoch = 0
+        self.drops: Counter[str] = new_counter()
+        self.local_cid = b""
+        """The CID we receive, for epochs installed from now on (RFC 9146 §3)."""
+        self.peer_cid = b""
+        """The CID we send, for epochs installed from now on."""
+        self.newest = (-1, -1)
+        """(epoch, sequence_number) of the newest authenticated record so far."""
+        self.advances = 0
+        """Authenticated records that were newer than every one before (RFC 9146 §6)."""
+        self._read: dict[int, _ReadState] = {0: _PLAINTEXT_READ}
+        self._write: dict[int, _WriteState] = {0: _WriteState(None)}
+        self._future: list[tuple[int, int, int, int, bytes, bytes]] = []
 
     # -- key installation -------------------------------------------------
 
@@ -130,8 +154,10 @@ class RecordLayer:
         """Prepare the next epoch in both directions with the backend's
         RecordCipher of each (the key block's, as ``derive_keys`` and
         ``key_block`` hand them back for our role)."""
-        self._read[self.read_epoch + 1] = _ReadState(
-            read_cipher, self.backend.ReplayWindow(self.replay_window_size), self.local_cid
+        # _ReadState(...) without the Python-level __new__ of a NamedTuple.
+        self._read[self.read_epoch + 1] = _tuple_new(
+            _ReadState,
+            (read_cipher, self.backend.ReplayWindow(self.replay_window_size), self.local_cid),
         )
         self._write[self.write_epoch + 1] = _WriteState(write_cipher, 0, self.peer_cid)
 
@@ -257,15 +283,30 @@ class RecordLayer:
         :func:`dtlsfast.flight.pack_flight`. The write sequence numbers of the
         epochs used advance; on an error none does."""
         states = self._write
-        if len(states) == 1:
-            # Epoch 0 alone (a hello flight): no comprehension, no zip.
-            ((epoch, state),) = states.items()
-            writer = [(epoch, state.cipher, state.next_sequence, state.cid)]
-            datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writer)
-            (state.next_sequence,) = sequences
+        backend, version = self.backend, self.version
+        # The writers spelt out for one epoch (a hello flight) and two (the
+        # handshake's and the one it installed: renegotiation is refused, so
+        # there are never more in practice): no comprehension, no zip.
+        count = len(states)
+        if count == 1:
+            ((e0, s0),) = states.items()
+            datagrams, (s0.next_sequence,) = backend.pack_flight(
+                items, mtu, version, ((e0, s0.cipher, s0.next_sequence, s0.cid),)
+            )
+        elif count == 2:
+            (e0, s0), (e1, s1) = states.items()
+            datagrams, (s0.next_sequence, s1.next_sequence) = backend.pack_flight(
+                items,
+                mtu,
+                version,
+                (
+                    (e0, s0.cipher, s0.next_sequence, s0.cid),
+                    (e1, s1.cipher, s1.next_sequence, s1.cid),
+                ),
+            )
         else:
             writers = [(epoch, w.cipher, w.next_sequence, w.cid) for epoch, w in states.items()]
-            datagrams, sequences = self.backend.pack_flight(items, mtu, self.version, writers)
+            datagrams, sequences = backend.pack_flight(items, mtu, version, writers)
             for state, sequence in zip(states.values(), sequences, strict=True):
                 state.next_sequence = sequence
         return datagrams if datagrams.__class__ is list else list(datagrams)

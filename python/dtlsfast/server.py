@@ -1102,19 +1102,22 @@ class DtlsServer(asyncio.DatagramProtocol):
     def _flush(self, peer: _Peer, now: float | None = None) -> int:
         """Send what the peer's connection queued and act on its events (the
         handlers run here); returns how many datagrams went out. ``now``: the
-        loop's time, if the caller has it."""
+        loop's time, if the caller has it (nothing here needs it now)."""
         try:
             conn = peer.conn
-            datagrams = conn.datagrams_to_send(self._loop.time() if now is None else now)
+            # Datagrams and events in one call (both connection kinds).
+            datagrams, events = conn.take_output()
             if self._transport is not None:
                 for datagram in datagrams:
                     self._transport.sendto(datagram, peer.addr)
-            while (event := conn.next_event()) is not None:
-                if isinstance(event, ApplicationDataReceived):
+            for event in events:
+                # By exact class (no event class is subclassed): type() is
+                # no function call, isinstance() one per event and kind.
+                if type(event) is ApplicationDataReceived:
                     peer.session._deliver(event.data)
-                elif isinstance(event, HandshakeCompleted):
+                elif type(event) is HandshakeCompleted:
                     self._on_established(peer, event)
-                elif isinstance(event, ConnectionClosed):
+                elif type(event) is ConnectionClosed:
                     self._on_closed(peer, event)
                     return len(datagrams)
             self._arm_timer(peer)
@@ -1477,7 +1480,8 @@ def _authenticated(conn: DtlsConnection | SettledConnection) -> int | None:
     forger's records leave it as it was, so they do not keep an idle session
     alive."""
     if isinstance(conn, DtlsConnection):
-        return conn.records.advances if conn.established else None
+        # The state, not the established property: no call.
+        return conn.records.advances if conn.state is State.ESTABLISHED else None
     return conn.authenticated
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import struct
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -543,6 +543,14 @@ class SettledConnection:
     def datagrams_to_send(self, now: float) -> list[bytes]:
         out, self._out = self._out, None
         return out if out is not None else []
+
+    def take_output(self) -> tuple[Sequence[bytes], Sequence[Event]]:
+        """The datagrams queued and the pending events in one call, as
+        :meth:`DtlsConnection.take_output <dtlsfast.connection.DtlsConnection.take_output>`
+        hands them (empty tuples for none)."""
+        out, events = self._out, self._events
+        self._out = self._events = None
+        return out or (), events or ()
 
     def get_timer(self) -> float | None:
         return None  # no flight is ever retransmitted again

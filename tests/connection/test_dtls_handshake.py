@@ -199,7 +199,7 @@ def test_a_finished_that_does_not_verify_is_decrypt_error(
     """Its record opens but its verify_data is wrong (the liar makes its
     Finished from another master secret): the other side answers
     decrypt_error (RFC 5246 §7.4.9), and its check added nothing."""
-    queue_finished = DtlsConnection._queue_finished
+    queue_finished = DtlsConnection._queue_change_cipher_spec_and_finished
 
     def lie(self: DtlsConnection, label: bytes) -> None:
         if self.is_client != (liar == "client"):
@@ -209,7 +209,7 @@ def test_a_finished_that_does_not_verify_is_decrypt_error(
         queue_finished(self, label)
         self._master = master
 
-    monkeypatch.setattr(DtlsConnection, "_queue_finished", lie)
+    monkeypatch.setattr(DtlsConnection, "_queue_change_cipher_spec_and_finished", lie)
     pair = handshake(client_config(backend=backend), server_config(backend=backend))
     assert pair.server is not None and not pair.client.established
     liar_conn, victim = (

@@ -211,3 +211,39 @@ def test_garbage_never_raises(datagrams: list[bytes]) -> None:
         s.deliver(b"\x17\xfe\xfd\x00\x01" + datagram)
         s.deliver(datagram)
     assert all(not isinstance(e, ConnectionClosed) for e in s.events())
+
+
+def test_take_output_hands_over_datagrams_and_events_at_once(s: Settled) -> None:
+    """Both connection kinds answer the server's one call (take_output) as
+    datagrams_to_send and next_event would, in order, and leave nothing behind."""
+    assert s.server.take_output() == ((), ())
+    s.server.receive_datagram(s.client_record(ContentType.APPLICATION_DATA, b"one"), 1.0)
+    s.server.receive_datagram(s.client_record(ContentType.APPLICATION_DATA, b"two"), 1.0)
+    s.server.send(b"pong")
+    s.client.close()
+    (close,) = s.client.datagrams_to_send(1.0)
+    s.server.receive_datagram(close, 1.0)
+    datagrams, events = s.server.take_output()
+    assert list(events) == [
+        ApplicationDataReceived(b"one"),
+        ApplicationDataReceived(b"two"),
+        AlertReceived(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY),
+        ConnectionClosed(None),
+    ]
+    pong, reply = datagrams
+    assert [r.payload for r in s.client.records.receive(pong)] == [b"pong"]
+    assert [decode_alert(r.payload) for r in s.client.records.receive(reply)] == [
+        (AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+    ]
+    assert s.server.take_output() == ((), ())
+    assert s.server.datagrams_to_send(1.0) == [] and s.server.next_event() is None
+
+
+def test_take_output_when_empty_is_not_the_queue(s: Settled) -> None:
+    """What nothing was queued in stays empty when something is queued later."""
+    datagrams, events = s.server.take_output()
+    s.server.send(b"later")
+    s.server.receive_datagram(s.client_record(ContentType.APPLICATION_DATA, b"in"), 1.0)
+    assert (list(datagrams), list(events)) == ([], [])
+    later, arrived = s.server.take_output()
+    assert len(later) == 1 and list(arrived) == [ApplicationDataReceived(b"in")]

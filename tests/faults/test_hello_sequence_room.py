@@ -101,7 +101,7 @@ def test_unexpected_error_in_the_timer_is_contained(monkeypatch: pytest.MonkeyPa
     def broken(self: DtlsConnection, *args: object) -> None:
         raise ValueError("a defect in packing")
 
-    monkeypatch.setattr(DtlsConnection, "_emit_flight", broken)
+    monkeypatch.setattr(DtlsConnection, "_send_flight", broken)
     timer = server.get_timer()
     assert timer is not None
     server.handle_timer(timer)

@@ -128,8 +128,7 @@ def server_resume(conn: DtlsConnection, hello: Any, found: Resumable) -> None:
         queue_new_session_ticket(conn, state, resumption)
     conn._master = state.master_secret
     install_resumed_keys(conn)
-    conn._queue_change_cipher_spec()
-    conn._queue_finished(b"server finished")
+    conn._queue_change_cipher_spec_and_finished(b"server finished")
     conn.state = _connection.State.SERVER_WAIT_CHANGE_CIPHER_SPEC
 
 
@@ -180,7 +179,13 @@ def queue_new_session_ticket(
     # RFC 5077 §3.3: a server that promised a ticket and cannot issue
     # one sends an empty ticket.
     hint, ticket = (0, b"") if state is None else resumption.seal(state)
-    conn._queue_handshake(HandshakeType.NEW_SESSION_TICKET, encode_new_session_ticket(hint, ticket))
+    conn._queue_message(
+        conn._backend.encode_handshake(
+            HandshakeType.NEW_SESSION_TICKET,
+            conn._send_seq,
+            encode_new_session_ticket(hint, ticket),
+        )
+    )
 
 
 def restore_peer(conn: DtlsConnection, state: ResumptionState) -> None:
@@ -264,8 +269,7 @@ def client_finish_abbreviated(conn: DtlsConnection, body: bytes, message: bytes)
     """The server's Finished came first: answer with ours and complete.
     The flight stays for a repeat of the server's (its ServerHello)."""
     conn._check_peer_finished(message, b"server finished")  # and adds it
-    conn._queue_change_cipher_spec()
-    conn._queue_finished(b"client finished")
+    conn._queue_change_cipher_spec_and_finished(b"client finished")
     conn._complete()
 
 
