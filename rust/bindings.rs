@@ -133,17 +133,26 @@ fn parse_records_cid<'py>(
         .map_err(|_| ConfigurationError::new_err("cid_length out of range"))?;
     let list = PyList::empty(py);
     for r in record::parse_records_cid(datagram, cid_length)? {
-        let h = r.header;
-        list.append((
-            h.content_type,
-            h.version,
-            h.epoch,
-            h.sequence_number,
-            PyBytes::new(py, r.cid),
-            PyBytes::new(py, r.fragment),
-        ))?;
+        list.append(record_tuple(py, &r))?;
     }
     Ok(list)
+}
+
+/// One record of :func:`parse_records_cid` as Python sees it:
+/// ``(content_type, version, epoch, sequence_number, cid, fragment)``.
+fn record_tuple<'py>(
+    py: Python<'py>,
+    r: &record::Record<'_>,
+) -> (u8, u16, u16, u64, Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
+    let h = r.header;
+    (
+        h.content_type,
+        h.version,
+        h.epoch,
+        h.sequence_number,
+        PyBytes::new(py, r.cid),
+        PyBytes::new(py, r.fragment),
+    )
 }
 
 /// :func:`parse_records_cid` and what a record layer needs besides:
@@ -164,15 +173,7 @@ fn split_records<'py>(
     let mut plaintext = true;
     for r in records.by_ref() {
         plaintext &= r.is_epoch0_plaintext();
-        let h = r.header;
-        list.append((
-            h.content_type,
-            h.version,
-            h.epoch,
-            h.sequence_number,
-            PyBytes::new(py, r.cid),
-            PyBytes::new(py, r.fragment),
-        ))?;
+        list.append(record_tuple(py, &r))?;
     }
     let consumed = datagram.len().saturating_sub(records.remaining().len());
     Ok((list, consumed, plaintext))
