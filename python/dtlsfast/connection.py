@@ -113,8 +113,8 @@ from dtlsfast.handshake.ecdhe import (
     choose_group,
 )
 from dtlsfast.handshake.messages import (
+    alert_payload,
     decode_alert,
-    encode_alert,
 )
 from dtlsfast.handshake.randoms import hello_random
 from dtlsfast.handshake.signatures import (
@@ -237,9 +237,6 @@ _CLOSED_CLEANLY = ConnectionClosed(None)
 #: secret), shared (events are frozen); emptied when it holds this many.
 MAX_COMPLETED_EVENTS = 256
 _COMPLETED: dict[tuple[str, bytes | None, bool], HandshakeCompleted] = {}
-# The close_notify alert's payload, encoded once (every client handshake of
-# the storm ends with one).
-_CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
 #: The deadline of a final flight kept until the peer's data shows it arrived.
 _FOREVER = float("inf")
 _FINISHED = HandshakeType.FINISHED
@@ -1111,14 +1108,7 @@ class DtlsConnection:
         # try/except rather than contextlib.suppress: no context manager
         # object per alert (every client handshake ends with close_notify).
         try:  # noqa: SIM105
-            self._out.append(
-                self.records.seal(
-                    _ALERT,
-                    _CLOSE_NOTIFY
-                    if description == AlertDescription.CLOSE_NOTIFY and level == AlertLevel.WARNING
-                    else encode_alert(level, description),
-                )
-            )
+            self._out.append(self.records.seal(_ALERT, alert_payload(level, description)))
         except DtlsError:
             pass
 

@@ -824,7 +824,7 @@ class DtlsServer(asyncio.DatagramProtocol):
             conn.receive_datagram(data, now)
             if authenticated is None or _authenticated(conn) != authenticated:
                 peer.session.last_activity = now
-            answered = self._flush(peer, now)
+            answered = self._flush(peer)
             if (
                 half_open
                 # Established or failed in this datagram: out of the half-open table.
@@ -885,7 +885,7 @@ class DtlsServer(asyncio.DatagramProtocol):
         conn.receive_datagram(data, now)
         if conn.authenticated != authenticated:
             peer.session.last_activity = now
-        self._flush(peer, now)
+        self._flush(peer)
 
     def serve_batch(self, io: Any) -> int:
         """One batch from the batched transport, demultiplexed in Rust:
@@ -925,7 +925,7 @@ class DtlsServer(asyncio.DatagramProtocol):
                     conn = peer.conn
                     assert isinstance(conn, SettledConnection)  # a peer in the table
                     conn.close_notified()
-                    self._flush(peer, now)
+                    self._flush(peer)
                 except Exception as exc:
                     self._internal_error(exc, addr, peer)
         for data, addr in to_python:
@@ -1099,10 +1099,9 @@ class DtlsServer(asyncio.DatagramProtocol):
         if not peer.forgotten:
             self._flush(peer)
 
-    def _flush(self, peer: _Peer, now: float | None = None) -> int:
+    def _flush(self, peer: _Peer) -> int:
         """Send what the peer's connection queued and act on its events (the
-        handlers run here); returns how many datagrams went out. ``now``: the
-        loop's time, if the caller has it (nothing here needs it now)."""
+        handlers run here); returns how many datagrams went out."""
         try:
             conn = peer.conn
             # Datagrams and events in one call (both connection kinds).

@@ -72,8 +72,9 @@ from dtlsfast.handshake.constants import (
     alert_name,
 )
 from dtlsfast.handshake.messages import (
+    CLOSE_NOTIFY_ALERT,
+    alert_payload,
     decode_alert,
-    encode_alert,
     parse_handshake_header,
     split_handshake_fragments,
 )
@@ -624,7 +625,7 @@ class SettledConnection:
                 self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
 
     def _handle_alert(self, payload: bytes) -> None:
-        if payload == _CLOSE_NOTIFY:
+        if payload == CLOSE_NOTIFY_ALERT:
             # The alert of almost every session's end: its event made once.
             event = _CLOSE_NOTIFY_RECEIVED
         else:
@@ -710,9 +711,7 @@ class SettledConnection:
             sealed = self._table.seal(
                 self._table_id,
                 ContentType.ALERT,
-                _CLOSE_NOTIFY
-                if description == AlertDescription.CLOSE_NOTIFY and level == AlertLevel.WARNING
-                else encode_alert(level, description),
+                alert_payload(level, description),
             )
         except DtlsError:
             return
@@ -741,9 +740,6 @@ class SettledConnection:
         self._push(_CLOSED_CLEANLY if error is None else ConnectionClosed(error))
 
 
-#: Our answer to a close_notify (RFC 5246 §7.2.1), encoded once; the peer's
-#: is the same two bytes.
-_CLOSE_NOTIFY = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
 #: The events of a clean close, made once (events are immutable).
-_CLOSE_NOTIFY_RECEIVED = AlertReceived(*decode_alert(_CLOSE_NOTIFY))
+_CLOSE_NOTIFY_RECEIVED = AlertReceived(*decode_alert(CLOSE_NOTIFY_ALERT))
 _CLOSED_CLEANLY = ConnectionClosed(None)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Self
 
 from dtlsfast.exceptions import DecodeError, IllegalParameterError, LocalProtocolError
-from dtlsfast.handshake.constants import AlertLevel
+from dtlsfast.handshake.constants import AlertDescription, AlertLevel
 
 #: Bytes of the DTLS handshake header (RFC 6347 §4.2.2).
 HANDSHAKE_HEADER = 12
@@ -493,6 +493,18 @@ def encode_alert(level: int, description: int) -> bytes:
     return _u8(level, "alert level") + _u8(description, "alert description")
 
 
+#: close_notify's payload (RFC 5246 §7.2.1), encoded once: the last alert of
+#: almost every session, both ways.
+CLOSE_NOTIFY_ALERT = encode_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+
+
+def alert_payload(level: int, description: int) -> bytes:
+    """:func:`encode_alert`, close_notify's made once (:data:`CLOSE_NOTIFY_ALERT`)."""
+    if description == AlertDescription.CLOSE_NOTIFY and level == AlertLevel.WARNING:
+        return CLOSE_NOTIFY_ALERT
+    return encode_alert(level, description)
+
+
 def decode_alert(payload: bytes) -> tuple[int, int]:
     """``(level, description)`` of an alert payload; DecodeError unless it is
     exactly 2 bytes with the level warning (1) or fatal (2), RFC 5246 §7.2.
@@ -506,6 +518,7 @@ def decode_alert(payload: bytes) -> tuple[int, int]:
 
 __all__ = [
     "CHANGE_CIPHER_SPEC",
+    "CLOSE_NOTIFY_ALERT",
     "HANDSHAKE_HEADER",
     "MAX_HANDSHAKE_LENGTH",
     "ClientHello",
@@ -518,6 +531,7 @@ __all__ = [
     "ServerHello",
     "ServerHelloDone",
     "ServerKeyExchangePsk",
+    "alert_payload",
     "decode_alert",
     "encode_alert",
     "encode_extensions",
