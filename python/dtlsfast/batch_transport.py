@@ -5,7 +5,8 @@ callback per datagram. :class:`BatchDatagramTransport` reads up to ``batch``
 datagrams with one recvmmsg(2) (in the Rust core, the GIL released), hands
 them to the protocol (a protocol with ``serve_batch(io)`` reads them itself:
 the DTLS server demultiplexes the batch in Rust), and sends everything the
-protocol answered meanwhile with one sendmmsg(2). Outside a batch, ``sendto`` sends at once.
+protocol answered meanwhile with one sendmmsg(2). Outside a batch, or after
+:meth:`BatchDatagramTransport.send_at_once`, ``sendto`` sends at once.
 What the socket does not take now waits, bounded, until it is writable.
 
 One datagram cannot cost the others of its batch: an exception from the
@@ -141,6 +142,16 @@ class BatchDatagramTransport(SocketTransport):
         self._pending.append((bytes(data), addr))
         if not self._in_batch and not self._writing:
             self._flush()
+
+    def send_at_once(self) -> None:
+        """End the batching of sends until the batch ends: what is queued
+        leaves now, and each later ``sendto`` of this batch at once. For a
+        batch of one handshake datagram, whose answer (the next flight)
+        should not wait for the bookkeeping that follows it."""
+        if self._in_batch:
+            self._in_batch = False
+            if not self._writing:
+                self._flush()
 
     def _flush(self) -> None:
         while self._pending:

@@ -928,6 +928,11 @@ class DtlsServer(asyncio.DatagramProtocol):
                     self._flush(peer)
                 except Exception as exc:
                     self._internal_error(exc, addr, peer)
+        if received == 1 and to_python:
+            # One datagram, for Python: a peer one handshake at a time, mostly.
+            # Its answer (the next flight) leaves as soon as it is queued,
+            # before the bookkeeping that follows it; still one system call.
+            cast(BatchDatagramTransport, self._transport).send_at_once()
         for data, addr in to_python:
             self.datagram_received(data, addr, now)  # never raises
         if unsent and self._transport is not None:

@@ -179,3 +179,92 @@ async def test_batched_server_reads_the_largest_record_and_counts_longer() -> No
                     break
                 await asyncio.sleep(0.01)
             assert server.counters["dropped_truncated"] == 2
+
+
+class _RecordingIo:
+    """A stand-in for the Rust BatchSocket: one batch of ``datagrams`` to
+    read, and every call to ``send`` recorded with what it was given."""
+
+    truncated = 0
+
+    def __init__(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> None:
+        self.batches = [datagrams]
+        self.sends: list[list[bytes]] = []
+
+    def recv(self) -> list[tuple[bytes, tuple[str, int]]]:
+        return self.batches.pop() if self.batches else []
+
+    def send(self, items: list[tuple[bytes, object]]) -> int:
+        self.sends.append([data for data, _ in items])
+        return len(items)
+
+
+@pytest.mark.parametrize("queued_before", [False, True])
+async def test_send_at_once_ends_the_batching_of_answers(queued_before: bool) -> None:
+    """Within a batch, answers wait for one sendmmsg at its end; after
+    send_at_once what was queued leaves at once, each later sendto by
+    itself, and the next batch is batched again."""
+    from dtlsfast.batch_transport import BatchDatagramTransport
+
+    peer = ("127.0.0.1", 9)
+    log: list[list[list[bytes]]] = []
+
+    class Answering(asyncio.DatagramProtocol):
+        transport: BatchDatagramTransport
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, BatchDatagramTransport)
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            if queued_before:
+                self.transport.sendto(b"early", addr)
+            self.transport.send_at_once()
+            log.append(list(io.sends))  # what had left when send_at_once returned
+            self.transport.sendto(b"late-1", addr)
+            self.transport.sendto(b"late-2", addr)
+
+    io = _RecordingIo([(b"hello", peer)])
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        transport = BatchDatagramTransport(loop, sock, Answering(), io)
+        transport._protocol.connection_made(transport)
+        transport._read_ready()
+        assert log == [[[b"early"]] if queued_before else []]
+        early = [[b"early"]] if queued_before else []
+        assert io.sends == [*early, [b"late-1"], [b"late-2"]]
+        # The next batch is batched again: two answers, one system call.
+        io.sends.clear()
+        transport._in_batch = True
+        transport.sendto(b"a", peer)
+        transport.sendto(b"b", peer)
+        assert io.sends == []
+        transport._in_batch = False
+        transport._flush()
+        assert io.sends == [[b"a", b"b"]]
+
+
+async def test_a_batch_of_one_handshake_datagram_is_answered_before_the_bookkeeping() -> None:
+    """A peer one handshake at a time sends one datagram per batch: the
+    server's next flight leaves while the datagram is being handled, not
+    after the rest of the batch's work (the transport's send_at_once)."""
+    async with await dtlsfast.serve(
+        _echo, "127.0.0.1", 0, psk_store=PSK_STORE, batch_io=True
+    ) as server:
+        transport = server._transport
+        left_waiting: list[int] = []
+        handle = server.datagram_received
+
+        def recording(data: bytes, addr: object, now: float | None = None) -> None:
+            handle(data, addr, now)
+            left_waiting.append(len(transport._pending))  # type: ignore[attr-defined]
+
+        server.datagram_received = recording  # type: ignore[method-assign]
+        client = await dtlsfast.connect("127.0.0.1", server.port, psk=PSK)
+        await client.send(b"hi")
+        assert await asyncio.wait_for(client.recv(), 5) == b"HI"
+        await client.close()
+        # The hello with its cookie and the client's last flight were
+        # handled in Python, each answered before its handling returned.
+        assert len(left_waiting) >= 2 and set(left_waiting) == {0}, left_waiting
