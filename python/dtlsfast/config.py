@@ -113,8 +113,9 @@ class DtlsConfiguration:
     """
 
     is_client: bool
-    psk: tuple[bytes, bytes] | None = None
-    """Client side: ``(identity, key)``."""
+    psk: tuple[bytes, bytes] | None = field(default=None, repr=False)
+    """Client side: ``(identity, key)``. Left out of the repr, which logs
+    and tracebacks show: the key must not reach them."""
     psk_lookup: PskLookup | None = None
     """Server side: identity -> key."""
     identity_hint: bytes | None = None

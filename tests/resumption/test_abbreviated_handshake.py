@@ -302,6 +302,8 @@ def test_a_session_too_large_to_keep_is_counted_and_not_kept(kind: str) -> None:
     assert resumption.counters["session_ids_cached"] == resumption.counters["tickets_issued"] == 0
     # A promised ticket is sent empty (RFC 5077 §3.3).
     assert pair.client._new_ticket == ((0, b"") if kind == "ticket" else None)
+    # Nor does the client keep it: nothing to offer, not an error.
+    assert pair.client.resumption is None
 
 
 def test_each_full_handshake_gets_a_fresh_session_id() -> None:

@@ -186,3 +186,24 @@ def test_a_changed_state_is_checked_like_a_new_one() -> None:
         state._replace(lifetime=10**9)
     with pytest.raises(ConfigurationError, match="48 bytes"):
         state._replace(master_secret=b"short")
+
+
+@given(states)
+def test_the_repr_keeps_the_master_secret_out_and_the_rest_in(state: ResumptionState) -> None:
+    """A state in a log line or a traceback must not give the session's key away."""
+    from dtlsfast.resumption import SavedSession
+
+    # A secret no other field can hold by chance (their bytes are shown).
+    state = state._replace(master_secret=bytes(range(0x80, 0xB0)))
+    shown = repr(state) + str(state) + repr(SavedSession(state, b"\x01" * 32))
+    assert "\\x80\\x81\\x82" not in shown and "808182" not in shown
+    assert repr(state).startswith("ResumptionState(master_secret=<48 bytes>, cipher_suite=")
+    assert f"psk_identity={state.psk_identity!r}" in repr(state)
+
+
+def test_a_client_configuration_repr_keeps_the_psk_key_out() -> None:
+    from dtlsfast.config import DtlsConfiguration
+
+    config = DtlsConfiguration.client(psk=("CoAP", "a-secret-key"))
+    assert config.psk == (b"CoAP", b"a-secret-key")
+    assert "a-secret-key" not in repr(config) and "a-secret-key" not in str(config)

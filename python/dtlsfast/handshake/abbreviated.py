@@ -276,7 +276,9 @@ def client_finish_abbreviated(conn: DtlsConnection, body: bytes, message: bytes)
 def saved_session(conn: DtlsConnection) -> SavedSession | None:
     """Client side, once established: what to pass to ``connect(...,
     resume=...)`` to resume this session later, or None if the server
-    offered neither a session ID nor a ticket. Holds the master secret."""
+    offered neither a session ID nor a ticket, or the session cannot be kept
+    (a PSK identity over ``MAX_IDENTITY_LENGTH`` bytes, as on the server).
+    Holds the master secret."""
     # Once the handshake completed, closed or not: a close_notify leaves
     # the session resumable (RFC 5246 §7.2.1).
     if not conn.is_client or not conn.counters["handshakes"] or conn.cipher_suite is None:
@@ -290,14 +292,17 @@ def saved_session(conn: DtlsConnection) -> SavedSession | None:
         return conn._offer
     if not conn._session_id and ticket is None:
         return None
-    state = ResumptionState(
-        master_secret=conn._master,
-        cipher_suite=conn.cipher_suite.code,
-        extended_master_secret=conn.extended_master_secret,
-        created=math.floor(time.time()),
-        lifetime=lifetime,
-        psk_identity=conn.psk_identity,
-    )
+    try:
+        state = ResumptionState(
+            master_secret=conn._master,
+            cipher_suite=conn.cipher_suite.code,
+            extended_master_secret=conn.extended_master_secret,
+            created=math.floor(time.time()),
+            lifetime=lifetime,
+            psk_identity=conn.psk_identity,
+        )
+    except ConfigurationError:
+        return None  # too large to keep: the session is used, never resumed
     # With a ticket, the server's session ID means nothing (RFC 5077 §3.4).
     return SavedSession(state, b"" if ticket is not None else conn._session_id, ticket)
 

@@ -165,6 +165,16 @@ class ResumptionState(_Fields):
             ),
         )
 
+    def __repr__(self) -> str:
+        # The master secret is the session's key: never in a log line or a
+        # traceback (the tuple's own repr would print it).
+        fields = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+            if name != "master_secret"
+        )
+        return f"ResumptionState(master_secret=<{len(self.master_secret)} bytes>, {fields})"
+
     @classmethod
     def negotiated(
         cls,
