@@ -801,7 +801,7 @@ class _Plan:
     sessions: int
     duration: float
     identity: str | bytes
-    key: str | bytes
+    key: str | bytes = field(repr=False)  # the PSK: never in a repr or a traceback
     ciphers: tuple[str | int, ...] | None
     handshake_concurrency: int
     handshake_timeout: float

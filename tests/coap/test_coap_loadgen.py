@@ -790,3 +790,10 @@ def test_the_old_module_path_still_works() -> None:
     from dtlsfast.coap import loadgen as old
 
     assert old.run_load is run_load and old.run_handshakes is loadgen.run_handshakes
+
+
+def test_a_load_plan_repr_keeps_the_psk_key_out() -> None:
+    from dtlsfast.loadgen import _Plan
+
+    plan = _Plan("coaps://127.0.0.1/light", 1, 1.0, "CoAP", "a-secret-key", None, 1, 5.0)
+    assert plan.key == "a-secret-key" and "a-secret-key" not in repr(plan)

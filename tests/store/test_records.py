@@ -96,3 +96,14 @@ def test_old_observation_records_decode() -> None:
     obs = ObservationRecord(b"k", b"t", "light", b"\x41\x01", 5, 1_700_000_000)
     old = bytes([2]) + obs.encode()[1:]
     assert ObservationRecord.decode(b"k", b"t", old) == obs
+
+
+@given(sessions)
+def test_a_session_record_repr_keeps_its_record_keys_out(record: SessionRecord) -> None:
+    """The exported record state holds the session's keys: never in a log
+    line or a traceback."""
+    from dataclasses import replace
+
+    record = replace(record, record_state=bytes(range(0x80, 0xB0)))
+    assert "\\x80\\x81\\x82" not in repr(record)
+    assert repr(record).startswith(f"SessionRecord(key={record.key!r}, cipher_suite=")

@@ -22,7 +22,7 @@ reservation per start since then that did not save it again.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dtlsfast.byte_reader import ByteReader
 from dtlsfast.exceptions import ConfigurationError, DecodeError
@@ -59,8 +59,9 @@ class SessionRecord:
     record is encoded (a ConfigurationError), not when it is made."""
 
     key: bytes
-    record_state: bytes
-    """``SessionTable.export_session(id, reserved_limit)``."""
+    record_state: bytes = field(repr=False)
+    """``SessionTable.export_session(id, reserved_limit)``: it holds the
+    session's record keys, so it is left out of the repr."""
     cipher_suite: int
     extended_master_secret: bool
     created: int
