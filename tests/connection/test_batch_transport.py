@@ -217,6 +217,10 @@ async def test_send_at_once_ends_the_batching_of_answers(queued_before: bool) ->
             self.transport = transport
 
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            if data == b"again":  # a later batch, without send_at_once
+                self.transport.sendto(b"a", addr)
+                self.transport.sendto(b"b", addr)
+                return
             if queued_before:
                 self.transport.sendto(b"early", addr)
             self.transport.send_at_once()
@@ -236,12 +240,8 @@ async def test_send_at_once_ends_the_batching_of_answers(queued_before: bool) ->
         assert io.sends == [*early, [b"late-1"], [b"late-2"]]
         # The next batch is batched again: two answers, one system call.
         io.sends.clear()
-        transport._in_batch = True
-        transport.sendto(b"a", peer)
-        transport.sendto(b"b", peer)
-        assert io.sends == []
-        transport._in_batch = False
-        transport._flush()
+        io.batches = [[(b"again", peer)]]
+        transport._read_ready()
         assert io.sends == [[b"a", b"b"]]
 
 
